@@ -1,0 +1,132 @@
+"""The audit: validated predictions in, :class:`AuditResult` out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+from .binning import BinStatistics
+from .errors import UsageError
+from .intervals import wilson_interval
+from .metrics import DEFAULT_N_BINS, MetricSuite, compute_metrics
+from .predictions import Predictions
+from .result import AuditResult, ClassSummary, ReliabilityBin, ReliabilityTable
+from .validation import DEFAULT_ROW_SUM_TOLERANCE
+
+
+def audit(
+    y_true: Sequence[Any] | np.ndarray,
+    y_proba: Sequence[Any] | np.ndarray,
+    *,
+    class_names: Sequence[object] | None = None,
+    n_bins: int = DEFAULT_N_BINS,
+    logits: bool = False,
+    row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
+) -> AuditResult:
+    """Audit the calibration of predicted probabilities.
+
+    Parameters
+    ----------
+    y_true
+        ``(N,)`` true classes: 0-based indices, or class names when ``class_names``
+        is given.
+    y_proba
+        ``(N, K)`` predicted probabilities (rows summing to 1 within
+        ``row_sum_tolerance``), or ``(N,)`` positive-class probabilities of a binary
+        model. With ``logits=True``: logits (softmax, or sigmoid for one column).
+    class_names
+        Names of the K classes, in column order (default ``"0"``, ``"1"``, ...).
+    n_bins
+        Number of bins of the binned metrics and the reliability table.
+
+    Returns
+    -------
+    AuditResult
+        Every metric of docs/metrics.md, the reliability table, per-class figures.
+
+    Raises
+    ------
+    calaudit.InvalidInputError
+        When an input breaks a rule of docs/metrics.md ("Input validity"); the message
+        names the row, column and value.
+    """
+    predictions = Predictions.from_arrays(
+        y_true, y_proba, class_names=class_names, logits=logits, row_sum_tolerance=row_sum_tolerance
+    )
+    return audit_predictions(predictions, n_bins=n_bins, options={"row_sum_tolerance": row_sum_tolerance})
+
+
+def audit_predictions(
+    predictions: Predictions, *, n_bins: int = DEFAULT_N_BINS, options: dict[str, Any] | None = None
+) -> AuditResult:
+    """Audit already validated :class:`Predictions` (what every loader returns)."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise UsageError(f"n_bins must be a positive integer, got {n_bins!r}")
+    n_bins = int(n_bins)
+    suite = compute_metrics(predictions.y_true, predictions.y_proba, n_bins=n_bins)
+    class_names = predictions.class_names
+    positive = None
+    if suite.positive is not None:
+        positive = reliability_table(suite.positive, value=f"probability of {class_names[1]}")
+    return AuditResult(
+        n_samples=predictions.n_samples,
+        n_classes=predictions.n_classes,
+        class_names=class_names,
+        metrics=suite.values,
+        reliability=reliability_table(suite.top_label, value="confidence"),
+        per_class=_per_class(predictions, suite),
+        diagnostics={
+            "max_row_sum_deviation": predictions.max_row_sum_deviation,
+            "renormalised": predictions.max_row_sum_deviation > 0.0,
+            "transform": predictions.transform,
+        },
+        source=predictions.source.to_dict(),
+        options={"n_bins": n_bins, **(options or {})},
+        tool_version=__version__,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        positive_reliability=positive,
+    )
+
+
+def reliability_table(stats: BinStatistics, *, value: str) -> ReliabilityTable:
+    """Turn equal-width statistics into the rows of a reliability diagram.
+
+    One row per non-empty bin with the Wilson 95% interval on its accuracy.
+    """
+    edges = stats.edges
+    keep = np.flatnonzero(stats.nonempty)
+    count = stats.count[keep]
+    confidence = stats.mean_value()[keep]
+    accuracy = stats.mean_outcome()[keep]
+    low, high = wilson_interval(stats.sum_outcome[keep], count)
+    bins = tuple(
+        ReliabilityBin(
+            bin=int(m) + 1,
+            lower=float(edges[m]),
+            upper=float(edges[m + 1]),
+            count=int(n),
+            mean_confidence=float(c),
+            accuracy=float(a),
+            gap=float(a - c),
+            accuracy_low=float(lo),
+            accuracy_high=float(hi),
+        )
+        for m, n, c, a, lo, hi in zip(keep, count, confidence, accuracy, low, high)
+    )
+    return ReliabilityTable(value, "equal-width", stats.n_bins, "wilson-95", bins)
+
+
+def _per_class(predictions: Predictions, suite: MetricSuite) -> tuple[ClassSummary, ...]:
+    n_rows, n_classes = predictions.n_samples, predictions.n_classes
+    support = np.bincount(predictions.y_true, minlength=n_classes)
+    predicted = np.bincount(suite.top.prediction, minlength=n_classes)
+    mean_probability = predictions.y_proba.mean(axis=0)
+    class_ece = suite.classwise.weighted_error(n_rows)
+    return tuple(
+        ClassSummary(name, int(s), int(p), float(s) / n_rows, float(m), float(e))
+        for name, s, p, m, e in zip(predictions.class_names, support, predicted, mean_probability, class_ece)
+    )

@@ -1,0 +1,45 @@
+"""Exit codes and the exceptions that map onto them.
+
+The exit codes are a public contract (listed in the README) and are decided in one
+place, :func:`calaudit.cli.main`; no other module calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes; each has exactly one meaning."""
+
+    OK = 0
+    #: The audit ran and a calibration threshold was breached.
+    GATE_FAILED = 1
+    #: The command line was wrong (unknown option, missing argument, bad value).
+    USAGE = 2
+    #: An input file or model could not be used (unreadable, invalid values, ...).
+    INPUT_ERROR = 3
+    #: A bug in calaudit: anything not anticipated above.
+    INTERNAL_ERROR = 4
+
+
+class CalauditError(Exception):
+    """Base class of the errors calaudit reports to users as one line."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL_ERROR
+
+
+class InvalidInputError(CalauditError, ValueError):
+    """Input data (arrays, a prediction file, a data directory) breaks a rule.
+
+    The message is one line that names where (file, row, column), the offending
+    value, and what was expected.
+    """
+
+    exit_code = ExitCode.INPUT_ERROR
+
+
+class UsageError(CalauditError):
+    """Options that cannot work together, found after the command line was parsed."""
+
+    exit_code = ExitCode.USAGE

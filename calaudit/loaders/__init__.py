@@ -1,0 +1,1 @@
+"""Loaders: each turns one kind of input into :class:`calaudit.Predictions`."""

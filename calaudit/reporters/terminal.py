@@ -1,0 +1,70 @@
+"""The plain-text summary printed by ``calaudit run``."""
+
+from __future__ import annotations
+
+from .._version import __version__
+from ..metrics import METRICS
+from ..result import AuditResult
+
+_BETTER = {"lower": "lower", "higher": "higher", "zero": "near 0"}
+
+
+def _percent(value: float) -> str:
+    return f"{100.0 * value:.1f}%"
+
+
+def _input_line(result: AuditResult) -> str:
+    source = result.source
+    if source.get("path"):
+        return f"calaudit {__version__}: audit of {source['path']}"
+    return f"calaudit {__version__}: audit of in-memory predictions"
+
+
+def _classes_line(result: AuditResult) -> str:
+    names = list(result.class_names)
+    shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+    transform = result.diagnostics.get("transform", "none")
+    how = "probabilities as given" if transform == "none" else f"scores turned into probabilities by {transform}"
+    return f"{result.n_samples:,} predictions, {result.n_classes} classes ({shown}); {how}"
+
+
+def render(result: AuditResult) -> str:
+    """The terminal summary: headline, metrics with meanings, the reliability table."""
+    metrics = result.metrics
+    accuracy = metrics["accuracy"]
+    mean_confidence = accuracy + metrics["confidence_gap"]
+    lines = [
+        _input_line(result),
+        _classes_line(result),
+        "",
+        f"On average the model said it was {_percent(mean_confidence)} sure and it was right "
+        f"{_percent(accuracy)} of the time.",
+    ]
+    deviation = result.diagnostics.get("max_row_sum_deviation", 0.0)
+    if deviation > 0.0:
+        lines.append(f"Rows were renormalised to sum to 1 (largest deviation {deviation:.3g}).")
+    lines += ["", f"{'Metric':<26} {'Value':>9}  {'Better':<7} Meaning"]
+    for name, value in metrics.items():
+        info = METRICS[name]
+        label = f"{name} ({result.n_bins} bins)" if info.binned else name
+        lines.append(f"{label:<26} {value:>9.4f}  {_BETTER[info.better]:<7} {info.meaning}")
+    lines += ["", *_reliability_lines(result)]
+    return "\n".join(lines) + "\n"
+
+
+def _reliability_lines(result: AuditResult) -> list[str]:
+    table = result.reliability
+    lines = [
+        f"Reliability of the top-label confidence ({table.n_bins} equal-width bins, "
+        "95% Wilson interval on how often it was right):",
+        f"  {'Confidence band':<16} {'Count':>8} {'Said':>7} {'Right':>7}  {'95% interval':<17} {'Gap':>7}",
+    ]
+    for b in table.bins:
+        band = f"({b.lower:.2f}, {b.upper:.2f}]"
+        interval = f"{_percent(b.accuracy_low)} - {_percent(b.accuracy_high)}"
+        lines.append(
+            f"  {band:<16} {b.count:>8,} {_percent(b.mean_confidence):>7} {_percent(b.accuracy):>7}  "
+            f"{interval:<17} {100.0 * b.gap:>+7.1f}"
+        )
+    lines.append("  Gap = right minus said, in percentage points: negative means overconfident.")
+    return lines

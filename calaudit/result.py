@@ -1,0 +1,182 @@
+"""The audit result: plain data that reporters read and the gate judges.
+
+:meth:`AuditResult.to_dict` is the JSON document ``calaudit run --json`` writes. Its
+layout is a public contract (README, "The JSON result"): a change to it bumps
+:data:`FORMAT_VERSION`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from .metrics import METRICS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMAT_NAME = "calaudit.audit"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One non-empty bin of a reliability diagram (``bin`` counts from 1)."""
+
+    bin: int
+    lower: float
+    upper: float
+    count: int
+    mean_confidence: float
+    accuracy: float
+    gap: float
+    accuracy_low: float
+    accuracy_high: float
+
+
+@dataclass(frozen=True)
+class ReliabilityTable:
+    """The data of one reliability diagram.
+
+    ``value`` says what was binned (``"confidence"`` for the top label, or
+    ``"probability of <class>"``); ``accuracy`` in each bin is the share of rows whose
+    outcome was 1 (top label right, or that class true); ``gap = accuracy -
+    mean_confidence`` is negative where the model is overconfident.
+    """
+
+    value: str
+    binning: str
+    n_bins: int
+    interval: str
+    bins: tuple[ReliabilityBin, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "binning": self.binning,
+            "n_bins": self.n_bins,
+            "interval": self.interval,
+            "bins": [asdict(b) for b in self.bins],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReliabilityTable:
+        return cls(
+            data["value"], data["binning"], data["n_bins"], data["interval"],
+            tuple(ReliabilityBin(**b) for b in data["bins"]),
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """The bins as a pandas DataFrame, one row per non-empty bin."""
+        import pandas as pd
+
+        return pd.DataFrame([asdict(b) for b in self.bins], columns=[f.name for f in fields(ReliabilityBin)])
+
+
+@dataclass(frozen=True)
+class ClassSummary:
+    """Per-class figures: ``ece`` is the class's term of ``classwise_ece``."""
+
+    name: str
+    support: int
+    predicted: int
+    frequency: float
+    mean_probability: float
+    ece: float
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything one audit found. Plain data: reporters only read it.
+
+    ``metrics`` maps the names of docs/metrics.md (``ece``, ``mce``, ``brier``, ...) to
+    values; metric metadata (direction, parameters) is in :data:`calaudit.METRICS`.
+    """
+
+    n_samples: int
+    n_classes: int
+    class_names: tuple[str, ...]
+    metrics: dict[str, float]
+    reliability: ReliabilityTable
+    per_class: tuple[ClassSummary, ...]
+    diagnostics: dict[str, Any]
+    source: dict[str, Any]
+    options: dict[str, Any]
+    tool_version: str
+    created_at: str
+    positive_reliability: ReliabilityTable | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.options["n_bins"])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The top-label reliability table as a DataFrame."""
+        return self.reliability.to_frame()
+
+    def metric_definitions(self) -> dict[str, dict[str, Any]]:
+        """Direction, parameters and meaning of each metric present."""
+        return {
+            name: {
+                "title": METRICS[name].title,
+                "better": METRICS[name].better,
+                "params": METRICS[name].params(self.n_bins),
+                "meaning": METRICS[name].meaning,
+                "definition": METRICS[name].definition,
+            }
+            for name in self.metrics
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The versioned JSON document (README, "The JSON result")."""
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "tool": {"name": "calaudit", "version": self.tool_version},
+            "created_at": self.created_at,
+            "input": self.source,
+            "n_samples": self.n_samples,
+            "n_classes": self.n_classes,
+            "class_names": list(self.class_names),
+            "metrics": dict(self.metrics),
+            "metric_definitions": self.metric_definitions(),
+            "reliability": self.reliability.to_dict(),
+            "reliability_positive": self.positive_reliability.to_dict() if self.positive_reliability else None,
+            "per_class": [asdict(c) for c in self.per_class],
+            "diagnostics": dict(self.diagnostics),
+            "options": dict(self.options),
+            **self.extras,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditResult:
+        """Rebuild a result from :meth:`to_dict` output (same format version only)."""
+        from .errors import InvalidInputError
+
+        if data.get("format") != FORMAT_NAME or data.get("format_version") != FORMAT_VERSION:
+            raise InvalidInputError(
+                f"not a calaudit result of format version {FORMAT_VERSION}: format "
+                f"{data.get('format')!r}, version {data.get('format_version')!r}"
+            )
+        known = {
+            "format", "format_version", "tool", "created_at", "input", "n_samples", "n_classes", "class_names",
+            "metrics", "metric_definitions", "reliability", "reliability_positive", "per_class", "diagnostics",
+            "options",
+        }
+        positive = data.get("reliability_positive")
+        return cls(
+            n_samples=data["n_samples"],
+            n_classes=data["n_classes"],
+            class_names=tuple(data["class_names"]),
+            metrics=dict(data["metrics"]),
+            reliability=ReliabilityTable.from_dict(data["reliability"]),
+            per_class=tuple(ClassSummary(**c) for c in data["per_class"]),
+            diagnostics=dict(data["diagnostics"]),
+            source=dict(data["input"]),
+            options=dict(data["options"]),
+            tool_version=data["tool"]["version"],
+            created_at=data["created_at"],
+            positive_reliability=ReliabilityTable.from_dict(positive) if positive else None,
+            extras={k: v for k, v in data.items() if k not in known},
+        )
