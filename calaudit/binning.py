@@ -4,7 +4,8 @@ Every binned metric (ECE, MCE, classwise ECE, the reliability table) is computed
 :class:`BinStatistics`: per bin, the number of values, the sum of the binned values
 and the sum of the outcomes. Those sums add across chunks, so statistics computed on
 two halves of a data set and merged with :meth:`BinStatistics.merge` equal the
-statistics of the whole. That is what lets a later streaming or cluster engine reuse
+statistics of the whole (counts and outcome sums exactly, sums of values up to
+floating-point rounding of the addition order). That is what lets a later streaming or cluster engine reuse
 this code instead of re-implementing the metrics.
 
 Binning rules (docs/metrics.md, "Binning"):
@@ -38,20 +39,53 @@ def equal_width_bin_ids(values: np.ndarray, n_bins: int) -> np.ndarray:
     """0-based right-closed equal-width bin index of each value in ``[0, 1]``.
 
     Exactly ``np.searchsorted(edges[1:-1], values, side="left")``, computed by
-    arithmetic (``ceil(v * M) - 1``) and corrected against the float64 edges, which is
-    several times faster than a binary search on large arrays. Values must already be
-    known to lie in ``[0, 1]``.
+    arithmetic and one comparison with the float64 edges (see
+    :class:`EqualWidthBinner`), several times faster than a binary search on large
+    arrays. Values must already be known to lie in ``[0, 1]``.
     """
-    values = np.asarray(values, dtype=np.float64)
-    edges = equal_width_edges(n_bins)
-    ids = np.ceil(values * n_bins).astype(np.intp)
-    ids -= 1
-    np.clip(ids, 0, n_bins - 1, out=ids)
-    # v * M rounds, so a value within an ulp of an edge can land one bin off; compare
-    # with the edges themselves to make the rule exact.
-    ids -= (values <= edges[ids]) & (ids > 0)
-    ids += values > edges[ids + 1]
-    return ids
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    return EqualWidthBinner(n_bins, values.shape[0]).bin_ids(values)
+
+
+class EqualWidthBinner:
+    """Right-closed equal-width bin ids, fast and exact, into reused buffers.
+
+    ``ceil(v * M * (1 + 8 eps))`` is the 1-based bin of ``v`` or one more, never one
+    less: the factor outweighs the rounding of ``v * M`` and of the float64 edges.
+    One comparison with the edge below the candidate then gives the exact
+    ``searchsorted(edges[1:-1], v, side="left")`` answer. Blocked loops (classwise
+    statistics) reuse the buffers instead of allocating temporaries for every block.
+    """
+
+    def __init__(self, n_bins: int, capacity: int) -> None:
+        self.n_bins = n_bins
+        self.edges = equal_width_edges(n_bins)
+        self._scale = n_bins * (1.0 + 8.0 * np.finfo(np.float64).eps)
+        # edge_below[c] = lower edge of 1-based bin c; bin 1 has none (v == 0 is in it).
+        self._edge_below = np.concatenate(([-np.inf, -np.inf], self.edges[1:-1]))
+        self._ids = np.empty(capacity, dtype=np.intp)
+        self._scaled = np.empty(capacity, dtype=np.float64)
+        self._mask = np.empty(capacity, dtype=bool)
+
+    def bin_ids(self, values: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
+        """0-based bin ids of a 1-D float64 array in [0, 1], plus ``offsets`` if given.
+
+        The result is a view of an internal buffer, overwritten by the next call.
+        """
+        n = values.shape[0]
+        ids, scaled, mask = self._ids[:n], self._scaled[:n], self._mask[:n]
+        np.multiply(values, self._scale, out=scaled)
+        np.ceil(scaled, out=scaled)
+        ids[...] = scaled
+        np.clip(ids, 1, self.n_bins, out=ids)
+        np.take(self._edge_below, ids, out=scaled)
+        np.less_equal(values, scaled, out=mask)
+        ids -= mask
+        if offsets is None:
+            ids -= 1
+        else:
+            ids += offsets  # callers fold the -1 into their offsets
+        return ids
 
 
 def equal_mass_bin_ids(values: np.ndarray, n_bins: int) -> np.ndarray:
@@ -66,9 +100,7 @@ def equal_mass_bin_ids(values: np.ndarray, n_bins: int) -> np.ndarray:
     """
     values = np.asarray(values, dtype=np.float64)
     n = values.shape[0]
-    sizes = np.full(n_bins, n // n_bins, dtype=np.intp)
-    sizes[: n % n_bins] += 1
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    sizes, starts = _equal_mass_layout(n, n_bins)
     boundary_positions = starts[1:][starts[1:] < n]
     if boundary_positions.size == 0:
         return np.zeros(n, dtype=np.intp)
@@ -98,6 +130,35 @@ def equal_mass_bin_ids(values: np.ndarray, n_bins: int) -> np.ndarray:
         position = below[tied_slot] + rank
         ids[tied_rows] = np.searchsorted(starts, position, side="right") - 1
     return ids
+
+
+def _equal_mass_layout(n: int, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes and start positions of ``np.array_split(range(n), n_bins)``."""
+    sizes = np.full(n_bins, n // n_bins, dtype=np.intp)
+    sizes[: n % n_bins] += 1
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
+    return sizes, starts
+
+
+def _stable_tie_correction(
+    tied_value: float,
+    values: np.ndarray,
+    outcomes: np.ndarray,
+    sorted_values: np.ndarray,
+    sorted_outcomes: np.ndarray,
+    segment_starts: np.ndarray,
+) -> np.ndarray:
+    """Per-segment change of the outcome sums that moves the rows holding
+    ``tied_value`` from the partition's placement to the stable (row-order) one."""
+    is_tied = sorted_values == tied_value
+    per_segment = np.add.reduceat(is_tied.astype(np.intp), segment_starts)
+    placed = np.add.reduceat(np.where(is_tied, sorted_outcomes, 0.0), segment_starts)
+    # Rows holding the value, in row order, fill the segments in order.
+    stable_outcomes = outcomes[values == tied_value]
+    cumulative = np.concatenate(([0.0], np.cumsum(stable_outcomes)))
+    bounds = np.concatenate(([0], np.cumsum(per_segment)))
+    stable = cumulative[bounds[1:]] - cumulative[bounds[:-1]]
+    return stable - placed
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,9 +200,37 @@ class BinStatistics:
 
     @classmethod
     def equal_mass(cls, values: np.ndarray, outcomes: np.ndarray, n_bins: int) -> BinStatistics:
-        """Statistics over equal-mass bins of ``values`` (needs the whole data set)."""
-        ids = equal_mass_bin_ids(values, n_bins)
-        return cls.from_bin_ids(ids, values, outcomes, n_bins)
+        """Statistics over equal-mass bins of ``values`` (needs the whole data set).
+
+        The bins are contiguous runs of one ``np.argpartition`` order, so no full
+        sort and no per-row bin ids are needed. Where rows with one value straddle a
+        bin boundary, the stable rule gives the earlier rows to the earlier bin; the
+        partition may not, so their outcome sums are reassigned (a loop over at most
+        ``n_bins - 1`` tied values, not over rows).
+        """
+        values = np.asarray(values, dtype=np.float64)
+        outcomes = np.asarray(outcomes, dtype=np.float64)
+        sizes, starts = _equal_mass_layout(values.shape[0], n_bins)
+        filled = int(np.count_nonzero(sizes))
+        count = sizes.astype(np.float64)
+        sum_value = np.zeros(n_bins)
+        sum_outcome = np.zeros(n_bins)
+        boundaries = starts[1:filled]
+        order = np.argpartition(values, boundaries) if boundaries.size else np.arange(values.shape[0])
+        sorted_values = values[order]
+        sorted_outcomes = outcomes[order]
+        segment_starts = starts[:filled]
+        sum_value[:filled] = np.add.reduceat(sorted_values, segment_starts)
+        sum_outcome[:filled] = np.add.reduceat(sorted_outcomes, segment_starts)
+        # Each segment's first value is its minimum (partition puts the k-th smallest
+        # at each boundary); a tie crosses boundary j when it equals the maximum before.
+        segment_max = np.maximum.reduceat(sorted_values, segment_starts)
+        crossing = segment_max[:-1] == sorted_values[boundaries]
+        for tied_value in np.unique(sorted_values[boundaries][crossing]):
+            sum_outcome[:filled] += _stable_tie_correction(
+                tied_value, values, outcomes, sorted_values, sorted_outcomes, segment_starts
+            )
+        return cls(count, sum_value, sum_outcome, None)
 
     def merge(self, other: BinStatistics) -> BinStatistics:
         """Statistics of the union of the two samples (same equal-width bins required)."""
