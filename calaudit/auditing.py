@@ -82,6 +82,7 @@ def audit_predictions(
         diagnostics={
             "max_row_sum_deviation": predictions.max_row_sum_deviation,
             "renormalised": predictions.max_row_sum_deviation > 0.0,
+            "clipped_values": predictions.clipped_values,
             "transform": predictions.transform,
         },
         source=predictions.source.to_dict(),

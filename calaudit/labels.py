@@ -47,6 +47,8 @@ def encode_labels(
     import pandas as pd
 
     values = np.asarray(labels, dtype=object) if not isinstance(labels, np.ndarray) else labels
+    if values.dtype.kind == "b":
+        values = values.astype(np.int64)  # False/True are the classes 0/1
     n_classes = len(class_names)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     if (codes < 0).any():
@@ -76,12 +78,14 @@ def encode_labels(
                 )
             indices = np.array([int(float(str(u))) for u in uniques], dtype=np.int64)
             return _check_indices(indices[codes], n_classes, location)
-    for j, m in enumerate(mapped):
-        if m is None:
-            raise InvalidInputError(
-                f"{location.entry(_first_row(codes, j))}: label {str(uniques[j])!r} is not one of the "
-                f"{n_classes} classes ({_preview(list(class_names))})"
-            )
+    unknown = [j for j, m in enumerate(mapped) if m is None]
+    if unknown:
+        j = unknown[0]
+        others = f"; {len(unknown)} unknown labels: {_preview([str(uniques[u]) for u in unknown])}" if len(unknown) > 1 else ""
+        raise InvalidInputError(
+            f"{location.entry(_first_row(codes, j))}: label {str(uniques[j])!r} is not one of the "
+            f"{n_classes} classes ({_preview(list(class_names))}){others}"
+        )
     return np.asarray(mapped, dtype=np.intp)[codes]
 
 

@@ -1,13 +1,13 @@
 """Where a value came from, so that error messages can point at it.
 
 Arrays passed to the Python API are described as ``y_proba[12, 3]``; a prediction
-file as ``preds.csv: row 12 (line 13), column prob_cat``. Rows are counted from 1 in
+file as ``preds.csv: row 12 (line 14), column prob_cat``. Rows are counted from 1 in
 files (the first data row is row 1) and from 0 in arrays, as their users count them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -16,25 +16,22 @@ class Location:
     """Describes the rows and columns of one input for error messages.
 
     ``source`` is the array name (``"y_proba"``) or the file name; ``columns`` the
-    column names of the probability matrix when it came from a table;
-    ``header_lines`` the number of lines before the first data row in a text file
-    (``None`` when the file has no lines, e.g. Parquet, or for arrays).
+    column names of the values when they came from a table; ``is_file`` switches to
+    1-based row numbers; ``line_of`` maps a 0-based row to its line in a text file
+    (only called on the error path, so it may scan the file).
     """
 
     source: str = "y_proba"
     columns: Sequence[str] | None = None
     is_file: bool = False
-    header_lines: int | None = None
-    row_numbers: Sequence[int] | None = None
+    line_of: Callable[[int], int | None] | None = None
 
     def row(self, index: int) -> str:
         """Human description of row ``index`` (0-based position in the loaded data)."""
         if not self.is_file:
             return f"row {index}"
-        number = int(self.row_numbers[index]) if self.row_numbers is not None else index + 1
-        if self.header_lines is None:
-            return f"row {number}"
-        return f"row {number} (line {number + self.header_lines})"
+        line = self.line_of(index) if self.line_of is not None else None
+        return f"row {index + 1}" + (f" (line {line})" if line is not None else "")
 
     def column(self, index: int) -> str:
         if self.columns is not None:
@@ -57,5 +54,9 @@ class Location:
         single = self.columns is not None and len(self.columns) == 1
         return self.cell(row, 0 if single else None)
 
-    def with_source(self, source: str) -> Location:
-        return Location(source, self.columns, self.is_file, self.header_lines, self.row_numbers)
+
+def show(value: object) -> str:
+    """A value as a user wrote it: ``1.5``, not ``np.float64(1.5)``."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return repr(value)

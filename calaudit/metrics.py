@@ -209,6 +209,7 @@ def compute_metrics(y_true: np.ndarray, y_proba: np.ndarray, *, n_bins: int = DE
     flat = y_proba.reshape(-1)
     # sum_k (P_k - 1[y==k])^2 = sum_k P_k^2 - 2 P_y + 1, summed over rows with one dot product.
     brier = (float(np.dot(flat, flat)) - 2.0 * float(top.true_probability.sum())) / n_rows + 1.0
+    brier = min(max(brier, 0.0), 2.0)  # the expansion can round a hair outside 0..2
     accuracy = float(top.correct.mean())
     values = {
         "accuracy": accuracy,

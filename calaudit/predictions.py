@@ -15,7 +15,7 @@ import numpy as np
 from . import transforms
 from .errors import InvalidInputError
 from .labels import encode_labels
-from .location import Location
+from .location import Location, show
 from .validation import DEFAULT_ROW_SUM_TOLERANCE, check_probabilities
 
 if TYPE_CHECKING:
@@ -48,7 +48,8 @@ class Predictions:
     ``y_proba`` is float64 with rows renormalised to sum to 1; both arrays are
     read-only. ``transform`` names what turned raw scores into probabilities
     (``"none"``, ``"softmax"``, ``"sigmoid"``); ``max_row_sum_deviation`` is the largest
-    ``|row sum - 1|`` before renormalisation. ``extra_columns`` keeps any other columns
+    ``|row sum - 1|`` before renormalisation; ``clipped_values`` counts values within
+    rounding of [0, 1] that were clipped into it. ``extra_columns`` keeps any other columns
     of a prediction file (ids, segments), row-aligned, for analyses that need them.
     """
 
@@ -58,6 +59,7 @@ class Predictions:
     source: Source = field(default_factory=Source)
     transform: str = transforms.NO_TRANSFORM
     max_row_sum_deviation: float = 0.0
+    clipped_values: int = 0
     extra_columns: pd.DataFrame | None = None
 
     @property
@@ -81,6 +83,7 @@ class Predictions:
         proba_location: Location | None = None,
         label_location: Location | None = None,
         extra_columns: pd.DataFrame | None = None,
+        applied_transform: str | None = None,
     ) -> Predictions:
         """Validate raw arrays and build :class:`Predictions`.
 
@@ -88,29 +91,24 @@ class Predictions:
         scores of a binary model, widened to ``[1 - s, s]``. With ``logits=True`` the
         scores are logits: softmax for ``K >= 2`` columns, sigmoid for one. ``y_true``
         holds class indices or class names (see :func:`calaudit.labels.encode_labels`).
+        ``applied_transform`` records a transform a loader already applied.
         """
         proba_location = proba_location or Location("y_proba")
         label_location = label_location or Location("y_true")
         scores = _as_float_matrix(y_proba, proba_location)
         n_rows = scores.shape[0]
-        single_score = scores.shape[1] == 1
+        transform = applied_transform or transforms.NO_TRANSFORM
         if logits:
-            if not np.isfinite(scores).all():
-                row, col = divmod(int(np.argmax(~np.isfinite(scores).ravel())), scores.shape[1])
-                raise InvalidInputError(
-                    f"{proba_location.cell(row, col)}: logit {scores[row, col]!r} is not a finite number"
-                )
-            transform = transforms.SIGMOID if single_score else transforms.SOFTMAX
-            scores = transforms.sigmoid(scores) if single_score else transforms.softmax(scores)
-        else:
-            transform = transforms.NO_TRANSFORM
-        if single_score:
-            check_probabilities(scores, location=proba_location, check_row_sums=False)
-            proba, max_deviation = np.column_stack([1.0 - scores[:, 0], scores[:, 0]]), 0.0
-        else:
-            proba, max_deviation = check_probabilities(
-                scores, location=proba_location, row_sum_tolerance=row_sum_tolerance
-            )
+            scores, transform = to_probabilities(scores, location=proba_location)
+        clipped = 0
+        if scores.shape[1] == 1:
+            # Validate the score before widening, so errors name the score column.
+            single = check_probabilities(scores, location=proba_location, check_row_sums=False)
+            scores, clipped = widen_binary(single.proba), single.clipped_values
+            proba_location = Location(proba_location.source, None, proba_location.is_file, proba_location.line_of)
+        checked = check_probabilities(scores, location=proba_location, row_sum_tolerance=row_sum_tolerance)
+        proba, max_deviation = checked.proba, checked.max_row_sum_deviation
+        clipped += checked.clipped_values
         n_classes = proba.shape[1]
         names = _class_names(class_names, n_classes, proba_location)
         labels = y_true if isinstance(y_true, np.ndarray) else np.asarray(list(y_true), dtype=object)
@@ -123,7 +121,23 @@ class Predictions:
             )
         y = _read_only(encode_labels(labels, names, location=label_location).astype(np.intp, copy=False))
         proba = _read_only(np.ascontiguousarray(proba, dtype=np.float64))
-        return cls(y, proba, names, source or Source(), transform, max_deviation, extra_columns)
+        return cls(y, proba, names, source or Source(), transform, max_deviation, clipped, extra_columns)
+
+
+def to_probabilities(logits: np.ndarray, *, location: Location) -> tuple[np.ndarray, str]:
+    """Softmax of ``(N, K)`` logits, or sigmoid of one column; the transform's name."""
+    finite = np.isfinite(logits)
+    if not finite.all():
+        row, col = divmod(int(np.argmax(~finite.ravel())), logits.shape[1])
+        raise InvalidInputError(f"{location.cell(row, col)}: logit {show(logits[row, col])} is not a finite number")
+    if logits.shape[1] == 1:
+        return transforms.sigmoid(logits), transforms.SIGMOID
+    return transforms.softmax(logits), transforms.SOFTMAX
+
+
+def widen_binary(scores: np.ndarray) -> np.ndarray:
+    """``(N, 1)`` positive-class probabilities ``s`` -> ``[1 - s, s]``."""
+    return np.column_stack([1.0 - scores[:, 0], scores[:, 0]])
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -135,7 +149,9 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 
 def _as_float_matrix(values: Sequence[Any] | np.ndarray, location: Location) -> np.ndarray:
     try:
-        scores = np.asarray(values, dtype=np.float64)
+        # C order: row sums then add up in the same order whatever the source's layout
+        # (a DataFrame hands over column-major arrays), so results are reproducible.
+        scores = np.ascontiguousarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{location.source}: expected numeric scores ({exc})") from None
     if scores.ndim == 1:

@@ -6,14 +6,28 @@ and says what was expected.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .errors import InvalidInputError
-from .location import Location
+from .location import Location, show
 
 #: Default tolerance on ``|row sum - 1|``; float32 exports of real models miss 1 by a
 #: few thousandths (a skl2onnx GaussianNB has a row summing to 1.0025).
 DEFAULT_ROW_SUM_TOLERANCE = 1e-2
+#: Values this far outside [0, 1] are float rounding, not wrong probabilities (a
+#: skl2onnx random forest emits -3.6e-7): they are clipped to the range and counted.
+RANGE_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class CheckedProbabilities:
+    """A validated matrix and what validation had to do to it."""
+
+    proba: np.ndarray
+    max_row_sum_deviation: float = 0.0
+    clipped_values: int = 0
 
 
 def _first_bad(mask: np.ndarray) -> tuple[int, int]:
@@ -27,14 +41,16 @@ def check_probabilities(
     location: Location,
     row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
     check_row_sums: bool = True,
-) -> tuple[np.ndarray, float]:
+) -> CheckedProbabilities:
     """Validate an ``(N, K)`` float64 probability matrix and renormalise its rows.
 
-    Returns the matrix with every row divided by its sum (the input is not modified)
-    and the largest ``|row sum - 1|`` seen, which results report as a diagnostic.
+    Values within :data:`RANGE_TOLERANCE` outside [0, 1] are clipped (and counted);
+    then every row is divided by its sum when any row misses 1 (the input is never
+    modified), and the largest ``|row sum - 1|`` is kept as a diagnostic.
     ``check_row_sums=False`` checks only finiteness and range (a single binary score
     column, whose row is not a distribution).
     """
+    clipped = 0
     low, high = (proba.min(), proba.max()) if proba.size else (0.0, 0.0)
     # NaN fails both comparisons and +-inf fails one, so this fast check covers all.
     if not (low >= 0.0 and high <= 1.0):
@@ -42,32 +58,36 @@ def check_probabilities(
         if not finite.all():
             row, col = _first_bad(~finite)
             raise InvalidInputError(
-                f"{location.cell(row, col)}: value {proba[row, col]!r} is not a finite number; "
+                f"{location.cell(row, col)}: value {show(proba[row, col])} is not a finite number; "
                 "expected a probability in [0, 1]"
             )
-        row, col = _first_bad((proba < 0.0) | (proba > 1.0))
-        hint = " (are these logits? pass --logits)" if location.is_file else " (are these logits? pass logits=True)"
-        raise InvalidInputError(
-            f"{location.cell(row, col)}: value {proba[row, col]!r} is outside [0, 1]; expected a probability{hint}"
-        )
+        outside = (proba < -RANGE_TOLERANCE) | (proba > 1.0 + RANGE_TOLERANCE)
+        if outside.any():
+            row, col = _first_bad(outside)
+            hint = " (are these logits? pass --logits)" if location.is_file else " (are these logits? pass logits=True)"
+            raise InvalidInputError(
+                f"{location.cell(row, col)}: value {show(proba[row, col])} is outside [0, 1]; expected a "
+                f"probability{hint}"
+            )
+        clipped = int(np.count_nonzero((proba < 0.0) | (proba > 1.0)))
+        proba = np.clip(proba, 0.0, 1.0)
     if not check_row_sums:
-        return proba, 0.0
-    # A matrix-vector product sums the rows in one BLAS pass (twice as fast as .sum).
-    row_sums = proba @ np.ones(proba.shape[1])
+        return CheckedProbabilities(proba, 0.0, clipped)
+    # numpy's own row sum, so that P / P.sum(axis=1, keepdims=True) re-derives our
+    # values bit for bit (docs/metrics.md); a BLAS product rounds differently.
+    row_sums = proba.sum(axis=1)
     deviation = np.abs(row_sums - 1.0)
     worst = int(np.argmax(deviation)) if deviation.size else 0
     max_deviation = float(deviation[worst]) if deviation.size else 0.0
     if not max_deviation <= row_sum_tolerance:
         raise InvalidInputError(
-            f"{location.cell(worst)}: probabilities sum to {row_sums[worst]!r}; expected 1 within "
+            f"{location.cell(worst)}: probabilities sum to {show(row_sums[worst])}; expected 1 within "
             f"{row_sum_tolerance:g} (logits need --logits; multi-label scores cannot be audited as one "
             "multiclass prediction; a looser tolerance is --row-sum-tol)"
         )
-    # A row that misses 1 by no more than the rounding error of summing K floats is as
-    # normalised as float64 can make it: dividing would only move values by an ulp.
-    if max_deviation <= proba.shape[1] * np.finfo(np.float64).eps:
-        return proba, max_deviation
+    if max_deviation == 0.0:
+        return CheckedProbabilities(proba, 0.0, clipped)
     if (row_sums == 0.0).any():  # only reachable with a tolerance of 1 or more
         row = int(np.argmax(row_sums == 0.0))
         raise InvalidInputError(f"{location.cell(row)}: every probability is 0; expected a row summing to 1")
-    return proba / row_sums[:, None], max_deviation
+    return CheckedProbabilities(proba / row_sums[:, None], max_deviation, clipped)

@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 DEFAULT_LABEL_COLUMN = "label"
 DEFAULT_PROBABILITY_GLOB = "prob_*"
 CSV_SUFFIXES = (".csv", ".csv.gz")
+#: Texts read as a missing number in probability columns (pandas' defaults). Label
+#: columns keep them as text: a class may be called "NA" or "None".
+MISSING_MARKERS = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+]
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
@@ -89,9 +95,12 @@ def load_prediction_file(
     frame = _read_table(path, fmt, label_col, probability_columns)
     if len(frame) == 0:
         raise InvalidInputError(f"{shown}: no data rows; expected a header and at least one prediction")
-    is_csv = fmt != "parquet"
-    header_lines = 1 if is_csv else None
+    line_of = CsvLineIndex(path, compressed=fmt == "csv.gz").line_of if fmt != "parquet" else None
     scores = frame[probability_columns].to_numpy(dtype=np.float64)
+    missing = np.isnan(scores)
+    if missing.any():
+        row, col = divmod(int(np.argmax(missing.ravel())), scores.shape[1])
+        _raise_missing_score(path, fmt, probability_columns[col], row, Location(shown, probability_columns, True, line_of), col)
     labels = frame[label_col].to_numpy()
     if labels.dtype.kind in "OUS":
         labels = np.where(labels == "", None, labels.astype(object))  # an empty field is a missing label
@@ -110,8 +119,8 @@ def load_prediction_file(
         logits=logits,
         row_sum_tolerance=row_sum_tolerance,
         source=Source("predictions-file", shown, sha256_of(path), fmt, details),
-        proba_location=Location(shown, probability_columns, True, header_lines),
-        label_location=Location(shown, [label_col], True, header_lines),
+        proba_location=Location(shown, probability_columns, True, line_of),
+        label_location=Location(shown, [label_col], True, line_of),
         extra_columns=extra.reset_index(drop=True),
     )
 
@@ -122,15 +131,28 @@ def _preview(columns: Sequence[str], limit: int = 12) -> str:
 
 
 def _read_columns(path: Path, fmt: str) -> list[str]:
+    """The header, checked for duplicate names (pandas would silently rename them)."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         try:
-            return list(pq.read_schema(path).names)
+            columns = list(pq.read_schema(path).names)
         except Exception as exc:  # pyarrow raises several types for a bad file
             raise InvalidInputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
-    frame = _read_csv(path, fmt, nrows=0)
-    return [str(c) for c in frame.columns]
+    else:
+        _read_csv(path, fmt, nrows=0)  # reports encoding and emptiness problems first
+        import csv
+        import gzip
+
+        opener = gzip.open if fmt == "csv.gz" else open
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+            columns = next(csv.reader(handle), [])
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise InvalidInputError(f"{path}: column {column!r} appears twice in the header; column names must be unique")
+        seen.add(column)
+    return columns
 
 
 def _probability_columns(
@@ -209,9 +231,8 @@ def _read_table(path: Path, fmt: str, label_col: str, probability_columns: list[
     float_columns = {c: "float64" for c in probability_columns}
     try:
         return _read_csv(path, fmt, dtype={**float_columns, label_col: str}, na_columns=probability_columns)
-    except ValueError as exc:
-        if "could not convert" not in str(exc):
-            raise
+    except ValueError:  # a cell that is not a number; find and name it
+        pass
     _raise_non_numeric(path, fmt, probability_columns)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -231,7 +252,7 @@ def _read_csv(path: Path, fmt: str, *, nrows: int | None = None, dtype=None, na_
                 dtype=dtype,
                 index_col=False,
                 keep_default_na=False,
-                na_values={c: [""] for c in na_columns},
+                na_values={c: MISSING_MARKERS for c in na_columns},
             )
     except UnicodeDecodeError:
         where = first_invalid_utf8(path, compressed=compression is not None)
@@ -281,13 +302,89 @@ def _raise_non_numeric(path: Path, fmt: str, probability_columns: list[str]) -> 
         bad = numbers.isna() & frame[column].notna()
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
-            location = Location(str(path), [column], True, 1)
+            location = Location(str(path), [column], True, CsvLineIndex(path, compressed=fmt == "csv.gz").line_of)
             raise InvalidInputError(
                 f"{location.cell(row, 0)}: value {frame[column].iloc[row]!r} is not a number; expected a probability"
             )
     raise InvalidInputError(f"{path}: a probability column holds text that is not a number")
 
 
+def _raise_missing_score(path: Path, fmt: str, column: str, row: int, location: Location, col: int) -> None:
+    """Say whether a missing probability was an empty cell or a text such as 'nan'."""
+    where = location.cell(row, col)
+    if fmt == "parquet":
+        raise InvalidInputError(f"{where}: the value is missing (null or NaN); expected a probability")
+    raw = _read_csv(path, fmt, dtype=str, na_columns=())[column].iloc[row]
+    if raw == "":
+        raise InvalidInputError(f"{where}: empty cell; expected a probability")
+    raise InvalidInputError(f"{where}: value {raw!r} is not a number; expected a probability")
+
+
+class CsvLineIndex:
+    """Maps a data row to the line it starts on, counting blank lines and quoted
+    newlines as the CSV parser does. Scans the file only when first asked (errors)."""
+
+    def __init__(self, path: Path, *, compressed: bool) -> None:
+        self.path = path
+        self.compressed = compressed
+        self._starts: list[int] = []
+
+    def line_of(self, row: int) -> int | None:
+        if row >= len(self._starts):
+            self._scan(row)
+        return self._starts[row] if row < len(self._starts) else None
+
+    def _scan(self, row: int) -> None:
+        import csv
+        import gzip
+
+        opener = gzip.open if self.compressed else open
+        self._starts = []
+        with opener(self.path, "rt", encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            next(reader, None)  # the header
+            previous_end = reader.line_num
+            for record in reader:  # error path only: stops at the row asked for
+                start, previous_end = previous_end + 1, reader.line_num
+                if not record:
+                    continue  # a blank line, skipped by the parser too
+                self._starts.append(start)
+                if len(self._starts) > row:
+                    return
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_feature_table(path: Path, label_col: str) -> tuple[pd.DataFrame, object]:
+    """Read a feature table (the ``table`` data-directory layout).
+
+    The label column is read as text (a class may be called ``NA``); feature columns
+    keep the types pandas infers, with the usual missing-value markers. Returns the
+    frame and a row-to-line mapper for error messages (``None`` for Parquet).
+    """
+    fmt = table_format(path)
+    if fmt is None:
+        raise InvalidInputError(f"{path}: unknown table type {path.suffix!r}; expected .csv, .csv.gz or .parquet")
+    columns = _read_columns(path, fmt)
+    if label_col not in columns:
+        raise InvalidInputError(
+            f"{path}: no label column {label_col!r}; columns are {_preview(columns)} (choose one with --label-col)"
+        )
+    if fmt == "parquet":
+        import pandas as pd
+
+        try:
+            frame = pd.read_parquet(path, engine="pyarrow")
+        except Exception as exc:
+            raise InvalidInputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        line_of = None
+    else:
+        features = [c for c in columns if c != label_col]
+        frame = _read_csv(path, fmt, dtype={label_col: str}, na_columns=features)
+        line_of = CsvLineIndex(path, compressed=fmt == "csv.gz").line_of
+    if len(frame) == 0:
+        raise InvalidInputError(f"{path}: no data rows; expected a header and at least one row")
+    return frame, line_of

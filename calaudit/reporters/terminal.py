@@ -43,6 +43,9 @@ def render(result: AuditResult) -> str:
     deviation = result.diagnostics.get("max_row_sum_deviation", 0.0)
     if deviation > 0.0:
         lines.append(f"Rows were renormalised to sum to 1 (largest deviation {deviation:.3g}).")
+    clipped = result.diagnostics.get("clipped_values", 0)
+    if clipped:
+        lines.append(f"{clipped:,} values within rounding of [0, 1] were clipped into it.")
     lines += ["", f"{'Metric':<26} {'Value':>9}  {'Better':<7} Meaning"]
     for name, value in metrics.items():
         info = METRICS[name]

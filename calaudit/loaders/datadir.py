@@ -1,0 +1,410 @@
+"""Labelled data directories that a model is run over (README, "Data directories").
+
+Three layouts, detected in this order (or chosen with ``data_format``):
+
+* ``arrays``: ``features.npy`` (or ``features.npz`` whose keys are the model's input
+  names) plus labels in ``labels.npy`` / ``labels.csv`` / ``labels.txt`` (one per row)
+  or a ``labels`` array inside the ``.npz``;
+* ``table``: one ``.csv`` / ``.csv.gz`` / ``.parquet`` file with a label column and
+  feature columns (in the model's input order, or named after the inputs);
+* ``images``: ``<class_name>/*.png|jpg|jpeg|webp|bmp`` folders (ImageFolder).
+
+Class names may also come from ``classes.txt`` (one per line, in the model's output
+order); ``labels.txt`` is read as class names when it is not the per-row label file.
+Arrays are loaded with ``allow_pickle=False``: a data file is never unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, UsageError
+from ..fileinfo import sha256_of
+from ..location import Location
+from .table import table_format
+
+DATA_FORMATS = ("auto", "arrays", "table", "images")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+_LABEL_FILES = ("labels.npy", "labels.csv", "labels.txt")
+
+
+@dataclass
+class FeatureBatch:
+    """Model inputs for a run of consecutive rows, and which of them could be read."""
+
+    feeds: dict[str, np.ndarray]
+    rows: np.ndarray  # 0-based indices of the rows in the batch (after skips)
+
+
+@dataclass
+class Dataset:
+    """Labelled rows to run a model over; subclasses know how to make its inputs."""
+
+    path: Path
+    kind: str
+    labels: np.ndarray
+    label_location: Location
+    class_names: tuple[str, ...] | None = None
+    class_names_source: str | None = None
+    row_ids: np.ndarray | None = None  # e.g. image paths, kept with saved predictions
+    row_id_name: str = "row"
+    files: dict[str, str] = field(default_factory=dict)  # name -> sha256
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.labels.shape[0])
+
+    def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.path), "format": self.kind, "rows": self.n_rows, "files": dict(self.files),
+                "class_names_source": self.class_names_source}
+
+
+# ------------------------------------------------------------------ feature matrices
+
+
+def cast_feature(values: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
+    """Cast a block of features to the element type the model input wants."""
+    from ..onnx_model import INPUT_DTYPES
+
+    dtype = INPUT_DTYPES.get(spec.element_type)
+    if dtype is None:
+        raise InvalidInputError(f"{where}: the model input {spec.name!r} has type {spec.type}, which calaudit cannot feed")
+    if dtype is np.str_:
+        return values.astype(str).astype(object) if values.dtype.kind != "U" else values.astype(object)
+    if values.dtype.kind in "OUS":
+        try:
+            return values.astype(np.float64).astype(dtype)
+        except ValueError:
+            raise InvalidInputError(
+                f"{where}: the model input {spec.name!r} expects numbers ({spec.element_type}) but the data holds text"
+            ) from None
+    if np.issubdtype(dtype, np.integer) and values.dtype.kind == "f":
+        if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+            raise InvalidInputError(
+                f"{where}: the model input {spec.name!r} expects integers ({spec.element_type}) but the data "
+                "holds fractional or missing values"
+            )
+    return values.astype(dtype, copy=False)
+
+
+def fit_row_shape(block: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
+    """Reshape ``(n, ...)`` feature rows to the input's fixed row shape when sizes agree."""
+    row_shape = spec.row_shape
+    if not row_shape or any(not isinstance(d, int) or d < 0 for d in row_shape):
+        return block
+    wanted = int(np.prod(row_shape))
+    have = int(np.prod(block.shape[1:])) if block.ndim > 1 else 1
+    if tuple(block.shape[1:]) == tuple(row_shape):
+        return block
+    if have != wanted:
+        raise InvalidInputError(
+            f"{where}: the model input {spec.describe()} takes {wanted} values per row, the data has {have}"
+            f" (shape {tuple(block.shape[1:])})"
+        )
+    return block.reshape((block.shape[0], *row_shape))
+
+
+class ArrayDataset(Dataset):
+    """``features.npy`` / ``features.npz`` plus labels."""
+
+    arrays: dict[str, np.ndarray]
+
+    def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
+        sources = _match_inputs(self.path, inputs, self.arrays)
+        for start in range(0, self.n_rows, batch_size):
+            stop = min(start + batch_size, self.n_rows)
+            feeds = {}
+            for spec in inputs:
+                where = f"{self.path}"
+                block = np.asarray(sources[spec.name][start:stop])
+                feeds[spec.name] = cast_feature(fit_row_shape(block, spec, where=where), spec, where=where)
+            yield FeatureBatch(feeds, np.arange(start, stop))
+
+
+def _match_inputs(path: Path, inputs: Sequence[Any], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    names = [spec.name for spec in inputs]
+    if len(inputs) == 1 and len(arrays) == 1:
+        return {names[0]: next(iter(arrays.values()))}
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise InvalidInputError(
+            f"{path}: the model expects inputs {', '.join(s.describe() for s in inputs)}; the data provides "
+            f"arrays {', '.join(arrays) or 'none'} (name the .npz arrays after the inputs)"
+        )
+    return {name: arrays[name] for name in names}
+
+
+class TableDataset(Dataset):
+    """One table: a label column and feature columns."""
+
+    frame: Any
+    feature_columns: list[str]
+
+    def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
+        columns = self._columns_per_input(inputs)
+        blocks = {name: self.frame[cols].to_numpy() for name, cols in columns.items()}
+        for start in range(0, self.n_rows, batch_size):
+            stop = min(start + batch_size, self.n_rows)
+            feeds = {}
+            for spec in inputs:
+                where = f"{self.path}"
+                block = blocks[spec.name][start:stop]
+                feeds[spec.name] = cast_feature(fit_row_shape(block, spec, where=where), spec, where=where)
+            yield FeatureBatch(feeds, np.arange(start, stop))
+
+    def _columns_per_input(self, inputs: Sequence[Any]) -> dict[str, list[str]]:
+        available = self.feature_columns
+        if len(inputs) == 1:
+            return {inputs[0].name: list(available)}
+        mapping = {}
+        for spec in inputs:
+            if spec.name in available:
+                mapping[spec.name] = [spec.name]
+                continue
+            prefixed = [c for c in available if c.startswith(f"{spec.name}.") or c.startswith(f"{spec.name}[")]
+            if not prefixed:
+                raise InvalidInputError(
+                    f"{self.path}: the model expects inputs {', '.join(s.describe() for s in inputs)}; the table "
+                    f"has no column {spec.name!r} (columns: {', '.join(available[:12])}"
+                    f"{', ...' if len(available) > 12 else ''})"
+                )
+            mapping[spec.name] = prefixed
+        return mapping
+
+
+# ------------------------------------------------------------------ detection
+
+
+def load_data_directory(
+    path: str | Path,
+    *,
+    data_format: str = "auto",
+    label_col: str = "label",
+    feature_cols: Sequence[str] | None = None,
+    preprocess: dict[str, Any] | None = None,
+    skip_bad_images: bool = False,
+) -> Dataset:
+    """Detect the layout of ``path`` and read its labels (features are read per batch)."""
+    path = Path(path)
+    if data_format not in DATA_FORMATS:
+        raise UsageError(f"--data-format must be one of {', '.join(DATA_FORMATS)}; got {data_format!r}")
+    if not path.exists():
+        raise InvalidInputError(f"{path}: no such data directory")
+    if path.is_file():
+        if table_format(path) is None:
+            raise InvalidInputError(f"{path}: expected a data directory or a .csv/.parquet table")
+        return _load_table(path, path, label_col, feature_cols)
+    kind = data_format if data_format != "auto" else _detect(path)
+    if kind == "arrays":
+        return _load_arrays(path)
+    if kind == "table":
+        return _load_table(path, _single_table(path), label_col, feature_cols)
+    from .images import load_image_folder
+
+    return load_image_folder(path, preprocess=preprocess, skip_bad_images=skip_bad_images)
+
+
+def _detect(path: Path) -> str:
+    names = {p.name for p in path.iterdir()}
+    if "features.npy" in names or "features.npz" in names:
+        return "arrays"
+    if _tables(path):
+        return "table"
+    if any(child.is_dir() and _has_images(child) for child in path.iterdir()):
+        return "images"
+    raise InvalidInputError(
+        f"{path}: no features.npy/.npz, no .csv/.parquet table and no class folders of images; "
+        "expected one of the layouts in the README (Data directories)"
+    )
+
+
+def _tables(path: Path) -> list[Path]:
+    return sorted(
+        p for p in path.iterdir()
+        if p.is_file() and table_format(p) is not None and p.name not in ("labels.csv",)
+    )
+
+
+def _single_table(path: Path) -> Path:
+    tables = _tables(path)
+    if not tables:
+        raise InvalidInputError(f"{path}: no .csv or .parquet table found")
+    if len(tables) > 1:
+        raise InvalidInputError(
+            f"{path}: several tables ({', '.join(p.name for p in tables)}); pass the one to use as DATA"
+        )
+    return tables[0]
+
+
+def _has_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir() if p.is_file())
+
+
+def read_class_names_file(path: Path) -> tuple[str, ...] | None:
+    """``classes.txt``: one class name per line, in the model's output order."""
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: not UTF-8 text; expected one class name per line") from None
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
+    return names or None
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r")
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise InvalidInputError(
+                f"{path}: holds Python objects, which calaudit never unpickles; save a numeric or "
+                "fixed-width string array (np.save with dtype float, int or str)"
+            ) from None
+        raise InvalidInputError(f"{path}: not a readable .npy array ({exc})") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: not a readable .npy array ({exc})") from None
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise InvalidInputError(
+                f"{path}: holds Python objects, which calaudit never unpickles; save numeric or string arrays"
+            ) from None
+        raise InvalidInputError(f"{path}: not a readable .npz archive ({exc})") from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise InvalidInputError(f"{path}: not a readable .npz archive ({exc})") from None
+
+
+def _load_arrays(path: Path) -> Dataset:
+    files: dict[str, str] = {}
+    npy, npz = path / "features.npy", path / "features.npz"
+    if npy.is_file():
+        arrays = {"features": _load_npy(npy)}
+        files[npy.name] = sha256_of(npy)
+    elif npz.is_file():
+        arrays = _load_npz(npz)
+        files[npz.name] = sha256_of(npz)
+    else:
+        raise InvalidInputError(f"{path}: no features.npy or features.npz")
+    n_rows = {name: (a.shape[0] if a.ndim else 0) for name, a in arrays.items() if name != "labels"}
+    labels, label_file = _read_array_labels(path, arrays, files)
+    arrays.pop("labels", None)
+    for name, rows in n_rows.items():
+        if rows != labels.shape[0]:
+            raise InvalidInputError(
+                f"{path}: {name} has {rows} rows but {label_file} has {labels.shape[0]} labels; expected one label per row"
+            )
+    class_names, source = _class_names_file(path, per_row_labels=label_file == "labels.txt")
+    dataset = ArrayDataset(path, "arrays", labels, Location(str(path / label_file), None, True), class_names, source,
+                           files=files)
+    dataset.arrays = arrays
+    return dataset
+
+
+def _read_array_labels(path: Path, arrays: dict[str, np.ndarray], files: dict[str, str]) -> tuple[np.ndarray, str]:
+    for name in _LABEL_FILES:
+        file = path / name
+        if not file.is_file():
+            continue
+        files[name] = sha256_of(file)
+        if name == "labels.npy":
+            labels = np.asarray(_load_npy(file))
+            if labels.ndim != 1:
+                labels = labels.reshape(labels.shape[0], -1)
+                if labels.shape[1] != 1:
+                    raise InvalidInputError(f"{file}: expected one label per row, got shape {labels.shape}")
+                labels = labels[:, 0]
+            return labels, name
+        if name == "labels.csv":
+            return _labels_from_csv(file), name
+        return _labels_from_text(file), name
+    if "labels" in arrays:
+        return np.asarray(arrays["labels"]).reshape(-1), "features.npz[labels]"
+    raise InvalidInputError(f"{path}: no labels; expected labels.npy, labels.csv or labels.txt beside the features")
+
+
+def _labels_from_csv(file: Path) -> np.ndarray:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{file}: not UTF-8 text") from None
+    except pd.errors.EmptyDataError:
+        raise InvalidInputError(f"{file}: the file is empty; expected a label per row") from None
+    if "label" in frame.columns:
+        column = "label"
+    elif len(frame.columns) == 1:
+        column = frame.columns[0]
+    else:
+        raise InvalidInputError(f"{file}: expected a 'label' column or a single column; columns are {', '.join(frame.columns)}")
+    values = frame[column].to_numpy(dtype=object)
+    return np.where(values == "", None, values)
+
+
+def _labels_from_text(file: Path) -> np.ndarray:
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{file}: not UTF-8 text; expected one label per line") from None
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    values = np.array([line.strip() for line in lines], dtype=object)
+    return np.where(values == "", None, values)
+
+
+def _class_names_file(path: Path, *, per_row_labels: bool) -> tuple[tuple[str, ...] | None, str | None]:
+    names = read_class_names_file(path / "classes.txt")
+    if names is not None:
+        return names, "classes.txt"
+    if not per_row_labels:
+        names = read_class_names_file(path / "labels.txt")
+        if names is not None:
+            return names, "labels.txt"
+    return None, None
+
+
+def _load_table(root: Path, file: Path, label_col: str, feature_cols: Sequence[str] | None) -> Dataset:
+    import fnmatch
+
+    from .table import load_feature_table
+
+    frame, line_of = load_feature_table(file, label_col)
+    others = [c for c in frame.columns if c != label_col]
+    if feature_cols:
+        selected = []
+        for pattern in feature_cols:
+            matched = [c for c in others if fnmatch.fnmatchcase(c, pattern)] if any(ch in pattern for ch in "*?[") else (
+                [pattern] if pattern in others else [])
+            if not matched:
+                raise InvalidInputError(f"{file}: no feature column matches {pattern!r}; columns are {', '.join(others[:12])}")
+            selected += [c for c in matched if c not in selected]
+    else:
+        selected = others
+    labels = frame[label_col].to_numpy()
+    if labels.dtype.kind in "OUS":
+        labels = np.where(labels == "", None, labels.astype(object))
+    directory = root if root.is_dir() else file.parent
+    class_names, source = _class_names_file(directory, per_row_labels=False) if root.is_dir() else (None, None)
+    dataset = TableDataset(file, "table", labels, Location(str(file), [label_col], True, line_of), class_names, source,
+                           files={file.name: sha256_of(file)})
+    dataset.frame = frame
+    dataset.feature_columns = selected
+    return dataset

@@ -1,0 +1,199 @@
+"""``calaudit run model.onnx data/``: run a vendor model over a data directory.
+
+Ends, like every loader, in :class:`calaudit.Predictions`; provenance (model
+signature, provider, preprocessing, how scores became probabilities) travels in its
+:class:`calaudit.predictions.Source`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, UsageError
+from ..onnx_model import VendorModel, class_names_from_sources, load_model
+from ..location import Location
+from ..predictions import Predictions, Source, to_probabilities, widen_binary
+from ..transforms import NO_TRANSFORM
+from ..scores import decide_logits
+from ..validation import DEFAULT_ROW_SUM_TOLERANCE
+from .datadir import Dataset, load_data_directory
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def load_model_predictions(
+    model_path: str | Path,
+    data_path: str | Path,
+    *,
+    device: str = "auto",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    output: str | None = None,
+    logits: bool = False,
+    class_names: Sequence[str] | None = None,
+    data_format: str = "auto",
+    label_col: str = "label",
+    feature_cols: Sequence[str] | None = None,
+    preprocess: dict[str, Any] | None = None,
+    skip_bad_images: bool = False,
+    row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
+    progress: Callable[[int], None] | None = None,
+    save_predictions: str | Path | None = None,
+) -> Predictions:
+    """Run ``model_path`` over ``data_path`` and return validated predictions.
+
+    ``save_predictions`` writes the probabilities (before row renormalisation) and the
+    labels as a prediction file whose audit reproduces this one exactly.
+    """
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1; got {batch_size}")
+    model = load_model(model_path, device=device)
+    dataset = load_data_directory(
+        data_path, data_format=data_format, label_col=label_col, feature_cols=feature_cols,
+        preprocess=preprocess, skip_bad_images=skip_bad_images,
+    )
+    score_output = model.choose_score_output(output)
+    scores, kept, batch_used = run_model(model, dataset, score_output, batch_size, progress)
+    where = str(model.path)
+    use_logits, reason = decide_logits(
+        scores, output_name=score_output.name, logits_flag=logits, row_sum_tolerance=row_sum_tolerance, where=where
+    )
+    n_columns = 2 if scores.shape[1] == 1 else scores.shape[1]
+    sources: list[tuple[str, Sequence[str] | None]] = [
+        ("ZipMap keys", score_output.class_labels),
+        ("the model's classifier node (classlabels)", model.graph_class_labels()),
+        ("the model's metadata", model.metadata_class_names()),
+        (dataset.class_names_source or "the data directory", dataset.class_names),
+    ]
+    if class_names is not None:
+        if len(class_names) != n_columns:
+            raise UsageError(f"--classes names {len(class_names)} classes but the model emits {n_columns}")
+        names, names_source, notes = tuple(class_names), "--classes", []
+    else:
+        names, names_source, notes = class_names_from_sources(n_columns, sources)
+    labels = dataset.labels[kept]
+    row_ids = dataset.row_ids[kept] if dataset.row_ids is not None else kept + 1
+    import pandas as pd
+
+    details = {
+        "model": model.provenance(),
+        "data": dataset.describe(),
+        "scores": {
+            "output": score_output.name,
+            "output_choice": score_output.reason,
+            "read_from": score_output.fetch,
+            "treated_as": "logits" if use_logits else "probabilities",
+            "reason": reason,
+        },
+        "class_names_source": names_source,
+        "notes": notes,
+        "batch_size": batch_used,
+    }
+    location = Location(where, None, True)
+    transform = NO_TRANSFORM
+    if use_logits:
+        scores, transform = to_probabilities(scores, location=location)
+    if scores.shape[1] == 1:
+        scores = widen_binary(scores)
+    try:
+        predictions = Predictions.from_arrays(
+            labels, scores, class_names=names, row_sum_tolerance=row_sum_tolerance,
+            source=Source("onnx", str(model.path), model.sha256, "onnx", details),
+            extra_columns=pd.DataFrame({dataset.row_id_name: row_ids}),
+            label_location=dataset.label_location, applied_transform=transform,
+        )
+    except InvalidInputError as exc:
+        if "is not one of the" in str(exc):
+            raise InvalidInputError(
+                f"{exc}; the model's classes came from {names_source} (put the model's class names in classes.txt, "
+                "one per line in output order, or pass --classes)"
+            ) from None
+        raise
+    if save_predictions is not None:
+        from ..export import save_prediction_file
+
+        # The matrix before renormalisation: reading it back repeats the same
+        # validation and division, so the audit of the file is bit-for-bit this one.
+        save_prediction_file(save_predictions, predictions, proba=scores)
+    return predictions
+
+
+def run_model(
+    model: VendorModel,
+    dataset: Dataset,
+    score_output: Any,
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Scores of every readable row, the indices of those rows, and the batch size used.
+
+    A model whose inputs fix the batch dimension gets batches of exactly that size
+    (a batch of 1 is fed row by row; a last partial batch is padded and trimmed).
+    """
+    fixed = {spec.fixed_batch for spec in model.inputs} - {None}
+    if len(fixed) > 1:
+        raise InvalidInputError(f"{model.path}: the inputs fix different batch sizes ({sorted(fixed)})")
+    fixed_batch = fixed.pop() if fixed else None
+    step = fixed_batch or batch_size
+    chunks: list[np.ndarray] = []
+    kept: list[np.ndarray] = []
+    for batch in dataset.batches(model.inputs, step):
+        n = batch.rows.shape[0]
+        feeds = batch.feeds
+        if fixed_batch is not None and n < fixed_batch:
+            feeds = {name: _pad(array, fixed_batch) for name, array in feeds.items()}
+        try:
+            raw = model.run(score_output.fetch, feeds)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidInputError(
+                f"{model.path}: onnxruntime failed on rows {int(batch.rows[0]) + 1}-{int(batch.rows[-1]) + 1}: "
+                f"{_clean(first)}; the model expects {', '.join(s.describe() for s in model.inputs)}"
+            ) from None
+        chunks.append(_score_matrix(raw, score_output)[:n])
+        kept.append(batch.rows)
+        if progress is not None:
+            progress(n)
+    if not chunks:
+        raise InvalidInputError(f"{dataset.path}: no rows could be read")
+    widths = {chunk.shape[1] for chunk in chunks}
+    if len(widths) != 1:
+        raise InvalidInputError(f"{model.path}: output {score_output.name!r} changed width between batches ({sorted(widths)})")
+    return np.concatenate(chunks).astype(np.float64, copy=False), np.concatenate(kept), step
+
+
+def _pad(array: np.ndarray, size: int) -> np.ndarray:
+    missing = size - array.shape[0]
+    return np.concatenate([array, np.repeat(array[-1:], missing, axis=0)])
+
+
+def _score_matrix(raw: Any, score_output: Any) -> np.ndarray:
+    """One batch of the score output as an ``(n, K)`` float array."""
+    if isinstance(raw, list):  # a ZipMap sequence of maps that could not be bypassed
+        keys = list(score_output.class_labels or (raw[0].keys() if raw else []))
+        lookup = [k if k in raw[0] else _key_like(k, raw[0]) for k in keys] if raw else keys
+        return np.array([[row[k] for k in lookup] for row in raw], dtype=np.float64)
+    array = np.asarray(raw, dtype=np.float64)
+    if array.ndim == 1:
+        return array[:, None]
+    if array.ndim > 2:
+        squeezed = array.reshape(array.shape[0], -1)
+        return squeezed
+    return array
+
+
+def _key_like(name: str, row: dict) -> Any:
+    for key in row:
+        if str(key) == name:
+            return key
+    raise InvalidInputError(f"ZipMap output has no key {name!r}")
+
+
+def _clean(text: str) -> str:
+    import re
+
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    return text[:300]
