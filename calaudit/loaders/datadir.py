@@ -113,10 +113,11 @@ def fit_row_shape(block: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
     return block.reshape((block.shape[0], *row_shape))
 
 
+@dataclass
 class ArrayDataset(Dataset):
     """``features.npy`` / ``features.npz`` plus labels."""
 
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
         sources = _match_inputs(self.path, inputs, self.arrays)
@@ -143,11 +144,12 @@ def _match_inputs(path: Path, inputs: Sequence[Any], arrays: dict[str, np.ndarra
     return {name: arrays[name] for name in names}
 
 
+@dataclass
 class TableDataset(Dataset):
     """One table: a label column and feature columns."""
 
-    frame: Any
-    feature_columns: list[str]
+    frame: Any = None
+    feature_columns: list[str] = field(default_factory=list)
 
     def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
         columns = self._columns_per_input(inputs)
@@ -311,10 +313,10 @@ def _load_arrays(path: Path) -> Dataset:
                 f"{path}: {name} has {rows} rows but {label_file} has {labels.shape[0]} labels; expected one label per row"
             )
     class_names, source = _class_names_file(path, per_row_labels=label_file == "labels.txt")
-    dataset = ArrayDataset(path, "arrays", labels, Location(str(path / label_file), None, True), class_names, source,
-                           files=files)
-    dataset.arrays = arrays
-    return dataset
+    return ArrayDataset(
+        path, "arrays", labels, Location(str(path / label_file), None, True), class_names, source,
+        files=files, arrays=arrays,
+    )
 
 
 def _read_array_labels(path: Path, arrays: dict[str, np.ndarray], files: dict[str, str]) -> tuple[np.ndarray, str]:
@@ -403,8 +405,7 @@ def _load_table(root: Path, file: Path, label_col: str, feature_cols: Sequence[s
         labels = np.where(labels == "", None, labels.astype(object))
     directory = root if root.is_dir() else file.parent
     class_names, source = _class_names_file(directory, per_row_labels=False) if root.is_dir() else (None, None)
-    dataset = TableDataset(file, "table", labels, Location(str(file), [label_col], True, line_of), class_names, source,
-                           files={file.name: sha256_of(file)})
-    dataset.frame = frame
-    dataset.feature_columns = selected
-    return dataset
+    return TableDataset(
+        file, "table", labels, Location(str(file), [label_col], True, line_of), class_names, source,
+        files={file.name: sha256_of(file)}, frame=frame, feature_columns=selected,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -258,12 +258,13 @@ def resolve_preprocess(settings: ImagePreprocess, spec: Any, *, where: str) -> R
     )
 
 
+@dataclass
 class ImageFolderDataset(Dataset):
     """``root/<class>/<image>`` files, labelled by their folder."""
 
-    files_list: list[Path]
-    settings: ImagePreprocess
-    skip_bad_images: bool
+    image_files: list[Path] = field(default_factory=list)
+    settings: ImagePreprocess = field(default_factory=ImagePreprocess)
+    skip_bad_images: bool = False
     resolved: ResolvedPreprocess | None = None
 
     def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
@@ -280,7 +281,7 @@ class ImageFolderDataset(Dataset):
         for start in range(0, self.n_rows, batch_size):
             rows, tensors = [], []
             for index in range(start, min(start + batch_size, self.n_rows)):  # decoding is per file
-                file = self.files_list[index]
+                file = self.image_files[index]
                 try:
                     with Image.open(file) as image:
                         image.load()
@@ -344,12 +345,9 @@ def load_image_folder(
     source = "classes.txt" if class_names else "image folder names (sorted)"
     if class_names:
         hashes["classes.txt"] = sha256_of(path / "classes.txt")
-    dataset = ImageFolderDataset(
+    return ImageFolderDataset(
         path, "images", np.asarray(labels, dtype=object), Location(str(path), None, True),
         class_names or tuple(sorted(set(labels))),
         source, np.asarray([str(f.relative_to(path)) for f in files], dtype=object), "path", hashes,
+        image_files=files, settings=option_settings.merged_over(file_settings), skip_bad_images=skip_bad_images,
     )
-    dataset.files_list = files
-    dataset.settings = option_settings.merged_over(file_settings)
-    dataset.skip_bad_images = skip_bad_images
-    return dataset
