@@ -94,6 +94,78 @@ def _split_list(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     return items or None
 
 
+def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    from .config import load_config_callback
+
+    return load_config_callback(ctx, param, value)
+
+
+def gate_options(command: Any) -> Any:
+    """Options shared by ``run`` and ``check``: thresholds, regression gate, CI outputs.
+
+    Each threshold can also come from an environment variable (shown in ``--help``)
+    or from ``calaudit.toml`` / ``[tool.calaudit]`` (command line > environment >
+    config file > default).
+    """
+    options = [
+        click.option("--config", type=click.Path(path_type=Path, dir_okay=False), is_eager=True,
+                     expose_value=False, callback=_load_config,
+                     help="Settings file (default: the nearest calaudit.toml or pyproject.toml [tool.calaudit])."),
+        click.option("--max-ece", type=float, envvar="CALAUDIT_MAX_ECE", show_envvar=True,
+                     help="Fail (exit 1) when ECE exceeds this."),
+        click.option("--max-mce", type=float, envvar="CALAUDIT_MAX_MCE", show_envvar=True,
+                     help="Fail when MCE exceeds this."),
+        click.option("--max-brier", type=float, envvar="CALAUDIT_MAX_BRIER", show_envvar=True,
+                     help="Fail when the Brier score exceeds this."),
+        click.option("--max-nll", type=float, envvar="CALAUDIT_MAX_NLL", show_envvar=True,
+                     help="Fail when the negative log-likelihood exceeds this."),
+        click.option("--min-accuracy", type=float, envvar="CALAUDIT_MIN_ACCURACY", show_envvar=True,
+                     help="Fail when accuracy is below this."),
+        click.option("--fail-if", multiple=True, metavar="'METRIC>VALUE'", envvar="CALAUDIT_FAIL_IF",
+                     show_envvar=True, help="Fail when the condition holds (>, >=, <, <=). Repeatable."),
+        click.option("--baseline-result", type=click.Path(path_type=Path, dir_okay=False),
+                     envvar="CALAUDIT_BASELINE_RESULT", show_envvar=True,
+                     help="JSON result of the previous release, for --max-increase / --max-decrease."),
+        click.option("--max-increase", multiple=True, metavar="METRIC=ALLOWANCE",
+                     help="Fail when a lower-is-better metric rose by more than ALLOWANCE against the baseline."),
+        click.option("--max-decrease", multiple=True, metavar="METRIC=ALLOWANCE",
+                     help="Fail when accuracy fell by more than ALLOWANCE against the baseline."),
+        click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Write the checks as JUnit XML (one test case per check)."),
+        click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+GATE_KEYS = ("max_ece", "max_mce", "max_brier", "max_nll", "min_accuracy", "fail_if", "baseline_result",
+             "max_increase", "max_decrease", "junit_path", "markdown_path")
+
+
+def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
+    """Judge ``result`` against the gate options; the gate result rides on the result."""
+    import dataclasses
+
+    from .gate import evaluate_gate, parse_allowance, thresholds_from_options
+    from .result import read_result_file
+
+    thresholds = thresholds_from_options(
+        {key: options[key] for key in ("max_ece", "max_mce", "max_brier", "max_nll", "min_accuracy")},
+        options["fail_if"],
+    )
+    regressions = [parse_allowance(text, source="--max-increase") for text in options["max_increase"]]
+    regressions += [parse_allowance(text, source="--max-decrease") for text in options["max_decrease"]]
+    baseline = None
+    if options["baseline_result"] is not None:
+        baseline = read_result_file(options["baseline_result"]).metrics
+    if not thresholds and not regressions:
+        return result
+    gate = evaluate_gate(result.metrics, thresholds, regressions=regressions, baseline_metrics=baseline)
+    return dataclasses.replace(result, gate=gate)
+
+
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("data_path", metavar="[DATA]", required=False, type=click.Path(path_type=Path))
@@ -137,8 +209,10 @@ def _split_list(ctx: click.Context, param: click.Parameter, values: tuple[str, .
 @click.option("--skip-bad-images", is_flag=True, help="Images: skip undecodable files (counted) instead of failing.")
 @click.option("--save-predictions", type=click.Path(path_type=Path, dir_okay=False),
               help="ONNX models: write the probabilities and labels as a prediction file (.csv, .csv.gz, .parquet).")
+@gate_options
 @debug_option
-def run(input_path: Path, data_path: Path | None, **options: Any) -> None:
+@click.pass_context
+def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options: Any) -> None:
     """Audit a prediction file, or an ONNX model run over a data directory.
 
     \b
@@ -163,12 +237,50 @@ def run(input_path: Path, data_path: Path | None, **options: Any) -> None:
             raise click.UsageError("--save-predictions is for ONNX models; the prediction file already holds them")
         predictions = _load_file(input_path, options)
     recorded = {
-        key: str(value) if isinstance(value, Path) else value
+        key: str(value) if isinstance(value, Path) else (list(value) if isinstance(value, tuple) else value)
         for key, value in options.items()
-        if key not in ("json_path", "out_dir", "quiet")
+        if key not in ("json_path", "out_dir", "quiet", "junit_path", "markdown_path")
     }
+    if "calaudit.config" in ctx.meta:
+        recorded["config"] = ctx.meta["calaudit.config"]
     result = audit_predictions(predictions, n_bins=options["n_bins"], options=recorded)
-    _write_outputs(result, json_path=options["json_path"], out_dir=options["out_dir"], quiet=options["quiet"])
+    result = _apply_gate(result, options)
+    _write_outputs(result, options)
+    _exit_for_gate(ctx, result)
+
+
+@cli.command()
+@click.argument("result_path", metavar="RESULT.json", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the result with the checks added ('-' for stdout).")
+@click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Write every output (audit.json, summary.txt, ...) into this directory.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when the gate passes.")
+@gate_options
+@debug_option
+@click.pass_context
+def check(ctx: click.Context, result_path: Path, **options: Any) -> None:
+    """Gate a JSON result written earlier by 'calaudit run --json', without re-running.
+
+    \b
+    calaudit check result.json --max-ece 0.05
+    calaudit check result.json --baseline-result previous.json --max-increase ece=0.01
+    """
+    from .result import read_result_file
+
+    result = _apply_gate(read_result_file(result_path), options)
+    _write_outputs(result, options)
+    _exit_for_gate(ctx, result)
+
+
+def _exit_for_gate(ctx: click.Context, result: Any) -> None:
+    """The one place a breached threshold becomes exit code 1, with a one-line reason."""
+    if result.gate is None or result.gate.passed:
+        return
+    failures = result.gate.failures
+    more = f" (and {len(failures) - 1} more failed check(s))" if len(failures) > 1 else ""
+    click.echo(f"calaudit: gate failed: {failures[0].message}{more}", err=True)
+    ctx.exit(int(ExitCode.GATE_FAILED))
 
 
 def _load_file(input_path: Path, options: dict[str, Any]) -> Any:
@@ -218,20 +330,41 @@ def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> An
     return predictions
 
 
-def _write_outputs(result: Any, *, json_path: Path | None, out_dir: Path | None, quiet: bool) -> None:
-    from .atomic import write_atomic
-    from .reporters import json_report, terminal
+def _write_outputs(result: Any, options: dict[str, Any]) -> None:
+    """Render every requested output; files are written atomically."""
+    import os
 
+    from .atomic import write_atomic
+    from .reporters import json_report, junit, markdown, terminal
+
+    json_path, out_dir = options["json_path"], options["out_dir"]
     summary = terminal.render(result)
     document = json_report.render(result)
+    gated = result.gate is not None
+    markdown_text = markdown.render(result)
     if out_dir is not None:
         write_atomic(out_dir / "audit.json", document)
         write_atomic(out_dir / "summary.txt", summary)
+        write_atomic(out_dir / "summary.md", markdown_text)
+        if gated:
+            write_atomic(out_dir / "junit.xml", junit.render(result))
+    if options["junit_path"] is not None:
+        write_atomic(options["junit_path"], junit.render(result))
+    if options["markdown_path"] is not None:
+        write_atomic(options["markdown_path"], markdown_text)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        try:
+            with open(step_summary, "a", encoding="utf-8") as handle:  # GitHub's file: append, never replace
+                handle.write(markdown_text)
+        except OSError as exc:
+            click.echo(f"calaudit: warning: cannot append to $GITHUB_STEP_SUMMARY ({exc.strerror or exc})", err=True)
     if json_path is not None and str(json_path) == "-":
         click.echo(document, nl=False)
         return
     if json_path is not None:
         write_atomic(json_path, document)
+    quiet = options["quiet"] and (not gated or result.gate.passed)
     if not quiet:
         click.echo(summary, nl=False)
 

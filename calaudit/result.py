@@ -8,8 +8,10 @@ layout is a public contract (README, "The JSON result"): a change to it bumps
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .gate import GateResult
 from .metrics import METRICS
 
 if TYPE_CHECKING:
@@ -105,6 +107,7 @@ class AuditResult:
     tool_version: str
     created_at: str
     positive_reliability: ReliabilityTable | None = None
+    gate: GateResult | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -146,6 +149,7 @@ class AuditResult:
             "per_class": [asdict(c) for c in self.per_class],
             "diagnostics": dict(self.diagnostics),
             "options": dict(self.options),
+            "gate": self.gate.to_dict() if self.gate is not None else None,
             **self.extras,
         }
 
@@ -162,7 +166,7 @@ class AuditResult:
         known = {
             "format", "format_version", "tool", "created_at", "input", "n_samples", "n_classes", "class_names",
             "metrics", "metric_definitions", "reliability", "reliability_positive", "per_class", "diagnostics",
-            "options",
+            "options", "gate",
         }
         positive = data.get("reliability_positive")
         return cls(
@@ -178,5 +182,37 @@ class AuditResult:
             tool_version=data["tool"]["version"],
             created_at=data["created_at"],
             positive_reliability=ReliabilityTable.from_dict(positive) if positive else None,
+            gate=GateResult.from_dict(data["gate"]) if data.get("gate") else None,
             extras={k: v for k, v in data.items() if k not in known},
         )
+
+
+def read_result_file(path: str | Path) -> AuditResult:
+    """Read a JSON result written by ``calaudit run --json`` (for ``calaudit check``)."""
+    import json
+
+    from .errors import InvalidInputError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: no such result file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path}: cannot read the file ({exc})") from None
+    except ValueError as exc:
+        raise InvalidInputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{path}: not a calaudit result (expected a JSON object)")
+    try:
+        result = AuditResult.from_dict(data)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{path}: {exc}") from None
+    except KeyError as exc:
+        raise InvalidInputError(f"{path}: not a calaudit result (missing key {exc.args[0]!r})") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInputError(f"{path}: not a calaudit result ({exc})") from None
+    bad = [name for name, value in result.metrics.items() if not isinstance(value, (int, float)) or isinstance(value, bool)]
+    if bad:
+        raise InvalidInputError(f"{path}: metric {bad[0]!r} is {result.metrics[bad[0]]!r}; expected a number")
+    return result

@@ -167,12 +167,19 @@ def labelled_prob_model(w: np.ndarray, b: np.ndarray) -> onnx.ModelProto:
 
 
 def zipmap_model(
-    w: np.ndarray, b: np.ndarray, classes: Sequence[str] | Sequence[int], *, metadata: dict[str, str] | None = None
+    w: np.ndarray,
+    b: np.ndarray,
+    classes: Sequence[str] | Sequence[int],
+    *,
+    metadata: dict[str, str] | None = None,
+    zipmap: bool = True,
+    expose_scores: bool = False,
 ) -> onnx.ModelProto:
     """skl2onnx-like classifier: LinearClassifier (softmax) -> label + ZipMap.
 
     String ``classes`` give a string label and ``seq(map(string, float))``; int classes
-    give an int64 label and ``seq(map(int64, float))``.
+    give an int64 label and ``seq(map(int64, float))``. ``zipmap=False`` outputs the
+    ``scores`` tensor instead of the ZipMap; ``expose_scores`` outputs both.
     """
     n_features, n_classes = w.shape
     assert len(classes) == n_classes
@@ -185,16 +192,19 @@ def zipmap_model(
             coefficients=w.T.reshape(-1).tolist(), intercepts=b.tolist(), post_transform="SOFTMAX",
             multi_class=0, **label_attr,
         ),
-        helper.make_node("ZipMap", ["scores"], ["output_probability"], domain="ai.onnx.ml", **zip_attr),
     ]
     key_type = TensorProto.STRING if strings else TensorProto.INT64
     map_type = helper.make_sequence_type_proto(helper.make_map_type_proto(key_type, helper.make_tensor_type_proto(FLOAT, [])))
+    outputs = [helper.make_tensor_value_info("label", key_type, ["N"])]
+    if zipmap:
+        nodes.append(helper.make_node("ZipMap", ["scores"], ["output_probability"], domain="ai.onnx.ml", **zip_attr))
+        outputs.append(helper.make_value_info("output_probability", map_type))
+    if expose_scores or not zipmap:
+        outputs.append(helper.make_tensor_value_info("scores", FLOAT, ["N", n_classes]))
     return finish(
         nodes,
         [helper.make_tensor_value_info("x", FLOAT, ["N", n_features])],
-        [helper.make_tensor_value_info("label", key_type, ["N"]),
-         helper.make_value_info("output_probability", map_type)],
-        metadata=metadata, opset=17, ml_opset=1,
+        outputs, metadata=metadata, opset=17, ml_opset=1,
     )
 
 
@@ -325,3 +335,19 @@ def ort_run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], output: str | 
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [output] if output else [session.get_outputs()[0].name]
     return session.run(names, feeds)[0]
+
+
+# ---------------------------------------------------------------------- data directories
+
+
+def write_arrays(directory: Path, features: np.ndarray | dict[str, np.ndarray], labels: np.ndarray | None = None) -> Path:
+    """An ``arrays`` data directory: features.npy (or .npz for a dict) plus labels.npy."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if isinstance(features, dict):
+        np.savez(directory / "features.npz", **features)
+    else:
+        np.save(directory / "features.npy", features)
+    if labels is not None:
+        np.save(directory / "labels.npy", labels)
+    return directory

@@ -52,7 +52,18 @@ def render(result: AuditResult) -> str:
         label = f"{name} ({result.n_bins} bins)" if info.binned else name
         lines.append(f"{label:<26} {value:>9.4f}  {_BETTER[info.better]:<7} {info.meaning}")
     lines += ["", *_reliability_lines(result)]
+    if result.gate is not None and result.gate.checks:
+        lines += ["", *_gate_lines(result)]
     return "\n".join(lines) + "\n"
+
+
+def _gate_lines(result: AuditResult) -> list[str]:
+    gate = result.gate
+    verdict = "PASSED" if gate.passed else "FAILED"
+    lines = [f"Calibration gate: {verdict} ({len(gate.checks) - len(gate.failures)} of {len(gate.checks)} checks passed)"]
+    for check in gate.checks:
+        lines.append(f"  [{'pass' if check.passed else 'FAIL'}] {check.message}")
+    return lines
 
 
 def _reliability_lines(result: AuditResult) -> list[str]:

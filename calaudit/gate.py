@@ -1,0 +1,191 @@
+"""The CI gate: thresholds on calibration metrics, judged by one pure function.
+
+:func:`evaluate_gate` takes an :class:`AuditResult` (and optionally the result of a
+previous release) and returns every check with its value, limit and verdict. The exit
+code is decided once from :attr:`GateResult.passed` in the CLI (0 passed, 1 breached).
+A threshold on a metric the audit did not compute (``brier_positive`` on a multiclass
+model) fails: a gate that silently ignores its own rule is worse than none.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import UsageError
+from .metrics import METRICS
+
+#: Shorthand options: option name -> (metric, comparison that must hold to pass).
+SHORTHANDS = {
+    "max_ece": ("ece", "<="),
+    "max_mce": ("mce", "<="),
+    "max_brier": ("brier", "<="),
+    "max_nll": ("nll", "<="),
+    "min_accuracy": ("accuracy", ">="),
+}
+_OPERATORS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
+_NEGATION = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
+_CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Pass iff ``metric <comparison> limit``; ``source`` is the option that set it."""
+
+    metric: str
+    comparison: str
+    limit: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Regression:
+    """Pass iff the metric got worse than in ``baseline`` by at most ``allowance``."""
+
+    metric: str
+    allowance: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """One judged rule. ``value`` is ``None`` when the metric is missing."""
+
+    name: str
+    metric: str
+    value: float | None
+    comparison: str
+    limit: float
+    passed: bool
+    source: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Every check, and whether all passed (an empty gate passes)."""
+
+    checks: tuple[Check, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if not check.passed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "checks": [check.to_dict() for check in self.checks]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateResult:
+        return cls(tuple(Check(**check) for check in data["checks"]))
+
+
+def _known_metric(name: str, source: str) -> str:
+    if name not in METRICS:
+        raise UsageError(f"{source}: unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+    return name
+
+
+def parse_condition(text: str, *, source: str = "--fail-if") -> Threshold:
+    """``'ece>0.05'`` (fail when true) -> the threshold that must hold to pass."""
+    match = _CONDITION.match(text)
+    if not match:
+        raise UsageError(f"{source} {text!r}: expected METRIC OP NUMBER with OP one of >, >=, <, <= (e.g. 'ece>0.05')")
+    metric, op, limit = match.group(1), match.group(2), float(match.group(3))
+    return Threshold(_known_metric(metric, f"{source} {text!r}"), _NEGATION[op], limit, f"{source} {text}")
+
+
+def parse_allowance(text: str, *, source: str) -> Regression:
+    """``'ece=0.01'`` -> a regression rule."""
+    name, sep, value = text.partition("=")
+    try:
+        allowance = float(value)
+    except ValueError:
+        allowance = float("nan")
+    if not sep or allowance != allowance or allowance < 0:
+        raise UsageError(f"{source} {text!r}: expected METRIC=ALLOWANCE with a non-negative number (e.g. 'ece=0.01')")
+    metric = _known_metric(name.strip(), f"{source} {text!r}")
+    better = METRICS[metric].better
+    if (source == "--max-decrease") != (better == "higher"):
+        hint = "--max-decrease" if better == "higher" else "--max-increase"
+        raise UsageError(f"{source} {text!r}: {metric} is {better}-is-better; use {hint}")
+    return Regression(metric, allowance, f"{source} {metric}={allowance:g}")
+
+
+def thresholds_from_options(
+    shorthands: dict[str, float | None], fail_if: Iterable[str] = ()
+) -> list[Threshold]:
+    """Thresholds from ``--max-ece``-style options and ``--fail-if`` conditions."""
+    rules = [
+        Threshold(SHORTHANDS[option][0], SHORTHANDS[option][1], float(limit), f"--{option.replace('_', '-')}")
+        for option, limit in shorthands.items()
+        if limit is not None
+    ]
+    return rules + [parse_condition(text) for text in fail_if]
+
+
+def _format(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def evaluate_gate(
+    metrics: dict[str, float],
+    thresholds: Sequence[Threshold] = (),
+    *,
+    regressions: Sequence[Regression] = (),
+    baseline_metrics: dict[str, float] | None = None,
+) -> GateResult:
+    """Judge every rule against ``metrics`` (a result's ``metrics`` mapping).
+
+    Limits are inclusive as written: ``--max-ece 0.05`` passes at exactly 0.05.
+    Regressions compare with ``baseline_metrics`` in the metric's own direction
+    (lower-is-better metrics may rise by the allowance, accuracy may fall by it,
+    ``confidence_gap`` may move away from 0 by it).
+    """
+    checks: list[Check] = []
+    for rule in thresholds:
+        name = f"{rule.metric} {rule.comparison} {_format(rule.limit)}"
+        value = metrics.get(rule.metric)
+        if value is None:
+            checks.append(Check(name, rule.metric, None, rule.comparison, rule.limit, False, rule.source,
+                                f"{rule.metric} was not computed for this model, so {rule.source} cannot pass"))
+            continue
+        passed = bool(_OPERATORS[rule.comparison](value, rule.limit))
+        verdict = "within" if passed else "breaches"
+        checks.append(Check(name, rule.metric, float(value), rule.comparison, rule.limit, passed, rule.source,
+                            f"{rule.metric} = {_format(value)} {verdict} the limit {rule.comparison} "
+                            f"{_format(rule.limit)} ({rule.source})"))
+    if regressions and baseline_metrics is None:
+        raise UsageError("--max-increase / --max-decrease need --baseline-result PREVIOUS.json")
+    for rule in regressions:
+        value, base = metrics.get(rule.metric), (baseline_metrics or {}).get(rule.metric)
+        better = METRICS[rule.metric].better
+        if value is None or base is None:
+            where = "this result" if value is None else "the baseline result"
+            checks.append(Check(f"{rule.metric} regression", rule.metric, value, "<=", rule.allowance, False,
+                                rule.source, f"{rule.metric} is missing from {where}, so {rule.source} cannot pass"))
+            continue
+        if better == "higher":
+            worsening = base - value
+        elif better == "zero":
+            worsening = abs(value) - abs(base)
+        else:
+            worsening = value - base
+        passed = worsening <= rule.allowance
+        direction = {"higher": "fell", "zero": "moved away from 0", "lower": "rose"}[better]
+        checks.append(Check(
+            f"{rule.metric} worsening <= {_format(rule.allowance)}", rule.metric, float(value), "<=",
+            rule.allowance, passed, rule.source,
+            f"{rule.metric} {direction} by {_format(max(worsening, 0.0))} against the baseline "
+            f"({_format(base)} -> {_format(value)}); allowed {_format(rule.allowance)} ({rule.source})",
+        ))
+    return GateResult(tuple(checks))
