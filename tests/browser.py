@@ -168,7 +168,7 @@ def _format_console(msg) -> str:
     text = msg.text
     loc = msg.location or {}
     if loc.get("url"):
-        text += f" [{loc['url'].rsplit('/', 1)[-1][:80]}:{loc.get('lineNumber', '?')}]"
+        text += f" [at {loc['url'][:200]}:{loc.get('lineNumber', '?')}]"
     return text
 
 
