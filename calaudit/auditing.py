@@ -14,8 +14,14 @@ from .errors import UsageError
 from .intervals import wilson_interval
 from .metrics import DEFAULT_N_BINS, MetricSuite, compute_metrics
 from .predictions import Predictions
-from .result import AuditResult, ClassSummary, ReliabilityBin, ReliabilityTable
+from .result import AuditResult, ClassReliability, ClassSummary, ReliabilityBin, ReliabilityTable
 from .validation import DEFAULT_ROW_SUM_TOLERANCE
+from .verdict import decide_verdict
+
+#: Confidence bands of the report's plain-language sentences (10 points each).
+REPORT_BANDS = 10
+#: Classes whose reliability diagrams are kept: all up to this many, else the worst.
+SHOWN_CLASSES = 10
 
 
 def audit(
@@ -72,12 +78,21 @@ def audit_predictions(
     positive = None
     if suite.positive is not None:
         positive = reliability_table(suite.positive, value=f"probability of {class_names[1]}")
+    reliability = reliability_table(suite.top_label, value="confidence")
+    # Ten bands of 10 points each for the report's sentences ("when it said 90-100%...").
+    bands = reliability_table(
+        BinStatistics.equal_width(suite.top.confidence, suite.top.correct, REPORT_BANDS), value="confidence"
+    )
+    verdict = decide_verdict(
+        n_samples=predictions.n_samples, accuracy=suite.values["accuracy"],
+        confidence_gap=suite.values["confidence_gap"], ece=suite.values["ece"], bins=reliability.bins,
+    )
     return AuditResult(
         n_samples=predictions.n_samples,
         n_classes=predictions.n_classes,
         class_names=class_names,
         metrics=suite.values,
-        reliability=reliability_table(suite.top_label, value="confidence"),
+        reliability=reliability,
         per_class=_per_class(predictions, suite),
         diagnostics={
             "max_row_sum_deviation": predictions.max_row_sum_deviation,
@@ -90,6 +105,9 @@ def audit_predictions(
         tool_version=__version__,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         positive_reliability=positive,
+        bands=bands,
+        class_reliability=_class_reliability(predictions.class_names, suite, predictions.n_samples),
+        verdict=verdict,
     )
 
 
@@ -110,15 +128,37 @@ def reliability_table(stats: BinStatistics, *, value: str) -> ReliabilityTable:
             lower=float(edges[m]),
             upper=float(edges[m + 1]),
             count=int(n),
+            correct=int(round(k)),
             mean_confidence=float(c),
             accuracy=float(a),
             gap=float(a - c),
             accuracy_low=float(lo),
             accuracy_high=float(hi),
         )
-        for m, n, c, a, lo, hi in zip(keep, count, confidence, accuracy, low, high)
+        for m, n, k, c, a, lo, hi in zip(keep, count, stats.sum_outcome[keep], confidence, accuracy, low, high)
     )
     return ReliabilityTable(value, "equal-width", stats.n_bins, "wilson-95", bins)
+
+
+def _class_reliability(
+    class_names: tuple[str, ...], suite: MetricSuite, n_rows: int
+) -> tuple[ClassReliability, ...]:
+    """Per-class reliability tables: every class when there are at most
+    ``SHOWN_CLASSES``, else the ``SHOWN_CLASSES`` with the largest class ECE."""
+    stats = suite.classwise
+    class_ece = stats.weighted_error(n_rows)
+    order = np.argsort(-class_ece, kind="stable")
+    shown = np.arange(len(class_names)) if len(class_names) <= SHOWN_CLASSES else order[:SHOWN_CLASSES]
+    return tuple(
+        ClassReliability(
+            class_names[k], float(class_ece[k]),
+            reliability_table(
+                BinStatistics(stats.count[k], stats.sum_value[k], stats.sum_outcome[k], stats.edges),
+                value=f"probability of {class_names[k]}",
+            ),
+        )
+        for k in shown
+    )
 
 
 def _per_class(predictions: Predictions, suite: MetricSuite) -> tuple[ClassSummary, ...]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .gate import GateResult
 from .metrics import METRICS
+from .verdict import Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,6 +30,7 @@ class ReliabilityBin:
     lower: float
     upper: float
     count: int
+    correct: int
     mean_confidence: float
     accuracy: float
     gap: float
@@ -88,6 +90,23 @@ class ClassSummary:
 
 
 @dataclass(frozen=True)
+class ClassReliability:
+    """The reliability table of one class's probability column (``P[:, k]`` against
+    ``1[y == k]``), kept for the classes the report shows."""
+
+    name: str
+    ece: float
+    table: ReliabilityTable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ece": self.ece, "table": self.table.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClassReliability:
+        return cls(data["name"], data["ece"], ReliabilityTable.from_dict(data["table"]))
+
+
+@dataclass(frozen=True)
 class AuditResult:
     """Everything one audit found. Plain data: reporters only read it.
 
@@ -107,6 +126,9 @@ class AuditResult:
     tool_version: str
     created_at: str
     positive_reliability: ReliabilityTable | None = None
+    bands: ReliabilityTable | None = None
+    class_reliability: tuple[ClassReliability, ...] = ()
+    verdict: Verdict | None = None
     gate: GateResult | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -146,6 +168,9 @@ class AuditResult:
             "metric_definitions": self.metric_definitions(),
             "reliability": self.reliability.to_dict(),
             "reliability_positive": self.positive_reliability.to_dict() if self.positive_reliability else None,
+            "confidence_bands": self.bands.to_dict() if self.bands else None,
+            "class_reliability": [entry.to_dict() for entry in self.class_reliability],
+            "verdict": self.verdict.to_dict() if self.verdict else None,
             "per_class": [asdict(c) for c in self.per_class],
             "diagnostics": dict(self.diagnostics),
             "options": dict(self.options),
@@ -166,7 +191,7 @@ class AuditResult:
         known = {
             "format", "format_version", "tool", "created_at", "input", "n_samples", "n_classes", "class_names",
             "metrics", "metric_definitions", "reliability", "reliability_positive", "per_class", "diagnostics",
-            "options", "gate",
+            "options", "gate", "confidence_bands", "class_reliability", "verdict",
         }
         positive = data.get("reliability_positive")
         return cls(
@@ -182,6 +207,9 @@ class AuditResult:
             tool_version=data["tool"]["version"],
             created_at=data["created_at"],
             positive_reliability=ReliabilityTable.from_dict(positive) if positive else None,
+            bands=ReliabilityTable.from_dict(data["confidence_bands"]) if data.get("confidence_bands") else None,
+            class_reliability=tuple(ClassReliability.from_dict(c) for c in data.get("class_reliability") or ()),
+            verdict=Verdict.from_dict(data["verdict"]) if data.get("verdict") else None,
             gate=GateResult.from_dict(data["gate"]) if data.get("gate") else None,
             extras={k: v for k, v in data.items() if k not in known},
         )

@@ -18,7 +18,7 @@ from calaudit.result import AuditResult
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RELIABILITY_COLUMNS = [
-    "bin", "lower", "upper", "count", "mean_confidence", "accuracy", "gap", "accuracy_low", "accuracy_high",
+    "bin", "lower", "upper", "count", "correct", "mean_confidence", "accuracy", "gap", "accuracy_low", "accuracy_high",
 ]
 LABEL_FREE = ["accuracy", "ece", "ece_equal_mass", "mce", "brier", "nll", "confidence_gap", "classwise_ece"]
 
@@ -378,6 +378,7 @@ def test_reliability_table_matches_spec(n, k, n_bins):
     for row, table_bin, exp in zip(frame.to_dict("records"), result.reliability.bins, expected):
         assert row["bin"] == table_bin.bin == exp["bin"]
         assert row["count"] == table_bin.count == exp["count"]
+        assert row["correct"] == table_bin.correct == round(exp["accuracy"] * exp["count"])
         assert row["lower"] == exp["lower"] and row["upper"] == exp["upper"]
         for key in ("mean_confidence", "accuracy", "gap", "accuracy_low", "accuracy_high"):
             assert row[key] == pytest.approx(exp[key], abs=1e-12), key
