@@ -134,14 +134,12 @@ def gate_options(command: Any) -> Any:
                      help="Write the checks as JUnit XML (one test case per check)."),
         click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False),
                      help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)."),
+        click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Write the stakeholder report: one self-contained HTML file (report.html in --out-dir)."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
-
-
-GATE_KEYS = ("max_ece", "max_mce", "max_brier", "max_nll", "min_accuracy", "fail_if", "baseline_result",
-             "max_increase", "max_decrease", "junit_path", "markdown_path")
 
 
 def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
@@ -239,7 +237,7 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     recorded = {
         key: str(value) if isinstance(value, Path) else (list(value) if isinstance(value, tuple) else value)
         for key, value in options.items()
-        if key not in ("json_path", "out_dir", "quiet", "junit_path", "markdown_path")
+        if key not in ("json_path", "out_dir", "quiet", "junit_path", "markdown_path", "report_path")
     }
     if "calaudit.config" in ctx.meta:
         recorded["config"] = ctx.meta["calaudit.config"]
@@ -335,14 +333,16 @@ def _write_outputs(result: Any, options: dict[str, Any]) -> None:
     import os
 
     from .atomic import write_atomic
-    from .reporters import json_report, junit, markdown, terminal
+    from .reporters import html, json_report, junit, markdown, terminal
 
     json_path, out_dir = options["json_path"], options["out_dir"]
     summary = terminal.render(result)
     document = json_report.render(result)
     gated = result.gate is not None
     markdown_text = markdown.render(result)
+    report = html.render(result) if (out_dir is not None or options["report_path"] is not None) else None
     if out_dir is not None:
+        write_atomic(out_dir / "report.html", report)
         write_atomic(out_dir / "audit.json", document)
         write_atomic(out_dir / "summary.txt", summary)
         write_atomic(out_dir / "summary.md", markdown_text)
@@ -352,6 +352,8 @@ def _write_outputs(result: Any, options: dict[str, Any]) -> None:
         write_atomic(options["junit_path"], junit.render(result))
     if options["markdown_path"] is not None:
         write_atomic(options["markdown_path"], markdown_text)
+    if options["report_path"] is not None:
+        write_atomic(options["report_path"], report)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         try:

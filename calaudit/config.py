@@ -23,7 +23,7 @@ CONFIG_FILE = "calaudit.toml"
 #: Options that make no sense in a shared file (outputs and inputs of one run).
 NOT_CONFIGURABLE = {
     "input_path", "data_path", "result_path", "json_path", "out_dir", "config", "help", "debug",
-    "junit_path", "markdown_path", "save_predictions",
+    "junit_path", "markdown_path", "report_path", "save_predictions",
 }
 
 

@@ -1,0 +1,146 @@
+"""The stakeholder report: one self-contained HTML file (templates/report.html.j2).
+
+plotly.js is inlined once, chart data travels as JSON in ``<script
+type="application/json">`` blocks (escaped by jinja's ``tojson``), a
+Content-Security-Policy forbids every network request, and autoescaping covers every
+vendor string. The first screen speaks to readers who do not read formulas
+(docs: the report guide); the appendix carries every number for the analyst.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib import resources
+from pathlib import PurePath
+from typing import Any
+
+from .. import narrative
+from ..charts import report_charts
+from ..metrics import METRICS
+from ..result import AuditResult
+from ..templating import environment
+
+VERDICT_ICONS = {"green": "\u2714", "amber": "!", "red": "\u2716", "grey": "?"}
+BETTER = {"lower": "lower", "higher": "higher", "zero": "closer to 0"}
+GLOSSARY = (
+    ("Calibration", "Whether a model's confidence matches how often it is right: of the calls it is 80% sure "
+     "about, about 80% should be right."),
+    ("Confidence", "The probability the model gives to the class it picks (its top probability)."),
+    ("ECE (expected calibration error)", "The average gap between how sure the model says it is and how often it "
+     "is right, weighting each confidence band by how many predictions fall in it. 0 is perfect; 0.05 means "
+     "5 percentage points on average."),
+    ("MCE (maximum calibration error)", "The largest such gap in any single confidence band."),
+    ("Classwise ECE", "The same average gap, measured for every class's probability rather than only the top one."),
+    ("Brier score", "The average squared distance between the probabilities and what actually happened (0 is "
+     "perfect). It rewards being both right and honest about uncertainty."),
+    ("NLL (negative log-likelihood)", "How surprised the model was by the true answers, on average. Confident "
+     "mistakes are punished hard."),
+    ("Reliability diagram", "The chart of how often the model was right against how sure it said it was; a "
+     "calibrated model follows the diagonal."),
+    ("95% interval", "The range that chance alone could produce for a figure measured on this many examples."),
+)
+
+
+def plotly_source() -> str:
+    """The plotly.js bundle shipped with the plotly package (no download, no CDN)."""
+    source = resources.files("plotly").joinpath("package_data", "plotly.min.js").read_text(encoding="utf-8")
+    return source.replace("</script", "<\\/script")  # cannot end the inline <script> early
+
+
+def _input_name(result: AuditResult) -> str:
+    path = result.source.get("path")
+    return PurePath(path).name if path else "in-memory predictions"
+
+
+def _provenance(result: AuditResult) -> list[tuple[str, str]]:
+    source = result.source
+    rows = [("Input", str(source.get("path") or "arrays passed to calaudit.audit")),
+            ("Input kind", str(source.get("kind")))]
+    if source.get("sha256"):
+        rows.append(("Input SHA-256", source["sha256"]))
+    model = source.get("model")
+    if model:
+        producer = " ".join(str(v) for v in (model.get("producer_name"), model.get("producer_version")) if v)
+        opsets = ", ".join(f"{domain} {version}" for domain, version in (model.get("opsets") or {}).items())
+        rows += [
+            ("Model producer", producer or "not recorded"),
+            ("ONNX IR version / opsets", f"{model.get('ir_version')} / {opsets}"),
+            ("Model inputs", "; ".join(f"{i['name']} {i['type']} {i['shape']}" for i in model.get("inputs", []))),
+            ("Model outputs", "; ".join(f"{o['name']} {o['type']} {o['shape']}" for o in model.get("outputs", []))),
+            ("Execution provider", f"{model.get('provider')} ({model.get('provider_note')})"),
+        ]
+        if model.get("metadata"):
+            rows.append(("Model metadata", "; ".join(f"{k} = {v}" for k, v in model["metadata"].items())))
+        scores = source.get("scores") or {}
+        rows.append(("Scores", f"output {scores.get('output')} read as {scores.get('treated_as')}: {scores.get('reason')}"))
+        rows.append(("Class names from", str(source.get("class_names_source"))))
+        data = source.get("data") or {}
+        rows.append(("Data", f"{data.get('path')} ({data.get('format')}, {data.get('rows')} rows)"))
+        for name, digest in (data.get("files") or {}).items():
+            rows.append((f"Data file {name}", digest))
+        if data.get("preprocess"):
+            rows.append(("Image preprocessing", ", ".join(f"{k} = {v}" for k, v in data["preprocess"].items())))
+        if data.get("images_skipped"):
+            rows.append(("Images skipped", str(data["images_skipped"])))
+    elif source.get("probability_columns"):
+        rows.append(("Columns", f"label {source.get('label_column')}; probabilities "
+                                f"{', '.join(source['probability_columns'])}"))
+    options = ", ".join(f"{k} = {v}" for k, v in sorted(result.options.items()) if v not in (None, [], (), False))
+    rows += [("calaudit version", result.tool_version), ("Audited at (UTC)", result.created_at), ("Options", options)]
+    return rows
+
+
+def _transform_text(result: AuditResult) -> str:
+    transform = result.diagnostics.get("transform", "none")
+    if transform == "none":
+        return "used as probabilities as given"
+    return f"turned into probabilities by {transform} (the model gave logits)"
+
+
+def _created_display(stamp: str) -> str:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).strftime("%d %B %Y, %H:%M UTC")
+    except ValueError:
+        return stamp
+
+
+def render(result: AuditResult) -> str:
+    """The report as one HTML string."""
+    bands = narrative.quoted_bands(result)
+    best, worst = narrative.best_and_worst(bands)
+    per_class = sorted(result.per_class, key=lambda c: c.support)
+    metric_rows = [
+        {
+            "name": name,
+            "value": value,
+            "params": ", ".join(f"{k} = {v}" for k, v in METRICS[name].params(result.n_bins).items()),
+            "better": BETTER[METRICS[name].better],
+            "meaning": METRICS[name].meaning,
+            "definition": METRICS[name].definition,
+        }
+        for name, value in result.metrics.items()
+    ]
+    verdict = result.verdict
+    context: dict[str, Any] = {
+        "result": result,
+        "verdict": verdict,
+        "verdict_icon": VERDICT_ICONS.get(verdict.level, "?") if verdict else "?",
+        "input_name": _input_name(result),
+        "created_display": _created_display(result.created_at),
+        "bands": bands,
+        "best": best,
+        "worst": worst,
+        "icon": narrative.icon_array(bands),
+        "decisions": narrative.decisions(result, bands),
+        "questions": narrative.vendor_questions(result),
+        "charts": report_charts(result),
+        "plotly_js": plotly_source(),
+        "metric_rows": metric_rows,
+        "mean_confidence": result.metrics["accuracy"] + result.metrics["confidence_gap"],
+        "majority": per_class[-1],
+        "minority": per_class[0],
+        "transform_text": _transform_text(result),
+        "provenance": _provenance(result),
+        "glossary": GLOSSARY,
+    }
+    return environment().get_template("report.html.j2").render(**context)

@@ -1,0 +1,53 @@
+"""The jinja2 environment of the reports: where templates live, and number filters.
+
+Templates are in the repository's top-level ``templates/`` folder and ship inside the
+wheel as ``calaudit/templates``; both locations are searched. Autoescaping is on for
+every template, so vendor strings (class names, metadata, file names) are escaped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def templates_dir() -> Path:
+    """``calaudit/templates`` in an installed wheel, else ``templates/`` of a checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "templates", package.parent / "templates"):
+        if (candidate / "report.html.j2").is_file():
+            return candidate
+    raise FileNotFoundError("calaudit's report templates are missing from this installation")
+
+
+def pct(value: float | None, digits: int = 0) -> str:
+    """0.7412 -> '74%' (digits=1: '74.1%')."""
+    if value is None:
+        return "n/a"
+    return f"{value * 100:.{digits}f}%"
+
+
+def num(value: float | None, digits: int = 4) -> str:
+    """Fixed decimals for metric values: 0.16234 -> '0.1623'."""
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def count(value: int | float) -> str:
+    """12345 -> '12,345'."""
+    return f"{int(value):,}"
+
+
+def environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,  # every template, whatever its name
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(pct=pct, num=num, count=count)
+    return env
