@@ -112,9 +112,14 @@ class PageReport:
     title: str
     #: Console messages of level "error" and uncaught page errors, in order.
     console_errors: list[str]
-    #: Every request URL except the page's own and data:/blob:/about: ones.
+    #: Every request URL except the page's own and data:/blob:/about: ones. A
+    #: subresource (<img>, <link>, <script src>) refused by the page's CSP is in it
+    #: too (Chromium announces it, then fails it with "csp"; see failed_requests):
+    #: the page asked for it. A fetch()/XHR refused by CSP never becomes a request
+    #: and shows only as a console error.
     requests: list[str]
-    #: ``svg.main-svg`` elements: plotly draws two per chart (plot + info layer).
+    #: ``svg.main-svg`` elements; plotly.js 3 draws several per chart (3 for a
+    #: plain scatter), so compare with >= 1 per expected chart, not ==.
     svg_count: int
     screenshot_path: Path | None
     pdf_path: Path | None = None

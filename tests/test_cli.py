@@ -172,7 +172,7 @@ def test_json_file_and_summary(tmp_path, good_csv):
 def test_out_dir_writes_audit_json_and_summary(tmp_path, good_csv):
     out_dir = tmp_path / "out"
     result = ok(invoke("run", good_csv, "--out-dir", out_dir))
-    assert sorted(p.name for p in out_dir.iterdir()) == ["audit.json", "summary.md", "summary.txt"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["audit.json", "report.html", "summary.md", "summary.txt"]
     assert (out_dir / "summary.txt").read_text(encoding="utf-8") == result.stdout
     document = json.loads((out_dir / "audit.json").read_text(encoding="utf-8"))
     assert document["n_samples"] == 3
@@ -739,7 +739,7 @@ def test_input_file_is_not_modified_on_error(tmp_path):
 def test_outputs_leave_no_temporary_files(tmp_path, good_csv):
     out_dir = tmp_path / "out"
     ok(invoke("run", good_csv, "--out-dir", out_dir, "--json", out_dir / "extra.json", "-q"))
-    assert sorted(p.name for p in out_dir.iterdir()) == ["audit.json", "extra.json", "summary.md", "summary.txt"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["audit.json", "extra.json", "report.html", "summary.md", "summary.txt"]
     json.loads((out_dir / "extra.json").read_text())
 
 

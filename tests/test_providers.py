@@ -195,3 +195,21 @@ def test_real_onnxruntime_auto_gives_a_quiet_working_cpu_session(capfd):
     assert choice.provider == CPU
     assert session.get_providers()[0] == CPU
     np.testing.assert_allclose(probabilities, g.softmax(x.astype(np.float64) @ w + b), rtol=1e-5, atol=1e-6)
+
+
+def test_real_onnxruntime_auto_is_quiet_in_a_fresh_process(tmp_path):
+    """onnxruntime-gpu prints CUDA-loading errors the first time a process asks for CUDA."""
+    import subprocess
+    import sys
+
+    w, b = g.weights(4, 3)
+    model = g.save(g.prob_model(w, b), tmp_path / "m.onnx")
+    code = (
+        "import sys; from calaudit.providers import create_session; "
+        "s, c = create_session(open(sys.argv[1], 'rb').read(), 'auto'); "
+        "print(c.provider, s.get_providers()[0])"
+    )
+    completed = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
+    assert completed.stdout.split() == [CPU, CPU]
