@@ -342,10 +342,10 @@ def _write_outputs(result: Any, options: dict[str, Any]) -> None:
     markdown_text = markdown.render(result)
     report = html.render(result) if (out_dir is not None or options["report_path"] is not None) else None
     if out_dir is not None:
-        write_atomic(out_dir / "report.html", report)
         write_atomic(out_dir / "audit.json", document)
         write_atomic(out_dir / "summary.txt", summary)
         write_atomic(out_dir / "summary.md", markdown_text)
+        write_atomic(out_dir / "report.html", report)
         if gated:
             write_atomic(out_dir / "junit.xml", junit.render(result))
     if options["junit_path"] is not None:
