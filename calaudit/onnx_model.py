@@ -162,7 +162,7 @@ class VendorModel:
             if spec is None:
                 raise UsageError(f"{self.path}: --output {requested!r} is not an output of the model; outputs: {names}")
             if not _holds_scores(spec):
-                raise InvalidInputError(
+                raise UsageError(
                     f"{self.path}: output {requested!r} is {spec.type}, not class scores; outputs: {names}"
                 )
             return self._score_output(spec, f"chosen with --output {requested}")

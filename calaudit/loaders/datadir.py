@@ -79,7 +79,14 @@ def cast_feature(values: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
     if dtype is None:
         raise InvalidInputError(f"{where}: the model input {spec.name!r} has type {spec.type}, which calaudit cannot feed")
     if dtype is np.str_:
-        return values.astype(str).astype(object) if values.dtype.kind != "U" else values.astype(object)
+        if values.dtype.kind == "O":
+            import pandas as pd
+
+            if pd.isna(values).any():
+                raise InvalidInputError(
+                    f"{where}: the model input {spec.name!r} takes text but the data has a missing (null) value"
+                )
+        return values.astype(str).astype(object)
     if values.dtype.kind in "OUS":
         try:
             return values.astype(np.float64).astype(dtype)
@@ -152,8 +159,17 @@ class TableDataset(Dataset):
     feature_columns: list[str] = field(default_factory=list)
 
     def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
+        from .table import read_text_columns, table_format
+
         columns = self._columns_per_input(inputs)
-        blocks = {name: self.frame[cols].to_numpy() for name, cols in columns.items()}
+        blocks = {}
+        for spec in inputs:
+            cols = columns[spec.name]
+            if spec.element_type == "string" and table_format(self.path) != "parquet":
+                # Text inputs get the cells verbatim: no "NA" -> NaN, no "007" -> 7.
+                blocks[spec.name] = read_text_columns(self.path, cols)
+            else:
+                blocks[spec.name] = self.frame[cols].to_numpy()
         for start in range(0, self.n_rows, batch_size):
             stop = min(start + batch_size, self.n_rows)
             feeds = {}
@@ -267,7 +283,7 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r")
     except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+        if any(marker in str(exc) for marker in ("allow_pickle", "Object arrays", "Python objects")):
             raise InvalidInputError(
                 f"{path}: holds Python objects, which calaudit never unpickles; save a numeric or "
                 "fixed-width string array (np.save with dtype float, int or str)"
@@ -345,18 +361,22 @@ def _labels_from_csv(file: Path) -> np.ndarray:
     import pandas as pd
 
     try:
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig", header=None)
     except UnicodeDecodeError:
         raise InvalidInputError(f"{file}: not UTF-8 text") from None
     except pd.errors.EmptyDataError:
         raise InvalidInputError(f"{file}: the file is empty; expected a label per row") from None
-    if "label" in frame.columns:
-        column = "label"
-    elif len(frame.columns) == 1:
-        column = frame.columns[0]
+    # A header is recognised by its 'label' column; otherwise every line is a label.
+    header = [str(v).strip() for v in frame.iloc[0]]
+    if "label" in header:
+        values = frame.iloc[1:, header.index("label")].to_numpy(dtype=object)
+    elif frame.shape[1] == 1:
+        values = frame.iloc[:, 0].to_numpy(dtype=object)
     else:
-        raise InvalidInputError(f"{file}: expected a 'label' column or a single column; columns are {', '.join(frame.columns)}")
-    values = frame[column].to_numpy(dtype=object)
+        raise InvalidInputError(
+            f"{file}: expected one label per line, or a header with a 'label' column; the first line is "
+            f"{', '.join(header[:8])}"
+        )
     return np.where(values == "", None, values)
 
 

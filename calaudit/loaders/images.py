@@ -347,7 +347,8 @@ def load_image_folder(
         hashes["classes.txt"] = sha256_of(path / "classes.txt")
     return ImageFolderDataset(
         path, "images", np.asarray(labels, dtype=object), Location(str(path), None, True),
-        class_names or tuple(sorted(set(labels))),
+        # Every class folder is a class, empty or not (torchvision's ImageFolder rule).
+        class_names or tuple(folder.name for folder in folders),
         source, np.asarray([str(f.relative_to(path)) for f in files], dtype=object), "path", hashes,
         image_files=files, settings=option_settings.merged_over(file_settings), skip_bad_images=skip_bad_images,
     )

@@ -107,10 +107,13 @@ def load_model_predictions(
         )
     except InvalidInputError as exc:
         if "is not one of the" in str(exc):
-            raise InvalidInputError(
-                f"{exc}; the model's classes came from {names_source} (put the model's class names in classes.txt, "
-                "one per line in output order, or pass --classes)"
-            ) from None
+            from_model = names_source in ("ZipMap keys", "the model's classifier node (classlabels)", "the model's metadata")
+            remedy = (
+                "the data's labels must use those names (or pass --classes to name the model's outputs yourself)"
+                if from_model
+                else "put the model's class names in classes.txt, one per line in output order, or pass --classes"
+            )
+            raise InvalidInputError(f"{exc}; the model's classes came from {names_source}: {remedy}") from None
         raise
     if save_predictions is not None:
         from ..export import save_prediction_file

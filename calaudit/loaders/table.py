@@ -237,7 +237,10 @@ def _read_table(path: Path, fmt: str, label_col: str, probability_columns: list[
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _read_csv(path: Path, fmt: str, *, nrows: int | None = None, dtype=None, na_columns: Sequence[str] = ()):
+def _read_csv(
+    path: Path, fmt: str, *, nrows: int | None = None, dtype=None, na_columns: Sequence[str] = (),
+    usecols: Sequence[str] | None = None,
+):
     import pandas as pd
 
     compression = "gzip" if fmt == "csv.gz" else None
@@ -250,6 +253,7 @@ def _read_csv(path: Path, fmt: str, *, nrows: int | None = None, dtype=None, na_
                 compression=compression,
                 nrows=nrows,
                 dtype=dtype,
+                usecols=usecols,
                 index_col=False,
                 keep_default_na=False,
                 na_values={c: MISSING_MARKERS for c in na_columns},
@@ -388,3 +392,10 @@ def load_feature_table(path: Path, label_col: str) -> tuple[pd.DataFrame, object
     if len(frame) == 0:
         raise InvalidInputError(f"{path}: no data rows; expected a header and at least one row")
     return frame, line_of
+
+
+def read_text_columns(path: Path, columns: Sequence[str]) -> np.ndarray:
+    """Cells of ``columns`` exactly as written (strings; nothing read as missing)."""
+    fmt = table_format(path)
+    frame = _read_csv(path, fmt, dtype=str, usecols=list(columns))
+    return frame[list(columns)].to_numpy(dtype=object)
