@@ -17,6 +17,7 @@ import click
 
 from ._version import __version__
 from .errors import CalauditError, ExitCode
+from .location import printable
 
 _state = {"debug": False}
 
@@ -63,7 +64,7 @@ class CalauditGroup(click.Group):
         except CalauditError as exc:
             if _state["debug"]:
                 traceback.print_exc()
-            click.echo(f"calaudit: error: {exc}", err=True)
+            click.echo(f"calaudit: error: {printable(str(exc))}", err=True)
             ctx.exit(int(exc.exit_code))
         except Exception as exc:  # anything else is a bug: say so, exit 4
             if _state["debug"]:
@@ -100,6 +101,19 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     return load_config_callback(ctx, param, value)
 
 
+class _ConditionsType(click.types.StringParamType):
+    """Conditions may contain spaces ('ece > 0.05'): the environment variable separates
+    several with ';' instead of click's default whitespace."""
+
+    envvar_list_splitter = ";"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [part.strip() for part in rv.split(";") if part.strip()]
+
+
+_CONDITIONS = _ConditionsType()
+
+
 def gate_options(command: Any) -> Any:
     """Options shared by ``run`` and ``check``: thresholds, regression gate, CI outputs.
 
@@ -122,7 +136,9 @@ def gate_options(command: Any) -> Any:
         click.option("--min-accuracy", type=float, envvar="CALAUDIT_MIN_ACCURACY", show_envvar=True,
                      help="Fail when accuracy is below this."),
         click.option("--fail-if", multiple=True, metavar="'METRIC>VALUE'", envvar="CALAUDIT_FAIL_IF",
-                     show_envvar=True, help="Fail when the condition holds (>, >=, <, <=). Repeatable."),
+                     type=_CONDITIONS, show_envvar=True,
+                     help="Fail when the condition holds (>, >=, <, <=). Repeatable; separate several in the "
+                          "environment variable with ';'."),
         click.option("--baseline-result", type=click.Path(path_type=Path, dir_okay=False),
                      envvar="CALAUDIT_BASELINE_RESULT", show_envvar=True,
                      help="JSON result of the previous release, for --max-increase / --max-decrease."),
@@ -159,7 +175,9 @@ def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
     if options["baseline_result"] is not None:
         baseline = read_result_file(options["baseline_result"]).metrics
     if not thresholds and not regressions:
-        return result
+        # Nothing to judge now; a gate stored in a result read by `check` was judged
+        # with other thresholds and does not decide this run's exit code.
+        return dataclasses.replace(result, gate=None) if result.gate is not None else result
     gate = evaluate_gate(result.metrics, thresholds, regressions=regressions, baseline_metrics=baseline)
     return dataclasses.replace(result, gate=gate)
 
@@ -357,8 +375,14 @@ def _write_outputs(result: Any, options: dict[str, Any]) -> None:
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         try:
-            with open(step_summary, "a", encoding="utf-8") as handle:  # GitHub's file: append, never replace
-                handle.write(markdown_text)
+            with open(step_summary, "ab+") as handle:  # GitHub's file: append, never replace
+                handle.seek(0, os.SEEK_END)
+                ends_mid_line = False
+                if handle.tell() > 0:
+                    handle.seek(-1, os.SEEK_END)
+                    ends_mid_line = handle.read(1) != b"\n"
+                # Our heading must start a line of its own to render.
+                handle.write((("\n" if ends_mid_line else "") + markdown_text).encode("utf-8"))
         except OSError as exc:
             click.echo(f"calaudit: warning: cannot append to $GITHUB_STEP_SUMMARY ({exc.strerror or exc})", err=True)
     if json_path is not None and str(json_path) == "-":

@@ -62,18 +62,39 @@ def read_settings(path: Path) -> dict[str, Any]:
     return table
 
 
-def default_map_for(command: click.Command, settings: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Translate file settings into click parameter defaults for ``command``."""
-    params = {param.name: param for param in command.params if isinstance(param, click.Option)}
+def _find_param(params: dict[str, click.Option], key: str) -> click.Option | None:
+    param = params.get(key.replace("-", "_")) or next((p for p in params.values() if f"--{key}" in p.opts), None)
+    return None if param is None or param.name in NOT_CONFIGURABLE else param
+
+
+def _options(command: click.Command) -> dict[str, click.Option]:
+    return {param.name: param for param in command.params if isinstance(param, click.Option)}
+
+
+def default_map_for(
+    command: click.Command, settings: dict[str, Any], path: Path, siblings: list[click.Command] | None = None
+) -> dict[str, Any]:
+    """Translate file settings into click parameter defaults for ``command``.
+
+    One file serves every command: a key that another command (``siblings``) takes
+    is skipped here (``bins`` means nothing to ``check``); a key no command takes is
+    an error naming it. Relative paths are relative to the settings file.
+    """
+    params = _options(command)
+    others = [_options(other) for other in (siblings or []) if other is not command]
     defaults: dict[str, Any] = {}
     for key, value in settings.items():
-        name = key.replace("-", "_")
-        param = params.get(name) or next((p for p in params.values() if f"--{key}" in p.opts), None)
-        if param is None or param.name in NOT_CONFIGURABLE:
+        param = _find_param(params, key)
+        if param is None:
+            if any(_find_param(other, key) is not None for other in others):
+                continue
             known = sorted(
-                max(p.opts, key=len).lstrip("-") for p in params.values() if p.name not in NOT_CONFIGURABLE
+                {max(p.opts, key=len).lstrip("-") for table in (params, *others) for p in table.values()
+                 if p.name not in NOT_CONFIGURABLE}
             )
-            raise UsageError(f"{path}: unknown setting {key!r} for 'calaudit {command.name}'; known: {', '.join(known)}")
+            raise UsageError(f"{path}: unknown setting {key!r}; known settings: {', '.join(known)}")
+        if isinstance(param.type, click.Path) and isinstance(value, str) and not Path(value).is_absolute():
+            value = str(path.parent / value)
         if isinstance(value, dict):  # max-increase = {ece = 0.01} -> ["ece=0.01"]
             value = [f"{metric}={allowance}" for metric, allowance in value.items()]
         if param.multiple and not isinstance(value, list):
@@ -92,7 +113,9 @@ def load_config_callback(ctx: click.Context, param: click.Parameter, value: Path
     if not path.is_file():
         raise UsageError(f"{path}: no such config file")
     settings = read_settings(path)
-    defaults = default_map_for(ctx.command, settings, path)
+    root = ctx.find_root().command
+    siblings = list(root.commands.values()) if isinstance(root, click.Group) else []
+    defaults = default_map_for(ctx.command, settings, path, siblings)
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     ctx.meta["calaudit.config"] = str(path)
     return path

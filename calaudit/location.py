@@ -60,3 +60,9 @@ def show(value: object) -> str:
     if hasattr(value, "item"):
         value = value.item()
     return repr(value)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (from file or class names) shown as escapes,
+    so that nothing a vendor wrote can move the cursor or recolour a terminal."""
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else repr(ch)[1:-1] for ch in text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._version import __version__
+from ..location import printable
 from ..metrics import METRICS
 from ..result import AuditResult
 
@@ -54,7 +55,7 @@ def render(result: AuditResult) -> str:
     lines += ["", *_reliability_lines(result)]
     if result.gate is not None and result.gate.checks:
         lines += ["", *_gate_lines(result)]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")
 
 
 def _gate_lines(result: AuditResult) -> list[str]:
