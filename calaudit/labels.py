@@ -50,14 +50,14 @@ def encode_labels(
     if values.dtype.kind == "b":
         values = values.astype(np.int64)  # False/True are the classes 0/1
     n_classes = len(class_names)
+    numeric_names = all(_NUMBER.match(name) for name in class_names)
+    if values.dtype.kind in "iu" and not numeric_names:
+        return _check_indices(values, n_classes, location)  # indices: no factorisation needed
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     if (codes < 0).any():
         row = int(np.flatnonzero(codes < 0)[0])
         raise InvalidInputError(f"{location.entry(row)}: missing label; every row needs a true label")
     uniques = list(uniques)
-    numeric_names = all(_NUMBER.match(name) for name in class_names)
-    if values.dtype.kind in "iub" and not numeric_names:
-        return _check_indices(np.asarray(values, dtype=np.int64), n_classes, location)
 
     name_index = {name: i for i, name in enumerate(class_names)}
     mapped: list[int | None] = [name_index.get(str(u)) for u in uniques]
