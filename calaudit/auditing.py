@@ -12,12 +12,22 @@ from ._version import __version__
 from .binning import BinStatistics
 from .errors import UsageError
 from .intervals import wilson_interval
-from .metrics import DEFAULT_N_BINS, MetricSuite, compute_metrics
+from .bootstrap import DEFAULT_LEVEL
+from .bootstrap import bootstrap as run_bootstrap
+from .estimates import compute_estimates
+from .metrics import DEFAULT_N_BINS, METRICS, MetricSuite, compute_metrics
 from .predictions import Predictions
-from .result import AuditResult, ClassReliability, ClassSummary, ReliabilityBin, ReliabilityTable
+from .result import (
+    AuditResult, ClassReliability, ClassSummary, NoiseSummary, ReliabilityBin, ReliabilityTable, SmoothReliability,
+)
 from .validation import DEFAULT_ROW_SUM_TOLERANCE
 from .verdict import decide_verdict
 
+UNDEFINED_REASONS = {
+    "calibration_slope": "the logistic recalibration fit does not exist (all right, all wrong, or perfectly separated)",
+    "calibration_intercept": "the logistic recalibration fit does not exist (all right, all wrong, or perfectly separated)",
+    "spiegelhalter_p_value": "every probability is 0 or 1, so the test statistic is undefined",
+}
 #: Confidence bands of the report's plain-language sentences (10 points each).
 REPORT_BANDS = 10
 #: Classes whose reliability diagrams are kept: all up to this many, else the worst.
@@ -32,6 +42,9 @@ def audit(
     n_bins: int = DEFAULT_N_BINS,
     logits: bool = False,
     row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
+    bootstrap: int | None = None,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
 ) -> AuditResult:
     """Audit the calibration of predicted probabilities.
 
@@ -48,6 +61,9 @@ def audit(
         Names of the K classes, in column order (default ``"0"``, ``"1"``, ...).
     n_bins
         Number of bins of the binned metrics and the reliability table.
+    bootstrap, seed, level
+        Bootstrap resamples for the intervals (0 for none), their seed, and the
+        interval's confidence level.
 
     Returns
     -------
@@ -63,17 +79,53 @@ def audit(
     predictions = Predictions.from_arrays(
         y_true, y_proba, class_names=class_names, logits=logits, row_sum_tolerance=row_sum_tolerance
     )
-    return audit_predictions(predictions, n_bins=n_bins, options={"row_sum_tolerance": row_sum_tolerance})
+    return audit_predictions(
+        predictions, n_bins=n_bins, bootstrap=bootstrap, seed=seed, level=level,
+        options={"row_sum_tolerance": row_sum_tolerance},
+    )
 
 
 def audit_predictions(
-    predictions: Predictions, *, n_bins: int = DEFAULT_N_BINS, options: dict[str, Any] | None = None
+    predictions: Predictions,
+    *,
+    n_bins: int = DEFAULT_N_BINS,
+    bootstrap: int | None = None,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+    options: dict[str, Any] | None = None,
 ) -> AuditResult:
-    """Audit already validated :class:`Predictions` (what every loader returns)."""
+    """Audit already validated :class:`Predictions` (what every loader returns).
+
+    ``bootstrap`` resamples (0: none; ``None``: :data:`calaudit.bootstrap.DEFAULT_RESAMPLES`,
+    1,000) give a ``level`` interval for every metric; ``seed`` makes them, and the
+    calibration test's simulations, reproducible.
+    """
+    if bootstrap is None:
+        from . import bootstrap as bootstrap_module
+
+        bootstrap = bootstrap_module.DEFAULT_RESAMPLES
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise UsageError(f"n_bins must be a positive integer, got {n_bins!r}")
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
+        raise UsageError(f"bootstrap must be a non-negative number of resamples, got {bootstrap!r}")
+    if not 0.0 < level < 1.0:
+        raise UsageError(f"level must be between 0 and 1, got {level!r}")
     n_bins = int(n_bins)
     suite = compute_metrics(predictions.y_true, predictions.y_proba, n_bins=n_bins)
+    estimates = compute_estimates(predictions.y_true, predictions.y_proba, suite, seed=seed)
+    values = {**suite.values, **estimates.values}
+    # An estimator can be undefined on some data (no recalibration fit exists when every
+    # prediction is right): it is left out of the metrics and the reason recorded.
+    undefined = {name: UNDEFINED_REASONS.get(name, "not defined on these data")
+                 for name, value in values.items() if not np.isfinite(value)}
+    values = {name: values[name] for name in METRICS if name in values and name not in undefined}
+    intervals = None
+    if bootstrap:
+        intervals = run_bootstrap(
+            predictions.y_true, predictions.y_proba, suite, n_bins=n_bins,
+            smooth_bandwidth=estimates.smooth_curve.bandwidth, reference=values, resamples=int(bootstrap),
+            level=level, seed=seed,
+        )
     class_names = predictions.class_names
     positive = None
     if suite.positive is not None:
@@ -91,7 +143,7 @@ def audit_predictions(
         n_samples=predictions.n_samples,
         n_classes=predictions.n_classes,
         class_names=class_names,
-        metrics=suite.values,
+        metrics=values,
         reliability=reliability,
         per_class=_per_class(predictions, suite),
         diagnostics={
@@ -99,15 +151,20 @@ def audit_predictions(
             "renormalised": predictions.max_row_sum_deviation > 0.0,
             "clipped_values": predictions.clipped_values,
             "transform": predictions.transform,
+            "undefined_metrics": undefined,
+            "brier_within_bin": estimates.brier_within_bin,
         },
         source=predictions.source.to_dict(),
-        options={"n_bins": n_bins, **(options or {})},
+        options={"n_bins": n_bins, "bootstrap": int(bootstrap), "seed": seed, "level": level, **(options or {})},
         tool_version=__version__,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         positive_reliability=positive,
         bands=bands,
         class_reliability=_class_reliability(predictions.class_names, suite, predictions.n_samples),
         verdict=verdict,
+        intervals=intervals,
+        noise=NoiseSummary.from_test(estimates.consistency, values["ece"]),
+        smooth_reliability=SmoothReliability.from_curve(estimates.smooth_curve),
     )
 
 

@@ -56,10 +56,10 @@ def reliability_figure(table: ReliabilityTable, *, title: str, compact: bool = F
          "marker": {"color": BLUE}, "hovertext": hover, "hoverinfo": "text", "xaxis": "x", "yaxis": "y"},
         {"type": "bar", "x": centres, "y": over, "base": [b.accuracy for b in bins], "width": widths,
          "name": "Gap: said more sure than it was right", "marker": {"color": VERMILLION, "opacity": 0.55,
-         "pattern": {"shape": "/", "fgcolor": VERMILLION}}, "hoverinfo": "skip", "xaxis": "x", "yaxis": "y"},
+         "pattern": {"shape": "/", "fgcolor": "#000000", "fillmode": "overlay"}}, "hoverinfo": "skip", "xaxis": "x", "yaxis": "y"},
         {"type": "bar", "x": centres, "y": under, "base": [b.mean_confidence for b in bins], "width": widths,
          "name": "Gap: right more often than it said", "marker": {"color": GREEN, "opacity": 0.8,
-         "pattern": {"shape": ".", "fgcolor": "#FFFFFF"}}, "hoverinfo": "skip", "xaxis": "x", "yaxis": "y"},
+         "pattern": {"shape": ".", "fgcolor": "#FFFFFF", "fillmode": "overlay"}}, "hoverinfo": "skip", "xaxis": "x", "yaxis": "y"},
         {"type": "scatter", "mode": "markers", "x": [b.mean_confidence for b in bins], "y": [b.accuracy for b in bins],
          "name": "95% interval", "marker": {"color": "#000000", "size": 5},
          "error_y": {"type": "data", "symmetric": False,
@@ -92,6 +92,17 @@ def reliability_figure(table: ReliabilityTable, *, title: str, compact: bool = F
     return {"data": data, "layout": layout, "config": CONFIG}
 
 
+def add_smooth_curve(figure: dict[str, Any], smooth: Any) -> None:
+    """The smooth-ECE reliability curve (no bins), where the data support it."""
+    support = [d >= 0.05 for d in smooth.density]
+    figure["data"].append({
+        "type": "scatter", "mode": "lines", "name": "Smoothed estimate (no bins)",
+        "x": list(smooth.t),
+        "y": [a if keep else None for a, keep in zip(smooth.accuracy, support)],  # null breaks the line
+        "line": {"color": "#000000", "width": 1.5, "dash": "dot"}, "hoverinfo": "skip", "xaxis": "x", "yaxis": "y",
+    })
+
+
 def confidence_histogram(table: ReliabilityTable) -> dict[str, Any]:
     """How many predictions fell in each confidence band, split into right and wrong."""
     bins = table.bins
@@ -102,7 +113,7 @@ def confidence_histogram(table: ReliabilityTable) -> dict[str, Any]:
          "marker": {"color": BLUE}, "hovertext": [f"Said {_band(b.lower, b.upper)} sure: {b.correct:,} right"
                                                    for b in bins], "hoverinfo": "text"},
         {"type": "bar", "x": centres, "y": [b.count - b.correct for b in bins], "width": widths, "name": "Wrong",
-         "marker": {"color": ORANGE, "pattern": {"shape": "x", "fgcolor": VERMILLION}},
+         "marker": {"color": ORANGE, "pattern": {"shape": "x", "fgcolor": VERMILLION, "fillmode": "overlay"}},
          "hovertext": [f"Said {_band(b.lower, b.upper)} sure: {b.count - b.correct:,} wrong" for b in bins],
          "hoverinfo": "text"},
     ]
@@ -121,17 +132,20 @@ def confidence_histogram(table: ReliabilityTable) -> dict[str, Any]:
 
 def report_charts(result: AuditResult) -> dict[str, Any]:
     """Every chart of the report, keyed by the element it is drawn into."""
+    main = reliability_figure(result.reliability, title="Does the model deliver what it promises?")
+    if result.smooth_reliability is not None:
+        add_smooth_curve(main, result.smooth_reliability)
     charts = {
-        "chart-reliability": reliability_figure(
-            result.reliability, title="Does the model deliver what it promises?"
-        ),
+        "chart-reliability": main,
         "chart-histogram": confidence_histogram(result.reliability),
     }
     for index, entry in enumerate(result.class_reliability):
-        name = html.escape(entry.name)
+        # plotly reads a small set of HTML tags and entities in labels: escape <, > and &
+        # (not quotes, which plotly would show as entities).
+        name = html.escape(entry.name, quote=False)
         charts[f"chart-class-{index}"] = reliability_figure(
             entry.table, title=f"Class {name}", compact=True,
         )
-        charts[f"chart-class-{index}"]["layout"]["xaxis"]["title"]["text"] = f"Probability given to {name}"
-        charts[f"chart-class-{index}"]["layout"]["yaxis"]["title"]["text"] = f"How often it was {name}"
+        charts[f"chart-class-{index}"]["layout"]["xaxis"]["title"]["text"] = f"Probability given to class {name}"
+        charts[f"chart-class-{index}"]["layout"]["yaxis"]["title"]["text"] = f"How often it was class {name}"
     return charts

@@ -150,6 +150,11 @@ def gate_options(command: Any) -> Any:
                      help="Write the checks as JUnit XML (one test case per check)."),
         click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False),
                      help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)."),
+        click.option("--gate-on", type=click.Choice(["point", "lower", "upper"]), default="point",
+                     show_default=True, envvar="CALAUDIT_GATE_ON", show_envvar=True,
+                     help="Judge thresholds on the measured value, or on the bootstrap interval: 'lower' fails "
+                          "only when the whole interval breaches (the breach is real), 'upper' passes only when "
+                          "the whole interval is within."),
         click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
                      help="Write the stakeholder report: one self-contained HTML file (report.html in --out-dir)."),
     ]
@@ -178,7 +183,9 @@ def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
         # Nothing to judge now; a gate stored in a result read by `check` was judged
         # with other thresholds and does not decide this run's exit code.
         return dataclasses.replace(result, gate=None) if result.gate is not None else result
-    gate = evaluate_gate(result.metrics, thresholds, regressions=regressions, baseline_metrics=baseline)
+    intervals = {name: interval for name in result.metrics if (interval := result.interval(name)) is not None}
+    gate = evaluate_gate(result.metrics, thresholds, regressions=regressions, baseline_metrics=baseline,
+                         intervals=intervals, gate_on=options["gate_on"])
     return dataclasses.replace(result, gate=gate)
 
 
@@ -200,6 +207,10 @@ def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
               help="Number of bins of the binned metrics.")
 @click.option("--row-sum-tol", type=click.FloatRange(min=0.0), default=1e-2, show_default=True,
               help="Largest accepted |row sum - 1| before rows are renormalised.")
+@click.option("--bootstrap", "resamples", type=click.IntRange(min=0), default=None, envvar="CALAUDIT_BOOTSTRAP",
+              show_envvar=True, help="Bootstrap resamples for the 95% intervals (default 1000; 0: none).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the bootstrap and of the calibration test's simulations.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the JSON result here ('-' for stdout).")
 @click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False),
@@ -255,11 +266,12 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     recorded = {
         key: str(value) if isinstance(value, Path) else (list(value) if isinstance(value, tuple) else value)
         for key, value in options.items()
-        if key not in ("json_path", "out_dir", "quiet", "junit_path", "markdown_path", "report_path")
+        if key not in ("json_path", "out_dir", "quiet", "junit_path", "markdown_path", "report_path", "resamples", "seed")
     }
     if "calaudit.config" in ctx.meta:
         recorded["config"] = ctx.meta["calaudit.config"]
-    result = audit_predictions(predictions, n_bins=options["n_bins"], options=recorded)
+    result = audit_predictions(predictions, n_bins=options["n_bins"], bootstrap=options["resamples"],
+                               seed=options["seed"], options=recorded)
     result = _apply_gate(result, options)
     _write_outputs(result, options)
     _exit_for_gate(ctx, result)

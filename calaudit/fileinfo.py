@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 _CHUNK = 1 << 20
@@ -16,6 +17,34 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class Digests:
+    """SHA-256 digests computed on a background thread.
+
+    hashlib releases the GIL while it hashes, so data files are hashed while the
+    model runs instead of before it; :meth:`result` waits for them (provenance is
+    only written after inference).
+    """
+
+    def __init__(self) -> None:
+        self._futures: dict[str, Future[str]] = {}
+
+    def add(self, name: str, path: Path) -> None:
+        self._futures[name] = _executor().submit(sha256_of, path)
+
+    def result(self) -> dict[str, str]:
+        return {name: future.result() for name, future in self._futures.items()}
+
+
+_EXECUTOR: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="calaudit-sha256")
+    return _EXECUTOR
 
 
 def first_invalid_utf8(path: Path, *, compressed: bool = False) -> tuple[int, int, bytes] | None:

@@ -137,20 +137,51 @@ def _format(value: float) -> str:
     return f"{value:.6g}"
 
 
+GATE_ON = ("point", "lower", "upper")
+
+
+def _judged_value(
+    value: float, interval: tuple[float, float] | None, comparison: str, gate_on: str
+) -> tuple[float, str]:
+    """The figure a check compares with its limit, and how it was chosen.
+
+    ``point``: the measured value. ``lower``: the end of the interval most favourable
+    to passing, so the check fails only when the whole interval breaches the limit
+    (the breach is real). ``upper``: the least favourable end, so the check passes only
+    when the whole interval is within the limit.
+    """
+    if gate_on == "point":
+        return value, ""
+    if interval is None:
+        return value, " (no interval: the measured value is used)"
+    low, high = interval
+    passes_low = comparison in ("<=", "<")  # a maximum: the low end is the favourable one
+    favourable, unfavourable = (low, high) if passes_low else (high, low)
+    if gate_on == "lower":
+        return favourable, f" (favourable end of the interval {_format(low)}-{_format(high)})"
+    return unfavourable, f" (unfavourable end of the interval {_format(low)}-{_format(high)})"
+
+
 def evaluate_gate(
     metrics: dict[str, float],
     thresholds: Sequence[Threshold] = (),
     *,
     regressions: Sequence[Regression] = (),
     baseline_metrics: dict[str, float] | None = None,
+    intervals: dict[str, tuple[float, float]] | None = None,
+    gate_on: str = "point",
 ) -> GateResult:
     """Judge every rule against ``metrics`` (a result's ``metrics`` mapping).
 
     Limits are inclusive as written: ``--max-ece 0.05`` passes at exactly 0.05.
-    Regressions compare with ``baseline_metrics`` in the metric's own direction
+    ``gate_on`` (``point``, ``lower``, ``upper``) chooses what a threshold is compared
+    with when ``intervals`` are known (see :func:`_judged_value`). Regressions compare
+    point values with ``baseline_metrics`` in the metric's own direction
     (lower-is-better metrics may rise by the allowance, accuracy may fall by it,
     ``confidence_gap`` may move away from 0 by it).
     """
+    if gate_on not in GATE_ON:
+        raise UsageError(f"--gate-on must be one of {', '.join(GATE_ON)}; got {gate_on!r}")
     checks: list[Check] = []
     for rule in thresholds:
         name = f"{rule.metric} {rule.comparison} {_format(rule.limit)}"
@@ -159,10 +190,11 @@ def evaluate_gate(
             checks.append(Check(name, rule.metric, None, rule.comparison, rule.limit, False, rule.source,
                                 f"{rule.metric} was not computed for this model, so {rule.source} cannot pass"))
             continue
-        passed = bool(_OPERATORS[rule.comparison](value, rule.limit))
+        judged, how = _judged_value(float(value), (intervals or {}).get(rule.metric), rule.comparison, gate_on)
+        passed = bool(_OPERATORS[rule.comparison](judged, rule.limit))
         verdict = "within" if passed else "breaches"
         checks.append(Check(name, rule.metric, float(value), rule.comparison, rule.limit, passed, rule.source,
-                            f"{rule.metric} = {_format(value)} {verdict} the limit {rule.comparison} "
+                            f"{rule.metric} = {_format(value)}{how} {verdict} the limit {rule.comparison} "
                             f"{_format(rule.limit)} ({rule.source})"))
     if regressions and baseline_metrics is None:
         raise UsageError("--max-increase / --max-decrease need --baseline-result PREVIOUS.json")
@@ -178,10 +210,12 @@ def evaluate_gate(
             worsening = base - value
         elif better == "zero":
             worsening = abs(value) - abs(base)
+        elif better == "one":
+            worsening = abs(value - 1.0) - abs(base - 1.0)
         else:
             worsening = value - base
         passed = worsening <= rule.allowance
-        direction = {"higher": "fell", "zero": "moved away from 0", "lower": "rose"}[better]
+        direction = {"higher": "fell", "zero": "moved away from 0", "one": "moved away from 1", "lower": "rose"}[better]
         checks.append(Check(
             f"{rule.metric} worsening <= {_format(rule.allowance)}", rule.metric, float(value), "<=",
             rule.allowance, passed, rule.source,

@@ -29,15 +29,18 @@ from .binning import BinStatistics, EqualWidthBinner, equal_width_bin_ids, equal
 NLL_EPS = 2.220446049250313e-16
 DEFAULT_N_BINS = 15
 
-Direction = Literal["lower", "higher", "zero"]
+Direction = Literal["lower", "higher", "zero", "one"]
+#: How each direction is said in tables.
+BETTER_WORDS = {"lower": "lower", "higher": "higher", "zero": "closer to 0", "one": "closer to 1"}
 
 
 @dataclass(frozen=True)
 class MetricInfo:
     """What a metric is: its name (the JSON key), direction and meaning.
 
-    ``better`` is ``"lower"``, ``"higher"`` or ``"zero"`` (closer to 0 is better);
-    ``binned`` metrics take ``n_bins``; ``binary_only`` ones exist only for K = 2.
+    ``better`` is ``"lower"``, ``"higher"``, ``"zero"`` or ``"one"`` (closer to 0 / 1
+    is better); ``binned`` metrics take ``n_bins``; ``binary_only`` ones exist only for
+    K = 2; ``interval`` is False for figures that get no bootstrap interval (p-values).
     """
 
     name: str
@@ -49,6 +52,7 @@ class MetricInfo:
     high: float
     binned: bool = False
     binary_only: bool = False
+    interval: bool = True
 
     def params(self, n_bins: int) -> dict[str, Any]:
         return {"n_bins": n_bins} if self.binned else {}
@@ -114,6 +118,63 @@ METRICS: dict[str, MetricInfo] = {
             "average gap between the positive-class probability and how often the positive class occurred",
             "sum_m (n_m/N) |freq_m - mean_m| over equal-width bins of P[:,1] against y (binary models)",
             0.0, 1.0, binned=True, binary_only=True,
+        ),
+        MetricInfo(
+            "ece_debiased", "Debiased calibration error (l2)", "lower",
+            "root-mean-square gap between confidence and accuracy, with the part chance adds removed",
+            "sqrt(max(0, sum_m (n_m/N) [(acc_m - conf_m)^2 - acc_m(1 - acc_m)/(n_m - 1)])) over equal-mass bins "
+            "(Kumar et al. 2019)",
+            0.0, 1.0, binned=True,
+        ),
+        MetricInfo(
+            "smooth_ece", "Smooth ECE", "lower",
+            "average gap between confidence and accuracy, measured without bins (kernel smoothing)",
+            "density-weighted mean |kernel-smoothed (c - a)| with the bandwidth at its fixed point "
+            "(Blasiok & Nakkiran 2023)",
+            0.0, 1.0,
+        ),
+        MetricInfo(
+            "brier_reliability", "Brier reliability", "lower",
+            "the part of the Brier score due to miscalibration",
+            "sum_k sum_m (n_km/N) (conf_km - acc_km)^2 over classwise equal-width bins (Murphy 1973)",
+            0.0, 2.0, binned=True,
+        ),
+        MetricInfo(
+            "brier_resolution", "Brier resolution", "higher",
+            "how much the probabilities separate cases that turn out differently",
+            "sum_k sum_m (n_km/N) (acc_km - freq_k)^2 over classwise equal-width bins (Murphy 1973)",
+            0.0, 2.0, binned=True,
+        ),
+        MetricInfo(
+            "brier_uncertainty", "Brier uncertainty", "lower",
+            "the Brier score the class frequencies alone would give: a property of the data, not the model",
+            "sum_k freq_k (1 - freq_k)",
+            0.0, 1.0,
+        ),
+        MetricInfo(
+            "calibration_slope", "Calibration slope", "one",
+            "below 1: confidence too extreme (overconfident); above 1: too timid",
+            "b in P(right) = sigmoid(a + b logit(c)), maximum likelihood (Cox 1958)",
+            -1e3, 1e3,
+        ),
+        MetricInfo(
+            "calibration_intercept", "Calibration intercept", "zero",
+            "the overall shift of the recalibrated confidence on the logit scale",
+            "a in P(right) = sigmoid(a + b logit(c)), maximum likelihood (Cox 1958)",
+            -1e3, 1e3,
+        ),
+        MetricInfo(
+            "calibration_p_value", "Calibration test p-value", "higher",
+            "chance that a perfectly calibrated model would show an ECE this large; small means the gap is real",
+            "share of consistency resamples a*_i ~ Bernoulli(c_i) with ECE >= the measured ECE (Broecker & Smith "
+            "2007)",
+            0.0, 1.0, interval=False,
+        ),
+        MetricInfo(
+            "spiegelhalter_p_value", "Spiegelhalter test p-value", "higher",
+            "binary models: chance of a deviation this large from perfect calibration",
+            "2 Phi(-|Z|), Z = sum (y - p)(1 - 2p) / sqrt(sum (1 - 2p)^2 p (1 - p)) (Spiegelhalter 1986)",
+            0.0, 1.0, binary_only=True, interval=False,
         ),
     )
 }
@@ -188,6 +249,7 @@ class MetricSuite:
     """Everything :func:`compute_metrics` derives: values and the statistics behind them."""
 
     values: dict[str, float]
+    top_bin_ids: np.ndarray
     top_label: BinStatistics
     equal_mass: BinStatistics
     classwise: BinStatistics
@@ -203,7 +265,10 @@ def compute_metrics(y_true: np.ndarray, y_proba: np.ndarray, *, n_bins: int = DE
     """
     n_rows, n_classes = y_proba.shape
     top = TopLabel.of(y_true, y_proba)
-    top_label = BinStatistics.equal_width(top.confidence, top.correct, n_bins)
+    top_bin_ids = equal_width_bin_ids(top.confidence, n_bins)
+    top_label = BinStatistics.from_bin_ids(
+        top_bin_ids, top.confidence, top.correct, n_bins, edges=equal_width_edges(n_bins)
+    )
     equal_mass = BinStatistics.equal_mass(top.confidence, top.correct, n_bins)
     classwise = classwise_statistics(y_true, y_proba, n_bins, true_probability=top.true_probability)
     flat = y_proba.reshape(-1)
@@ -229,7 +294,7 @@ def compute_metrics(y_true: np.ndarray, y_proba: np.ndarray, *, n_bins: int = DE
         values["brier_positive"] = float(np.dot(residual, residual)) / n_rows
         values["positive_ece"] = float(positive.weighted_error(n_rows))
     ordered = {name: values[name] for name in METRICS if name in values}
-    return MetricSuite(ordered, top_label, equal_mass, classwise, positive, top)
+    return MetricSuite(ordered, top_bin_ids, top_label, equal_mass, classwise, positive, top)
 
 
 # --- one function per metric, for notebooks and for the registry-driven tests -------
@@ -324,6 +389,23 @@ def _require_binary(proba: np.ndarray) -> None:
         raise ValueError(f"this metric is defined for binary models only; got {proba.shape[1]} classes")
 
 
+def _estimator(name: str):
+    """A standalone function for an estimator of :mod:`calaudit.estimators`."""
+
+    def function(y_true: Any, y_proba: Any, *, n_bins: int = DEFAULT_N_BINS, seed: int = 0) -> float:
+        from .estimates import compute_estimates
+
+        y, proba = _validated(y_true, y_proba)
+        if METRICS[name].binary_only:
+            _require_binary(proba)
+        suite = compute_metrics(y, proba, n_bins=n_bins)
+        return float(compute_estimates(y, proba, suite, seed=seed).values[name])
+
+    function.__name__ = name
+    function.__doc__ = f"{METRICS[name].title}: {METRICS[name].definition}."
+    return function
+
+
 #: The standalone function of each metric, keyed like :data:`METRICS`.
 METRIC_FUNCTIONS = {
     "accuracy": accuracy_score,
@@ -338,4 +420,8 @@ METRIC_FUNCTIONS = {
     "nll": nll_loss,
     "confidence_gap": confidence_gap,
     "positive_ece": positive_calibration_error,
+    **{name: _estimator(name) for name in (
+        "ece_debiased", "smooth_ece", "brier_reliability", "brier_resolution", "brier_uncertainty",
+        "calibration_slope", "calibration_intercept", "calibration_p_value", "spiegelhalter_p_value",
+    )},
 }

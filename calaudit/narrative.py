@@ -33,12 +33,29 @@ def band_label(b: ReliabilityBin) -> str:
     return f"{b.lower * 100:.0f}-{b.upper * 100:.0f}%"
 
 
+#: Bands with fewer cases are quoted with a warning that chance could explain them.
+FEW_CASES = 30
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count:,} times"
+
+
 def band_sentence(b: ReliabilityBin) -> BandSentence:
     text = (
         f"Of the {b.count:,} times the model said it was {band_label(b)} sure, it was right "
-        f"{b.correct:,} times ({b.accuracy * 100:.0f}%)."
+        f"{_times(b.correct)} ({b.accuracy * 100:.0f}%)."
     )
+    if b.count < FEW_CASES:
+        text += f" Only {b.count} cases: this could be chance."
     return BandSentence(band_label(b), b.count, b.correct, b.accuracy, b.mean_confidence, b.gap, text)
+
+
+def said(mean_confidence: float) -> str:
+    """How sure the model said it was, never rounded up to a certainty it never claimed."""
+    if mean_confidence >= 0.995:
+        return "over 99%"
+    return f"{mean_confidence * 100:.0f}%"
 
 
 def quoted_bands(result: AuditResult) -> list[BandSentence]:
@@ -64,16 +81,38 @@ def icon_array(bands: list[BandSentence]) -> dict[str, Any] | None:
         return None
     top = bands[0]
     right = int(round(top.accuracy * 100))
+    wrong = 100 - right
     return {
         "band": top.band,
         "right": right,
-        "wrong": 100 - right,
+        "wrong": wrong,
         "said": int(round(top.mean_confidence * 100)),
         "text": (
-            f"Out of every 100 calls the model was {top.band} sure about, about {right} were right "
-            f"and {100 - right} were wrong, although it said it was {top.mean_confidence * 100:.0f}% sure on average."
+            f"Of every 100 calls the model made while {top.band} sure, about {right} were right and {wrong} "
+            f"{'was' if wrong == 1 else 'were'} wrong; on those calls it said it was {said(top.mean_confidence)} sure "
+            "on average."
         ),
     }
+
+
+def top_band_share(result: AuditResult, bands: list[BandSentence]) -> str | None:
+    """How much of the model's output sits in its most confident quoted band."""
+    if not bands:
+        return None
+    top = bands[0]
+    share = top.count / result.n_samples
+    return (
+        f"{top.count:,} of its {result.n_samples:,} calls ({share * 100:.0f}%) were made while it was {top.band} sure; "
+        f"{top.count - top.correct:,} of those were wrong ({(1 - top.accuracy) * 100:.0f}%)."
+    )
+
+
+def single_band_note(bands: list[BandSentence]) -> str | None:
+    """Why no best and worst band are named when only one band has enough cases."""
+    if len(bands) == 1:
+        return (f"Almost all its calls were {bands[0].band} sure; the other confidence bands hold too few cases "
+                "to judge.")
+    return None
 
 
 def decisions(result: AuditResult, bands: list[BandSentence]) -> list[str]:
@@ -86,13 +125,18 @@ def decisions(result: AuditResult, bands: list[BandSentence]) -> list[str]:
         if top is not None:
             items.append(
                 f"Treat its \u201c{top.band} sure\u201d calls as about {top.accuracy * 100:.0f}% likely to be right, "
-                f"not {top.mean_confidence * 100:.0f}%."
+                f"not {said(top.mean_confidence)}."
+            )
+        if top is not None and top.band.startswith("90"):
+            items.append(
+                f"Auto-approving every call above 90% would have passed {top.count:,} calls, "
+                f"{top.count - top.correct:,} of them wrong ({(1 - top.accuracy) * 100:.0f}%), not the 10% or fewer "
+                "that the model's confidence promises."
             )
         items += [
-            "Do not fast-track predictions on confidence alone: a threshold such as \u201cauto-approve above 90%\u201d "
-            "lets through more mistakes than it promises.",
-            "Send more of its calls to a person, or recalibrate its scores (for example temperature scaling) "
-            "on your own labelled data before using them as probabilities.",
+            "Do not fast-track predictions on confidence alone; send more of its calls to a person.",
+            "Or have its scores recalibrated on your own labelled data (a standard, inexpensive statistical "
+            "correction) before reading them as probabilities.",
         ]
         return items
     if key == "underconfident":
@@ -122,22 +166,37 @@ def _rows_for_margin(accuracy: float, margin: float) -> int:
     return int(math.ceil(1.96**2 * p * (1 - p) / margin**2))
 
 
+def noise_sentence(result: AuditResult) -> str | None:
+    """Whether the measured miscalibration is more than chance (consistency resampling)."""
+    noise = result.noise
+    if noise is None:
+        return None
+    floor = f"{noise.ece_noise_floor * 100:.1f}"
+    measured = f"{result.metrics['ece'] * 100:.1f}"
+    if noise.distinguishable:
+        return (f"The gap is real, not chance: a model whose confidence was perfectly honest would show an average "
+                f"gap of about {floor} points on {result.n_samples:,} cases like these; this one shows {measured}.")
+    return (f"The gap cannot be told from chance: a model whose confidence was perfectly honest would show an "
+            f"average gap of about {floor} points on {result.n_samples:,} cases like these; this one shows {measured}.")
+
+
 def vendor_questions(result: AuditResult) -> list[str]:
     """Questions to put to the vendor, fitted to the verdict."""
     key = result.verdict.key if result.verdict else "insufficient"
     common = "How does calibration hold on our segments (regions, products, customer groups) and over time?"
     if key == "overconfident":
         return [
-            "Was the model calibrated after training (temperature scaling, label smoothing)? On what data?",
+            "Was the model calibrated after training (for example by temperature scaling or label smoothing, the "
+            "standard fixes that make confidence honest)? On what data?",
             "Was it evaluated on data like ours? Its confidence overstates its accuracy on our sample.",
             "Can you supply a recalibrated version, or the raw scores so that we can calibrate them ourselves?",
             common,
         ]
     if key == "underconfident":
         return [
-            "Was heavy regularisation, label smoothing or ensembling used without recalibrating afterwards?",
-            "Can you recalibrate the scores (temperature scaling on held-out data) so that thresholds mean what "
-            "they say?",
+            "Were training choices that make models timid (heavy regularisation, label smoothing, ensembling) "
+            "used without recalibrating afterwards?",
+            "Can you recalibrate the scores on held-out data so that thresholds mean what they say?",
             common,
         ]
     if key == "calibrated":
@@ -147,7 +206,8 @@ def vendor_questions(result: AuditResult) -> list[str]:
             common,
         ]
     return [
-        "Can you share calibration results (reliability diagram, ECE) on a large held-out set?",
+        "Can you share calibration results on a large held-out set (a reliability chart like the one below, "
+        "and the expected calibration error)?",
         "On what data was the model trained and calibrated, and how close is it to ours?",
         common,
     ]

@@ -226,7 +226,7 @@ def load_model(path: str | Path, *, device: str = "auto") -> VendorModel:
     """Parse, check and open an ONNX model; errors are one line naming the file."""
     import onnx
 
-    from .fileinfo import sha256_of
+    import hashlib
 
     path = Path(path)
     if not path.is_file():
@@ -252,7 +252,7 @@ def load_model(path: str | Path, *, device: str = "auto") -> VendorModel:
     meta = session.get_modelmeta()
     return VendorModel(
         path=path,
-        sha256=sha256_of(path),
+        sha256=hashlib.sha256(data).hexdigest(),  # the bytes already read: no second read
         proto=proto,
         session=session,
         provider=provider,

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .bootstrap import BootstrapResult
 from .gate import GateResult
 from .metrics import METRICS
 from .verdict import Verdict
@@ -107,6 +108,51 @@ class ClassReliability:
 
 
 @dataclass(frozen=True)
+class NoiseSummary:
+    """How large an ECE chance alone would give a perfectly calibrated model with the
+    same confidences on the same number of rows (consistency resampling)."""
+
+    ece_noise_floor: float
+    ece_noise_95: float
+    p_value: float
+    distinguishable: bool
+    simulations: int
+    method: str
+
+    @classmethod
+    def from_test(cls, test: Any, measured_ece: float) -> NoiseSummary:
+        return cls(test.noise_floor, test.noise_95, test.p_value, measured_ece > test.noise_95, test.simulations,
+                   test.method)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SmoothReliability:
+    """The smooth-ECE reliability curve: estimated accuracy at each confidence ``t``,
+    with the density of confidences there (Blasiok & Nakkiran 2023)."""
+
+    bandwidth: float
+    t: tuple[float, ...]
+    accuracy: tuple[float, ...]
+    density: tuple[float, ...]
+
+    @classmethod
+    def from_curve(cls, curve: Any) -> SmoothReliability:
+        return cls(float(curve.bandwidth), tuple(curve.t.tolist()), tuple(curve.accuracy.tolist()),
+                   tuple(curve.density.tolist()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bandwidth": self.bandwidth, "t": list(self.t), "accuracy": list(self.accuracy),
+                "density": list(self.density)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SmoothReliability:
+        return cls(data["bandwidth"], tuple(data["t"]), tuple(data["accuracy"]), tuple(data["density"]))
+
+
+@dataclass(frozen=True)
 class AuditResult:
     """Everything one audit found. Plain data: reporters only read it.
 
@@ -129,12 +175,22 @@ class AuditResult:
     bands: ReliabilityTable | None = None
     class_reliability: tuple[ClassReliability, ...] = ()
     verdict: Verdict | None = None
+    intervals: BootstrapResult | None = None
+    noise: NoiseSummary | None = None
+    smooth_reliability: SmoothReliability | None = None
     gate: GateResult | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_bins(self) -> int:
         return int(self.options["n_bins"])
+
+    def interval(self, name: str) -> tuple[float, float] | None:
+        """The bootstrap interval of metric ``name``, if one was computed."""
+        if self.intervals is None or name not in self.intervals.intervals:
+            return None
+        interval = self.intervals.intervals[name]
+        return interval.low, interval.high
 
     def to_frame(self) -> pd.DataFrame:
         """The top-label reliability table as a DataFrame."""
@@ -171,6 +227,9 @@ class AuditResult:
             "confidence_bands": self.bands.to_dict() if self.bands else None,
             "class_reliability": [entry.to_dict() for entry in self.class_reliability],
             "verdict": self.verdict.to_dict() if self.verdict else None,
+            "intervals": self.intervals.to_dict() if self.intervals else None,
+            "noise": self.noise.to_dict() if self.noise else None,
+            "smooth_reliability": self.smooth_reliability.to_dict() if self.smooth_reliability else None,
             "per_class": [asdict(c) for c in self.per_class],
             "diagnostics": dict(self.diagnostics),
             "options": dict(self.options),
@@ -191,15 +250,27 @@ class AuditResult:
         known = {
             "format", "format_version", "tool", "created_at", "input", "n_samples", "n_classes", "class_names",
             "metrics", "metric_definitions", "reliability", "reliability_positive", "per_class", "diagnostics",
-            "options", "gate", "confidence_bands", "class_reliability", "verdict",
+            "options", "gate", "confidence_bands", "class_reliability", "verdict", "intervals", "noise",
+            "smooth_reliability",
         }
         positive = data.get("reliability_positive")
+        reliability = ReliabilityTable.from_dict(data["reliability"])
+        verdict = Verdict.from_dict(data["verdict"]) if data.get("verdict") else None
+        metrics = dict(data["metrics"])
+        if verdict is None and {"accuracy", "confidence_gap", "ece"} <= set(metrics):
+            # A result written without a verdict: the verdict is a pure function of
+            # figures it does hold, so it is decided again rather than left out.
+            from .verdict import decide_verdict
+
+            verdict = decide_verdict(n_samples=data["n_samples"], accuracy=metrics["accuracy"],
+                                     confidence_gap=metrics["confidence_gap"], ece=metrics["ece"],
+                                     bins=reliability.bins)
         return cls(
             n_samples=data["n_samples"],
             n_classes=data["n_classes"],
             class_names=tuple(data["class_names"]),
-            metrics=dict(data["metrics"]),
-            reliability=ReliabilityTable.from_dict(data["reliability"]),
+            metrics=metrics,
+            reliability=reliability,
             per_class=tuple(ClassSummary(**c) for c in data["per_class"]),
             diagnostics=dict(data["diagnostics"]),
             source=dict(data["input"]),
@@ -209,7 +280,11 @@ class AuditResult:
             positive_reliability=ReliabilityTable.from_dict(positive) if positive else None,
             bands=ReliabilityTable.from_dict(data["confidence_bands"]) if data.get("confidence_bands") else None,
             class_reliability=tuple(ClassReliability.from_dict(c) for c in data.get("class_reliability") or ()),
-            verdict=Verdict.from_dict(data["verdict"]) if data.get("verdict") else None,
+            verdict=verdict,
+            intervals=BootstrapResult.from_dict(data["intervals"]) if data.get("intervals") else None,
+            noise=NoiseSummary(**data["noise"]) if data.get("noise") else None,
+            smooth_reliability=SmoothReliability.from_dict(data["smooth_reliability"])
+            if data.get("smooth_reliability") else None,
             gate=GateResult.from_dict(data["gate"]) if data.get("gate") else None,
             extras={k: v for k, v in data.items() if k not in known},
         )

@@ -20,6 +20,9 @@ What it guarantees:
   :attr:`PageReport.console_errors`. Nothing is filtered out by default: with the
   flags below, Chromium itself writes nothing to a page's console (checked on
   Chromium 156), so any error there comes from the page.
+* Every JavaScript dialog the page opens (``alert``, ``confirm``, ``prompt``,
+  ``beforeunload``) is recorded in :attr:`PageReport.dialogs` and dismissed, so an
+  injected ``alert(1)`` shows up there instead of blocking the page.
 * A missing browser or a missing Playwright raises :class:`BrowserUnavailable`
   with the command that installs it: the browser tests fail, they never skip.
 """
@@ -129,6 +132,10 @@ class PageReport:
     failed_requests: list[str] = field(default_factory=list)
     browser_version: str = ""
     elapsed_s: float = 0.0
+    #: JavaScript dialogs the page opened, as "type: message" (each was dismissed).
+    dialogs: list[str] = field(default_factory=list)
+    #: Viewport-only PNG (what a reader sees before scrolling), if one was asked for.
+    first_screen_path: Path | None = None
 
 
 def artifact_path(name: str) -> Path:
@@ -191,6 +198,7 @@ class _Recorder:
     console_messages: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
     _attached: set[int] = field(default_factory=set)
 
     def _keep(self, text: str) -> bool:
@@ -223,6 +231,13 @@ class _Recorder:
     def on_websocket(self, ws) -> None:
         self.requests.append(ws.url)
 
+    def on_dialog(self, dialog) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        try:
+            dialog.dismiss()  # a listener must settle the dialog, or the page blocks
+        except Exception:  # pragma: no cover - the page may be closing
+            pass
+
     def attach(self, page) -> None:
         if id(page) in self._attached:
             return
@@ -231,6 +246,7 @@ class _Recorder:
         page.on("pageerror", self.on_page_error)
         page.on("crash", self.on_crash)
         page.on("websocket", self.on_websocket)
+        page.on("dialog", self.on_dialog)
 
 
 @contextmanager
@@ -331,6 +347,7 @@ def inspect_page(
     pdf_path: Path | None = None,
     ignore_console: Iterable[str | re.Pattern[str]] = (),
     extra_args: Iterable[str] = (),
+    first_screen_path: Path | None = None,
 ) -> PageReport:
     """Open ``html_path`` in headless Chromium and report what it did.
 
@@ -339,7 +356,9 @@ def inspect_page(
     and two animation frames. Saves a full-page PNG to ``screenshot_path`` (None: no
     screenshot) and, if ``pdf_path`` is given, prints the page to an A4 PDF.
     ``ignore_console`` holds regular expressions of console errors to leave out; use
-    it only for a known, named message, never a broad pattern.
+    it only for a known, named message, never a broad pattern. ``first_screen_path``
+    (None: none) receives a PNG of the viewport only (``width`` x ``height``, the page
+    scrolled to the top): what a reader sees before scrolling.
     """
     start = time.monotonic()
     with _open_page(
@@ -354,6 +373,11 @@ def inspect_page(
                 screenshot_path = Path(screenshot_path)
                 screenshot_path.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(screenshot_path), full_page=True, animations="disabled")
+            if first_screen_path is not None:
+                first_screen_path = Path(first_screen_path)
+                first_screen_path.parent.mkdir(parents=True, exist_ok=True)
+                page.evaluate("() => window.scrollTo(0, 0)")
+                page.screenshot(path=str(first_screen_path), full_page=False, animations="disabled")
         svg_count = page.locator("svg.main-svg").count()
         title = page.title()
         if pdf_path is not None:
@@ -370,6 +394,8 @@ def inspect_page(
             failed_requests=list(recorder.failed_requests),
             browser_version=version,
             elapsed_s=time.monotonic() - start,
+            dialogs=list(recorder.dialogs),
+            first_screen_path=first_screen_path,
         )
 
 

@@ -155,8 +155,14 @@ def _permuted_rows_equal(y, proba, n_bins, perm, ties_in_confidence):
     moved = calaudit.audit(y[perm], proba[perm], n_bins=n_bins).metrics
     assert set(base) == set(moved)
     for name in base:
-        if name == "ece_equal_mass" and ties_in_confidence:
-            continue  # ties are split by row order (spec), so this one may legitimately move
+        if name in ("ece_equal_mass", "ece_debiased") and ties_in_confidence:
+            continue  # ties are split by row order (spec), so these may legitimately move
+        if name == "calibration_p_value":
+            continue  # a seeded simulation drawn row by row: a new order is a new Monte Carlo draw
+        if name in ("calibration_slope", "calibration_intercept"):
+            # an iterative fit: sums in another order end a hair apart
+            assert moved[name] == pytest.approx(base[name], rel=1e-7, abs=1e-9), name
+            continue
         assert moved[name] == pytest.approx(base[name], abs=1e-12), name
 
 

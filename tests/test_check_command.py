@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import subprocess
 from pathlib import Path
 
@@ -378,8 +379,9 @@ def test_corrupt_baseline_is_input_error(isolated, results):
 
 @pytest.fixture
 def exe(isolated):
-    path = shutil.which("calaudit")
-    assert path is not None, "the calaudit console script is not on PATH (pip install -e .)"
+    # The console script installed beside this interpreter (the venv need not be activated).
+    path = shutil.which("calaudit", path=str(Path(sys.executable).parent)) or shutil.which("calaudit")
+    assert path is not None, "the calaudit console script is not installed (pip install -e .)"
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
 
     def call(*args):

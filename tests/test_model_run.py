@@ -343,7 +343,7 @@ def console_script():
     if not script.exists():
         found = shutil.which("calaudit")
         if found is None:
-            pytest.skip("the calaudit console script is not installed")
+            pytest.fail("the calaudit console script is not installed (pip install -e .)")
         script = Path(found)
     return script
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
-from ..fileinfo import sha256_of
+from ..fileinfo import Digests
 from ..location import Location
 from .table import table_format
 
@@ -53,7 +53,7 @@ class Dataset:
     class_names_source: str | None = None
     row_ids: np.ndarray | None = None  # e.g. image paths, kept with saved predictions
     row_id_name: str = "row"
-    files: dict[str, str] = field(default_factory=dict)  # name -> sha256
+    files: Digests = field(default_factory=Digests)  # name -> sha256, hashed in the background
     skipped: list[str] = field(default_factory=list)
 
     @property
@@ -64,7 +64,7 @@ class Dataset:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        return {"path": str(self.path), "format": self.kind, "rows": self.n_rows, "files": dict(self.files),
+        return {"path": str(self.path), "format": self.kind, "rows": self.n_rows, "files": self.files.result(),
                 "class_names_source": self.class_names_source}
 
 
@@ -310,14 +310,14 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _load_arrays(path: Path) -> Dataset:
-    files: dict[str, str] = {}
+    files = Digests()
     npy, npz = path / "features.npy", path / "features.npz"
     if npy.is_file():
         arrays = {"features": _load_npy(npy)}
-        files[npy.name] = sha256_of(npy)
+        files.add(npy.name, npy)
     elif npz.is_file():
         arrays = _load_npz(npz)
-        files[npz.name] = sha256_of(npz)
+        files.add(npz.name, npz)
     else:
         raise InvalidInputError(f"{path}: no features.npy or features.npz")
     n_rows = {name: (a.shape[0] if a.ndim else 0) for name, a in arrays.items() if name != "labels"}
@@ -335,12 +335,12 @@ def _load_arrays(path: Path) -> Dataset:
     )
 
 
-def _read_array_labels(path: Path, arrays: dict[str, np.ndarray], files: dict[str, str]) -> tuple[np.ndarray, str]:
+def _read_array_labels(path: Path, arrays: dict[str, np.ndarray], files: Digests) -> tuple[np.ndarray, str]:
     for name in _LABEL_FILES:
         file = path / name
         if not file.is_file():
             continue
-        files[name] = sha256_of(file)
+        files.add(name, file)
         if name == "labels.npy":
             labels = np.asarray(_load_npy(file))
             if labels.ndim != 1:
@@ -425,7 +425,9 @@ def _load_table(root: Path, file: Path, label_col: str, feature_cols: Sequence[s
         labels = np.where(labels == "", None, labels.astype(object))
     directory = root if root.is_dir() else file.parent
     class_names, source = _class_names_file(directory, per_row_labels=False) if root.is_dir() else (None, None)
+    files = Digests()
+    files.add(file.name, file)
     return TableDataset(
         file, "table", labels, Location(str(file), [label_col], True, line_of), class_names, source,
-        files={file.name: sha256_of(file)}, frame=frame, feature_columns=selected,
+        files=files, frame=frame, feature_columns=selected,
     )

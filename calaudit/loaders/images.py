@@ -313,7 +313,7 @@ def load_image_folder(
     path: Path, *, preprocess: dict[str, Any] | None = None, skip_bad_images: bool = False
 ) -> ImageFolderDataset:
     """List ``path/<class>/<image>`` files (sorted) and read the preprocessing settings."""
-    from ..fileinfo import sha256_of
+    from ..fileinfo import Digests
 
     folders = sorted(child for child in path.iterdir() if child.is_dir() and not child.name.startswith("."))
     files: list[Path] = []
@@ -329,7 +329,7 @@ def load_image_folder(
             f"{path}: no images found; expected class folders holding {', '.join(IMAGE_SUFFIXES)} files"
         )
     file_settings = ImagePreprocess()
-    hashes = {}
+    hashes = Digests()
     config = path / PREPROCESS_FILE
     if config.is_file():
         try:
@@ -339,12 +339,12 @@ def load_image_folder(
         if not isinstance(values, dict):
             raise InvalidInputError(f"{config}: expected a JSON object of preprocessing settings")
         file_settings = ImagePreprocess.from_mapping(values, where=str(config))
-        hashes[PREPROCESS_FILE] = sha256_of(config)
+        hashes.add(PREPROCESS_FILE, config)
     option_settings = ImagePreprocess.from_mapping(preprocess or {}, where="options")
     class_names = read_class_names_file(path / "classes.txt")
     source = "classes.txt" if class_names else "image folder names (sorted)"
     if class_names:
-        hashes["classes.txt"] = sha256_of(path / "classes.txt")
+        hashes.add("classes.txt", path / "classes.txt")
     return ImageFolderDataset(
         path, "images", np.asarray(labels, dtype=object), Location(str(path), None, True),
         # Every class folder is a class, empty or not (torchvision's ImageFolder rule).

@@ -16,12 +16,16 @@ from typing import Any
 
 from .. import narrative
 from ..charts import report_charts
-from ..metrics import METRICS
+from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
 from ..templating import environment
 
+#: Options that only mean something for an ONNX run (left out of a prediction file's provenance).
+MODEL_ONLY_OPTIONS = {
+    "device", "batch_size", "output_name", "data_format", "feature_cols", "image_size", "resize", "crop", "scale",
+    "mean", "std", "layout", "color", "skip_bad_images", "save_predictions",
+}
 VERDICT_ICONS = {"green": "\u2714", "amber": "!", "red": "\u2716", "grey": "?"}
-BETTER = {"lower": "lower", "higher": "higher", "zero": "closer to 0"}
 GLOSSARY = (
     ("Calibration", "Whether a model's confidence matches how often it is right: of the calls it is 80% sure "
      "about, about 80% should be right."),
@@ -38,6 +42,11 @@ GLOSSARY = (
     ("Reliability diagram", "The chart of how often the model was right against how sure it said it was; a "
      "calibrated model follows the diagonal."),
     ("95% interval", "The range that chance alone could produce for a figure measured on this many examples."),
+    ("Temperature scaling", "A standard correction that rescales a model's scores so that its confidence matches "
+     "how often it is right; it never changes which answer the model picks."),
+    ("Label smoothing", "A training technique that stops a model from learning to be 100% sure; it usually "
+     "reduces overconfidence."),
+    ("Smooth ECE", "The average gap measured without confidence bands, by smoothing (Blasiok and Nakkiran, 2023)."),
 )
 
 
@@ -83,9 +92,12 @@ def _provenance(result: AuditResult) -> list[tuple[str, str]]:
         if data.get("images_skipped"):
             rows.append(("Images skipped", str(data["images_skipped"])))
     elif source.get("probability_columns"):
-        rows.append(("Columns", f"label {source.get('label_column')}; probabilities "
+        rows.append(("Columns", f"label column {source.get('label_column')}; probability columns "
                                 f"{', '.join(source['probability_columns'])}"))
-    options = ", ".join(f"{k} = {v}" for k, v in sorted(result.options.items()) if v not in (None, [], (), False))
+    skip = set() if model else MODEL_ONLY_OPTIONS
+    options = ", ".join(
+        f"{k} = {v}" for k, v in sorted(result.options.items()) if v not in (None, [], (), False) and k not in skip
+    )
     rows += [("calaudit version", result.tool_version), ("Audited at (UTC)", result.created_at), ("Options", options)]
     return rows
 
@@ -95,6 +107,11 @@ def _transform_text(result: AuditResult) -> str:
     if transform == "none":
         return "used as probabilities as given"
     return f"turned into probabilities by {transform} (the model gave logits)"
+
+
+def _points(share: float) -> str:
+    points = round(share * 100)
+    return f"{points} percentage point{'' if points == 1 else 's'}"
 
 
 def _created_display(stamp: str) -> str:
@@ -114,9 +131,10 @@ def render(result: AuditResult) -> str:
             "name": name,
             "value": value,
             "params": ", ".join(f"{k} = {v}" for k, v in METRICS[name].params(result.n_bins).items()),
-            "better": BETTER[METRICS[name].better],
+            "better": BETTER_WORDS[METRICS[name].better],
             "meaning": METRICS[name].meaning,
             "definition": METRICS[name].definition,
+            "interval": result.interval(name),
         }
         for name, value in result.metrics.items()
     ]
@@ -126,11 +144,17 @@ def render(result: AuditResult) -> str:
         "verdict": verdict,
         "verdict_icon": VERDICT_ICONS.get(verdict.level, "?") if verdict else "?",
         "input_name": _input_name(result),
+        "model_phrase": "the model" if result.source.get("kind") == "onnx" else "the model behind",
+        "interval_title": f"{result.intervals.level * 100:.0f}% interval" if result.intervals else "Interval",
         "created_display": _created_display(result.created_at),
         "bands": bands,
         "best": best,
         "worst": worst,
         "icon": narrative.icon_array(bands),
+        "top_share": narrative.top_band_share(result, bands),
+        "single_band": narrative.single_band_note(bands),
+        "noise_sentence": narrative.noise_sentence(result),
+        "margin_points": _points(verdict.margin) if verdict else "",
         "decisions": narrative.decisions(result, bands),
         "questions": narrative.vendor_questions(result),
         "charts": report_charts(result),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..metrics import METRICS
+from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
 
 
@@ -29,6 +29,6 @@ def render(result: AuditResult) -> str:
     lines += [f"{result.n_samples:,} predictions, {result.n_classes} classes.", ""]
     lines += ["| Metric | Value | Better |", "| --- | --- | --- |"]
     for name, value in result.metrics.items():
-        better = {"lower": "lower", "higher": "higher", "zero": "closer to 0"}[METRICS[name].better]
+        better = BETTER_WORDS[METRICS[name].better]
         lines.append(f"| {name} | {value:.4f} | {better} |")
     return "\n".join(lines) + "\n"

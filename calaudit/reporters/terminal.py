@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from .._version import __version__
 from ..location import printable
-from ..metrics import METRICS
+from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
 
-_BETTER = {"lower": "lower", "higher": "higher", "zero": "near 0"}
 
 
 def _percent(value: float) -> str:
@@ -47,11 +46,11 @@ def render(result: AuditResult) -> str:
     clipped = result.diagnostics.get("clipped_values", 0)
     if clipped:
         lines.append(f"{clipped:,} values within rounding of [0, 1] were clipped into it.")
-    lines += ["", f"{'Metric':<26} {'Value':>9}  {'Better':<7} Meaning"]
+    lines += ["", f"{'Metric':<26} {'Value':>9}  {'Better':<11} Meaning"]
     for name, value in metrics.items():
         info = METRICS[name]
         label = f"{name} ({result.n_bins} bins)" if info.binned else name
-        lines.append(f"{label:<26} {value:>9.4f}  {_BETTER[info.better]:<7} {info.meaning}")
+        lines.append(f"{label:<26} {value:>9.4f}  {BETTER_WORDS[info.better]:<11} {info.meaning}")
     lines += ["", *_reliability_lines(result)]
     if result.gate is not None and result.gate.checks:
         lines += ["", *_gate_lines(result)]

@@ -1,0 +1,391 @@
+"""Bootstrap confidence intervals for every metric (docs/metrics.md, section 13).
+
+Two ways to draw a resample, chosen by cost:
+
+* **exact** (``N * K * resamples`` within a budget): rows are drawn with
+  replacement and every metric is recomputed on the resampled rows, binning
+  included;
+* **grouped** (above it): the rows are grouped by what the metrics sum over (bin x
+  outcome for the top label, each class's bins, the smoothing grid, ...); a resample
+  draws multinomial counts per group, and the sums of per-row values in a group are
+  drawn from the normal law with that group's mean and variance. Bins stay those of
+  the full data. A test checks the two agree.
+
+Intervals are percentile intervals of the resampled values (level 0.95 by default).
+Smooth ECE is resampled at the bandwidth found on the full data; calibration slope
+and intercept are refitted on each resample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from . import estimators
+from .binning import equal_width_bin_ids
+from .metrics import METRICS, MetricSuite
+
+DEFAULT_RESAMPLES = 1000
+DEFAULT_LEVEL = 0.95
+#: Exact resampling while N * K * resamples stays under this many row-class cells.
+EXACT_BUDGET = 2e7
+_SLOPE_GROUPS = 64
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Intervals keyed like the metrics, and how they were made."""
+
+    intervals: dict[str, Interval]
+    method: str
+    resamples: int
+    level: float
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "resamples": self.resamples, "level": self.level, "seed": self.seed,
+            "metrics": {name: interval.to_dict() for name, interval in self.intervals.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BootstrapResult:
+        intervals = {name: Interval(**value) for name, value in data["metrics"].items()}
+        return cls(intervals, data["method"], data["resamples"], data["level"], data["seed"])
+
+
+def bootstrap(
+    y_true: np.ndarray, y_proba: np.ndarray, suite: MetricSuite, *, n_bins: int, smooth_bandwidth: float,
+    reference: dict[str, float] | None = None,
+    resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL, seed: int = 0,
+    exact_budget: float = EXACT_BUDGET, method: str = "auto",
+) -> BootstrapResult:
+    """Percentile intervals for every metric with ``interval=True`` in the registry.
+
+    ``reference`` holds the full-data values (the recalibration fit starts from them).
+    """
+    reference = reference or {}
+    n_rows, n_classes = y_proba.shape
+    if method == "auto":
+        method = "exact" if n_rows * n_classes * resamples <= exact_budget else "grouped"
+    rng = np.random.default_rng(seed)
+    draw = _exact_draws if method == "exact" else _grouped_draws
+    samples = draw(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth, resamples, reference)
+    tail = (1.0 - level) / 2.0
+    intervals = {}
+    for name, values in samples.items():
+        if name not in suite.values and name not in METRICS:
+            continue
+        finite = values[np.isfinite(values)]
+        if finite.size < 0.5 * resamples:
+            continue  # mostly undefined (e.g. a slope on separable data): no honest interval
+        low, high = np.quantile(finite, [tail, 1.0 - tail])
+        intervals[name] = Interval(float(low), float(high))
+    return BootstrapResult(intervals, method, resamples, level, seed)
+
+
+# ------------------------------------------------------------------ exact
+
+
+def _exact_draws(rng, y, proba, suite, n_bins, bandwidth, resamples, reference) -> dict[str, np.ndarray]:
+    """Every metric on every resample, computed for a block of resamples at once.
+
+    Each formula is the definition of docs/metrics.md applied along the rows of a
+    ``(resamples, N)`` matrix of drawn row indices; ``tests/test_bootstrap.py`` checks
+    it against :func:`calaudit.metrics.compute_metrics` on the same resamples.
+    """
+    n_rows, n_classes = proba.shape
+    block = max(1, int(EXACT_BUDGET // max(n_rows * n_classes, 1) // 4))
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, resamples, block):  # blocks of resamples, each vectorised
+        rows = rng.integers(0, n_rows, (min(block, resamples - start), n_rows))
+        parts.append(_exact_block(rows, y, proba, suite, n_bins, bandwidth, reference))
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _binned(keys: np.ndarray, n_cells: int, *weights: np.ndarray) -> list[np.ndarray]:
+    """Per-resample bincounts: ``keys`` is ``(B, N)`` with values in ``0..n_cells-1``."""
+    resamples = keys.shape[0]
+    flat = (keys + np.arange(resamples)[:, None] * n_cells).ravel()
+    out = [np.bincount(flat, minlength=resamples * n_cells).reshape(resamples, n_cells).astype(np.float64)]
+    out += [np.bincount(flat, weights=w.ravel(), minlength=resamples * n_cells).reshape(resamples, n_cells)
+            for w in weights]
+    return out
+
+
+def _exact_block(rows, y, proba, suite: MetricSuite, n_bins, bandwidth, reference) -> dict[str, np.ndarray]:
+    resamples, n_rows = rows.shape
+    n_classes = proba.shape[1]
+    top = suite.top
+    out: dict[str, np.ndarray] = {}
+    conf, correct = top.confidence[rows], top.correct[rows]
+    count, conf_sum, right = _binned(suite.top_bin_ids[rows], n_bins, conf, correct)
+    out["accuracy"] = correct.mean(axis=1)
+    out["confidence_gap"] = conf.mean(axis=1) - out["accuracy"]
+    out["ece"] = _ece_from(right, conf_sum, n_rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["mce"] = np.where(count > 0, np.abs(right - conf_sum) / count, 0.0).max(axis=1)
+    squares = np.einsum("ij,ij->i", proba, proba)
+    out["brier"] = (squares[rows] - 2.0 * top.true_probability[rows]).mean(axis=1) + 1.0
+    out["nll"] = -np.log(np.maximum(top.true_probability, 2.220446049250313e-16))[rows].mean(axis=1)
+    # Equal-mass bins are recomputed on each resample: stable sort, then array_split.
+    order = np.argsort(conf, axis=1, kind="stable")
+    sorted_conf = np.take_along_axis(conf, order, axis=1)
+    sorted_right = np.take_along_axis(correct, order, axis=1)
+    sizes = np.full(n_bins, n_rows // n_bins)
+    sizes[: n_rows % n_bins] += 1
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
+    cumulative_conf = np.concatenate([np.zeros((resamples, 1)), np.cumsum(sorted_conf, axis=1)], axis=1)
+    cumulative_right = np.concatenate([np.zeros((resamples, 1)), np.cumsum(sorted_right, axis=1)], axis=1)
+    mass_conf = cumulative_conf[:, bounds[1:]] - cumulative_conf[:, bounds[:-1]]
+    mass_right = cumulative_right[:, bounds[1:]] - cumulative_right[:, bounds[:-1]]
+    out["ece_equal_mass"] = _ece_from(mass_right, mass_conf, n_rows)
+    out["ece_debiased"] = _debiased(mass_right, mass_conf, np.broadcast_to(sizes.astype(np.float64), mass_conf.shape),
+                                    n_rows)
+    # Classwise: one key per (row, class) cell.
+    class_keys = equal_width_bin_ids(proba.ravel(), n_bins).reshape(proba.shape) + np.arange(n_classes) * n_bins
+    hit_keys = class_keys[np.arange(proba.shape[0]), y]
+    cells = n_classes * n_bins
+    cell_count, cell_value = _binned(class_keys[rows].reshape(resamples, -1), cells, proba[rows].reshape(resamples, -1))
+    (cell_hits,) = _binned(hit_keys[rows], cells)
+    cell_count = cell_count.reshape(resamples, n_classes, n_bins)
+    cell_value = cell_value.reshape(resamples, n_classes, n_bins)
+    cell_hits = cell_hits.reshape(resamples, n_classes, n_bins)
+    out["classwise_ece"] = (np.abs(cell_hits - cell_value).sum(axis=2) / n_rows).mean(axis=1)
+    safe = np.where(cell_count > 0, cell_count, 1.0)
+    frequency = cell_hits.sum(axis=2, keepdims=True) / n_rows
+    out["brier_reliability"] = np.sum(np.where(cell_count > 0, (cell_value - cell_hits) ** 2 / safe, 0.0),
+                                      axis=(1, 2)) / n_rows
+    out["brier_resolution"] = np.sum(np.where(cell_count > 0, cell_count * (cell_hits / safe - frequency) ** 2, 0.0),
+                                     axis=(1, 2)) / n_rows
+    out["brier_uncertainty"] = np.sum(frequency * (1.0 - frequency), axis=(1, 2))
+    if n_classes == 2:
+        positive, outcome = proba[:, 1][rows], (y == 1).astype(np.float64)[rows]
+        _, pos_sum, pos_hits = _binned(equal_width_bin_ids(proba[:, 1], n_bins)[rows], n_bins, positive, outcome)
+        out["positive_ece"] = _ece_from(pos_hits, pos_sum, n_rows)
+        out["brier_positive"] = ((positive - outcome) ** 2).mean(axis=1)
+    out["smooth_ece"] = _smooth_batch(conf, correct, bandwidth)
+    full = np.array([reference.get("calibration_intercept", np.nan), reference.get("calibration_slope", np.nan)])
+    params = estimators.logistic_fit(estimators.logit(top.confidence)[rows], correct, np.ones_like(correct), start=full)
+    out["calibration_slope"], out["calibration_intercept"] = params[:, 1], params[:, 0]
+    return out
+
+
+def _smooth_batch(confidence: np.ndarray, correct: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Smooth ECE at ``bandwidth`` for each row of ``(B, N)`` arrays (relplot's grid)."""
+    resamples = confidence.shape[0]
+    points = max(2000, round(20 / bandwidth)) // 2 + 1
+    position = confidence * (points - 1)
+    left = position.astype(np.intp).clip(0, points - 2)
+    frac = position - left
+    residual = confidence - correct
+    offsets = np.arange(resamples)[:, None] * points
+    size = resamples * points
+
+    def grid(weights: np.ndarray) -> np.ndarray:
+        values = np.bincount((left + offsets).ravel(), weights=((1 - frac) * weights).ravel(), minlength=size)
+        values += np.bincount((left + 1 + offsets).ravel(), weights=(frac * weights).ravel(), minlength=size)
+        return values.reshape(resamples, points)
+
+    return _smooth_from_grids(grid(residual), grid(np.ones_like(residual)), bandwidth)
+
+
+def _convolve_valid(rows: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``np.convolve(row, kernel, "valid")`` for every row, through one batched FFT."""
+    length = rows.shape[1] + kernel.shape[0] - 1
+    size = 1 << (length - 1).bit_length()
+    full = np.fft.irfft(np.fft.rfft(rows, size, axis=1) * np.fft.rfft(kernel, size)[None, :], size, axis=1)
+    return full[:, kernel.shape[0] - 1 : rows.shape[1]]
+
+
+def _smooth_from_grids(residual_grid: np.ndarray, count_grid: np.ndarray, bandwidth: float) -> np.ndarray:
+    """relplot's reflected Gaussian smoothing and smECE, batched with an FFT convolution."""
+    points = residual_grid.shape[1]
+    kernel = estimators._kernel(points, bandwidth)
+
+    def smooth(values: np.ndarray) -> np.ndarray:
+        extended = np.concatenate([np.flip(values, axis=1)[:, :-1], values, np.flip(values, axis=1)[:, 1:]], axis=1)
+        return _convolve_valid(extended, kernel)[:, points // 2 : points // 2 + points]
+
+    mesh = max(round(10 / bandwidth), estimators.SMOOTH_MESH_POINTS)
+    t = np.linspace(0.0, 1.0, mesh)
+    index = (t * (points - 1)).astype(np.intp).clip(0, points - 2)
+    share = (t - index * (1.0 / (points - 1))) / (1.0 / (points - 1))
+    smoothed_residual, smoothed_count = smooth(residual_grid), smooth(count_grid)
+    rs = smoothed_residual[:, index] * (1 - share) + smoothed_residual[:, index + 1] * share
+    density = (smoothed_count[:, index] * (1 - share) + smoothed_count[:, index + 1] * share
+               + estimators.SMOOTH_DENSITY_EPS)
+    return np.sum(np.abs(rs / density) * density, axis=1) / np.sum(density, axis=1)
+
+
+# ------------------------------------------------------------------ grouped
+
+
+class _Groups:
+    """Rows grouped by key, with per-group count, mean and sd of per-row values."""
+
+    def __init__(self, keys: np.ndarray, size: int, values: dict[str, np.ndarray]) -> None:
+        self.size = size
+        self.count = np.bincount(keys, minlength=size).astype(np.float64)
+        safe = np.where(self.count > 0, self.count, 1.0)
+        self.mean = {}
+        self.sd = {}
+        for name, value in values.items():
+            total = np.bincount(keys, weights=value, minlength=size)
+            square = np.bincount(keys, weights=value * value, minlength=size)
+            mean = total / safe
+            self.mean[name] = mean
+            self.sd[name] = np.sqrt(np.maximum(square / safe - mean * mean, 0.0))
+
+    def counts(self, rng, n_rows: int, resamples: int) -> np.ndarray:
+        return rng.multinomial(n_rows, self.count / n_rows, size=resamples).astype(np.float64)
+
+    def sums(self, rng, counts: np.ndarray, name: str) -> np.ndarray:
+        """Resampled sum of ``name`` per group: ``c mu + sqrt(c) sd Z``."""
+        noise = rng.standard_normal(counts.shape)
+        return counts * self.mean[name] + np.sqrt(counts) * self.sd[name] * noise
+
+
+def _ece_from(right: np.ndarray, confidence_sum: np.ndarray, n_rows: int) -> np.ndarray:
+    return np.abs(right - confidence_sum).sum(axis=-1) / n_rows
+
+
+def _grouped_draws(rng, y, proba, suite: MetricSuite, n_bins, bandwidth, resamples, reference) -> dict[str, np.ndarray]:
+    n_rows, n_classes = proba.shape
+    top = suite.top
+    out: dict[str, np.ndarray] = {}
+    # Top label: groups are (equal-width bin, right or wrong).
+    brier_rows = (proba * proba).sum(axis=1) - 2.0 * top.true_probability + 1.0
+    nll_rows = -np.log(np.maximum(top.true_probability, 2.220446049250313e-16))
+    keys = suite.top_bin_ids * 2 + top.correct.astype(np.intp)
+    groups = _Groups(keys, 2 * n_bins, {"confidence": top.confidence, "brier": brier_rows, "nll": nll_rows})
+    counts = groups.counts(rng, n_rows, resamples)
+    confidence = groups.sums(rng, counts, "confidence").reshape(resamples, n_bins, 2).sum(axis=2)
+    per_bin = counts.reshape(resamples, n_bins, 2)
+    right, total = per_bin[:, :, 1], per_bin.sum(axis=2)
+    out["accuracy"] = right.sum(axis=1) / n_rows
+    out["confidence_gap"] = confidence.sum(axis=1) / n_rows - out["accuracy"]
+    out["ece"] = _ece_from(right, confidence, n_rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gaps = np.abs(right - confidence) / total
+    out["mce"] = np.where(total > 0, gaps, 0.0).max(axis=1)
+    out["brier"] = groups.sums(rng, counts, "brier").sum(axis=1) / n_rows
+    out["nll"] = groups.sums(rng, counts, "nll").sum(axis=1) / n_rows
+    # Equal-mass bins of the full data.
+    mass_ids = _equal_mass_ids(top.confidence, n_bins)
+    mass = _Groups(mass_ids * 2 + top.correct.astype(np.intp), 2 * n_bins, {"confidence": top.confidence})
+    mass_counts = mass.counts(rng, n_rows, resamples)
+    mass_confidence = mass.sums(rng, mass_counts, "confidence").reshape(resamples, n_bins, 2).sum(axis=2)
+    mass_bins = mass_counts.reshape(resamples, n_bins, 2)
+    mass_right, mass_total = mass_bins[:, :, 1], mass_bins.sum(axis=2)
+    out["ece_equal_mass"] = _ece_from(mass_right, mass_confidence, n_rows)
+    out["ece_debiased"] = _debiased(mass_right, mass_confidence, mass_total, n_rows)
+    # Every class's column: one group set per class (loop over classes, not rows).
+    # Classes are drawn independently (their correlation is ignored), except that a
+    # binary model's two columns mirror each other, so class 0 reuses class 1's draw.
+    classwise_terms = np.zeros(resamples)
+    reliability = np.zeros(resamples)
+    resolution = np.zeros(resamples)
+    class_counts_all = rng.multinomial(n_rows, np.bincount(y, minlength=n_classes) / n_rows, size=resamples)
+    shares = class_counts_all / n_rows
+    uncertainty = np.sum(shares * (1.0 - shares), axis=1)
+    for k in (range(n_classes) if n_classes > 2 else (1,)):
+        column = proba[:, k]
+        outcome = (y == k).astype(np.float64)
+        ids = equal_width_bin_ids(column, n_bins)
+        per_class = _Groups(ids * 2 + outcome.astype(np.intp), 2 * n_bins, {"p": column})
+        class_counts = per_class.counts(rng, n_rows, resamples)
+        value = per_class.sums(rng, class_counts, "p").reshape(resamples, n_bins, 2).sum(axis=2)
+        cells = class_counts.reshape(resamples, n_bins, 2)
+        hits, cell_total = cells[:, :, 1], cells.sum(axis=2)
+        weight = 1.0 if n_classes > 2 else 2.0  # binary: class 0 mirrors class 1
+        classwise_terms += weight * _ece_from(hits, value, n_rows)
+        frequency = hits.sum(axis=1, keepdims=True) / n_rows
+        safe = np.where(cell_total > 0, cell_total, 1.0)
+        reliability += weight * np.sum(np.where(cell_total > 0, (value - hits) ** 2 / safe, 0.0), axis=1) / n_rows
+        resolution += weight * np.sum(
+            np.where(cell_total > 0, cell_total * (hits / safe - frequency) ** 2, 0.0), axis=1) / n_rows
+    out["classwise_ece"] = classwise_terms / n_classes
+    out["brier_reliability"], out["brier_resolution"], out["brier_uncertainty"] = reliability, resolution, uncertainty
+    if n_classes == 2:
+        positive = proba[:, 1]
+        outcome = (y == 1).astype(np.float64)
+        ids = equal_width_bin_ids(positive, n_bins)
+        pos = _Groups(ids * 2 + outcome.astype(np.intp), 2 * n_bins,
+                      {"p": positive, "squared": (positive - outcome) ** 2})
+        pos_counts = pos.counts(rng, n_rows, resamples)
+        value = pos.sums(rng, pos_counts, "p").reshape(resamples, n_bins, 2).sum(axis=2)
+        out["positive_ece"] = _ece_from(pos_counts.reshape(resamples, n_bins, 2)[:, :, 1], value, n_rows)
+        out["brier_positive"] = pos.sums(rng, pos_counts, "squared").sum(axis=1) / n_rows
+    out["smooth_ece"] = _grouped_smooth(rng, top.confidence, top.correct, bandwidth, resamples)
+    full = np.array([reference.get("calibration_intercept", np.nan), reference.get("calibration_slope", np.nan)])
+    out["calibration_slope"], out["calibration_intercept"] = _grouped_slope(
+        rng, top.confidence, top.correct, resamples, start=full)
+    return out
+
+
+def _equal_mass_ids(values: np.ndarray, n_bins: int) -> np.ndarray:
+    from .binning import equal_mass_bin_ids
+
+    return equal_mass_bin_ids(values, n_bins)
+
+
+def _debiased(right: np.ndarray, confidence: np.ndarray, total: np.ndarray, n_rows: int) -> np.ndarray:
+    usable = total >= 2
+    safe = np.where(usable, total, 1.0)
+    acc, conf = right / safe, confidence / safe
+    variance = acc * (1.0 - acc) / np.where(usable, total - 1.0, 1.0)
+    squared = np.sum(np.where(usable, (total / n_rows) * ((acc - conf) ** 2 - variance), 0.0), axis=1)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _grouped_smooth(rng, confidence, correct, bandwidth, resamples) -> np.ndarray:
+    """Smooth ECE at a fixed bandwidth: rows grouped by smoothing-grid cell and outcome;
+    within a cell (1/1000 wide) rows are nearly identical, so group means carry them."""
+    points = max(2000, round(20 / bandwidth)) // 2 + 1
+    position = confidence * (points - 1)
+    left = position.astype(np.intp).clip(0, points - 2)
+    frac = position - left
+    residual = confidence - correct
+    groups = _Groups(left * 2 + correct.astype(np.intp), 2 * points,
+                     {"frac": frac, "residual": residual, "frac_residual": frac * residual})
+    counts = groups.counts(rng, confidence.shape[0], resamples)
+
+    def to_grid(left_part: np.ndarray, right_part: np.ndarray) -> np.ndarray:
+        values = np.zeros((resamples, points))
+        values[:, :-1] += left_part.reshape(resamples, points, 2).sum(axis=2)[:, :-1]
+        values[:, 1:] += right_part.reshape(resamples, points, 2).sum(axis=2)[:, :-1]
+        return values
+
+    residual_grid = to_grid(counts * (groups.mean["residual"] - groups.mean["frac_residual"]),
+                            counts * groups.mean["frac_residual"])
+    count_grid = to_grid(counts * (1.0 - groups.mean["frac"]), counts * groups.mean["frac"])
+    return _smooth_from_grids(residual_grid, count_grid, bandwidth)
+
+
+def _grouped_slope(rng, confidence, correct, resamples, start=None) -> tuple[np.ndarray, np.ndarray]:
+    """Refit the logistic recalibration on resampled groups of nearby logits."""
+    from .binning import equal_mass_bin_ids
+
+    x = estimators.logit(confidence)
+    ids = equal_mass_bin_ids(x, _SLOPE_GROUPS)
+    groups = _Groups(ids * 2 + correct.astype(np.intp), 2 * _SLOPE_GROUPS, {"x": x})
+    counts = groups.counts(rng, confidence.shape[0], resamples).reshape(resamples, _SLOPE_GROUPS, 2)
+    trials = counts.sum(axis=2)
+    successes = counts[:, :, 1]
+    count = groups.count.reshape(_SLOPE_GROUPS, 2).sum(axis=1)
+    x_mean = (groups.mean["x"] * groups.count).reshape(_SLOPE_GROUPS, 2).sum(axis=1) / np.where(count > 0, count, 1)
+    params = estimators.logistic_fit(x_mean, successes, trials, start=start)
+    return params[:, 1], params[:, 0]
