@@ -46,11 +46,30 @@ def render(result: AuditResult) -> str:
     clipped = result.diagnostics.get("clipped_values", 0)
     if clipped:
         lines.append(f"{clipped:,} values within rounding of [0, 1] were clipped into it.")
-    lines += ["", f"{'Metric':<26} {'Value':>9}  {'Better':<11} Meaning"]
+    noise = result.noise
+    if noise is not None:
+        real = "is" if noise.distinguishable else "is NOT"
+        lines.append(
+            f"The ECE {real} distinguishable from noise: a perfectly calibrated model with these confidences "
+            f"would show {noise.ece_noise_floor:.4f} on average (95th percentile {noise.ece_noise_95:.4f}; "
+            f"p = {noise.p_value:.3g})."
+        )
+    level = f"{result.intervals.level * 100:.0f}% interval" if result.intervals else ""
+    lines += ["", f"{'Metric':<28} {'Value':>9}  {level:<19} {'Better':<11} Meaning"]
     for name, value in metrics.items():
         info = METRICS[name]
         label = f"{name} ({result.n_bins} bins)" if info.binned else name
-        lines.append(f"{label:<26} {value:>9.4f}  {BETTER_WORDS[info.better]:<11} {info.meaning}")
+        interval = result.interval(name)
+        shown = f"{interval[0]:.4f} - {interval[1]:.4f}" if interval else ""
+        lines.append(f"{label:<28} {value:>9.4f}  {shown:<19} {BETTER_WORDS[info.better]:<11} {info.meaning}")
+    undefined = result.diagnostics.get("undefined_metrics") or {}
+    for name, why in undefined.items():
+        lines.append(f"{name:<28} {'n/a':>9}  {'':<19} {'':<11} {why}")
+    if result.intervals:
+        lines.append(
+            f"Intervals: {result.intervals.resamples:,} bootstrap resamples ({result.intervals.method}, seed "
+            f"{result.intervals.seed})."
+        )
     lines += ["", *_reliability_lines(result)]
     if result.gate is not None and result.gate.checks:
         lines += ["", *_gate_lines(result)]
