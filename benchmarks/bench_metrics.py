@@ -1,19 +1,31 @@
-"""Speed of the metric suite against a bare numpy single pass, in one process.
+"""Speed and memory of calaudit's metric engine against references, in one process.
 
-    python benchmarks/bench_metrics.py [--n 1000000] [--k 10] [--repeat 5]
+    python benchmarks/bench_metrics.py            # the README table (several minutes)
+    python benchmarks/bench_metrics.py --quick    # N = 1e6, K = 10 only
 
-The reference is the cheapest honest ECE: argmax, gather the maximum, right-closed
-equal-width bin ids, three bincounts. calaudit.audit does far more (input validation
-and renormalisation, ECE equal-width and equal-mass, MCE, classwise ECE, Brier, NLL,
-the reliability table and per-class figures), so the ratio says what that costs.
-Target (issue "Foundation"): full suite within 3x of the single pass at N=1e6, K=10.
-Timings are the best of --repeat runs; ratios, not absolute times, are the result.
+For each (N, K) it times, on the same data, best of --repeat runs:
+
+* the reference: a bare numpy single pass (argmax, gather the maximum, right-closed
+  equal-width bin ids, bincounts -> top-label ECE);
+* calaudit's core suite: validation and every metric of the original spec
+  (``Predictions.from_arrays`` + ``compute_metrics``);
+* calaudit's full audit: ``calaudit.audit`` with the estimators and 1,000 bootstrap
+  resamples;
+* scikit-learn's ``calibration_curve`` on (confidence, correct), relplot's ``smECE``
+  and netcal's ``ECE`` when those packages are installed (``pip install -e .[bench]``;
+  netcal needs PyTorch, ``pip install torch`` first).
+
+Every figure is printed as a ratio to the reference. Peak memory of the full audit
+(tracemalloc, which numpy reports to) is printed as a multiple of the probability
+matrix. Targets: core suite within 3x of the single pass at N = 1e6, K = 10; 1,000
+bootstrap resamples at N = 1e6 within 20x; peak memory under 3x the matrix.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -50,29 +62,102 @@ def best_time(function, repeat: int) -> float:
     return best
 
 
+def core_suite(y: np.ndarray, proba: np.ndarray) -> None:
+    from calaudit.metrics import compute_metrics
+    from calaudit.predictions import Predictions
+
+    predictions = Predictions.from_arrays(y, proba)
+    compute_metrics(predictions.y_true, predictions.y_proba, n_bins=15)
+
+
+def references(y: np.ndarray, proba: np.ndarray) -> dict[str, object]:
+    """Callables of the optional reference libraries that are installed."""
+    prediction = proba.argmax(axis=1)
+    confidence = proba[np.arange(proba.shape[0]), prediction]
+    correct = (prediction == y).astype(float)
+    found: dict[str, object] = {}
+    from sklearn.calibration import calibration_curve
+
+    found["sklearn calibration_curve"] = lambda: calibration_curve(correct, confidence, n_bins=15)
+    try:
+        import relplot
+
+        found["relplot smECE"] = lambda: relplot.smECE(confidence, correct)
+    except ImportError:
+        pass
+    try:
+        from netcal.metrics import ECE
+
+        found["netcal ECE"] = lambda: ECE(15).measure(proba, y)
+    except ImportError:
+        pass
+    return found
+
+
+def peak_memory(function) -> int:
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def run(n: int, k: int, repeat: int, with_references: bool) -> dict[str, float]:
+    import calaudit
+
+    y, proba = make_data(n, k)
+    reference = numpy_single_pass(y, proba)
+    assert abs(calaudit.audit(y, proba, bootstrap=0).metrics["ece"] - reference) < 1e-9
+    t_ref = best_time(lambda: numpy_single_pass(y, proba), repeat)
+    row = {"N": n, "K": k, "single pass ms": t_ref * 1e3}
+    row["core suite"] = best_time(lambda: core_suite(y, proba), repeat) / t_ref
+    full_repeat = max(1, repeat // 2)
+    row["full + 1000 bootstrap"] = best_time(lambda: calaudit.audit(y, proba, bootstrap=1000), full_repeat) / t_ref
+    row["peak memory / P"] = peak_memory(lambda: calaudit.audit(y, proba, bootstrap=1000)) / proba.nbytes
+    if with_references:
+        for name, function in references(y, proba).items():
+            row[name] = best_time(function, full_repeat) / t_ref
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="only N = 1e6, K = 10")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-
-    import calaudit
-    from calaudit.metrics import compute_metrics
-
-    y, proba = make_data(args.n, args.k)
-    reference = numpy_single_pass(y, proba)
-    result = calaudit.audit(y, proba)
-    assert abs(result.metrics["ece"] - reference) < 1e-9, "calaudit and the reference disagree on ECE"
-
-    t_reference = best_time(lambda: numpy_single_pass(y, proba), args.repeat)
-    t_audit = best_time(lambda: calaudit.audit(y, proba), args.repeat)
-    t_suite = best_time(lambda: compute_metrics(y, proba, n_bins=15), args.repeat)
-    print(f"N={args.n:,} K={args.k} (best of {args.repeat})")
-    print(f"{'numpy single pass (reference)':<42} {t_reference * 1e3:9.1f} ms   1.00x")
-    print(f"{'calaudit.audit (validation + full suite)':<42} {t_audit * 1e3:9.1f} ms  {t_audit / t_reference:5.2f}x")
-    print(f"{'  of which compute_metrics':<42} {t_suite * 1e3:9.1f} ms  {t_suite / t_reference:5.2f}x")
-    print(f"target: calaudit.audit within 3x of the single pass -> {'met' if t_audit <= 3 * t_reference else 'missed'}")
+    grid = [(1_000_000, 10)] if args.quick else [
+        (10_000, 10), (100_000, 10), (1_000_000, 10), (10_000_000, 10),
+        (100_000, 2), (100_000, 100), (100_000, 1000),
+    ]
+    rows = [run(n, k, args.repeat, with_references=True) for n, k in grid]
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            if value is None:
+                cells.append("n/a")
+            elif column in ("N", "K"):
+                cells.append(f"{int(value):,}")
+            elif column == "single pass ms":
+                cells.append(f"{value:.1f}")
+            else:
+                cells.append(f"{value:.2f}x")
+        print("| " + " | ".join(cells) + " |")
+    at = next((row for row in rows if row["N"] == 1_000_000 and row["K"] == 10), None)
+    if at is not None:
+        print()
+        print(f"core suite at N=1e6, K=10: {at['core suite']:.2f}x (target 3x) -> "
+              f"{'met' if at['core suite'] <= 3 else 'missed by ' + format(at['core suite'] / 3 - 1, '.0%')}")
+        boot = at["full + 1000 bootstrap"]
+        print(f"full audit with 1,000 resamples at N=1e6: {boot:.2f}x (target 20x) -> "
+              f"{'met' if boot <= 20 else 'missed by ' + format(boot / 20 - 1, '.0%')}")
+        memory = at["peak memory / P"]
+        print(f"peak memory at N=1e6: {memory:.2f}x the matrix (target 3x) -> "
+              f"{'met' if memory <= 3 else 'missed by ' + format(memory / 3 - 1, '.0%')}")
 
 
 if __name__ == "__main__":

@@ -98,12 +98,22 @@ class SmoothCurve:
     density: np.ndarray
 
 
-def _smooth_at(f: np.ndarray, residual: np.ndarray, sigma: float) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+def _smooth_at(
+    f: np.ndarray, residual: np.ndarray, sigma: float, grids: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """smECE at width ``sigma``; ``grids`` caches the rows spread onto each grid size
+    (the bandwidth search reuses them: only the convolution depends on ``sigma``)."""
     mesh = max(round(10 / sigma), SMOOTH_MESH_POINTS)
     t = np.linspace(0.0, 1.0, mesh)
     points = max(2000, round(20 / sigma)) // 2 + 1
-    smoothed_residual = _interpolate(t, _reflected_smooth(_round_to_grid(f, residual, points), sigma))
-    density = _interpolate(t, _reflected_smooth(_round_to_grid(f, np.ones_like(f), points), sigma)) + SMOOTH_DENSITY_EPS
+    if grids is not None and points in grids:
+        residual_grid, count_grid = grids[points]
+    else:
+        residual_grid, count_grid = _round_to_grid(f, residual, points), _round_to_grid(f, np.ones_like(f), points)
+        if grids is not None:
+            grids[points] = (residual_grid, count_grid)
+    smoothed_residual = _interpolate(t, _reflected_smooth(residual_grid, sigma))
+    density = _interpolate(t, _reflected_smooth(count_grid, sigma)) + SMOOTH_DENSITY_EPS
     mean_residual = smoothed_residual / density
     value = float(np.sum(np.abs(mean_residual) * density) / np.sum(density))
     return value, t, mean_residual, density
@@ -119,9 +129,10 @@ def smooth_ece(confidence: np.ndarray, correct: np.ndarray) -> tuple[float, Smoo
     """
     f = np.asarray(confidence, dtype=np.float64)
     residual = f - np.asarray(correct, dtype=np.float64)
+    grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def wide_enough(sigma: float) -> bool:
-        return sigma < SMOOTH_BANDWIDTH_EPS or sigma < _smooth_at(f, residual, sigma)[0]
+        return sigma < SMOOTH_BANDWIDTH_EPS or sigma < _smooth_at(f, residual, sigma, grids)[0]
 
     sigma = 1.0
     if not wide_enough(sigma):
@@ -133,7 +144,7 @@ def smooth_ece(confidence: np.ndarray, correct: np.ndarray) -> tuple[float, Smoo
             else:
                 high = middle
         sigma = high
-    value, t, mean_residual, density = _smooth_at(f, residual, sigma)
+    value, t, mean_residual, density = _smooth_at(f, residual, sigma, grids)
     return value, SmoothCurve(sigma, t, t - mean_residual, density / density.mean())
 
 
