@@ -93,8 +93,15 @@ def audit_predictions(
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
     options: dict[str, Any] | None = None,
+    baselines: Sequence[str] = (),
+    folds: int = 5,
+    smoothing: Sequence[float] = (0.1,),
+    baseline_model: str = "logistic",
 ) -> AuditResult:
     """Audit already validated :class:`Predictions` (what every loader returns).
+
+    ``baselines`` (keys of :data:`calaudit.baselines.comparison.BASELINES`) are run
+    cross-fitted on ``folds`` stratified folds and compared on the same rows.
 
     ``bootstrap`` resamples (0: none; ``None``: :data:`calaudit.bootstrap.DEFAULT_RESAMPLES`,
     1,000) give a ``level`` interval for every metric; ``seed`` makes them, and the
@@ -126,6 +133,12 @@ def audit_predictions(
             smooth_bandwidth=estimates.smooth_curve.bandwidth, reference=values, resamples=int(bootstrap),
             level=level, seed=seed,
         )
+    comparison = None
+    if baselines:
+        from .baselines.comparison import run_baselines
+
+        comparison = run_baselines(predictions, list(baselines), n_bins=n_bins, folds=folds, seed=seed,
+                                   smoothing=tuple(smoothing), model=baseline_model)
     class_names = predictions.class_names
     positive = None
     if suite.positive is not None:
@@ -165,6 +178,7 @@ def audit_predictions(
         intervals=intervals,
         noise=NoiseSummary.from_test(estimates.consistency, values["ece"]),
         smooth_reliability=SmoothReliability.from_curve(estimates.smooth_curve),
+        baselines=comparison,
     )
 
 

@@ -130,6 +130,41 @@ def confidence_histogram(table: ReliabilityTable) -> dict[str, Any]:
     return {"data": data, "layout": layout, "config": CONFIG}
 
 
+_SERIES = [("#000000", "solid"), (BLUE, "dash"), (ORANGE, "dot"), (GREEN, "dashdot"), (VERMILLION, "longdash"),
+           ("#56B4E9", "longdashdot"), ("#CC79A7", "dash"), ("#F0E442", "dot")]
+
+
+def baselines_figure(comparison: Any) -> dict[str, Any]:
+    """Every baseline's reliability curve over the vendor's: closer to the diagonal is better."""
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "mode": "lines", "x": [0, 1], "y": [0, 1], "name": "The promise (said = right)",
+         "line": {"color": GREY, "dash": "dash", "width": 1}, "hoverinfo": "skip"},
+    ]
+    for index, entry in enumerate(comparison.results):
+        colour, dash = _SERIES[index % len(_SERIES)]
+        bins = entry.reliability.bins
+        name = html.escape(entry.name, quote=False)
+        data.append({
+            "type": "scatter", "mode": "lines+markers", "name": name,
+            "x": [b.mean_confidence for b in bins], "y": [b.accuracy for b in bins],
+            "line": {"color": colour, "dash": dash, "width": 3 if entry.kind == "vendor" else 1.8},
+            "marker": {"size": [max(4.0, min(14.0, 3.0 + b.count ** 0.5 / 3)) for b in bins], "color": colour},
+            "hovertext": [f"{name}: said {_pct(b.mean_confidence)}, right {_pct(b.accuracy)} ({b.count:,} cases)"
+                          for b in bins],
+            "hoverinfo": "text",
+        })
+    layout = {
+        "title": {"text": "Could it be better? The vendor's model against simple fixes"},
+        "font": FONT,
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+        "legend": {"orientation": "h", "y": -0.2},
+        "xaxis": {"title": {"text": X_TITLE}, "range": [0, 1], "tickformat": ".0%"},
+        "yaxis": {"title": {"text": Y_TITLE}, "range": [0, 1.02], "tickformat": ".0%"},
+        "height": 480,
+    }
+    return {"data": data, "layout": layout, "config": CONFIG}
+
+
 def report_charts(result: AuditResult) -> dict[str, Any]:
     """Every chart of the report, keyed by the element it is drawn into."""
     main = reliability_figure(result.reliability, title="Does the model deliver what it promises?")
@@ -139,6 +174,8 @@ def report_charts(result: AuditResult) -> dict[str, Any]:
         "chart-reliability": main,
         "chart-histogram": confidence_histogram(result.reliability),
     }
+    if result.baselines is not None:
+        charts["chart-baselines"] = baselines_figure(result.baselines)
     for index, entry in enumerate(result.class_reliability):
         # plotly reads a small set of HTML tags and entities in labels: escape <, > and &
         # (not quotes, which plotly would show as entities).

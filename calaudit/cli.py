@@ -236,6 +236,17 @@ def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
 @click.option("--skip-bad-images", is_flag=True, help="Images: skip undecodable files (counted) instead of failing.")
 @click.option("--save-predictions", type=click.Path(path_type=Path, dir_okay=False),
               help="ONNX models: write the probabilities and labels as a prediction file (.csv, .csv.gz, .parquet).")
+@click.option("--baseline", "baselines", multiple=True,
+              type=click.Choice(["label-smoothing", "temperature", "vector", "isotonic", "histogram", "all"]),
+              help="Compare with a baseline, cross-fitted on the same rows (repeatable; 'all' for every one).")
+@click.option("--smoothing", multiple=True, type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              help="Label-smoothing epsilon of the retraining baseline (default 0.1; repeatable).")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Stratified folds of the cross-fitted baselines.")
+@click.option("--baseline-model", type=click.Choice(["logistic", "mlp"]), default="logistic", show_default=True,
+              help="Reference model of the retraining baseline.")
+@click.option("--embedding-output", metavar="NAME",
+              help="ONNX models: the tensor the retraining baseline learns from (default: the penultimate layer).")
 @gate_options
 @debug_option
 @click.pass_context
@@ -270,8 +281,11 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     }
     if "calaudit.config" in ctx.meta:
         recorded["config"] = ctx.meta["calaudit.config"]
-    result = audit_predictions(predictions, n_bins=options["n_bins"], bootstrap=options["resamples"],
-                               seed=options["seed"], options=recorded)
+    result = audit_predictions(
+        predictions, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"], options=recorded,
+        baselines=_baseline_keys(options["baselines"]), folds=options["folds"],
+        smoothing=options["smoothing"] or (0.1,), baseline_model=options["baseline_model"],
+    )
     result = _apply_gate(result, options)
     _write_outputs(result, options)
     _exit_for_gate(ctx, result)
@@ -309,6 +323,12 @@ def _exit_for_gate(ctx: click.Context, result: Any) -> None:
     more = f" (and {len(failures) - 1} more failed check(s))" if len(failures) > 1 else ""
     click.echo(f"calaudit: gate failed: {failures[0].message}{more}", err=True)
     ctx.exit(int(ExitCode.GATE_FAILED))
+
+
+def _baseline_keys(chosen: tuple[str, ...]) -> list[str]:
+    from .baselines.comparison import BASELINES
+
+    return list(BASELINES) if "all" in chosen else [key for key in BASELINES if key in chosen]
 
 
 def _load_file(input_path: Path, options: dict[str, Any]) -> Any:
@@ -351,6 +371,8 @@ def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> An
             feature_cols=options["feature_cols"], preprocess=preprocess,
             skip_bad_images=options["skip_bad_images"], row_sum_tolerance=options["row_sum_tol"],
             progress=progress, save_predictions=options["save_predictions"],
+            want_features="label-smoothing" in _baseline_keys(options["baselines"]),
+            embedding_output=options["embedding_output"],
         )
     finally:
         if bar is not None:

@@ -211,3 +211,37 @@ def vendor_questions(result: AuditResult) -> list[str]:
         "On what data was the model trained and calibrated, and how close is it to ours?",
         common,
     ]
+
+
+def baseline_sentences(result: AuditResult) -> list[str]:
+    """One plain sentence per baseline, against the vendor's model on the same rows."""
+    if result.baselines is None:
+        return []
+    entries = {entry.key: entry for entry in result.baselines.results}
+    vendor = entries["vendor"].metrics
+    gap = f"{vendor['ece'] * 100:.1f}"
+    sentences = []
+    for entry in result.baselines.results:
+        if entry.kind == "vendor":
+            continue
+        m = entry.metrics
+        change = f"{gap} to {m['ece'] * 100:.1f} points"
+        if entry.key == "temperature":
+            sentences.append(
+                f"Temperature scaling, a one-number correction that never changes which answer the model picks, "
+                f"would move the average gap between confidence and accuracy from {change}; accuracy stays "
+                f"{vendor['accuracy'] * 100:.1f}%."
+            )
+        elif entry.kind == "recalibration":
+            sentences.append(
+                f"{entry.name} of the vendor's scores would move the average gap from {change}, with accuracy "
+                f"{m['accuracy'] * 100:.1f}% (vendor: {vendor['accuracy'] * 100:.1f}%)."
+            )
+        else:
+            trained = "hard labels" if not entry.details.get("smoothing") else f"label smoothing {entry.details['smoothing']:g}"
+            sentences.append(
+                f"A reference model we trained ourselves ({trained}) on {entry.details.get('features', 'the same data')} "
+                f"has an average gap of {m['ece'] * 100:.1f} points and accuracy {m['accuracy'] * 100:.1f}% "
+                f"(vendor: {gap} points, {vendor['accuracy'] * 100:.1f}%)."
+            )
+    return sentences

@@ -114,6 +114,7 @@ class VendorModel:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     metadata: dict[str, str] = field(default_factory=dict)
+    exposed: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ provenance
     def provenance(self) -> dict[str, Any]:
@@ -208,13 +209,38 @@ class VendorModel:
 
         edited = onnx.ModelProto()
         edited.CopyFrom(self.proto)
-        edited.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
+        for name in [*self.exposed, tensor]:  # every tensor exposed so far stays exposed
+            edited.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
         try:
             session, provider = create_session(edited.SerializeToString(), self.provider.requested)
         except Exception:
             return False
         self.session, self.provider = session, provider
+        self.exposed.append(tensor)
         return True
+
+    def penultimate_tensor(self, score_tensor: str) -> str | None:
+        """The input of the last Gemm/MatMul before ``score_tensor`` (the embedding a
+        classifier head reads), walking back through single-input ops; or ``None``."""
+        producers = {output: node for node in self.proto.graph.node for output in node.output}
+        weights = {init.name for init in self.proto.graph.initializer}
+        tensor = score_tensor
+        for _ in range(16):  # a few element-wise ops at most between head and scores
+            node = producers.get(tensor)
+            if node is None:
+                return None
+            if node.op_type in ("Gemm", "MatMul"):
+                data = [name for name in node.input[:2] if name not in weights]
+                return data[0] if len(data) == 1 else None
+            data = [name for name in node.input if name and name not in weights]
+            if len(data) != 1:
+                return None
+            tensor = data[0]
+        return None
+
+    def run_many(self, fetches: list[str], feeds: dict[str, np.ndarray]) -> list[Any]:
+        """Run one batch and return every fetched output."""
+        return self.session.run(fetches, feeds)
 
     # ------------------------------------------------------------------ running
     def run(self, fetch: str, feeds: dict[str, np.ndarray]) -> Any:

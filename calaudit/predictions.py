@@ -49,7 +49,10 @@ class Predictions:
     read-only. ``transform`` names what turned raw scores into probabilities
     (``"none"``, ``"softmax"``, ``"sigmoid"``); ``max_row_sum_deviation`` is the largest
     ``|row sum - 1|`` before renormalisation; ``clipped_values`` counts values within
-    rounding of [0, 1] that were clipped into it. ``extra_columns`` keeps any other columns
+    rounding of [0, 1] that were clipped into it. ``logits`` keeps the raw ``(N, K)``
+    scores when they were logits (a sigmoid column ``z`` as ``[0, z]``), and
+    ``features`` what a retraining baseline may learn from (``features_source`` says
+    what). ``extra_columns`` keeps any other columns
     of a prediction file (ids, segments), row-aligned, for analyses that need them.
     """
 
@@ -61,6 +64,9 @@ class Predictions:
     max_row_sum_deviation: float = 0.0
     clipped_values: int = 0
     extra_columns: pd.DataFrame | None = None
+    logits: np.ndarray | None = None
+    features: np.ndarray | None = None
+    features_source: str = ""
 
     @property
     def n_samples(self) -> int:
@@ -98,7 +104,9 @@ class Predictions:
         scores = _as_float_matrix(y_proba, proba_location)
         n_rows = scores.shape[0]
         transform = applied_transform or transforms.NO_TRANSFORM
+        raw_logits = None
         if logits:
+            raw_logits = logit_matrix(scores)
             scores, transform = to_probabilities(scores, location=proba_location)
         clipped = 0
         if scores.shape[1] == 1:
@@ -121,7 +129,7 @@ class Predictions:
             )
         y = _read_only(encode_labels(labels, names, location=label_location).astype(np.intp, copy=False))
         proba = _read_only(np.ascontiguousarray(proba, dtype=np.float64))
-        return cls(y, proba, names, source or Source(), transform, max_deviation, clipped, extra_columns)
+        return cls(y, proba, names, source or Source(), transform, max_deviation, clipped, extra_columns, raw_logits)
 
 
 def to_probabilities(logits: np.ndarray, *, location: Location) -> tuple[np.ndarray, str]:
@@ -133,6 +141,13 @@ def to_probabilities(logits: np.ndarray, *, location: Location) -> tuple[np.ndar
     if logits.shape[1] == 1:
         return transforms.sigmoid(logits), transforms.SIGMOID
     return transforms.softmax(logits), transforms.SOFTMAX
+
+
+def logit_matrix(logits: np.ndarray) -> np.ndarray:
+    """Logits as ``(N, K)``: a single sigmoid column ``z`` becomes ``[0, z]`` (same softmax)."""
+    if logits.shape[1] == 1:
+        return np.column_stack([np.zeros(logits.shape[0]), logits[:, 0]])
+    return np.array(logits, dtype=np.float64)
 
 
 def widen_binary(scores: np.ndarray) -> np.ndarray:

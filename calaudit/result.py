@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .baselines.comparison import Comparison
 from .bootstrap import BootstrapResult
 from .gate import GateResult
 from .metrics import METRICS
@@ -178,6 +179,7 @@ class AuditResult:
     intervals: BootstrapResult | None = None
     noise: NoiseSummary | None = None
     smooth_reliability: SmoothReliability | None = None
+    baselines: Comparison | None = None
     gate: GateResult | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -230,6 +232,7 @@ class AuditResult:
             "intervals": self.intervals.to_dict() if self.intervals else None,
             "noise": self.noise.to_dict() if self.noise else None,
             "smooth_reliability": self.smooth_reliability.to_dict() if self.smooth_reliability else None,
+            "baselines": self.baselines.to_dict() if self.baselines else None,
             "per_class": [asdict(c) for c in self.per_class],
             "diagnostics": dict(self.diagnostics),
             "options": dict(self.options),
@@ -251,7 +254,7 @@ class AuditResult:
             "format", "format_version", "tool", "created_at", "input", "n_samples", "n_classes", "class_names",
             "metrics", "metric_definitions", "reliability", "reliability_positive", "per_class", "diagnostics",
             "options", "gate", "confidence_bands", "class_reliability", "verdict", "intervals", "noise",
-            "smooth_reliability",
+            "smooth_reliability", "baselines",
         }
         positive = data.get("reliability_positive")
         reliability = ReliabilityTable.from_dict(data["reliability"])
@@ -285,6 +288,7 @@ class AuditResult:
             noise=NoiseSummary(**data["noise"]) if data.get("noise") else None,
             smooth_reliability=SmoothReliability.from_dict(data["smooth_reliability"])
             if data.get("smooth_reliability") else None,
+            baselines=Comparison.from_dict(data["baselines"]) if data.get("baselines") else None,
             gate=GateResult.from_dict(data["gate"]) if data.get("gate") else None,
             extras={k: v for k, v in data.items() if k not in known},
         )

@@ -63,6 +63,10 @@ class Dataset:
     def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
         raise NotImplementedError
 
+    def numeric_features(self, rows: np.ndarray) -> np.ndarray | None:
+        """The rows' features as one float matrix, when they are all numbers (else None)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "format": self.kind, "rows": self.n_rows, "files": self.files.result(),
                 "class_names_source": self.class_names_source}
@@ -137,6 +141,19 @@ class ArrayDataset(Dataset):
                 feeds[spec.name] = cast_feature(fit_row_shape(block, spec, where=where), spec, where=where)
             yield FeatureBatch(feeds, np.arange(start, stop))
 
+    def numeric_features(self, rows: np.ndarray) -> np.ndarray | None:
+        parts = [_numeric(np.asarray(array)[rows]) for name, array in self.arrays.items() if name != "labels"]
+        if not parts or any(part is None for part in parts):
+            return None
+        return np.concatenate(parts, axis=1)
+
+
+def _numeric(matrix: np.ndarray) -> np.ndarray | None:
+    if matrix.dtype.kind not in "biuf":
+        return None
+    matrix = matrix.reshape(matrix.shape[0], -1).astype(np.float64)
+    return matrix if np.isfinite(matrix).all() else None
+
 
 def _match_inputs(path: Path, inputs: Sequence[Any], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     names = [spec.name for spec in inputs]
@@ -178,6 +195,13 @@ class TableDataset(Dataset):
                 block = blocks[spec.name][start:stop]
                 feeds[spec.name] = cast_feature(fit_row_shape(block, spec, where=where), spec, where=where)
             yield FeatureBatch(feeds, np.arange(start, stop))
+
+    def numeric_features(self, rows: np.ndarray) -> np.ndarray | None:
+        frame = self.frame[self.feature_columns]
+        numeric = [c for c in frame.columns if frame[c].dtype.kind in "biuf"]
+        if not numeric:
+            return None
+        return _numeric(frame[numeric].to_numpy()[rows])
 
     def _columns_per_input(self, inputs: Sequence[Any]) -> dict[str, list[str]]:
         available = self.feature_columns

@@ -7,7 +7,9 @@ signature, provider, preprocessing, how scores became probabilities) travels in 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import numpy as np
 from ..errors import InvalidInputError, UsageError
 from ..onnx_model import VendorModel, class_names_from_sources, load_model
 from ..location import Location
-from ..predictions import Predictions, Source, to_probabilities, widen_binary
+from ..predictions import Predictions, Source, logit_matrix, to_probabilities, widen_binary
 from ..transforms import NO_TRANSFORM
 from ..scores import decide_logits
 from ..validation import DEFAULT_ROW_SUM_TOLERANCE
@@ -42,11 +44,16 @@ def load_model_predictions(
     row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
     progress: Callable[[int], None] | None = None,
     save_predictions: str | Path | None = None,
+    want_features: bool = False,
+    embedding_output: str | None = None,
 ) -> Predictions:
     """Run ``model_path`` over ``data_path`` and return validated predictions.
 
     ``save_predictions`` writes the probabilities (before row renormalisation) and the
     labels as a prediction file whose audit reproduces this one exactly.
+    ``want_features`` keeps what a retraining baseline can learn from: the activations
+    of the model's penultimate layer (``embedding_output`` names another tensor), else
+    the data's numeric features.
     """
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; got {batch_size}")
@@ -56,7 +63,15 @@ def load_model_predictions(
         preprocess=preprocess, skip_bad_images=skip_bad_images,
     )
     score_output = model.choose_score_output(output)
-    scores, kept, batch_used = run_model(model, dataset, score_output, batch_size, progress)
+    embedding = None
+    if want_features:
+        embedding = embedding_output or model.penultimate_tensor(score_output.fetch)
+        if embedding is not None and not model._expose(embedding):
+            if embedding_output:
+                raise InvalidInputError(f"{model.path}: --embedding-output {embedding_output!r} cannot be read from the graph")
+            embedding = None
+    run = run_model(model, dataset, score_output, batch_size, progress, embedding=embedding)
+    scores, kept, batch_used = run.scores, run.rows, run.batch_size
     where = str(model.path)
     use_logits, reason = decide_logits(
         scores, output_name=score_output.name, logits_flag=logits, row_sum_tolerance=row_sum_tolerance, where=where
@@ -94,7 +109,9 @@ def load_model_predictions(
     }
     location = Location(where, None, True)
     transform = NO_TRANSFORM
+    raw_logits = None
     if use_logits:
+        raw_logits = logit_matrix(scores)
         scores, transform = to_probabilities(scores, location=location)
     if scores.shape[1] == 1:
         scores = widen_binary(scores)
@@ -115,6 +132,16 @@ def load_model_predictions(
             )
             raise InvalidInputError(f"{exc}; the model's classes came from {names_source}: {remedy}") from None
         raise
+    if raw_logits is not None or want_features:
+        features, features_source = None, ""
+        if want_features and run.embedding is not None:
+            features = run.embedding
+            features_source = f"the activations of the model's layer {embedding!r} (the vendor's network, head retrained)"
+        elif want_features:
+            features = dataset.numeric_features(kept)
+            features_source = "the data directory's features" if features is not None else ""
+        predictions = dataclasses.replace(predictions, logits=raw_logits, features=features,
+                                          features_source=features_source)
     if save_predictions is not None:
         from ..export import save_prediction_file
 
@@ -124,14 +151,23 @@ def load_model_predictions(
     return predictions
 
 
+@dataclass(frozen=True)
+class ModelRun:
+    scores: np.ndarray  # (n, K) float64
+    rows: np.ndarray  # indices of the rows that could be read
+    batch_size: int
+    embedding: np.ndarray | None = None  # (n, F) activations of an extra tensor, if asked
+
+
 def run_model(
     model: VendorModel,
     dataset: Dataset,
     score_output: Any,
     batch_size: int,
     progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Scores of every readable row, the indices of those rows, and the batch size used.
+    embedding: str | None = None,
+) -> ModelRun:
+    """Scores of every readable row (and the ``embedding`` tensor's activations).
 
     A model whose inputs fix the batch dimension gets batches of exactly that size
     (a batch of 1 is fed row by row; a last partial batch is padded and trimmed).
@@ -143,20 +179,24 @@ def run_model(
     step = fixed_batch or batch_size
     chunks: list[np.ndarray] = []
     kept: list[np.ndarray] = []
+    embedded: list[np.ndarray] = []
+    fetches = [score_output.fetch] + ([embedding] if embedding else [])
     for batch in dataset.batches(model.inputs, step):
         n = batch.rows.shape[0]
         feeds = batch.feeds
         if fixed_batch is not None and n < fixed_batch:
             feeds = {name: _pad(array, fixed_batch) for name, array in feeds.items()}
         try:
-            raw = model.run(score_output.fetch, feeds)
+            outputs = model.run_many(fetches, feeds)
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InvalidInputError(
                 f"{model.path}: onnxruntime failed on rows {int(batch.rows[0]) + 1}-{int(batch.rows[-1]) + 1}: "
                 f"{_clean(first)}; the model expects {', '.join(s.describe() for s in model.inputs)}"
             ) from None
-        chunks.append(_score_matrix(raw, score_output)[:n])
+        chunks.append(_score_matrix(outputs[0], score_output)[:n])
+        if embedding:
+            embedded.append(np.asarray(outputs[1], dtype=np.float64).reshape(len(outputs[1]), -1)[:n])
         kept.append(batch.rows)
         if progress is not None:
             progress(n)
@@ -165,7 +205,10 @@ def run_model(
     widths = {chunk.shape[1] for chunk in chunks}
     if len(widths) != 1:
         raise InvalidInputError(f"{model.path}: output {score_output.name!r} changed width between batches ({sorted(widths)})")
-    return np.concatenate(chunks).astype(np.float64, copy=False), np.concatenate(kept), step
+    return ModelRun(
+        np.concatenate(chunks).astype(np.float64, copy=False), np.concatenate(kept), step,
+        np.concatenate(embedded) if embedding else None,
+    )
 
 
 def _pad(array: np.ndarray, size: int) -> np.ndarray:

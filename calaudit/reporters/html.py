@@ -154,6 +154,7 @@ def render(result: AuditResult) -> str:
         "top_share": narrative.top_band_share(result, bands),
         "single_band": narrative.single_band_note(bands),
         "noise_sentence": narrative.noise_sentence(result),
+        "baseline_sentences": narrative.baseline_sentences(result),
         "margin_points": _points(verdict.margin) if verdict else "",
         "decisions": narrative.decisions(result, bands),
         "questions": narrative.vendor_questions(result),

@@ -71,9 +71,28 @@ def render(result: AuditResult) -> str:
             f"{result.intervals.seed})."
         )
     lines += ["", *_reliability_lines(result)]
+    if result.baselines is not None:
+        lines += ["", *_baseline_lines(result)]
     if result.gate is not None and result.gate.checks:
         lines += ["", *_gate_lines(result)]
     return printable("\n".join(lines) + "\n")
+
+
+def _baseline_lines(result: AuditResult) -> list[str]:
+    comparison = result.baselines
+    lines = [
+        f"Could it be better? Baselines on the same rows, each row scored out of fold ({comparison.folds} folds, "
+        f"seed {comparison.seed}):",
+        f"  {'Model':<50} {'Accuracy':>9} {'ECE':>8} {'NLL':>8} {'Brier':>8}",
+    ]
+    for entry in comparison.results:
+        m = entry.metrics
+        lines.append(f"  {entry.name:<50} {m['accuracy']:>9.4f} {m['ece']:>8.4f} {m['nll']:>8.4f} {m['brier']:>8.4f}")
+    if any(entry.key == "temperature" for entry in comparison.results):
+        lines.append("  Temperature scaling never changes a decision: the most probable class stays the same.")
+    if comparison.features:
+        lines.append(f"  The retrained reference model learned from {comparison.features}.")
+    return lines
 
 
 def _gate_lines(result: AuditResult) -> list[str]:

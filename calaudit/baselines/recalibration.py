@@ -1,0 +1,137 @@
+"""Post-hoc recalibration of the vendor's scores, fitted on training folds only.
+
+* temperature scaling (Guo et al. 2017): ``softmax(z / T)``, one parameter, fitted by
+  minimising the negative log-likelihood; ``z`` are the model's logits when it gives
+  them, else its log-probabilities. It never changes which class is predicted.
+* vector scaling (Guo et al. 2017): ``softmax(w * z + b)`` with one weight and bias
+  per class, fitted by L-BFGS on the NLL.
+* isotonic regression (Zadrozny & Elkan 2002): one monotone map per class
+  (one-vs-rest, scikit-learn's ``IsotonicRegression``), rows renormalised.
+* histogram binning (Zadrozny & Elkan 2001): per class, each equal-width bin of
+  ``P[:, k]`` maps to the frequency of class k among training rows in that bin; rows
+  renormalised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+EPS = 1e-12
+HISTOGRAM_BINS = 15
+
+
+def log_scores(proba: np.ndarray, logits: np.ndarray | None) -> np.ndarray:
+    """The scores temperature and vector scaling act on: logits, else log-probabilities."""
+    return logits if logits is not None else np.log(np.maximum(proba, EPS))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _nll(z: np.ndarray, y: np.ndarray) -> float:
+    z = z - z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    return float(np.mean(log_norm - z[np.arange(z.shape[0]), y]))
+
+
+def fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
+    """``T`` minimising the NLL of ``softmax(z / T)``, searched on ``log T`` in [-5, 5]."""
+    from scipy.optimize import minimize_scalar
+
+    found = minimize_scalar(lambda log_t: _nll(z / np.exp(log_t), y), bounds=(-5.0, 5.0), method="bounded",
+                            options={"xatol": 1e-6})
+    return float(np.exp(found.x))
+
+
+def fit_vector_scaling(z: np.ndarray, y: np.ndarray, *, l2: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class weight ``w`` and bias ``b`` of ``softmax(w * z + b)`` (small L2 pull to w=1, b=0)."""
+    from scipy.optimize import minimize
+
+    n, k = z.shape
+    onehot = np.zeros((n, k))
+    onehot[np.arange(n), y] = 1.0
+
+    def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = params[:k], params[k:]
+        scores = z * w + b
+        p = _softmax(scores)
+        loss = _nll(scores, y) + l2 * (np.sum((w - 1.0) ** 2) + np.sum(b**2))
+        residual = (p - onehot) / n
+        grad_w = np.sum(residual * z, axis=0) + 2 * l2 * (w - 1.0)
+        grad_b = np.sum(residual, axis=0) + 2 * l2 * b
+        return loss, np.concatenate([grad_w, grad_b])
+
+    start = np.concatenate([np.ones(k), np.zeros(k)])
+    found = minimize(objective, start, jac=True, method="L-BFGS-B")
+    return found.x[:k], found.x[k:]
+
+
+def _renormalise(p: np.ndarray) -> np.ndarray:
+    total = p.sum(axis=1, keepdims=True)
+    uniform = np.full_like(p, 1.0 / p.shape[1])
+    return np.where(total > 0, p / np.where(total > 0, total, 1.0), uniform)
+
+
+def isotonic(train_p: np.ndarray, train_y: np.ndarray, test_p: np.ndarray) -> np.ndarray:
+    from sklearn.isotonic import IsotonicRegression
+
+    out = np.empty_like(test_p)
+    for k in range(train_p.shape[1]):  # one model per class, not per row
+        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        model.fit(train_p[:, k], (train_y == k).astype(np.float64))
+        out[:, k] = model.predict(test_p[:, k])
+    return _renormalise(out)
+
+
+def histogram_binning(train_p: np.ndarray, train_y: np.ndarray, test_p: np.ndarray,
+                      n_bins: int = HISTOGRAM_BINS) -> np.ndarray:
+    from ..binning import equal_width_bin_ids
+
+    n_classes = train_p.shape[1]
+    out = np.empty_like(test_p)
+    for k in range(n_classes):  # one table per class, not per row
+        train_ids = equal_width_bin_ids(np.ascontiguousarray(train_p[:, k]), n_bins)
+        count = np.bincount(train_ids, minlength=n_bins)
+        hits = np.bincount(train_ids, weights=(train_y == k).astype(np.float64), minlength=n_bins)
+        # An empty training bin keeps the model's own value for that bin's rows.
+        test_ids = equal_width_bin_ids(np.ascontiguousarray(test_p[:, k]), n_bins)
+        frequency = np.where(count > 0, hits / np.where(count > 0, count, 1), np.nan)[test_ids]
+        out[:, k] = np.where(np.isnan(frequency), test_p[:, k], frequency)
+    return _renormalise(out)
+
+
+#: name -> (description, fit-and-apply on one fold). Each function takes the training
+#: and held-out probabilities, log-scores and labels and returns held-out probabilities
+#: plus the fitted parameters worth reporting.
+Method = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, dict]]
+
+
+def _temperature(train_p, train_z, train_y, test_p, test_z):
+    t = fit_temperature(train_z, train_y)
+    return _softmax(test_z / t), {"temperature": t}
+
+
+def _vector(train_p, train_z, train_y, test_p, test_z):
+    w, b = fit_vector_scaling(train_z, train_y)
+    return _softmax(test_z * w + b), {}
+
+
+def _isotonic(train_p, train_z, train_y, test_p, test_z):
+    return isotonic(train_p, train_y, test_p), {}
+
+
+def _histogram(train_p, train_z, train_y, test_p, test_z):
+    return histogram_binning(train_p, train_y, test_p), {}
+
+
+METHODS: dict[str, tuple[str, Method]] = {
+    "temperature": ("Temperature scaling", _temperature),
+    "vector": ("Vector scaling", _vector),
+    "isotonic": ("Isotonic regression", _isotonic),
+    "histogram": ("Histogram binning", _histogram),
+}
