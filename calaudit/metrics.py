@@ -217,7 +217,7 @@ def classwise_statistics(
     """Equal-width statistics of every column ``P[:, k]`` against ``1[y == k]``.
 
     Returns arrays of shape ``(K, n_bins)``. Rows are processed in blocks of about
-    65,000 entries with reused buffers, so no ``N x K`` integer temporary is built
+    130,000 entries with reused buffers, so no ``N x K`` integer temporary is built
     and the work stays in cache; the outcome sums need only the true-class column,
     one value per row.
     """
@@ -225,7 +225,7 @@ def classwise_statistics(
     size = n_classes * n_bins
     count = np.zeros(size)
     sum_value = np.zeros(size)
-    block_rows = max(1, (1 << 16) // n_classes)
+    block_rows = max(1, (1 << 17) // n_classes)
     binner = EqualWidthBinner(n_bins, block_rows * n_classes)
     # Key of (class k, 0-based bin b) = k * n_bins + b; the binner's ids are 1-based.
     offsets = np.tile(np.arange(n_classes, dtype=np.intp) * n_bins - 1, block_rows)
