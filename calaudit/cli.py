@@ -95,6 +95,33 @@ def _split_list(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     return items or None
 
 
+def model_input_options(command: Any) -> Any:
+    """Options of commands that run an ONNX model over a data directory (run, fix)."""
+    options = [
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                     help="ONNX models: execution provider (auto = CUDA when usable, else CPU)."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+                     help="ONNX models: rows per inference call (a model with a fixed batch size uses its own)."),
+        click.option("--output", "output_name", metavar="NAME", help="ONNX models: the output holding the class scores."),
+        click.option("--data-format", type=click.Choice(["auto", "arrays", "table", "images"]), default="auto",
+                     show_default=True, help="ONNX models: layout of DATA."),
+        click.option("--feature-cols", multiple=True, callback=_split_list, metavar="COLS",
+                     help="ONNX models on a table: feature columns (names or globs; default: all but the label)."),
+        click.option("--image-size", metavar="HxW", help="Images: size the model takes (default: from the model input)."),
+        click.option("--resize", type=click.IntRange(min=1), help="Images: resize the shorter side to this first."),
+        click.option("--crop", metavar="HxW", help="Images: centre crop after --resize."),
+        click.option("--scale", type=float, help="Images: multiply pixels by this (default 1/255 for float inputs)."),
+        click.option("--mean", metavar="M[,M,M]", help="Images: per-channel mean to subtract after scaling."),
+        click.option("--std", metavar="S[,S,S]", help="Images: per-channel standard deviation to divide by."),
+        click.option("--layout", type=click.Choice(["NCHW", "NHWC"], case_sensitive=False), help="Images: channel layout."),
+        click.option("--color", type=click.Choice(["rgb", "bgr", "grayscale"], case_sensitive=False), help="Images: colour mode."),
+        click.option("--skip-bad-images", is_flag=True, help="Images: skip undecodable files (counted) instead of failing."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     from .config import load_config_callback
 
@@ -216,24 +243,7 @@ def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
 @click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Write every output of the run (audit.json, summary.txt) into this directory.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="ONNX models: execution provider (auto = CUDA when usable, else CPU).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="ONNX models: rows per inference call (a model with a fixed batch size uses its own).")
-@click.option("--output", "output_name", metavar="NAME", help="ONNX models: the output holding the class scores.")
-@click.option("--data-format", type=click.Choice(["auto", "arrays", "table", "images"]), default="auto",
-              show_default=True, help="ONNX models: layout of DATA.")
-@click.option("--feature-cols", multiple=True, callback=_split_list, metavar="COLS",
-              help="ONNX models on a table: feature columns (names or globs; default: all but the label).")
-@click.option("--image-size", metavar="HxW", help="Images: size the model takes (default: from the model input).")
-@click.option("--resize", type=click.IntRange(min=1), help="Images: resize the shorter side to this first.")
-@click.option("--crop", metavar="HxW", help="Images: centre crop after --resize.")
-@click.option("--scale", type=float, help="Images: multiply pixels by this (default 1/255 for float inputs).")
-@click.option("--mean", metavar="M[,M,M]", help="Images: per-channel mean to subtract after scaling.")
-@click.option("--std", metavar="S[,S,S]", help="Images: per-channel standard deviation to divide by.")
-@click.option("--layout", type=click.Choice(["NCHW", "NHWC"], case_sensitive=False), help="Images: channel layout.")
-@click.option("--color", type=click.Choice(["rgb", "bgr", "grayscale"], case_sensitive=False), help="Images: colour mode.")
-@click.option("--skip-bad-images", is_flag=True, help="Images: skip undecodable files (counted) instead of failing.")
+@model_input_options
 @click.option("--save-predictions", type=click.Path(path_type=Path, dir_okay=False),
               help="ONNX models: write the probabilities and labels as a prediction file (.csv, .csv.gz, .parquet).")
 @click.option("--baseline", "baselines", multiple=True,
@@ -345,15 +355,25 @@ def _load_file(input_path: Path, options: dict[str, Any]) -> Any:
     )
 
 
-def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> Any:
-    from .loaders.model_run import load_model_predictions
-
+def _load_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of load_model_predictions from the command's options."""
     preprocess = {
         key: options[option]
         for key, option in (("size", "image_size"), ("resize", "resize"), ("crop", "crop"), ("scale", "scale"),
                             ("mean", "mean"), ("std", "std"), ("layout", "layout"), ("color", "color"))
         if options[option] is not None
     }
+    return dict(
+        device=options["device"], batch_size=options["batch_size"], output=options["output_name"],
+        logits=options["logits"], class_names=options["classes"], data_format=options["data_format"],
+        label_col=options["label_col"], feature_cols=options["feature_cols"], preprocess=preprocess,
+        skip_bad_images=options["skip_bad_images"], row_sum_tolerance=options["row_sum_tol"],
+    )
+
+
+def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> Any:
+    from .loaders.model_run import load_model_predictions
+
     show_progress = not options["quiet"] and sys.stderr.isatty()
     bar = click.progressbar(length=1, label="Running the model", file=sys.stderr) if show_progress else None
 
@@ -365,12 +385,8 @@ def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> An
         if bar is not None:
             bar.__enter__()
         predictions = load_model_predictions(
-            model_path, data_path, device=options["device"], batch_size=options["batch_size"],
-            output=options["output_name"], logits=options["logits"], class_names=options["classes"],
-            data_format=options["data_format"], label_col=options["label_col"],
-            feature_cols=options["feature_cols"], preprocess=preprocess,
-            skip_bad_images=options["skip_bad_images"], row_sum_tolerance=options["row_sum_tol"],
-            progress=progress, save_predictions=options["save_predictions"],
+            model_path, data_path, **_load_options(options), progress=progress,
+            save_predictions=options["save_predictions"],
             want_features="label-smoothing" in _baseline_keys(options["baselines"]),
             embedding_output=options["embedding_output"],
         )
@@ -378,6 +394,56 @@ def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> An
         if bar is not None:
             bar.__exit__(None, None, None)
     return predictions
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL.onnx", type=click.Path(path_type=Path))
+@click.argument("data_path", metavar="DATA", type=click.Path(path_type=Path))
+@click.option("-o", "--output-model", "output_model", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to write the calibrated model (a new file).")
+@click.option("--label-col", default="label", show_default=True, help="Table data: column holding the true class.")
+@click.option("--classes", multiple=True, callback=_split_list, metavar="NAMES",
+              help="Class names in model-output order, comma-separated.")
+@click.option("--logits", is_flag=True, help="The model's scores are logits.")
+@click.option("--bins", "n_bins", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Number of bins of the binned metrics.")
+@click.option("--row-sum-tol", type=click.FloatRange(min=0.0), default=1e-2, show_default=True,
+              help="Largest accepted |row sum - 1| before rows are renormalised.")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Folds of the cross-fitted estimate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the folds and the bootstrap.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the audit of the calibrated model, with the fit, as JSON.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the report of the calibrated model.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@model_input_options
+@debug_option
+def fix(model_path: Path, data_path: Path, output_model: Path, **options: Any) -> None:
+    """Fit temperature scaling on DATA and write a calibrated copy of MODEL.onnx.
+
+    \b
+    calaudit fix model.onnx data/ -o calibrated.onnx
+
+    The new model's probability output is temperature-scaled (the temperature is
+    stored in its metadata); calaudit then audits it on DATA and checks its ECE
+    against the cross-fitted estimate of how the fix does on unseen rows.
+    """
+    import dataclasses
+
+    from .atomic import write_atomic
+    from .fixing import fix_model, render_summary
+    from .reporters import html, json_report
+
+    summary, after = fix_model(model_path, data_path, output_model, load_options=_load_options(options),
+                               n_bins=options["n_bins"], folds=options["folds"], seed=options["seed"])
+    after = dataclasses.replace(after, extras={**after.extras, "fix": summary.to_dict()})
+    if options["json_path"] is not None:
+        write_atomic(options["json_path"], json_report.render(after))
+    if options["report_path"] is not None:
+        write_atomic(options["report_path"], html.render(after))
+    if not options["quiet"]:
+        click.echo(render_summary(summary), nl=False)
 
 
 def _write_outputs(result: Any, options: dict[str, Any]) -> None:

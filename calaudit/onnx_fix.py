@@ -10,7 +10,7 @@ copy of the graph (the loaded model and its file are never touched):
   ``Softmax(Log(Max(p, eps)) / T)``, or for a single positive-class column
   ``Sigmoid((Log(Max(p, eps)) - Log(Max(1 - p, eps))) / T)``, ``eps = 1e-12``.
 
-Wiring (README, "calaudit fix"):
+Wiring:
 
 * a ZipMap output: the ZipMap reads the calibrated tensor, so the vendor's map
   output (e.g. ``output_probability``) carries calibrated probabilities;

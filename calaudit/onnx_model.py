@@ -168,6 +168,10 @@ class VendorModel:
                 )
             return self._score_output(spec, f"chosen with --output {requested}")
         candidates = [s for s in self.outputs if _holds_scores(s)]
+        calibrated = self.metadata.get("calaudit_output")
+        chosen = next((s for s in candidates if s.name == calibrated), None)
+        if chosen is not None:  # a model written by `calaudit fix` names its calibrated output
+            return self._score_output(chosen, "the calibrated output written by calaudit fix")
         if not candidates:
             raise InvalidInputError(
                 f"{self.path}: no output holds class scores (a float tensor or a ZipMap); outputs: {names}"

@@ -46,6 +46,7 @@ def load_model_predictions(
     save_predictions: str | Path | None = None,
     want_features: bool = False,
     embedding_output: str | None = None,
+    model: VendorModel | None = None,
 ) -> Predictions:
     """Run ``model_path`` over ``data_path`` and return validated predictions.
 
@@ -53,11 +54,12 @@ def load_model_predictions(
     labels as a prediction file whose audit reproduces this one exactly.
     ``want_features`` keeps what a retraining baseline can learn from: the activations
     of the model's penultimate layer (``embedding_output`` names another tensor), else
-    the data's numeric features.
+    the data's numeric features. ``model`` passes an already loaded model (``calaudit
+    fix`` edits the same one afterwards).
     """
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; got {batch_size}")
-    model = load_model(model_path, device=device)
+    model = model or load_model(model_path, device=device)
     dataset = load_data_directory(
         data_path, data_format=data_format, label_col=label_col, feature_cols=feature_cols,
         preprocess=preprocess, skip_bad_images=skip_bad_images,
@@ -101,6 +103,7 @@ def load_model_predictions(
             "output_choice": score_output.reason,
             "read_from": score_output.fetch,
             "treated_as": "logits" if use_logits else "probabilities",
+            "columns": int(scores.shape[1]),
             "reason": reason,
         },
         "class_names_source": names_source,
@@ -187,7 +190,7 @@ def run_model(
         if fixed_batch is not None and n < fixed_batch:
             feeds = {name: _pad(array, fixed_batch) for name, array in feeds.items()}
         try:
-            outputs = model.run_many(fetches, feeds)
+            outputs = model.run_many(fetches, feeds) if embedding else [model.run(score_output.fetch, feeds)]
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InvalidInputError(
