@@ -85,10 +85,7 @@ def load_prediction_file(
         raise InvalidInputError(f"{shown}: unknown file type {path.suffix!r}; expected .csv, .csv.gz or .parquet")
 
     columns = _read_columns(path, fmt)
-    if label_col not in columns:
-        raise InvalidInputError(
-            f"{shown}: no label column {label_col!r}; columns are {_preview(columns)} (choose one with --label-col)"
-        )
+    _require_label_column(shown, columns, label_col)
     probability_columns, derived_names = _probability_columns(shown, columns, prob_cols, score_col, label_col)
     names = _resolve_class_names(shown, class_names, derived_names, single_score=score_col is not None)
 
@@ -123,6 +120,13 @@ def load_prediction_file(
         label_location=Location(shown, [label_col], True, line_of),
         extra_columns=extra.reset_index(drop=True),
     )
+
+
+def _require_label_column(shown: str, columns: Sequence[str], label_col: str) -> None:
+    if label_col not in columns:
+        raise InvalidInputError(
+            f"{shown}: no label column {label_col!r}; columns are {_preview(columns)} (choose one with --label-col)"
+        )
 
 
 def _preview(columns: Sequence[str], limit: int = 12) -> str:
@@ -373,10 +377,7 @@ def load_feature_table(path: Path, label_col: str) -> tuple[pd.DataFrame, object
     if fmt is None:
         raise InvalidInputError(f"{path}: unknown table type {path.suffix!r}; expected .csv, .csv.gz or .parquet")
     columns = _read_columns(path, fmt)
-    if label_col not in columns:
-        raise InvalidInputError(
-            f"{path}: no label column {label_col!r}; columns are {_preview(columns)} (choose one with --label-col)"
-        )
+    _require_label_column(str(path), columns, label_col)
     if fmt == "parquet":
         import pandas as pd
 
