@@ -45,9 +45,8 @@ class Source:
 class Predictions:
     """Validated predictions: ``y_true`` (N,) class indices and ``y_proba`` (N, K).
 
-    ``y_proba`` is float64 with rows renormalised to sum to 1; ``y_true`` is
-    read-only and ``y_proba`` must be treated as such (it is left writeable only
-    because numpy reduces read-only arrays more slowly). ``transform`` names what turned raw scores into probabilities
+    ``y_proba`` is float64 with rows renormalised to sum to 1; both arrays are
+    read-only. ``transform`` names what turned raw scores into probabilities
     (``"none"``, ``"softmax"``, ``"sigmoid"``); ``max_row_sum_deviation`` is the largest
     ``|row sum - 1|`` before renormalisation; ``clipped_values`` counts values within
     rounding of [0, 1] that were clipped into it. ``logits`` keeps the raw ``(N, K)``
@@ -129,9 +128,7 @@ class Predictions:
                 f"{n_rows} rows; expected one label per row"
             )
         y = _read_only(encode_labels(labels, names, location=label_location).astype(np.intp, copy=False))
-        # Not frozen: numpy's argmax over rows runs 1.3-4x slower on read-only arrays,
-        # and nothing in calaudit writes to it (a view, so the caller's array is safe).
-        proba = np.ascontiguousarray(proba, dtype=np.float64).view()
+        proba = _read_only(np.ascontiguousarray(proba, dtype=np.float64))
         return cls(y, proba, names, source or Source(), transform, max_deviation, clipped, extra_columns, raw_logits)
 
 
