@@ -89,8 +89,9 @@ def _interpolate(t: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SmoothCurve:
-    """The smoothed reliability curve: at confidence ``t``, the estimated accuracy,
-    and the kernel density of the confidences (how much data supports it)."""
+    """The smoothed reliability curve: at confidence ``t``, the kernel-weighted mean
+    of the outcomes of nearby rows, and the kernel density of the confidences (how
+    much data supports it)."""
 
     bandwidth: float
     t: np.ndarray
@@ -145,7 +146,13 @@ def smooth_ece(confidence: np.ndarray, correct: np.ndarray) -> tuple[float, Smoo
                 high = middle
         sigma = high
     value, t, mean_residual, density = _smooth_at(f, residual, sigma, grids)
-    return value, SmoothCurve(sigma, t, t - mean_residual, density / density.mean())
+    # The curve is the kernel-weighted mean outcome S(a)/d = S(c)/d - S(c - a)/d: the
+    # smoothed mean confidence near t, not t itself, minus the smoothed residual (t
+    # would add a smoothing bias that grows with the bandwidth).
+    points = max(2000, round(20 / sigma)) // 2 + 1
+    smoothed_confidence = _interpolate(t, _reflected_smooth(_round_to_grid(f, f, points), sigma))
+    accuracy = smoothed_confidence / density - mean_residual
+    return value, SmoothCurve(sigma, t, accuracy, density / density.mean())
 
 
 # ------------------------------------------------------------------ Brier decomposition

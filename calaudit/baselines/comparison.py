@@ -90,6 +90,11 @@ def run_baselines(
     n_rows, n_classes = proba.shape
     if n_rows < 2 * folds:
         raise UsageError(f"{n_rows} rows are too few for {folds}-fold baselines; use fewer --folds")
+    largest = int(np.bincount(y).max())
+    if largest < folds:
+        raise UsageError(
+            f"every class has fewer than {folds} rows (the largest has {largest}); use --folds {max(2, largest)} or fewer"
+        )
     fold_of = stratified_folds(y, folds, seed)
     vendor_metrics, vendor_curve = _measure(y, proba, n_bins)
     results = [BaselineResult("vendor", "The vendor's model", "vendor", vendor_metrics, vendor_curve)]
