@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=256)
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=1024, help="width of the two hidden layers")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     rng = np.random.default_rng(1)
@@ -88,7 +89,7 @@ def main() -> None:
         root = Path(folder)
         model, data = root / "model.onnx", root / "data"
         data.mkdir()
-        build_model(model, args.features, args.classes)
+        build_model(model, args.features, args.classes, hidden=args.hidden)
         np.save(data / "features.npy", rng.normal(size=(args.rows, args.features)).astype(np.float32))
         np.save(data / "labels.npy", rng.integers(0, args.classes, args.rows))
         bare_loop(model, data, args.batch_size)  # warm-up: page cache, thread pool
@@ -99,7 +100,8 @@ def main() -> None:
         predictions = calaudit_run(model, data, args.batch_size)
         t_audit = best_time(lambda: calaudit.audit_predictions(predictions, bootstrap=0), args.repeat)
         t_audit_boot = best_time(lambda: calaudit.audit_predictions(predictions), 1)
-    print(f"rows={args.rows:,} features={args.features} classes={args.classes} batch={args.batch_size} "
+    print(f"rows={args.rows:,} features={args.features} hidden={args.hidden} classes={args.classes} "
+          f"batch={args.batch_size} "
           f"(best of {args.repeat})")
     print(f"{'bare InferenceSession.run loop':<40} {t_bare:8.3f} s  {args.rows / t_bare:10,.0f} rows/s")
     print(f"{'calaudit run, up to validated predictions':<40} {t_calaudit:8.3f} s  {args.rows / t_calaudit:10,.0f} rows/s")

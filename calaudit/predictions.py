@@ -147,7 +147,7 @@ def logit_matrix(logits: np.ndarray) -> np.ndarray:
     """Logits as ``(N, K)``: a single sigmoid column ``z`` becomes ``[0, z]`` (same softmax)."""
     if logits.shape[1] == 1:
         return np.column_stack([np.zeros(logits.shape[0]), logits[:, 0]])
-    return np.array(logits, dtype=np.float64)
+    return np.asarray(logits, dtype=np.float64)  # kept as read; nothing writes to it
 
 
 def widen_binary(scores: np.ndarray) -> np.ndarray:
