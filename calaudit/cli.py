@@ -375,15 +375,17 @@ def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> An
     from .loaders.model_run import load_model_predictions
 
     show_progress = not options["quiet"] and sys.stderr.isatty()
-    bar = click.progressbar(length=1, label="Running the model", file=sys.stderr) if show_progress else None
+    bars: list[Any] = []  # made at the first batch, once the number of rows is known
 
-    def progress(rows: int) -> None:
-        if bar is not None:
-            bar.update(rows)
+    def progress(rows: int, total: int) -> None:
+        if not show_progress:
+            return
+        if not bars:
+            bars.append(click.progressbar(length=total, label="Running the model", file=sys.stderr))
+            bars[0].__enter__()
+        bars[0].update(rows)
 
     try:
-        if bar is not None:
-            bar.__enter__()
         predictions = load_model_predictions(
             model_path, data_path, **_load_options(options), progress=progress,
             save_predictions=options["save_predictions"],
@@ -391,8 +393,8 @@ def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> An
             embedding_output=options["embedding_output"],
         )
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        if bars:
+            bars[0].__exit__(None, None, None)
     return predictions
 
 

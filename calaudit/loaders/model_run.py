@@ -42,7 +42,7 @@ def load_model_predictions(
     preprocess: dict[str, Any] | None = None,
     skip_bad_images: bool = False,
     row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     save_predictions: str | Path | None = None,
     want_features: bool = False,
     embedding_output: str | None = None,
@@ -167,7 +167,7 @@ def run_model(
     dataset: Dataset,
     score_output: Any,
     batch_size: int,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     embedding: str | None = None,
 ) -> ModelRun:
     """Scores of every readable row (and the ``embedding`` tensor's activations).
@@ -202,7 +202,7 @@ def run_model(
             embedded.append(np.asarray(outputs[1], dtype=np.float64).reshape(len(outputs[1]), -1)[:n])
         kept.append(batch.rows)
         if progress is not None:
-            progress(n)
+            progress(n, dataset.n_rows)
     if not chunks:
         raise InvalidInputError(f"{dataset.path}: no rows could be read")
     widths = {chunk.shape[1] for chunk in chunks}
