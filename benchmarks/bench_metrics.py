@@ -5,8 +5,10 @@
 
 For each (N, K) it times, on the same data, best of --repeat runs:
 
-* the reference: a bare numpy single pass (argmax, gather the maximum, right-closed
-  equal-width bin ids, bincounts -> top-label ECE);
+* the reference, as the issue defines it: a bare numpy single pass (argmax, max,
+  right-closed equal-width bin ids, bincounts -> top-label ECE); the core suite is
+  also printed against a leaner pass that gathers the maximum at the argmax instead
+  of a second reduction ("core vs lean pass");
 * calaudit's core suite: validation and every metric of the original spec
   (``Predictions.from_arrays`` + ``compute_metrics``);
 * calaudit's full audit: ``calaudit.audit`` with the estimators and 1,000 bootstrap
@@ -41,10 +43,14 @@ def make_data(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return labels, proba
 
 
-def numpy_single_pass(y: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
-    """The reference: top-label ECE in one pass of reductions."""
+def numpy_single_pass(y: np.ndarray, proba: np.ndarray, n_bins: int = 15, *, lean: bool = False) -> float:
+    """The reference of the issue: top-label ECE from argmax, max and bincounts.
+
+    ``lean=True`` gathers the maximum at the argmax instead of a second reduction
+    (faster; printed alongside, so neither reference flatters calaudit).
+    """
     prediction = proba.argmax(axis=1)
-    confidence = proba[np.arange(proba.shape[0]), prediction]
+    confidence = proba[np.arange(proba.shape[0]), prediction] if lean else proba.max(axis=1)
     correct = prediction == y
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     ids = np.searchsorted(edges[1:-1], confidence, side="left")
@@ -110,8 +116,11 @@ def run(n: int, k: int, repeat: int, with_references: bool) -> dict[str, float]:
     reference = numpy_single_pass(y, proba)
     assert abs(calaudit.audit(y, proba, bootstrap=0).metrics["ece"] - reference) < 1e-9
     t_ref = best_time(lambda: numpy_single_pass(y, proba), repeat)
+    t_lean = best_time(lambda: numpy_single_pass(y, proba, lean=True), repeat)
     row = {"N": n, "K": k, "single pass ms": t_ref * 1e3}
-    row["core suite"] = best_time(lambda: core_suite(y, proba), repeat) / t_ref
+    t_core = best_time(lambda: core_suite(y, proba), repeat)
+    row["core suite"] = t_core / t_ref
+    row["core vs lean pass"] = t_core / t_lean
     full_repeat = max(1, repeat // 2)
     row["full + 1000 bootstrap"] = best_time(lambda: calaudit.audit(y, proba, bootstrap=1000), full_repeat) / t_ref
     row["peak memory / P"] = peak_memory(lambda: calaudit.audit(y, proba, bootstrap=1000)) / proba.nbytes
@@ -151,7 +160,8 @@ def main() -> None:
     if at is not None:
         print()
         print(f"core suite at N=1e6, K=10: {at['core suite']:.2f}x (target 3x) -> "
-              f"{'met' if at['core suite'] <= 3 else 'missed by ' + format(at['core suite'] / 3 - 1, '.0%')}")
+              f"{'met' if at['core suite'] <= 3 else 'missed by ' + format(at['core suite'] / 3 - 1, '.0%')}"
+              f"; against the lean pass: {at['core vs lean pass']:.2f}x")
         boot = at["full + 1000 bootstrap"]
         print(f"full audit with 1,000 resamples at N=1e6: {boot:.2f}x (target 20x) -> "
               f"{'met' if boot <= 20 else 'missed by ' + format(boot / 20 - 1, '.0%')}")
