@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from bench_metrics import best_time  # the same timer as the metrics benchmark (same folder)
 
 
 def build_model(path: Path, n_features: int, n_classes: int, hidden: int = 1024, seed: int = 0) -> None:
@@ -64,15 +64,6 @@ def calaudit_run(model: Path, data: Path, batch_size: int):
     from calaudit.loaders.model_run import load_model_predictions
 
     return load_model_predictions(model, data, device="cpu", batch_size=batch_size)
-
-
-def best_time(function, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

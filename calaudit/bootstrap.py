@@ -18,14 +18,13 @@ and intercept are refitted on each resample.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from . import estimators
-from .binning import equal_width_bin_ids
+from .binning import equal_mass_bin_ids, equal_width_bin_ids
 from .metrics import METRICS, MetricSuite
 
 DEFAULT_RESAMPLES = 1000
@@ -293,7 +292,7 @@ def _grouped_draws(rng, y, proba, suite: MetricSuite, n_bins, bandwidth, resampl
     out["brier"] = groups.sums(rng, counts, "brier").sum(axis=1) / n_rows
     out["nll"] = groups.sums(rng, counts, "nll").sum(axis=1) / n_rows
     # Equal-mass bins of the full data.
-    mass_ids = _equal_mass_ids(top.confidence, n_bins)
+    mass_ids = equal_mass_bin_ids(top.confidence, n_bins)
     mass = _Groups(mass_ids * 2 + top.correct.astype(np.intp), 2 * n_bins, {"confidence": top.confidence})
     mass_counts = mass.counts(rng, n_rows, resamples)
     mass_confidence = mass.sums(rng, mass_counts, "confidence").reshape(resamples, n_bins, 2).sum(axis=2)
@@ -345,12 +344,6 @@ def _grouped_draws(rng, y, proba, suite: MetricSuite, n_bins, bandwidth, resampl
     return out
 
 
-def _equal_mass_ids(values: np.ndarray, n_bins: int) -> np.ndarray:
-    from .binning import equal_mass_bin_ids
-
-    return equal_mass_bin_ids(values, n_bins)
-
-
 def _debiased(right: np.ndarray, confidence: np.ndarray, total: np.ndarray, n_rows: int) -> np.ndarray:
     usable = total >= 2
     safe = np.where(usable, total, 1.0)
@@ -395,8 +388,6 @@ def _grouped_smooth(rng, confidence, correct, bandwidth, resamples) -> np.ndarra
 
 def _grouped_slope(rng, confidence, correct, resamples, start=None) -> tuple[np.ndarray, np.ndarray]:
     """Refit the logistic recalibration on resampled groups of nearby logits."""
-    from .binning import equal_mass_bin_ids
-
     x = estimators.logit(confidence)
     ids = equal_mass_bin_ids(x, _SLOPE_GROUPS)
     groups = _Groups(ids * 2 + correct.astype(np.intp), 2 * _SLOPE_GROUPS, {"x": x})

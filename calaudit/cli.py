@@ -132,8 +132,6 @@ class _ConditionsType(click.types.StringParamType):
     """Conditions may contain spaces ('ece > 0.05'): the environment variable separates
     several with ';' instead of click's default whitespace."""
 
-    envvar_list_splitter = ";"
-
     def split_envvar_value(self, rv: str) -> list[str]:
         return [part.strip() for part in rv.split(";") if part.strip()]
 

@@ -28,10 +28,6 @@ def _preview(names: Sequence[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
-
-
 def encode_labels(
     labels: Sequence[object] | np.ndarray,
     class_names: Sequence[str],

@@ -180,11 +180,6 @@ METRICS: dict[str, MetricInfo] = {
 }
 
 
-def applicable_metrics(n_classes: int) -> list[MetricInfo]:
-    """The metrics defined for ``n_classes`` classes, in registry order."""
-    return [info for info in METRICS.values() if n_classes == 2 or not info.binary_only]
-
-
 def _reduction_view(array: np.ndarray) -> np.ndarray:
     """A view for reading only: numpy's row-wise argmax runs 1.3-4x slower on
     read-only arrays, so reductions go through a writeable view of the same memory
