@@ -28,6 +28,9 @@ from .binning import equal_mass_bin_ids, equal_width_bin_ids
 from .metrics import METRICS, MetricSuite
 
 DEFAULT_RESAMPLES = 1000
+#: Fewest resamples of a meaningful 95% interval: with fewer, the 2.5% and 97.5% points
+#: rest on four or five resamples each (0 still means no intervals).
+MIN_RESAMPLES = 200
 DEFAULT_LEVEL = 0.95
 #: Exact resampling while N * K * resamples stays under this many row-class cells.
 EXACT_BUDGET = 2e7
