@@ -8,6 +8,7 @@ imported inside the commands so ``calaudit --help`` starts instantly.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -272,15 +273,20 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     """
     from .auditing import audit_predictions
 
-    if input_path.suffix.lower() == ".onnx":
+    is_model = input_path.suffix.lower() == ".onnx"
+    if is_model:
         if data_path is None:
             raise click.UsageError("an ONNX model needs a data directory: calaudit run model.onnx DATA")
-        predictions = _run_model(input_path, data_path, options)
     else:
         if data_path is not None:
             raise click.UsageError(f"{input_path} is a prediction file; DATA is only for ONNX models")
         if options["save_predictions"] is not None:
             raise click.UsageError("--save-predictions is for ONNX models; the prediction file already holds them")
+    _check_outputs(ctx, options, [("the model" if is_model else "the prediction file", input_path),
+                                  _data_input(data_path)])
+    if is_model:
+        predictions = _run_model(input_path, data_path, options)
+    else:
         predictions = _load_file(input_path, options)
     recorded = {
         key: str(value) if isinstance(value, Path) else (list(value) if isinstance(value, tuple) else value)
@@ -318,9 +324,31 @@ def check(ctx: click.Context, result_path: Path, **options: Any) -> None:
     """
     from .result import read_result_file
 
+    _check_outputs(ctx, options, [("the result being checked", result_path)])
     result = _apply_gate(read_result_file(result_path), options)
     _write_outputs(result, options)
     _exit_for_gate(ctx, result)
+
+
+#: What ``--out-dir`` holds (``junit.xml`` only when a gate is set).
+OUT_DIR_FILES = ("audit.json", "summary.txt", "summary.md", "report.html", "junit.xml")
+
+
+def _data_input(data_path: Path | None) -> tuple[str, Path | None]:
+    return ("the data directory" if data_path is not None and data_path.is_dir() else "the data file", data_path)
+
+
+def _check_outputs(ctx: click.Context, options: dict[str, Any], inputs: list[tuple[str, Any]]) -> None:
+    """Refuse, before any work, an output that would replace an input or another output."""
+    from .output_paths import check_output_paths, out_dir_files
+
+    inputs = [*inputs, ("the settings file", ctx.meta.get("calaudit.config")),
+              ("the baseline result", options.get("baseline_result"))]
+    outputs = [("--json", options.get("json_path")), *out_dir_files(options.get("out_dir"), OUT_DIR_FILES),
+               ("--junit", options.get("junit_path")), ("--markdown", options.get("markdown_path")),
+               ("--report", options.get("report_path")), ("--save-predictions", options.get("save_predictions")),
+               ("-o", options.get("output_model"))]
+    check_output_paths(outputs, inputs)
 
 
 def _exit_for_gate(ctx: click.Context, result: Any) -> None:
@@ -400,7 +428,8 @@ def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> An
 @click.argument("model_path", metavar="MODEL.onnx", type=click.Path(path_type=Path))
 @click.argument("data_path", metavar="DATA", type=click.Path(path_type=Path))
 @click.option("-o", "--output-model", "output_model", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Where to write the calibrated model (a new file).")
+              help="Where to write the calibrated model (a new file; an existing one only with --force).")
+@click.option("--force", is_flag=True, help="Let -o replace an existing file (never the model or the data).")
 @click.option("--label-col", default="label", show_default=True, help="Table data: column holding the true class.")
 @click.option("--classes", multiple=True, callback=_split_list, metavar="NAMES",
               help="Class names in model-output order, comma-separated.")
@@ -431,10 +460,16 @@ def fix(model_path: Path, data_path: Path, output_model: Path, **options: Any) -
     """
     import dataclasses
 
-    from .atomic import write_atomic
+    from .atomic import output_destination, write_atomic
+    from .errors import UsageError
     from .fixing import fix_model, render_summary
     from .reporters import html, json_report
 
+    _check_outputs(click.get_current_context(), {**options, "output_model": output_model},
+                   [("the model", model_path), _data_input(data_path)])
+    destination, how = output_destination(output_model)
+    if how == "replace" and destination.exists() and not options["force"]:
+        raise UsageError(f"-o {output_model}: the file exists; calaudit fix writes a new file (--force replaces it)")
     summary, after = fix_model(model_path, data_path, output_model, load_options=_load_options(options),
                                n_bins=options["n_bins"], folds=options["folds"], seed=options["seed"])
     after = dataclasses.replace(after, extras={**after.extras, "fix": summary.to_dict()})
@@ -443,13 +478,11 @@ def fix(model_path: Path, data_path: Path, output_model: Path, **options: Any) -
     if options["report_path"] is not None:
         write_atomic(options["report_path"], html.render(after))
     if not options["quiet"]:
-        click.echo(render_summary(summary), nl=False)
+        _echo_stdout(render_summary(summary))
 
 
 def _write_outputs(result: Any, options: dict[str, Any]) -> None:
     """Render every requested output; files are written atomically."""
-    import os
-
     from .atomic import write_atomic
     from .reporters import html, json_report, junit, markdown, terminal
 
@@ -486,13 +519,28 @@ def _write_outputs(result: Any, options: dict[str, Any]) -> None:
         except OSError as exc:
             click.echo(f"calaudit: warning: cannot append to $GITHUB_STEP_SUMMARY ({exc.strerror or exc})", err=True)
     if json_path is not None and str(json_path) == "-":
-        click.echo(document, nl=False)
+        _echo_stdout(document)
         return
     if json_path is not None:
         write_atomic(json_path, document)
     quiet = options["quiet"] and (not gated or result.gate.passed)
     if not quiet:
-        click.echo(summary, nl=False)
+        _echo_stdout(summary)
+
+
+def _echo_stdout(text: str) -> None:
+    """Print to standard output; a full disk or a closed pipe there is one line, exit 3."""
+    from .errors import OutputWriteError
+
+    try:
+        click.echo(text, nl=False)
+        sys.stdout.flush()
+    except OSError as exc:
+        try:  # leave nothing buffered for the interpreter to fail on at exit
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            pass
+        raise OutputWriteError(f"standard output: cannot write the output ({exc.strerror or exc})") from None
 
 
 def main() -> None:

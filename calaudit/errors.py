@@ -17,7 +17,8 @@ class ExitCode(IntEnum):
     GATE_FAILED = 1
     #: The command line was wrong (unknown option, missing argument, bad value).
     USAGE = 2
-    #: An input file or model could not be used (unreadable, invalid values, ...).
+    #: A file could not be used: an input or model that is unreadable or invalid, or
+    #: an output whose bytes could not be stored (disk full, I/O error).
     INPUT_ERROR = 3
     #: A bug in calaudit: anything not anticipated above.
     INTERNAL_ERROR = 4
@@ -43,3 +44,10 @@ class UsageError(CalauditError):
     """Options that cannot work together, found after the command line was parsed."""
 
     exit_code = ExitCode.USAGE
+
+
+class OutputWriteError(CalauditError):
+    """An output's bytes could not be stored (disk full, an I/O error): a file problem,
+    like an unreadable input, not a wrong command line."""
+
+    exit_code = ExitCode.INPUT_ERROR

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 
-from .errors import UsageError
+from .output_paths import check_output_paths
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,7 @@ def fix_model(model_path: Path, data_path: Path, output_path: Path, *, load_opti
     from .onnx_fix import temperature_scaled_model, write_model
     from .onnx_model import load_model
 
-    if output_path.resolve() == model_path.resolve():
-        raise UsageError(f"{output_path}: -o must name a new file; calaudit never overwrites the vendor's model")
+    check_output_paths([("-o", output_path)], [("the model", model_path), ("the data", data_path)])
     model = load_model(model_path, device=load_options.get("device", "auto"))
     before = load_model_predictions(model_path, data_path, model=model, **load_options)
     score_output = model.choose_score_output(load_options.get("output"))

@@ -59,6 +59,11 @@ def load_model_predictions(
     """
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; got {batch_size}")
+    if save_predictions is not None:
+        from ..output_paths import check_output_paths
+
+        check_output_paths([("--save-predictions", save_predictions)],
+                           [("the model", model_path), ("the data", data_path)])
     model = model or load_model(model_path, device=device)
     dataset = load_data_directory(
         data_path, data_format=data_format, label_col=label_col, feature_cols=feature_cols,
