@@ -1,10 +1,12 @@
 """A real headless browser for the tests: open a local HTML file, report what it did.
 
 Not a test module: test files import it (``from browser import inspect_page``; pytest
-puts ``tests/`` on ``sys.path``). It drives the system's Chromium (Debian's package
-``chromium``) through Playwright's Python API, which speaks the Chrome DevTools
-Protocol over a pipe: no port, no chromedriver, and no browser download (Playwright
-is given the executable; ``playwright install`` is never needed).
+puts ``tests/`` on ``sys.path``). It drives the system's Chromium or Chrome (on
+Debian the package ``chromium``; see :func:`find_chromium` for where it looks, in the
+same order as ``.ci/browser-deps.sh``) through Playwright's Python API, which speaks
+the Chrome DevTools Protocol over a pipe: no port, no chromedriver. Playwright is
+given the executable, so ``playwright install`` (a browser download) is needed only
+on a machine with no browser of its own; the harness then finds that download too.
 
 What it guarantees:
 
@@ -29,9 +31,12 @@ What it guarantees:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -43,25 +48,42 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Screenshots and PDFs the tests save; git-ignored, kept by CI as artifacts.
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
 
+# Keep in step with .ci/browser-deps.sh, which says the same when it finds nothing.
 BROWSER_INSTALL_HINT = (
-    "install it with `bash .ci/browser-deps.sh` as root (Debian: apt-get update && "
-    "apt-get install -y --no-install-recommends chromium fonts-dejavu-core), or point "
-    "CALAUDIT_CHROMIUM at a Chromium/Chrome executable"
+    "run `bash .ci/browser-deps.sh` (Debian/Ubuntu: it runs apt-get install chromium "
+    "fonts-dejavu-core, through sudo when not root), or point CALAUDIT_CHROMIUM at a "
+    "Chrome/Chromium executable, or run `.venv/bin/python -m playwright install "
+    "chromium` (Playwright's own download, found in its cache)"
 )
 PLAYWRIGHT_INSTALL_HINT = (
     "install the test extra: pip install -e '.[test]' (it holds playwright; the "
-    "harness uses the system Chromium, so `playwright install` is NOT needed)"
+    "harness uses the system's Chromium or Chrome, so `playwright install` is needed "
+    "only where there is none)"
 )
 
-#: Tried in order when CALAUDIT_CHROMIUM is not set. Debian's /usr/bin/chromium is
-#: a shell wrapper that adds flags of its own (--enable-remote-extensions,
-#: --enable-gpu-rasterization, Google API keys) and, on machines with a large
-#: /dev/shm, prints a shell error; the real binary behind it comes first.
+#: Tried in order when CALAUDIT_CHROMIUM is not set; CALAUDIT_BROWSER_CANDIDATES
+#: (colon-separated paths or names) replaces this list, for tests. The same list is in
+#: .ci/browser-deps.sh. Debian's /usr/bin/chromium is a shell wrapper that adds flags
+#: of its own (--enable-remote-extensions, --enable-gpu-rasterization, Google API
+#: keys) and, on machines with a large /dev/shm, prints a shell error; the real
+#: binary behind it comes first.
 CHROMIUM_CANDIDATES = (
     "/usr/lib/chromium/chromium",
     "/usr/bin/chromium",
     "chromium",
     "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+    "/Applications/Chromium.app/Contents/MacOS/Chromium",
+    "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+)
+#: Playwright's own downloads (``python -m playwright install chromium``) inside its
+#: browsers folder (:func:`playwright_browsers_dir`): old and current layouts, Linux
+#: and macOS.
+PLAYWRIGHT_CHROMIUM_GLOBS = (
+    "chromium-*/chrome-linux*/chrome",
+    "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium",
+    "chromium-*/chrome-mac*/Google Chrome for Testing.app/Contents/MacOS/Google Chrome for Testing",
 )
 
 #: Flags for a hermetic, quiet, GPU-less headless Chromium running as root.
@@ -144,23 +166,75 @@ def artifact_path(name: str) -> Path:
     return ARTIFACTS_DIR / name
 
 
+def playwright_browsers_dir() -> Path | None:
+    """Where Playwright keeps the browsers it downloads (None: inside its package)."""
+    configured = os.environ.get("PLAYWRIGHT_BROWSERS_PATH")
+    if configured == "0":  # the package's own folder: not searched
+        return None
+    if configured:
+        return Path(configured)
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "ms-playwright"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ms-playwright"
+
+
+def playwright_chromiums() -> list[str]:
+    """Playwright's downloaded Chromium executables, newest first.
+
+    Revisions have the same number of digits, so reverse name order is newest first
+    (.ci/browser-deps.sh orders them the same way).
+    """
+    root = playwright_browsers_dir()
+    if root is None or not root.is_dir():
+        return []
+    found = [str(path) for pattern in PLAYWRIGHT_CHROMIUM_GLOBS for path in sorted(root.glob(pattern))]
+    return found[::-1]
+
+
+@functools.lru_cache(maxsize=None)
+def _answers_version(executable: str) -> bool:
+    """Whether ``executable --version`` runs and exits 0 (a browser that can start)."""
+    try:
+        done = subprocess.run(
+            [executable, "--version"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _usable(candidate: str) -> str | None:
+    path = shutil.which(candidate)
+    return path if path is not None and _answers_version(path) else None
+
+
 def find_chromium() -> str:
-    """The Chromium executable to use, or :class:`BrowserUnavailable`."""
+    """The browser to use, or :class:`BrowserUnavailable`.
+
+    ``CALAUDIT_CHROMIUM`` alone when it is set; else the first of
+    :data:`CHROMIUM_CANDIDATES` (or ``CALAUDIT_BROWSER_CANDIDATES``), then of
+    :func:`playwright_chromiums`, that is an executable answering ``--version``.
+    ``.ci/browser-deps.sh`` looks in the same order.
+    """
     override = os.environ.get("CALAUDIT_CHROMIUM")
     if override:
-        path = shutil.which(override)
+        path = _usable(override)
         if path is None:
             raise BrowserUnavailable(
-                f"CALAUDIT_CHROMIUM={override!r} is not an executable; {BROWSER_INSTALL_HINT}"
+                f"CALAUDIT_CHROMIUM={override!r} is not an executable that answers "
+                f"--version; {BROWSER_INSTALL_HINT}"
             )
         return path
-    for candidate in CHROMIUM_CANDIDATES:
-        path = shutil.which(candidate)
+    configured = os.environ.get("CALAUDIT_BROWSER_CANDIDATES")
+    candidates = [c for c in configured.split(":") if c] if configured else list(CHROMIUM_CANDIDATES)
+    candidates += playwright_chromiums()
+    for candidate in candidates:
+        path = _usable(candidate)
         if path is not None:
             return path
     raise BrowserUnavailable(
-        "no Chromium found (looked for " + ", ".join(CHROMIUM_CANDIDATES) + "); "
-        + BROWSER_INSTALL_HINT
+        "no Chromium or Chrome found (looked for " + ", ".join(candidates)
+        + " and in Playwright's cache); " + BROWSER_INSTALL_HINT
     )
 
 
