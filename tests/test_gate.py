@@ -172,6 +172,26 @@ REGRESSION_CASES = [
     ("zero sign flip same size", "confidence_gap", -0.125, 0.125, 0.0, True),
     ("zero equal to allowance", "confidence_gap", -0.125, 0.25, 0.125, True),
     ("zero better, lower value", "confidence_gap", 0.25, -0.0625, 0.0, True),
+    ("zero worse, further below 0", "confidence_gap", -0.0625, -0.375, 0.125, False),
+    ("zero better, from below", "confidence_gap", -0.375, -0.125, 0.0, True),
+    ("zero tiny move away below 0, zero allowance", "confidence_gap", -0.25, -0.25 - 2**-20, 0.0, False),
+    ("intercept worse above 0", "calibration_intercept", 0.125, 0.5, 0.25, False),
+    ("intercept worse below 0", "calibration_intercept", -0.125, -0.5, 0.25, False),
+    ("intercept better across 0", "calibration_intercept", -0.5, 0.25, 0.0, True),
+    ("intercept better from below", "calibration_intercept", -0.5, -0.125, 0.0, True),
+    ("intercept equal to allowance", "calibration_intercept", 0.25, -0.5, 0.25, True),
+    # closer to one is better (calibration_slope): |value - 1| may grow by the allowance
+    ("one worse from above", "calibration_slope", 1.25, 1.5, 0.125, False),
+    ("one worse from below", "calibration_slope", 0.75, 0.5, 0.125, False),
+    ("one worse across 1", "calibration_slope", 0.875, 1.5, 0.25, False),
+    ("one worse below 0", "calibration_slope", 0.5, -0.25, 0.5, False),
+    ("one tiny move away below 1, zero allowance", "calibration_slope", 0.75, 0.75 - 2**-20, 0.0, False),
+    ("one better from above", "calibration_slope", 1.5, 1.125, 0.0, True),
+    ("one better from below", "calibration_slope", 0.5, 0.875, 0.0, True),
+    ("one better across 1", "calibration_slope", 0.5, 1.25, 0.0, True),
+    ("one mirrored across 1", "calibration_slope", 0.75, 1.25, 0.0, True),
+    ("one equal to allowance", "calibration_slope", 1.125, 0.75, 0.125, True),
+    ("one unchanged, zero allowance", "calibration_slope", 0.625, 0.625, 0.0, True),
 ]
 
 
@@ -411,3 +431,36 @@ def test_zero_regression_compares_magnitudes(base, new, allowance):
     # Symmetric in the sign of either value.
     mirrored = evaluate_gate({"confidence_gap": -new}, regressions=[rule], baseline_metrics={"confidence_gap": -base})
     assert mirrored.passed is gate.passed
+
+
+# Dyadic values (multiples of 1/64) keep |value - 1| and its mirror 2 - value exact.
+_dyadic = st.integers(-128, 256).map(lambda i: i / 64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(base=_dyadic, new=_dyadic, allowance=st.integers(0, 128).map(lambda i: i / 64))
+def test_one_regression_compares_distances_to_one(base, new, allowance):
+    rule = parse_allowance(f"calibration_slope={allowance!r}", source="--max-increase")
+    gate = evaluate_gate({"calibration_slope": new}, regressions=[rule], baseline_metrics={"calibration_slope": base})
+    assert gate.passed is (abs(new - 1.0) - abs(base - 1.0) <= allowance)
+    if abs(new - 1.0) <= abs(base - 1.0):
+        assert gate.passed  # moving towards 1, from either side, is never a regression
+    # Symmetric about 1: a slope of 1 + d and one of 1 - d are equally far off.
+    mirrored = evaluate_gate({"calibration_slope": 2.0 - new}, regressions=[rule],
+                             baseline_metrics={"calibration_slope": 2.0 - base})
+    assert mirrored.passed is gate.passed
+
+
+def test_one_regression_message_says_away_from_1():
+    rule = parse_allowance("calibration_slope=0", source="--max-increase")
+    (check,) = evaluate_gate({"calibration_slope": 0.5}, regressions=[rule],
+                             baseline_metrics={"calibration_slope": 0.75}).checks
+    assert not check.passed
+    assert "calibration_slope moved away from 1 by 0.25" in check.message
+
+
+@pytest.mark.parametrize("metric", ["calibration_slope", "calibration_intercept", "confidence_gap"])
+def test_closer_to_a_target_metrics_take_max_increase(metric):
+    assert parse_allowance(f"{metric}=0.5", source="--max-increase").metric == metric
+    with pytest.raises(UsageError, match="--max-increase"):
+        parse_allowance(f"{metric}=0.5", source="--max-decrease")
