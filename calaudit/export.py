@@ -36,7 +36,7 @@ def save_prediction_file(path: str | Path, predictions: Predictions, *, proba: n
         for column in predictions.extra_columns.columns:
             if column != "label" and not str(column).startswith("prob_"):
                 columns[column] = predictions.extra_columns[column].to_numpy()
-    columns["label"] = [names[k] for k in predictions.y_true.tolist()]
+    columns["label"] = np.asarray(names, dtype=object)[predictions.y_true]
     for k, name in enumerate(names):
         columns[f"prob_{name}"] = (predictions.y_proba if proba is None else proba)[:, k]
     frame = pd.DataFrame(columns)

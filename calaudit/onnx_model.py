@@ -137,13 +137,43 @@ class VendorModel:
 
     # ------------------------------------------------------------------ class names
     def metadata_class_names(self) -> tuple[str, ...] | None:
-        """Class names from a ``classes`` / ``labels`` / ``class_names`` metadata entry."""
+        """Class names from a ``classes`` / ``labels`` / ``class_names`` metadata entry.
+
+        The names remember the model and key they came from (a name given twice is
+        reported there, where the names are used: :func:`class_names_from_sources`).
+        """
+        from .labels import ClassNames
+
         for key in ("classes", "class_names", "labels"):
             for meta_key, value in self.metadata.items():
                 if meta_key.lower() == key:
                     names = _parse_name_list(value)
                     if names:
-                        return names
+                        return ClassNames(names, where=f"{self.path}: metadata key {meta_key!r}")
+        return None
+
+    def metadata_preprocessing(self) -> dict[str, Any] | None:
+        """The ``preprocessing`` metadata entry: a JSON object with ``preprocess.json``'s keys.
+
+        ``None`` when there is none; an entry that is not a JSON object is the model's
+        fault (exit 3). Its values are checked where they are used (images).
+        """
+        for meta_key, value in self.metadata.items():
+            if meta_key.lower() != "preprocessing":
+                continue
+            try:
+                settings = json.loads(value)
+            except ValueError as exc:
+                raise InvalidInputError(
+                    f"{self.path}: metadata {meta_key!r} is not valid JSON ({exc}); expected an object of "
+                    "preprocessing settings such as {\"resize\": 256, \"crop\": [224, 224]}"
+                ) from None
+            if not isinstance(settings, dict):
+                raise InvalidInputError(
+                    f"{self.path}: metadata {meta_key!r} is {value[:60]!r}, not a JSON object; expected "
+                    "preprocessing settings such as {\"resize\": 256, \"crop\": [224, 224]}"
+                )
+            return settings
         return None
 
     def graph_class_labels(self) -> tuple[str, ...] | None:
@@ -258,9 +288,12 @@ def load_model(path: str | Path, *, device: str = "auto") -> VendorModel:
 
     import hashlib
 
+    from .fileinfo import path_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"{path}: no such model file" if not path.exists() else f"{path}: not a file")
+    problem = path_problem(path, missing="no such model file")
+    if problem is not None:
+        raise InvalidInputError(f"{path}: {problem}; expected an ONNX model file")
     data = path.read_bytes()
     proto = onnx.ModelProto()
     try:
@@ -401,13 +434,18 @@ def class_names_from_sources(
     """The first source whose names fit ``n_columns`` score columns.
 
     Returns the names, the source used, and notes on sources skipped because their
-    count did not match (recorded in the result, so a surprise is visible).
+    count did not match (recorded in the result, so a surprise is visible). The names
+    used must be unique: a name given twice is an error naming where it was given
+    (the file and both lines, or the model and its metadata key).
     """
+    from .labels import check_unique_class_names
+
     notes = []
     for source, names in sources:
         if names is None:
             continue
         if len(names) == n_columns:
+            check_unique_class_names(names, source)
             return tuple(str(n) for n in names), source, notes
         notes.append(f"{source} lists {len(names)} classes but the model emits {n_columns} scores; not used")
     return tuple(str(k) for k in range(n_columns)), "column indices (no class names found)", notes

@@ -194,8 +194,11 @@ def test_first_missing_label_is_reported():
 # --- booleans ------------------------------------------------------------------------
 
 
-def test_bool_array_with_named_classes_is_indices():
-    assert_codes(encode(np.array([True, False, True]), ["neg", "pos"]), [1, 0, 1])
+def test_bool_array_with_named_classes_is_an_error():
+    # A CSV file's "True" is not a class named "pos" (README, "Labels"); booleans read
+    # the same way from every source, so which column is True must be said, not guessed.
+    with pytest.raises(InvalidInputError, match=r"^y_true\[0\]: label 'True' is not one of the 2 classes .*True/False"):
+        encode(np.array([True, False, True]), ["neg", "pos"])
 
 
 def test_bool_array_with_true_false_names_maps_by_name():

@@ -385,9 +385,12 @@ def test_errors_are_value_errors(tmp_path):
 
 
 def test_parquet_text_probability_column(tmp_path):
+    # A string column is read like CSV text: numbers parsed, anything else named.
     path = tmp_path / "preds.parquet"
-    pd.DataFrame({"label": ["a"], "prob_a": ["0.5"], "prob_b": [0.5]}).to_parquet(path)
-    with pytest.raises(InvalidInputError, match="column prob_a has type"):
+    pd.DataFrame({"label": ["a", "b"], "prob_a": ["0.5", "0.25"], "prob_b": [0.5, 0.75]}).to_parquet(path)
+    assert load_prediction_file(path).y_proba[:, 0].tolist() == [0.5, 0.25]
+    pd.DataFrame({"label": ["a", "b"], "prob_a": ["0.5", "high"], "prob_b": [0.5, 0.5]}).to_parquet(path)
+    with pytest.raises(InvalidInputError, match=r"row 2, column prob_a: value 'high' is not a number"):
         load_prediction_file(path)
 
 

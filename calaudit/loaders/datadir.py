@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
-from ..fileinfo import Digests
+from ..fileinfo import Digests, file_present, path_problem, read_head, utf16_problem
 from ..location import Location
 from .table import table_format
 
@@ -67,6 +67,12 @@ class Dataset:
         """The rows' features as one float matrix, when they are all numbers (else None)."""
         return None
 
+    def feature_location(self, inputs: Sequence[Any], input_name: str, row: int, column: int) -> str:
+        """Where the value fed to ``input_name`` for data row ``row`` (0-based) at flat
+        position ``column`` of its row came from, for error messages."""
+        which = f"{self.row_id_name} {self.row_ids[row]}" if self.row_ids is not None else f"row {row + 1}"
+        return f"{self.path}: {which}, value {column + 1} of the model input {input_name!r}"
+
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "format": self.kind, "rows": self.n_rows, "files": self.files.result(),
                 "class_names_source": self.class_names_source}
@@ -91,12 +97,15 @@ def cast_feature(values: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
                     f"{where}: the model input {spec.name!r} takes text but the data has a missing (null) value"
                 )
         return values.astype(str).astype(object)
-    if values.dtype.kind in "OUS":
+    if values.dtype.kind in "OUSmM":
         try:
+            if values.dtype.kind in "mM":
+                raise TypeError("dates and times are not numbers")
             return values.astype(np.float64).astype(dtype)
-        except ValueError:
+        except (TypeError, ValueError):  # text, or objects such as dates (a typed Parquet column)
             raise InvalidInputError(
-                f"{where}: the model input {spec.name!r} expects numbers ({spec.element_type}) but the data holds text"
+                f"{where}: the model input {spec.name!r} expects numbers ({spec.element_type}) but the data holds "
+                f"{_first_non_number(values)}"
             ) from None
     if np.issubdtype(dtype, np.integer) and values.dtype.kind == "f":
         if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
@@ -105,6 +114,18 @@ def cast_feature(values: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
                 "holds fractional or missing values"
             )
     return values.astype(dtype, copy=False)
+
+
+def _first_non_number(values: np.ndarray) -> str:
+    """``text such as 'x'`` / ``values such as datetime.date(2024, 1, 5)``: for the error message."""
+    import pandas as pd
+
+    flat = np.asarray(values).reshape(-1)
+    if flat.dtype.kind in "mM":
+        return f"dates or times such as {str(flat[0])!r}"
+    bad = pd.to_numeric(pd.Series(flat, dtype=object), errors="coerce").isna().to_numpy() & ~pd.isna(flat)
+    value = flat[int(np.argmax(bad))] if bad.any() else flat[0]
+    return f"text such as {value!r}" if isinstance(value, str) else f"values such as {value!r}"
 
 
 def fit_row_shape(block: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
@@ -129,6 +150,7 @@ class ArrayDataset(Dataset):
     """``features.npy`` / ``features.npz`` plus labels."""
 
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    features_file: str = "features.npy"
 
     def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
         sources = _match_inputs(self.path, inputs, self.arrays)
@@ -140,6 +162,16 @@ class ArrayDataset(Dataset):
                 block = np.asarray(sources[spec.name][start:stop])
                 feeds[spec.name] = cast_feature(fit_row_shape(block, spec, where=where), spec, where=where)
             yield FeatureBatch(feeds, np.arange(start, stop))
+
+    def feature_location(self, inputs: Sequence[Any], input_name: str, row: int, column: int) -> str:
+        sources = _match_inputs(self.path, inputs, self.arrays)
+        name = next((key for key, array in self.arrays.items() if array is sources[input_name]), input_name)
+        shape = np.shape(sources[input_name])[1:]
+        where = self.path / self.features_file
+        index = ", ".join(str(int(i)) for i in (row, *np.unravel_index(column, shape))) if shape else str(row)
+        if len(shape) == 1:
+            return f"{where}: row {row + 1}, column {column + 1} ({name}[{index}])"
+        return f"{where}: row {row + 1} ({name}[{index}])"
 
     def numeric_features(self, rows: np.ndarray) -> np.ndarray | None:
         parts = [_numeric(np.asarray(array)[rows]) for name, array in self.arrays.items() if name != "labels"]
@@ -196,6 +228,12 @@ class TableDataset(Dataset):
                 feeds[spec.name] = cast_feature(fit_row_shape(block, spec, where=where), spec, where=where)
             yield FeatureBatch(feeds, np.arange(start, stop))
 
+    def feature_location(self, inputs: Sequence[Any], input_name: str, row: int, column: int) -> str:
+        columns = self._columns_per_input(inputs)[input_name]
+        if column >= len(columns):  # pragma: no cover - the feed is built from these columns
+            return super().feature_location(inputs, input_name, row, column)
+        return Location(str(self.path), columns, True, self.label_location.line_of).cell(row, column)
+
     def numeric_features(self, rows: np.ndarray) -> np.ndarray | None:
         frame = self.frame[self.feature_columns]
         numeric = [c for c in frame.columns if frame[c].dtype.kind in "biuf"]
@@ -234,17 +272,26 @@ def load_data_directory(
     feature_cols: Sequence[str] | None = None,
     preprocess: dict[str, Any] | None = None,
     skip_bad_images: bool = False,
+    allow_large_images: bool = False,
+    model: Any = None,
+    warn: Any = None,
 ) -> Dataset:
-    """Detect the layout of ``path`` and read its labels (features are read per batch)."""
+    """Detect the layout of ``path`` and read its labels (features are read per batch).
+
+    Image folders only: ``allow_large_images`` lifts Pillow's decompression-bomb limit,
+    ``model`` (a :class:`calaudit.onnx_model.VendorModel`) may carry preprocessing
+    metadata, and ``warn(message)`` is told of a warning once.
+    """
     path = Path(path)
     if data_format not in DATA_FORMATS:
         raise UsageError(f"--data-format must be one of {', '.join(DATA_FORMATS)}; got {data_format!r}")
-    if not path.exists():
-        raise InvalidInputError(f"{path}: no such data directory")
-    if path.is_file():
+    problem = path_problem(path, want_dir=True, missing="no such data directory")
+    if problem is not None and path.is_file():  # DATA may be a single table file
         if table_format(path) is None:
             raise InvalidInputError(f"{path}: expected a data directory or a .csv/.parquet table")
         return _load_table(path, path, label_col, feature_cols)
+    if problem is not None:
+        raise InvalidInputError(f"{path}: {problem}; expected a data directory or a .csv/.parquet table")
     kind = data_format if data_format != "auto" else _detect(path)
     if kind == "arrays":
         return _load_arrays(path)
@@ -252,7 +299,8 @@ def load_data_directory(
         return _load_table(path, _single_table(path), label_col, feature_cols)
     from .images import load_image_folder
 
-    return load_image_folder(path, preprocess=preprocess, skip_bad_images=skip_bad_images)
+    return load_image_folder(path, preprocess=preprocess, skip_bad_images=skip_bad_images,
+                             allow_large_images=allow_large_images, model=model, warn=warn)
 
 
 def _detect(path: Path) -> str:
@@ -270,9 +318,10 @@ def _detect(path: Path) -> str:
 
 
 def _tables(path: Path) -> list[Path]:
+    # file_present: a table that is a symlink loop or unreadable is named, not skipped.
     return sorted(
         p for p in path.iterdir()
-        if p.is_file() and table_format(p) is not None and p.name not in ("labels.csv",)
+        if table_format(p) is not None and p.name not in ("labels.csv",) and not p.is_dir() and file_present(p)
     )
 
 
@@ -292,18 +341,71 @@ def _has_images(folder: Path) -> bool:
 
 
 def read_class_names_file(path: Path) -> tuple[str, ...] | None:
-    """``classes.txt``: one class name per line, in the model's output order."""
-    if not path.is_file():
+    """``classes.txt``: one class name per line, in the model's output order.
+
+    The names remember their line numbers (:class:`calaudit.labels.ClassNames`), so a
+    name given twice is reported with both lines where the names are used.
+    """
+    from ..labels import ClassNames
+
+    if not file_present(path):
         return None
+    text = _read_utf8(path, "one class name per line")
+    numbered = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not numbered:
+        return None
+    return ClassNames([name for _, name in numbered], where=str(path), unit="line",
+                      positions=[number for number, _ in numbered])
+
+
+def _read_utf8(path: Path, expected: str) -> str:
+    """A small text file's content; not UTF-8 (or unreadable) is one line naming the file."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise InvalidInputError(f"{path}: not UTF-8 text; expected one class name per line") from None
-    names = tuple(line.strip() for line in text.splitlines() if line.strip())
-    return names or None
+        problem = utf16_problem(read_head(path))
+        hint = f": {problem}; save it as UTF-8" if problem else ""
+        raise InvalidInputError(f"{path}: not UTF-8 text{hint}; expected {expected}") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot be read ({exc.strerror or exc}); expected {expected}") from None
+
+
+#: How files that are not what their name says begin, for the error message.
+_SIGNATURES = (
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"PK\x03\x04", "a zip archive (such as .npz)"),
+    (b"PAR1", "a Parquet file"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\x80", "a Python pickle"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+)
+
+
+def _refuse_wrong_kind(path: Path, magic: bytes, what: str, expected: str) -> None:
+    """Refuse a file that does not start with ``magic``, saying what it looks like instead."""
+    head = read_head(path, 64)
+    if head.startswith(magic):
+        return
+    if not head:
+        looks = "the file is empty"
+    else:
+        kind = next((name for signature, name in _SIGNATURES if head.startswith(signature)), None)
+        if kind is None:
+            import codecs
+
+            try:  # an incremental decoder leaves out a character cut at the end of the head
+                text = codecs.getincrementaldecoder("utf-8")().decode(head)
+            except UnicodeDecodeError:
+                text = ""
+            first = text.strip().splitlines()[0] if text.strip() else ""
+            if first and all(ch.isprintable() or ch == "\t" for ch in first):
+                kind = f"text ({first[:40]!r})"
+        looks = f"it starts with {head[:16]!r}" + (f", like {kind}" if kind else "")
+    raise InvalidInputError(f"{path}: not {what}: {looks}; expected {expected}")
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    _refuse_wrong_kind(path, b"\x93NUMPY", "a .npy file", "an array written by numpy.save (np.save(path, array))")
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r")
     except ValueError as exc:
@@ -320,6 +422,7 @@ def _load_npy(path: Path) -> np.ndarray:
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     import zipfile
 
+    _refuse_wrong_kind(path, b"PK", "a .npz archive", "arrays written by numpy.savez (np.savez(path, name=array))")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
@@ -336,12 +439,14 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 def _load_arrays(path: Path) -> Dataset:
     files = Digests()
     npy, npz = path / "features.npy", path / "features.npz"
-    if npy.is_file():
+    if file_present(npy):
         arrays = {"features": _load_npy(npy)}
         files.add(npy.name, npy)
-    elif npz.is_file():
+        features_file = npy.name
+    elif file_present(npz):
         arrays = _load_npz(npz)
         files.add(npz.name, npz)
+        features_file = npz.name
     else:
         raise InvalidInputError(f"{path}: no features.npy or features.npz")
     n_rows = {name: (a.shape[0] if a.ndim else 0) for name, a in arrays.items() if name != "labels"}
@@ -355,14 +460,14 @@ def _load_arrays(path: Path) -> Dataset:
     class_names, source = _class_names_file(path, per_row_labels=label_file == "labels.txt")
     return ArrayDataset(
         path, "arrays", labels, Location(str(path / label_file), None, True), class_names, source,
-        files=files, arrays=arrays,
+        files=files, arrays=arrays, features_file=features_file,
     )
 
 
 def _read_array_labels(path: Path, arrays: dict[str, np.ndarray], files: Digests) -> tuple[np.ndarray, str]:
     for name in _LABEL_FILES:
         file = path / name
-        if not file.is_file():
+        if not file_present(file):
             continue
         files.add(name, file)
         if name == "labels.npy":
@@ -384,14 +489,30 @@ def _read_array_labels(path: Path, arrays: dict[str, np.ndarray], files: Digests
 def _labels_from_csv(file: Path) -> np.ndarray:
     import pandas as pd
 
+    from .table import check_text_encoding
+
+    check_text_encoding(file, what="CSV: one label per line, or a header with a 'label' column")
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig", header=None)
     except UnicodeDecodeError:
-        raise InvalidInputError(f"{file}: not UTF-8 text") from None
+        raise InvalidInputError(f"{file}: not UTF-8 text; expected a UTF-8 CSV with one label per row") from None
     except pd.errors.EmptyDataError:
         raise InvalidInputError(f"{file}: the file is empty; expected a label per row") from None
+    except pd.errors.ParserError as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInputError(
+            f"{file}: cannot parse CSV ({text}); expected one label per line, or a header with a 'label' column"
+        ) from None
+    except OSError as exc:
+        raise InvalidInputError(f"{file}: cannot be read ({exc.strerror or exc})") from None
     # A header is recognised by its 'label' column; otherwise every line is a label.
     header = [str(v).strip() for v in frame.iloc[0]]
+    for separator, sep_name in ((";", "semicolon (;)"), ("\t", "tab")):
+        if "label" not in header and any("label" == part.strip() for cell in header for part in cell.split(separator)):
+            raise InvalidInputError(
+                f"{file}: the header {', '.join(header[:8])!r} looks {sep_name}-separated, and calaudit reads "
+                "comma-separated CSV: save it with commas (or one label per line)"
+            )
     if "label" in header:
         values = frame.iloc[1:, header.index("label")].to_numpy(dtype=object)
     elif frame.shape[1] == 1:
@@ -405,10 +526,7 @@ def _labels_from_csv(file: Path) -> np.ndarray:
 
 
 def _labels_from_text(file: Path) -> np.ndarray:
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInputError(f"{file}: not UTF-8 text; expected one label per line") from None
+    text = _read_utf8(file, "one label per line")
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()

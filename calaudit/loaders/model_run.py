@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, UsageError
 from ..onnx_model import VendorModel, class_names_from_sources, load_model
-from ..location import Location
+from ..location import Location, show
 from ..predictions import Predictions, Source, logit_matrix, to_probabilities, widen_binary
 from ..transforms import NO_TRANSFORM
 from ..scores import decide_logits
@@ -41,6 +41,8 @@ def load_model_predictions(
     feature_cols: Sequence[str] | None = None,
     preprocess: dict[str, Any] | None = None,
     skip_bad_images: bool = False,
+    allow_large_images: bool = False,
+    warn: Callable[[str], None] | None = None,
     row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
     progress: Callable[[int, int], None] | None = None,
     save_predictions: str | Path | None = None,
@@ -67,7 +69,8 @@ def load_model_predictions(
     model = model or load_model(model_path, device=device)
     dataset = load_data_directory(
         data_path, data_format=data_format, label_col=label_col, feature_cols=feature_cols,
-        preprocess=preprocess, skip_bad_images=skip_bad_images,
+        preprocess=preprocess, skip_bad_images=skip_bad_images, allow_large_images=allow_large_images,
+        model=model, warn=warn,
     )
     score_output = model.choose_score_output(output)
     embedding = None
@@ -202,8 +205,13 @@ def run_model(
                 f"{model.path}: onnxruntime failed on rows {int(batch.rows[0]) + 1}-{int(batch.rows[-1]) + 1}: "
                 f"{_clean(first)}; the model expects {', '.join(s.describe() for s in model.inputs)}"
             ) from None
-        chunks.append(_score_matrix(outputs[0], score_output)[:n])
+        fed = next(iter(feeds.values())).shape[0] if feeds else n
+        _check_output_rows(model, score_output.name, outputs[0], fed, batch.rows)
+        chunk = _score_matrix(outputs[0], score_output)[:n]
+        _check_finite_inputs(model, dataset, score_output.name, chunk, batch)
+        chunks.append(chunk)
         if embedding:
+            _check_output_rows(model, embedding, outputs[1], fed, batch.rows)
             embedded.append(np.asarray(outputs[1], dtype=np.float64).reshape(len(outputs[1]), -1)[:n])
         kept.append(batch.rows)
         if progress is not None:
@@ -216,6 +224,52 @@ def run_model(
     return ModelRun(
         np.concatenate(chunks).astype(np.float64, copy=False), np.concatenate(kept), step,
         np.concatenate(embedded) if embedding else None,
+    )
+
+
+def _check_output_rows(model: VendorModel, name: str, raw: Any, fed: int, rows: np.ndarray) -> None:
+    """One row of output per row fed: anything else would be cut or misaligned silently."""
+    got = len(raw) if isinstance(raw, list) else (np.shape(raw)[0] if np.ndim(raw) else None)
+    if got == fed:
+        return
+    what = "a single value" if got is None else f"{got} rows"
+    raise InvalidInputError(
+        f"{model.path}: output {name!r} returned {what} for a batch of {fed} input rows "
+        f"(data rows {int(rows[0]) + 1}-{int(rows[-1]) + 1}); expected one row of scores per input row"
+    )
+
+
+def _check_finite_inputs(model: VendorModel, dataset: Dataset, name: str, scores: np.ndarray, batch: Any) -> None:
+    """When a row's scores are not finite and its features are not either, blame the data.
+
+    Missing features are not refused up front (tree models handle them); only when the
+    output for such a row is NaN or infinite is the data named, with its row and
+    column. Scores that are not finite for finite features are left to the checks of
+    the scores, which blame the model.
+    """
+    bad = ~np.isfinite(scores).all(axis=1)
+    if not bad.any():
+        return
+    n = scores.shape[0]
+    found: list[tuple[int, int, Any, np.ndarray]] = []  # (batch position, input, spec, its flat rows)
+    for order, spec in enumerate(model.inputs):
+        feed = np.asarray(batch.feeds[spec.name])
+        if feed.dtype.kind not in "fc":
+            continue
+        flat = feed[:n].reshape(n, -1)
+        explained = bad & ~np.isfinite(flat).all(axis=1)
+        if explained.any():
+            found.append((int(np.argmax(explained)), order, spec, flat))
+    if not found:
+        return
+    position, _, spec, flat = min(found, key=lambda item: item[:2])
+    column = int(np.argmax(~np.isfinite(flat[position])))
+    row = int(batch.rows[position])
+    output = scores[position][~np.isfinite(scores[position])][0]
+    raise InvalidInputError(
+        f"{dataset.feature_location(model.inputs, spec.name, row, column)} is {show(flat[position, column])}; "
+        f"the model's output {name!r} for it is {show(output)} (expected finite features, or a model that "
+        "handles missing values)"
     )
 
 

@@ -8,6 +8,12 @@ Conventions (README, "Prediction files"), each overridable:
 * a binary model may give one positive-class score column instead (``score_col``);
 * ``logits=True`` says the columns are logits (softmax, or sigmoid for one column);
 * every other column (ids, segments) is kept in ``Predictions.extra_columns``.
+
+Labels mean the same in both formats: a typed Parquet label column (bool, int, float,
+categorical, date, timestamp) is read as the text pandas would write to CSV
+(:func:`parquet_labels`), then mapped by the rules of :mod:`calaudit.labels`.
+Parquet probability columns may be numbers of any type (read as float64) or text,
+read as CSV text is.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
-from ..fileinfo import first_invalid_utf8, sha256_of
+from ..fileinfo import first_invalid_utf8, read_head, require_file, sha256_of, utf16_problem
 from ..location import Location
 from ..predictions import Predictions, Source
 from ..validation import DEFAULT_ROW_SUM_TOLERANCE
@@ -76,10 +82,7 @@ def load_prediction_file(
     shown = str(path)
     if prob_cols and score_col:
         raise UsageError("give either --prob-cols or --score-col, not both")
-    if not path.exists():
-        raise InvalidInputError(f"{shown}: no such file")
-    if not path.is_file():
-        raise InvalidInputError(f"{shown}: not a file; expected a .csv, .csv.gz or .parquet prediction file")
+    require_file(path, "a .csv, .csv.gz or .parquet prediction file")
     fmt = table_format(path)
     if fmt is None:
         raise InvalidInputError(f"{shown}: unknown file type {path.suffix!r}; expected .csv, .csv.gz or .parquet")
@@ -89,19 +92,25 @@ def load_prediction_file(
     probability_columns, derived_names = _probability_columns(shown, columns, prob_cols, score_col, label_col)
     names = _resolve_class_names(shown, class_names, derived_names, single_score=score_col is not None)
 
-    frame = _read_table(path, fmt, label_col, probability_columns)
-    if len(frame) == 0:
+    if fmt == "parquet":
+        labels, scores, extra, score_texts = _read_parquet_predictions(path, label_col, probability_columns)
+        line_of = None
+    else:
+        frame = _read_table(path, fmt, label_col, probability_columns)
+        scores = frame[probability_columns].to_numpy(dtype=np.float64)
+        labels = frame[label_col].to_numpy(dtype=object)  # the text as written
+        labels = np.where(labels == "", None, labels)  # an empty field is a missing label
+        extra = frame[[c for c in frame.columns if c != label_col and c not in probability_columns]]
+        line_of, score_texts = CsvLineIndex(path, compressed=fmt == "csv.gz").line_of, {}
+    if len(labels) == 0:
         raise InvalidInputError(f"{shown}: no data rows; expected a header and at least one prediction")
-    line_of = CsvLineIndex(path, compressed=fmt == "csv.gz").line_of if fmt != "parquet" else None
-    scores = frame[probability_columns].to_numpy(dtype=np.float64)
     missing = np.isnan(scores)
     if missing.any():
         row, col = divmod(int(np.argmax(missing.ravel())), scores.shape[1])
-        _raise_missing_score(path, fmt, probability_columns[col], row, Location(shown, probability_columns, True, line_of), col)
-    labels = frame[label_col].to_numpy()
-    if labels.dtype.kind in "OUS":
-        labels = np.where(labels == "", None, labels.astype(object))  # an empty field is a missing label
-    extra = frame[[c for c in frame.columns if c != label_col and c not in probability_columns]]
+        _raise_missing_score(
+            path, fmt, probability_columns[col], row, Location(shown, probability_columns, True, line_of), col,
+            score_texts.get(probability_columns[col]),
+        )
     details = {
         "label_column": label_col,
         "probability_columns": list(probability_columns),
@@ -124,9 +133,17 @@ def load_prediction_file(
 
 def _require_label_column(shown: str, columns: Sequence[str], label_col: str) -> None:
     if label_col not in columns:
-        raise InvalidInputError(
-            f"{shown}: no label column {label_col!r}; columns are {_preview(columns)} (choose one with --label-col)"
-        )
+        hint = _separator_hint(columns, label_col) or " (choose one with --label-col)"
+        raise InvalidInputError(f"{shown}: no label column {label_col!r}; columns are {_preview(columns)}{hint}")
+
+
+def _separator_hint(columns: Sequence[str], label_col: str) -> str:
+    """A hint when the header looks separated by semicolons or tabs instead of commas."""
+    for separator, name in ((";", "semicolon (;)"), ("\t", "tab")):
+        parts = [part.strip().strip('"') for column in columns for part in column.split(separator)]
+        if len(parts) > len(columns) and (label_col in parts or len(columns) == 1):
+            return f"; the file looks {name}-separated, and calaudit reads comma-separated CSV: save it with commas"
+    return ""
 
 
 def _preview(columns: Sequence[str], limit: int = 12) -> str:
@@ -144,6 +161,7 @@ def _read_columns(path: Path, fmt: str) -> list[str]:
         except Exception as exc:  # pyarrow raises several types for a bad file
             raise InvalidInputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
     else:
+        check_text_encoding(path, compressed=fmt == "csv.gz")
         _read_csv(path, fmt, nrows=0)  # reports encoding and emptiness problems first
         import csv
         import gzip
@@ -164,6 +182,10 @@ def _probability_columns(
 ) -> tuple[list[str], list[str]]:
     """The probability columns in file order, and the class names they imply."""
     if score_col is not None:
+        if score_col == label_col:
+            raise UsageError(
+                f"--score-col names the label column {label_col!r}; name the column holding the positive-class score"
+            )
         if score_col not in columns:
             raise InvalidInputError(f"{shown}: no score column {score_col!r}; columns are {_preview(columns)}")
         return [score_col], []
@@ -173,6 +195,11 @@ def _probability_columns(
     for pattern in patterns:
         if any(ch in pattern for ch in "*?["):
             matched = [c for c in columns if fnmatch.fnmatchcase(c, pattern) and c != label_col and c not in selected]
+            if not matched and label_col in columns and fnmatch.fnmatchcase(label_col, pattern):
+                raise UsageError(
+                    f"--prob-cols {pattern!r} matches only the label column {label_col!r}; "
+                    "the probability columns cannot include the true labels"
+                )
             if not matched:
                 hint = "" if prob_cols else "; name them prob_<class>, or pass --prob-cols or --score-col"
                 raise InvalidInputError(
@@ -181,6 +208,11 @@ def _probability_columns(
             selected += matched
             names += [_wildcard_text(pattern, c) for c in matched]
         else:
+            if pattern == label_col:
+                raise UsageError(
+                    f"--prob-cols names the label column {label_col!r}; the probability columns cannot include "
+                    "the true labels (choose the label column with --label-col)"
+                )
             if pattern not in columns:
                 raise InvalidInputError(
                     f"{shown}: no probability column {pattern!r}; columns are {_preview(columns)}"
@@ -219,19 +251,7 @@ def _resolve_class_names(
 
 
 def _read_table(path: Path, fmt: str, label_col: str, probability_columns: list[str]) -> pd.DataFrame:
-    if fmt == "parquet":
-        import pandas as pd
-
-        try:
-            frame = pd.read_parquet(path, engine="pyarrow")
-        except Exception as exc:
-            raise InvalidInputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
-        for column in probability_columns:
-            if not (frame[column].dtype.kind in "fiub"):
-                raise InvalidInputError(
-                    f"{path}: column {column} has type {frame[column].dtype}; expected numbers (probabilities)"
-                )
-        return frame
+    """A CSV prediction file: probabilities as float64, the label column as text."""
     float_columns = {c: "float64" for c in probability_columns}
     try:
         return _read_csv(path, fmt, dtype={**float_columns, label_col: str}, na_columns=probability_columns)
@@ -263,6 +283,7 @@ def _read_csv(
                 na_values={c: MISSING_MARKERS for c in na_columns},
             )
     except UnicodeDecodeError:
+        check_text_encoding(path, compressed=compression is not None)
         where = first_invalid_utf8(path, compressed=compression is not None)
         if where is None:
             raise InvalidInputError(f"{path}: not valid UTF-8 text") from None
@@ -283,6 +304,13 @@ def _read_csv(
         raise InvalidInputError(f"{path}: cannot parse CSV: {message}") from None
     except (OSError, EOFError) as exc:  # e.g. a corrupt or truncated gzip stream
         raise InvalidInputError(f"{path}: cannot read the file ({_first_line(exc)})") from None
+
+
+def check_text_encoding(path: Path, *, compressed: bool = False, what: str = "CSV") -> None:
+    """Refuse, naming the encoding, a text file saved as UTF-16 (Excel's "Unicode text")."""
+    problem = utf16_problem(read_head(path, compressed=compressed))
+    if problem is not None:
+        raise InvalidInputError(f"{path}: not UTF-8: {problem}; save it as UTF-8 (calaudit reads UTF-8 {what})")
 
 
 def _field_count_problem(path: Path, compression: str | None) -> str:
@@ -317,15 +345,132 @@ def _raise_non_numeric(path: Path, fmt: str, probability_columns: list[str]) -> 
     raise InvalidInputError(f"{path}: a probability column holds text that is not a number")
 
 
-def _raise_missing_score(path: Path, fmt: str, column: str, row: int, location: Location, col: int) -> None:
-    """Say whether a missing probability was an empty cell or a text such as 'nan'."""
+def _raise_missing_score(
+    path: Path, fmt: str, column: str, row: int, location: Location, col: int, texts: np.ndarray | None = None
+) -> None:
+    """Say whether a missing probability was an empty cell or a text such as 'nan'.
+
+    ``texts`` holds the cells of a Parquet string column (``None`` for a null).
+    """
     where = location.cell(row, col)
-    if fmt == "parquet":
+    if fmt == "parquet" and (texts is None or texts[row] is None):
         raise InvalidInputError(f"{where}: the value is missing (null or NaN); expected a probability")
-    raw = _read_csv(path, fmt, dtype=str, na_columns=())[column].iloc[row]
+    raw = texts[row] if texts is not None else _read_csv(path, fmt, dtype=str, na_columns=())[column].iloc[row]
     if raw == "":
         raise InvalidInputError(f"{where}: empty cell; expected a probability")
     raise InvalidInputError(f"{where}: value {raw!r} is not a number; expected a probability")
+
+
+def _read_parquet_table(path: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise InvalidInputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+
+
+def _decoded(column):
+    """A Parquet column with any dictionary encoding undone (categorical columns)."""
+    import pyarrow as pa
+
+    if not pa.types.is_dictionary(column.type):
+        return column
+    return pa.chunked_array([chunk.dictionary_decode() for chunk in column.chunks], type=column.type.value_type)
+
+
+def parquet_labels(path: Path, table, label_col: str) -> np.ndarray:
+    """The label column of a Parquet table, for :func:`calaudit.labels.encode_labels`.
+
+    A column of any type gives the labels the same data saved as CSV by pandas gives:
+    each distinct value becomes the text ``to_csv`` writes for it
+    (:func:`calaudit.labels.csv_texts`), one object per row (``None`` when missing).
+    The column is dictionary-encoded by Arrow first, so only the distinct values are
+    converted. Integers, floats and booleans without nulls are returned as numpy
+    arrays, which ``encode_labels`` reads through the same text. Lists and structs
+    are refused naming the column and its type.
+    """
+    import pyarrow as pa
+
+    from ..labels import csv_texts, texts_per_row
+
+    column = table.column(label_col)
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if pa.types.is_nested(kind):
+        raise InvalidInputError(
+            f"{path}: column {label_col} has type {column.type}; expected one class name or index per row"
+        )
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        try:
+            column = _decoded(column).cast(pa.large_string())
+        except pa.ArrowInvalid:
+            raise InvalidInputError(
+                f"{path}: column {label_col} has type {column.type} and holds bytes that are not UTF-8 text; "
+                "expected class names or indices"
+            ) from None
+    if (pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_floating(kind)) and not (
+        pa.types.is_dictionary(column.type) or column.null_count
+    ):
+        # Numbers and booleans without nulls: encode_labels gives numpy values the same text.
+        return column.to_numpy()
+    array = column.combine_chunks() if column.num_chunks else pa.array([], type=column.type)
+    encoded = array if pa.types.is_dictionary(array.type) else array.dictionary_encode()
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
+    texts = csv_texts(encoded.dictionary.to_pandas())
+    return texts_per_row(codes, texts)
+
+
+def _parquet_scores(path: Path, table, columns: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Probability columns as one float64 matrix (NaN where missing).
+
+    Integer, float, boolean and decimal columns are cast to float64; a string column
+    is read like CSV text (pandas' missing-value markers are missing, any other text
+    that is not a number is an error naming its row). Returns the matrix and the raw
+    cells of the string columns, for the message about a missing value.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    by_column = np.empty((len(columns), table.num_rows), dtype=np.float64)  # each column contiguous
+    texts: dict[str, np.ndarray] = {}
+    for j, name in enumerate(columns):
+        column = _decoded(table.column(name))
+        kind = column.type
+        if (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+                or pa.types.is_decimal(kind) or pa.types.is_null(kind)):
+            by_column[j] = column.cast(pa.float64()).to_numpy()
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+            raw = column.to_numpy(zero_copy_only=False).astype(object)
+            blank = pd.isna(raw) | np.isin(raw, MISSING_MARKERS)
+            numbers = pd.to_numeric(pd.Series(np.where(blank, None, raw), dtype=object), errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+            bad = np.isnan(numbers) & ~blank
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise InvalidInputError(
+                    f"{Location(str(path), [name], True).cell(row, 0)}: value {raw[row]!r} is not a number; "
+                    "expected a probability"
+                )
+            by_column[j] = numbers
+            texts[name] = raw
+        else:
+            raise InvalidInputError(f"{path}: column {name} has type {kind}; expected numbers (probabilities)")
+    return by_column.T, texts
+
+
+def _read_parquet_predictions(
+    path: Path, label_col: str, probability_columns: list[str]
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict[str, np.ndarray]]:
+    """Labels (text per row), probabilities, the other columns, and raw text of string score columns."""
+    table = _read_parquet_table(path)
+    labels = parquet_labels(path, table, label_col)
+    scores, texts = _parquet_scores(path, table, probability_columns)
+    try:
+        extra = table.drop_columns([label_col, *probability_columns]).to_pandas()
+    except Exception as exc:
+        raise InvalidInputError(f"{path}: cannot read its other columns ({_first_line(exc)})") from None
+    return labels, scores, extra.reset_index(drop=True), texts
 
 
 class CsvLineIndex:
@@ -369,22 +514,26 @@ def _first_line(exc: BaseException) -> str:
 def load_feature_table(path: Path, label_col: str) -> tuple[pd.DataFrame, object]:
     """Read a feature table (the ``table`` data-directory layout).
 
-    The label column is read as text (a class may be called ``NA``); feature columns
+    The label column is read as text (a class may be called ``NA``; a typed Parquet
+    column as the text a CSV file would hold, :func:`parquet_labels`); feature columns
     keep the types pandas infers, with the usual missing-value markers. Returns the
     frame and a row-to-line mapper for error messages (``None`` for Parquet).
     """
     fmt = table_format(path)
     if fmt is None:
         raise InvalidInputError(f"{path}: unknown table type {path.suffix!r}; expected .csv, .csv.gz or .parquet")
+    require_file(path, "a .csv, .csv.gz or .parquet table")
     columns = _read_columns(path, fmt)
     _require_label_column(str(path), columns, label_col)
     if fmt == "parquet":
-        import pandas as pd
-
+        table = _read_parquet_table(path)
+        labels = parquet_labels(path, table, label_col)
         try:
-            frame = pd.read_parquet(path, engine="pyarrow")
+            frame = table.drop_columns([label_col]).to_pandas()
         except Exception as exc:
-            raise InvalidInputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+            raise InvalidInputError(f"{path}: cannot read its feature columns ({_first_line(exc)})") from None
+        frame = _plain_numbers(frame.reset_index(drop=True))
+        frame.insert(min(columns.index(label_col), frame.shape[1]), label_col, labels)
         line_of = None
     else:
         features = [c for c in columns if c != label_col]
@@ -393,6 +542,25 @@ def load_feature_table(path: Path, label_col: str) -> tuple[pd.DataFrame, object
     if len(frame) == 0:
         raise InvalidInputError(f"{path}: no data rows; expected a header and at least one row")
     return frame, line_of
+
+
+def _plain_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable integer, float and boolean columns as numpy columns, a null as NaN.
+
+    pandas restores the nullable types a Parquet file was written from (``Int64``,
+    ``boolean``); their ``<NA>`` cannot be fed to a model. The same data read from CSV
+    is a float column with NaN, and so it is here.
+    """
+    import pandas as pd
+
+    for name in frame.columns:
+        dtype = frame[name].dtype
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and hasattr(dtype, "numpy_dtype") and (
+            pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+        ):
+            target = np.float64 if frame[name].isna().any() else dtype.numpy_dtype
+            frame[name] = frame[name].to_numpy(dtype=target, na_value=np.nan)
+    return frame
 
 
 def read_text_columns(path: Path, columns: Sequence[str]) -> np.ndarray:
