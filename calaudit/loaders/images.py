@@ -1,16 +1,22 @@
 """Image folders (``data/<class_name>/*.png``) and their preprocessing.
 
 Preprocessing is what turns a picture into the tensor the model was trained on:
-resize, centre crop, scale, mean/std, channel layout and colour. It comes from
-options, else ``preprocess.json`` in the data directory, else the model's input shape
-where it is fixed (README, "Image preprocessing"). Images are decoded one batch at a
-time with Pillow, so memory stays bounded whatever the folder's size.
+resize, centre crop, scale, mean/std, channel layout and colour. Each setting comes
+from the options, else ``preprocess.json`` in the data directory, else the model's
+``preprocessing`` metadata entry, else the model's input shape where it is fixed,
+else the default (README, "Image preprocessing"). The resize and the centre crop
+follow torchvision's ``Resize(int)`` and ``CenterCrop`` unless ``resize_rounding`` is
+``pil``. Images are decoded one batch at a time with Pillow, and a batch is kept under
+:data:`MAX_BATCH_BYTES`, so memory stays bounded whatever the folder's size.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -22,8 +28,25 @@ from ..location import Location
 from .datadir import IMAGE_SUFFIXES, Dataset, FeatureBatch, read_class_names_file
 
 PREPROCESS_FILE = "preprocess.json"
+METADATA_KEY = "preprocessing"
+METADATA_SOURCE = f"model metadata '{METADATA_KEY}'"
 LAYOUTS = ("NCHW", "NHWC")
 COLORS = ("rgb", "bgr", "grayscale")
+ROUNDINGS = ("torchvision", "pil")
+#: Largest ``size``, ``crop`` or ``resize`` side, in pixels.
+MAX_SIDE = 8192
+#: Largest image the resize may make before the crop: MAX_SIDE by twice as many pixels
+#: (about 400 MB as 8-bit RGB), so a picture up to 1:2 can be resized to MAX_SIDE.
+MAX_RESIZED_PIXELS = 2 * MAX_SIDE * MAX_SIDE
+#: Largest batch of model input (rows x H x W x C x 4 bytes) when the batch is free.
+MAX_BATCH_BYTES = 1 << 30
+#: The command-line option of each setting, for messages about option values.
+OPTION_NAMES = {
+    "size": "--image-size", "resize": "--resize", "crop": "--crop", "scale": "--scale", "mean": "--mean",
+    "std": "--std", "layout": "--layout", "color": "--color", "resize_rounding": "--resize-rounding",
+}
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+_TO_EIGHT_BIT = np.float32(255.0 / 65535.0)
 
 
 @dataclass(frozen=True)
@@ -34,6 +57,8 @@ class ImagePreprocess:
     shorter side to that many pixels, then the centre is cropped to ``crop`` (or
     ``size``); ``scale`` multiplies pixel values (default 1/255 for float inputs, none
     for integer inputs); ``mean``/``std`` then normalise each channel.
+    ``resize_rounding`` is ``torchvision`` (default) or ``pil`` (see
+    :func:`resized_size` and :func:`centre_crop_box`).
     """
 
     size: tuple[int, int] | None = None
@@ -44,14 +69,22 @@ class ImagePreprocess:
     std: tuple[float, ...] | None = None
     layout: str | None = None
     color: str | None = None
+    resize_rounding: str | None = None
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any], *, where: str) -> ImagePreprocess:
-        """Validate a ``preprocess.json``-style mapping; unknown keys are errors."""
+    def from_mapping(
+        cls, values: dict[str, Any], *, where: str, error: type[Exception] = InvalidInputError,
+        names: dict[str, str] | None = None,
+    ) -> ImagePreprocess:
+        """Validate a ``preprocess.json``-style mapping; unknown keys are errors.
+
+        ``error`` is raised for a bad value, naming ``where`` and the key (or, with
+        ``names``, the option the key comes from).
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise InvalidInputError(
+            raise error(
                 f"{where}: unknown preprocessing key {unknown[0]!r}; expected {', '.join(sorted(known))}"
             )
         parsed: dict[str, Any] = {}
@@ -59,42 +92,117 @@ class ImagePreprocess:
             if value is None:
                 continue
             try:
-                parsed[key] = _PARSERS[key](value)
+                parsed[key] = parse_setting(key, value)
             except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"{where}: {key} = {value!r} is invalid: {exc}") from None
+                if names:
+                    raise error(f"{names[key]} {value!r} is invalid: {exc}") from None
+                raise error(f"{where}: {key} = {value!r} is invalid: {exc}") from None
         return cls(**parsed)
 
     def merged_over(self, base: ImagePreprocess) -> ImagePreprocess:
         """These settings where given, ``base`` elsewhere."""
         return replace(base, **{f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None})
 
+    def given(self) -> list[str]:
+        """The names of the settings this holds."""
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
 
 
-def _size(value: Any) -> tuple[int, int]:
-    if isinstance(value, str):
-        parts = value.lower().replace("x", ",").split(",")
-        value = [int(p) for p in parts if p.strip()]
+# ---------------------------------------------------------------------- setting values
+
+
+def parse_setting(key: str, value: Any) -> Any:
+    """One preprocessing value (an option's text or a ``preprocess.json`` value), checked.
+
+    Raises ``ValueError`` saying what was expected; ``KeyError`` for an unknown key.
+    """
+    return _PARSERS[key](value)
+
+
+def _whole_number(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected {what}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"expected {what}")
+        return int(value)
     if isinstance(value, int):
-        value = [value, value]
-    if len(value) == 1:
-        value = [value[0], value[0]]
-    height, width = (int(v) for v in value)
-    if height < 1 or width < 1:
-        raise ValueError("sizes must be positive")
-    return height, width
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"expected {what}") from None
 
 
-def _floats(value: Any) -> tuple[float, ...]:
+def _side(value: Any, what: str = "a whole number of pixels") -> int:
+    number = _whole_number(value, what)
+    if not 1 <= number <= MAX_SIDE:
+        raise ValueError(f"sides are from 1 to {MAX_SIDE} pixels (calaudit's largest image side); got {number}")
+    return number
+
+
+def _size(value: Any) -> tuple[int, int]:
+    shape = "HxW (such as 224x224) or one number for a square, in whole pixels"
     if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    if isinstance(value, (int, float)):
+        value = [part.strip() for part in value.lower().replace("x", ",").split(",")]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value]
-    return tuple(float(v) for v in value)
+    if not isinstance(value, (list, tuple)) or len(value) not in (1, 2) or not all(str(v) for v in value):
+        raise ValueError(f"expected {shape}")
+    sides = [_side(v, shape) for v in value]
+    return (sides[0], sides[-1])
 
 
-def _choice(options: Sequence[str], lower: bool) -> Any:
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    if isinstance(value, str):
+        text = value.strip()
+        if "/" in text:
+            numerator, _, denominator = text.partition("/")
+            return float(numerator) / float(denominator)
+        return float(text)
+    return float(value)
+
+
+def _scale(value: Any) -> float:
+    expected = "expected a positive number or a fraction such as 1/255"
+    try:
+        number = _number(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise ValueError(expected) from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(expected)
+    return number
+
+
+def _channel_values(name: str) -> Callable[[Any], tuple[float, ...]]:
+    positive = name == "std"
+    what = "positive numbers" if positive else "numbers"
+    expected = f"expected one value or three (R,G,B) comma-separated {what}"
+
+    def parse(value: Any) -> tuple[float, ...]:
+        if isinstance(value, str):
+            value = value.split(",")
+        elif isinstance(value, (int, float)):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or len(value) not in (1, 3):
+            raise ValueError(expected)
+        try:
+            numbers = tuple(_number(v) for v in value)
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise ValueError(expected) from None
+        if not all(math.isfinite(v) for v in numbers) or (positive and not all(v > 0 for v in numbers)):
+            raise ValueError(expected + (" (std divides the pixels)" if positive else ""))
+        return numbers
+
+    return parse
+
+
+def _choice(options: Sequence[str], lower: bool) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = str(value).lower() if lower else str(value).upper()
         if text not in options:
@@ -104,23 +212,86 @@ def _choice(options: Sequence[str], lower: bool) -> Any:
     return parse
 
 
-def _positive_int(value: Any) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError("must be a positive integer")
-    return number
-
-
-_PARSERS = {
+_PARSERS: dict[str, Callable[[Any], Any]] = {
     "size": _size,
-    "resize": _positive_int,
+    "resize": _side,
     "crop": _size,
-    "scale": float,
-    "mean": _floats,
-    "std": _floats,
+    "scale": _scale,
+    "mean": _channel_values("mean"),
+    "std": _channel_values("std"),
     "layout": _choice(LAYOUTS, lower=False),
     "color": _choice(COLORS, lower=True),
+    "resize_rounding": _choice(ROUNDINGS, lower=True),
 }
+
+
+# ---------------------------------------------------------------------- geometry
+
+
+def resized_size(width: int, height: int, resize: int, rounding: str) -> tuple[int, int]:
+    """``(width, height)`` once the shorter side is ``resize`` pixels.
+
+    ``torchvision`` (``Resize(int)``): the longer side is ``int(resize * long / short)``,
+    truncated. ``pil``: both sides are multiplied by ``resize / short`` and rounded.
+    """
+    if rounding == "pil":
+        factor = resize / min(width, height)
+        return max(1, round(width * factor)), max(1, round(height * factor))
+    short, long = (width, height) if width <= height else (height, width)
+    new_long = int(resize * long / short)
+    return (resize, new_long) if width <= height else (new_long, resize)
+
+
+def centre_crop_box(width: int, height: int, crop: tuple[int, int], rounding: str) -> tuple[int, int, int, int]:
+    """The ``(left, top, right, bottom)`` box of a centre crop of ``crop`` (height, width).
+
+    ``torchvision`` (``CenterCrop``): ``top = int(round((height - crop_h) / 2))`` (and so
+    ``left``); a crop larger than the image pads it with zeros, ``(crop - side) // 2``
+    before. ``pil``: offsets ``(side - crop) // 2`` and a crop larger than the image is
+    clipped to it (the clipped picture is then stretched to the input size).
+    """
+    crop_height, crop_width = crop
+    if rounding == "pil":
+        left, top = max(0, (width - crop_width) // 2), max(0, (height - crop_height) // 2)
+        return left, top, left + min(crop_width, width), top + min(crop_height, height)
+
+    def offset(side: int, wanted: int) -> int:
+        return -((wanted - side) // 2) if wanted > side else int(round((side - wanted) / 2.0))
+
+    left, top = offset(width, crop_width), offset(height, crop_height)
+    return left, top, left + crop_width, top + crop_height
+
+
+def working_image(image: Any, *, grayscale: bool, where: str) -> Any:
+    """The image as 8-bit ``L``/``RGB``, or as ``F`` holding a 16-bit image on the 0..255 scale.
+
+    16-bit images (``I;16*``, and ``I`` with values in 0..65535) keep their precision:
+    ``v`` becomes ``v * 255 / 65535`` in float, so the default scale of 1/255 gives
+    [0, 1] as for 8-bit images. Alpha is dropped, as torchvision's ``pil_loader``
+    (``convert("RGB")``) does. A float image (``F``) has no defined range: refused.
+    """
+    from PIL import Image
+
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_MODES or mode == "I":
+        values = np.asarray(image)
+        if mode == "I" and values.size:
+            low, high = int(values.min()), int(values.max())
+            if low < 0 or high > 65535:
+                raise InvalidInputError(
+                    f"{where}: a 32-bit integer image (mode I) with values from {low} to {high}; calaudit reads "
+                    "mode I as 16-bit (0 to 65535): save it as an 8- or 16-bit image"
+                )
+        return Image.fromarray(np.multiply(values, _TO_EIGHT_BIT, dtype=np.float32))
+    if mode == "F":
+        raise InvalidInputError(
+            f"{where}: a floating-point image (mode F) has no defined pixel range; save it as an 8- or 16-bit image"
+        )
+    if mode == "P" and "transparency" in image.info:
+        # Straight to RGB, Pillow warns about a palette's byte transparency; via RGBA the
+        # colours are the same and the alpha is dropped next.
+        image = image.convert("RGBA")
+    return image.convert("L" if grayscale else "RGB")
 
 
 @dataclass(frozen=True)
@@ -136,6 +307,8 @@ class ResolvedPreprocess:
     layout: str  # NCHW, NHWC, HW (rank-3 input) or FLAT (rank-2 input)
     color: str
     dtype: Any
+    resize_rounding: str = "torchvision"
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where it came from
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,27 +316,46 @@ class ResolvedPreprocess:
             "scale": self.scale,
             "mean": self.mean.tolist() if self.mean is not None else None,
             "std": self.std.tolist() if self.std is not None else None,
-            "layout": self.layout, "color": self.color,
+            "layout": self.layout, "color": self.color, "resize_rounding": self.resize_rounding,
         }
 
-    def tensor(self, image: Any) -> np.ndarray:
-        """One decoded PIL image -> the model's per-row array."""
+    @property
+    def channels(self) -> int:
+        return 1 if self.color == "grayscale" else 3
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """The shape of one row of model input."""
+        height, width = self.size
+        return {
+            "NCHW": (self.channels, height, width), "NHWC": (height, width, self.channels),
+            "HW": (height, width), "FLAT": (height * width * self.channels,),
+        }[self.layout]
+
+    def resized(self, width: int, height: int) -> tuple[int, int] | None:
+        """``(width, height)`` of an image of that size after ``resize`` (``None``: no resize)."""
+        if self.resize is None:
+            return None
+        return resized_size(width, height, self.resize, self.resize_rounding)
+
+    def tensor(self, image: Any, *, where: str = "image") -> np.ndarray:
+        """One decoded PIL image -> the model's per-row array (float32)."""
         from PIL import Image
 
-        image = image.convert("L" if self.color == "grayscale" else "RGB")
+        image = working_image(image, grayscale=self.color == "grayscale", where=where)
         height, width = self.size
         if self.resize is not None:
-            w, h = image.size
-            factor = self.resize / min(w, h)
-            image = image.resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.Resampling.BILINEAR)
+            image = image.resize(self.resized(*image.size), Image.Resampling.BILINEAR)
         crop = self.crop or ((height, width) if self.resize is not None else None)
         if crop is not None:
-            image = _centre_crop(image, crop)
+            image = image.crop(centre_crop_box(*image.size, crop, self.resize_rounding))
         if image.size != (width, height):
             image = image.resize((width, height), Image.Resampling.BILINEAR)
         pixels = np.asarray(image, dtype=np.float32)
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
+        if self.channels == 3 and pixels.shape[2] == 1:  # a 16-bit grey image for a colour model
+            pixels = np.repeat(pixels, 3, axis=2)
         if self.color == "bgr":
             pixels = pixels[:, :, ::-1]
         if self.scale != 1.0:
@@ -181,17 +373,49 @@ class ResolvedPreprocess:
         return pixels
 
 
-def _centre_crop(image: Any, size: tuple[int, int]) -> Any:
-    height, width = size
-    w, h = image.size
-    left = max(0, (w - width) // 2)
-    top = max(0, (h - height) // 2)
-    return image.crop((left, top, left + min(width, w), top + min(height, h)))
+def preprocess_summary(preprocess: dict[str, Any]) -> str:
+    """One sentence saying what :meth:`ResolvedPreprocess.to_dict` describes."""
+    height, width = preprocess["size"]
+    steps = []
+    if preprocess.get("resize"):
+        steps.append(f"shorter side to {preprocess['resize']} ({preprocess.get('resize_rounding')} rounding)")
+    crop = preprocess.get("crop") or ([height, width] if preprocess.get("resize") else None)
+    if crop:
+        steps.append(f"centre crop {crop[0]}x{crop[1]}")
+        if list(crop) != [height, width]:
+            steps.append(f"then resized to {height}x{width}")
+    else:
+        steps.append(f"each image resized to {height}x{width} (no resize or crop given)")
+    scale = preprocess["scale"]
+    scale_text = "1/255" if math.isclose(scale, 1 / 255, rel_tol=1e-9) else f"{scale:g}"
+    values = [f"pixels x {scale_text}"]
+    for name, verb in (("mean", "minus"), ("std", "divided by")):
+        if preprocess.get(name) is not None:
+            values.append(f"{verb} {name} {','.join(f'{v:g}' for v in preprocess[name])}")
+    return (
+        f"Image preprocessing: {height}x{width} input ({preprocess['layout']}, {preprocess['color']}); "
+        f"{', '.join(steps)}; {', '.join(values)}."
+    )
 
 
-def resolve_preprocess(settings: ImagePreprocess, spec: Any, *, where: str) -> ResolvedPreprocess:
-    """Fill what ``settings`` leaves open from the model input ``spec``."""
+def resolve_preprocess(
+    settings: ImagePreprocess, spec: Any, *, where: str, sources: dict[str, str] | None = None,
+    metadata_where: str | None = None,
+) -> ResolvedPreprocess:
+    """Fill what ``settings`` leaves open from the model input ``spec``.
+
+    ``sources`` says where each given setting came from; a setting from the model's
+    metadata (``metadata_where`` names it) that contradicts the model's input is the
+    model's fault (exit 3), one from the options or ``preprocess.json`` a usage error.
+    """
     from ..onnx_model import INPUT_DTYPES
+
+    sources = dict(sources or {})
+
+    def conflict(key: str, message: str) -> Exception:
+        if sources.get(key) == METADATA_SOURCE:
+            return InvalidInputError(f"{metadata_where or where}: {message}")
+        return UsageError(f"{where}: {message}")
 
     shape = spec.shape
     dims = [d if isinstance(d, int) and d > 0 else None for d in shape]
@@ -211,21 +435,35 @@ def resolve_preprocess(settings: ImagePreprocess, spec: Any, *, where: str) -> R
                 raise UsageError(
                     f"{where}: cannot tell the channel layout of input {spec.describe()}; pass --layout NCHW or NHWC"
                 )
+            sources["layout"] = "model input"
         channels = dims[1] if layout == "NCHW" else dims[3]
         hw = (dims[2], dims[3]) if layout == "NCHW" else (dims[1], dims[2])
         size = (hw[0], hw[1]) if None not in hw else None
     elif len(dims) == 3:
         layout, channels = "HW", 1
+        sources["layout"] = "model input"
         size = (dims[1], dims[2]) if None not in dims[1:] else None
     elif len(dims) == 2:
         layout = "FLAT"
+        sources["layout"] = "model input"
     else:
         raise InvalidInputError(f"{where}: input {spec.describe()} does not look like an image batch")
     color = settings.color or ("grayscale" if channels == 1 else "rgb")
+    if settings.color is None:
+        sources["color"] = "model input" if channels is not None else "default"
     if channels is not None and (1 if color == "grayscale" else 3) != channels:
-        raise UsageError(f"{where}: input {spec.describe()} takes {channels} channel(s) but color is {color}")
+        raise conflict("color", f"input {spec.describe()} takes {channels} channel(s) but color is {color}")
     if size is not None and settings.size is not None and settings.size != size:
-        raise UsageError(f"{where}: input {spec.describe()} takes {size[0]}x{size[1]} images, not {settings.size[0]}x{settings.size[1]}")
+        raise conflict(
+            "size", f"input {spec.describe()} takes {size[0]}x{size[1]} images, not {settings.size[0]}x{settings.size[1]}"
+        )
+    if size is not None and max(size) > MAX_SIDE:
+        raise InvalidInputError(
+            f"{where}: input {spec.describe()} takes {size[0]}x{size[1]} images; calaudit feeds at most "
+            f"{MAX_SIDE} pixels a side"
+        )
+    if settings.size is None:
+        sources["size"] = "model input" if size is not None else sources.get("crop", "crop")
     size = size or settings.size or settings.crop
     if size is None:
         raise UsageError(f"{where}: input {spec.describe()} has no fixed image size; pass --image-size HxW")
@@ -245,17 +483,37 @@ def resolve_preprocess(settings: ImagePreprocess, spec: Any, *, where: str) -> R
         if values is None:
             return None
         if len(values) not in (1, n_channels):
-            raise UsageError(f"{where}: {name} has {len(values)} values for {n_channels} channel(s)")
+            raise conflict(name, f"{name} has {len(values)} values for {n_channels} channel(s)")
         array = np.asarray(values, dtype=np.float32)
         if name == "std" and np.any(array == 0):
-            raise UsageError(f"{where}: std must not be 0")
+            raise conflict(name, "std must not be 0")
         return array
 
+    for key in ("resize", "crop", "scale", "mean", "std", "resize_rounding"):
+        sources.setdefault(key, "default")
     return ResolvedPreprocess(
         size=size, resize=settings.resize, crop=settings.crop, scale=scale,
         mean=per_channel(settings.mean, "mean"), std=per_channel(settings.std, "std"),
-        layout=layout, color=color, dtype=dtype,
+        layout=layout, color=color, dtype=dtype, resize_rounding=settings.resize_rounding or "torchvision",
+        sources={f.name: sources[f.name] for f in fields(ImagePreprocess)},
     )
+
+
+@contextmanager
+def _pillow_pixel_limit(limit: int | None) -> Iterator[None]:
+    """Pillow's decompression-bomb limit set to ``limit`` for one ``Image.open``, then restored."""
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+class _Undecodable(Exception):
+    """An image that cannot be used; ``--skip-bad-images`` skips it."""
 
 
 @dataclass
@@ -266,9 +524,18 @@ class ImageFolderDataset(Dataset):
     settings: ImagePreprocess = field(default_factory=ImagePreprocess)
     skip_bad_images: bool = False
     resolved: ResolvedPreprocess | None = None
+    setting_sources: dict[str, str] = field(default_factory=dict)  # given setting -> its source
+    metadata_where: str | None = None  # the model's preprocessing metadata, for messages
+    allow_large_images: bool = False
+    warn: Callable[[str], None] | None = None  # told each warning once, as it arises
+    warnings: list[str] = field(default_factory=list)
+    batch_rows: int | None = None  # rows per batch actually used
+    image_sizes: Counter = field(default_factory=Counter)  # (height, width) -> images
+    images_resized: int = 0  # images of another size than the input, without resize or crop
+    images_stretched: int = 0  # ... of which the aspect ratio differs from the input's
 
     def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
 
         if len(inputs) != 1:
             raise InvalidInputError(
@@ -276,43 +543,151 @@ class ImageFolderDataset(Dataset):
                 f"{', '.join(s.describe() for s in inputs)}"
             )
         spec = inputs[0]
-        self.resolved = resolve_preprocess(self.settings, spec, where=str(self.path))
+        self.resolved = resolve_preprocess(self.settings, spec, where=str(self.path), sources=self.setting_sources,
+                                           metadata_where=self.metadata_where)
         resolved = self.resolved
-        for start in range(0, self.n_rows, batch_size):
-            rows, tensors = [], []
-            for index in range(start, min(start + batch_size, self.n_rows)):  # decoding is per file
+        row_shape = resolved.row_shape
+        row_bytes = int(np.prod(row_shape)) * max(4, np.dtype(resolved.dtype).itemsize)
+        rows_per_batch = batch_size
+        if spec.fixed_batch is None:  # a fixed batch is what the model takes, whatever its size
+            rows_per_batch = max(1, min(batch_size, MAX_BATCH_BYTES // row_bytes))
+        self.batch_rows = rows_per_batch
+        pixel_limit = None if self.allow_large_images else Image.MAX_IMAGE_PIXELS
+        self.image_sizes, self.images_resized, self.images_stretched = Counter(), 0, 0
+        for start in range(0, self.n_rows, rows_per_batch):
+            stop = min(start + rows_per_batch, self.n_rows)
+            block = np.empty((stop - start, *row_shape), dtype=np.float32)
+            rows: list[int] = []
+            for index in range(start, stop):  # decoding is per file
                 file = self.image_files[index]
                 try:
-                    with Image.open(file) as image:
-                        image.load()
-                        tensors.append(resolved.tensor(image))
-                except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+                    block[len(rows)] = self._read(file, resolved, pixel_limit)
+                except _Undecodable as exc:
                     if not self.skip_bad_images:
-                        raise InvalidInputError(
-                            f"{file}: cannot decode the image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-                            "fix or remove it, or pass --skip-bad-images"
-                        ) from None
+                        raise InvalidInputError(f"{exc}; fix or remove it, or pass --skip-bad-images") from None
                     self.skipped.append(str(file.relative_to(self.path)))
                     continue
                 rows.append(index)
             if not rows:
                 continue
-            batch = np.stack(tensors).astype(resolved.dtype, copy=False)
-            yield FeatureBatch({spec.name: batch}, np.asarray(rows, dtype=np.intp))
+            yield FeatureBatch({spec.name: _cast(block[:len(rows)], resolved.dtype)}, np.asarray(rows, dtype=np.intp))
+        if self.images_stretched:
+            self._warn(self._stretch_warning())
+
+    def _read(self, file: Path, resolved: ResolvedPreprocess, pixel_limit: int | None) -> np.ndarray:
+        """One file -> its row of model input; ``_Undecodable`` when it cannot be used."""
+        from PIL import Image, UnidentifiedImageError
+
+        with _pillow_pixel_limit(None):  # the limit is checked below, with a message of ours
+            try:
+                image = Image.open(file)
+            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+                raise _Undecodable(f"{file}: cannot decode the image ({_first_line(exc)})") from None
+            with image:
+                return self._convert(file, image, resolved, pixel_limit)
+
+    def _convert(self, file: Path, image: Any, resolved: ResolvedPreprocess, pixel_limit: int | None) -> np.ndarray:
+        """An opened (not yet decoded) image -> its row, after the size checks."""
+        from PIL import Image
+
+        width, height = image.size
+        pixels = width * height
+        if pixel_limit is not None and pixels > pixel_limit:
+            raise _Undecodable(
+                f"{file}: {pixels:,} pixels ({width} wide, {height} high), more than the {pixel_limit:,} Pillow "
+                "decodes by default (its guard against decompression bombs); pass --allow-large-images if the "
+                "image is genuine"
+            )
+        resized = resolved.resized(width, height)
+        if resized is not None and resized[0] * resized[1] > MAX_RESIZED_PIXELS:
+            source = resolved.sources.get("resize", "options")
+            setting = f"--resize {resolved.resize}" if source == "options" else f"resize {resolved.resize} ({source})"
+            raise InvalidInputError(
+                f"{file}: {setting} turns its {width}x{height} pixels (width x height) into "
+                f"{resized[0]}x{resized[1]} = {resized[0] * resized[1]:,}, more than the {MAX_RESIZED_PIXELS:,} "
+                "calaudit allows; use a smaller resize or crop the image first"
+            )
+        try:
+            image.load()
+            row = resolved.tensor(image, where=str(file))
+        except InvalidInputError as exc:  # a pixel format calaudit cannot read
+            raise _Undecodable(str(exc)) from None
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise _Undecodable(f"{file}: cannot decode the image ({_first_line(exc)})") from None
+        self._count_size(width, height, resolved)
+        return row
+
+    def _count_size(self, width: int, height: int, resolved: ResolvedPreprocess) -> None:
+        self.image_sizes[(height, width)] += 1
+        target_height, target_width = resolved.size
+        if resolved.resize is None and resolved.crop is None and (height, width) != (target_height, target_width):
+            self.images_resized += 1
+            if width * target_height != height * target_width:
+                self.images_stretched += 1
+
+    def _sizes_seen(self) -> dict[str, int]:
+        return {f"{h}x{w}": n for (h, w), n in self.image_sizes.most_common(5)}
+
+    def _stretch_warning(self) -> str:
+        height, width = self.resolved.size
+        total = sum(self.image_sizes.values())
+        return (
+            f"{self.path}: {self.images_stretched} of {total} images have another aspect ratio than the model's "
+            f"{height}x{width} input and were stretched to it (sizes seen: {', '.join(self._sizes_seen())}); "
+            "pass --resize N (and --crop HxW) to keep their proportions, as torchvision's Resize and CenterCrop do"
+        )
+
+    def _warn(self, message: str) -> None:
+        if message in self.warnings:
+            return
+        self.warnings.append(message)
+        if self.warn is not None:
+            self.warn(message)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info["preprocess"] = self.resolved.to_dict() if self.resolved else self.settings.to_dict()
+        if self.resolved:
+            info["preprocess"] = self.resolved.to_dict()
+            info["preprocess_sources"] = dict(self.resolved.sources)
+            info["preprocess_summary"] = preprocess_summary(info["preprocess"])
+        else:
+            info["preprocess"] = self.settings.to_dict()
+            info["preprocess_sources"] = dict(self.setting_sources)
         info["images_skipped"] = len(self.skipped)
         if self.skipped:
             info["skipped_files"] = self.skipped[:20]
+        if self.batch_rows is not None:
+            info["batch_rows"] = self.batch_rows
+        if self.image_sizes:
+            info["image_sizes_seen"] = self._sizes_seen()
+            info["images_resized_to_input"] = self.images_resized
+            info["images_stretched"] = self.images_stretched
+        if self.warnings:
+            info["warnings"] = list(self.warnings)
         return info
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _cast(block: np.ndarray, dtype: Any) -> np.ndarray:
+    """Float pixels -> the input's type; integer inputs get rounded, clipped values."""
+    if np.issubdtype(dtype, np.integer):
+        limits = np.iinfo(dtype)
+        block = np.clip(np.rint(block), limits.min, limits.max)
+    return block.astype(dtype, copy=False)
+
+
 def load_image_folder(
-    path: Path, *, preprocess: dict[str, Any] | None = None, skip_bad_images: bool = False
+    path: Path, *, preprocess: dict[str, Any] | None = None, skip_bad_images: bool = False,
+    allow_large_images: bool = False, model: Any = None, warn: Callable[[str], None] | None = None,
 ) -> ImageFolderDataset:
-    """List ``path/<class>/<image>`` files (sorted) and read the preprocessing settings."""
+    """List ``path/<class>/<image>`` files (sorted) and read the preprocessing settings.
+
+    Settings: ``preprocess`` (the options) > ``preprocess.json`` > ``model``'s
+    ``preprocessing`` metadata entry > the model's input shape > defaults.
+    """
     from ..fileinfo import Digests
 
     folders = sorted(child for child in path.iterdir() if child.is_dir() and not child.name.startswith("."))
@@ -328,7 +703,10 @@ def load_image_folder(
         raise InvalidInputError(
             f"{path}: no images found; expected class folders holding {', '.join(IMAGE_SUFFIXES)} files"
         )
-    file_settings = ImagePreprocess()
+    layers: list[tuple[str, ImagePreprocess]] = [
+        ("options", ImagePreprocess.from_mapping(preprocess or {}, where="options", error=UsageError,
+                                                 names=OPTION_NAMES)),
+    ]
     hashes = Digests()
     config = path / PREPROCESS_FILE
     if config.is_file():
@@ -338,17 +716,25 @@ def load_image_folder(
             raise InvalidInputError(f"{config}: not valid JSON ({exc})") from None
         if not isinstance(values, dict):
             raise InvalidInputError(f"{config}: expected a JSON object of preprocessing settings")
-        file_settings = ImagePreprocess.from_mapping(values, where=str(config))
+        layers.append((PREPROCESS_FILE, ImagePreprocess.from_mapping(values, where=str(config))))
         hashes.add(PREPROCESS_FILE, config)
-    option_settings = ImagePreprocess.from_mapping(preprocess or {}, where="options")
+    metadata = model.metadata_preprocessing() if model is not None else None
+    metadata_where = f"{model.path}: metadata '{METADATA_KEY}'" if model is not None else None
+    if metadata is not None:
+        layers.append((METADATA_SOURCE, ImagePreprocess.from_mapping(metadata, where=metadata_where)))
+    settings, sources = ImagePreprocess(), {}
+    for source, layer in reversed(layers):
+        settings = layer.merged_over(settings)
+        sources.update({key: source for key in layer.given()})
     class_names = read_class_names_file(path / "classes.txt")
-    source = "classes.txt" if class_names else "image folder names (sorted)"
+    names_source = "classes.txt" if class_names else "image folder names (sorted)"
     if class_names:
         hashes.add("classes.txt", path / "classes.txt")
     return ImageFolderDataset(
         path, "images", np.asarray(labels, dtype=object), Location(str(path), None, True),
         # Every class folder is a class, empty or not (torchvision's ImageFolder rule).
         class_names or tuple(folder.name for folder in folders),
-        source, np.asarray([str(f.relative_to(path)) for f in files], dtype=object), "path", hashes,
-        image_files=files, settings=option_settings.merged_over(file_settings), skip_bad_images=skip_bad_images,
+        names_source, np.asarray([str(f.relative_to(path)) for f in files], dtype=object), "path", hashes,
+        image_files=files, settings=settings, skip_bad_images=skip_bad_images, setting_sources=sources,
+        allow_large_images=allow_large_images, warn=warn, metadata_where=metadata_where,
     )

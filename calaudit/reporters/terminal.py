@@ -36,6 +36,7 @@ def render(result: AuditResult) -> str:
     lines = [
         _input_line(result),
         _classes_line(result),
+        *[text for text in [(result.source.get("data") or {}).get("preprocess_summary")] if text],
         "",
         f"On average the model said it was {_percent(mean_confidence)} sure and it was right "
         f"{_percent(accuracy)} of the time.",
