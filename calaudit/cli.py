@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from . import cli_types
 from ._version import __version__
 from .errors import CalauditError, ExitCode
 from .location import printable
@@ -98,25 +99,37 @@ def _split_list(ctx: click.Context, param: click.Parameter, values: tuple[str, .
 
 def model_input_options(command: Any) -> Any:
     """Options of commands that run an ONNX model over a data directory (run, fix)."""
+
     options = [
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="ONNX models: execution provider (auto = CUDA when usable, else CPU)."),
         click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
                      help="ONNX models: rows per inference call (a model with a fixed batch size uses its own)."),
-        click.option("--output", "output_name", metavar="NAME", help="ONNX models: the output holding the class scores."),
+        click.option("--output", "output_name", type=cli_types.NAME, metavar="NAME", help="ONNX models: the output holding the class scores."),
         click.option("--data-format", type=click.Choice(["auto", "arrays", "table", "images"]), default="auto",
                      show_default=True, help="ONNX models: layout of DATA."),
-        click.option("--feature-cols", multiple=True, callback=_split_list, metavar="COLS",
+        click.option("--feature-cols", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="COLS",
                      help="ONNX models on a table: feature columns (names or globs; default: all but the label)."),
-        click.option("--image-size", metavar="HxW", help="Images: size the model takes (default: from the model input)."),
-        click.option("--resize", type=click.IntRange(min=1), help="Images: resize the shorter side to this first."),
-        click.option("--crop", metavar="HxW", help="Images: centre crop after --resize."),
-        click.option("--scale", type=float, help="Images: multiply pixels by this (default 1/255 for float inputs)."),
-        click.option("--mean", metavar="M[,M,M]", help="Images: per-channel mean to subtract after scaling."),
-        click.option("--std", metavar="S[,S,S]", help="Images: per-channel standard deviation to divide by."),
+        click.option("--image-size", type=cli_types.ImageSetting("size"), metavar="HxW",
+                     help="Images: size the model takes (default: from the model input)."),
+        click.option("--resize", type=cli_types.ImageSetting("resize"), metavar="N",
+                     help="Images: resize the shorter side to this first."),
+        click.option("--resize-rounding", type=click.Choice(["torchvision", "pil"], case_sensitive=False),
+                     help="Images: how the resize rounds the longer side and the crop its offsets: as "
+                          "torchvision's Resize and CenterCrop (default), or to the nearest pixel (pil)."),
+        click.option("--crop", type=cli_types.ImageSetting("crop"), metavar="HxW", help="Images: centre crop after --resize."),
+        click.option("--scale", type=cli_types.ImageSetting("scale"), metavar="F",
+                     help="Images: multiply pixels by this, a number or a fraction such as 1/255 "
+                          "(default 1/255 for float inputs)."),
+        click.option("--mean", type=cli_types.ImageSetting("mean"), metavar="M[,M,M]",
+                     help="Images: per-channel mean to subtract after scaling."),
+        click.option("--std", type=cli_types.ImageSetting("std"), metavar="S[,S,S]",
+                     help="Images: per-channel standard deviation to divide by."),
         click.option("--layout", type=click.Choice(["NCHW", "NHWC"], case_sensitive=False), help="Images: channel layout."),
         click.option("--color", type=click.Choice(["rgb", "bgr", "grayscale"], case_sensitive=False), help="Images: colour mode."),
         click.option("--skip-bad-images", is_flag=True, help="Images: skip undecodable files (counted) instead of failing."),
+        click.option("--allow-large-images", is_flag=True,
+                     help="Images: decode images above Pillow's decompression-bomb limit (this run only)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -129,17 +142,6 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     return load_config_callback(ctx, param, value)
 
 
-class _ConditionsType(click.types.StringParamType):
-    """Conditions may contain spaces ('ece > 0.05'): the environment variable separates
-    several with ';' instead of click's default whitespace."""
-
-    def split_envvar_value(self, rv: str) -> list[str]:
-        return [part.strip() for part in rv.split(";") if part.strip()]
-
-
-_CONDITIONS = _ConditionsType()
-
-
 def gate_options(command: Any) -> Any:
     """Options shared by ``run`` and ``check``: thresholds, regression gate, CI outputs.
 
@@ -148,40 +150,40 @@ def gate_options(command: Any) -> Any:
     config file > default).
     """
     options = [
-        click.option("--config", type=click.Path(path_type=Path, dir_okay=False), is_eager=True,
+        click.option("--config", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False), is_eager=True,
                      expose_value=False, callback=_load_config,
                      help="Settings file (default: the nearest calaudit.toml or pyproject.toml [tool.calaudit])."),
-        click.option("--max-ece", type=float, envvar="CALAUDIT_MAX_ECE", show_envvar=True,
+        click.option("--max-ece", type=cli_types.FiniteFloat(), envvar="CALAUDIT_MAX_ECE", show_envvar=True,
                      help="Fail (exit 1) when ECE exceeds this."),
-        click.option("--max-mce", type=float, envvar="CALAUDIT_MAX_MCE", show_envvar=True,
+        click.option("--max-mce", type=cli_types.FiniteFloat(), envvar="CALAUDIT_MAX_MCE", show_envvar=True,
                      help="Fail when MCE exceeds this."),
-        click.option("--max-brier", type=float, envvar="CALAUDIT_MAX_BRIER", show_envvar=True,
+        click.option("--max-brier", type=cli_types.FiniteFloat(), envvar="CALAUDIT_MAX_BRIER", show_envvar=True,
                      help="Fail when the Brier score exceeds this."),
-        click.option("--max-nll", type=float, envvar="CALAUDIT_MAX_NLL", show_envvar=True,
+        click.option("--max-nll", type=cli_types.FiniteFloat(), envvar="CALAUDIT_MAX_NLL", show_envvar=True,
                      help="Fail when the negative log-likelihood exceeds this."),
-        click.option("--min-accuracy", type=float, envvar="CALAUDIT_MIN_ACCURACY", show_envvar=True,
+        click.option("--min-accuracy", type=cli_types.FiniteFloat(), envvar="CALAUDIT_MIN_ACCURACY", show_envvar=True,
                      help="Fail when accuracy is below this."),
         click.option("--fail-if", multiple=True, metavar="'METRIC>VALUE'", envvar="CALAUDIT_FAIL_IF",
-                     type=_CONDITIONS, show_envvar=True,
+                     type=cli_types.CONDITION, show_envvar=True,
                      help="Fail when the condition holds (>, >=, <, <=). Repeatable; separate several in the "
                           "environment variable with ';'."),
-        click.option("--baseline-result", type=click.Path(path_type=Path, dir_okay=False),
+        click.option("--baseline-result", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
                      envvar="CALAUDIT_BASELINE_RESULT", show_envvar=True,
                      help="JSON result of the previous release, for --max-increase / --max-decrease."),
-        click.option("--max-increase", multiple=True, metavar="METRIC=ALLOWANCE",
+        click.option("--max-increase", multiple=True, metavar="METRIC=ALLOWANCE", type=cli_types.MAX_INCREASE,
                      help="Fail when a lower-is-better metric rose by more than ALLOWANCE against the baseline."),
-        click.option("--max-decrease", multiple=True, metavar="METRIC=ALLOWANCE",
+        click.option("--max-decrease", multiple=True, metavar="METRIC=ALLOWANCE", type=cli_types.MAX_DECREASE,
                      help="Fail when accuracy fell by more than ALLOWANCE against the baseline."),
-        click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False),
+        click.option("--junit", "junit_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
                      help="Write the checks as JUnit XML (one test case per check)."),
-        click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False),
+        click.option("--markdown", "markdown_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
                      help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)."),
         click.option("--gate-on", type=click.Choice(["point", "lower", "upper"]), default="point",
                      show_default=True, envvar="CALAUDIT_GATE_ON", show_envvar=True,
                      help="Judge thresholds on the measured value, or on the bootstrap interval: 'lower' fails "
                           "only when the whole interval breaches (the breach is real), 'upper' passes only when "
                           "the whole interval is within."),
-        click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
+        click.option("--report", "report_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
                      help="Write the stakeholder report: one self-contained HTML file (report.html in --out-dir)."),
     ]
     for option in reversed(options):
@@ -216,45 +218,47 @@ def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
 
 
 @cli.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.argument("data_path", metavar="[DATA]", required=False, type=click.Path(path_type=Path))
-@click.option("--label-col", default="label", show_default=True, help="Column holding the true class.")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, readable=False))
+@click.argument("data_path", metavar="[DATA]", required=False, type=click.Path(path_type=Path, readable=False))
+@click.option("--label-col", type=cli_types.NAME, default="label", show_default=True,
+              help="Column holding the true class.")
 @click.option(
-    "--prob-cols", multiple=True, callback=_split_list, metavar="COLS",
+    "--prob-cols", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="COLS",
     help="Probability columns: comma-separated names or globs (default: prob_*). Repeatable.",
 )
-@click.option("--score-col", metavar="COL", help="Binary model: one column with the positive-class score.")
+@click.option("--score-col", type=cli_types.NAME, metavar="COL",
+              help="Binary model: one column with the positive-class score.")
 @click.option(
-    "--classes", multiple=True, callback=_split_list, metavar="NAMES",
+    "--classes", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="NAMES",
     help="Class names in column / model-output order, comma-separated (NEG,POS for one score).",
 )
 @click.option("--logits", is_flag=True, help="The scores are logits: apply softmax (sigmoid for one column).")
-@click.option("--bins", "n_bins", type=click.IntRange(min=1), default=15, show_default=True,
+@click.option("--bins", "n_bins", type=cli_types.BINS, default=15, show_default=True,
               help="Number of bins of the binned metrics.")
-@click.option("--row-sum-tol", type=click.FloatRange(min=0.0), default=1e-2, show_default=True,
+@click.option("--row-sum-tol", type=cli_types.FiniteFloat(min=0.0), default=1e-2, show_default=True,
               help="Largest accepted |row sum - 1| before rows are renormalised.")
-@click.option("--bootstrap", "resamples", type=click.IntRange(min=0), default=None, envvar="CALAUDIT_BOOTSTRAP",
+@click.option("--bootstrap", "resamples", type=cli_types.RESAMPLES, default=None, envvar="CALAUDIT_BOOTSTRAP",
               show_envvar=True, help="Bootstrap resamples for the 95% intervals (default 1000; 0: none).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=cli_types.SEED, default=0, show_default=True,
               help="Seed of the bootstrap and of the calibration test's simulations.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--json", "json_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="Write the JSON result here ('-' for stdout).")
-@click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--out-dir", type=cli_types.NonEmptyPath(path_type=Path, file_okay=False),
               help="Write every output of the run (audit.json, summary.txt) into this directory.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @model_input_options
-@click.option("--save-predictions", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--save-predictions", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="ONNX models: write the probabilities and labels as a prediction file (.csv, .csv.gz, .parquet).")
 @click.option("--baseline", "baselines", multiple=True,
               type=click.Choice(["label-smoothing", "temperature", "vector", "isotonic", "histogram", "all"]),
               help="Compare with a baseline, cross-fitted on the same rows (repeatable; 'all' for every one).")
-@click.option("--smoothing", multiple=True, type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+@click.option("--smoothing", multiple=True, type=cli_types.FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
               help="Label-smoothing epsilon of the retraining baseline (default 0.1; repeatable).")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Stratified folds of the cross-fitted baselines.")
 @click.option("--baseline-model", type=click.Choice(["logistic", "mlp"]), default="logistic", show_default=True,
               help="Reference model of the retraining baseline.")
-@click.option("--embedding-output", metavar="NAME",
+@click.option("--embedding-output", type=cli_types.NAME, metavar="NAME",
               help="ONNX models: the tensor the retraining baseline learns from (default: the penultimate layer).")
 @gate_options
 @debug_option
@@ -306,10 +310,10 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
 
 
 @cli.command()
-@click.argument("result_path", metavar="RESULT.json", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
+@click.argument("result_path", metavar="RESULT.json", type=click.Path(path_type=Path, readable=False))
+@click.option("--json", "json_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="Write the result with the checks added ('-' for stdout).")
-@click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--out-dir", type=cli_types.NonEmptyPath(path_type=Path, file_okay=False),
               help="Write every output (audit.json, summary.txt, ...) into this directory.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when the gate passes.")
 @gate_options
@@ -386,14 +390,23 @@ def _load_options(options: dict[str, Any]) -> dict[str, Any]:
     preprocess = {
         key: options[option]
         for key, option in (("size", "image_size"), ("resize", "resize"), ("crop", "crop"), ("scale", "scale"),
-                            ("mean", "mean"), ("std", "std"), ("layout", "layout"), ("color", "color"))
+                            ("mean", "mean"), ("std", "std"), ("layout", "layout"), ("color", "color"),
+                            ("resize_rounding", "resize_rounding"))
         if options[option] is not None
     }
+    warned: list[str] = []
+
+    def warn(message: str) -> None:  # once per run, even when fix reads the data twice
+        if message not in warned:
+            warned.append(message)
+            click.echo(f"calaudit: warning: {printable(message)}", err=True)
+
     return dict(
         device=options["device"], batch_size=options["batch_size"], output=options["output_name"],
         logits=options["logits"], class_names=options["classes"], data_format=options["data_format"],
         label_col=options["label_col"], feature_cols=options["feature_cols"], preprocess=preprocess,
         skip_bad_images=options["skip_bad_images"], row_sum_tolerance=options["row_sum_tol"],
+        allow_large_images=options["allow_large_images"], warn=warn,
     )
 
 
@@ -425,25 +438,27 @@ def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> An
 
 
 @cli.command()
-@click.argument("model_path", metavar="MODEL.onnx", type=click.Path(path_type=Path))
-@click.argument("data_path", metavar="DATA", type=click.Path(path_type=Path))
-@click.option("-o", "--output-model", "output_model", required=True, type=click.Path(path_type=Path, dir_okay=False),
+@click.argument("model_path", metavar="MODEL.onnx", type=click.Path(path_type=Path, readable=False))
+@click.argument("data_path", metavar="DATA", type=click.Path(path_type=Path, readable=False))
+@click.option("-o", "--output-model", "output_model", required=True,
+              type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="Where to write the calibrated model (a new file; an existing one only with --force).")
 @click.option("--force", is_flag=True, help="Let -o replace an existing file (never the model or the data).")
-@click.option("--label-col", default="label", show_default=True, help="Table data: column holding the true class.")
-@click.option("--classes", multiple=True, callback=_split_list, metavar="NAMES",
+@click.option("--label-col", type=cli_types.NAME, default="label", show_default=True,
+              help="Table data: column holding the true class.")
+@click.option("--classes", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="NAMES",
               help="Class names in model-output order, comma-separated.")
 @click.option("--logits", is_flag=True, help="The model's scores are logits.")
-@click.option("--bins", "n_bins", type=click.IntRange(min=1), default=15, show_default=True,
+@click.option("--bins", "n_bins", type=cli_types.BINS, default=15, show_default=True,
               help="Number of bins of the binned metrics.")
-@click.option("--row-sum-tol", type=click.FloatRange(min=0.0), default=1e-2, show_default=True,
+@click.option("--row-sum-tol", type=cli_types.FiniteFloat(min=0.0), default=1e-2, show_default=True,
               help="Largest accepted |row sum - 1| before rows are renormalised.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Folds of the cross-fitted estimate.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the folds and the bootstrap.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--seed", type=cli_types.SEED, default=0, show_default=True, help="Seed of the folds and the bootstrap.")
+@click.option("--json", "json_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="Write the audit of the calibrated model, with the fit, as JSON.")
-@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--report", "report_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="Write the report of the calibrated model.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @model_input_options

@@ -9,6 +9,7 @@ model) fails: a gate that silently ignores its own rule is worse than none.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Iterable, Sequence
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import UsageError
-from .metrics import METRICS
+from .metrics import BETTER_WORDS, METRICS
 
 #: Shorthand options: option name -> (metric, comparison that must hold to pass).
 SHORTHANDS = {
@@ -89,47 +90,93 @@ class GateResult:
         return cls(tuple(Check(**check) for check in data["checks"]))
 
 
-def _known_metric(name: str, source: str) -> str:
+class RuleError(ValueError):
+    """A malformed gate rule. The message says what is wrong with the text; the caller
+    names where it came from (an option, a settings file)."""
+
+
+def _known_metric(name: str) -> str:
     if name not in METRICS:
-        raise UsageError(f"{source}: unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+        raise RuleError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
     return name
 
 
-def parse_condition(text: str, *, source: str = "--fail-if") -> Threshold:
-    """``'ece>0.05'`` (fail when true) -> the threshold that must hold to pass."""
+def condition_parts(text: str) -> tuple[str, str, float]:
+    """``'ece>0.05'`` -> ``('ece', '>', 0.05)``: the metric, the operator and a finite limit.
+
+    Raises :class:`RuleError` for anything else (``'ece>nan'``, ``'ece>1e999'``, which
+    overflows to infinity, an unknown metric).
+    """
     match = _CONDITION.match(text)
     if not match:
-        raise UsageError(f"{source} {text!r}: expected METRIC OP NUMBER with OP one of >, >=, <, <= (e.g. 'ece>0.05')")
-    metric, op, limit = match.group(1), match.group(2), float(match.group(3))
-    return Threshold(_known_metric(metric, f"{source} {text!r}"), _NEGATION[op], limit, f"{source} {text}")
+        raise RuleError("expected METRIC OP NUMBER with OP one of >, >=, <, <= (e.g. 'ece>0.05')")
+    metric, op, number = match.group(1), match.group(2), match.group(3)
+    limit = float(number)
+    if not math.isfinite(limit):
+        raise RuleError(f"the limit {number} overflows to infinity; expected a finite number")
+    return _known_metric(metric), op, limit
 
 
-def parse_allowance(text: str, *, source: str) -> Regression:
-    """``'ece=0.01'`` -> a regression rule."""
+def allowance_parts(text: str, *, source: str) -> tuple[str, float]:
+    """``'ece=0.01'`` -> ``('ece', 0.01)``: a metric the option ``source`` can watch and a
+    finite, non-negative allowance. Raises :class:`RuleError` otherwise.
+
+    ``--max-decrease`` takes higher-is-better metrics (accuracy), ``--max-increase``
+    the others.
+    """
     name, sep, value = text.partition("=")
     try:
         allowance = float(value)
     except ValueError:
         allowance = float("nan")
-    if not sep or allowance != allowance or allowance < 0:
-        raise UsageError(f"{source} {text!r}: expected METRIC=ALLOWANCE with a non-negative number (e.g. 'ece=0.01')")
-    metric = _known_metric(name.strip(), f"{source} {text!r}")
+    if not sep or not math.isfinite(allowance) or allowance < 0:
+        raise RuleError("expected METRIC=ALLOWANCE with a finite, non-negative number (e.g. 'ece=0.01')")
+    metric = _known_metric(name.strip())
     better = METRICS[metric].better
     if (source == "--max-decrease") != (better == "higher"):
         hint = "--max-decrease" if better == "higher" else "--max-increase"
-        raise UsageError(f"{source} {text!r}: {metric} is {better}-is-better; use {hint}")
+        raise RuleError(f"{metric} is better {BETTER_WORDS[better]}; use {hint}")
+    return metric, allowance
+
+
+def parse_condition(text: str, *, source: str = "--fail-if") -> Threshold:
+    """``'ece>0.05'`` (fail when true) -> the threshold that must hold to pass."""
+    try:
+        metric, op, limit = condition_parts(text)
+    except RuleError as exc:
+        raise UsageError(f"{source} {text!r}: {exc}") from None
+    return Threshold(metric, _NEGATION[op], limit, f"{source} {text}")
+
+
+def parse_allowance(text: str, *, source: str) -> Regression:
+    """``'ece=0.01'`` -> a regression rule."""
+    try:
+        metric, allowance = allowance_parts(text, source=source)
+    except RuleError as exc:
+        raise UsageError(f"{source} {text!r}: {exc}") from None
     return Regression(metric, allowance, f"{source} {metric}={allowance:g}")
 
 
 def thresholds_from_options(
     shorthands: dict[str, float | None], fail_if: Iterable[str] = ()
 ) -> list[Threshold]:
-    """Thresholds from ``--max-ece``-style options and ``--fail-if`` conditions."""
-    rules = [
-        Threshold(SHORTHANDS[option][0], SHORTHANDS[option][1], float(limit), f"--{option.replace('_', '-')}")
-        for option, limit in shorthands.items()
-        if limit is not None
-    ]
+    """Thresholds from ``--max-ece``-style options and ``--fail-if`` conditions.
+
+    A limit must be a finite number: ``nan`` or ``inf`` would make the check pass or
+    fail whatever the model, and cannot be written as JSON.
+    """
+    rules = []
+    for option, limit in shorthands.items():
+        if limit is None:
+            continue
+        source = f"--{option.replace('_', '-')}"
+        try:
+            value = float(limit)
+        except (TypeError, ValueError):
+            value = math.nan
+        if isinstance(limit, bool) or not math.isfinite(value):
+            raise UsageError(f"{source} {limit!r}: expected a finite number")
+        rules.append(Threshold(SHORTHANDS[option][0], SHORTHANDS[option][1], value, source))
     return rules + [parse_condition(text) for text in fail_if]
 
 
