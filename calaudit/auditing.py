@@ -13,8 +13,10 @@ from .binning import BinStatistics
 from .errors import UsageError
 from .intervals import wilson_interval
 from .bootstrap import DEFAULT_LEVEL
+from .limits import MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from .bootstrap import bootstrap as run_bootstrap
 from .estimates import compute_estimates
+from .limits import MAX_BINS
 from .metrics import DEFAULT_N_BINS, METRICS, MetricSuite, compute_metrics
 from .predictions import Predictions
 from .result import (
@@ -23,9 +25,11 @@ from .result import (
 from .validation import DEFAULT_ROW_SUM_TOLERANCE
 from .verdict import decide_verdict
 
+_NO_FIT = ("the logistic recalibration fit does not exist (every confidence the same, all right, all wrong, or "
+           "perfectly separated)")
 UNDEFINED_REASONS = {
-    "calibration_slope": "the logistic recalibration fit does not exist (all right, all wrong, or perfectly separated)",
-    "calibration_intercept": "the logistic recalibration fit does not exist (all right, all wrong, or perfectly separated)",
+    "calibration_slope": _NO_FIT,
+    "calibration_intercept": _NO_FIT,
     "spiegelhalter_p_value": "every probability is 0 or 1, so the test statistic is undefined",
 }
 #: Confidence bands of the report's plain-language sentences (10 points each).
@@ -111,10 +115,17 @@ def audit_predictions(
         from . import bootstrap as bootstrap_module
 
         bootstrap = bootstrap_module.DEFAULT_RESAMPLES
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise UsageError(f"n_bins must be a positive integer, got {n_bins!r}")
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or not 1 <= n_bins <= MAX_BINS:
+        raise UsageError(f"n_bins must be an integer from 1 to {MAX_BINS}, got {n_bins!r}")
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise UsageError(f"bootstrap must be a non-negative number of resamples, got {bootstrap!r}")
+    if 0 < bootstrap < MIN_RESAMPLES or bootstrap > MAX_RESAMPLES:
+        raise UsageError(
+            f"bootstrap must be 0 (no intervals) or from {MIN_RESAMPLES} to {MAX_RESAMPLES:,} resamples, got "
+            f"{bootstrap}: fewer cannot place the ends of a 95% interval"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
     if not 0.0 < level < 1.0:
         raise UsageError(f"level must be between 0 and 1, got {level!r}")
     n_bins = int(n_bins)

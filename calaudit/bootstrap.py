@@ -11,7 +11,15 @@ Two ways to draw a resample, chosen by cost:
   drawn from the normal law with that group's mean and variance. Bins stay those of
   the full data. A test checks the two agree.
 
-Intervals are percentile intervals of the resampled values (level 0.95 by default).
+Intervals are **basic** (reverse-percentile) bootstrap intervals, level 0.95 by
+default: ``[2 t - q(1 - a/2), 2 t - q(a/2)]`` with ``t`` the estimate on the full data
+and ``q`` the quantiles of the resampled values. A binned estimator is biased (a
+resample's ECE runs higher than the sample's, as the sample's runs higher than the
+population's); the basic interval subtracts that bias where a percentile interval
+adds it a second time (docs/metrics.md, section 9, argues the choice). Each interval
+is then clipped to the metric's range and, where it still misses the estimate (the
+resamples all on one side of it), widened to reach it, so ``low <= estimate <= high``
+always; the metrics widened so are listed in ``widened``.
 Smooth ECE is resampled at the bandwidth found on the full data; calibration slope
 and intercept are refitted on each resample.
 """
@@ -25,16 +33,19 @@ import numpy as np
 
 from . import estimators
 from .binning import equal_mass_bin_ids, equal_width_bin_ids
+from .limits import MAX_RESAMPLES, MIN_RESAMPLES  # noqa: F401 - re-exported
 from .metrics import METRICS, MetricSuite
 
 DEFAULT_RESAMPLES = 1000
-#: Fewest resamples of a meaningful 95% interval: with fewer, the 2.5% and 97.5% points
-#: rest on four or five resamples each (0 still means no intervals).
-MIN_RESAMPLES = 200
 DEFAULT_LEVEL = 0.95
 #: Exact resampling while N * K * resamples stays under this many row-class cells.
 EXACT_BUDGET = 2e7
 _SLOPE_GROUPS = 64
+#: Resamples drawn at once by the grouped method.
+GROUPED_BLOCK = 2000
+#: Cells of one resample's smoothing grids (relplot's grid of at most 1,001 points and
+#: its evaluation mesh), for the size of the exact method's blocks.
+_SMOOTH_GRID_CELLS = 2000
 
 
 @dataclass(frozen=True)
@@ -46,56 +57,101 @@ class Interval:
         return asdict(self)
 
 
+#: How an interval is made from the resampled values (``interval`` in the JSON).
+INTERVAL_METHOD = "basic"
+
+
 @dataclass(frozen=True)
 class BootstrapResult:
-    """Intervals keyed like the metrics, and how they were made."""
+    """Intervals keyed like the metrics, and how they were made.
+
+    ``method`` is how rows were resampled (``exact`` or ``grouped``); ``interval`` how
+    the interval was read off the resamples (``basic``; results written before it
+    existed used ``percentile``); ``widened`` the metrics whose interval was widened to
+    reach the estimate.
+    """
 
     intervals: dict[str, Interval]
     method: str
     resamples: int
     level: float
     seed: int
+    interval: str = INTERVAL_METHOD
+    widened: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "method": self.method, "resamples": self.resamples, "level": self.level, "seed": self.seed,
+            "method": self.method, "interval": self.interval, "resamples": self.resamples, "level": self.level,
+            "seed": self.seed, "widened": list(self.widened),
             "metrics": {name: interval.to_dict() for name, interval in self.intervals.items()},
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BootstrapResult:
         intervals = {name: Interval(**value) for name, value in data["metrics"].items()}
-        return cls(intervals, data["method"], data["resamples"], data["level"], data["seed"])
+        return cls(intervals, data["method"], data["resamples"], data["level"], data["seed"],
+                   data.get("interval", "percentile"), tuple(data.get("widened", ())))
+
+
+def basic_interval(
+    resampled: np.ndarray, estimate: float, *, level: float = DEFAULT_LEVEL,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
+) -> tuple[Interval, bool]:
+    """The basic bootstrap interval of ``estimate``, clipped to ``bounds`` and widened to
+    contain it; returns the interval and whether the widening was needed.
+
+    ``[2 t - q(1 - a/2), 2 t - q(a/2)]`` estimates the law of ``t - truth`` by that of
+    ``t* - t`` (Davison & Hinkley 1997, section 5.2).
+    """
+    tail = (1.0 - level) / 2.0
+    q_low, q_high = np.quantile(resampled, [tail, 1.0 - tail])
+    low = min(max(2.0 * estimate - q_high, bounds[0]), bounds[1])
+    high = max(min(2.0 * estimate - q_low, bounds[1]), bounds[0])
+    widened = not (low <= estimate <= high)
+    return Interval(float(min(low, estimate)), float(max(high, estimate))), widened
 
 
 def bootstrap(
     y_true: np.ndarray, y_proba: np.ndarray, suite: MetricSuite, *, n_bins: int, smooth_bandwidth: float,
     reference: dict[str, float] | None = None,
     resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL, seed: int = 0,
-    exact_budget: float = EXACT_BUDGET, method: str = "auto",
+    exact_budget: float | None = None, method: str = "auto",
 ) -> BootstrapResult:
-    """Percentile intervals for every metric with ``interval=True`` in the registry.
+    """Basic bootstrap intervals for every metric with ``interval=True`` in the registry.
 
-    ``reference`` holds the full-data values (the recalibration fit starts from them).
+    ``reference`` holds the full-data values: each interval is built around its
+    metric's value there (a metric missing from it gets no interval), and the
+    recalibration fit starts from them.
     """
     reference = reference or {}
+    exact_budget = EXACT_BUDGET if exact_budget is None else exact_budget
     n_rows, n_classes = y_proba.shape
     if method == "auto":
         method = "exact" if n_rows * n_classes * resamples <= exact_budget else "grouped"
     rng = np.random.default_rng(seed)
-    draw = _exact_draws if method == "exact" else _grouped_draws
-    samples = draw(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth, resamples, reference)
-    tail = (1.0 - level) / 2.0
+    if method == "exact":
+        samples = _exact_draws(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth, resamples, reference)
+    else:
+        # Blocks of resamples keep the (resamples x groups) draws small whatever --bootstrap says.
+        parts = [_grouped_draws(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth,
+                                min(GROUPED_BLOCK, resamples - start), reference)
+                 for start in range(0, resamples, GROUPED_BLOCK)]
+        samples = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     intervals = {}
+    widened = []
     for name, values in samples.items():
-        if name not in suite.values and name not in METRICS:
+        info = METRICS.get(name)
+        estimate = reference.get(name, suite.values.get(name))
+        if info is None or estimate is None or not np.isfinite(estimate):
             continue
         finite = values[np.isfinite(values)]
         if finite.size < 0.5 * resamples:
             continue  # mostly undefined (e.g. a slope on separable data): no honest interval
-        low, high = np.quantile(finite, [tail, 1.0 - tail])
-        intervals[name] = Interval(float(low), float(high))
-    return BootstrapResult(intervals, method, resamples, level, seed)
+        intervals[name], was_widened = basic_interval(finite, float(estimate), level=level,
+                                                      bounds=(info.low, info.high))
+        if was_widened:
+            widened.append(name)
+    return BootstrapResult(intervals, method, resamples, level, seed, INTERVAL_METHOD, tuple(widened))
 
 
 # ------------------------------------------------------------------ exact
@@ -109,7 +165,10 @@ def _exact_draws(rng, y, proba, suite, n_bins, bandwidth, resamples, reference) 
     it against :func:`calaudit.metrics.compute_metrics` on the same resamples.
     """
     n_rows, n_classes = proba.shape
-    block = max(1, int(EXACT_BUDGET // max(n_rows * n_classes, 1) // 4))
+    # A resample costs its N x K drawn cells, its K x n_bins classwise cells and its
+    # smoothing grid: blocks stay within the budget whichever is largest (--bins too).
+    cells = max(n_rows * n_classes, n_classes * n_bins, 2 * _SMOOTH_GRID_CELLS, 1)
+    block = max(1, int(EXACT_BUDGET // cells // 4))
     parts: list[dict[str, np.ndarray]] = []
     for start in range(0, resamples, block):  # blocks of resamples, each vectorised
         rows = rng.integers(0, n_rows, (min(block, resamples - start), n_rows))
@@ -211,22 +270,25 @@ def _smoothing_operator(points: int, bandwidth: float, mesh: int) -> np.ndarray:
     ``np.convolve(ext, kernel, "valid")[P//2 + i]`` with ``ext = [flip(v)[:-1], v,
     flip(v)[1:]]`` weighs ``v[j]`` by ``kernel[e - P//2 - i]`` for each of its three
     places ``e`` in ``ext``; applying the matrix to a batch of grids is one BLAS call
-    instead of one FFT convolution per resample.
+    instead of one FFT convolution per resample. Only the rows the interpolation reads
+    are built, each as three gathers from a zero-padded kernel.
     """
     kernel = estimators._kernel(points, bandwidth)
-    i = np.arange(points)[:, None]
-    j = np.arange(points)[None, :]
-    operator = np.zeros((points, points))
-    for place, valid in (((points - 1) + j, np.ones_like(j, dtype=bool)),
-                         ((points - 1) - j, j >= 1),
-                         ((3 * points - 3) - j, j <= points - 2)):
-        offset = place - points // 2 - i
-        inside = valid & (offset >= 0) & (offset <= points - 1)
-        operator += np.where(inside, kernel[np.clip(offset, 0, points - 1)], 0.0)
     t = np.linspace(0.0, 1.0, mesh)
     index = (t * (points - 1)).astype(np.intp).clip(0, points - 2)
     share = (t - index * (1.0 / (points - 1))) / (1.0 / (points - 1))
-    return operator[index] * (1.0 - share)[:, None] + operator[index + 1] * share[:, None]
+    needed, where = np.unique(np.concatenate([index, index + 1]), return_inverse=True)
+    pad = 2 * points  # every offset below lies in (-2P, 2P): out-of-kernel offsets read 0
+    padded = np.zeros(points + 2 * pad)
+    padded[pad : pad + points] = kernel
+    i = needed[:, None]
+    j = np.arange(points)[None, :]
+    base = pad - points // 2 - i
+    rows = padded[base + (points - 1) + j]
+    rows += np.where(j >= 1, padded[base + (points - 1) - j], 0.0)
+    rows += np.where(j <= points - 2, padded[base + (3 * points - 3) - j], 0.0)
+    lower, upper = where[:mesh], where[mesh:]
+    return rows[lower] * (1.0 - share)[:, None] + rows[upper] * share[:, None]
 
 
 def _smooth_from_grids(

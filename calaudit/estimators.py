@@ -207,7 +207,7 @@ def logistic_fit(
     Grouped data: ``successes`` out of ``trials`` at each ``x``; leading axes are
     independent problems (bootstrap resamples). Newton's method with step halving;
     ``nan`` where the fit does not exist (all successes or all failures, perfect
-    separation).
+    separation) or the slope is not identified (a single value of ``x``).
     """
     x = np.asarray(x, dtype=np.float64)
     s = np.asarray(successes, dtype=np.float64)
@@ -254,7 +254,12 @@ def logistic_fit(
     # No finite maximum (all one outcome, separation) shows as a fit that runs off or
     # never settles; such a slope means nothing and is reported as undefined.
     unsettled = last_step > 1e-6 * (1.0 + np.abs(params).max(axis=-1))
-    degenerate = (hits <= 0) | (hits >= total) | (np.abs(params).max(axis=-1) > 100.0) | unsettled
+    # One value of x (every confidence the same): any slope fits as well as any other,
+    # and Newton would stop at its starting slope of 1 as if the model were calibrated.
+    used = n > 0
+    spread = np.max(np.where(used, x, -np.inf), axis=-1) - np.min(np.where(used, x, np.inf), axis=-1)
+    constant = ~(spread > 1e-12 * (1.0 + np.max(np.where(used, np.abs(x), 0.0), axis=-1)))
+    degenerate = (hits <= 0) | (hits >= total) | (np.abs(params).max(axis=-1) > 100.0) | unsettled | constant
     return np.where(degenerate[..., None], np.nan, params)
 
 

@@ -24,14 +24,11 @@ from typing import Any, Literal
 import numpy as np
 
 from .binning import BinStatistics, EqualWidthBinner, equal_width_bin_ids, equal_width_edges
+from .limits import MAX_BINS  # noqa: F401 - re-exported: the bound of n_bins
 
 #: Probability floor of the negative log-likelihood: ``np.finfo(float).eps``.
 NLL_EPS = 2.220446049250313e-16
 DEFAULT_N_BINS = 15
-#: Largest accepted number of bins (README, docs/metrics.md). Finer bins hold a handful of
-#: rows each and measure noise, and memory of the classwise statistics grows with
-#: K x bins; the bound keeps it at the data's own scale.
-MAX_BINS = 1000
 
 Direction = Literal["lower", "higher", "zero", "one"]
 #: How each direction is said in tables.

@@ -297,9 +297,9 @@ def test_check_without_intervals_uses_the_measured_value(tmp_path):
 
 def test_bootstrap_from_the_environment_and_seed(tmp_path):
     first, second, third = (tmp_path / f"{name}.json" for name in ("a", "b", "c"))
-    assert invoke("run", SAMPLE, "--json", first, "-q", env={"CALAUDIT_BOOTSTRAP": "50"}).exit_code == 0
-    assert invoke("run", SAMPLE, "--bootstrap", "50", "--json", second, "-q").exit_code == 0
-    assert invoke("run", SAMPLE, "--bootstrap", "50", "--seed", "3", "--json", third, "-q").exit_code == 0
+    assert invoke("run", SAMPLE, "--json", first, "-q", env={"CALAUDIT_BOOTSTRAP": "200"}).exit_code == 0
+    assert invoke("run", SAMPLE, "--bootstrap", "200", "--json", second, "-q").exit_code == 0
+    assert invoke("run", SAMPLE, "--bootstrap", "200", "--seed", "3", "--json", third, "-q").exit_code == 0
     a, b, c = (json.loads(p.read_text(encoding="utf-8"))["intervals"] for p in (first, second, third))
-    assert a["resamples"] == 50 and a == b
+    assert a["resamples"] == 200 and a == b
     assert c["seed"] == 3 and c["metrics"] != a["metrics"]

@@ -1,0 +1,132 @@
+"""No option value makes memory grow beyond the data's own scale, and no degenerate
+input yields a number that looks meaningful (issue 10, parts 2 and 4)."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import calaudit
+import calaudit.bootstrap as bootstrap_module
+from calaudit.errors import UsageError
+from calaudit.limits import MAX_BINS, MAX_RESAMPLES, MIN_RESAMPLES
+
+
+def _binary(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.05, 0.95, n)
+    return (rng.random(n) < p).astype(int), np.column_stack([1 - p, p])
+
+
+def _peak(function) -> int:
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+# ------------------------------------------------------------------ constant confidence
+
+
+@pytest.mark.parametrize("bootstrap", [0, 200])
+def test_constant_confidence_leaves_the_slope_undefined(bootstrap):
+    y = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1, 1])
+    proba = np.tile([[0.3, 0.7]], (10, 1))
+    result = calaudit.audit(y, proba, bootstrap=bootstrap)
+    assert "calibration_slope" not in result.metrics
+    assert "calibration_intercept" not in result.metrics
+    assert "every confidence the same" in result.diagnostics["undefined_metrics"]["calibration_slope"]
+    assert result.interval("calibration_slope") is None
+
+
+def test_two_confidences_still_give_a_slope():
+    y = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1, 0, 0, 1])
+    proba = np.array([[0.3, 0.7]] * 6 + [[0.6, 0.4]] * 6)
+    assert np.isfinite(calaudit.audit(y, proba, bootstrap=0).metrics["calibration_slope"])
+
+
+# ------------------------------------------------------------------ --bins
+
+
+def test_bins_beyond_the_bound_are_a_usage_error():
+    y, proba = _binary(50)
+    with pytest.raises(UsageError, match=f"from 1 to {MAX_BINS}"):
+        calaudit.audit(y, proba, n_bins=MAX_BINS + 1)
+
+
+def test_most_bins_on_50_rows_stay_at_the_data_scale():
+    """--bins 100000 on 50 rows took 18 GB; at the bound, with 1,000 resamples, memory
+    stays within a few times what the default 15 bins cost."""
+    y, proba = _binary(50)
+    default = _peak(lambda: calaudit.audit(y, proba, bootstrap=1000))
+    most = _peak(lambda: calaudit.audit(y, proba, n_bins=MAX_BINS, bootstrap=1000))
+    assert most < 4 * default, (most, default)
+
+
+def test_exact_blocks_account_for_the_classwise_cells(monkeypatch):
+    """The exact method's block of resamples shrinks with K x bins, not only with N x K."""
+    seen = []
+    original = bootstrap_module._exact_block
+
+    def recording(rows, *args):
+        seen.append(rows.shape[0])
+        return original(rows, *args)
+
+    monkeypatch.setattr(bootstrap_module, "_exact_block", recording)
+    y, proba = _binary(20)
+    calaudit.audit(y, proba, n_bins=MAX_BINS, bootstrap=2000)
+    cells = max(20 * 2, 2 * MAX_BINS, 2 * bootstrap_module._SMOOTH_GRID_CELLS)
+    assert max(seen) * cells <= bootstrap_module.EXACT_BUDGET / 4
+    assert sum(seen) == 2000
+
+
+# ------------------------------------------------------------------ --bootstrap
+
+
+@pytest.mark.parametrize("resamples", [1, 2, MIN_RESAMPLES - 1, MAX_RESAMPLES + 1])
+def test_resamples_outside_the_bounds_are_a_usage_error(resamples):
+    y, proba = _binary(30)
+    with pytest.raises(UsageError, match="bootstrap must be 0"):
+        calaudit.audit(y, proba, bootstrap=resamples)
+
+
+def test_grouped_resamples_are_drawn_in_blocks(monkeypatch):
+    blocks = []
+    original = bootstrap_module._grouped_draws
+
+    def recording(rng, y, proba, suite, n_bins, bandwidth, resamples, reference):
+        blocks.append(resamples)
+        return original(rng, y, proba, suite, n_bins, bandwidth, resamples, reference)
+
+    monkeypatch.setattr(bootstrap_module, "_grouped_draws", recording)
+    monkeypatch.setattr(bootstrap_module, "EXACT_BUDGET", 1.0)
+    y, proba = _binary(300)
+    result = calaudit.audit(y, proba, bootstrap=bootstrap_module.GROUPED_BLOCK * 2 + 10)
+    assert blocks == [bootstrap_module.GROUPED_BLOCK] * 2 + [10]
+    assert result.intervals.resamples == bootstrap_module.GROUPED_BLOCK * 2 + 10
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True])
+def test_bad_seeds_are_a_usage_error(seed):
+    y, proba = _binary(30)
+    with pytest.raises(UsageError, match="seed must be an integer"):
+        calaudit.audit(y, proba, seed=seed)
+
+
+# ------------------------------------------------------------------ many classes
+
+
+def test_many_classes_audit_stays_near_the_matrix_size():
+    """K = 5,000 classes: the audit (without intervals) costs about twice the matrix."""
+    rng = np.random.default_rng(0)
+    n, k = 400, 5000
+    z = rng.normal(0.0, 3.0, (n, k))
+    proba = np.exp(z - z.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
+    y = rng.integers(0, k, n)
+    peak = _peak(lambda: calaudit.audit(y, proba, bootstrap=0))
+    assert peak < 3.0 * proba.nbytes, peak / proba.nbytes
