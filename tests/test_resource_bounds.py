@@ -59,12 +59,14 @@ def test_bins_beyond_the_bound_are_a_usage_error():
 
 
 def test_most_bins_on_50_rows_stay_at_the_data_scale():
-    """--bins 100000 on 50 rows took 18 GB; at the bound, with 1,000 resamples, memory
-    stays within a few times what the default 15 bins cost."""
+    """--bins 100000 on 50 rows took 18 GB. At the bound the exact bootstrap's blocks
+    keep memory within its fixed budget, and ten times the resamples cost no more."""
     y, proba = _binary(50)
-    default = _peak(lambda: calaudit.audit(y, proba, bootstrap=1000))
-    most = _peak(lambda: calaudit.audit(y, proba, n_bins=MAX_BINS, bootstrap=1000))
-    assert most < 4 * default, (most, default)
+    thousand = _peak(lambda: calaudit.audit(y, proba, n_bins=MAX_BINS, bootstrap=1000))
+    ten_thousand = _peak(lambda: calaudit.audit(y, proba, n_bins=MAX_BINS, bootstrap=10_000))
+    budget_bytes = 8 * bootstrap_module.EXACT_BUDGET  # one float64 per budgeted cell
+    assert thousand < 2 * budget_bytes and ten_thousand < 2 * budget_bytes, (thousand, ten_thousand)
+    assert ten_thousand < 1.5 * thousand, (thousand, ten_thousand)
 
 
 def test_exact_blocks_account_for_the_classwise_cells(monkeypatch):
