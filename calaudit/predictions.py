@@ -90,6 +90,7 @@ class Predictions:
         label_location: Location | None = None,
         extra_columns: pd.DataFrame | None = None,
         applied_transform: str | None = None,
+        owned: bool = False,
     ) -> Predictions:
         """Validate raw arrays and build :class:`Predictions`.
 
@@ -97,7 +98,9 @@ class Predictions:
         scores of a binary model, widened to ``[1 - s, s]``. With ``logits=True`` the
         scores are logits: softmax for ``K >= 2`` columns, sigmoid for one. ``y_true``
         holds class indices or class names (see :func:`calaudit.labels.encode_labels`).
-        ``applied_transform`` records a transform a loader already applied.
+        ``applied_transform`` records a transform a loader already applied. ``owned``
+        says ``y_proba`` is a float64 matrix nobody else holds (a loader's own), so
+        validation may clip and renormalise it in place instead of copying it.
         """
         proba_location = proba_location or Location("y_proba")
         label_location = label_location or Location("y_true")
@@ -105,16 +108,21 @@ class Predictions:
         n_rows = scores.shape[0]
         transform = applied_transform or transforms.NO_TRANSFORM
         raw_logits = None
+        fresh = owned  # a matrix made here (or handed over) may be renormalised in place
         if logits:
             raw_logits = logit_matrix(scores)
             scores, transform = to_probabilities(scores, location=proba_location)
+            fresh = True
         clipped = 0
         if scores.shape[1] == 1:
             # Validate the score before widening, so errors name the score column.
             single = check_probabilities(scores, location=proba_location, check_row_sums=False)
             scores, clipped = widen_binary(single.proba), single.clipped_values
             proba_location = Location(proba_location.source, None, proba_location.is_file, proba_location.line_of)
-        checked = check_probabilities(scores, location=proba_location, row_sum_tolerance=row_sum_tolerance)
+            fresh = True
+        in_place = fresh and scores.flags.writeable and scores.dtype == np.float64
+        checked = check_probabilities(scores, location=proba_location, row_sum_tolerance=row_sum_tolerance,
+                                      in_place=in_place)
         proba, max_deviation = checked.proba, checked.max_row_sum_deviation
         clipped += checked.clipped_values
         n_classes = proba.shape[1]

@@ -41,6 +41,7 @@ def check_probabilities(
     location: Location,
     row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
     check_row_sums: bool = True,
+    in_place: bool = False,
 ) -> CheckedProbabilities:
     """Validate an ``(N, K)`` float64 probability matrix and renormalise its rows.
 
@@ -48,7 +49,8 @@ def check_probabilities(
     then every row is divided by its sum when any row misses 1 (the input is never
     modified), and the largest ``|row sum - 1|`` is kept as a diagnostic.
     ``check_row_sums=False`` checks only finiteness and range (a single binary score
-    column, whose row is not a distribution).
+    column, whose row is not a distribution). ``in_place=True`` clips and divides
+    ``proba`` itself (a loader's own matrix: no second copy of a large input).
     """
     clipped = 0
     low, high = (proba.min(), proba.max()) if proba.size else (0.0, 0.0)
@@ -70,7 +72,7 @@ def check_probabilities(
                 f"probability{hint}"
             )
         clipped = int(np.count_nonzero((proba < 0.0) | (proba > 1.0)))
-        proba = np.clip(proba, 0.0, 1.0)
+        proba = np.clip(proba, 0.0, 1.0, out=proba if in_place else None)
     if not check_row_sums:
         return CheckedProbabilities(proba, 0.0, clipped)
     # numpy's own row sum, so that P / P.sum(axis=1, keepdims=True) re-derives our
@@ -90,4 +92,7 @@ def check_probabilities(
     if (row_sums == 0.0).any():  # only reachable with a tolerance of 1 or more
         row = int(np.argmax(row_sums == 0.0))
         raise InvalidInputError(f"{location.cell(row)}: every probability is 0; expected a row summing to 1")
+    if in_place:
+        proba /= row_sums[:, None]
+        return CheckedProbabilities(proba, max_deviation, clipped)
     return CheckedProbabilities(proba / row_sums[:, None], max_deviation, clipped)

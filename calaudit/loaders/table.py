@@ -96,11 +96,8 @@ def load_prediction_file(
         labels, scores, extra, score_texts = _read_parquet_predictions(path, label_col, probability_columns)
         line_of = None
     else:
-        frame = _read_table(path, fmt, label_col, probability_columns)
-        scores = frame[probability_columns].to_numpy(dtype=np.float64)
-        labels = frame[label_col].to_numpy(dtype=object)  # the text as written
+        scores, labels, extra = _read_csv_predictions(path, fmt, label_col, probability_columns, columns)
         labels = np.where(labels == "", None, labels)  # an empty field is a missing label
-        extra = frame[[c for c in frame.columns if c != label_col and c not in probability_columns]]
         line_of, score_texts = CsvLineIndex(path, compressed=fmt == "csv.gz").line_of, {}
     if len(labels) == 0:
         raise InvalidInputError(f"{shown}: no data rows; expected a header and at least one prediction")
@@ -121,6 +118,7 @@ def load_prediction_file(
     return Predictions.from_arrays(
         labels,
         scores,
+        owned=True,  # the matrix was built here: validation may clip and renormalise it in place
         class_names=names,
         logits=logits,
         row_sum_tolerance=row_sum_tolerance,
@@ -250,28 +248,90 @@ def _resolve_class_names(
     return derived
 
 
-def _read_table(path: Path, fmt: str, label_col: str, probability_columns: list[str]) -> pd.DataFrame:
-    """A CSV prediction file: probabilities as float64, the label column as text."""
+#: Cells of the probability columns parsed at once (32 MB of float64): reading a CSV in
+#: blocks of rows keeps pandas' parser at the size of one block, not a multiple of the
+#: whole file (a 5,000-column file cost 7.7 times its matrix read in one piece).
+CSV_BLOCK_CELLS = 1 << 22
+
+
+def _read_csv_predictions(
+    path: Path, fmt: str, label_col: str, probability_columns: list[str], columns: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """A CSV prediction file: the probabilities as one row-major float64 matrix, the
+    labels as the text written, and the other columns, read in blocks of rows.
+
+    For an uncompressed file the matrix is allocated once from the number of lines (an
+    upper bound on the rows) and each block is written into it; a gzip stream's blocks
+    are concatenated at the end.
+    """
+    import pandas as pd
+
     float_columns = {c: "float64" for c in probability_columns}
+    other = [c for c in columns if c != label_col and c not in probability_columns]
+    block_rows = max(1, CSV_BLOCK_CELLS // max(len(probability_columns), 1))
+    capacity = _line_count(path) if fmt == "csv" else None
+    matrix = np.empty((capacity, len(probability_columns))) if capacity is not None else None
+    pieces: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    extras: list[pd.DataFrame] = []
+    filled = 0
+
+    def take(frame: pd.DataFrame) -> None:
+        nonlocal filled, matrix
+        block = frame[probability_columns].to_numpy(dtype=np.float64)
+        rows = len(frame)
+        if matrix is not None and filled + rows <= matrix.shape[0]:
+            matrix[filled : filled + rows] = block
+        else:
+            if matrix is not None:  # more rows than lines: cannot happen, but stay correct
+                pieces.append(matrix[:filled])
+                matrix = None
+            pieces.append(np.ascontiguousarray(block))
+        filled += rows
+        labels.append(frame[label_col].to_numpy(dtype=object))
+        extras.append(frame[other])
+
     try:
-        return _read_csv(path, fmt, dtype={**float_columns, label_col: str}, na_columns=probability_columns)
+        # No missing-value markers for the probability columns: a missing probability is
+        # an error anyway (found below), and pandas' per-column marker sets cost several
+        # times the matrix on a wide file.
+        _read_csv(path, fmt, dtype={**float_columns, label_col: str}, chunksize=block_rows, on_chunk=take)
     except ValueError:  # a cell that is not a number; find and name it
-        pass
-    _raise_non_numeric(path, fmt, probability_columns)
-    raise AssertionError("unreachable")  # pragma: no cover
+        _raise_bad_score_cell(path, fmt, probability_columns)
+        raise AssertionError("unreachable") from None  # pragma: no cover
+    if matrix is not None:
+        scores = matrix[:filled]
+    else:
+        scores = np.concatenate(pieces) if pieces else np.empty((0, len(probability_columns)))
+    label_text = np.concatenate(labels) if labels else np.empty(0, dtype=object)
+    extra = pd.concat(extras, ignore_index=True) if extras else pd.DataFrame(columns=other)
+    return scores, label_text, extra
+
+
+def _line_count(path: Path) -> int:
+    """Lines after the header of a text file (an upper bound on its data rows)."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return max(lines + (last != b"\n") - 1, 0)
 
 
 def _read_csv(
     path: Path, fmt: str, *, nrows: int | None = None, dtype=None, na_columns: Sequence[str] = (),
-    usecols: Sequence[str] | None = None,
+    usecols: Sequence[str] | None = None, chunksize: int | None = None, on_chunk=None,
 ):
+    """``pd.read_csv`` with calaudit's conventions and one-line errors. With ``on_chunk``,
+    the file is read ``chunksize`` rows at a time and each block handed to it (errors
+    found in any block are reported the same way); nothing is returned then."""
     import pandas as pd
 
     compression = "gzip" if fmt == "csv.gz" else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(
+            read = pd.read_csv(
                 path,
                 encoding="utf-8-sig",
                 compression=compression,
@@ -281,7 +341,14 @@ def _read_csv(
                 index_col=False,
                 keep_default_na=False,
                 na_values={c: MISSING_MARKERS for c in na_columns},
+                chunksize=chunksize if on_chunk is not None else None,
             )
+            if on_chunk is None:
+                return read
+            with read as blocks:
+                for block in blocks:
+                    on_chunk(block)
+            return None
     except UnicodeDecodeError:
         check_text_encoding(path, compressed=compression is not None)
         where = first_invalid_utf8(path, compressed=compression is not None)
@@ -328,21 +395,24 @@ def _field_count_problem(path: Path, compression: str | None) -> str:
     return f"a row has more fields than the header's {len(header)}"
 
 
-def _raise_non_numeric(path: Path, fmt: str, probability_columns: list[str]) -> None:
-    """Locate the first cell of a probability column that is not a number."""
+def _raise_bad_score_cell(path: Path, fmt: str, probability_columns: list[str]) -> None:
+    """Name the first cell (row by row) of a probability column that is not a number:
+    empty, a missing-value marker such as ``NA``, or other text (error path only)."""
     import pandas as pd
 
-    frame = _read_csv(path, fmt, dtype=str, na_columns=probability_columns)
-    for column in probability_columns:
-        numbers = pd.to_numeric(frame[column], errors="coerce")
-        bad = numbers.isna() & frame[column].notna()
-        if bad.any():
-            row = int(np.argmax(bad.to_numpy()))
-            location = Location(str(path), [column], True, CsvLineIndex(path, compressed=fmt == "csv.gz").line_of)
-            raise InvalidInputError(
-                f"{location.cell(row, 0)}: value {frame[column].iloc[row]!r} is not a number; expected a probability"
-            )
-    raise InvalidInputError(f"{path}: a probability column holds text that is not a number")
+    problem = _field_count_problem(path, "gzip" if fmt == "csv.gz" else None)
+    if not problem.startswith("a row has"):  # a line with more fields than the header shifts the cells
+        raise InvalidInputError(f"{path}: {problem}")
+    frame = _read_csv(path, fmt, dtype=str, usecols=probability_columns)
+    problem = np.column_stack([pd.to_numeric(frame[column], errors="coerce").isna().to_numpy()
+                               for column in probability_columns])
+    if not problem.any():
+        raise InvalidInputError(f"{path}: a probability column holds text that is not a number")
+    row, col = divmod(int(np.argmax(problem.ravel())), problem.shape[1])
+    location = Location(str(path), probability_columns, True, CsvLineIndex(path, compressed=fmt == "csv.gz").line_of)
+    raw = frame[probability_columns[col]].iloc[row]
+    what = "empty cell" if raw == "" else f"value {raw!r} is not a number"
+    raise InvalidInputError(f"{location.cell(row, col)}: {what}; expected a probability")
 
 
 def _raise_missing_score(
@@ -361,10 +431,14 @@ def _raise_missing_score(
     raise InvalidInputError(f"{where}: value {raw!r} is not a number; expected a probability")
 
 
-def _read_parquet_table(path: Path):
+def _read_parquet_table(path: Path, exclude: Sequence[str] = ()):
+    """The file's columns (all but ``exclude``) as one Arrow table."""
     import pyarrow.parquet as pq
 
     try:
+        if exclude:
+            names = [name for name in pq.read_schema(path).names if name not in set(exclude)]
+            return pq.read_table(path, columns=names)
         return pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise InvalidInputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
@@ -420,25 +494,28 @@ def parquet_labels(path: Path, table, label_col: str) -> np.ndarray:
     return texts_per_row(codes, texts)
 
 
-def _parquet_scores(path: Path, table, columns: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Probability columns as one float64 matrix (NaN where missing).
+def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 0,
+                    out: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Probability columns as one row-major float64 matrix (NaN where missing).
 
     Integer, float, boolean and decimal columns are cast to float64; a string column
     is read like CSV text (pandas' missing-value markers are missing, any other text
-    that is not a number is an error naming its row). Returns the matrix and the raw
-    cells of the string columns, for the message about a missing value.
+    that is not a number is an error naming its row). ``table`` may be one block of
+    the file's rows starting at ``first_row`` (error messages count from the file's
+    start) and ``out`` the block's rows of a larger matrix to fill. Returns the matrix
+    and the raw cells of the string columns, for the message about a missing value.
     """
     import pandas as pd
     import pyarrow as pa
 
-    by_column = np.empty((len(columns), table.num_rows), dtype=np.float64)  # each column contiguous
+    scores = np.empty((table.num_rows, len(columns)), dtype=np.float64) if out is None else out
     texts: dict[str, np.ndarray] = {}
-    for j, name in enumerate(columns):
+    for j, name in enumerate(columns):  # a loop over columns, not rows
         column = _decoded(table.column(name))
         kind = column.type
         if (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
                 or pa.types.is_decimal(kind) or pa.types.is_null(kind)):
-            by_column[j] = column.cast(pa.float64()).to_numpy()
+            scores[:, j] = column.cast(pa.float64()).to_numpy()
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
             raw = column.to_numpy(zero_copy_only=False).astype(object)
             blank = pd.isna(raw) | np.isin(raw, MISSING_MARKERS)
@@ -449,25 +526,51 @@ def _parquet_scores(path: Path, table, columns: Sequence[str]) -> tuple[np.ndarr
             if bad.any():
                 row = int(np.argmax(bad))
                 raise InvalidInputError(
-                    f"{Location(str(path), [name], True).cell(row, 0)}: value {raw[row]!r} is not a number; "
-                    "expected a probability"
+                    f"{Location(str(path), [name], True).cell(first_row + row, 0)}: value {raw[row]!r} is not a "
+                    "number; expected a probability"
                 )
-            by_column[j] = numbers
+            scores[:, j] = numbers
             texts[name] = raw
         else:
             raise InvalidInputError(f"{path}: column {name} has type {kind}; expected numbers (probabilities)")
-    return by_column.T, texts
+    return scores, texts
+
+
+def _parquet_score_matrix(path: Path, probability_columns: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The probability columns, decoded one row group at a time into one preallocated
+    matrix, so the file's columns are never all held in memory beside the matrix."""
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path)
+        matrix = np.empty((handle.metadata.num_rows, len(probability_columns)), dtype=np.float64)
+        texts: dict[str, list[np.ndarray]] = {}
+        start = 0
+        for group in range(handle.metadata.num_row_groups):  # a writer's row group: the unit Parquet decodes
+            block = handle.read_row_group(group, columns=list(probability_columns))
+            rows = block.num_rows
+            _, block_texts = _parquet_scores(path, block, probability_columns, start,
+                                             out=matrix[start : start + rows])
+            del block
+            for name, raw in block_texts.items():
+                texts.setdefault(name, []).append(raw)
+            start += rows
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise InvalidInputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+    return matrix[:start], {name: np.concatenate(parts) for name, parts in texts.items()}
 
 
 def _read_parquet_predictions(
     path: Path, label_col: str, probability_columns: list[str]
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict[str, np.ndarray]]:
     """Labels (text per row), probabilities, the other columns, and raw text of string score columns."""
-    table = _read_parquet_table(path)
+    table = _read_parquet_table(path, exclude=probability_columns)
     labels = parquet_labels(path, table, label_col)
-    scores, texts = _parquet_scores(path, table, probability_columns)
+    scores, texts = _parquet_score_matrix(path, probability_columns)
     try:
-        extra = table.drop_columns([label_col, *probability_columns]).to_pandas()
+        extra = table.drop_columns([label_col]).to_pandas()
     except Exception as exc:
         raise InvalidInputError(f"{path}: cannot read its other columns ({_first_line(exc)})") from None
     return labels, scores, extra.reset_index(drop=True), texts
