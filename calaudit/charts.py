@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .location import one_line
 from .result import AuditResult, ReliabilityTable
 
 BLUE = "#0072B2"
@@ -143,7 +144,7 @@ def baselines_figure(comparison: Any) -> dict[str, Any]:
     for index, entry in enumerate(comparison.results):
         colour, dash = _SERIES[index % len(_SERIES)]
         bins = entry.reliability.bins
-        name = html.escape(entry.name, quote=False)
+        name = html.escape(one_line(entry.name), quote=False)
         data.append({
             "type": "scatter", "mode": "lines+markers", "name": name,
             "x": [b.mean_confidence for b in bins], "y": [b.accuracy for b in bins],
@@ -179,7 +180,7 @@ def report_charts(result: AuditResult) -> dict[str, Any]:
     for index, entry in enumerate(result.class_reliability):
         # plotly reads a small set of HTML tags and entities in labels: escape <, > and &
         # (not quotes, which plotly would show as entities).
-        name = html.escape(entry.name, quote=False)
+        name = html.escape(one_line(entry.name), quote=False)
         charts[f"chart-class-{index}"] = reliability_figure(
             entry.table, title=f"Class {name}", compact=True,
         )

@@ -19,7 +19,7 @@ import click
 from . import cli_types
 from ._version import __version__
 from .errors import CalauditError, ExitCode
-from .location import printable
+from .location import one_line
 
 _state = {"debug": False}
 
@@ -46,13 +46,13 @@ class CalauditGroup(click.Group):
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx is not None else "calaudit"
-            click.echo(f"calaudit: error: {exc.format_message()} (see '{command} --help')", err=True)
+            click.echo(f"calaudit: error: {one_line(exc.format_message())} (see '{command} --help')", err=True)
             sys.exit(int(ExitCode.USAGE))
         except click.exceptions.Abort:
             click.echo("calaudit: aborted", err=True)
             sys.exit(int(ExitCode.USAGE))
         except click.ClickException as exc:
-            click.echo(f"calaudit: error: {exc.format_message()}", err=True)
+            click.echo(f"calaudit: error: {one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         if not standalone_mode:
             return code
@@ -66,14 +66,14 @@ class CalauditGroup(click.Group):
         except CalauditError as exc:
             if _state["debug"]:
                 traceback.print_exc()
-            click.echo(f"calaudit: error: {printable(str(exc))}", err=True)
+            click.echo(f"calaudit: error: {one_line(str(exc))}", err=True)
             ctx.exit(int(exc.exit_code))
         except Exception as exc:  # anything else is a bug: say so, exit 4
             if _state["debug"]:
                 traceback.print_exc()
             else:
                 click.echo(
-                    f"calaudit: internal error: {type(exc).__name__}: {exc} "
+                    f"calaudit: internal error: {type(exc).__name__}: {one_line(str(exc))} "
                     "(run again with --debug for the traceback, and please report it)",
                     err=True,
                 )
@@ -361,7 +361,7 @@ def _exit_for_gate(ctx: click.Context, result: Any) -> None:
         return
     failures = result.gate.failures
     more = f" (and {len(failures) - 1} more failed check(s))" if len(failures) > 1 else ""
-    click.echo(f"calaudit: gate failed: {failures[0].message}{more}", err=True)
+    click.echo(f"calaudit: gate failed: {one_line(failures[0].message)}{more}", err=True)
     ctx.exit(int(ExitCode.GATE_FAILED))
 
 
@@ -399,7 +399,7 @@ def _load_options(options: dict[str, Any]) -> dict[str, Any]:
     def warn(message: str) -> None:  # once per run, even when fix reads the data twice
         if message not in warned:
             warned.append(message)
-            click.echo(f"calaudit: warning: {printable(message)}", err=True)
+            click.echo(f"calaudit: warning: {one_line(message)}", err=True)
 
     return dict(
         device=options["device"], batch_size=options["batch_size"], output=options["output_name"],
@@ -532,7 +532,7 @@ def _write_outputs(result: Any, options: dict[str, Any]) -> None:
                 # Our heading must start a line of its own to render.
                 handle.write((("\n" if ends_mid_line else "") + markdown_text).encode("utf-8"))
         except OSError as exc:
-            click.echo(f"calaudit: warning: cannot append to $GITHUB_STEP_SUMMARY ({exc.strerror or exc})", err=True)
+            click.echo(f"calaudit: warning: cannot append to $GITHUB_STEP_SUMMARY ({one_line(str(exc.strerror or exc))})", err=True)
     if json_path is not None and str(json_path) == "-":
         _echo_stdout(document)
         return

@@ -64,5 +64,17 @@ def show(value: object) -> str:
 
 def printable(text: str) -> str:
     """``text`` with control characters (from file or class names) shown as escapes,
-    so that nothing a vendor wrote can move the cursor or recolour a terminal."""
+    so that nothing a vendor wrote can move the cursor or recolour a terminal. Line
+    breaks and tabs are kept: use it on text made of lines, :func:`one_line` on a line."""
+    if text.isprintable():
+        return text
     return "".join(ch if ch.isprintable() or ch in "\n\t" else repr(ch)[1:-1] for ch in text)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every non-printable character, line breaks and tabs included, shown as
+    an escape (``\\n``, ``\\x1b``, ``\\u2028``): a vendor string can neither split a
+    one-line message nor act on a terminal or a page."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

@@ -2,7 +2,8 @@
 
 Templates are in the repository's top-level ``templates/`` folder and ship inside the
 wheel as ``calaudit/templates``; both locations are searched. Autoescaping is on for
-every template, so vendor strings (class names, metadata, file names) are escaped.
+every template, so vendor strings (class names, metadata, file names) are escaped, and
+their control characters are shown as escapes (:func:`visible`).
 """
 
 from __future__ import annotations
@@ -39,12 +40,27 @@ def count(value: int | float) -> str:
     return f"{int(value):,}"
 
 
+def visible(value: Any) -> Any:
+    """Every plain string a template prints with its control characters and line breaks
+    shown as escapes (a class name ``"cat\\n"`` prints as ``cat\\n``): a vendor string
+    cannot hide text in the page or break a line of a table. Markup (the inlined
+    plotly.js, chart data already escaped by ``tojson``) is left alone."""
+    import markupsafe
+
+    from .location import one_line
+
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return one_line(value)
+    return value
+
+
 def environment() -> Any:
     import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=True,  # every template, whatever its name
+        finalize=visible,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

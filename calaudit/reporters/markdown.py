@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from ..location import one_line
 from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
 
 
 def _cell(text: object) -> str:
     """Escape what would break a table cell or inject markup (vendor strings)."""
-    value = str(text)
+    value = one_line(str(text))  # control characters and line breaks shown as escapes
     for char in ("\\", "|", "`", "*", "_", "[", "]", "<", ">", "#"):
         value = value.replace(char, "\\" + char)
-    return value.replace("\n", " ")
+    return value
 
 
 def render(result: AuditResult) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._version import __version__
-from ..location import printable
+from ..location import one_line
 from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
 
@@ -76,7 +76,8 @@ def render(result: AuditResult) -> str:
         lines += ["", *_baseline_lines(result)]
     if result.gate is not None and result.gate.checks:
         lines += ["", *_gate_lines(result)]
-    return printable("\n".join(lines) + "\n")
+    # One element per line: a vendor string (a class or file name) cannot split one.
+    return "\n".join(one_line(line) for line in lines) + "\n"
 
 
 def _baseline_lines(result: AuditResult) -> list[str]:
