@@ -180,7 +180,7 @@ def digits_all(tmp_path_factory):
     """``calaudit run digits_gaussian_nb.csv --baseline all`` with JSON and report (one run)."""
     out = tmp_path_factory.mktemp("baselines_all")
     json_path, report_path = out / "out.json", out / "report.html"
-    # --bootstrap 0 explicitly: a module fixture is set up before conftest's per-test default.
+    # --bootstrap 0 explicitly: this fixture is about the baselines, whatever the default is.
     result = invoke("run", DIGITS_NB, "--baseline", "all", "--bootstrap", "0", "--json", json_path,
                     "--report", report_path)
     assert result.exit_code == 0, (result.output, result.exception)
