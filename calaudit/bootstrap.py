@@ -331,6 +331,54 @@ class _Groups:
         return counts * self.mean[name] + np.sqrt(counts) * self.sd[name] * noise
 
 
+class _BinOutcomeGroups:
+    """Rows grouped by (bin, outcome) where only the groups that hold rows are kept, so a
+    class column whose values sit in a few of many bins costs a few groups (the
+    classwise loop runs once per class: K x bins would otherwise set its cost).
+
+    ``count``/``mean``/``sd`` are per kept group, in key order (``bin * 2 + outcome``),
+    so the groups of one bin are adjacent; :meth:`per_bin` sums them bin by bin.
+    """
+
+    def __init__(self, bin_ids: np.ndarray, outcome: np.ndarray, n_bins: int, values: dict[str, np.ndarray]) -> None:
+        keys = bin_ids * 2 + outcome.astype(np.intp)
+        full = np.bincount(keys, minlength=2 * n_bins)
+        self.keys = np.flatnonzero(full)
+        position = np.zeros(2 * n_bins, dtype=np.intp)
+        position[self.keys] = np.arange(self.keys.size)
+        compact = position[keys]
+        self.count = full[self.keys].astype(np.float64)
+        self.hit = (self.keys % 2).astype(np.float64)  # 1 for the groups of rows whose outcome is 1
+        bins = self.keys // 2
+        self.bin_starts = np.flatnonzero(np.concatenate(([True], bins[1:] != bins[:-1])))
+        self.mean = {}
+        self.sd = {}
+        for name, value in values.items():
+            total = np.bincount(compact, weights=value, minlength=self.keys.size)
+            square = np.bincount(compact, weights=value * value, minlength=self.keys.size)
+            mean = total / self.count
+            self.mean[name] = mean
+            self.sd[name] = np.sqrt(np.maximum(square / self.count - mean * mean, 0.0))
+
+    def counts(self, rng, n_rows: int, resamples: int) -> np.ndarray:
+        return rng.multinomial(n_rows, self.count / n_rows, size=resamples).astype(np.float64)
+
+    def sums(self, rng, counts: np.ndarray, name: str) -> np.ndarray:
+        """Resampled sum of ``name`` per group: ``c mu + sqrt(c) sd Z``."""
+        noise = rng.standard_normal(counts.shape)
+        return counts * self.mean[name] + np.sqrt(counts) * self.sd[name] * noise
+
+    def per_bin(self, per_group: np.ndarray) -> np.ndarray:
+        """``(resamples, groups)`` -> ``(resamples, occupied bins)`` sums."""
+        return np.add.reduceat(per_group, self.bin_starts, axis=1)
+
+    def cells(self, rng, n_rows: int, resamples: int, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per occupied bin and resample: rows with outcome 1, all rows, sum of ``name``."""
+        counts = self.counts(rng, n_rows, resamples)
+        value = self.per_bin(self.sums(rng, counts, name))
+        return self.per_bin(counts * self.hit), self.per_bin(counts), value
+
+
 def _ece_from(right: np.ndarray, confidence_sum: np.ndarray, n_rows: int) -> np.ndarray:
     return np.abs(right - confidence_sum).sum(axis=-1) / n_rows
 
@@ -377,12 +425,8 @@ def _grouped_draws(rng, y, proba, suite: MetricSuite, n_bins, bandwidth, resampl
     for k in (range(n_classes) if n_classes > 2 else (1,)):
         column = proba[:, k]
         outcome = (y == k).astype(np.float64)
-        ids = equal_width_bin_ids(column, n_bins)
-        per_class = _Groups(ids * 2 + outcome.astype(np.intp), 2 * n_bins, {"p": column})
-        class_counts = per_class.counts(rng, n_rows, resamples)
-        value = per_class.sums(rng, class_counts, "p").reshape(resamples, n_bins, 2).sum(axis=2)
-        cells = class_counts.reshape(resamples, n_bins, 2)
-        hits, cell_total = cells[:, :, 1], cells.sum(axis=2)
+        per_class = _BinOutcomeGroups(equal_width_bin_ids(column, n_bins), outcome, n_bins, {"p": column})
+        hits, cell_total, value = per_class.cells(rng, n_rows, resamples, "p")
         weight = 1.0 if n_classes > 2 else 2.0  # binary: class 0 mirrors class 1
         classwise_terms += weight * _ece_from(hits, value, n_rows)
         frequency = hits.sum(axis=1, keepdims=True) / n_rows

@@ -186,3 +186,28 @@ def test_validation_never_writes_into_the_callers_matrix():
     result = calaudit.audit(rng.integers(0, 4, 50), proba, bootstrap=0)
     assert result.diagnostics["renormalised"]
     np.testing.assert_array_equal(proba, before)
+
+
+def test_grouped_classwise_draws_keep_only_occupied_bins():
+    """The grouped bootstrap's per-class groups cost what the column occupies, not K x bins,
+    and sum bin by bin exactly as the full (bins x outcome) layout does."""
+    from calaudit.binning import equal_width_bin_ids
+
+    rng = np.random.default_rng(5)
+    column = rng.beta(0.3, 8.0, 2000)  # a minority class's probabilities: a few low bins
+    outcome = (rng.random(2000) < column).astype(float)
+    groups = bootstrap_module._BinOutcomeGroups(equal_width_bin_ids(column, MAX_BINS), outcome, MAX_BINS,
+                                                {"p": column})
+    occupied = np.unique(equal_width_bin_ids(column, MAX_BINS) * 2 + outcome.astype(int))
+    np.testing.assert_array_equal(groups.keys, occupied)
+    assert groups.keys.size < 2 * MAX_BINS / 4
+    counts = rng.multinomial(2000, groups.count / 2000, size=7).astype(float)
+    dense = np.zeros((7, 2 * MAX_BINS))
+    dense[:, groups.keys] = counts
+    dense = dense.reshape(7, MAX_BINS, 2)
+    bins = np.unique(groups.keys // 2)
+    np.testing.assert_array_equal(groups.per_bin(counts), dense.sum(axis=2)[:, bins])
+    np.testing.assert_array_equal(groups.per_bin(counts * groups.hit), dense[:, :, 1][:, bins])
+    np.testing.assert_allclose(groups.mean["p"] * groups.count,
+                               np.bincount(equal_width_bin_ids(column, MAX_BINS) * 2 + outcome.astype(int),
+                                           weights=column, minlength=2 * MAX_BINS)[groups.keys], rtol=1e-12)
