@@ -576,3 +576,37 @@ def test_no_preprocessing_line_for_arrays(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[2] == ""
     assert "Image preprocessing" not in result.stdout
+
+
+# ------------------------------------------------------------------ links that cannot be followed
+
+
+def _digits_folder(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "images"
+    for name in ("0", "1"):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (8, 8), color=40 * i).save(root / name / f"{i}.png")
+    return root
+
+
+def test_a_class_folder_that_is_a_symlink_loop_is_an_error(tmp_path):
+    from calaudit.loaders.images import load_image_folder
+
+    root = _digits_folder(tmp_path)
+    (root / "2").symlink_to(root / "2")
+    with pytest.raises(InvalidInputError, match=r"2: symlink loop.*expected a class folder"):
+        load_image_folder(root)
+
+
+def test_an_image_that_is_a_broken_link_is_an_error_or_skipped(tmp_path):
+    from calaudit.loaders.images import load_image_folder
+
+    root = _digits_folder(tmp_path)
+    (root / "1" / "9.png").symlink_to(tmp_path / "missing.png")
+    with pytest.raises(InvalidInputError, match=r"9.png: broken symbolic link.*--skip-bad-images"):
+        load_image_folder(root)
+    dataset = load_image_folder(root, skip_bad_images=True)
+    assert dataset.n_rows == 6 and dataset.skipped == ["1/9.png"]

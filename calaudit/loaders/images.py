@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
+from ..fileinfo import path_problem
 from ..location import Location
 from .datadir import IMAGE_SUFFIXES, Dataset, FeatureBatch, read_class_names_file
 
@@ -679,6 +680,22 @@ def _cast(block: np.ndarray, dtype: Any) -> np.ndarray:
     return block.astype(dtype, copy=False)
 
 
+def _class_folders(path: Path) -> list[Path]:
+    """The class folders of an image data directory, sorted. A child that cannot be
+    listed (a symlink loop, a broken link, no permission) is an error naming it: skipping
+    it would drop a whole class without a word."""
+    folders = []
+    for child in sorted(path.iterdir()):
+        if child.name.startswith("."):
+            continue
+        problem = path_problem(child, want_dir=True)
+        if problem is None:
+            folders.append(child)
+        elif not problem.startswith("is a file"):  # a file beside the folders (classes.txt) is fine
+            raise InvalidInputError(f"{child}: {problem}; expected a class folder of images")
+    return folders
+
+
 def load_image_folder(
     path: Path, *, preprocess: dict[str, Any] | None = None, skip_bad_images: bool = False,
     allow_large_images: bool = False, model: Any = None, warn: Callable[[str], None] | None = None,
@@ -690,13 +707,22 @@ def load_image_folder(
     """
     from ..fileinfo import Digests
 
-    folders = sorted(child for child in path.iterdir() if child.is_dir() and not child.name.startswith("."))
+    folders = _class_folders(path)
     files: list[Path] = []
     labels: list[str] = []
+    unreadable: list[str] = []
     for folder in folders:
-        images = sorted(
-            p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        )
+        images = []
+        for entry in sorted(folder.iterdir()):  # directory entries, not samples
+            if entry.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            problem = path_problem(entry)
+            if problem is None:
+                images.append(entry)
+            elif not skip_bad_images:  # a looping or broken link would drop an image silently
+                raise InvalidInputError(f"{entry}: {problem}; fix or remove it, or pass --skip-bad-images")
+            else:
+                unreadable.append(str(entry.relative_to(path)))
         files += images
         labels += [folder.name] * len(images)
     if not files:
@@ -737,4 +763,5 @@ def load_image_folder(
         names_source, np.asarray([str(f.relative_to(path)) for f in files], dtype=object), "path", hashes,
         image_files=files, settings=settings, skip_bad_images=skip_bad_images, setting_sources=sources,
         allow_large_images=allow_large_images, warn=warn, metadata_where=metadata_where,
+        skipped=unreadable,
     )
