@@ -20,7 +20,6 @@ the key, the value and what was expected.
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
@@ -33,6 +32,7 @@ import click
 
 from .cli_types import Allowance
 from .errors import UsageError
+from .fileinfo import path_problem
 
 CONFIG_FILE = "calaudit.toml"
 #: Options that make no sense in a shared file (outputs and inputs of one run).
@@ -44,19 +44,10 @@ NOT_CONFIGURABLE = {
 
 def _unusable(path: Path) -> str | None:
     """Why ``path`` cannot be read as a settings file, or ``None`` when it is a regular file."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return "is a symbolic link loop"
-        if exc.errno == errno.ENOENT:
-            return "is a broken symbolic link" if path.is_symlink() else "does not exist"
-        return f"cannot be read ({exc.strerror or exc})"
-    if stat.S_ISDIR(mode):
-        return "is a directory, not a file"
-    if not stat.S_ISREG(mode):
-        return "is not a regular file"
-    return None
+    problem = path_problem(path, missing="no such file")
+    if problem is None and not stat.S_ISREG(os.stat(path).st_mode):
+        return "not a regular file"
+    return problem
 
 
 def _settings_file(path: Path) -> bool:
@@ -66,7 +57,7 @@ def _settings_file(path: Path) -> bool:
         return False
     problem = _unusable(path)
     if problem is not None:
-        raise UsageError(f"{path}: the settings file {problem}")
+        raise UsageError(f"{path}: cannot use the settings file: {problem}")
     return True
 
 
@@ -265,7 +256,7 @@ def load_config_callback(ctx: click.Context, param: click.Parameter, value: Path
         return None
     problem = _unusable(path)
     if problem is not None:
-        raise UsageError(f"{path}: the settings file {problem}")
+        raise UsageError(f"{path}: cannot use the settings file: {problem}")
     settings = read_settings(path)
     root = ctx.find_root().command
     siblings = list(root.commands.values()) if isinstance(root, click.Group) else []
