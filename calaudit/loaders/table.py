@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -165,8 +166,17 @@ def _read_columns(path: Path, fmt: str) -> list[str]:
         import gzip
 
         opener = gzip.open if fmt == "csv.gz" else open
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-            columns = next(csv.reader(handle), [])
+        try:
+            with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+                columns = next(csv.reader(handle), [])
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InvalidInputError(f"{path}: cannot read the file ({_first_line(exc)})") from None
+        if "" in columns:  # pandas would invent a name ("Unnamed: 3") the rest of calaudit never sees
+            position = columns.index("")
+            hint = " (a trailing comma?)" if position == len(columns) - 1 else ""
+            raise InvalidInputError(
+                f"{path}: column {position + 1} of the header has no name{hint}; every column needs a name"
+            )
     seen: set[str] = set()
     for column in columns:
         if column in seen:
@@ -369,7 +379,7 @@ def _read_csv(
             expected, line, saw = match.groups()
             message = f"line {line} has {saw} fields; expected {expected} like the header"
         raise InvalidInputError(f"{path}: cannot parse CSV: {message}") from None
-    except (OSError, EOFError) as exc:  # e.g. a corrupt or truncated gzip stream
+    except (OSError, EOFError, zlib.error) as exc:  # e.g. a corrupt or truncated gzip stream
         raise InvalidInputError(f"{path}: cannot read the file ({_first_line(exc)})") from None
 
 
