@@ -46,3 +46,11 @@ def _real_default_bootstrap_when_marked(request, _no_default_bootstrap):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(calaudit.bootstrap, "DEFAULT_RESAMPLES", REAL_DEFAULT_RESAMPLES)
         yield
+
+
+@pytest.fixture(autouse=True)
+def _no_debug_flag(monkeypatch):
+    """Every test starts without --debug (the CLI keeps the flag in module state)."""
+    import calaudit.cli
+
+    monkeypatch.setitem(calaudit.cli._state, "debug", False)

@@ -16,13 +16,10 @@ import zlib
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-import calaudit.cli as cli_module
 import calaudit.loaders.images as images
 import onnx_graphs as g
-from calaudit.cli import cli
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.images import (
     ResolvedPreprocess,
@@ -32,25 +29,13 @@ from calaudit.loaders.images import (
 )
 from calaudit.loaders.model_run import load_model_predictions
 from calaudit.onnx_model import load_model
+from clitools import error_line, invoke
 
 H, W = 6, 5
 
 
-@pytest.fixture(autouse=True)
-def _reset_debug_flag(monkeypatch):
-    monkeypatch.setitem(cli_module._state, "debug", False)
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="calaudit")
-
-
 def one_error_line(result, code):
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("calaudit: error: ")
-    return lines[0]
+    return error_line(result, code)
 
 
 def rgb_folder(root, sizes=((H, W),), classes=("cat", "dog"), seed=0):

@@ -30,35 +30,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 from onnx import helper
 
 import calaudit
-import calaudit.cli as cli_module
 import onnx_graphs as g
-from calaudit.cli import cli
 from calaudit.errors import InvalidInputError
 from calaudit.loaders.datadir import load_data_directory
 from calaudit.loaders.model_run import load_model_predictions
 from calaudit.loaders.table import load_prediction_file
-
-
-@pytest.fixture(autouse=True)
-def _reset_debug_flag(monkeypatch):
-    monkeypatch.setitem(cli_module._state, "debug", False)
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="calaudit")
-
-
-def error_line(result, code: int) -> str:
-    """Assert the exit code and exactly one ``calaudit: error:`` line on stderr; return it."""
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("calaudit: error: "), lines[0]
-    return lines[0]
+from clitools import error_line, invoke
 
 
 def load_error(path, **options) -> str:

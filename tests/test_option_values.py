@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +31,6 @@ import calaudit.cli as cli_module
 import calaudit.config as config_module
 import calaudit.metrics
 from calaudit import cli_types
-from calaudit.cli import cli
 from calaudit.config import find_config
 from calaudit.errors import UsageError
 from calaudit.gate import (
@@ -43,6 +41,7 @@ from calaudit.gate import (
     parse_condition,
     thresholds_from_options,
 )
+from clitools import error_line, invoke
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 NB_DIGITS = SAMPLE_DATA / "digits_gaussian_nb.csv"
@@ -55,6 +54,10 @@ ENV_VARS = (
 THRESHOLDS = [("--max-ece", "CALAUDIT_MAX_ECE"), ("--max-mce", "CALAUDIT_MAX_MCE"),
               ("--max-brier", "CALAUDIT_MAX_BRIER"), ("--max-nll", "CALAUDIT_MAX_NLL"),
               ("--min-accuracy", "CALAUDIT_MIN_ACCURACY")]
+
+
+def one_error_line(result, code: int = 2) -> str:
+    return error_line(result, code)
 
 
 def _clean(mp) -> None:
@@ -71,19 +74,6 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     assert find_config(work) is None
     return work
-
-
-def invoke(*args, env=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="calaudit", env=env)
-
-
-def one_error_line(result, code: int = 2) -> str:
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("calaudit: error:"), lines[0]
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------

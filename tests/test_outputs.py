@@ -15,33 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-import calaudit.cli as cli_module
 from calaudit.atomic import output_destination, write_atomic
-from calaudit.cli import cli
 from calaudit.errors import OutputWriteError, UsageError
+from clitools import error_line, invoke
 from onnx_graphs import prob_model, save, weights, write_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data" / "digits_gaussian_nb.csv"
-
-
-@pytest.fixture(autouse=True)
-def _reset_debug_flag(monkeypatch):
-    monkeypatch.setitem(cli_module._state, "debug", False)
-
-
-def invoke(*args, **kwargs):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="calaudit", **kwargs)
-
-
-def error_line(result, code: int) -> str:
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("calaudit: error: "), lines[0]
-    return lines[0]
 
 
 def digest(path: Path) -> str:

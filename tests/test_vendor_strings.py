@@ -7,22 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-import calaudit.cli as cli_module
-from calaudit.cli import cli
 from calaudit.location import one_line, printable
+from clitools import invoke
 
 ODD = "ca\nt\x1b[31m\u2028"  # a line break, an ANSI colour code and a Unicode line separator
-
-
-@pytest.fixture(autouse=True)
-def _reset_debug_flag(monkeypatch):
-    monkeypatch.setitem(cli_module._state, "debug", False)
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="calaudit")
 
 
 @pytest.fixture()
