@@ -54,30 +54,37 @@ def first_invalid_utf8(path: Path, *, compressed: bool = False) -> tuple[int, in
     """``(line, byte offset, offending bytes)`` of the first invalid UTF-8 sequence.
 
     Used only after a decoding error, to point the user at the place; ``None`` when
-    the whole file decodes.
+    the whole file decodes. A file that cannot be read to the end (a gzip stream that
+    is corrupt, or fails its CRC check) raises :class:`InvalidInputError` saying so.
     """
     import gzip
+    import zlib
 
     opener = gzip.open if compressed else open
     decoder = codecs.getincrementaldecoder("utf-8")()
     line, offset = 1, 0
-    with opener(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                # The decoder may hold back the start of a sequence from the previous
-                # chunk; exc.object is what it tried to decode.
-                held = len(exc.object) - len(chunk)
-                start = exc.start - held
-                line += chunk.count(b"\n", 0, max(start, 0))
-                return line, offset + start, exc.object[exc.start : exc.end]
-            line += chunk.count(b"\n")
-            offset += len(chunk)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            return line, offset, exc.object[exc.start : exc.end]
+    try:
+        with opener(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    # The decoder may hold back the start of a sequence from the previous
+                    # chunk; exc.object is what it tried to decode.
+                    held = len(exc.object) - len(chunk)
+                    start = exc.start - held
+                    line += chunk.count(b"\n", 0, max(start, 0))
+                    return line, offset + start, exc.object[exc.start : exc.end]
+                line += chunk.count(b"\n")
+                offset += len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        expected = "a gzip-compressed UTF-8 text file" if compressed else "a UTF-8 text file"
+        raise InvalidInputError(f"{path}: cannot read the file ({text}); expected {expected}") from None
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        return line, offset, exc.object[exc.start : exc.end]
     return None
 
 
@@ -156,12 +163,13 @@ def require_file(path: Path, expected: str) -> None:
 def read_head(path: Path, size: int = 4096, *, compressed: bool = False) -> bytes:
     """The first ``size`` bytes of a file (decompressed for gzip); ``b""`` when unreadable."""
     import gzip
+    import zlib
 
     opener = gzip.open if compressed else open
     try:
         with opener(path, "rb") as handle:
             return handle.read(size)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):  # zlib.error: a corrupt deflate stream
         return b""
 
 

@@ -21,7 +21,7 @@ are converted: the cost is one factorisation of the column. Then one set of rule
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -179,8 +179,11 @@ def _encode_texts(codes: np.ndarray, texts: list[str], names: list[str], locatio
                     f"{location.entry(_first_row(codes, j))}: label {texts[j]!r} looks like a class "
                     f"index but other rows use class names (e.g. {named!r}); use one convention"
                 )
-            indices = np.array([int(text.strip().split(".")[0]) for text in texts], dtype=np.int64)
-            return _check_indices(indices[codes], n_classes, location)
+            numbers = [int(text.strip().split(".")[0]) for text in texts]
+            # Clipped to -1..K, still out of range where they were, so that a label
+            # beyond int64 (9223372036854775808) is refused like any other bad index.
+            indices = np.array([min(max(number, -1), n_classes) for number in numbers], dtype=np.int64)
+            return _check_indices(indices[codes], n_classes, location, shown=lambda row: numbers[codes[row]])
     unknown = [j for j, m in enumerate(mapped) if m is None]
     if unknown:
         j = unknown[0]
@@ -218,12 +221,16 @@ def _first_row(codes: np.ndarray, code: int) -> int:
     return int(np.argmax(codes == code))
 
 
-def _check_indices(indices: np.ndarray, n_classes: int, location: Location) -> np.ndarray:
+def _check_indices(
+    indices: np.ndarray, n_classes: int, location: Location, shown: Callable[[int], object] | None = None
+) -> np.ndarray:
+    """``indices`` as ``intp`` when each is in 0..K-1; ``shown(row)`` gives the label as
+    read, for the message, when ``indices`` were clipped."""
     bad = (indices < 0) | (indices >= n_classes)
     if bad.any():
         row = int(np.argmax(bad))
         raise InvalidInputError(
-            f"{location.entry(row)}: label {int(indices[row])} is not a class index; "
-            f"expected an integer in 0..{n_classes - 1}"
+            f"{location.entry(row)}: label {shown(row) if shown is not None else int(indices[row])} is not a "
+            f"class index; expected an integer in 0..{n_classes - 1}"
         )
     return indices.astype(np.intp, copy=False)

@@ -17,6 +17,7 @@ Arrays are loaded with ``allow_pickle=False``: a data file is never unpickled.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,24 +97,60 @@ def cast_feature(values: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
                 raise InvalidInputError(
                     f"{where}: the model input {spec.name!r} takes text but the data has a missing (null) value"
                 )
-        return values.astype(str).astype(object)
+        try:
+            return values.astype(str).astype(object)
+        except (TypeError, ValueError):  # lists (a nested Parquet column) have no text to feed
+            flat = values.reshape(-1)
+            # The error path only: the first such value, for the message.
+            nested = next((v for v in flat if isinstance(v, (list, tuple, dict, np.ndarray))), flat[0])
+            raise InvalidInputError(
+                f"{where}: the model input {spec.name!r} takes text but the data holds values such as {nested!r}"
+            ) from None
+    if values.dtype.kind in "cV":  # complex numbers, structured records: no number to feed
+        raise InvalidInputError(
+            f"{where}: the model input {spec.name!r} expects numbers ({spec.element_type}) but the data holds "
+            f"{values.dtype} values"
+        )
     if values.dtype.kind in "OUSmM":
         try:
             if values.dtype.kind in "mM":
                 raise TypeError("dates and times are not numbers")
-            return values.astype(np.float64).astype(dtype)
+            # Text as numbers first, then the checks below: "1.5" is not an integer either.
+            values = values.astype(np.float64)
         except (TypeError, ValueError):  # text, or objects such as dates (a typed Parquet column)
             raise InvalidInputError(
                 f"{where}: the model input {spec.name!r} expects numbers ({spec.element_type}) but the data holds "
                 f"{_first_non_number(values)}"
             ) from None
-    if np.issubdtype(dtype, np.integer) and values.dtype.kind == "f":
-        if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
-            raise InvalidInputError(
-                f"{where}: the model input {spec.name!r} expects integers ({spec.element_type}) but the data "
-                "holds fractional or missing values"
-            )
-    return values.astype(dtype, copy=False)
+    if np.issubdtype(dtype, np.integer):
+        _check_integers(values, dtype, spec, where=where)
+    with np.errstate(over="ignore"):  # beyond float32's range is inf, fed as an infinite feature is
+        return values.astype(dtype, copy=False)
+
+
+def _check_integers(values: np.ndarray, dtype: Any, spec: Any, *, where: str) -> None:
+    """Refuse features an integer input cannot take exactly: fractions, missing values,
+    and numbers outside the type's range (numpy's cast would wrap them around silently)."""
+    from ..location import show
+
+    if values.dtype.kind == "f" and (not np.all(np.isfinite(values)) or not np.all(values == np.round(values))):
+        raise InvalidInputError(
+            f"{where}: the model input {spec.name!r} expects integers ({spec.element_type}) but the data "
+            "holds fractional or missing values"
+        )
+    info = np.iinfo(dtype)
+    if values.dtype.kind == "f":  # the bounds as float64, exactly: 2**63 itself is out of int64's range
+        top = 2.0 ** (info.bits if info.min == 0 else info.bits - 1)
+        wide = values.astype(np.float64, copy=False)  # float16 cannot hold the bounds
+        outside = (wide < float(info.min)) | (wide >= top)
+    else:
+        outside = (values < info.min) | (values > info.max)
+    if outside.any():
+        value = values.reshape(-1)[int(np.argmax(outside.reshape(-1)))]
+        raise InvalidInputError(
+            f"{where}: the model input {spec.name!r} expects integers ({spec.element_type}, {info.min} to "
+            f"{info.max}) but the data holds {show(value)}"
+        )
 
 
 def _first_non_number(values: np.ndarray) -> str:
@@ -404,36 +441,68 @@ def _refuse_wrong_kind(path: Path, magic: bytes, what: str, expected: str) -> No
     raise InvalidInputError(f"{path}: not {what}: {looks}; expected {expected}")
 
 
+#: What ``np.load`` raises for a damaged file besides ``ValueError``: a short read, and
+#: for the header, which is parsed as a Python literal, a ``SyntaxError`` (or the
+#: tokenizer's ``TokenError`` when numpy retries it as a Python 2 header) and whatever a
+#: dtype description that is any other literal makes numpy raise.
+_DAMAGED_FILE_ERRORS = (OSError, EOFError, SyntaxError, TypeError, KeyError, IndexError)
+
+
+@contextmanager
+def _python2_headers_quietly() -> Iterator[None]:
+    """No warning for a header numpy had to clean up (one written by Python 2, or damaged
+    into looking like one): the array still reads, and stderr keeps to calaudit's lines."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Reading `.npy` or `.npz` file required additional header parsing")
+        yield
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _load_npy(path: Path) -> np.ndarray:
+    from tokenize import TokenError
+
     _refuse_wrong_kind(path, b"\x93NUMPY", "a .npy file", "an array written by numpy.save (np.save(path, array))")
     try:
-        return np.load(path, allow_pickle=False, mmap_mode="r")
+        with _python2_headers_quietly():
+            return np.load(path, allow_pickle=False, mmap_mode="r")
     except ValueError as exc:
-        if any(marker in str(exc) for marker in ("allow_pickle", "Object arrays", "Python objects")):
+        # Not "allow_pickle" alone: numpy's message about a header too large to parse safely names it too.
+        if any(marker in str(exc) for marker in ("pickled (object) data", "Object arrays", "Python objects")):
             raise InvalidInputError(
                 f"{path}: holds Python objects, which calaudit never unpickles; save a numeric or "
                 "fixed-width string array (np.save with dtype float, int or str)"
             ) from None
-        raise InvalidInputError(f"{path}: not a readable .npy array ({exc})") from None
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: not a readable .npy array ({exc})") from None
+        raise InvalidInputError(f"{path}: not a readable .npy array ({_first_line(exc)})") from None
+    except (*_DAMAGED_FILE_ERRORS, TokenError) as exc:
+        raise InvalidInputError(f"{path}: not a readable .npy array ({_first_line(exc)})") from None
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     import zipfile
+    import zlib
+    from tokenize import TokenError
 
     _refuse_wrong_kind(path, b"PK", "a .npz archive", "arrays written by numpy.savez (np.savez(path, name=array))")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with _python2_headers_quietly(), np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
     except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+        if "pickled (object) data" in str(exc) or "Object arrays" in str(exc):
             raise InvalidInputError(
                 f"{path}: holds Python objects, which calaudit never unpickles; save numeric or string arrays"
             ) from None
-        raise InvalidInputError(f"{path}: not a readable .npz archive ({exc})") from None
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise InvalidInputError(f"{path}: not a readable .npz archive ({exc})") from None
+        raise InvalidInputError(f"{path}: not a readable .npz archive ({_first_line(exc)})") from None
+    # zipfile: a damaged member is a BadZipFile, zlib.error or EOFError; an encrypted one a
+    # RuntimeError; an unknown compression method NotImplementedError.
+    except (*_DAMAGED_FILE_ERRORS, TokenError, zipfile.BadZipFile, zlib.error, RuntimeError,
+            NotImplementedError) as exc:
+        raise InvalidInputError(f"{path}: not a readable .npz archive ({_first_line(exc)})") from None
 
 
 def _load_arrays(path: Path) -> Dataset:
@@ -472,8 +541,10 @@ def _read_array_labels(path: Path, arrays: dict[str, np.ndarray], files: Digests
         files.add(name, file)
         if name == "labels.npy":
             labels = np.asarray(_load_npy(file))
+            if labels.ndim == 0:
+                raise InvalidInputError(f"{file}: holds a single value (shape ()); expected one label per row")
             if labels.ndim != 1:
-                labels = labels.reshape(labels.shape[0], -1)
+                labels = labels.reshape(labels.shape[0], int(np.prod(labels.shape[1:])))  # -1 fails on 0 rows
                 if labels.shape[1] != 1:
                     raise InvalidInputError(f"{file}: expected one label per row, got shape {labels.shape}")
                 labels = labels[:, 0]
