@@ -651,3 +651,34 @@ def test_typed_feature_columns_are_read_as_csv_reads_them(tmp_path, column, expe
     model = g.save(g.prob_model(*g.weights(3, 2, seed=4)), tmp_path / "model.onnx")
     line = error_line(invoke("run", model, path, "--bootstrap", "0", "--device", "cpu"), 3)
     assert f"{path}: " + expected.format(line=" (line 3)" if fmt == "csv" else "") in line
+
+
+# ------------------------------------------------------------------ follow-ups of the fuzzing
+
+
+def test_parquet_integer_probability_beyond_2_53_names_its_cell(tmp_path):
+    path = tmp_path / "big.parquet"
+    table = pa.table({"label": ["a", "b"], "prob_a": pa.array([1, 2**60], pa.int64()),
+                      "prob_b": pa.array([0, 0], pa.int64())})
+    pq.write_table(table, path)
+    message = load_error(path)
+    assert "row 2" in message and "prob_a" in message and "outside [0, 1]" in message
+
+
+def test_a_feature_beyond_float32_is_refused_naming_it(tmp_path):
+    w, b = g.weights(3, 2)
+    model = g.save(g.prob_model(w, b), tmp_path / "m.onnx")
+    features = np.zeros((4, 3))
+    features[2, 1] = 3.5e38  # finite in the file, infinite as float32
+    data = g.write_arrays(tmp_path / "data", features, np.array([0, 1, 0, 1]))
+    line = error_line(invoke("run", model, data, "--bootstrap", "0"), 3)
+    assert "3.5e+38" in line and "float" in line
+
+
+def test_a_struct_column_fed_to_a_text_input_is_refused(tmp_path):
+    w, b = g.weights(1, 2)
+    model = g.save(g.string_input_model(["x", "y"], [0.0, 1.0], w, b), tmp_path / "m.onnx")
+    table = pa.table({"label": ["0", "1"], "x": pa.array([{"v": 1.0}, {"v": 2.0}])})
+    pq.write_table(table, tmp_path / "data.parquet")
+    line = error_line(invoke("run", model, tmp_path / "data.parquet", "--bootstrap", "0"), 3)
+    assert "takes text" in line and "{'v': 1.0}" in line

@@ -97,14 +97,17 @@ def cast_feature(values: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
                 raise InvalidInputError(
                     f"{where}: the model input {spec.name!r} takes text but the data has a missing (null) value"
                 )
+        nested = (np.frompyfunc(lambda v: isinstance(v, (list, tuple, dict, np.ndarray)), 1, 1)(values).astype(bool)
+                  if values.dtype.kind == "O" else np.zeros(values.shape, dtype=bool))
         try:
+            if nested.any():  # a list or struct column: its Python repr is no text a model was trained on
+                raise TypeError("nested values")
             return values.astype(str).astype(object)
-        except (TypeError, ValueError):  # lists (a nested Parquet column) have no text to feed
+        except (TypeError, ValueError):
             flat = values.reshape(-1)
-            # The error path only: the first such value, for the message.
-            nested = next((v for v in flat if isinstance(v, (list, tuple, dict, np.ndarray))), flat[0])
+            first = flat[int(np.argmax(nested.reshape(-1)))] if nested.any() else flat[0]
             raise InvalidInputError(
-                f"{where}: the model input {spec.name!r} takes text but the data holds values such as {nested!r}"
+                f"{where}: the model input {spec.name!r} takes text but the data holds values such as {first!r}"
             ) from None
     if values.dtype.kind in "cV":  # complex numbers, structured records: no number to feed
         raise InvalidInputError(
@@ -124,8 +127,25 @@ def cast_feature(values: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
             ) from None
     if np.issubdtype(dtype, np.integer):
         _check_integers(values, dtype, spec, where=where)
-    with np.errstate(over="ignore"):  # beyond float32's range is inf, fed as an infinite feature is
-        return values.astype(dtype, copy=False)
+    elif np.issubdtype(dtype, np.floating) and values.dtype.kind in "fiu" and values.dtype.itemsize > np.dtype(dtype).itemsize:
+        _check_float_range(values, dtype, spec, where=where)
+    return values.astype(dtype, copy=False)
+
+
+def _check_float_range(values: np.ndarray, dtype: Any, spec: Any, *, where: str) -> None:
+    """Refuse finite features beyond the input's float type (3.5e38 for float32): the cast
+    would make them infinite, and the model's output would blame the wrong thing."""
+    from ..location import show
+
+    largest = float(np.finfo(dtype).max)
+    with np.errstate(invalid="ignore"):
+        outside = np.isfinite(values) & (np.abs(values) > largest)
+    if outside.any():
+        value = values.reshape(-1)[int(np.argmax(outside.reshape(-1)))]
+        raise InvalidInputError(
+            f"{where}: the model input {spec.name!r} takes {spec.element_type} numbers (up to {largest:.4g} in size) "
+            f"but the data holds {show(value)}"
+        )
 
 
 def _check_integers(values: np.ndarray, dtype: Any, spec: Any, *, where: str) -> None:

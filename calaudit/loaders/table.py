@@ -525,7 +525,9 @@ def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 
         kind = column.type
         if (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
                 or pa.types.is_decimal(kind) or pa.types.is_null(kind)):
-            scores[:, j] = column.cast(pa.float64()).to_numpy()
+            # Unsafe on purpose: an integer beyond 2**53 is no probability either, and the
+            # range check names its row and column (a safe cast would fail without them).
+            scores[:, j] = column.cast(pa.float64(), safe=False).to_numpy()
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
             raw = column.to_numpy(zero_copy_only=False).astype(object)
             blank = pd.isna(raw) | np.isin(raw, MISSING_MARKERS)
