@@ -890,14 +890,13 @@ def test_labels_npy_of_no_rows_or_a_single_value_is_one_line(tmp_path, models, l
     assert str(data) in line
 
 
-def test_features_beyond_float32_are_fed_as_infinite_without_a_warning(tmp_path, models):
-    # 3.5e38 does not fit a float input: it reaches the model as inf (as an infinite
-    # feature does), and the row's NaN output is blamed on it; numpy's overflow warning
-    # used to reach stderr.
+def test_features_beyond_float32_are_refused_without_a_warning(tmp_path, models):
+    # 3.5e38 does not fit a float input: the cast would make it infinite (and numpy's
+    # overflow warning used to reach stderr); it is refused naming its cell.
     features = np.full((4, 3), 3.5e38)
     data = arrays_directory(tmp_path / "data", npy_bytes(features))
     line = one_line_error(run_cli("run", models["dense"], data, "--bootstrap", "0", "--device", "cpu"), 3)
-    assert "features.npy: row 1, column 1" in line
+    assert "features.npy: row 1, column 1" in line and "3.5e+38" in line
 
 
 @pytest.mark.parametrize(

@@ -82,8 +82,11 @@ class Dataset:
 # ------------------------------------------------------------------ feature matrices
 
 
-def cast_feature(values: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
-    """Cast a block of features to the element type the model input wants."""
+def cast_feature(values: np.ndarray, spec: Any, *, where: str, locate: Any = None) -> np.ndarray:
+    """Cast a block of features to the element type the model input wants.
+
+    ``locate(row, column)`` names where a value of the block (its row in the block,
+    its flat position in the row) came from, for the messages about one value."""
     from ..onnx_model import INPUT_DTYPES
 
     dtype = INPUT_DTYPES.get(spec.element_type)
@@ -128,11 +131,11 @@ def cast_feature(values: np.ndarray, spec: Any, *, where: str) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         _check_integers(values, dtype, spec, where=where)
     elif np.issubdtype(dtype, np.floating) and values.dtype.kind in "fiu" and values.dtype.itemsize > np.dtype(dtype).itemsize:
-        _check_float_range(values, dtype, spec, where=where)
+        _check_float_range(values, dtype, spec, where=where, locate=locate)
     return values.astype(dtype, copy=False)
 
 
-def _check_float_range(values: np.ndarray, dtype: Any, spec: Any, *, where: str) -> None:
+def _check_float_range(values: np.ndarray, dtype: Any, spec: Any, *, where: str, locate: Any = None) -> None:
     """Refuse finite features beyond the input's float type (3.5e38 for float32): the cast
     would make them infinite, and the model's output would blame the wrong thing."""
     from ..location import show
@@ -141,10 +144,13 @@ def _check_float_range(values: np.ndarray, dtype: Any, spec: Any, *, where: str)
     with np.errstate(invalid="ignore"):
         outside = np.isfinite(values) & (np.abs(values) > largest)
     if outside.any():
-        value = values.reshape(-1)[int(np.argmax(outside.reshape(-1)))]
+        flat = outside.reshape(outside.shape[0], -1)
+        row, column = divmod(int(np.argmax(flat.reshape(-1))), flat.shape[1])
+        value = values.reshape(flat.shape)[row, column]
+        place = locate(row, column) if locate is not None else where
         raise InvalidInputError(
-            f"{where}: the model input {spec.name!r} takes {spec.element_type} numbers (up to {largest:.4g} in size) "
-            f"but the data holds {show(value)}"
+            f"{place} is {show(value)}; the model input {spec.name!r} takes {spec.element_type} numbers, at most "
+            f"{largest:.4g} in size"
         )
 
 
@@ -217,7 +223,11 @@ class ArrayDataset(Dataset):
             for spec in inputs:
                 where = f"{self.path}"
                 block = np.asarray(sources[spec.name][start:stop])
-                feeds[spec.name] = cast_feature(fit_row_shape(block, spec, where=where), spec, where=where)
+                feeds[spec.name] = cast_feature(
+                    fit_row_shape(block, spec, where=where), spec, where=where,
+                    locate=lambda row, column, name=spec.name, first=start: self.feature_location(
+                        inputs, name, first + row, column),
+                )
             yield FeatureBatch(feeds, np.arange(start, stop))
 
     def feature_location(self, inputs: Sequence[Any], input_name: str, row: int, column: int) -> str:
@@ -282,7 +292,11 @@ class TableDataset(Dataset):
             for spec in inputs:
                 where = f"{self.path}"
                 block = blocks[spec.name][start:stop]
-                feeds[spec.name] = cast_feature(fit_row_shape(block, spec, where=where), spec, where=where)
+                feeds[spec.name] = cast_feature(
+                    fit_row_shape(block, spec, where=where), spec, where=where,
+                    locate=lambda row, column, name=spec.name, first=start: self.feature_location(
+                        inputs, name, first + row, column),
+                )
             yield FeatureBatch(feeds, np.arange(start, stop))
 
     def feature_location(self, inputs: Sequence[Any], input_name: str, row: int, column: int) -> str:
