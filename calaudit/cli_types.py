@@ -163,7 +163,7 @@ class ImageSetting(click.ParamType):
         self.name = key
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from .loaders.images import parse_setting
+        from .loaders.image_preprocess import parse_setting
 
         try:
             return parse_setting(self.key, value)
