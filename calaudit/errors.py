@@ -51,3 +51,10 @@ class OutputWriteError(CalauditError):
     like an unreadable input, not a wrong command line."""
 
     exit_code = ExitCode.INPUT_ERROR
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for
+    one-line errors that quote a library's reason."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

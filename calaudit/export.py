@@ -14,7 +14,7 @@ import numpy as np
 
 from .atomic import write_atomic
 from .errors import UsageError
-from .loaders.table import table_format
+from .loaders.formats import table_format
 from .predictions import Predictions
 
 

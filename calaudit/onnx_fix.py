@@ -40,7 +40,7 @@ import numpy as np
 
 from ._version import __version__
 from .atomic import write_atomic
-from .errors import InvalidInputError
+from .errors import InvalidInputError, first_line
 from .onnx_model import ScoreOutput, VendorModel
 
 #: Floor on probabilities before their logarithm (in the score tensor's dtype).
@@ -536,8 +536,7 @@ def _check_temperature(temperature: float, where: str) -> float:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+    return first_line(exc)[:300]
 
 
 def _validate(proto: Any, source: Any, where: str) -> None:

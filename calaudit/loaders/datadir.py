@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError
+from ..errors import InvalidInputError, UsageError, first_line
 from ..fileinfo import Digests, file_present, path_problem, read_head, utf16_problem
 from ..location import Location
-from .table import table_format
+from .formats import table_format
 
 DATA_FORMATS = ("auto", "arrays", "table", "images")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -275,7 +275,7 @@ class TableDataset(Dataset):
     feature_columns: list[str] = field(default_factory=list)
 
     def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
-        from .table import read_text_columns, table_format
+        from .table import read_text_columns
 
         columns = self._columns_per_input(inputs)
         blocks = {}
@@ -493,11 +493,6 @@ def _python2_headers_quietly() -> Iterator[None]:
         yield
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _load_npy(path: Path) -> np.ndarray:
     from tokenize import TokenError
 
@@ -512,9 +507,9 @@ def _load_npy(path: Path) -> np.ndarray:
                 f"{path}: holds Python objects, which calaudit never unpickles; save a numeric or "
                 "fixed-width string array (np.save with dtype float, int or str)"
             ) from None
-        raise InvalidInputError(f"{path}: not a readable .npy array ({_first_line(exc)})") from None
+        raise InvalidInputError(f"{path}: not a readable .npy array ({first_line(exc)})") from None
     except (*_DAMAGED_FILE_ERRORS, TokenError) as exc:
-        raise InvalidInputError(f"{path}: not a readable .npy array ({_first_line(exc)})") from None
+        raise InvalidInputError(f"{path}: not a readable .npy array ({first_line(exc)})") from None
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -531,12 +526,12 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
             raise InvalidInputError(
                 f"{path}: holds Python objects, which calaudit never unpickles; save numeric or string arrays"
             ) from None
-        raise InvalidInputError(f"{path}: not a readable .npz archive ({_first_line(exc)})") from None
+        raise InvalidInputError(f"{path}: not a readable .npz archive ({first_line(exc)})") from None
     # zipfile: a damaged member is a BadZipFile, zlib.error or EOFError; an encrypted one a
     # RuntimeError; an unknown compression method NotImplementedError.
     except (*_DAMAGED_FILE_ERRORS, TokenError, zipfile.BadZipFile, zlib.error, RuntimeError,
             NotImplementedError) as exc:
-        raise InvalidInputError(f"{path}: not a readable .npz archive ({_first_line(exc)})") from None
+        raise InvalidInputError(f"{path}: not a readable .npz archive ({first_line(exc)})") from None
 
 
 def _load_arrays(path: Path) -> Dataset:

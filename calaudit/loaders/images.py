@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError
+from ..errors import InvalidInputError, UsageError, first_line
 from ..fileinfo import path_problem
 from ..location import Location
 from .datadir import IMAGE_SUFFIXES, Dataset, FeatureBatch, read_class_names_file
@@ -130,7 +130,7 @@ class ImageFolderDataset(Dataset):
             try:
                 image = Image.open(file)
             except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-                raise _Undecodable(f"{file}: cannot decode the image ({_first_line(exc)})") from None
+                raise _Undecodable(f"{file}: cannot decode the image ({first_line(exc)})") from None
             with image:
                 return self._convert(file, image, resolved, pixel_limit)
 
@@ -161,7 +161,7 @@ class ImageFolderDataset(Dataset):
         except InvalidInputError as exc:  # a pixel format calaudit cannot read
             raise _Undecodable(str(exc)) from None
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise _Undecodable(f"{file}: cannot decode the image ({_first_line(exc)})") from None
+            raise _Undecodable(f"{file}: cannot decode the image ({first_line(exc)})") from None
         self._count_size(width, height, resolved)
         return row
 
@@ -213,10 +213,6 @@ class ImageFolderDataset(Dataset):
         if self.warnings:
             info["warnings"] = list(self.warnings)
         return info
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _cast(block: np.ndarray, dtype: Any) -> np.ndarray:
