@@ -49,7 +49,7 @@ def output_destination(path: str | Path) -> tuple[Path, str]:
     device or a socket.
     """
     path = Path(path)
-    if str(path).startswith(_PASS_THROUGH_ROOTS) or str(Path(os.path.abspath(path))).startswith(_PASS_THROUGH_ROOTS):
+    if os.path.abspath(path).startswith(_PASS_THROUGH_ROOTS):
         kind = _kind(path)
         if kind in ("directory", "block device", "socket"):
             raise UsageError(f"{path}: is a {kind}; expected a file to write the output to")

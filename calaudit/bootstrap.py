@@ -306,8 +306,25 @@ def _smooth_from_grids(
 # ------------------------------------------------------------------ grouped
 
 
-class _Groups:
-    """Rows grouped by key, with per-group count, mean and sd of per-row values."""
+class _GroupDraws:
+    """Resampling of grouped rows: ``count`` per group, ``mean`` and ``sd`` of per-row values."""
+
+    count: np.ndarray
+    mean: dict[str, np.ndarray]
+    sd: dict[str, np.ndarray]
+
+    def counts(self, rng, n_rows: int, resamples: int) -> np.ndarray:
+        return rng.multinomial(n_rows, self.count / n_rows, size=resamples).astype(np.float64)
+
+    def sums(self, rng, counts: np.ndarray, name: str) -> np.ndarray:
+        """Resampled sum of ``name`` per group: ``c mu + sqrt(c) sd Z``."""
+        noise = rng.standard_normal(counts.shape)
+        return counts * self.mean[name] + np.sqrt(counts) * self.sd[name] * noise
+
+
+class _Groups(_GroupDraws):
+    """Rows grouped by key (every key below ``size``, empty or not), with per-group count,
+    mean and sd of per-row values."""
 
     def __init__(self, keys: np.ndarray, size: int, values: dict[str, np.ndarray]) -> None:
         self.size = size
@@ -322,16 +339,8 @@ class _Groups:
             self.mean[name] = mean
             self.sd[name] = np.sqrt(np.maximum(square / safe - mean * mean, 0.0))
 
-    def counts(self, rng, n_rows: int, resamples: int) -> np.ndarray:
-        return rng.multinomial(n_rows, self.count / n_rows, size=resamples).astype(np.float64)
 
-    def sums(self, rng, counts: np.ndarray, name: str) -> np.ndarray:
-        """Resampled sum of ``name`` per group: ``c mu + sqrt(c) sd Z``."""
-        noise = rng.standard_normal(counts.shape)
-        return counts * self.mean[name] + np.sqrt(counts) * self.sd[name] * noise
-
-
-class _BinOutcomeGroups:
+class _BinOutcomeGroups(_GroupDraws):
     """Rows grouped by (bin, outcome) where only the groups that hold rows are kept, so a
     class column whose values sit in a few of many bins costs a few groups (the
     classwise loop runs once per class: K x bins would otherwise set its cost).
@@ -359,14 +368,6 @@ class _BinOutcomeGroups:
             mean = total / self.count
             self.mean[name] = mean
             self.sd[name] = np.sqrt(np.maximum(square / self.count - mean * mean, 0.0))
-
-    def counts(self, rng, n_rows: int, resamples: int) -> np.ndarray:
-        return rng.multinomial(n_rows, self.count / n_rows, size=resamples).astype(np.float64)
-
-    def sums(self, rng, counts: np.ndarray, name: str) -> np.ndarray:
-        """Resampled sum of ``name`` per group: ``c mu + sqrt(c) sd Z``."""
-        noise = rng.standard_normal(counts.shape)
-        return counts * self.mean[name] + np.sqrt(counts) * self.sd[name] * noise
 
     def per_bin(self, per_group: np.ndarray) -> np.ndarray:
         """``(resamples, groups)`` -> ``(resamples, occupied bins)`` sums."""

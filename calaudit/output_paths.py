@@ -49,10 +49,7 @@ def check_output_paths(outputs: Iterable[Named], inputs: Iterable[Named | tuple[
 
 def _covers(source: Path, destination: Path) -> bool:
     """Whether writing ``destination`` would touch the input ``source`` (a file or a directory)."""
-    try:
-        real = Path(os.path.realpath(source))
-    except OSError:  # pragma: no cover - realpath(strict=False) does not raise on Linux
-        return False
+    real = Path(os.path.realpath(source))
     if real.is_dir():
         return destination == real or real in destination.parents
     if destination == real:
