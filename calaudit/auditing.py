@@ -11,7 +11,6 @@ import numpy as np
 from ._version import __version__
 from .binning import BinStatistics
 from .errors import UsageError
-from .intervals import wilson_interval
 from .bootstrap import DEFAULT_LEVEL
 from .limits import MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from .bootstrap import bootstrap as run_bootstrap
@@ -19,9 +18,8 @@ from .estimates import compute_estimates
 from .limits import MAX_BINS
 from .metrics import DEFAULT_N_BINS, METRICS, MetricSuite, compute_metrics
 from .predictions import Predictions
-from .result import (
-    AuditResult, ClassReliability, ClassSummary, NoiseSummary, ReliabilityBin, ReliabilityTable, SmoothReliability,
-)
+from .reliability import reliability_table
+from .result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
 from .validation import DEFAULT_ROW_SUM_TOLERANCE
 from .verdict import decide_verdict
 
@@ -191,35 +189,6 @@ def audit_predictions(
         smooth_reliability=SmoothReliability.from_curve(estimates.smooth_curve),
         baselines=comparison,
     )
-
-
-def reliability_table(stats: BinStatistics, *, value: str) -> ReliabilityTable:
-    """Turn equal-width statistics into the rows of a reliability diagram.
-
-    One row per non-empty bin with the Wilson 95% interval on its accuracy.
-    """
-    edges = stats.edges
-    keep = np.flatnonzero(stats.nonempty)
-    count = stats.count[keep]
-    confidence = stats.mean_value()[keep]
-    accuracy = stats.mean_outcome()[keep]
-    low, high = wilson_interval(stats.sum_outcome[keep], count)
-    bins = tuple(
-        ReliabilityBin(
-            bin=int(m) + 1,
-            lower=float(edges[m]),
-            upper=float(edges[m + 1]),
-            count=int(n),
-            correct=int(round(k)),
-            mean_confidence=float(c),
-            accuracy=float(a),
-            gap=float(a - c),
-            accuracy_low=float(lo),
-            accuracy_high=float(hi),
-        )
-        for m, n, k, c, a, lo, hi in zip(keep, count, stats.sum_outcome[keep], confidence, accuracy, low, high)
-    )
-    return ReliabilityTable(value, "equal-width", stats.n_bins, "wilson-95", bins)
 
 
 def _class_reliability(

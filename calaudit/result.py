@@ -7,14 +7,16 @@ layout is a public contract (README, "The JSON result"): a change to it bumps
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .baselines.comparison import Comparison
 from .bootstrap import BootstrapResult
+from .decisions.results import Routing, SegmentAnalysis
 from .gate import GateResult
 from .metrics import METRICS
+from .reliability import ReliabilityBin, ReliabilityTable  # noqa: F401 - re-exported: part of the result
 from .verdict import Verdict
 
 if TYPE_CHECKING:
@@ -22,61 +24,6 @@ if TYPE_CHECKING:
 
 FORMAT_NAME = "calaudit.audit"
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class ReliabilityBin:
-    """One non-empty bin of a reliability diagram (``bin`` counts from 1)."""
-
-    bin: int
-    lower: float
-    upper: float
-    count: int
-    correct: int
-    mean_confidence: float
-    accuracy: float
-    gap: float
-    accuracy_low: float
-    accuracy_high: float
-
-
-@dataclass(frozen=True)
-class ReliabilityTable:
-    """The data of one reliability diagram.
-
-    ``value`` says what was binned (``"confidence"`` for the top label, or
-    ``"probability of <class>"``); ``accuracy`` in each bin is the share of rows whose
-    outcome was 1 (top label right, or that class true); ``gap = accuracy -
-    mean_confidence`` is negative where the model is overconfident.
-    """
-
-    value: str
-    binning: str
-    n_bins: int
-    interval: str
-    bins: tuple[ReliabilityBin, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "value": self.value,
-            "binning": self.binning,
-            "n_bins": self.n_bins,
-            "interval": self.interval,
-            "bins": [asdict(b) for b in self.bins],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ReliabilityTable:
-        return cls(
-            data["value"], data["binning"], data["n_bins"], data["interval"],
-            tuple(ReliabilityBin(**b) for b in data["bins"]),
-        )
-
-    def to_frame(self) -> pd.DataFrame:
-        """The bins as a pandas DataFrame, one row per non-empty bin."""
-        import pandas as pd
-
-        return pd.DataFrame([asdict(b) for b in self.bins], columns=[f.name for f in fields(ReliabilityBin)])
 
 
 @dataclass(frozen=True)
@@ -181,6 +128,8 @@ class AuditResult:
     smooth_reliability: SmoothReliability | None = None
     baselines: Comparison | None = None
     gate: GateResult | None = None
+    groups: tuple[SegmentAnalysis, ...] = ()
+    routing: Routing | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -237,8 +186,21 @@ class AuditResult:
             "diagnostics": dict(self.diagnostics),
             "options": dict(self.options),
             "gate": self.gate.to_dict() if self.gate is not None else None,
+            **self._decisions_to_dict(),
             **self.extras,
         }
+
+    def _decisions_to_dict(self) -> dict[str, Any]:
+        """``groups`` (one object per segment), ``group_tests`` (how each family of
+        segments was tested) and ``routing``, when they were asked for."""
+        out: dict[str, Any] = {}
+        if self.groups:
+            out["groups"] = [segment.to_dict() for analysis in self.groups for segment in analysis.segments]
+            out["group_tests"] = [{k: v for k, v in analysis.to_dict().items() if k != "segments"}
+                                  for analysis in self.groups]
+        if self.routing is not None:
+            out["routing"] = self.routing.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuditResult:
@@ -254,7 +216,7 @@ class AuditResult:
             "format", "format_version", "tool", "created_at", "input", "n_samples", "n_classes", "class_names",
             "metrics", "metric_definitions", "reliability", "reliability_positive", "per_class", "diagnostics",
             "options", "gate", "confidence_bands", "class_reliability", "verdict", "intervals", "noise",
-            "smooth_reliability", "baselines",
+            "smooth_reliability", "baselines", "groups", "group_tests", "routing",
         }
         positive = data.get("reliability_positive")
         reliability = ReliabilityTable.from_dict(data["reliability"])
@@ -290,8 +252,18 @@ class AuditResult:
             if data.get("smooth_reliability") else None,
             baselines=Comparison.from_dict(data["baselines"]) if data.get("baselines") else None,
             gate=GateResult.from_dict(data["gate"]) if data.get("gate") else None,
+            groups=_groups_from_dict(data),
+            routing=Routing.from_dict(data["routing"]) if data.get("routing") else None,
             extras={k: v for k, v in data.items() if k not in known},
         )
+
+
+def _groups_from_dict(data: dict[str, Any]) -> tuple[SegmentAnalysis, ...]:
+    segments = data.get("groups") or []
+    return tuple(
+        SegmentAnalysis.from_dict({**test, "segments": [s for s in segments if s["found_by"] == test["found_by"]]})
+        for test in data.get("group_tests") or []
+    )
 
 
 def read_result_file(path: str | Path) -> AuditResult:

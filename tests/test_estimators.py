@@ -25,7 +25,8 @@ from scipy import stats
 import calaudit
 from calaudit import estimators
 from calaudit.binning import BinStatistics
-from calaudit.metrics import METRIC_FUNCTIONS, METRICS, compute_metrics
+from calaudit.metric_functions import METRIC_FUNCTIONS
+from calaudit.metrics import METRICS, compute_metrics
 
 N_BINS = 15
 ESTIMATOR_NAMES = [

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import calaudit
-from calaudit.metrics import METRIC_FUNCTIONS, METRICS
+from calaudit.metric_functions import METRIC_FUNCTIONS
+from calaudit.metrics import METRICS
 
 EPS = 2.220446049250313e-16
 TOL = 1e-9

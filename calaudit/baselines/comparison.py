@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..metrics import compute_metrics
+from ..reliability import ReliabilityTable, reliability_table
 from . import label_smoothing, recalibration
 from .folds import stratified_folds
 
@@ -37,8 +38,6 @@ class BaselineResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BaselineResult:
-        from ..result import ReliabilityTable
-
         return cls(data["key"], data["name"], data["kind"], dict(data["metrics"]),
                    ReliabilityTable.from_dict(data["reliability"]), dict(data.get("details") or {}))
 
@@ -61,8 +60,6 @@ class Comparison:
 
 
 def _measure(y: np.ndarray, proba: np.ndarray, n_bins: int) -> tuple[dict[str, float], Any]:
-    from ..auditing import reliability_table
-
     suite = compute_metrics(y, np.ascontiguousarray(proba), n_bins=n_bins)
     return {name: suite.values[name] for name in COMPARED}, reliability_table(suite.top_label, value="confidence")
 

@@ -25,58 +25,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError, first_line
-from ..fileinfo import Digests, file_present, path_problem, read_head, utf16_problem
+from ..fileinfo import Digests, file_present, path_problem, read_head
 from ..location import Location
+from .dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch, read_class_names_file, read_utf8  # noqa: F401 - re-exported
 from .formats import table_format
 
 DATA_FORMATS = ("auto", "arrays", "table", "images")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _LABEL_FILES = ("labels.npy", "labels.csv", "labels.txt")
-
-
-@dataclass
-class FeatureBatch:
-    """Model inputs for a run of consecutive rows, and which of them could be read."""
-
-    feeds: dict[str, np.ndarray]
-    rows: np.ndarray  # 0-based indices of the rows in the batch (after skips)
-
-
-@dataclass
-class Dataset:
-    """Labelled rows to run a model over; subclasses know how to make its inputs."""
-
-    path: Path
-    kind: str
-    labels: np.ndarray
-    label_location: Location
-    class_names: tuple[str, ...] | None = None
-    class_names_source: str | None = None
-    row_ids: np.ndarray | None = None  # e.g. image paths, kept with saved predictions
-    row_id_name: str = "row"
-    files: Digests = field(default_factory=Digests)  # name -> sha256, hashed in the background
-    skipped: list[str] = field(default_factory=list)
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.labels.shape[0])
-
-    def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
-        raise NotImplementedError
-
-    def numeric_features(self, rows: np.ndarray) -> np.ndarray | None:
-        """The rows' features as one float matrix, when they are all numbers (else None)."""
-        return None
-
-    def feature_location(self, inputs: Sequence[Any], input_name: str, row: int, column: int) -> str:
-        """Where the value fed to ``input_name`` for data row ``row`` (0-based) at flat
-        position ``column`` of its row came from, for error messages."""
-        which = f"{self.row_id_name} {self.row_ids[row]}" if self.row_ids is not None else f"row {row + 1}"
-        return f"{self.path}: {which}, value {column + 1} of the model input {input_name!r}"
-
-    def describe(self) -> dict[str, Any]:
-        return {"path": str(self.path), "format": self.kind, "rows": self.n_rows, "files": self.files.result(),
-                "class_names_source": self.class_names_source}
 
 
 # ------------------------------------------------------------------ feature matrices
@@ -411,36 +366,6 @@ def _has_images(folder: Path) -> bool:
     return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir() if p.is_file())
 
 
-def read_class_names_file(path: Path) -> tuple[str, ...] | None:
-    """``classes.txt``: one class name per line, in the model's output order.
-
-    The names remember their line numbers (:class:`calaudit.labels.ClassNames`), so a
-    name given twice is reported with both lines where the names are used.
-    """
-    from ..labels import ClassNames
-
-    if not file_present(path):
-        return None
-    text = _read_utf8(path, "one class name per line")
-    numbered = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    if not numbered:
-        return None
-    return ClassNames([name for _, name in numbered], where=str(path), unit="line",
-                      positions=[number for number, _ in numbered])
-
-
-def _read_utf8(path: Path, expected: str) -> str:
-    """A small text file's content; not UTF-8 (or unreadable) is one line naming the file."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        problem = utf16_problem(read_head(path))
-        hint = f": {problem}; save it as UTF-8" if problem else ""
-        raise InvalidInputError(f"{path}: not UTF-8 text{hint}; expected {expected}") from None
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot be read ({exc.strerror or exc}); expected {expected}") from None
-
-
 #: How files that are not what their name says begin, for the error message.
 _SIGNATURES = (
     (b"\x93NUMPY", "a NumPy .npy array"),
@@ -626,7 +551,7 @@ def _labels_from_csv(file: Path) -> np.ndarray:
 
 
 def _labels_from_text(file: Path) -> np.ndarray:
-    text = _read_utf8(file, "one label per line")
+    text = read_utf8(file, "one label per line")
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()

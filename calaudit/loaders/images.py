@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import InvalidInputError, UsageError, first_line
 from ..fileinfo import path_problem
 from ..location import Location
-from .datadir import IMAGE_SUFFIXES, Dataset, FeatureBatch, read_class_names_file
+from .dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch, read_class_names_file
 from .image_preprocess import (  # noqa: F401 - re-exported: the image loader's public names
     COLORS,
     LAYOUTS,

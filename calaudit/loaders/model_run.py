@@ -22,7 +22,8 @@ from ..predictions import Predictions, Source, logit_matrix, to_probabilities, w
 from ..transforms import NO_TRANSFORM
 from ..scores import decide_logits
 from ..validation import DEFAULT_ROW_SUM_TOLERANCE
-from .datadir import Dataset, load_data_directory
+from .dataset import Dataset
+from .datadir import load_data_directory
 
 DEFAULT_BATCH_SIZE = 256
 

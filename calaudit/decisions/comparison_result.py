@@ -1,0 +1,94 @@
+"""The result of ``calaudit compare``: plain data, written as the ``calaudit.compare`` JSON.
+
+Each model keeps its full :class:`calaudit.result.AuditResult` (its reliability
+curve, segments and routing feed the report); the comparison adds the paired
+differences and the ranking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..gate import GateResult
+from ..result import AuditResult
+from .results import COMPARE_FORMAT, COMPARE_FORMAT_VERSION, Difference, Ranking
+
+
+@dataclass(frozen=True)
+class ComparedModel:
+    """One model of a comparison: its display name, what was read, and its audit."""
+
+    name: str
+    input: str
+    audit: AuditResult
+
+    def to_dict(self) -> dict[str, Any]:
+        audit = self.audit
+        return {
+            "name": self.name,
+            "input": self.input,
+            "n_samples": audit.n_samples,
+            "metrics": dict(audit.metrics),
+            "intervals": audit.intervals.to_dict()["metrics"] if audit.intervals is not None else None,
+            "verdict": audit.verdict.to_dict() if audit.verdict is not None else None,
+            "reliability": audit.reliability.to_dict(),
+            "source": audit.source,
+            "groups": [s.to_dict() for analysis in audit.groups for s in analysis.segments],
+            "routing": audit.routing.to_dict() if audit.routing is not None else None,
+            "gate": audit.gate.to_dict() if audit.gate is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """Several models audited on the same rows, and how they differ.
+
+    ``alignment`` says how rows were matched (``{"by": "id", "column": ...}`` or
+    ``{"by": "order"}``); ``resamples``, ``level`` and ``seed`` are those of the paired
+    bootstrap (every model drew the same resampled rows).
+    """
+
+    models: tuple[ComparedModel, ...]
+    differences: tuple[Difference, ...]
+    ranking: Ranking
+    n_samples: int
+    alignment: dict[str, Any]
+    resamples: int
+    level: float
+    seed: int
+    options: dict[str, Any]
+    tool_version: str
+    created_at: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gates(self) -> dict[str, GateResult]:
+        """Each model's gate result (only models that were judged)."""
+        return {model.name: model.audit.gate for model in self.models if model.audit.gate is not None}
+
+    @property
+    def passed(self) -> bool:
+        return all(gate.passed for gate in self.gates.values())
+
+    def difference(self, a: str, b: str, metric: str) -> Difference | None:
+        for item in self.differences:
+            if (item.a, item.b, item.metric) == (a, b, metric):
+                return item
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": COMPARE_FORMAT,
+            "format_version": COMPARE_FORMAT_VERSION,
+            "tool": {"name": "calaudit", "version": self.tool_version},
+            "created_at": self.created_at,
+            "n_samples": self.n_samples,
+            "alignment": dict(self.alignment),
+            "paired_bootstrap": {"resamples": self.resamples, "level": self.level, "seed": self.seed},
+            "models": [model.to_dict() for model in self.models],
+            "differences": [item.to_dict() for item in self.differences],
+            "ranking": self.ranking.to_dict(),
+            "options": dict(self.options),
+            **self.extras,
+        }
