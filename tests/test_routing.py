@@ -1,0 +1,425 @@
+"""Review routing (calaudit/decisions/routing.py), against independent implementations.
+
+* the thresholds equal a brute-force loop over the distinct confidences with exact
+  binomial tail sums (``math.comb``), fixed-sequence testing written out by hand;
+* ties: tied rows are fast-tracked together, and the order of rows never matters;
+* a tiny all-right top slice is never reported as achieved, and too few rows say why;
+* the guarantee: on simulated calibrated data the chosen threshold's TRUE accuracy
+  (known from the law) falls below the target in at most 5% of 200 repetitions, and
+  a method without it (the lowest threshold whose observed accuracy reaches the
+  target) fails the same check;
+* Clopper-Pearson intervals satisfy their defining tail equations;
+* AURC equals a direct loop over the N coverage points; the stored curve is capped;
+* cross-fitted temperature scaling (``recalibrate=True``) equals our own fit per fold;
+* invalid targets, levels and arrays give one-line errors; JSON round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import fractions
+import functools
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+from scipy.stats import binom
+
+from calaudit.baselines.folds import stratified_folds
+from calaudit.decisions.results import Routing
+from calaudit.decisions.routing import (
+    DEFAULT_TARGETS, MAX_CURVE_POINTS, RECALIBRATED_SCORES, clopper_pearson, lower_bound, route, route_predictions,
+    smallest_provable_slice,
+)
+from calaudit.errors import InvalidInputError, UsageError
+from calaudit.predictions import Predictions
+
+# ------------------------------------------------------------------ references
+
+
+def binomial_tail(right: int, n: int, p: float) -> float:
+    """P(Binomial(n, p) >= right), summed term by term."""
+    q = fractions.Fraction(str(p))  # exact: large n overflows floats term by term
+    return float(sum(math.comb(n, i) * q**i * (1 - q) ** (n - i) for i in range(max(right, 0), n + 1)))
+
+
+@functools.lru_cache(maxsize=None)
+def first_slice(target: float, level: float, n_rows: int) -> int:
+    """Where the sequence starts, written out: the fewest rows at which a slice right
+    (1 + target) / 2 of the time passes (at most every row), and never fewer than an
+    all-right slice needs."""
+    delta = 1 - level
+    provable = next(n for n in range(1, 100_000) if target**n <= delta)
+    powered = next(n for n in range(1, 100_000)
+                   if binomial_tail(math.ceil(n * (1 + target) / 2 - 1e-9), n, target) <= delta)
+    return max(provable, min(powered, n_rows))
+
+
+def brute_force(confidence, correct, target, level=0.95):
+    """Fixed-sequence testing written out: (threshold, n, right) or None."""
+    delta = 1 - level
+    chosen = None
+    started = False
+    start = first_slice(target, level, len(confidence))
+    for t in sorted(set(confidence.tolist()), reverse=True):
+        inside = [i for i in range(len(confidence)) if confidence[i] >= t]
+        n, right = len(inside), int(sum(correct[i] for i in inside))
+        if not started:
+            if n < start:  # the sequence starts at the first slice this large
+                continue
+            started = True
+        if binomial_tail(right, n, target) > delta:
+            break
+        chosen = (t, n, right)
+    return chosen
+
+
+def direct_aurc(confidence, correct):
+    """(1/N) sum over coverage i/N of the error rate of the smallest top slice holding
+    the i-th most confident row (ties enter together)."""
+    ordered = sorted(confidence.tolist(), reverse=True)
+    total = 0.0
+    for c in ordered:
+        inside = confidence >= c
+        total += 1 - correct[inside].mean()
+    return total / len(confidence)
+
+
+def tied_case(seed: int, n: int = 80):
+    rng = np.random.default_rng(seed)
+    confidence = np.round(rng.uniform(0.5, 1.0, n), 2)  # many ties
+    correct = (rng.random(n) < confidence**0.3).astype(int)
+    return confidence, correct
+
+
+# ------------------------------------------------------------------ thresholds
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("target", [0.6, 0.75, 0.9])
+def test_thresholds_equal_a_brute_force_loop(seed, target):
+    confidence, correct = tied_case(seed)
+    got = route(confidence, correct, (target,)).targets[0]
+    expected = brute_force(confidence, correct, target)
+    if expected is None:
+        assert not got.achievable and got.threshold is None and got.fast_track_n == 0
+        assert got.review_n == len(confidence) and got.review_share == 1.0 and got.reason
+        return
+    threshold, n, right = expected
+    assert got.achievable and got.reason is None
+    assert got.threshold == threshold
+    assert got.fast_track_n == n == int((confidence >= threshold).sum())
+    assert got.fast_track_share == n / len(confidence)
+    assert got.fast_track_accuracy == right / n
+    assert got.review_n == len(confidence) - n
+    if got.review_n:
+        assert got.review_accuracy == correct[confidence < threshold].mean()
+    # The one-sided bound is dual to the test that rejected.
+    assert got.fast_track_accuracy_low >= target
+
+
+def test_the_brute_force_cases_reach_both_outcomes():
+    outcomes = {brute_force(*tied_case(seed), target) is None for seed in range(12) for target in (0.6, 0.75, 0.9)}
+    assert outcomes == {True, False}
+
+
+def test_testing_stops_at_the_first_failure_even_if_a_lower_slice_passes():
+    # 200 right at the top, then 400 at 50%, then 5,000 right: the 5,600-row slice would
+    # show 90% on its own, but the sequence stops inside the 50% stretch, at its first
+    # failure, and never reaches it.
+    confidence = np.concatenate([np.linspace(0.999, 0.98, 200), np.linspace(0.97, 0.91, 400),
+                                 np.linspace(0.9, 0.5, 5000)])
+    correct = np.concatenate([np.ones(200), np.tile([0, 1], 200), np.ones(5000)]).astype(int)
+    assert binomial_tail(5400, 5600, 0.9) <= 0.05
+    got = route(confidence, correct, (0.9,)).targets[0]
+    assert got.achievable and 200 <= got.fast_track_n < 600
+    n, right = got.fast_track_n, int(correct[:got.fast_track_n].sum())
+    assert binomial_tail(right, n, 0.9) <= 0.05 < binomial_tail(int(correct[:n + 1].sum()), n + 1, 0.9)
+
+
+def test_tied_rows_are_fast_tracked_together():
+    # 60 rows tied at 0.99 (all right), 30 tied at 0.9 (28 right), 10 at 0.6.
+    confidence = np.repeat([0.99, 0.9, 0.6], [60, 30, 10])
+    correct = np.concatenate([np.ones(60), np.r_[np.ones(28), np.zeros(2)], np.zeros(10)]).astype(int)
+    got = route(confidence, correct, (0.9,)).targets[0]
+    assert got.threshold == 0.9 and got.fast_track_n == 90  # the whole tie, never part of it
+    assert got.fast_track_accuracy == 88 / 90
+    curve = route(confidence, correct).risk_coverage
+    assert curve.coverage == (0.6, 0.9, 1.0)
+    assert curve.threshold == (0.99, 0.9, 0.6)
+    assert curve.accuracy == (1.0, 88 / 90, 88 / 100)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_order_of_the_rows_does_not_matter(seed):
+    confidence, correct = tied_case(seed, 300)
+    order = np.random.default_rng(seed + 100).permutation(len(confidence))
+    assert route(confidence, correct) == route(confidence[order], correct[order])
+
+
+def test_the_inputs_are_not_modified():
+    confidence, correct = tied_case(0)
+    before = confidence.copy(), correct.copy()
+    route(confidence, correct)
+    assert np.array_equal(confidence, before[0]) and np.array_equal(correct, before[1])
+
+
+def test_a_tiny_all_right_top_slice_is_not_achieved():
+    # The 20 most confident are all right, then a coin flip: 20 rows cannot show 90%
+    # (0.9^20 = 0.12 > 0.05), and the first slice tested (76 rows) is not 90% right.
+    confidence = np.concatenate([np.linspace(0.999, 0.99, 20), np.linspace(0.98, 0.5, 980)])
+    correct = np.concatenate([np.ones(20), np.tile([1, 0], 490)]).astype(int)
+    got = route(confidence, correct, (0.9,)).targets[0]
+    assert not got.achievable and got.threshold is None
+    assert got.fast_track_n == 0 and got.fast_track_accuracy is None and got.fast_track_accuracy_low is None
+    assert got.review_n == 1000 and got.review_accuracy == correct.mean()
+    assert f"{first_slice(0.9, 0.95, 1000)} most confident" in got.reason and "not enough to show 90%" in got.reason
+
+
+def test_too_few_rows_say_how_many_are_needed():
+    # 0.99^298 > 0.05 >= 0.99^299: 299 all-right rows are the fewest that show 99%.
+    assert smallest_provable_slice(0.99, 0.95) == 299
+    assert 0.99**298 > 0.05 >= 0.99**299
+    got = route(np.full(250, 0.999), np.ones(250, dtype=int), (0.99,)).targets[0]
+    assert not got.achievable
+    assert got.reason.startswith("too few cases: even if all 250 were right")
+    assert "at least 299 are needed" in got.reason
+    assert route(np.full(299, 0.999), np.ones(299, dtype=int), (0.99,)).targets[0].achievable
+
+
+def test_defaults():
+    confidence, correct = tied_case(1, 500)
+    routing = route(confidence, correct)
+    assert tuple(t.target for t in routing.targets) == DEFAULT_TARGETS
+    assert routing.level == 0.95 and routing.scores == "vendor" and routing.n_samples == 500
+    assert routing.recalibrated is None and "fixed-sequence" in routing.method
+
+
+def test_a_higher_level_never_fast_tracks_more():
+    confidence, correct = tied_case(2, 2000)
+    for target in (0.6, 0.8):
+        loose = route(confidence, correct, (target,), level=0.8).targets[0]
+        strict = route(confidence, correct, (target,), level=0.99).targets[0]
+        assert strict.fast_track_n <= loose.fast_track_n
+
+
+# ------------------------------------------------------------------ the guarantee
+
+
+def simulated(seed: int, n: int = 2000):
+    """Calibrated: confidence ~ U[0.5, 1], right with probability = confidence. The
+    true accuracy of {conf >= t} is the mean confidence above t: (1 + t) / 2."""
+    rng = np.random.default_rng(seed)
+    confidence = rng.uniform(0.5, 1.0, n)
+    return confidence, (rng.random(n) < confidence).astype(int)
+
+
+def true_accuracy(threshold: float) -> float:
+    return (1.0 + threshold) / 2.0
+
+
+def naive_threshold(confidence, correct, target):
+    """No guarantee: the lowest threshold whose observed top-slice accuracy reaches the target."""
+    order = np.argsort(-confidence, kind="stable")
+    accuracy = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    reached = np.flatnonzero(accuracy >= target)
+    return float(confidence[order][reached[-1]]) if reached.size else None
+
+
+REPETITIONS = 200
+#: More misses than this in 200 repetitions would be unlikely (p < 1%) at a true 5% rate.
+ALLOWED_MISSES = int(binom.ppf(0.99, REPETITIONS, 0.05))
+
+
+def misses(method, target):
+    """Repetitions whose chosen threshold's true accuracy is below target, and how many chose one."""
+    missed = chosen = 0
+    for seed in range(REPETITIONS):
+        threshold = method(*simulated(seed), target)
+        if threshold is not None:
+            chosen += 1
+            missed += true_accuracy(threshold) < target
+    return missed, chosen
+
+
+def routed_threshold(confidence, correct, target):
+    return route(confidence, correct, (target,)).targets[0].threshold
+
+
+@pytest.mark.parametrize("target", [0.9, 0.95])
+def test_the_true_accuracy_misses_the_target_at_most_5_percent_of_the_time(target):
+    missed, chosen = misses(routed_threshold, target)
+    assert missed <= ALLOWED_MISSES
+    # ... and not by refusing to answer: most repetitions find a threshold.
+    assert chosen >= 0.5 * REPETITIONS
+
+
+@pytest.mark.parametrize("target", [0.9, 0.95])
+def test_the_simulation_catches_a_method_without_the_guarantee(target):
+    missed, _ = misses(naive_threshold, target)
+    assert missed > ALLOWED_MISSES
+
+
+# ------------------------------------------------------------------ intervals
+
+
+@pytest.mark.parametrize(("right", "n"), [(0, 10), (3, 10), (10, 10), (95, 100), (1, 1)])
+def test_clopper_pearson_solves_its_tail_equations(right, n):
+    low, high = clopper_pearson(right, n, 0.95)
+    assert 0.0 <= low <= right / n <= high <= 1.0
+    if right > 0:
+        assert binom.sf(right - 1, n, low) == pytest.approx(0.025, rel=1e-6)
+    else:
+        assert low == 0.0
+    if right < n:
+        assert binom.cdf(right, n, high) == pytest.approx(0.025, rel=1e-6)
+    else:
+        assert high == 1.0
+    one_sided = lower_bound(right, n, 0.95)
+    assert one_sided >= low
+    if right > 0:
+        assert binom.sf(right - 1, n, one_sided) == pytest.approx(0.05, rel=1e-6)
+
+
+def test_both_sides_get_intervals():
+    confidence, correct = simulated(3)
+    got = route(confidence, correct, (0.8,)).targets[0]
+    assert got.achievable
+    fast = confidence >= got.threshold
+    _, high = clopper_pearson(int(correct[fast].sum()), int(fast.sum()), 0.95)
+    assert got.fast_track_accuracy_high == high
+    assert got.fast_track_accuracy_low == lower_bound(int(correct[fast].sum()), int(fast.sum()), 0.95)
+    assert (got.review_accuracy_low, got.review_accuracy_high) == clopper_pearson(
+        int(correct[~fast].sum()), int((~fast).sum()), 0.95)
+    assert got.review_share == pytest.approx(1 - got.fast_track_share)
+
+
+def test_everything_fast_tracked_leaves_no_review_accuracy():
+    got = route(np.linspace(0.9, 1.0, 400), np.ones(400, dtype=int), (0.95,)).targets[0]
+    assert got.achievable and got.fast_track_n == 400 and got.threshold == 0.9
+    assert got.review_n == 0 and got.review_accuracy is None and got.review_accuracy_low is None
+
+
+# ------------------------------------------------------------------ risk-coverage
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_aurc_equals_a_direct_loop(seed):
+    confidence, correct = tied_case(seed, 150)
+    assert route(confidence, correct).risk_coverage.aurc == pytest.approx(direct_aurc(confidence, correct), abs=1e-12)
+
+
+def test_aurc_without_ties_is_the_mean_error_of_the_top_k():
+    confidence, correct = simulated(4, 300)
+    order = np.argsort(-confidence)
+    expected = np.mean(1 - np.cumsum(correct[order]) / np.arange(1, 301))
+    assert route(confidence, correct).risk_coverage.aurc == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_stored_curve_is_capped_and_keeps_both_ends():
+    confidence, correct = simulated(5, 5000)
+    curve = route(confidence, correct).risk_coverage
+    assert len(curve.coverage) == len(curve.accuracy) == len(curve.threshold) == MAX_CURVE_POINTS
+    assert curve.coverage[0] == 1 / 5000 and curve.coverage[-1] == 1.0
+    assert curve.threshold[0] == confidence.max() and curve.threshold[-1] == confidence.min()
+    assert curve.accuracy[-1] == correct.mean()
+    assert list(curve.coverage) == sorted(curve.coverage)
+
+
+# ------------------------------------------------------------------ recalibration
+
+
+def overconfident(n: int = 1500, k: int = 4, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, k)) * 2.0
+    p = softmax(z, axis=1)
+    y = (rng.random((n, 1)) > np.cumsum(p, axis=1)).sum(axis=1)  # y ~ p, row by row
+    return Predictions.from_arrays(y, z * 2.5, logits=True), z * 2.5, y
+
+
+def own_temperature(z, y):
+    found = minimize_scalar(lambda t: -np.mean(log_softmax(z / t, axis=1)[np.arange(len(y)), y]),
+                            bounds=(0.05, 20.0), method="bounded", options={"xatol": 1e-9})
+    return found.x
+
+
+def test_recalibrate_adds_the_cross_fitted_temperature_analysis():
+    predictions, z, y = overconfident()
+    routing = route_predictions(predictions, (0.8, 0.9), recalibrate=True, folds=3, seed=7)
+    recalibrated = routing.recalibrated
+    assert recalibrated is not None and recalibrated.recalibrated is None
+    assert recalibrated.scores == RECALIBRATED_SCORES and recalibrated.n_samples == 1500
+    assert [t.target for t in recalibrated.targets] == [0.8, 0.9]
+    # Our own out-of-fold temperatures, on the library's folds.
+    fold_of = stratified_folds(y, 3, 7)
+    scaled = np.empty_like(z)
+    for fold in range(3):
+        train, test = fold_of != fold, fold_of == fold
+        scaled[test] = softmax(z[test] / own_temperature(z[train], y[train]), axis=1)
+    expected = route(scaled.max(axis=1), scaled.argmax(axis=1) == y, (0.8, 0.9), scores=RECALIBRATED_SCORES)
+    assert recalibrated.risk_coverage.aurc == pytest.approx(expected.risk_coverage.aurc, abs=1e-4)
+    for got, want in zip(recalibrated.targets, expected.targets):
+        assert got.achievable == want.achievable
+        assert got.fast_track_n == pytest.approx(want.fast_track_n, abs=3)
+    # The vendor is overconfident: the same share needs a lower, honest threshold.
+    for before, after in zip(routing.targets, recalibrated.targets):
+        assert before.achievable and after.achievable
+        assert after.threshold < before.threshold
+    # Without recalibrate, the vendor analysis is the same.
+    assert route_predictions(predictions, (0.8, 0.9)) == routing.__class__(**{**routing.__dict__, "recalibrated": None})
+
+
+def test_recalibrate_refuses_too_few_rows_for_the_folds():
+    predictions = Predictions.from_arrays([0, 1, 0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.4, 0.6], [0.1, 0.9]])
+    with pytest.raises(UsageError, match="5 rows are too few for 5-fold"):
+        route_predictions(predictions, recalibrate=True)
+
+
+# ------------------------------------------------------------------ validation
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0, 1.5, -0.2, float("nan"), "high"])
+def test_a_target_outside_0_1_is_a_usage_error_naming_it(target):
+    with pytest.raises(UsageError) as caught:
+        route([0.9, 0.8], [1, 0], (0.9, target))
+    message = str(caught.value)
+    assert "\n" not in message and repr(target) in message and "between 0 and 1" in message
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 95])
+def test_a_level_outside_0_1_is_a_usage_error(level):
+    with pytest.raises(UsageError, match=f"got {level!r}"):
+        route([0.9, 0.8], [1, 0], level=level)
+
+
+@pytest.mark.parametrize(
+    ("confidence", "correct", "expected"),
+    [
+        ([], [], "no rows to route"),
+        ([0.9, float("nan"), 0.7], [1, 1, 0], r"confidence\[1\] = nan; expected a number in \[0, 1\]"),
+        ([0.9, 1.2], [1, 1], r"confidence\[1\] = 1.2"),
+        ([0.9, 0.8], [1, 2], r"correct\[1\] = 2.0; expected 0 \(wrong\) or 1 \(right\)"),
+        ([0.9, 0.8], [1], "confidence has 2 rows but correct has 1"),
+        ([[0.9, 0.8]], [[1, 0]], "must be 1-D"),
+    ],
+)
+def test_invalid_arrays_give_one_line_errors(confidence, correct, expected):
+    with pytest.raises(InvalidInputError, match=expected) as caught:
+        route(confidence, correct)
+    assert "\n" not in str(caught.value)
+
+
+# ------------------------------------------------------------------ plain data
+
+
+def test_json_round_trip():
+    predictions, _, _ = overconfident(600, seed=1)
+    routing = route_predictions(predictions, (0.8, 0.99), recalibrate=True, folds=3)
+    assert not routing.targets[1].achievable  # a None threshold survives the trip too
+    data = json.loads(json.dumps(routing.to_dict()))
+    assert Routing.from_dict(data) == routing
+    assert set(data["targets"][0]) >= {"target", "achievable", "threshold", "fast_track_share",
+                                       "fast_track_accuracy", "fast_track_accuracy_low", "review_share", "method"}
+    assert set(data["risk_coverage"]) == {"aurc", "coverage", "accuracy", "threshold"}
