@@ -165,15 +165,59 @@ def _exact_draws(rng, y, proba, suite, n_bins, bandwidth, resamples, reference) 
     it against :func:`calaudit.metrics.compute_metrics` on the same resamples.
     """
     n_rows, n_classes = proba.shape
-    # A resample costs its N x K drawn cells, its K x n_bins classwise cells and its
-    # smoothing grid: blocks stay within the budget whichever is largest (--bins too).
-    cells = max(n_rows * n_classes, n_classes * n_bins, 2 * _SMOOTH_GRID_CELLS, 1)
-    block = max(1, int(EXACT_BUDGET // cells // 4))
+    block = exact_block_size(n_rows, n_classes, n_bins)
     parts: list[dict[str, np.ndarray]] = []
     for start in range(0, resamples, block):  # blocks of resamples, each vectorised
         rows = rng.integers(0, n_rows, (min(block, resamples - start), n_rows))
         parts.append(_exact_block(rows, y, proba, suite, n_bins, bandwidth, reference))
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def exact_block_size(n_rows: int, n_classes: int, n_bins: int) -> int:
+    """Resamples the exact method computes at once, so that a block stays within
+    ``EXACT_BUDGET / 4`` cells whatever N, K and ``n_bins`` are."""
+    # A resample costs its N x K drawn cells, its K x n_bins classwise cells and its
+    # smoothing grid: blocks stay within the budget whichever is largest (--bins too).
+    cells = max(n_rows * n_classes, n_classes * n_bins, 2 * _SMOOTH_GRID_CELLS, 1)
+    return max(1, int(EXACT_BUDGET // cells // 4))
+
+
+#: The metrics :func:`resampled_metrics` computes from the top label's equal-width bins
+#: alone, without the costlier parts of a resample (sorting, classwise cells, smoothing).
+TOP_LABEL_METRICS = frozenset({"accuracy", "confidence_gap", "ece", "mce"})
+
+
+def resampled_metrics(
+    rows: np.ndarray, y_true: np.ndarray, y_proba: np.ndarray, suite: MetricSuite, *, n_bins: int,
+    smooth_bandwidth: float, reference: dict[str, float] | None = None, names: frozenset[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """Every metric of the exact bootstrap on each row of ``rows``, a ``(B, N)`` matrix of
+    row indices into ``y_true`` / ``y_proba`` (``suite`` is their :func:`compute_metrics`).
+
+    The caller draws the rows, so several models can be measured on the same resamples
+    (the paired bootstrap of :mod:`calaudit.decisions.compare`). ``names`` limits the
+    result to those metrics; when they are all in :data:`TOP_LABEL_METRICS` only the
+    top label's bins are computed.
+    """
+    reference = reference or {}
+    if names is not None and names <= TOP_LABEL_METRICS:
+        top = suite.top
+        out = _top_label_block(top.confidence[rows], top.correct[rows], suite.top_bin_ids[rows], n_bins)
+    else:
+        out = _exact_block(rows, y_true, y_proba, suite, n_bins, smooth_bandwidth, reference)
+    return out if names is None else {name: values for name, values in out.items() if name in names}
+
+
+def _top_label_block(conf: np.ndarray, correct: np.ndarray, bin_ids: np.ndarray, n_bins: int) -> dict[str, np.ndarray]:
+    """Accuracy, confidence gap, ECE and MCE of ``(B, N)`` resampled top-label values."""
+    n_rows = conf.shape[1]
+    count, conf_sum, right = _binned(bin_ids, n_bins, conf, correct)
+    out = {"accuracy": correct.mean(axis=1)}
+    out["confidence_gap"] = conf.mean(axis=1) - out["accuracy"]
+    out["ece"] = _ece_from(right, conf_sum, n_rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["mce"] = np.where(count > 0, np.abs(right - conf_sum) / count, 0.0).max(axis=1)
+    return out
 
 
 def _binned(keys: np.ndarray, n_cells: int, *weights: np.ndarray) -> list[np.ndarray]:
@@ -190,14 +234,8 @@ def _exact_block(rows, y, proba, suite: MetricSuite, n_bins, bandwidth, referenc
     resamples, n_rows = rows.shape
     n_classes = proba.shape[1]
     top = suite.top
-    out: dict[str, np.ndarray] = {}
     conf, correct = top.confidence[rows], top.correct[rows]
-    count, conf_sum, right = _binned(suite.top_bin_ids[rows], n_bins, conf, correct)
-    out["accuracy"] = correct.mean(axis=1)
-    out["confidence_gap"] = conf.mean(axis=1) - out["accuracy"]
-    out["ece"] = _ece_from(right, conf_sum, n_rows)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["mce"] = np.where(count > 0, np.abs(right - conf_sum) / count, 0.0).max(axis=1)
+    out = _top_label_block(conf, correct, suite.top_bin_ids[rows], n_bins)
     squares = np.einsum("ij,ij->i", proba, proba)
     out["brier"] = (squares[rows] - 2.0 * top.true_probability[rows]).mean(axis=1) + 1.0
     out["nll"] = -np.log(np.maximum(top.true_probability, 2.220446049250313e-16))[rows].mean(axis=1)

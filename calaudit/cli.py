@@ -142,8 +142,8 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     return load_config_callback(ctx, param, value)
 
 
-def gate_options(command: Any) -> Any:
-    """Options shared by ``run`` and ``check``: thresholds, regression gate, CI outputs.
+def threshold_options(command: Any) -> Any:
+    """Thresholds shared by ``run``, ``check`` and ``compare``.
 
     Each threshold can also come from an environment variable (shown in ``--help``)
     or from ``calaudit.toml`` / ``[tool.calaudit]`` (command line > environment >
@@ -167,6 +167,20 @@ def gate_options(command: Any) -> Any:
                      type=cli_types.CONDITION, show_envvar=True,
                      help="Fail when the condition holds (>, >=, <, <=). Repeatable; separate several in the "
                           "environment variable with ';'."),
+        click.option("--gate-on", type=click.Choice(["point", "lower", "upper"]), default="point",
+                     show_default=True, envvar="CALAUDIT_GATE_ON", show_envvar=True,
+                     help="Judge thresholds on the measured value, or on the bootstrap interval: 'lower' fails "
+                          "only when the whole interval breaches (the breach is real), 'upper' passes only when "
+                          "the whole interval is within."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def gate_options(command: Any) -> Any:
+    """Options shared by ``run`` and ``check``: thresholds, regression gate, CI outputs."""
+    options = [
         click.option("--baseline-result", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
                      envvar="CALAUDIT_BASELINE_RESULT", show_envvar=True,
                      help="JSON result of the previous release, for --max-increase / --max-decrease."),
@@ -178,17 +192,12 @@ def gate_options(command: Any) -> Any:
                      help="Write the checks as JUnit XML (one test case per check)."),
         click.option("--markdown", "markdown_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
                      help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)."),
-        click.option("--gate-on", type=click.Choice(["point", "lower", "upper"]), default="point",
-                     show_default=True, envvar="CALAUDIT_GATE_ON", show_envvar=True,
-                     help="Judge thresholds on the measured value, or on the bootstrap interval: 'lower' fails "
-                          "only when the whole interval breaches (the breach is real), 'upper' passes only when "
-                          "the whole interval is within."),
         click.option("--report", "report_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
                      help="Write the stakeholder report: one self-contained HTML file (report.html in --out-dir)."),
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return threshold_options(command)
 
 
 def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
@@ -202,10 +211,10 @@ def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
         {key: options[key] for key in ("max_ece", "max_mce", "max_brier", "max_nll", "min_accuracy")},
         options["fail_if"],
     )
-    regressions = [parse_allowance(text, source="--max-increase") for text in options["max_increase"]]
-    regressions += [parse_allowance(text, source="--max-decrease") for text in options["max_decrease"]]
+    regressions = [parse_allowance(text, source="--max-increase") for text in options.get("max_increase", ())]
+    regressions += [parse_allowance(text, source="--max-decrease") for text in options.get("max_decrease", ())]
     baseline = None
-    if options["baseline_result"] is not None:
+    if options.get("baseline_result") is not None:
         baseline = read_result_file(options["baseline_result"]).metrics
     if not thresholds and not regressions:
         # Nothing to judge now; a gate stored in a result read by `check` was judged
@@ -217,47 +226,99 @@ def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
     return dataclasses.replace(result, gate=gate)
 
 
+def prediction_file_options(command: Any) -> Any:
+    """How a prediction file is read (run, compare)."""
+    options = [
+        click.option("--label-col", type=cli_types.NAME, default="label", show_default=True,
+                     help="Column holding the true class."),
+        click.option(
+            "--prob-cols", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="COLS",
+            help="Probability columns: comma-separated names or globs (default: prob_*). Repeatable.",
+        ),
+        click.option("--score-col", type=cli_types.NAME, metavar="COL",
+                     help="Binary model: one column with the positive-class score."),
+        click.option(
+            "--classes", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="NAMES",
+            help="Class names in column / model-output order, comma-separated (NEG,POS for one score).",
+        ),
+        click.option("--logits", is_flag=True, help="The scores are logits: apply softmax (sigmoid for one column)."),
+        click.option("--row-sum-tol", type=cli_types.FiniteFloat(min=0.0), default=1e-2, show_default=True,
+                     help="Largest accepted |row sum - 1| before rows are renormalised."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def audit_options(command: Any) -> Any:
+    """Bins, resamples and seed of the audit (run, compare)."""
+    options = [
+        click.option("--bins", "n_bins", type=cli_types.BINS, default=15, show_default=True,
+                     help="Number of bins of the binned metrics."),
+        click.option("--bootstrap", "resamples", type=cli_types.RESAMPLES, default=None, envvar="CALAUDIT_BOOTSTRAP",
+                     show_envvar=True, help="Bootstrap resamples for the 95% intervals (default 1000; 0: none)."),
+        click.option("--seed", type=cli_types.SEED, default=0, show_default=True,
+                     help="Seed of the bootstrap and of the calibration test's simulations."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def baseline_options(command: Any) -> Any:
+    """The cross-fitted baselines (run, compare)."""
+    options = [
+        click.option("--baseline", "baselines", multiple=True,
+                     type=click.Choice(["label-smoothing", "temperature", "vector", "isotonic", "histogram", "all"]),
+                     help="Compare with a baseline, cross-fitted on the same rows (repeatable; 'all' for every one)."),
+        click.option("--smoothing", multiple=True, type=cli_types.FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
+                     help="Label-smoothing epsilon of the retraining baseline (default 0.1; repeatable)."),
+        click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+                     help="Stratified folds of the cross-fitted baselines."),
+        click.option("--baseline-model", type=click.Choice(["logistic", "mlp"]), default="logistic", show_default=True,
+                     help="Reference model of the retraining baseline."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def decision_options(command: Any) -> Any:
+    """Segments and review routing (run, compare)."""
+    options = [
+        click.option("--group-by", multiple=True, type=cli_types.NAME, metavar="COL",
+                     help="Calibration per segment of COL: a column of the prediction file, of groups.csv beside "
+                          "the data, or of the data table (repeatable)."),
+        click.option("--min-group-size", type=click.IntRange(min=1), default=50, show_default=True,
+                     help="Segments with fewer cases are listed as too small to judge."),
+        click.option("--find-segments", is_flag=True,
+                     help="Search every segment column (and pairs of them) for where calibration is worst; found "
+                          "on half the rows, measured on the other half."),
+        click.option("--target-accuracy", multiple=True, metavar="A",
+                     type=cli_types.FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
+                     help="Review routing: the lowest confidence threshold whose fast-tracked cases are right at "
+                          "least A of the time, with 95% confidence (repeatable; default 0.9, 0.95, 0.99)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, readable=False))
 @click.argument("data_path", metavar="[DATA]", required=False, type=click.Path(path_type=Path, readable=False))
-@click.option("--label-col", type=cli_types.NAME, default="label", show_default=True,
-              help="Column holding the true class.")
-@click.option(
-    "--prob-cols", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="COLS",
-    help="Probability columns: comma-separated names or globs (default: prob_*). Repeatable.",
-)
-@click.option("--score-col", type=cli_types.NAME, metavar="COL",
-              help="Binary model: one column with the positive-class score.")
-@click.option(
-    "--classes", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="NAMES",
-    help="Class names in column / model-output order, comma-separated (NEG,POS for one score).",
-)
-@click.option("--logits", is_flag=True, help="The scores are logits: apply softmax (sigmoid for one column).")
-@click.option("--bins", "n_bins", type=cli_types.BINS, default=15, show_default=True,
-              help="Number of bins of the binned metrics.")
-@click.option("--row-sum-tol", type=cli_types.FiniteFloat(min=0.0), default=1e-2, show_default=True,
-              help="Largest accepted |row sum - 1| before rows are renormalised.")
-@click.option("--bootstrap", "resamples", type=cli_types.RESAMPLES, default=None, envvar="CALAUDIT_BOOTSTRAP",
-              show_envvar=True, help="Bootstrap resamples for the 95% intervals (default 1000; 0: none).")
-@click.option("--seed", type=cli_types.SEED, default=0, show_default=True,
-              help="Seed of the bootstrap and of the calibration test's simulations.")
+@prediction_file_options
+@audit_options
 @click.option("--json", "json_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="Write the JSON result here ('-' for stdout).")
 @click.option("--out-dir", type=cli_types.NonEmptyPath(path_type=Path, file_okay=False),
               help="Write every output of the run (audit.json, summary.txt) into this directory.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @model_input_options
+@baseline_options
+@decision_options
 @click.option("--save-predictions", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="ONNX models: write the probabilities and labels as a prediction file (.csv, .csv.gz, .parquet).")
-@click.option("--baseline", "baselines", multiple=True,
-              type=click.Choice(["label-smoothing", "temperature", "vector", "isotonic", "histogram", "all"]),
-              help="Compare with a baseline, cross-fitted on the same rows (repeatable; 'all' for every one).")
-@click.option("--smoothing", multiple=True, type=cli_types.FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
-              help="Label-smoothing epsilon of the retraining baseline (default 0.1; repeatable).")
-@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
-              help="Stratified folds of the cross-fitted baselines.")
-@click.option("--baseline-model", type=click.Choice(["logistic", "mlp"]), default="logistic", show_default=True,
-              help="Reference model of the retraining baseline.")
 @click.option("--embedding-output", type=cli_types.NAME, metavar="NAME",
               help="ONNX models: the tensor the retraining baseline learns from (default: the penultimate layer).")
 @gate_options
@@ -304,9 +365,31 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
         baselines=_baseline_keys(options["baselines"]), folds=options["folds"],
         smoothing=options["smoothing"] or (0.1,), baseline_model=options["baseline_model"],
     )
+    result = _add_decisions(result, predictions, options, data_path)
     result = _apply_gate(result, options)
     _write_outputs(result, options)
     _exit_for_gate(ctx, result)
+
+
+def _add_decisions(result: Any, predictions: Any, options: dict[str, Any], data_path: Path | None,
+                   exclude: tuple[str, ...] = ()) -> Any:
+    """Segments (--group-by, --find-segments) and review routing (--target-accuracy)."""
+    from .decisions.analysis import add_decisions
+    from .loaders.groups import group_columns, search_columns
+
+    groups = None
+    if options["group_by"]:
+        groups = group_columns(predictions, list(dict.fromkeys(options["group_by"])), data_path=data_path,
+                               label_col=options["label_col"])
+    search = None
+    if options["find_segments"]:
+        search = search_columns(predictions, data_path=data_path, label_col=options["label_col"], exclude=exclude)
+    return add_decisions(
+        result, predictions, groups=groups, search=search, min_group_size=options["min_group_size"],
+        targets=tuple(dict.fromkeys(options["target_accuracy"])),
+        recalibrate="temperature" in _baseline_keys(options["baselines"]), folds=options["folds"],
+        seed=options["seed"],
+    )
 
 
 @cli.command()
@@ -334,6 +417,134 @@ def check(ctx: click.Context, result_path: Path, **options: Any) -> None:
     _exit_for_gate(ctx, result)
 
 
+@cli.command()
+@click.argument("input_paths", metavar="INPUT INPUT [INPUT...]", nargs=-1, required=True,
+                type=click.Path(path_type=Path, readable=False))
+@click.option("--data", "data_path", type=click.Path(path_type=Path, readable=False), metavar="DATA",
+              help="ONNX models: the data directory (or table) every model runs over.")
+@click.option("--name", "names", multiple=True, type=cli_types.NAME, metavar="NAME",
+              help="Display names, one per INPUT in order (default: each file's stem).")
+@click.option("--id-col", type=cli_types.NAME, metavar="COL",
+              help="Prediction files: match rows by this id column, whatever their order (default: by row order).")
+@prediction_file_options
+@audit_options
+@click.option("--json", "json_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
+              help="Write the comparison as JSON ('-' for stdout).")
+@click.option("--report", "report_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
+              help="Write the comparison report: one self-contained HTML file.")
+@click.option("--out-dir", type=cli_types.NonEmptyPath(path_type=Path, file_okay=False),
+              help="Write every output (compare.json, summary.txt, report.html) into this directory.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@model_input_options
+@baseline_options
+@decision_options
+@threshold_options
+@debug_option
+@click.pass_context
+def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path | None, names: tuple[str, ...],
+            **options: Any) -> None:
+    """Compare several models on the same rows: which is better calibrated?
+
+    \b
+    calaudit compare vendor_a.csv vendor_b.csv --id-col item_id
+    calaudit compare a.onnx b.onnx --data data/ --name "Vendor A" --name "Vendor B"
+
+    Every model is audited with the same options; a paired bootstrap (the same
+    resampled rows for every model) gives each difference an interval. Thresholds
+    (--max-ece, ...) apply to every model: exit 1 if any model breaches one.
+    """
+    from .auditing import audit_predictions
+    from .decisions.alignment import align_predictions
+    from .decisions.compare import compare_audits
+
+    if len(input_paths) < 2:
+        raise click.UsageError("compare needs at least two inputs: calaudit compare INPUT INPUT [INPUT...]")
+    if names and len(names) != len(input_paths):
+        raise click.UsageError(f"{len(names)} --name given for {len(input_paths)} inputs; give one per input, in order")
+    display = list(names) if names else [_display_name(path) for path in input_paths]
+    repeated = next((name for name in display if display.count(name) > 1), None)
+    if repeated is not None:
+        raise click.UsageError(f"two inputs are named {repeated!r}; give each a display name with --name")
+    models = [path.suffix.lower() == ".onnx" for path in input_paths]
+    if any(models) and data_path is None:
+        first = input_paths[models.index(True)]
+        raise click.UsageError(f"{first} is an ONNX model: give the data it runs over with --data DIR")
+    if not any(models) and data_path is not None:
+        raise click.UsageError("--data is only for ONNX models; every INPUT is a prediction file")
+    if options["resamples"] == 0:
+        raise click.UsageError("--bootstrap 0 leaves nothing to compare: the comparison is the paired interval "
+                               "(use at least 200 resamples, or leave the default)")
+    _check_outputs(ctx, {**options, "save_predictions": None},
+                   [*[("an input", path) for path in input_paths], _data_input(data_path)])
+    loaded = [_run_model(path, data_path, {**options, "save_predictions": None, "embedding_output": None})
+              if is_model else _load_file(path, options) for path, is_model in zip(input_paths, models)]
+    aligned, alignment = align_predictions(loaded, display, id_col=options["id_col"])
+    recorded = {
+        key: str(value) if isinstance(value, Path) else (list(value) if isinstance(value, tuple) else value)
+        for key, value in options.items()
+        if key not in ("json_path", "out_dir", "quiet", "report_path", "resamples", "seed")
+    }
+    if "calaudit.config" in ctx.meta:
+        recorded["config"] = ctx.meta["calaudit.config"]
+    audits = []
+    for predictions in aligned:
+        result = audit_predictions(
+            predictions, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
+            options=recorded, baselines=_baseline_keys(options["baselines"]), folds=options["folds"],
+            smoothing=options["smoothing"] or (0.1,), baseline_model=options["baseline_model"],
+        )
+        result = _add_decisions(result, predictions, options, data_path,
+                                exclude=(options["id_col"],) if options["id_col"] else ())
+        audits.append(_apply_gate(result, options))
+    comparison = compare_audits(
+        aligned, display, audits, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
+        level=0.95, alignment=alignment, options=recorded,
+    )
+    _write_comparison(comparison, options)
+    failed = [(name, gate) for name, gate in comparison.gates.items() if not gate.passed]
+    if failed:
+        name, gate = failed[0]
+        more = f" (and {len(failed) - 1} more model(s) failed)" if len(failed) > 1 else ""
+        click.echo(f"calaudit: gate failed: {one_line(name)}: {one_line(gate.failures[0].message)}{more}", err=True)
+        ctx.exit(int(ExitCode.GATE_FAILED))
+
+
+def _display_name(path: Path) -> str:
+    """A file's name without its format suffix: ``vendor_a.csv.gz`` -> ``vendor_a``."""
+    name = path.name
+    for suffix in (".csv.gz", ".csv", ".parquet", ".pq", ".onnx"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+#: What ``compare --out-dir`` holds.
+COMPARE_OUT_DIR_FILES = ("compare.json", "summary.txt", "report.html")
+
+
+def _write_comparison(comparison: Any, options: dict[str, Any]) -> None:
+    from .atomic import write_atomic
+    from .reporters import compare_html, compare_text
+
+    summary = compare_text.render(comparison)
+    document = compare_text.render_json(comparison)
+    out_dir, json_path, report_path = options["out_dir"], options["json_path"], options["report_path"]
+    report = compare_html.render(comparison) if out_dir is not None or report_path is not None else None
+    if out_dir is not None:
+        write_atomic(out_dir / "compare.json", document)
+        write_atomic(out_dir / "summary.txt", summary)
+        write_atomic(out_dir / "report.html", report)
+    if report_path is not None:
+        write_atomic(report_path, report)
+    if json_path is not None and str(json_path) == "-":
+        _echo_stdout(document)
+        return
+    if json_path is not None:
+        write_atomic(json_path, document)
+    if not (options["quiet"] and comparison.passed):
+        _echo_stdout(summary)
+
+
 #: What ``--out-dir`` holds (``junit.xml`` only when a gate is set).
 OUT_DIR_FILES = ("audit.json", "summary.txt", "summary.md", "report.html", "junit.xml")
 
@@ -348,7 +559,8 @@ def _check_outputs(ctx: click.Context, options: dict[str, Any], inputs: list[tup
 
     inputs = [*inputs, ("the settings file", ctx.meta.get("calaudit.config")),
               ("the baseline result", options.get("baseline_result"))]
-    outputs = [("--json", options.get("json_path")), *out_dir_files(options.get("out_dir"), OUT_DIR_FILES),
+    out_files = COMPARE_OUT_DIR_FILES if ctx.command.name == "compare" else OUT_DIR_FILES
+    outputs = [("--json", options.get("json_path")), *out_dir_files(options.get("out_dir"), out_files),
                ("--junit", options.get("junit_path")), ("--markdown", options.get("markdown_path")),
                ("--report", options.get("report_path")), ("--save-predictions", options.get("save_predictions")),
                ("-o", options.get("output_model"))]

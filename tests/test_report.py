@@ -84,6 +84,8 @@ STRUCTURE_FINGERPRINT = [
     "section#charts",
     "h2#charts-title Does the model deliver what it promises?",
     "h3 Class by class",
+    "section#routing",
+    "h2#routing-title Which cases should a person review?",
     "section#appendix",
     "h2#appendix-title Appendix for analysts",
     "h3#metrics Metrics",
@@ -745,7 +747,7 @@ def test_chart_blocks_match_json(report: Report) -> None:
     assert chart_divs == list(specs), "one JSON block per chart element, in order"
     expected_ids = ["chart-reliability", "chart-histogram"] + [
         f"chart-class-{i}" for i in range(len(doc["class_reliability"]))
-    ]
+    ] + ["chart-routing"]  # review routing is always reported (90/95/99% by default)
     assert list(specs) == expected_ids
 
     check_reliability_chart(specs["chart-reliability"], doc["reliability"])

@@ -166,8 +166,11 @@ class Segment:
 class SegmentAnalysis:
     """One family of segment tests: the ``--group-by`` columns, or the search.
 
-    ``tested`` is the number of segments the correction ``correction`` (``"holm"`` or
-    ``"benjamini-hochberg"``) accounted for at level ``alpha``. ``segments`` are
+    ``tested`` is the number of segments tested: for ``--group-by``, those the
+    correction ``correction`` (``"holm"``) accounted for at level ``alpha``; for the
+    search, the candidates screened on the search half (Benjamini-Hochberg), while
+    ``correction`` and ``p_adjusted`` are Holm over the ``details["measure_tested"]``
+    segments kept and measured on the other half. ``segments`` are
     ordered worst first, too-small ones last. ``details`` says how the search split
     the rows, which columns were searched and which were skipped, and why.
     """

@@ -347,7 +347,7 @@ def _tables(path: Path) -> list[Path]:
     # file_present: a table that is a symlink loop or unreadable is named, not skipped.
     return sorted(
         p for p in path.iterdir()
-        if table_format(p) is not None and p.name not in ("labels.csv",) and not p.is_dir() and file_present(p)
+        if table_format(p) is not None and p.name not in ("labels.csv", "groups.csv") and not p.is_dir() and file_present(p)
     )
 
 

@@ -14,8 +14,9 @@ from importlib import resources
 from pathlib import PurePath
 from typing import Any
 
-from .. import narrative
+from .. import decision_narrative, narrative
 from ..charts import report_charts
+from ..decision_charts import decision_charts
 from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
 from ..templating import environment
@@ -158,7 +159,9 @@ def render(result: AuditResult) -> str:
         "margin_points": _points(verdict.margin) if verdict else "",
         "decisions": narrative.decisions(result, bands),
         "questions": narrative.vendor_questions(result),
-        "charts": report_charts(result),
+        "charts": {**report_charts(result), **decision_charts(result)},
+        "segment_sections": decision_narrative.segment_sections(result.groups),
+        "routing_text": decision_narrative.routing_text(result.routing) if result.routing is not None else None,
         "plotly_js": plotly_source(),
         "metric_rows": metric_rows,
         "mean_confidence": result.metrics["accuracy"] + result.metrics["confidence_gap"],

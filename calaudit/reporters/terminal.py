@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._version import __version__
 from ..location import one_line
 from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
-
 
 
 def _percent(value: float) -> str:
@@ -74,6 +75,10 @@ def render(result: AuditResult) -> str:
     lines += ["", *_reliability_lines(result)]
     if result.baselines is not None:
         lines += ["", *_baseline_lines(result)]
+    for analysis in result.groups:
+        lines += ["", *segment_lines(analysis)]
+    if result.routing is not None:
+        lines += ["", *routing_lines(result.routing)]
     if result.gate is not None and result.gate.checks:
         lines += ["", *_gate_lines(result)]
     # One element per line: a vendor string (a class or file name) cannot split one.
@@ -121,4 +126,87 @@ def _reliability_lines(result: AuditResult) -> list[str]:
             f"{interval:<17} {100.0 * b.gap:>+7.1f}"
         )
     lines.append("  Gap = right minus said, in percentage points: negative means overconfident.")
+    return lines
+
+
+#: Segments shown in the terminal (the JSON and the report have them all).
+SHOWN_SEGMENTS = 15
+
+
+def segment_lines(analysis: Any) -> list[str]:
+    """The segments of one analysis, worst first: size, said, right, ECE, test."""
+    judged = [s for s in analysis.segments if not s.too_small]
+    small = [s for s in analysis.segments if s.too_small]
+    correction = {"holm": "Holm", "benjamini-hochberg": "Benjamini-Hochberg"}.get(analysis.correction,
+                                                                               analysis.correction)
+    width = min(60, max([36, *(len(f"{s.column} = {s.value}") for s in judged[:SHOWN_SEGMENTS])]))
+    if analysis.found_by == "search":
+        details = analysis.details
+        kept = int(details.get("measure_tested", len(judged)))
+        head = (f"Where is it worst? Searched {analysis.tested:,} segments on half the rows "
+                f"({details.get('search_rows', 0):,}), screened with Benjamini-Hochberg at {analysis.alpha:g}; the "
+                f"{len(analysis.segments):,} kept are measured on the other half ({details.get('measure_rows', 0):,} "
+                "rows).")
+        flag_rule = f"{correction}-corrected for the {kept:,} kept"
+    else:
+        head = f"Where is it worst? {analysis.tested:,} segments of {', '.join(analysis.columns)}."
+        flag_rule = f"{correction}-corrected for {analysis.tested:,} tests"
+    lines = [
+        head,
+        f"  Flagged: ECE worse than the rest of the data, {flag_rule}, at {analysis.alpha:g}.",
+        f"  {'Segment':<{width}} {'Cases':>8} {'Said':>7} {'Right':>7} {'ECE':>8}  {'95% interval':<17} {'p adj.':>7}",
+    ]
+    for segment in judged[:SHOWN_SEGMENTS]:
+        name = f"{segment.column} = {segment.value}"[:width]
+        interval = segment.intervals.get("ece") if segment.intervals else None
+        shown = f"{interval.low:.4f} - {interval.high:.4f}" if interval else ""
+        flag = "  FLAGGED" if segment.flagged else ""
+        p_text = f"{segment.p_adjusted:.3g}" if segment.p_adjusted is not None else ""
+        lines.append(
+            f"  {name:<{width}} {segment.n:>8,} {_percent(segment.mean_confidence):>7} "
+            f"{_percent(segment.metrics['accuracy']):>7} {segment.metrics['ece']:>8.4f}  {shown:<17} {p_text:>7}{flag}"
+        )
+    if len(judged) > SHOWN_SEGMENTS:
+        lines.append(f"  ... and {len(judged) - SHOWN_SEGMENTS:,} more (see the JSON or the report).")
+    if not judged and analysis.found_by == "search" and not analysis.segments:
+        lines.append("  No segment stood out in the search.")
+    elif not judged:
+        lines.append("  No segment is large enough to judge.")
+    elif not any(s.flagged for s in judged):
+        lines.append("  No segment is distinguishably worse calibrated than the rest.")
+    if small:
+        lines.append(f"  Too small to judge (under {analysis.min_group_size:,} cases): "
+                     + ", ".join(f"{s.column} = {s.value} ({s.n:,})" for s in small[:8])
+                     + (f", and {len(small) - 8:,} more" if len(small) > 8 else "") + ".")
+    return lines
+
+
+def routing_lines(routing: Any) -> list[str]:
+    """Review thresholds per target accuracy, and the recalibrated ones."""
+    lines = [
+        f"Review routing ({routing.method}; {routing.level * 100:.0f}% confidence):",
+        f"  {'Target':>7} {'Threshold':>10} {'Fast-tracked':>14} {'Right':>7} {'Lower bound':>12} "
+        f"{'To review':>12} {'Right':>7}",
+    ]
+    for target in routing.targets:
+        if not target.achievable:
+            lines.append(f"  {_percent(target.target):>7} {'none':>10}  {target.reason}")
+            continue
+        lines.append(
+            f"  {_percent(target.target):>7} {target.threshold:>10.4f} "
+            f"{_percent(target.fast_track_share):>7} {target.fast_track_n:>6,} {_percent(target.fast_track_accuracy):>7} "
+            f"{_percent(target.fast_track_accuracy_low):>12} {_percent(target.review_share):>5} "
+            f"{target.review_n:>6,} {_percent(target.review_accuracy) if target.review_accuracy is not None else '':>7}"
+        )
+    lines.append("  Cases at or above the threshold are fast-tracked; the rest go to a person.")
+    lines.append(f"  Area under the risk-coverage curve (AURC): {routing.risk_coverage.aurc:.4f} (lower is better).")
+    recalibrated = routing.recalibrated
+    if recalibrated is not None:
+        for before, after in zip(routing.targets, recalibrated.targets):
+            if before.achievable or after.achievable:
+                change = after.fast_track_n - before.fast_track_n
+                lines.append(
+                    f"  After temperature scaling (cross-fitted), target {_percent(after.target)}: "
+                    f"{after.fast_track_n:,} fast-tracked ({change:+,} cases)."
+                )
     return lines

@@ -1,0 +1,223 @@
+"""Match the rows of several prediction sets before they are compared.
+
+``calaudit compare`` judges models on the same rows. Rows are matched by an id column
+(whatever each file's row order) or, without one, by position; either way every row
+must carry the same true label in every file, and every file must score the same
+classes. A mismatch is one :class:`calaudit.errors.InvalidInputError` line naming the
+file and the first offending id or row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ..labels import label_texts
+from ..location import one_line
+from ..predictions import Predictions
+
+#: Class names listed in a message before it says how many there are in all.
+_PREVIEW = 8
+
+
+def align_predictions(
+    predictions: Sequence[Predictions], names: Sequence[str], *, id_col: str | None
+) -> tuple[list[Predictions], dict[str, Any]]:
+    """The prediction sets with their rows and classes in the first one's order.
+
+    With ``id_col``, rows are matched by that column of each set's ``extra_columns``
+    (ids compared as text, the text a CSV file holds: :func:`calaudit.labels.label_texts`):
+    every id must appear exactly once in every set. Without it, rows are matched by
+    position, so the sets must have as many rows. Then, row by row, the true labels
+    must agree. Probability columns are reordered by class name when a set lists the
+    same classes in another order; different sets of classes are an error.
+
+    ``names`` are the display names, used for sets that have no file (Python arrays).
+    Returns the aligned sets and the alignment record (``{"by": "id", "column":
+    id_col}`` or ``{"by": "order"}``). Inputs are never modified: a set that needs no
+    change is returned as it is (its arrays are read-only), any other is a new
+    :class:`Predictions` built on reindexed copies.
+    """
+    if len(names) != len(predictions):
+        raise ValueError(f"{len(names)} names given for {len(predictions)} prediction sets")
+    if not predictions:
+        return [], ({"by": "id", "column": id_col} if id_col is not None else {"by": "order"})
+    where = [_where(p, name) for p, name in zip(predictions, names)]
+    first = predictions[0]
+    aligned = [first]
+    if id_col is not None:
+        first_ids = _ids(first, id_col, where[0])
+        _check_unique(first_ids, first, where[0], id_col)
+        for p, shown in zip(predictions[1:], where[1:]):
+            ids = _ids(p, id_col, shown)
+            _check_unique(ids, p, shown, id_col)
+            order = _match_ids(first_ids, ids, first, p, where[0], shown)
+            p = _reorder_classes(_take_rows(p, order), first, shown, where[0])
+            _check_labels_by_id(first, p, first_ids, order, where[0], shown)
+            aligned.append(p)
+        return aligned, {"by": "id", "column": id_col}
+    for p, shown in zip(predictions[1:], where[1:]):
+        if p.n_samples != first.n_samples:
+            raise InvalidInputError(
+                f"{shown} has {p.n_samples:,} rows but {where[0]} has {first.n_samples:,}; expected the same rows "
+                "in the same order (or match rows by an id column with --id-col)"
+            )
+        p = _reorder_classes(p, first, shown, where[0])
+        differ = np.flatnonzero(p.y_true != first.y_true)
+        if differ.size:
+            row = int(differ[0])
+            raise InvalidInputError(
+                f"{shown}: {_row(p, row)}: label {_label(p, row)} but {where[0]} has {_label(first, row)} on that "
+                "row; expected the same true labels row by row (rows are matched by order; use --id-col to match "
+                "them by an id column)"
+            )
+        aligned.append(p)
+    return aligned, {"by": "order"}
+
+
+# ------------------------------------------------------------------ ids
+
+
+def _ids(p: Predictions, id_col: str, shown: str) -> np.ndarray:
+    """The id of each row as text (an object array); a missing id is an error."""
+    frame = p.extra_columns
+    if frame is None or id_col not in frame.columns:
+        others = [] if frame is None else [str(c) for c in frame.columns]
+        listed = f"its other columns are {_preview(others)}" if others else "it has no columns besides the " \
+                 "labels and probabilities"
+        raise InvalidInputError(
+            f"{shown}: no id column {one_line(id_col)!r} ({listed}); expected the id column in every input"
+        )
+    codes, texts = label_texts(frame[id_col].to_numpy())
+    missing = codes < 0
+    if texts:
+        empty = np.flatnonzero(np.asarray(texts, dtype=object) == "")
+        missing |= np.isin(codes, empty)
+    if missing.any():
+        row = int(np.argmax(missing))
+        raise InvalidInputError(
+            f"{shown}: {_row(p, row)}: no id in column {one_line(id_col)!r}; expected an id on every row"
+        )
+    return np.asarray(texts, dtype=object)[codes]
+
+
+def _check_unique(ids: np.ndarray, p: Predictions, shown: str, id_col: str) -> None:
+    import pandas as pd
+
+    repeated = pd.Index(ids).duplicated(keep="first")
+    if repeated.any():
+        second = int(np.argmax(repeated))
+        first = int(np.argmax(ids == ids[second]))
+        raise InvalidInputError(
+            f"{shown}: duplicate id {one_line(ids[second])!r} in column {one_line(id_col)!r} "
+            f"({_row(p, first)} and {_row(p, second)}); expected each id once"
+        )
+
+
+def _match_ids(first_ids: np.ndarray, ids: np.ndarray, first: Predictions, p: Predictions, first_shown: str,
+               shown: str) -> np.ndarray:
+    """For each row of the first set, the row of ``p`` with the same id."""
+    import pandas as pd
+
+    index = pd.Index(ids)
+    order = np.asarray(index.get_indexer(pd.Index(first_ids)), dtype=np.intp)
+    extra = ~np.asarray(index.isin(first_ids))
+    if extra.any():
+        row = int(np.argmax(extra))
+        raise InvalidInputError(
+            f"{shown}: id {one_line(ids[row])!r} ({_row(p, row)}) is not in {first_shown}; expected the same ids "
+            "in every input"
+        )
+    missing = order < 0
+    if missing.any():
+        row = int(np.argmax(missing))
+        raise InvalidInputError(
+            f"{shown}: no row has id {one_line(first_ids[row])!r} ({_row(first, row)} of {first_shown}); expected "
+            "the same ids in every input"
+        )
+    return order
+
+
+def _check_labels_by_id(first: Predictions, p: Predictions, first_ids: np.ndarray, order: np.ndarray,
+                        first_shown: str, shown: str) -> None:
+    """``p`` is already in the first set's row and class order; ``order`` maps back to its file rows."""
+    differ = np.flatnonzero(p.y_true != first.y_true)
+    if differ.size:
+        row = int(differ[0])
+        raise InvalidInputError(
+            f"id {one_line(first_ids[row])!r}: label {_label(first, row)} in {first_shown} ({_row(first, row)}) but "
+            f"{_label(p, row)} in {shown} ({_row(p, int(order[row]))}); expected the same true label for the same id"
+        )
+
+
+# ------------------------------------------------------------------ rows and classes
+
+
+def _take_rows(p: Predictions, order: np.ndarray) -> Predictions:
+    """``p`` with its rows in ``order`` (a new value; ``p`` itself is untouched)."""
+    if np.array_equal(order, np.arange(p.n_samples)):
+        return p
+    extra = p.extra_columns.iloc[order].reset_index(drop=True) if p.extra_columns is not None else None
+    return dataclasses.replace(
+        p, y_true=_frozen(p.y_true[order]), y_proba=_frozen(p.y_proba[order]), extra_columns=extra,
+        logits=_frozen(p.logits[order]) if p.logits is not None else None,
+        features=_frozen(p.features[order]) if p.features is not None else None,
+    )
+
+
+def _reorder_classes(p: Predictions, first: Predictions, shown: str, first_shown: str) -> Predictions:
+    """``p`` with its probability columns (and label indices) in the first set's class order."""
+    if p.class_names == first.class_names:
+        return p
+    if set(p.class_names) != set(first.class_names):
+        extra = [name for name in p.class_names if name not in first.class_names]
+        lacking = [name for name in first.class_names if name not in p.class_names]
+        parts = []
+        if extra:
+            parts.append(f"has classes {_preview(extra)} that {first_shown} does not have")
+        if lacking:
+            parts.append(f"lacks classes {_preview(lacking)} that {first_shown} has")
+        raise InvalidInputError(f"{shown} {' and '.join(parts)}; expected the same classes in every input")
+    position = {name: k for k, name in enumerate(p.class_names)}
+    columns = np.array([position[name] for name in first.class_names], dtype=np.intp)
+    # Label index k of p names class p.class_names[k]; in the first set's order that is remap[k].
+    remap = np.empty_like(columns)
+    remap[columns] = np.arange(columns.size)
+    logits = p.logits
+    if logits is not None and logits.shape[1] == columns.size:
+        logits = _frozen(logits[:, columns])
+    return dataclasses.replace(
+        p, y_true=_frozen(remap[p.y_true]), y_proba=_frozen(np.ascontiguousarray(p.y_proba[:, columns])),
+        class_names=first.class_names, logits=logits,
+    )
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False  # a fresh copy, read-only like every Predictions array
+    return array
+
+
+# ------------------------------------------------------------------ messages
+
+
+def _where(p: Predictions, name: str) -> str:
+    return one_line(p.source.path) if p.source.path else one_line(name)
+
+
+def _row(p: Predictions, index: int) -> str:
+    """Rows of a file count from 1 (the first data row is row 1), of arrays from 0,
+    as :class:`calaudit.location.Location` writes them."""
+    return f"row {index + 1}" if p.source.path else f"row {index}"
+
+
+def _label(p: Predictions, row: int) -> str:
+    return repr(one_line(p.class_names[int(p.y_true[row])]))
+
+
+def _preview(names: Sequence[str]) -> str:
+    shown = ", ".join(one_line(str(name)) for name in names[:_PREVIEW])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > _PREVIEW else "")
