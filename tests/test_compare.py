@@ -1,4 +1,4 @@
-"""``calaudit compare``'s computations (docs/compare.md): matching rows across files,
+"""``calaudit compare``'s computations (docs/metrics.md, section 10): matching rows across files,
 the paired bootstrap of differences, and the ranking sentence.
 
 * alignment by id undoes any row order (and class-column order); every mismatch is

@@ -1,6 +1,6 @@
 """Several models on the same rows: paired bootstrap differences and a ranking.
 
-The paired bootstrap (docs/compare.md) draws one set of resampled rows and measures
+The paired bootstrap (docs/metrics.md, section 10) draws one set of resampled rows and measures
 every model on it, so what the models share (the same hard and easy cases) cancels
 in each difference: ``d* = metric_a(rows*) - metric_b(rows*)``. The interval of
 ``d = metric_a - metric_b`` on the full data is the basic bootstrap interval
@@ -254,7 +254,7 @@ def rank_models(
     noise floor): two such models are both consistent with perfect calibration, and
     the binned ECE's noise, which depends on how each model's confidences spread over
     the bins, can set them apart beyond chance without either being better calibrated
-    (docs/compare.md).
+    (docs/metrics.md, section 10).
 
     Neighbours in the order that are not told apart form one group: "A and B cannot be
     told apart on 2,000 cases". Between groups the paragraph says "A is better

@@ -26,7 +26,7 @@ searched for on the same rows: fixed-sequence testing, "Learn then Test"
 Because the sequence is fixed before the labels are looked at and testing stops at
 the first failure, the probability of choosing a threshold whose accuracy is below
 ``A`` is at most ``delta`` (family-wise error control of fixed-sequence testing), for
-each target on its own. See docs/routing.md.
+each target on its own. See docs/metrics.md, section 12.
 
 The risk-coverage curve (Geifman & El-Yaniv 2017) and its area (AURC) come with it.
 """

@@ -32,7 +32,7 @@ size, which removes the small-sample bias. P-values are sequential Monte Carlo
 (Besag & Clifford 1991): a segment stops once ``STOP_AFTER`` simulations reached its
 ECE (``p = STOP_AFTER / simulations``), else ``p = (1 + exceedances) / (1 +
 simulations)`` after enough simulations to resolve ``alpha`` over the number tested.
-docs/segments.md gives the reasons.
+docs/metrics.md, section 11, gives the reasons.
 """
 
 from __future__ import annotations

@@ -203,10 +203,8 @@ def routing_lines(routing: Any) -> list[str]:
     recalibrated = routing.recalibrated
     if recalibrated is not None:
         for before, after in zip(routing.targets, recalibrated.targets):
-            if before.achievable or after.achievable:
-                change = after.fast_track_n - before.fast_track_n
-                lines.append(
-                    f"  After temperature scaling (cross-fitted), target {_percent(after.target)}: "
-                    f"{after.fast_track_n:,} fast-tracked ({change:+,} cases)."
-                )
+            change = after.fast_track_n - before.fast_track_n
+            shown = (f"threshold {after.threshold:.4f}, {after.fast_track_n:,} fast-tracked ({change:+,} cases)"
+                     if after.achievable else "still no threshold can be shown")
+            lines.append(f"  After temperature scaling (cross-fitted), target {_percent(after.target)}: {shown}.")
     return lines
