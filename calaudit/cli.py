@@ -97,6 +97,13 @@ def _split_list(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     return items or None
 
 
+def _with_options(command: Any, options: list[Any]) -> Any:
+    """Apply a bundle of click options, in the order listed (as decorators would)."""
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def model_input_options(command: Any) -> Any:
     """Options of commands that run an ONNX model over a data directory (run, fix)."""
 
@@ -131,9 +138,7 @@ def model_input_options(command: Any) -> Any:
         click.option("--allow-large-images", is_flag=True,
                      help="Images: decode images above Pillow's decompression-bomb limit (this run only)."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _with_options(command, options)
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -173,9 +178,7 @@ def threshold_options(command: Any) -> Any:
                           "only when the whole interval breaches (the breach is real), 'upper' passes only when "
                           "the whole interval is within."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _with_options(command, options)
 
 
 def gate_options(command: Any) -> Any:
@@ -195,9 +198,7 @@ def gate_options(command: Any) -> Any:
         click.option("--report", "report_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
                      help="Write the stakeholder report: one self-contained HTML file (report.html in --out-dir)."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return threshold_options(command)
+    return threshold_options(_with_options(command, options))
 
 
 def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
@@ -245,9 +246,7 @@ def prediction_file_options(command: Any) -> Any:
         click.option("--row-sum-tol", type=cli_types.FiniteFloat(min=0.0), default=1e-2, show_default=True,
                      help="Largest accepted |row sum - 1| before rows are renormalised."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _with_options(command, options)
 
 
 def audit_options(command: Any) -> Any:
@@ -260,9 +259,7 @@ def audit_options(command: Any) -> Any:
         click.option("--seed", type=cli_types.SEED, default=0, show_default=True,
                      help="Seed of the bootstrap and of the calibration test's simulations."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _with_options(command, options)
 
 
 def baseline_options(command: Any) -> Any:
@@ -278,9 +275,7 @@ def baseline_options(command: Any) -> Any:
         click.option("--baseline-model", type=click.Choice(["logistic", "mlp"]), default="logistic", show_default=True,
                      help="Reference model of the retraining baseline."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _with_options(command, options)
 
 
 def decision_options(command: Any) -> Any:
@@ -299,9 +294,7 @@ def decision_options(command: Any) -> Any:
                      help="Review routing: the lowest confidence threshold whose fast-tracked cases are right at "
                           "least A of the time, with 95% confidence (repeatable; default 0.9, 0.95, 0.99)."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _with_options(command, options)
 
 
 @cli.command()

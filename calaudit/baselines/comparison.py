@@ -78,32 +78,19 @@ def run_baselines(
     unknown = [m for m in methods if m not in BASELINES]
     if unknown:
         raise UsageError(f"unknown baseline {unknown[0]!r}; expected {', '.join(BASELINES)} or all")
-    if folds < 2:
-        raise UsageError(f"--folds must be at least 2; got {folds}")
     for eps in smoothing:
         if not 0.0 < eps < 1.0:
             raise UsageError(f"--smoothing must be between 0 and 1 (exclusive); got {eps}")
     y, proba = predictions.y_true, predictions.y_proba
     n_rows, n_classes = proba.shape
-    if n_rows < 2 * folds:
-        raise UsageError(f"{n_rows} rows are too few for {folds}-fold baselines; use fewer --folds")
-    largest = int(np.bincount(y).max())
-    if largest < folds:
-        raise UsageError(
-            f"every class has fewer than {folds} rows (the largest has {largest}); use --folds {max(2, largest)} or fewer"
-        )
+    check_folds(y, folds, "baselines")
     fold_of = stratified_folds(y, folds, seed)
     vendor_metrics, vendor_curve = _measure(y, proba, n_bins)
     results = [BaselineResult("vendor", "The vendor's model", "vendor", vendor_metrics, vendor_curve)]
     z = recalibration.log_scores(proba, predictions.logits)
     for key in [m for m in BASELINES if m in methods and m != "label-smoothing"]:
-        name, method = recalibration.METHODS[key]
-        out = np.empty_like(proba)
-        params: list[dict] = []
-        for fold in range(folds):  # one fit per fold
-            train, test = fold_of != fold, fold_of == fold
-            out[test], fitted = method(proba[train], z[train], y[train], proba[test], z[test])
-            params.append(fitted)
+        name, _ = recalibration.METHODS[key]
+        out, params = cross_fitted_recalibration(key, proba, z, y, fold_of)
         metrics, curve = _measure(y, out, n_bins)
         details = {"on": "logits" if predictions.logits is not None else "log-probabilities"}
         if key == "temperature":
@@ -130,6 +117,35 @@ def run_baselines(
             results.append(BaselineResult(key, name, "retraining", metrics, curve,
                                           {"smoothing": eps, "model": model, "features": features_used}))
     return Comparison(folds, seed, features_used, tuple(results))
+
+
+def check_folds(y: np.ndarray, folds: int, what: str) -> None:
+    """Refuse folds the cross-fitting cannot make (a usage error naming --folds)."""
+    if folds < 2:
+        raise UsageError(f"--folds must be at least 2; got {folds}")
+    n_rows = y.shape[0]
+    if n_rows < 2 * folds:
+        raise UsageError(f"{n_rows} rows are too few for {folds}-fold {what}; use fewer --folds")
+    largest = int(np.bincount(y).max())
+    if largest < folds:
+        raise UsageError(
+            f"every class has fewer than {folds} rows (the largest has {largest}); use --folds {max(2, largest)} or fewer"
+        )
+
+
+def cross_fitted_recalibration(
+    key: str, proba: np.ndarray, z: np.ndarray, y: np.ndarray, fold_of: np.ndarray,
+) -> tuple[np.ndarray, list[dict]]:
+    """Recalibration ``key`` cross-fitted: each fold scored by a fit on the other folds;
+    returns the out-of-fold probabilities and each fold's fitted parameters."""
+    _, method = recalibration.METHODS[key]
+    out = np.empty_like(proba)
+    params: list[dict] = []
+    for fold in range(int(fold_of.max()) + 1):  # one fit per fold
+        train, test = fold_of != fold, fold_of == fold
+        out[test], fitted = method(proba[train], z[train], y[train], proba[test], z[test])
+        params.append(fitted)
+    return out, params
 
 
 def _features(predictions: Any, proba: np.ndarray) -> tuple[np.ndarray, str]:

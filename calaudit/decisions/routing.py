@@ -343,24 +343,12 @@ def _cross_fitted_temperature(predictions: Any, folds: int, seed: int) -> np.nda
     """Temperature-scaled probabilities, each fold scored by a temperature fitted on the
     other folds (the same folds and fit as ``--baseline temperature``)."""
     from ..baselines import recalibration
+    from ..baselines.comparison import check_folds, cross_fitted_recalibration
     from ..baselines.folds import stratified_folds
 
     y, proba = predictions.y_true, predictions.y_proba
-    n_rows = proba.shape[0]
-    if folds < 2:
-        raise UsageError(f"--folds must be at least 2; got {folds}")
-    if n_rows < 2 * folds:
-        raise UsageError(f"{n_rows} rows are too few for {folds}-fold temperature scaling; use fewer --folds")
-    largest = int(np.bincount(y).max())
-    if largest < folds:
-        raise UsageError(
-            f"every class has fewer than {folds} rows (the largest has {largest}); use --folds {max(2, largest)} or fewer"
-        )
+    check_folds(y, folds, "temperature scaling")
     fold_of = stratified_folds(y, folds, seed)
     z = recalibration.log_scores(proba, predictions.logits)
-    _, fit = recalibration.METHODS["temperature"]
-    scaled = np.empty_like(proba)
-    for fold in range(folds):  # one fit per fold
-        train, test = fold_of != fold, fold_of == fold
-        scaled[test], _ = fit(proba[train], z[train], y[train], proba[test], z[test])
+    scaled, _ = cross_fitted_recalibration("temperature", proba, z, y, fold_of)
     return scaled
