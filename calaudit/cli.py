@@ -329,8 +329,6 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     probability column per class named prob_<class> (or --prob-cols /
     --score-col). Labels are class names or 0-based class indices.
     """
-    from .auditing import audit_predictions
-
     is_model = input_path.suffix.lower() == ".onnx"
     if is_model:
         if data_path is None:
@@ -346,22 +344,38 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
         predictions = _run_model(input_path, data_path, options)
     else:
         predictions = _load_file(input_path, options)
-    recorded = {
-        key: str(value) if isinstance(value, Path) else (list(value) if isinstance(value, tuple) else value)
-        for key, value in options.items()
-        if key not in ("json_path", "out_dir", "quiet", "junit_path", "markdown_path", "report_path", "resamples", "seed")
-    }
-    if "calaudit.config" in ctx.meta:
-        recorded["config"] = ctx.meta["calaudit.config"]
-    result = audit_predictions(
-        predictions, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"], options=recorded,
-        baselines=_baseline_keys(options["baselines"]), folds=options["folds"],
-        smoothing=options["smoothing"] or (0.1,), baseline_model=options["baseline_model"],
-    )
-    result = _add_decisions(result, predictions, options, data_path)
+    result = _audit(ctx, predictions, options, data_path)
     result = _apply_gate(result, options)
     _write_outputs(result, options)
     _exit_for_gate(ctx, result)
+
+
+#: Options that name outputs or are recorded elsewhere (intervals), not in ``options`` of the result.
+_UNRECORDED = ("json_path", "out_dir", "quiet", "junit_path", "markdown_path", "report_path", "resamples", "seed")
+
+
+def _recorded_options(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
+    """The command's options as JSON values, for the result's ``options``."""
+    recorded = {
+        key: str(value) if isinstance(value, Path) else (list(value) if isinstance(value, tuple) else value)
+        for key, value in options.items() if key not in _UNRECORDED
+    }
+    if "calaudit.config" in ctx.meta:
+        recorded["config"] = ctx.meta["calaudit.config"]
+    return recorded
+
+
+def _audit(ctx: click.Context, predictions: Any, options: dict[str, Any], data_path: Path | None,
+           exclude: tuple[str, ...] = ()) -> Any:
+    """One model's audit with the command's options: metrics, baselines, segments, routing."""
+    from .auditing import audit_predictions
+
+    result = audit_predictions(
+        predictions, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
+        options=_recorded_options(ctx, options), baselines=_baseline_keys(options["baselines"]),
+        folds=options["folds"], smoothing=options["smoothing"] or (0.1,), baseline_model=options["baseline_model"],
+    )
+    return _add_decisions(result, predictions, options, data_path, exclude)
 
 
 def _add_decisions(result: Any, predictions: Any, options: dict[str, Any], data_path: Path | None,
@@ -446,7 +460,6 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
     resampled rows for every model) gives each difference an interval. Thresholds
     (--max-ece, ...) apply to every model: exit 1 if any model breaches one.
     """
-    from .auditing import audit_predictions
     from .decisions.alignment import align_predictions
     from .decisions.compare import compare_audits
 
@@ -472,26 +485,11 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
     loaded = [_run_model(path, data_path, {**options, "save_predictions": None, "embedding_output": None})
               if is_model else _load_file(path, options) for path, is_model in zip(input_paths, models)]
     aligned, alignment = align_predictions(loaded, display, id_col=options["id_col"])
-    recorded = {
-        key: str(value) if isinstance(value, Path) else (list(value) if isinstance(value, tuple) else value)
-        for key, value in options.items()
-        if key not in ("json_path", "out_dir", "quiet", "report_path", "resamples", "seed")
-    }
-    if "calaudit.config" in ctx.meta:
-        recorded["config"] = ctx.meta["calaudit.config"]
-    audits = []
-    for predictions in aligned:
-        result = audit_predictions(
-            predictions, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
-            options=recorded, baselines=_baseline_keys(options["baselines"]), folds=options["folds"],
-            smoothing=options["smoothing"] or (0.1,), baseline_model=options["baseline_model"],
-        )
-        result = _add_decisions(result, predictions, options, data_path,
-                                exclude=(options["id_col"],) if options["id_col"] else ())
-        audits.append(_apply_gate(result, options))
+    exclude = (options["id_col"],) if options["id_col"] else ()
+    audits = [_apply_gate(_audit(ctx, predictions, options, data_path, exclude), options) for predictions in aligned]
     comparison = compare_audits(
         aligned, display, audits, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
-        level=0.95, alignment=alignment, options=recorded,
+        level=0.95, alignment=alignment, options=_recorded_options(ctx, options),
     )
     _write_comparison(comparison, options)
     failed = [(name, gate) for name, gate in comparison.gates.items() if not gate.passed]
