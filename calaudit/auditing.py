@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -37,7 +38,7 @@ SHOWN_CLASSES = 10
 
 
 def audit(
-    y_true: Sequence[Any] | np.ndarray,
+    y_true: Sequence[Any] | np.ndarray | None,
     y_proba: Sequence[Any] | np.ndarray,
     *,
     class_names: Sequence[object] | None = None,
@@ -47,6 +48,9 @@ def audit(
     bootstrap: int | None = None,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
+    votes: Sequence[Any] | np.ndarray | None = None,
+    soft_labels: Sequence[Any] | np.ndarray | None = None,
+    hard_split: str = "70/30",
 ) -> AuditResult:
     """Audit the calibration of predicted probabilities.
 
@@ -66,6 +70,14 @@ def audit(
     bootstrap, seed, level
         Bootstrap resamples for the intervals (0 for none), their seed, and the
         interval's confidence level.
+    votes, soft_labels
+        What annotators said, ``(N, K)`` in class order: vote counts, or soft labels
+        (shares summing to 1). With either, ``y_true`` may be ``None``: the label is
+        the plurality vote (ties broken at random with ``seed``). The result's
+        ``human`` holds the metrics against the human distribution.
+    hard_split
+        Which rows count as hard (annotators disagree): see
+        :func:`calaudit.human.split.parse_hard_split`.
 
     Returns
     -------
@@ -78,13 +90,45 @@ def audit(
         When an input breaks a rule of docs/metrics.md ("Input validity"); the message
         names the row, column and value.
     """
+    human = _human_arrays(votes, soft_labels, row_sum_tolerance)
+    if y_true is None:
+        if human is None:
+            raise UsageError("y_true is None: give the true labels, or votes / soft_labels to take them from")
+        from .human.votes import plurality_labels
+
+        y_true = plurality_labels(human.distribution, seed=seed)
+        human = replace(human, label_from="plurality")
     predictions = Predictions.from_arrays(
         y_true, y_proba, class_names=class_names, logits=logits, row_sum_tolerance=row_sum_tolerance
     )
+    if human is not None:
+        if human.distribution.shape != predictions.y_proba.shape:
+            raise UsageError(
+                f"{human.columns[0] if human.columns else 'votes'}: shape {human.distribution.shape} does not "
+                f"match the predictions' {predictions.y_proba.shape}; expected one column per class, one row per row"
+            )
+        predictions = replace(predictions, human=human)
     return audit_predictions(
         predictions, n_bins=n_bins, bootstrap=bootstrap, seed=seed, level=level,
-        options={"row_sum_tolerance": row_sum_tolerance},
+        options={"row_sum_tolerance": row_sum_tolerance}, hard_split=hard_split,
     )
+
+
+def _human_arrays(votes: Any, soft_labels: Any, row_sum_tolerance: float) -> Any:
+    """Validated :class:`~calaudit.human.votes.HumanLabels` from the API's arrays, or None."""
+    if votes is None and soft_labels is None:
+        return None
+    if votes is not None and soft_labels is not None:
+        raise UsageError("give votes or soft_labels, not both")
+    from .human.votes import human_from_soft, human_from_votes
+    from .location import Location
+
+    if votes is not None:
+        found = human_from_votes(np.asarray(votes), location=Location("votes"))
+        return replace(found, columns=("votes",))
+    found = human_from_soft(np.asarray(soft_labels), location=Location("soft_labels"),
+                            row_sum_tolerance=row_sum_tolerance)
+    return replace(found, columns=("soft_labels",))
 
 
 def audit_predictions(
@@ -97,13 +141,19 @@ def audit_predictions(
     options: dict[str, Any] | None = None,
     baselines: Sequence[str] = (),
     folds: int = 5,
-    smoothing: Sequence[float] = (0.1,),
+    smoothing: Sequence[float] | None = None,
     baseline_model: str = "logistic",
+    hard_split: str = "70/30",
 ) -> AuditResult:
     """Audit already validated :class:`Predictions` (what every loader returns).
 
     ``baselines`` (keys of :data:`calaudit.baselines.comparison.BASELINES`) are run
-    cross-fitted on ``folds`` stratified folds and compared on the same rows.
+    cross-fitted on ``folds`` stratified folds and compared on the same rows;
+    ``smoothing`` ``None`` sweeps the label-smoothing amounts.
+
+    With ``predictions.human`` (annotator votes or soft labels) the result's ``human``
+    holds the metrics against the human distribution, split into hard and easy rows by
+    ``hard_split``, and every baseline is measured on them too.
 
     ``bootstrap`` resamples (0: none; ``None``: :data:`calaudit.bootstrap.DEFAULT_RESAMPLES`,
     1,000) give a ``level`` interval for every metric; ``seed`` makes them, and the
@@ -142,12 +192,22 @@ def audit_predictions(
             smooth_bandwidth=estimates.smooth_curve.bandwidth, reference=values, resamples=int(bootstrap),
             level=level, seed=seed,
         )
+    human = hard_mask = None
+    if predictions.human is not None:
+        from .human.analysis import analyse_human
+        from .human.split import hard_rows
+
+        human = analyse_human(predictions, n_bins=n_bins, resamples=int(bootstrap), level=level, seed=seed,
+                              hard_split=hard_split)
+        hard_mask, _ = hard_rows(predictions.human.distribution, hard_split)
     comparison = None
     if baselines:
         from .baselines.comparison import run_baselines
 
         comparison = run_baselines(predictions, list(baselines), n_bins=n_bins, folds=folds, seed=seed,
-                                   smoothing=tuple(smoothing), model=baseline_model)
+                                   smoothing=None if smoothing is None else tuple(smoothing), model=baseline_model,
+                                   hard_mask=hard_mask, resamples=int(bootstrap), level=level,
+                                   hard_split=hard_split)
     class_names = predictions.class_names
     positive = None
     if suite.positive is not None:
@@ -188,6 +248,7 @@ def audit_predictions(
         noise=NoiseSummary.from_test(estimates.consistency, values["ece"]),
         smooth_reliability=SmoothReliability.from_curve(estimates.smooth_curve),
         baselines=comparison,
+        human=human,
     )
 
 

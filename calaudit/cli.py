@@ -18,7 +18,7 @@ import click
 
 from . import cli_types
 from ._version import __version__
-from .errors import CalauditError, ExitCode
+from .errors import CalauditError, ExitCode, InvalidInputError
 from .location import one_line
 
 _state = {"debug": False}
@@ -216,13 +216,14 @@ def _apply_gate(result: Any, options: dict[str, Any]) -> Any:
     regressions += [parse_allowance(text, source="--max-decrease") for text in options.get("max_decrease", ())]
     baseline = None
     if options.get("baseline_result") is not None:
-        baseline = read_result_file(options["baseline_result"]).metrics
+        baseline = read_result_file(options["baseline_result"]).gated_metrics()
     if not thresholds and not regressions:
         # Nothing to judge now; a gate stored in a result read by `check` was judged
         # with other thresholds and does not decide this run's exit code.
         return dataclasses.replace(result, gate=None) if result.gate is not None else result
-    intervals = {name: interval for name in result.metrics if (interval := result.interval(name)) is not None}
-    gate = evaluate_gate(result.metrics, thresholds, regressions=regressions, baseline_metrics=baseline,
+    metrics = result.gated_metrics()
+    intervals = {name: interval for name in metrics if (interval := result.gated_interval(name)) is not None}
+    gate = evaluate_gate(metrics, thresholds, regressions=regressions, baseline_metrics=baseline,
                          intervals=intervals, gate_on=options["gate_on"])
     return dataclasses.replace(result, gate=gate)
 
@@ -249,6 +250,33 @@ def prediction_file_options(command: Any) -> Any:
     return _with_options(command, options)
 
 
+def human_options(command: Any) -> Any:
+    """Human labels: annotator votes or soft labels, and the hard/easy split (run, compare)."""
+    options = [
+        click.option("--votes-cols", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="COLS",
+                     help="Annotator vote counts, one column per class: names or globs (default: votes_* when "
+                          "present). Repeatable."),
+        click.option("--soft-cols", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="COLS",
+                     help="Human soft labels (shares summing to 1), one column per class (default: soft_* when "
+                          "present). Repeatable."),
+        click.option("--hard-split", default="70/30", show_default=True, metavar="SPLIT",
+                     callback=_check_hard_split,
+                     help="Cases people disagree on: at least as split as A/B (e.g. 70/30), an entropy in nats, "
+                          "or 'median'."),
+    ]
+    return _with_options(command, options)
+
+
+def _check_hard_split(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from .human.split import parse_hard_split
+
+    try:
+        parse_hard_split(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def audit_options(command: Any) -> Any:
     """Bins, resamples and seed of the audit (run, compare)."""
     options = [
@@ -266,10 +294,12 @@ def baseline_options(command: Any) -> Any:
     """The cross-fitted baselines (run, compare)."""
     options = [
         click.option("--baseline", "baselines", multiple=True,
-                     type=click.Choice(["label-smoothing", "temperature", "vector", "isotonic", "histogram", "all"]),
+                     type=click.Choice(["label-smoothing", "temperature", "vector", "isotonic", "histogram",
+                                        "soft-labels", "all"]),
                      help="Compare with a baseline, cross-fitted on the same rows (repeatable; 'all' for every one)."),
         click.option("--smoothing", multiple=True, type=cli_types.FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
-                     help="Label-smoothing epsilon of the retraining baseline (default 0.1; repeatable)."),
+                     help="Label-smoothing epsilon of the retraining baseline (repeatable; default: a sweep of "
+                          "0, 0.02, 0.05, 0.1 and 0.2 that names the best)."),
         click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
                      help="Stratified folds of the cross-fitted baselines."),
         click.option("--baseline-model", type=click.Choice(["logistic", "mlp"]), default="logistic", show_default=True,
@@ -301,6 +331,7 @@ def decision_options(command: Any) -> Any:
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, readable=False))
 @click.argument("data_path", metavar="[DATA]", required=False, type=click.Path(path_type=Path, readable=False))
 @prediction_file_options
+@human_options
 @audit_options
 @click.option("--json", "json_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="Write the JSON result here ('-' for stdout).")
@@ -372,8 +403,10 @@ def _audit(ctx: click.Context, predictions: Any, options: dict[str, Any], data_p
 
     result = audit_predictions(
         predictions, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
-        options=_recorded_options(ctx, options), baselines=_baseline_keys(options["baselines"]),
-        folds=options["folds"], smoothing=options["smoothing"] or (0.1,), baseline_model=options["baseline_model"],
+        options=_recorded_options(ctx, options),
+        baselines=_baseline_keys(options["baselines"], human=predictions.human is not None),
+        folds=options["folds"], smoothing=options["smoothing"] or None, baseline_model=options["baseline_model"],
+        hard_split=options.get("hard_split") or "70/30",
     )
     return _add_decisions(result, predictions, options, data_path, exclude)
 
@@ -434,6 +467,7 @@ def check(ctx: click.Context, result_path: Path, **options: Any) -> None:
 @click.option("--id-col", type=cli_types.NAME, metavar="COL",
               help="Prediction files: match rows by this id column, whatever their order (default: by row order).")
 @prediction_file_options
+@human_options
 @audit_options
 @click.option("--json", "json_path", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="Write the comparison as JSON ('-' for stdout).")
@@ -568,16 +602,17 @@ def _exit_for_gate(ctx: click.Context, result: Any) -> None:
     ctx.exit(int(ExitCode.GATE_FAILED))
 
 
-def _baseline_keys(chosen: tuple[str, ...]) -> list[str]:
-    from .baselines.comparison import BASELINES
+def _baseline_keys(chosen: tuple[str, ...], *, human: bool = False) -> list[str]:
+    """The baselines asked for; ``all`` takes ``soft-labels`` only when there are human labels."""
+    from .baselines.comparison import baseline_keys
 
-    return list(BASELINES) if "all" in chosen else [key for key in BASELINES if key in chosen]
+    return baseline_keys(chosen, human=human)
 
 
 def _load_file(input_path: Path, options: dict[str, Any]) -> Any:
     from .loaders.table import load_prediction_file
 
-    return load_prediction_file(
+    predictions = load_prediction_file(
         input_path,
         label_col=options["label_col"],
         prob_cols=options["prob_cols"],
@@ -585,7 +620,26 @@ def _load_file(input_path: Path, options: dict[str, Any]) -> Any:
         class_names=options["classes"],
         logits=options["logits"],
         row_sum_tolerance=options["row_sum_tol"],
+        votes_cols=options.get("votes_cols"),
+        soft_cols=options.get("soft_cols"),
+        seed=options["seed"],
     )
+    _refuse_missing_label_column(input_path, predictions, options["label_col"])
+    return predictions
+
+
+def _refuse_missing_label_column(input_path: Path, predictions: Any, label_col: str) -> None:
+    """A label column named on purpose (not the default) must exist, votes or not: the
+    plurality vote stands in only for the default ``label`` column."""
+    human = getattr(predictions, "human", None)
+    if human is None or human.label_from != "plurality":
+        return
+    source = click.get_current_context().get_parameter_source("label_col")
+    if source is not None and source != click.core.ParameterSource.DEFAULT:
+        raise InvalidInputError(
+            f"{input_path}: no label column {label_col!r} (given with --label-col); drop the option to take the "
+            "labels from the plurality of the votes"
+        )
 
 
 def _load_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -610,6 +664,7 @@ def _load_options(options: dict[str, Any]) -> dict[str, Any]:
         label_col=options["label_col"], feature_cols=options["feature_cols"], preprocess=preprocess,
         skip_bad_images=options["skip_bad_images"], row_sum_tolerance=options["row_sum_tol"],
         allow_large_images=options["allow_large_images"], warn=warn,
+        votes_cols=options.get("votes_cols"), soft_cols=options.get("soft_cols"), seed=options.get("seed", 0),
     )
 
 
@@ -631,7 +686,7 @@ def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> An
         predictions = load_model_predictions(
             model_path, data_path, **_load_options(options), progress=progress,
             save_predictions=options["save_predictions"],
-            want_features="label-smoothing" in _baseline_keys(options["baselines"]),
+            want_features=bool({"label-smoothing", "soft-labels"} & set(_baseline_keys(options["baselines"], human=True))),
             embedding_output=options["embedding_output"],
         )
     finally:

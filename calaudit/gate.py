@@ -17,7 +17,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import UsageError
+from .human.metrics import HUMAN_METRICS
 from .metrics import BETTER_WORDS, METRICS
+
+#: Every metric a gate may name: the audit's and those against human labels.
+GATED = {**METRICS, **HUMAN_METRICS}
 
 #: Shorthand options: option name -> (metric, comparison that must hold to pass).
 SHORTHANDS = {
@@ -96,8 +100,8 @@ class RuleError(ValueError):
 
 
 def _known_metric(name: str) -> str:
-    if name not in METRICS:
-        raise RuleError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+    if name not in GATED:
+        raise RuleError(f"unknown metric {name!r}; known metrics: {', '.join(GATED)}")
     return name
 
 
@@ -132,7 +136,7 @@ def allowance_parts(text: str, *, source: str) -> tuple[str, float]:
     if not sep or not math.isfinite(allowance) or allowance < 0:
         raise RuleError("expected METRIC=ALLOWANCE with a finite, non-negative number (e.g. 'ece=0.01')")
     metric = _known_metric(name.strip())
-    better = METRICS[metric].better
+    better = GATED[metric].better
     if (source == "--max-decrease") != (better == "higher"):
         hint = "--max-decrease" if better == "higher" else "--max-increase"
         raise RuleError(f"{metric} is better {BETTER_WORDS[better]}; use {hint}")
@@ -247,7 +251,7 @@ def evaluate_gate(
         raise UsageError("--max-increase / --max-decrease need --baseline-result PREVIOUS.json")
     for rule in regressions:
         value, base = metrics.get(rule.metric), (baseline_metrics or {}).get(rule.metric)
-        better = METRICS[rule.metric].better
+        better = GATED[rule.metric].better
         if value is None or base is None:
             where = "this result" if value is None else "the baseline result"
             checks.append(Check(f"{rule.metric} regression", rule.metric, value, "<=", rule.allowance, False,

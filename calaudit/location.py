@@ -49,6 +49,17 @@ class Location:
             where += f", {self.column(column)}"
         return f"{self.source}: {where}"
 
+    def row_text(self, row: int) -> str:
+        """``"file.csv: row 3 (line 4)"`` or ``"votes[2]"``: a whole row."""
+        return f"{self.source}: {self.row(row)}" if self.is_file else f"{self.source}[{row}]"
+
+    def columns_text(self, limit: int = 4) -> str:
+        """The columns, for a message about a whole row (``"votes_a, votes_b"``)."""
+        if not self.columns:
+            return "its columns"
+        shown = ", ".join(str(c) for c in list(self.columns)[:limit])
+        return shown + (f", ... ({len(self.columns)} columns)" if len(self.columns) > limit else "")
+
     def entry(self, row: int) -> str:
         """Describe row ``row`` of a one-column input such as the labels."""
         single = self.columns is not None and len(self.columns) == 1

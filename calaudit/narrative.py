@@ -213,8 +213,53 @@ def vendor_questions(result: AuditResult) -> list[str]:
     ]
 
 
+#: What is left of a baseline's miscalibration gets a direction ("still overconfident",
+#: "too timid") only when the average confidence gap is at least this share of its ECE.
+#: With the same bins, |confidence_gap| <= ECE (the gap is the bins' signed gaps
+#: averaged, the ECE their sizes), so the ratio says how much of the miscalibration
+#: points one way: below a half, bands that are too sure and bands that are too timid
+#: mostly cancel, and the honest summary is "about right on average".
+DIRECTION_SHARE = 0.5
+#: ... and at least this gap (1 point): below it, "says 85%, right 85%" would
+#: contradict a direction.
+DIRECTION_FLOOR = 0.01
+
+
+def confidence_direction(metrics: dict[str, float]) -> str:
+    """``"over"``, ``"under"`` or ``"about"``: where a model's average confidence
+    (``accuracy + confidence_gap``) stands against its accuracy, by the rule of
+    :data:`DIRECTION_SHARE` and :data:`DIRECTION_FLOOR`."""
+    gap = metrics["confidence_gap"]
+    if abs(gap) < DIRECTION_FLOOR or abs(gap) < DIRECTION_SHARE * metrics.get("ece", abs(gap)):
+        return "about"
+    return "over" if gap > 0 else "under"
+
+
+def direction_sentence(metrics: dict[str, float], vendor: dict[str, float] | None = None) -> str:
+    """The direction of what is left, with the said/right figures: "It is still
+    overconfident: it says 91% on average and is right 84% of the time." A model that
+    went from overconfident (the vendor's) to timid "overshot"."""
+    accuracy = metrics["accuracy"]
+    confidence = said(accuracy + metrics["confidence_gap"])
+    figures = f"it says {confidence} on average and is right {accuracy * 100:.0f}% of the time"
+    direction = confidence_direction(metrics)
+    before = confidence_direction(vendor) if vendor is not None else None
+    if direction == "over":
+        return f"It is {'still ' if before == 'over' else ''}overconfident: {figures}."
+    if direction == "under":
+        lead = "It overshot and is now too timid" if before == "over" else "It is too timid"
+        return f"{lead}: {figures}."
+    text = (f"Its confidence is about right on average: it says {confidence} and is right {accuracy * 100:.0f}% of "
+            "the time")
+    if metrics.get("ece", 0.0) >= 2 * DIRECTION_FLOOR:
+        text += (f"; the average gap of {metrics['ece'] * 100:.1f} points comes from bands where it is too sure "
+                 "and others where it is too timid")
+    return text + "."
+
+
 def baseline_sentences(result: AuditResult) -> list[str]:
-    """One plain sentence per baseline, against the vendor's model on the same rows."""
+    """One plain sentence per baseline, against the vendor's model on the same rows,
+    followed by the direction of what is left (:func:`direction_sentence`)."""
     if result.baselines is None:
         return []
     entries = {entry.key: entry for entry in result.baselines.results}
@@ -227,21 +272,34 @@ def baseline_sentences(result: AuditResult) -> list[str]:
         m = entry.metrics
         change = f"{gap} to {m['ece'] * 100:.1f} points"
         if entry.key == "temperature":
-            sentences.append(
+            text = (
                 f"Temperature scaling, a one-number correction that never changes which answer the model picks, "
                 f"would move the average gap between confidence and accuracy from {change}; accuracy stays "
                 f"{vendor['accuracy'] * 100:.1f}%."
             )
+        elif entry.key == "temperature-soft":
+            text = (
+                f"Temperature scaling fitted on what people said (their vote shares, not the labels), which also "
+                f"never changes which answer the model picks, would move the average gap from {change}; accuracy "
+                f"stays {vendor['accuracy'] * 100:.1f}%."
+            )
         elif entry.kind == "recalibration":
-            sentences.append(
+            text = (
                 f"{entry.name} of the vendor's scores would move the average gap from {change}, with accuracy "
                 f"{m['accuracy'] * 100:.1f}% (vendor: {vendor['accuracy'] * 100:.1f}%)."
             )
         else:
-            trained = "hard labels" if not entry.details.get("smoothing") else f"label smoothing {entry.details['smoothing']:g}"
-            sentences.append(
+            smoothing = entry.details.get("smoothing")
+            if entry.key == "soft-labels":
+                trained = "human soft labels"
+            else:
+                trained = "hard labels" if not smoothing else f"label smoothing {smoothing:g}"
+            text = (
                 f"A reference model we trained ourselves ({trained}) on {entry.details.get('features', 'the same data')} "
                 f"has an average gap of {m['ece'] * 100:.1f} points and accuracy {m['accuracy'] * 100:.1f}% "
                 f"(vendor: {gap} points, {vendor['accuracy'] * 100:.1f}%)."
             )
+        if "confidence_gap" in m and "accuracy" in m:
+            text += " " + direction_sentence(m, vendor if "confidence_gap" in vendor else None)
+        sentences.append(text)
     return sentences

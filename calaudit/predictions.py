@@ -21,6 +21,8 @@ from .validation import DEFAULT_ROW_SUM_TOLERANCE, check_probabilities
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .human.votes import HumanLabels
+
 
 @dataclass(frozen=True)
 class Source:
@@ -54,6 +56,8 @@ class Predictions:
     ``features`` what a retraining baseline may learn from (``features_source`` says
     what). ``extra_columns`` keeps any other columns
     of a prediction file (ids, segments), row-aligned, for analyses that need them.
+    ``human`` holds what annotators said about each row (vote counts or soft labels,
+    :class:`calaudit.human.votes.HumanLabels`), in the same class order, when given.
     """
 
     y_true: np.ndarray
@@ -67,6 +71,7 @@ class Predictions:
     logits: np.ndarray | None = None
     features: np.ndarray | None = None
     features_source: str = ""
+    human: HumanLabels | None = None
 
     @property
     def n_samples(self) -> int:

@@ -15,6 +15,7 @@ from .baselines.comparison import Comparison
 from .bootstrap import BootstrapResult
 from .decisions.results import Routing, SegmentAnalysis
 from .gate import GateResult
+from .human.results import HumanAnalysis
 from .metrics import METRICS
 from .reliability import ReliabilityBin, ReliabilityTable  # noqa: F401 - re-exported: part of the result
 from .verdict import Verdict
@@ -130,6 +131,7 @@ class AuditResult:
     gate: GateResult | None = None
     groups: tuple[SegmentAnalysis, ...] = ()
     routing: Routing | None = None
+    human: HumanAnalysis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -142,6 +144,21 @@ class AuditResult:
             return None
         interval = self.intervals.intervals[name]
         return interval.low, interval.high
+
+    def gated_metrics(self) -> dict[str, float]:
+        """Every figure a gate may judge: ``metrics`` and, with human labels, the human
+        metrics (on all rows)."""
+        return {**self.metrics, **(self.human.metrics if self.human is not None else {})}
+
+    def gated_interval(self, name: str) -> tuple[float, float] | None:
+        """The interval a gate uses for ``name``: the audit's, or a human metric's row
+        bootstrap interval."""
+        if name in self.metrics:
+            return self.interval(name)
+        human = self.human.intervals if self.human is not None else None
+        if human is None or name not in human.intervals:
+            return None
+        return human.intervals[name].low, human.intervals[name].high
 
     def to_frame(self) -> pd.DataFrame:
         """The top-label reliability table as a DataFrame."""
@@ -187,6 +204,7 @@ class AuditResult:
             "options": dict(self.options),
             "gate": self.gate.to_dict() if self.gate is not None else None,
             **self._decisions_to_dict(),
+            **({"human": self.human.to_dict()} if self.human is not None else {}),
             **self.extras,
         }
 
@@ -216,7 +234,7 @@ class AuditResult:
             "format", "format_version", "tool", "created_at", "input", "n_samples", "n_classes", "class_names",
             "metrics", "metric_definitions", "reliability", "reliability_positive", "per_class", "diagnostics",
             "options", "gate", "confidence_bands", "class_reliability", "verdict", "intervals", "noise",
-            "smooth_reliability", "baselines", "groups", "group_tests", "routing",
+            "smooth_reliability", "baselines", "groups", "group_tests", "routing", "human",
         }
         positive = data.get("reliability_positive")
         reliability = ReliabilityTable.from_dict(data["reliability"])
@@ -254,6 +272,7 @@ class AuditResult:
             gate=GateResult.from_dict(data["gate"]) if data.get("gate") else None,
             groups=_groups_from_dict(data),
             routing=Routing.from_dict(data["routing"]) if data.get("routing") else None,
+            human=HumanAnalysis.from_dict(data["human"]) if data.get("human") else None,
             extras={k: v for k, v in data.items() if k not in known},
         )
 

@@ -8,13 +8,23 @@ from typing import Any
 
 import numpy as np
 
+from ..bootstrap import EXACT_BUDGET, basic_interval, resampled_metrics
 from ..errors import UsageError
 from ..metrics import compute_metrics
 from ..reliability import ReliabilityTable, reliability_table
 from . import label_smoothing, recalibration
 from .folds import stratified_folds
 
-BASELINES = ("label-smoothing", "temperature", "vector", "isotonic", "histogram")
+BASELINES = ("label-smoothing", "temperature", "vector", "isotonic", "histogram", "soft-labels")
+#: Label-smoothing amounts swept on the same folds when none is given (0: hard labels).
+SWEEP = (0.0, 0.02, 0.05, 0.1, 0.2)
+SOFT_LABELS_NEED_HUMAN = ("--baseline soft-labels needs human labels: votes_<class> or soft_<class> columns "
+                          "(or --votes-cols / --soft-cols)")
+#: Majority-label metrics reported on each side of the hard/easy split.
+PART_METRICS = ("accuracy", "ece", "nll", "confidence_gap")
+#: What :class:`AnnotationValue` compares on the hard rows.
+ANNOTATION_MEASURE = "human_cross_entropy"
+ECE_ONLY = frozenset({"ece"})
 #: The metrics compared side by side (lower is better except accuracy).
 COMPARED = ("accuracy", "ece", "ece_equal_mass", "mce", "classwise_ece", "brier", "nll", "confidence_gap")
 #: Above this many expanded rows (N x K) the retraining baseline is refused with advice.
@@ -23,7 +33,14 @@ MAX_EXPANDED_ROWS = 5_000_000
 
 @dataclass(frozen=True)
 class BaselineResult:
-    """One baseline: its metrics on every row (each scored out of fold) and its curve."""
+    """One baseline: its metrics on every row (each scored out of fold) and its curve.
+
+    With human labels, ``human`` holds ``"all"`` (the human metrics on every row) and
+    ``"hard"`` / ``"easy"`` (``accuracy``, ``ece``, ``nll``, ``confidence_gap`` and the
+    human metrics on each side of the hard/easy split). ``ece_interval`` is the
+    row-bootstrap interval of ``metrics["ece"]`` where one was computed (the smoothing
+    sweep's chart).
+    """
 
     key: str
     name: str
@@ -31,15 +48,86 @@ class BaselineResult:
     metrics: dict[str, float]
     reliability: Any  # ReliabilityTable
     details: dict[str, Any] = field(default_factory=dict)
+    human: dict[str, dict[str, float]] = field(default_factory=dict)
+    ece_interval: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "name": self.name, "kind": self.kind, "metrics": dict(self.metrics),
-                "reliability": self.reliability.to_dict(), "details": dict(self.details)}
+                "reliability": self.reliability.to_dict(), "details": dict(self.details),
+                "human": {part: dict(values) for part, values in self.human.items()} or None,
+                "ece_interval": list(self.ece_interval) if self.ece_interval is not None else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BaselineResult:
+        interval = data.get("ece_interval")
         return cls(data["key"], data["name"], data["kind"], dict(data["metrics"]),
-                   ReliabilityTable.from_dict(data["reliability"]), dict(data.get("details") or {}))
+                   ReliabilityTable.from_dict(data["reliability"]), dict(data.get("details") or {}),
+                   {part: dict(values) for part, values in (data.get("human") or {}).items()},
+                   tuple(interval) if interval is not None else None)
+
+
+@dataclass(frozen=True)
+class SmoothingSweep:
+    """Label smoothing at several amounts on the same folds (asked for without
+    ``--smoothing``): each amount's ECE with its interval, and the amount whose ECE is
+    lowest (``best``). ``keys`` are the matching :class:`BaselineResult` keys
+    (amount 0 is ``retrained-hard``)."""
+
+    amounts: tuple[float, ...]
+    keys: tuple[str, ...]
+    ece: tuple[float, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    confidence_gap: tuple[float, ...]
+    best: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"amounts": list(self.amounts), "keys": list(self.keys), "ece": list(self.ece), "low": list(self.low),
+                "high": list(self.high), "confidence_gap": list(self.confidence_gap), "best": self.best}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SmoothingSweep:
+        return cls(tuple(data["amounts"]), tuple(data["keys"]), tuple(data["ece"]), tuple(data["low"]),
+                   tuple(data["high"]), tuple(data["confidence_gap"]), data["best"])
+
+
+@dataclass(frozen=True)
+class AnnotationValue:
+    """What human soft labels bought on the hard rows, beyond the free fixes.
+
+    ``measure`` (``human_cross_entropy``, a proper score against noisy votes) on the
+    ``n_hard`` contested rows (chosen from the items, not their own votes: ``rows``
+    says how) for the model retrained on human soft labels against the best of the
+    free alternatives (hard labels, each label-smoothing amount, temperature scaling
+    on hard labels and on the human distributions): ``difference = soft_labels -
+    best_free`` (below 0: annotation helped) with a paired row-bootstrap interval.
+    ``conclusion`` is ``"better"`` when the interval is below 0, ``"worse"`` when
+    above, ``"no clear difference"`` otherwise, and ``"not tested"`` without
+    resamples. ``ece_*`` give the majority-label ECE of both on the hard rows of the
+    human split (``human.hard``).
+    """
+
+    measure: str
+    n_hard: int
+    soft_labels: float
+    best_free_key: str
+    best_free_name: str
+    best_free: float
+    difference: float
+    low: float
+    high: float
+    conclusion: str
+    ece_soft_labels: float | None  # None when no row is hard by the human split
+    ece_best_free: float | None
+    rows: str = ("items whose human split, as the cross-fitted soft-label model predicts it from the features, "
+                 "is contested")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnnotationValue:
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -48,15 +136,22 @@ class Comparison:
     seed: int
     features: str  # what the retraining baseline was trained on
     results: tuple[BaselineResult, ...]
+    sweep: SmoothingSweep | None = None
+    annotation: AnnotationValue | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"folds": self.folds, "seed": self.seed, "features": self.features,
-                "results": [r.to_dict() for r in self.results]}
+                "results": [r.to_dict() for r in self.results],
+                "smoothing_sweep": self.sweep.to_dict() if self.sweep else None,
+                "annotation": self.annotation.to_dict() if self.annotation else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Comparison:
+        sweep, annotation = data.get("smoothing_sweep"), data.get("annotation")
         return cls(data["folds"], data["seed"], data["features"],
-                   tuple(BaselineResult.from_dict(r) for r in data["results"]))
+                   tuple(BaselineResult.from_dict(r) for r in data["results"]),
+                   SmoothingSweep.from_dict(sweep) if sweep else None,
+                   AnnotationValue.from_dict(annotation) if annotation else None)
 
 
 def _measure(y: np.ndarray, proba: np.ndarray, n_bins: int) -> tuple[dict[str, float], Any]:
@@ -71,52 +166,299 @@ def run_baselines(
     n_bins: int = 15,
     folds: int = 5,
     seed: int = 0,
-    smoothing: Sequence[float] = (label_smoothing.DEFAULT_SMOOTHING,),
+    smoothing: Sequence[float] | None = None,
     model: str = "logistic",
+    hard_mask: np.ndarray | None = None,
+    resamples: int = 0,
+    level: float = 0.95,
+    hard_split: str = "70/30",
 ) -> Comparison:
-    """Run ``methods`` (keys of :data:`BASELINES`) cross-fitted on ``folds`` stratified folds."""
+    """Run ``methods`` (keys of :data:`BASELINES`) cross-fitted on ``folds`` stratified folds.
+
+    ``smoothing`` are the label-smoothing amounts of the retraining baseline; ``None``
+    sweeps :data:`SWEEP` on the same folds and fills :attr:`Comparison.sweep` (each
+    amount's ECE, with a ``level`` row-bootstrap interval of ``resamples`` resamples
+    when ``resamples > 0``). ``soft-labels`` (needs ``predictions.human``) retrains
+    the reference model on the human distributions and runs, on the same folds, every
+    free alternative it is weighed against: hard labels, label smoothing, temperature
+    scaling fitted on the hard labels and on the human distributions
+    (:attr:`Comparison.annotation`, :func:`annotation_value`).
+
+    With human labels every result carries its human metrics (``"all"``) and its
+    metrics on the hard and easy rows (``hard_mask`` and its complement; by default
+    the split of :func:`calaudit.human.split.hard_rows`).
+    """
     unknown = [m for m in methods if m not in BASELINES]
     if unknown:
         raise UsageError(f"unknown baseline {unknown[0]!r}; expected {', '.join(BASELINES)} or all")
-    for eps in smoothing:
+    for eps in smoothing or ():
         if not 0.0 < eps < 1.0:
             raise UsageError(f"--smoothing must be between 0 and 1 (exclusive); got {eps}")
+    if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) or resamples < 0:
+        raise UsageError(f"resamples must be a non-negative number of resamples, got {resamples!r}")
+    if not 0.0 < level < 1.0:
+        raise UsageError(f"level must be between 0 and 1, got {level!r}")
+    human = predictions.human
+    soft = "soft-labels" in methods
+    if soft and human is None:
+        raise UsageError(SOFT_LABELS_NEED_HUMAN)
+    retrain = soft or "label-smoothing" in methods
+    amounts = SWEEP if smoothing is None else tuple(dict.fromkeys((0.0, *(float(e) for e in smoothing))))
     y, proba = predictions.y_true, predictions.y_proba
-    n_rows, n_classes = proba.shape
+    n_classes = proba.shape[1]
     check_folds(y, folds, "baselines")
     fold_of = stratified_folds(y, folds, seed)
-    vendor_metrics, vendor_curve = _measure(y, proba, n_bins)
-    results = [BaselineResult("vendor", "The vendor's model", "vendor", vendor_metrics, vendor_curve)]
+    distribution = hard = None
+    if human is not None:
+        distribution = human.distribution
+        hard = _hard_mask(distribution, hard_mask)
+    # (key, name, kind, out-of-fold probabilities, details), measured below.
+    runs: list[tuple[str, str, str, np.ndarray, dict[str, Any]]] = [
+        ("vendor", "The vendor's model", "vendor", proba, {})]
     z = recalibration.log_scores(proba, predictions.logits)
-    for key in [m for m in BASELINES if m in methods and m != "label-smoothing"]:
+    on = {"on": "logits" if predictions.logits is not None else "log-probabilities"}
+    wanted = [m for m in recalibration.METHODS if m in methods or (soft and m == "temperature")]
+    for key in wanted:
         name, _ = recalibration.METHODS[key]
         out, params = cross_fitted_recalibration(key, proba, z, y, fold_of)
-        metrics, curve = _measure(y, out, n_bins)
-        details = {"on": "logits" if predictions.logits is not None else "log-probabilities"}
+        details = dict(on)
         if key == "temperature":
             details["temperatures"] = [p["temperature"] for p in params]
-        results.append(BaselineResult(key, name, "recalibration", metrics, curve, details))
+        runs.append((key, name, "recalibration", out, details))
+    if soft:
+        key, name = recalibration.TEMPERATURE_SOFT
+        out, params = cross_fitted_soft_temperature(z, distribution, fold_of)
+        runs.append((key, name, "recalibration", out, {**on, "temperatures": [p["temperature"] for p in params],
+                                                       "targets": "human distribution"}))
     features_used = ""
-    if "label-smoothing" in methods:
+    if retrain:
         features, features_used = _features(predictions, proba)
         if features.shape[0] * n_classes > MAX_EXPANDED_ROWS:
+            what = "label-smoothing" if "label-smoothing" in methods else "soft-labels"
             raise UsageError(
-                f"the label-smoothing baseline would train on {features.shape[0] * n_classes:,} expanded rows "
+                f"the {what} baseline would train on {features.shape[0] * n_classes:,} expanded rows "
                 f"(N x K); audit a sample of at most {MAX_EXPANDED_ROWS // n_classes:,} rows for it"
             )
-        for eps in (0.0, *smoothing):
-            out = np.empty_like(proba)
-            for fold in range(folds):
-                train, test = fold_of != fold, fold_of == fold
-                out[test] = label_smoothing.fit_predict(features[train], y[train], features[test], n_classes, eps,
-                                                        kind=model, seed=seed)
-            metrics, curve = _measure(y, out, n_bins)
-            key = "retrained-hard" if eps == 0.0 else f"label-smoothing-{eps:g}"
+        for eps in amounts:
+            out = _cross_fitted_retraining(features, y, fold_of, n_classes, eps, model=model, seed=seed)
+            key = smoothing_key(eps)
             name = ("Retrained reference model, hard labels" if eps == 0.0
                     else f"Retrained reference model, label smoothing {eps:g}")
-            results.append(BaselineResult(key, name, "retraining", metrics, curve,
-                                          {"smoothing": eps, "model": model, "features": features_used}))
-    return Comparison(folds, seed, features_used, tuple(results))
+            runs.append((key, name, "retraining", out, {"smoothing": eps, "model": model, "features": features_used}))
+        if soft:
+            out = _cross_fitted_retraining(features, y, fold_of, n_classes, 0.0, model=model, seed=seed,
+                                           targets=distribution)
+            runs.append(("soft-labels", "Retrained reference model, human soft labels", "retraining", out,
+                         {"smoothing": None, "targets": "human distribution", "model": model,
+                          "features": features_used}))
+    outputs = {key: out for key, _, _, out, _ in runs}
+    suites = {key: compute_metrics(y, np.ascontiguousarray(out), n_bins=n_bins) for key, out in outputs.items()}
+    sweep = None
+    ece_intervals: dict[str, tuple[float, float]] = {}
+    if retrain and smoothing is None:
+        swept = {key: (outputs[key], suites[key]) for key in map(smoothing_key, amounts)}
+        sweep, ece_intervals = _smoothing_sweep(y, swept, amounts, n_bins=n_bins, resamples=resamples, level=level,
+                                                seed=seed)
+    results = []
+    for key, name, kind, out, details in runs:
+        metrics = {metric: suites[key].values[metric] for metric in COMPARED}
+        curve = reliability_table(suites[key].top_label, value="confidence")
+        parts = _human_parts(y, out, distribution, hard, n_bins) if human is not None else {}
+        results.append(BaselineResult(key, name, kind, metrics, curve, details, parts, ece_intervals.get(key)))
+    annotation = None
+    if soft:
+        from ..human.split import hard_rows
+
+        # The rows the annotation question is asked on are chosen from the items, not from
+        # their own votes (annotation_value explains why): those whose human split, as the
+        # cross-fitted soft-label model predicts it from the features, is at least as split
+        # as the hard/easy rule asks.
+        contested, _ = hard_rows(outputs["soft-labels"], hard_split)
+        if contested.any():
+            free = [smoothing_key(eps) for eps in amounts] + ["temperature", recalibration.TEMPERATURE_SOFT[0]]
+            annotation = annotation_value(results, outputs, distribution, contested, free, resamples=resamples,
+                                          level=level, seed=seed)
+    return Comparison(folds, seed, features_used, tuple(results), sweep, annotation)
+
+
+def baseline_keys(chosen: Sequence[str], *, human: bool) -> list[str]:
+    """The :data:`BASELINES` keys a ``--baseline`` list asks for, in their order:
+    ``all`` is every baseline, except ``soft-labels`` when there are no human labels
+    (named on its own, ``soft-labels`` without them is the usage error of
+    :func:`run_baselines`)."""
+    if "all" in chosen:
+        return [key for key in BASELINES if human or key != "soft-labels"]
+    return [key for key in BASELINES if key in chosen]
+
+
+def smoothing_key(eps: float) -> str:
+    """The result key of the retrained reference model at label smoothing ``eps``."""
+    return "retrained-hard" if eps == 0.0 else f"label-smoothing-{eps:g}"
+
+
+def annotation_value(
+    results: Sequence[BaselineResult], outputs: dict[str, np.ndarray], distribution: np.ndarray,
+    hard: np.ndarray, free: Sequence[str], *, resamples: int, level: float, seed: int,
+    measure: str = ANNOTATION_MEASURE,
+) -> AnnotationValue:
+    """What retraining on human soft labels bought on the contested rows ``hard``,
+    against the best free alternative (:class:`AnnotationValue`).
+
+    The measure is ``human_cross_entropy``, ``mean_i -sum_k H_ik log max(P_ik, eps)``
+    over those rows (``measure`` may name another per-row term of
+    :func:`calaudit.human.metrics.row_terms`, lower is better). ``best_free`` is
+    whichever of ``free`` (result keys) has the lowest value there;
+    ``difference = soft_labels - best_free`` with a paired basic bootstrap interval:
+    each resample draws rows with replacement and takes the mean of the per-row
+    differences of the two models' terms on those same rows.
+
+    Why this measure and these rows. With 3-5 votes per item the observed ``H`` is a
+    noisy draw of the crowd's split, and the comparison must not reward a model for
+    matching the noise:
+
+    * the cross-entropy is linear in ``H``, so its expectation over the vote noise is
+      the cross-entropy against the crowd's true split, which the true split itself
+      minimises (a proper score); TVD and the entropy gap are not, and against noisy
+      votes they favour blunter models than the truth;
+    * the rows are chosen without their own votes (the caller passes the rows whose
+      split, as the cross-fitted soft-label model predicts it from the features, is
+      contested). Rows chosen because their few votes happened to split are, on
+      average, less contested than their votes say, so measured against those same
+      votes heavy smoothing wins even when the soft-label model is four times closer
+      to the truth (tests/test_soft_label_baselines.py).
+
+    Picking the best free alternative on the very rows it is then compared on favours
+    the free side a little (its value is the minimum of several noisy figures): the
+    comparison is conservative for annotation, so a ``"better"`` conclusion stands
+    all the more. Without resamples there is no interval and the conclusion is
+    ``"not tested"``.
+    """
+    from ..human.metrics import HUMAN_METRICS, row_terms
+
+    soft_terms = row_terms(outputs["soft-labels"][hard], distribution[hard])[measure]
+    free_terms = {key: row_terms(outputs[key][hard], distribution[hard])[measure] for key in free}
+    best_key = min(free, key=lambda key: float(free_terms[key].mean()))  # ties: the first, the cheapest fix
+    per_row = soft_terms - free_terms[best_key]
+    soft_value, best_value = float(soft_terms.mean()), float(free_terms[best_key].mean())
+    difference = soft_value - best_value
+    low = high = difference
+    if resamples > 0:
+        resampled = np.concatenate([per_row[rows].mean(axis=1) for rows in _row_draws(per_row.shape[0], resamples,
+                                                                                      seed)])
+        span = HUMAN_METRICS[measure].high - HUMAN_METRICS[measure].low  # a difference lies within +-span
+        interval, _ = basic_interval(resampled, difference, level=level, bounds=(-span, span))
+        low, high = interval.low, interval.high
+    conclusion = "better" if high < 0 else "worse" if low > 0 else "no clear difference"
+    if resamples == 0:
+        conclusion = "not tested"
+    by_key = {result.key: result for result in results}
+    return AnnotationValue(
+        measure=measure, n_hard=int(np.count_nonzero(hard)), soft_labels=soft_value,
+        best_free_key=best_key, best_free_name=by_key[best_key].name, best_free=best_value, difference=difference,
+        low=float(low), high=float(high), conclusion=conclusion,
+        ece_soft_labels=(by_key["soft-labels"].human.get("hard") or {}).get("ece"),
+        ece_best_free=(by_key[best_key].human.get("hard") or {}).get("ece"),
+    )
+
+
+def _smoothing_sweep(
+    y: np.ndarray, swept: dict[str, tuple[np.ndarray, Any]], amounts: Sequence[float], *, n_bins: int,
+    resamples: int, level: float, seed: int,
+) -> tuple[SmoothingSweep, dict[str, tuple[float, float]]]:
+    """The sweep's ECEs and, with ``resamples``, their row-bootstrap intervals (every
+    amount measured on the same resampled rows). ``swept`` maps each amount's result
+    key to its out-of-fold probabilities and their metric suite."""
+    keys = tuple(swept)
+    suites = {key: suite for key, (_, suite) in swept.items()}
+    ece = tuple(float(suites[key].values["ece"]) for key in keys)
+    intervals: dict[str, tuple[float, float]] = {}
+    if resamples > 0:
+        resampled: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+        for rows in _row_draws(y.shape[0], resamples, seed):
+            for key in keys:
+                # Only the top label's bins are needed for the ECE; no smoothing grid is used.
+                resampled[key].append(resampled_metrics(rows, y, swept[key][0], suites[key], n_bins=n_bins,
+                                                        smooth_bandwidth=1.0, names=ECE_ONLY)["ece"])
+        for key, value in zip(keys, ece):
+            interval, _ = basic_interval(np.concatenate(resampled[key]), value, level=level, bounds=(0.0, 1.0))
+            intervals[key] = (interval.low, interval.high)
+    low = tuple(intervals[key][0] if key in intervals else None for key in keys)
+    high = tuple(intervals[key][1] if key in intervals else None for key in keys)
+    gap = tuple(float(suites[key].values["confidence_gap"]) for key in keys)
+    best = float(amounts[int(np.argmin(ece))])  # ties: the smallest amount
+    return SmoothingSweep(tuple(float(a) for a in amounts), keys, ece, low, high, gap, best), intervals
+
+
+def _row_draws(n_rows: int, resamples: int, seed: int):
+    """``resamples`` draws of ``n_rows`` row indices with replacement, in blocks of
+    ``(B, n_rows)`` small enough for memory; the same ``seed`` gives the same rows."""
+    rng = np.random.default_rng(seed)
+    block = max(1, int(EXACT_BUDGET // max(n_rows, 1) // 4))
+    for start in range(0, resamples, block):
+        yield rng.integers(0, n_rows, (min(block, resamples - start), n_rows))
+
+
+def _hard_mask(distribution: np.ndarray, hard_mask: np.ndarray | None) -> np.ndarray:
+    if hard_mask is None:
+        from ..human.split import hard_rows
+
+        return hard_rows(distribution)[0]
+    mask = np.asarray(hard_mask)
+    if mask.dtype != np.bool_ or mask.shape != (distribution.shape[0],):
+        raise ValueError(f"hard_mask must be a boolean array of shape ({distribution.shape[0]},); "
+                         f"got {mask.dtype} {mask.shape}")
+    return mask
+
+
+def _human_parts(
+    y: np.ndarray, proba: np.ndarray, distribution: np.ndarray, hard: np.ndarray, n_bins: int,
+) -> dict[str, dict[str, float]]:
+    """The human metrics on every row (``"all"``), and the majority-label
+    :data:`PART_METRICS` with the human metrics on the hard and the easy rows (a part
+    with no rows is left out). A metric undefined on a part (plurality agreement where
+    every vote is tied, as on 1-1 splits) is left out, as in the audit's own metrics."""
+    from ..human.metrics import human_metrics
+
+    def finite(values: dict[str, float]) -> dict[str, float]:
+        return {name: float(value) for name, value in values.items() if np.isfinite(value)}
+
+    parts = {"all": finite(human_metrics(proba, distribution))}
+    for part, rows in (("hard", hard), ("easy", ~hard)):
+        if not rows.any():
+            continue
+        suite = compute_metrics(y[rows], np.ascontiguousarray(proba[rows]), n_bins=n_bins)
+        parts[part] = finite({**{name: suite.values[name] for name in PART_METRICS},
+                              **human_metrics(proba[rows], distribution[rows])})
+    return parts
+
+
+def _cross_fitted_retraining(
+    features: np.ndarray, y: np.ndarray, fold_of: np.ndarray, n_classes: int, eps: float, *, model: str, seed: int,
+    targets: np.ndarray | None = None,
+) -> np.ndarray:
+    """Out-of-fold probabilities of the reference model trained with label smoothing
+    ``eps``, or on ``targets`` (the human distributions) when given."""
+    out = np.empty((y.shape[0], n_classes))
+    for fold in range(int(fold_of.max()) + 1):  # one fit per fold
+        train, test = fold_of != fold, fold_of == fold
+        extra = {} if targets is None else {"targets": targets[train]}
+        out[test] = label_smoothing.fit_predict(features[train], y[train], features[test], n_classes, eps,
+                                                kind=model, seed=seed, **extra)
+    return out
+
+
+def cross_fitted_soft_temperature(
+    z: np.ndarray, distribution: np.ndarray, fold_of: np.ndarray,
+) -> tuple[np.ndarray, list[dict]]:
+    """Temperature scaling fitted on the human distributions, cross-fitted like
+    :func:`cross_fitted_recalibration`."""
+    out = np.empty(z.shape)
+    params: list[dict] = []
+    for fold in range(int(fold_of.max()) + 1):  # one fit per fold
+        train, test = fold_of != fold, fold_of == fold
+        out[test], fitted = recalibration.temperature_soft(z[train], distribution[train], z[test])
+        params.append(fitted)
+    return out, params
 
 
 def check_folds(y: np.ndarray, folds: int, what: str) -> None:

@@ -11,6 +11,11 @@ expanding each row into K rows, one per class, weighted by its smoothed target:
 
 with ``w = q_ik`` (tests/test_label_smoothing.py checks the identity and the fitted
 coefficients against a direct minimisation of the smoothed loss).
+
+The same expansion trains on any target distribution (:func:`expand_targets`): the
+``soft-labels`` baseline uses the human distribution ``H`` (annotator votes) as
+``q``, so it minimises ``sum_i sum_k H_ik (-log p_k(x_i))`` plus the same penalty
+(tests/test_soft_label_baselines.py checks it against a direct minimisation).
 """
 
 from __future__ import annotations
@@ -28,14 +33,23 @@ def smoothed_targets(y: np.ndarray, n_classes: int, smoothing: float) -> np.ndar
     return q
 
 
+def expand_targets(x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows repeated K times with labels 0..K-1 and weights ``targets[i, k]``, in row
+    order then class order; cells of weight 0 are left out (they add nothing to the
+    loss, and a vote matrix is mostly zeros)."""
+    n_rows, n_classes = targets.shape
+    weights = targets.ravel()
+    keep = weights > 0
+    rows = np.repeat(np.arange(n_rows), n_classes)[keep]
+    labels = np.tile(np.arange(n_classes), n_rows)[keep]
+    return x[rows], labels, weights[keep]
+
+
 def expand(x: np.ndarray, y: np.ndarray, n_classes: int, smoothing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows repeated K times with labels 0..K-1 and weights ``q_ik`` (hard labels: no expansion)."""
     if smoothing == 0.0:
         return x, y, np.ones(y.shape[0])
-    q = smoothed_targets(y, n_classes, smoothing)
-    rows = np.repeat(np.arange(x.shape[0]), n_classes)
-    labels = np.tile(np.arange(n_classes), x.shape[0])
-    return x[rows], labels, q.ravel()
+    return expand_targets(x, smoothed_targets(y, n_classes, smoothing))
 
 
 def make_model(kind: str, seed: int):
@@ -58,26 +72,44 @@ def make_model(kind: str, seed: int):
 
 def fit_predict(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int, smoothing: float, *,
-    kind: str = "logistic", seed: int = 0,
+    kind: str = "logistic", seed: int = 0, targets: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Train on one fold's training rows and return held-out probabilities over all K classes."""
+    """Train on one fold's training rows and return held-out probabilities over all K classes.
+
+    The targets are the labels ``train_y`` smoothed by ``smoothing``, or, when
+    ``targets`` (N_train, K) is given, those distributions (``smoothing`` is then
+    ignored): the human soft labels of the ``soft-labels`` baseline.
+    """
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
-    present = np.unique(train_y)
-    if present.size < 2:
-        # A training fold that holds one class: the only model it supports predicts that
-        # class, with the smoothed target's confidence.
-        proba = np.full((test_x.shape[0], n_classes), smoothing / n_classes)
-        proba[:, present[0]] += 1.0 - smoothing
-        return proba
-    x, labels, weights = expand(train_x, train_y, n_classes, smoothing)
+    if targets is None:
+        present = np.unique(train_y)
+        if present.size < 2:
+            # A training fold that holds one class: the only model it supports predicts that
+            # class, with the smoothed target's confidence.
+            proba = np.full((test_x.shape[0], n_classes), smoothing / n_classes)
+            proba[:, present[0]] += 1.0 - smoothing
+            return proba
+        x, labels, weights = expand(train_x, train_y, n_classes, smoothing)
+    else:
+        x, labels, weights = expand_targets(train_x, targets)
+        if np.unique(labels).size < 2:
+            # Every target on one class: the constant model that minimises the loss
+            # predicts the mean target (that class, with certainty).
+            return np.repeat(targets.mean(axis=0, keepdims=True), test_x.shape[0], axis=0)
     model = make_model(kind, seed)
     last = model.steps[-1][0]
+    fit_weights = {f"{last}__sample_weight": weights}
+    if targets is not None:
+        # Cells of weight 0 were left out, so rows with split targets appear more often
+        # than the others: the scaler weighs each cell by its target, which gives every
+        # training row weight 1 in total (the standardisation of the training rows).
+        fit_weights[f"{model.steps[0][0]}__sample_weight"] = weights
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(x, labels, **{f"{last}__sample_weight": weights})
+        model.fit(x, labels, **fit_weights)
     proba = np.zeros((test_x.shape[0], n_classes))
     proba[:, model.classes_] = model.predict_proba(test_x)  # classes absent from a fold get 0
     total = proba.sum(axis=1, keepdims=True)

@@ -3,6 +3,9 @@
 * temperature scaling (Guo et al. 2017): ``softmax(z / T)``, one parameter, fitted by
   minimising the negative log-likelihood; ``z`` are the model's logits when it gives
   them, else its log-probabilities. It never changes which class is predicted.
+  Fitted on human soft labels ``H`` instead (``temperature-soft``), ``T`` minimises
+  the cross-entropy with the human distribution,
+  ``mean_i -sum_k H_ik log softmax(z_i / T)_k`` (the hard fit is the case H = one-hot).
 * vector scaling (Guo et al. 2017): ``softmax(w * z + b)`` with one weight and bias
   per class, fitted by L-BFGS on the NLL.
 * isotonic regression (Zadrozny & Elkan 2002): one monotone map per class
@@ -46,6 +49,30 @@ def fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
     found = minimize_scalar(lambda log_t: _nll(z / np.exp(log_t), y), bounds=(-5.0, 5.0), method="bounded",
                             options={"xatol": 1e-6})
     return float(np.exp(found.x))
+
+
+def _soft_nll(z: np.ndarray, targets: np.ndarray) -> float:
+    """``mean_i -sum_k H_ik log softmax(z_i)_k`` (rows of ``targets`` sum to 1)."""
+    z = z - z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    return float(np.mean(log_norm - np.einsum("ij,ij->i", targets, z)))
+
+
+def fit_temperature_soft(z: np.ndarray, targets: np.ndarray) -> float:
+    """``T`` minimising the cross-entropy of ``softmax(z / T)`` with the target
+    distributions ``targets`` (the human votes), searched on ``log T`` in [-5, 5] like
+    :func:`fit_temperature`."""
+    from scipy.optimize import minimize_scalar
+
+    found = minimize_scalar(lambda log_t: _soft_nll(z / np.exp(log_t), targets), bounds=(-5.0, 5.0),
+                            method="bounded", options={"xatol": 1e-6})
+    return float(np.exp(found.x))
+
+
+def temperature_soft(train_z: np.ndarray, train_targets: np.ndarray, test_z: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Temperature scaling fitted on one fold's human distributions, applied to the held-out scores."""
+    t = fit_temperature_soft(train_z, train_targets)
+    return _softmax(test_z / t), {"temperature": t}
 
 
 def fit_vector_scaling(z: np.ndarray, y: np.ndarray, *, l2: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
@@ -128,6 +155,10 @@ def _isotonic(train_p, train_z, train_y, test_p, test_z):
 def _histogram(train_p, train_z, train_y, test_p, test_z):
     return histogram_binning(train_p, train_y, test_p), {}
 
+
+#: The temperature fitted on human soft labels (run by the ``soft-labels`` baseline; it
+#: takes the human distributions, so it is not one of :data:`METHODS`).
+TEMPERATURE_SOFT = ("temperature-soft", "Temperature scaling fitted on the human votes")
 
 METHODS: dict[str, tuple[str, Method]] = {
     "temperature": ("Temperature scaling", _temperature),

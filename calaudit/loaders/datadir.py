@@ -12,6 +12,13 @@ Three layouts, detected in this order (or chosen with ``data_format``):
 Class names may also come from ``classes.txt`` (one per line, in the model's output
 order); ``labels.txt`` is read as class names when it is not the per-row label file.
 Arrays are loaded with ``allow_pickle=False``: a data file is never unpickled.
+
+Human labels may come with the data: ``votes.npy`` (counts) or ``soft_labels.npy``
+(distributions) of shape (N, K) in a data directory of any layout, one row per data
+row (per image, in the sorted order of the image list) and one column per class in
+the model's output order; or ``votes_<class>`` / ``soft_<class>`` columns of a table
+(``votes_cols`` / ``soft_cols``), which are then no feature columns. With human
+labels and no labels, the labels are the plurality vote (:mod:`calaudit.loaders.model_run`).
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ import numpy as np
 from ..errors import InvalidInputError, UsageError, first_line
 from ..fileinfo import Digests, file_present, path_problem, read_head
 from ..location import Location
-from .dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch, read_class_names_file, read_utf8  # noqa: F401 - re-exported
+from .dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch, HumanData, read_class_names_file, read_utf8  # noqa: F401 - re-exported
 from .formats import table_format
+from .human_columns import HUMAN_FILES, is_pattern, numbers_or_error, select_human_columns
 
 DATA_FORMATS = ("auto", "arrays", "table", "images")
 _LABEL_FILES = ("labels.npy", "labels.csv", "labels.txt")
@@ -301,32 +309,82 @@ def load_data_directory(
     allow_large_images: bool = False,
     model: Any = None,
     warn: Any = None,
+    votes_cols: Sequence[str] | None = None,
+    soft_cols: Sequence[str] | None = None,
 ) -> Dataset:
     """Detect the layout of ``path`` and read its labels (features are read per batch).
 
     Image folders only: ``allow_large_images`` lifts Pillow's decompression-bomb limit,
     ``model`` (a :class:`calaudit.onnx_model.VendorModel`) may carry preprocessing
-    metadata, and ``warn(message)`` is told of a warning once.
+    metadata, and ``warn(message)`` is told of a warning once. Human labels found
+    (``votes.npy``, ``soft_labels.npy`` or a table's ``votes_cols`` / ``soft_cols``)
+    are in ``Dataset.human``, not yet matched to the model's classes.
     """
     path = Path(path)
     if data_format not in DATA_FORMATS:
         raise UsageError(f"--data-format must be one of {', '.join(DATA_FORMATS)}; got {data_format!r}")
+    if votes_cols and soft_cols:
+        raise UsageError("give either --votes-cols or --soft-cols, not both (one kind of human labels per audit)")
     problem = path_problem(path, want_dir=True, missing="no such data directory")
     if problem is not None and path.is_file():  # DATA may be a single table file
         if table_format(path) is None:
             raise InvalidInputError(f"{path}: expected a data directory or a .csv/.parquet table")
-        return _load_table(path, path, label_col, feature_cols)
+        return _load_table(path, path, label_col, feature_cols, votes_cols, soft_cols)
     if problem is not None:
         raise InvalidInputError(f"{path}: {problem}; expected a data directory or a .csv/.parquet table")
     kind = data_format if data_format != "auto" else _detect(path)
+    if kind != "table" and (votes_cols or soft_cols):
+        option = "--votes-cols" if votes_cols else "--soft-cols"
+        raise UsageError(
+            f"{option} names columns of a table, but {path} is read as {kind}: give its human labels in "
+            "votes.npy or soft_labels.npy beside the data"
+        )
+    human = _human_file(path)
     if kind == "arrays":
-        return _load_arrays(path)
+        return _load_arrays(path, human)
     if kind == "table":
-        return _load_table(path, _single_table(path), label_col, feature_cols)
+        return _load_table(path, _single_table(path), label_col, feature_cols, votes_cols, soft_cols, human)
     from .images import load_image_folder
 
-    return load_image_folder(path, preprocess=preprocess, skip_bad_images=skip_bad_images,
-                             allow_large_images=allow_large_images, model=model, warn=warn)
+    dataset = load_image_folder(path, preprocess=preprocess, skip_bad_images=skip_bad_images,
+                                allow_large_images=allow_large_images, model=model, warn=warn)
+    return _with_human(dataset, human, "images (one row per image, in the sorted order of the image list)")
+
+
+def _human_file(directory: Path) -> HumanData | None:
+    """``votes.npy`` or ``soft_labels.npy`` in a data directory, as an (N, K) float64 matrix."""
+    present = [name for name in HUMAN_FILES if file_present(directory / name)]
+    if len(present) > 1:
+        raise InvalidInputError(
+            f"{directory}: both {' and '.join(present)}; keep one kind of human labels (vote counts or soft labels)"
+        )
+    if not present:
+        return None
+    file = directory / present[0]
+    array = np.asarray(_load_npy(file))
+    if array.dtype.kind not in "biuf":
+        raise InvalidInputError(
+            f"{file}: holds {array.dtype} values; expected numbers, one row per data row and one column per class"
+        )
+    if array.ndim != 2:
+        raise InvalidInputError(
+            f"{file}: shape {array.shape}; expected (rows, classes): one row per data row and one column per class"
+        )
+    return HumanData(HUMAN_FILES[present[0]], np.array(array, dtype=np.float64), str(file))
+
+
+def _with_human(dataset: Dataset, human: HumanData | None, rows: str) -> Dataset:
+    """``dataset`` with its human labels, when their row count matches the data's."""
+    if human is None:
+        return dataset
+    if dataset.labels is not None and human.values.shape[0] != dataset.n_rows:
+        raise InvalidInputError(
+            f"{human.source}: {human.values.shape[0]} rows of human labels for {dataset.n_rows} data rows of "
+            f"{dataset.path} ({rows}); expected one row per data row, in the same order"
+        )
+    dataset.human = human
+    dataset.files.add(Path(human.source).name, Path(human.source))
+    return dataset
 
 
 def _detect(path: Path) -> str:
@@ -459,7 +517,7 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise InvalidInputError(f"{path}: not a readable .npz archive ({first_line(exc)})") from None
 
 
-def _load_arrays(path: Path) -> Dataset:
+def _load_arrays(path: Path, human: HumanData | None = None) -> Dataset:
     files = Digests()
     npy, npz = path / "features.npy", path / "features.npz"
     if file_present(npy):
@@ -473,21 +531,33 @@ def _load_arrays(path: Path) -> Dataset:
     else:
         raise InvalidInputError(f"{path}: no features.npy or features.npz")
     n_rows = {name: (a.shape[0] if a.ndim else 0) for name, a in arrays.items() if name != "labels"}
-    labels, label_file = _read_array_labels(path, arrays, files)
+    labels, label_file = _read_array_labels(path, arrays, files, optional=human is not None)
     arrays.pop("labels", None)
+    if labels is None:  # no labels, but human votes: the plurality vote will be the label
+        for name, rows in n_rows.items():
+            if rows != human.values.shape[0]:
+                raise InvalidInputError(
+                    f"{human.source}: {human.values.shape[0]} rows of human labels but {name} has {rows} rows; "
+                    "expected one row per data row, in the same order"
+                )
     for name, rows in n_rows.items():
-        if rows != labels.shape[0]:
+        if labels is not None and rows != labels.shape[0]:
             raise InvalidInputError(
                 f"{path}: {name} has {rows} rows but {label_file} has {labels.shape[0]} labels; expected one label per row"
             )
     class_names, source = _class_names_file(path, per_row_labels=label_file == "labels.txt")
-    return ArrayDataset(
+    dataset = ArrayDataset(
         path, "arrays", labels, Location(str(path / label_file), None, True), class_names, source,
         files=files, arrays=arrays, features_file=features_file,
     )
+    return _with_human(dataset, human, "arrays")
 
 
-def _read_array_labels(path: Path, arrays: dict[str, np.ndarray], files: Digests) -> tuple[np.ndarray, str]:
+def _read_array_labels(
+    path: Path, arrays: dict[str, np.ndarray], files: Digests, *, optional: bool = False,
+) -> tuple[np.ndarray | None, str]:
+    """The per-row labels and the file they came from; ``(None, file name)`` when there
+    are none and ``optional`` (human votes will give them)."""
     for name in _LABEL_FILES:
         file = path / name
         if not file_present(file):
@@ -508,7 +578,10 @@ def _read_array_labels(path: Path, arrays: dict[str, np.ndarray], files: Digests
         return _labels_from_text(file), name
     if "labels" in arrays:
         return np.asarray(arrays["labels"]).reshape(-1), "features.npz[labels]"
-    raise InvalidInputError(f"{path}: no labels; expected labels.npy, labels.csv or labels.txt beside the features")
+    if optional:
+        return None, next(name for name in HUMAN_FILES if file_present(path / name))
+    raise InvalidInputError(f"{path}: no labels; expected labels.npy, labels.csv or labels.txt beside the features "
+                            "(or votes.npy / soft_labels.npy to take them from the plurality vote)")
 
 
 def _labels_from_csv(file: Path) -> np.ndarray:
@@ -570,13 +643,41 @@ def _class_names_file(path: Path, *, per_row_labels: bool) -> tuple[tuple[str, .
     return None, None
 
 
-def _load_table(root: Path, file: Path, label_col: str, feature_cols: Sequence[str] | None) -> Dataset:
+def _load_table(
+    root: Path, file: Path, label_col: str, feature_cols: Sequence[str] | None,
+    votes_cols: Sequence[str] | None = None, soft_cols: Sequence[str] | None = None,
+    human_file: HumanData | None = None,
+) -> Dataset:
     import fnmatch
 
-    from .table import load_feature_table
+    from .table import load_feature_table, read_text_columns, require_label_column
 
-    frame, line_of = load_feature_table(file, label_col)
-    others = [c for c in frame.columns if c != label_col]
+    frame, line_of = load_feature_table(file, label_col, label_optional=True)
+    columns = [str(c) for c in frame.columns]
+    # Feature columns named plainly are features; a glob (or the default, every other
+    # column) leaves the human-label columns out.
+    reserved = {label_col: "the label column"}
+    reserved.update({name: "the feature column" for name in feature_cols or () if not is_pattern(name)})
+    chosen = select_human_columns(str(file), columns, votes_cols=votes_cols, soft_cols=soft_cols, reserved=reserved)
+    human = human_file
+    if chosen is not None:
+        if human_file is not None:
+            raise InvalidInputError(
+                f"{file}: human labels in columns {', '.join(chosen.columns[:4])} and in {human_file.source}; "
+                "keep one of them"
+            )
+        location = Location(str(file), list(chosen.columns), True, line_of)
+        cells = frame[list(chosen.columns)]
+        raw_cell = None
+        if table_format(file) != "parquet":  # the cell as written, not pandas' reading of it
+            def raw_cell(row: int, col: int) -> object:
+                return read_text_columns(file, [chosen.columns[col]])[row, 0]
+        human = HumanData(chosen.kind, numbers_or_error(cells, location, chosen.kind, raw_cell), str(file),
+                          chosen.columns, chosen.names, line_of)
+    if label_col not in columns and human is None:
+        require_label_column(str(file), columns, label_col)
+    human_columns = set(chosen.columns) if chosen is not None else set()
+    others = [c for c in frame.columns if c != label_col and c not in human_columns]
     if feature_cols:
         selected = []
         for pattern in feature_cols:
@@ -587,14 +688,18 @@ def _load_table(root: Path, file: Path, label_col: str, feature_cols: Sequence[s
             selected += [c for c in matched if c not in selected]
     else:
         selected = others
-    labels = frame[label_col].to_numpy()
-    if labels.dtype.kind in "OUS":
+    labels = frame[label_col].to_numpy() if label_col in columns else None
+    if labels is not None and labels.dtype.kind in "OUS":
         labels = np.where(labels == "", None, labels.astype(object))
     directory = root if root.is_dir() else file.parent
     class_names, source = _class_names_file(directory, per_row_labels=False) if root.is_dir() else (None, None)
     files = Digests()
     files.add(file.name, file)
-    return TableDataset(
+    dataset = TableDataset(
         file, "table", labels, Location(str(file), [label_col], True, line_of), class_names, source,
         files=files, frame=frame, feature_columns=selected,
     )
+    if chosen is not None:
+        dataset.human = human
+        return dataset
+    return _with_human(dataset, human, "table")

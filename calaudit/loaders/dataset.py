@@ -7,7 +7,7 @@ that neither imports the other's internals.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,35 @@ class FeatureBatch:
     rows: np.ndarray  # 0-based indices of the rows in the batch (after skips)
 
 
+@dataclass(frozen=True)
+class HumanData:
+    """Human labels read with the data (votes or soft labels), before they meet the
+    model's classes: ``values`` (N, K) float64 numbers, one column per class.
+
+    ``columns`` are the table's columns holding them and ``names`` the class each
+    names (:mod:`calaudit.loaders.human_columns`); an array file (``votes.npy``) has
+    neither: its columns are in the model's class order.
+    """
+
+    kind: str  # "votes" or "soft"
+    values: np.ndarray
+    source: str  # the file they came from
+    columns: tuple[str, ...] | None = None
+    names: tuple[str, ...] | None = None
+    line_of: Callable[[int], int | None] | None = None
+
+
 @dataclass
 class Dataset:
-    """Labelled rows to run a model over; subclasses know how to make its inputs."""
+    """Labelled rows to run a model over; subclasses know how to make its inputs.
+
+    ``labels`` is ``None`` when the data holds no labels but human votes (``human``):
+    the labels are then the plurality vote.
+    """
 
     path: Path
     kind: str
-    labels: np.ndarray
+    labels: np.ndarray | None
     label_location: Location
     class_names: tuple[str, ...] | None = None
     class_names_source: str | None = None
@@ -43,9 +65,12 @@ class Dataset:
     row_id_name: str = "row"
     files: Digests = field(default_factory=Digests)  # name -> sha256, hashed in the background
     skipped: list[str] = field(default_factory=list)
+    human: HumanData | None = None
 
     @property
     def n_rows(self) -> int:
+        if self.labels is None and self.human is not None:
+            return int(self.human.values.shape[0])
         return int(self.labels.shape[0])
 
     def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
@@ -62,8 +87,12 @@ class Dataset:
         return f"{self.path}: {which}, value {column + 1} of the model input {input_name!r}"
 
     def describe(self) -> dict[str, Any]:
-        return {"path": str(self.path), "format": self.kind, "rows": self.n_rows, "files": self.files.result(),
+        info = {"path": str(self.path), "format": self.kind, "rows": self.n_rows, "files": self.files.result(),
                 "class_names_source": self.class_names_source}
+        if self.human is not None:
+            info["human_labels"] = {"kind": self.human.kind, "source": self.human.source,
+                                    "columns": list(self.human.columns) if self.human.columns else None}
+        return info
 
 
 def read_class_names_file(path: Path) -> tuple[str, ...] | None:

@@ -22,8 +22,10 @@ from ..predictions import Predictions, Source, logit_matrix, to_probabilities, w
 from ..transforms import NO_TRANSFORM
 from ..scores import decide_logits
 from ..validation import DEFAULT_ROW_SUM_TOLERANCE
-from .dataset import Dataset
+from ..human.votes import HumanLabels
+from .dataset import Dataset, HumanData
 from .datadir import load_data_directory
+from .human_columns import HumanColumns, human_details, human_labels, plurality_label_indices
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -50,6 +52,9 @@ def load_model_predictions(
     want_features: bool = False,
     embedding_output: str | None = None,
     model: VendorModel | None = None,
+    votes_cols: Sequence[str] | None = None,
+    soft_cols: Sequence[str] | None = None,
+    seed: int = 0,
 ) -> Predictions:
     """Run ``model_path`` over ``data_path`` and return validated predictions.
 
@@ -58,7 +63,11 @@ def load_model_predictions(
     ``want_features`` keeps what a retraining baseline can learn from: the activations
     of the model's penultimate layer (``embedding_output`` names another tensor), else
     the data's numeric features. ``model`` passes an already loaded model (``calaudit
-    fix`` edits the same one afterwards).
+    fix`` edits the same one afterwards). Human labels with the data (``votes.npy``,
+    ``soft_labels.npy``, or a table's ``votes_cols`` / ``soft_cols``) are matched to
+    the model's classes and attached as ``Predictions.human``; a data directory with
+    votes and no labels is labelled by the plurality vote (ties broken at random among
+    the tied classes, seeded by ``seed``).
     """
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; got {batch_size}")
@@ -71,7 +80,7 @@ def load_model_predictions(
     dataset = load_data_directory(
         data_path, data_format=data_format, label_col=label_col, feature_cols=feature_cols,
         preprocess=preprocess, skip_bad_images=skip_bad_images, allow_large_images=allow_large_images,
-        model=model, warn=warn,
+        model=model, warn=warn, votes_cols=votes_cols, soft_cols=soft_cols,
     )
     score_output = model.choose_score_output(output)
     embedding = None
@@ -100,7 +109,14 @@ def load_model_predictions(
         names, names_source, notes = tuple(class_names), "--classes", []
     else:
         names, names_source, notes = class_names_from_sources(n_columns, sources)
-    labels = dataset.labels[kept]
+    human = None
+    if dataset.human is not None:
+        human = _human_labels(dataset.human, names, names_source, row_sum_tolerance).take(kept)
+    if dataset.labels is not None:
+        labels = dataset.labels[kept]
+    else:  # votes and no labels: the plurality vote is the label
+        human, plurality = plurality_label_indices(human, seed)
+        labels = np.asarray(names, dtype=object)[plurality]
     row_ids = dataset.row_ids[kept] if dataset.row_ids is not None else kept + 1
     import pandas as pd
 
@@ -118,6 +134,7 @@ def load_model_predictions(
         "class_names_source": names_source,
         "notes": notes,
         "batch_size": batch_used,
+        **human_details(human),
     }
     location = Location(where, None, True)
     transform = NO_TRANSFORM
@@ -144,6 +161,8 @@ def load_model_predictions(
             )
             raise InvalidInputError(f"{exc}; the model's classes came from {names_source}: {remedy}") from None
         raise
+    if human is not None:
+        predictions = dataclasses.replace(predictions, human=human)
     if raw_logits is not None or want_features:
         features, features_source = None, ""
         if want_features and run.embedding is not None:
@@ -161,6 +180,26 @@ def load_model_predictions(
         # validation and division, so the audit of the file is bit-for-bit this one.
         save_prediction_file(save_predictions, predictions, proba=scores)
     return predictions
+
+
+def _human_labels(human: HumanData, names: Sequence[str], names_source: str, row_sum_tolerance: float) -> HumanLabels:
+    """The data's human labels in the model's class order, validated (every data row)."""
+    if human.columns is not None:  # a table's columns, named by class
+        source = f"{human.source} (the model's classes came from {names_source})"
+        ordered = HumanColumns(human.kind, human.columns, human.names).class_order(names, source)
+        values = human.values[:, [human.columns.index(column) for column in ordered]]
+        location = Location(human.source, ordered, True, human.line_of)
+        return human_labels(values, human.kind, location=location, row_sum_tolerance=row_sum_tolerance)
+    # An array file: one column per model output, in the model's order.
+    if human.values.shape[1] != len(names):
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise InvalidInputError(
+            f"{human.source}: shape {human.values.shape}, {human.values.shape[1]} columns; expected one column per "
+            f"class of the model ({len(names)}: {shown}), in its output order"
+        )
+    location = Location(human.source, [f"{k + 1} (class {name})" for k, name in enumerate(names)], True)
+    labels = human_labels(human.values, human.kind, location=location, row_sum_tolerance=row_sum_tolerance)
+    return dataclasses.replace(labels, columns=(Path(human.source).name,))
 
 
 @dataclass(frozen=True)

@@ -85,15 +85,18 @@ def parquet_labels(path: Path, table, label_col: str) -> np.ndarray:
 
 
 def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 0,
-                    out: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                    out: np.ndarray | None = None, expected: str = "a probability",
+                    numbers: str = "probabilities") -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Probability columns as one row-major float64 matrix (NaN where missing).
 
     Integer, float, boolean and decimal columns are cast to float64; a string column
     is read like CSV text (pandas' missing-value markers are missing, any other text
     that is not a number is an error naming its row). ``table`` may be one block of
     the file's rows starting at ``first_row`` (error messages count from the file's
-    start) and ``out`` the block's rows of a larger matrix to fill. Returns the matrix
-    and the raw cells of the string columns, for the message about a missing value.
+    start) and ``out`` the block's rows of a larger matrix to fill. ``expected`` (one
+    cell) and ``numbers`` (a column) say what the columns hold, for the messages.
+    Returns the matrix and the raw cells of the string columns, for the message about
+    a missing value.
     """
     import pandas as pd
     import pyarrow as pa
@@ -119,18 +122,22 @@ def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 
                 row = int(np.argmax(bad))
                 raise InvalidInputError(
                     f"{Location(str(path), [name], True).cell(first_row + row, 0)}: value {raw[row]!r} is not a "
-                    "number; expected a probability"
+                    f"number; expected {expected}"
                 )
             scores[:, j] = numbers
             texts[name] = raw
         else:
-            raise InvalidInputError(f"{path}: column {name} has type {kind}; expected numbers (probabilities)")
+            raise InvalidInputError(f"{path}: column {name} has type {kind}; expected numbers ({numbers})")
     return scores, texts
 
 
-def _parquet_score_matrix(path: Path, probability_columns: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The probability columns, decoded one row group at a time into one preallocated
-    matrix, so the file's columns are never all held in memory beside the matrix."""
+def _parquet_score_matrix(
+    path: Path, probability_columns: Sequence[str], expected: str = "a probability", numbers: str = "probabilities",
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The probability columns (or other number columns: ``expected`` and ``numbers``
+    as for :func:`_parquet_scores`), decoded one row group at a time into one
+    preallocated matrix, so the file's columns are never all held in memory beside the
+    matrix."""
     import pyarrow.parquet as pq
 
     try:
@@ -142,7 +149,7 @@ def _parquet_score_matrix(path: Path, probability_columns: Sequence[str]) -> tup
             block = handle.read_row_group(group, columns=list(probability_columns))
             rows = block.num_rows
             _, block_texts = _parquet_scores(path, block, probability_columns, start,
-                                             out=matrix[start : start + rows])
+                                             out=matrix[start : start + rows], expected=expected, numbers=numbers)
             del block
             for name, raw in block_texts.items():
                 texts.setdefault(name, []).append(raw)
@@ -155,14 +162,22 @@ def _parquet_score_matrix(path: Path, probability_columns: Sequence[str]) -> tup
 
 
 def read_parquet_predictions(
-    path: Path, label_col: str, probability_columns: list[str]
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict[str, np.ndarray]]:
-    """Labels (text per row), probabilities, the other columns, and raw text of string score columns."""
-    table = read_parquet_table(path, exclude=probability_columns)
-    labels = parquet_labels(path, table, label_col)
+    path: Path, label_col: str | None, probability_columns: list[str], human_columns: Sequence[str] = (),
+    *, expected: str = "",
+) -> tuple[np.ndarray | None, np.ndarray, pd.DataFrame, dict[str, np.ndarray], np.ndarray | None,
+           dict[str, np.ndarray]]:
+    """Labels (text per row; ``None`` without a label column), probabilities, the other
+    columns, raw text of string score columns, then the human columns as numbers
+    (``None`` without them; ``expected`` says what one cell should hold) and the raw
+    text of their string columns."""
+    table = read_parquet_table(path, exclude=[*probability_columns, *human_columns])
+    labels = parquet_labels(path, table, label_col) if label_col is not None else None
     scores, texts = _parquet_score_matrix(path, probability_columns)
+    human, human_texts = None, {}
+    if human_columns:
+        human, human_texts = _parquet_score_matrix(path, human_columns, expected, "human labels")
     try:
-        extra = table.drop_columns([label_col]).to_pandas()
+        extra = table.drop_columns([label_col] if label_col is not None else []).to_pandas()
     except Exception as exc:
         raise InvalidInputError(f"{path}: cannot read its other columns ({first_line(exc)})") from None
-    return labels, scores, extra.reset_index(drop=True), texts
+    return labels, scores, extra.reset_index(drop=True), texts, human, human_texts

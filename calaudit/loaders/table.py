@@ -7,6 +7,10 @@ Conventions (README, "Prediction files"), each overridable:
   names are what follows ``prob_`` (``prob_cols`` takes a list of names or globs);
 * a binary model may give one positive-class score column instead (``score_col``);
 * ``logits=True`` says the columns are logits (softmax, or sigmoid for one column);
+* human labels, when present, are the columns ``votes_<class>`` (counts) or
+  ``soft_<class>`` (distributions) (``votes_cols`` / ``soft_cols``;
+  :mod:`calaudit.loaders.human_columns`); without a label column the label is then
+  the plurality vote;
 * every other column (ids, segments) is kept in ``Predictions.extra_columns``.
 
 Labels mean the same in both formats: a typed Parquet label column (bool, int, float,
@@ -18,6 +22,7 @@ read as CSV text is.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 import warnings
@@ -31,6 +36,10 @@ import numpy as np
 from ..errors import InvalidInputError, UsageError, first_line
 from ..fileinfo import first_invalid_utf8, read_head, require_file, sha256_of, utf16_problem
 from ..location import Location
+from .human_columns import (
+    EXPECTED, HumanColumns, human_details, human_labels, is_pattern, missing_cell_message, plurality_label_indices,
+    select_human_columns, wildcard_text,
+)
 from .parquet import parquet_labels, read_parquet_predictions, read_parquet_table
 from ..predictions import Predictions, Source
 from ..validation import DEFAULT_ROW_SUM_TOLERANCE
@@ -52,12 +61,19 @@ def load_prediction_file(
     class_names: Sequence[str] | None = None,
     logits: bool = False,
     row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
+    votes_cols: Sequence[str] | None = None,
+    soft_cols: Sequence[str] | None = None,
+    seed: int = 0,
 ) -> Predictions:
     """Read a prediction file into validated :class:`Predictions`.
 
     ``prob_cols`` holds column names or glob patterns (``"p_*"``); with one ``*``
     pattern the class names are the text the ``*`` matched. ``class_names``
     overrides the names (one per probability column, or two for ``score_col``).
+    ``votes_cols`` / ``soft_cols`` choose the human-label columns (default:
+    ``votes_*`` or ``soft_*`` when present), attached as ``Predictions.human`` in the
+    class order; without a label column the labels are then the plurality vote, a tie
+    broken at random among the tied classes by a generator seeded with ``seed``.
     Raises :class:`calaudit.InvalidInputError` with a one-line message naming the
     file, row, column and value for anything unusable.
     """
@@ -71,18 +87,34 @@ def load_prediction_file(
         raise InvalidInputError(f"{shown}: unknown file type {path.suffix!r}; expected .csv, .csv.gz or .parquet")
 
     columns = _read_columns(path, fmt)
-    _require_label_column(shown, columns, label_col)
-    probability_columns, derived_names = _probability_columns(shown, columns, prob_cols, score_col, label_col)
+    human_columns = select_human_columns(
+        shown, columns, votes_cols=votes_cols, soft_cols=soft_cols,
+        reserved=_not_human(columns, label_col, prob_cols, score_col),
+    )
+    has_label = label_col in columns
+    if not has_label and human_columns is None:
+        require_label_column(shown, columns, label_col)
+    human_in_file = list(human_columns.columns) if human_columns is not None else []
+    probability_columns, derived_names = _probability_columns(
+        shown, columns, prob_cols, score_col, label_col, exclude=human_in_file)
     names = _resolve_class_names(shown, class_names, derived_names, single_score=score_col is not None)
+    # Class names first: a file whose human columns name other classes is refused before it is read.
+    human_in_class_order = human_columns.class_order(names, shown) if human_columns is not None else []
 
+    read_label = label_col if has_label else None
     if fmt == "parquet":
-        labels, scores, extra, score_texts = read_parquet_predictions(path, label_col, probability_columns)
+        labels, scores, extra, score_texts, human_values, human_texts = read_parquet_predictions(
+            path, read_label, probability_columns, human_in_file,
+            expected=EXPECTED[human_columns.kind] if human_columns is not None else "")
         line_of = None
     else:
-        scores, labels, extra = _read_csv_predictions(path, fmt, label_col, probability_columns, columns)
-        labels = np.where(labels == "", None, labels)  # an empty field is a missing label
-        line_of, score_texts = CsvLineIndex(path, compressed=fmt == "csv.gz").line_of, {}
-    if len(labels) == 0:
+        scores, labels, extra, human_values = _read_csv_predictions(
+            path, fmt, read_label, probability_columns, columns, human_in_file,
+            EXPECTED[human_columns.kind] if human_columns is not None else "")
+        if labels is not None:
+            labels = np.where(labels == "", None, labels)  # an empty field is a missing label
+        line_of, score_texts, human_texts = CsvLineIndex(path, compressed=fmt == "csv.gz").line_of, {}, {}
+    if scores.shape[0] == 0:
         raise InvalidInputError(f"{shown}: no data rows; expected a header and at least one prediction")
     missing = np.isnan(scores)
     if missing.any():
@@ -91,14 +123,24 @@ def load_prediction_file(
             path, fmt, probability_columns[col], row, Location(shown, probability_columns, True, line_of), col,
             score_texts.get(probability_columns[col]),
         )
+    human = None
+    if human_columns is not None:
+        human = _human_from_file(
+            path, fmt, human_columns, human_values, human_in_class_order, human_texts,
+            Location(shown, human_in_class_order, True, line_of), row_sum_tolerance,
+        )
+        if labels is None:
+            human, plurality = plurality_label_indices(human, seed)
+            labels = np.asarray(names, dtype=object)[plurality]
     details = {
-        "label_column": label_col,
+        "label_column": read_label,
         "probability_columns": list(probability_columns),
         "score_column": score_col,
         "logits": logits,
         "extra_columns": list(extra.columns),
+        **human_details(human),
     }
-    return Predictions.from_arrays(
+    predictions = Predictions.from_arrays(
         labels,
         scores,
         owned=True,  # the matrix was built here: validation may clip and renormalise it in place
@@ -110,9 +152,51 @@ def load_prediction_file(
         label_location=Location(shown, [label_col], True, line_of),
         extra_columns=extra.reset_index(drop=True),
     )
+    return predictions if human is None else dataclasses.replace(predictions, human=human)
 
 
-def _require_label_column(shown: str, columns: Sequence[str], label_col: str) -> None:
+def _not_human(
+    columns: Sequence[str], label_col: str, prob_cols: Sequence[str] | None, score_col: str | None,
+) -> dict[str, str]:
+    """Columns that never hold human labels, and what they are: the label column, the
+    score column, probability columns named plainly, and ``prob_*`` when no option
+    names the probability columns (so that a glob such as ``--votes-cols '*'`` leaves
+    them to the probabilities). A glob of ``--prob-cols`` leaves the human columns out
+    instead (:func:`_probability_columns`)."""
+    reserved = {label_col: "the label column"}
+    if score_col is not None:
+        reserved[score_col] = "the score column"
+    elif prob_cols:
+        reserved.update({name: "the probability column" for name in prob_cols if not is_pattern(name)})
+    else:
+        reserved.update({c: "the probability column" for c in columns
+                         if fnmatch.fnmatchcase(c, DEFAULT_PROBABILITY_GLOB)})
+    return reserved
+
+
+def _human_from_file(
+    path: Path, fmt: str, human_columns: HumanColumns, values: np.ndarray, in_class_order: list[str],
+    texts: dict[str, np.ndarray], location: Location, row_sum_tolerance: float,
+):
+    """The human columns' numbers in class order, validated into :class:`HumanLabels`."""
+    order = [human_columns.columns.index(name) for name in in_class_order]
+    matrix = values[:, order]
+    missing = np.isnan(matrix)
+    if missing.any():  # a null or NaN (Parquet); a CSV cell that is no number failed while reading
+        row, col = divmod(int(np.argmax(missing.ravel())), matrix.shape[1])
+        column = in_class_order[col]
+        if column in texts:
+            raw = texts[column][row]
+        elif fmt == "parquet":
+            raw = None
+        else:  # pragma: no cover - the CSV reader refuses every cell that is no number
+            raw = _read_csv(path, fmt, dtype=str, usecols=[column])[column].iloc[row]
+        raise InvalidInputError(missing_cell_message(location.cell(row, col), human_columns.kind, raw))
+    return human_labels(matrix, human_columns.kind, location=location, row_sum_tolerance=row_sum_tolerance)
+
+
+def require_label_column(shown: str, columns: Sequence[str], label_col: str) -> None:
+    """Refuse a table without its label column, naming the columns it has."""
     if label_col not in columns:
         hint = _separator_hint(columns, label_col) or " (choose one with --label-col)"
         raise InvalidInputError(f"{shown}: no label column {label_col!r}; columns are {_preview(columns)}{hint}")
@@ -168,9 +252,13 @@ def _read_columns(path: Path, fmt: str) -> list[str]:
 
 
 def _probability_columns(
-    shown: str, columns: list[str], prob_cols: Sequence[str] | None, score_col: str | None, label_col: str
+    shown: str, columns: list[str], prob_cols: Sequence[str] | None, score_col: str | None, label_col: str,
+    exclude: Sequence[str] = (),
 ) -> tuple[list[str], list[str]]:
-    """The probability columns in file order, and the class names they imply."""
+    """The probability columns in file order, and the class names they imply.
+
+    A glob never takes the label column or the ``exclude`` columns (the human labels).
+    """
     if score_col is not None:
         if score_col == label_col:
             raise UsageError(
@@ -184,7 +272,8 @@ def _probability_columns(
     names: list[str] = []
     for pattern in patterns:
         if any(ch in pattern for ch in "*?["):
-            matched = [c for c in columns if fnmatch.fnmatchcase(c, pattern) and c != label_col and c not in selected]
+            matched = [c for c in columns if fnmatch.fnmatchcase(c, pattern) and c != label_col
+                       and c not in selected and c not in exclude]
             if not matched and label_col in columns and fnmatch.fnmatchcase(label_col, pattern):
                 raise UsageError(
                     f"--prob-cols {pattern!r} matches only the label column {label_col!r}; "
@@ -196,7 +285,7 @@ def _probability_columns(
                     f"{shown}: no probability columns match {pattern!r}; columns are {_preview(columns)}{hint}"
                 )
             selected += matched
-            names += [_wildcard_text(pattern, c) for c in matched]
+            names += [wildcard_text(pattern, c) for c in matched]
         else:
             if pattern == label_col:
                 raise UsageError(
@@ -215,14 +304,6 @@ def _probability_columns(
             "positive-class score is read with --score-col"
         )
     return selected, names
-
-
-def _wildcard_text(pattern: str, column: str) -> str:
-    """The text a single ``*`` matched (``p_*`` on ``p_cat`` gives ``cat``), else the column."""
-    if pattern.count("*") != 1 or any(ch in pattern for ch in "?["):
-        return column
-    prefix, suffix = pattern.split("*")
-    return column[len(prefix) : len(column) - len(suffix)] or column
 
 
 def _resolve_class_names(
@@ -247,10 +328,12 @@ CSV_BLOCK_CELLS = 1 << 22
 
 
 def _read_csv_predictions(
-    path: Path, fmt: str, label_col: str, probability_columns: list[str], columns: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    path: Path, fmt: str, label_col: str | None, probability_columns: list[str], columns: Sequence[str],
+    human_columns: Sequence[str] = (), human_expected: str = "",
+) -> tuple[np.ndarray, np.ndarray | None, pd.DataFrame, np.ndarray | None]:
     """A CSV prediction file: the probabilities as one row-major float64 matrix, the
-    labels as the text written, and the other columns, read in blocks of rows.
+    labels as the text written (``None`` without a label column), the other columns,
+    and the human columns as numbers (``None`` without them), read in blocks of rows.
 
     For an uncompressed file the matrix is allocated once from the number of lines (an
     upper bound on the rows) and each block is written into it; a gzip stream's blocks
@@ -258,14 +341,17 @@ def _read_csv_predictions(
     """
     import pandas as pd
 
-    float_columns = {c: "float64" for c in probability_columns}
-    other = [c for c in columns if c != label_col and c not in probability_columns]
+    human_columns = list(human_columns)
+    float_columns = {c: "float64" for c in [*probability_columns, *human_columns]}
+    label_dtype = {label_col: str} if label_col is not None else {}
+    other = [c for c in columns if c != label_col and c not in probability_columns and c not in human_columns]
     block_rows = max(1, CSV_BLOCK_CELLS // max(len(probability_columns), 1))
     capacity = _line_count(path) if fmt == "csv" else None
     matrix = np.empty((capacity, len(probability_columns))) if capacity is not None else None
     pieces: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     extras: list[pd.DataFrame] = []
+    human: list[np.ndarray] = []
     filled = 0
 
     def take(frame: pd.DataFrame) -> None:
@@ -280,24 +366,32 @@ def _read_csv_predictions(
                 matrix = None
             pieces.append(np.ascontiguousarray(block))
         filled += rows
-        labels.append(frame[label_col].to_numpy(dtype=object))
+        if label_col is not None:
+            labels.append(frame[label_col].to_numpy(dtype=object))
+        if human_columns:
+            human.append(frame[human_columns].to_numpy(dtype=np.float64))
         extras.append(frame[other])
 
     try:
         # No missing-value markers for the probability columns: a missing probability is
         # an error anyway (found below), and pandas' per-column marker sets cost several
         # times the matrix on a wide file.
-        _read_csv(path, fmt, dtype={**float_columns, label_col: str}, chunksize=block_rows, on_chunk=take)
+        _read_csv(path, fmt, dtype={**float_columns, **label_dtype}, chunksize=block_rows, on_chunk=take)
     except ValueError:  # a cell that is not a number; find and name it
-        _raise_bad_score_cell(path, fmt, probability_columns)
+        _raise_bad_score_cell(path, fmt, probability_columns, {c: human_expected for c in human_columns})
         raise AssertionError("unreachable") from None  # pragma: no cover
     if matrix is not None:
         scores = matrix[:filled]
     else:
         scores = np.concatenate(pieces) if pieces else np.empty((0, len(probability_columns)))
-    label_text = np.concatenate(labels) if labels else np.empty(0, dtype=object)
+    label_text = None
+    if label_col is not None:
+        label_text = np.concatenate(labels) if labels else np.empty(0, dtype=object)
+    human_values = None
+    if human_columns:
+        human_values = np.concatenate(human) if human else np.empty((0, len(human_columns)))
     extra = pd.concat(extras, ignore_index=True) if extras else pd.DataFrame(columns=other)
-    return scores, label_text, extra
+    return scores, label_text, extra, human_values
 
 
 def _line_count(path: Path) -> int:
@@ -387,24 +481,29 @@ def _field_count_problem(path: Path, compression: str | None) -> str:
     return f"a row has more fields than the header's {len(header)}"
 
 
-def _raise_bad_score_cell(path: Path, fmt: str, probability_columns: list[str]) -> None:
-    """Name the first cell (row by row) of a probability column that is not a number:
-    empty, a missing-value marker such as ``NA``, or other text (error path only)."""
+def _raise_bad_score_cell(
+    path: Path, fmt: str, probability_columns: list[str], other_numbers: dict[str, str] | None = None,
+) -> None:
+    """Name the first cell (row by row) of a probability column, or of a column of
+    ``other_numbers`` (column -> what it should hold, such as vote counts), that is not
+    a number: empty, a missing-value marker such as ``NA``, or other text (error path only)."""
     import pandas as pd
 
     problem = _field_count_problem(path, "gzip" if fmt == "csv.gz" else None)
     if not problem.startswith("a row has"):  # a line with more fields than the header shifts the cells
         raise InvalidInputError(f"{path}: {problem}")
-    frame = _read_csv(path, fmt, dtype=str, usecols=probability_columns)
+    expected = {column: "a probability" for column in probability_columns} | dict(other_numbers or {})
+    checked = list(expected)
+    frame = _read_csv(path, fmt, dtype=str, usecols=checked)
     problem = np.column_stack([pd.to_numeric(frame[column], errors="coerce").isna().to_numpy()
-                               for column in probability_columns])
+                               for column in checked])
     if not problem.any():
         raise InvalidInputError(f"{path}: a probability column holds text that is not a number")
     row, col = divmod(int(np.argmax(problem.ravel())), problem.shape[1])
-    location = Location(str(path), probability_columns, True, CsvLineIndex(path, compressed=fmt == "csv.gz").line_of)
-    raw = frame[probability_columns[col]].iloc[row]
+    location = Location(str(path), checked, True, CsvLineIndex(path, compressed=fmt == "csv.gz").line_of)
+    raw = frame[checked[col]].iloc[row]
     what = "empty cell" if raw == "" else f"value {raw!r} is not a number"
-    raise InvalidInputError(f"{location.cell(row, col)}: {what}; expected a probability")
+    raise InvalidInputError(f"{location.cell(row, col)}: {what}; expected {expected[checked[col]]}")
 
 
 def _raise_missing_score(
@@ -456,33 +555,38 @@ class CsvLineIndex:
                     return
 
 
-def load_feature_table(path: Path, label_col: str) -> tuple[pd.DataFrame, object]:
+def load_feature_table(path: Path, label_col: str, *, label_optional: bool = False) -> tuple[pd.DataFrame, object]:
     """Read a feature table (the ``table`` data-directory layout).
 
     The label column is read as text (a class may be called ``NA``; a typed Parquet
     column as the text a CSV file would hold, :func:`parquet_labels`); feature columns
     keep the types pandas infers, with the usual missing-value markers. Returns the
-    frame and a row-to-line mapper for error messages (``None`` for Parquet).
+    frame and a row-to-line mapper for error messages (``None`` for Parquet). With
+    ``label_optional`` a table without the label column is read too (the caller takes
+    the labels from the human votes, or refuses it with :func:`require_label_column`).
     """
     fmt = table_format(path)
     if fmt is None:
         raise InvalidInputError(f"{path}: unknown table type {path.suffix!r}; expected .csv, .csv.gz or .parquet")
     require_file(path, "a .csv, .csv.gz or .parquet table")
     columns = _read_columns(path, fmt)
-    _require_label_column(str(path), columns, label_col)
+    has_label = label_col in columns
+    if not label_optional:
+        require_label_column(str(path), columns, label_col)
     if fmt == "parquet":
         table = read_parquet_table(path)
-        labels = parquet_labels(path, table, label_col)
+        labels = parquet_labels(path, table, label_col) if has_label else None
         try:
-            frame = table.drop_columns([label_col]).to_pandas()
+            frame = table.drop_columns([label_col] if has_label else []).to_pandas()
         except Exception as exc:
             raise InvalidInputError(f"{path}: cannot read its feature columns ({first_line(exc)})") from None
         frame = _plain_numbers(frame.reset_index(drop=True))
-        frame.insert(min(columns.index(label_col), frame.shape[1]), label_col, labels)
+        if has_label:
+            frame.insert(min(columns.index(label_col), frame.shape[1]), label_col, labels)
         line_of = None
     else:
         features = [c for c in columns if c != label_col]
-        frame = _read_csv(path, fmt, dtype={label_col: str}, na_columns=features)
+        frame = _read_csv(path, fmt, dtype={label_col: str} if has_label else None, na_columns=features)
         line_of = CsvLineIndex(path, compressed=fmt == "csv.gz").line_of
     if len(frame) == 0:
         raise InvalidInputError(f"{path}: no data rows; expected a header and at least one row")

@@ -18,6 +18,8 @@ from .. import decision_narrative, narrative
 from ..charts import report_charts
 from ..decision_charts import decision_charts
 from ..metrics import BETTER_WORDS, METRICS
+from ..report.human_charts import human_charts
+from ..report.human_narrative import human_report
 from ..result import AuditResult
 from ..templating import environment
 
@@ -93,8 +95,12 @@ def _provenance(result: AuditResult) -> list[tuple[str, str]]:
         if data.get("images_skipped"):
             rows.append(("Images skipped", str(data["images_skipped"])))
     elif source.get("probability_columns"):
-        rows.append(("Columns", f"label column {source.get('label_column')}; probability columns "
-                                f"{', '.join(source['probability_columns'])}"))
+        labels = (f"label column {source.get('label_column')}" if source.get("label_column")
+                  else "labels from the plurality of the human votes")
+        columns = f"{labels}; probability columns {', '.join(source['probability_columns'])}"
+        if source.get("human_columns"):
+            columns += f"; human {source.get('human_kind')} columns {', '.join(source['human_columns'])}"
+        rows.append(("Columns", columns))
     skip = set() if model else MODEL_ONLY_OPTIONS
     options = ", ".join(
         f"{k} = {v}" for k, v in sorted(result.options.items()) if v not in (None, [], (), False) and k not in skip
@@ -159,7 +165,8 @@ def render(result: AuditResult) -> str:
         "margin_points": _points(verdict.margin) if verdict else "",
         "decisions": narrative.decisions(result, bands),
         "questions": narrative.vendor_questions(result),
-        "charts": {**report_charts(result), **decision_charts(result)},
+        "charts": {**report_charts(result), **decision_charts(result), **human_charts(result)},
+        "human_report": human_report(result),
         "segment_sections": decision_narrative.segment_sections(result.groups),
         "routing_text": decision_narrative.routing_text(result.routing) if result.routing is not None else None,
         "plotly_js": plotly_source(),

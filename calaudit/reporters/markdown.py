@@ -32,4 +32,34 @@ def render(result: AuditResult) -> str:
     for name, value in result.metrics.items():
         better = BETTER_WORDS[METRICS[name].better]
         lines.append(f"| {name} | {value:.4f} | {better} |")
+    lines += _human_lines(result)
     return "\n".join(lines) + "\n"
+
+
+def _human_lines(result: AuditResult) -> list[str]:
+    """A short human-label section: the figures with their intervals, the hard/easy
+    sentences, tied votes, what annotation bought and the smoothing sweep's best."""
+    from ..report.human_narrative import human_report
+
+    report = human_report(result)
+    lines: list[str] = []
+    human = report.human
+    if human is not None:
+        noise = " | Allowing for vote noise" if human.show_noise else ""
+        level = f" ({human.level} interval)" if human.has_intervals else ""
+        lines += ["", "#### Compared with what people said", "", _cell(human.intro), "",
+                  f"| Figure | Every item{level}{noise} | {_cell(human.hard_title)} | "
+                  f"{_cell(human.easy_title)} |",
+                  "| --- | --- |" + (" --- |" if human.show_noise else "") + " --- | --- |"]
+        for row in human.rows:
+            noisy = f" | {_cell(row.all_noise)}" if human.show_noise else ""
+            lines.append(f"| {_cell(row.name)} ({_cell(row.label.lower())}) | {_cell(row.all)}{noisy} | "
+                         f"{_cell(row.hard)} | {_cell(row.easy)} |")
+        sentences = (*human.sentences, *([human.noise] if human.noise else []), human.split, *human.parts,
+                     *([human.label_note] if human.label_note else []))
+        lines += ["", *[f"- {_cell(text)}" for text in sentences]]
+    if report.annotation:
+        lines += ["", f"**What does annotation buy?** {_cell(report.annotation)}"]
+    if report.sweep:
+        lines += ["", f"**How much label smoothing?** {_cell(report.sweep)}"]
+    return lines

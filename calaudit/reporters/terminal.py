@@ -75,6 +75,7 @@ def render(result: AuditResult) -> str:
     lines += ["", *_reliability_lines(result)]
     if result.baselines is not None:
         lines += ["", *_baseline_lines(result)]
+    lines += human_lines(result)
     for analysis in result.groups:
         lines += ["", *segment_lines(analysis)]
     if result.routing is not None:
@@ -99,6 +100,91 @@ def _baseline_lines(result: AuditResult) -> list[str]:
         lines.append("  Temperature scaling never changes a decision: the most probable class stays the same.")
     if comparison.features:
         lines.append(f"  The retrained reference model learned from {comparison.features}.")
+    return lines
+
+
+def _interval_text(interval: Any) -> str:
+    return f"{interval.low:.4f} - {interval.high:.4f}" if interval is not None else ""
+
+
+def _part_line(part: Any, title: str, votes: str) -> str:
+    if part.n == 0:
+        return f"  {title}: no cases."
+    figures = []
+    for name in ("ece", "nll", "human_tvd"):
+        if name in part.metrics:
+            interval = part.intervals.intervals.get(name) if part.intervals else None
+            shown = f" ({_interval_text(interval)})" if interval is not None else ""
+            figures.append(f"{name} {part.metrics[name]:.4f}{shown}")
+    return (f"  {title}: {part.n:,} cases ({_percent(part.share)}); the model was {_percent(part.confidence)} sure, "
+            f"the most common answer got {_percent(part.human_share)} {votes} and the model gave it "
+            f"{_percent(part.model_share)}" + (f"; {', '.join(figures)}" if figures else "") + ".")
+
+
+def human_lines(result: AuditResult) -> list[str]:
+    """The human-label block (each figure with its interval and, with votes, the wider
+    interval allowing for vote noise; the hard/easy split; tied votes), then what
+    annotation bought and the label-smoothing sweep's best amount. Each part is
+    preceded by a blank line; nothing without human labels or those baselines."""
+    from ..report.human_narrative import HUMAN_METRICS, METRIC_WORDS, split_words
+
+    lines: list[str] = []
+    human = result.human
+    if human is not None:
+        counts = human.n_annotators
+        if human.kind == "soft" or not counts:
+            given = "soft labels (shares, no vote counts)"
+        else:
+            given = (f"{counts['min']:g} votes per item" if counts["min"] == counts["max"] else
+                     f"{counts['min']:g} to {counts['max']:g} votes per item (median {counts['median']:g})")
+        columns = ", ".join(human.columns)
+        level = f"{human.intervals.level * 100:.0f}% interval" if human.intervals else ""
+        noise = "With vote noise" if human.intervals_with_annotator_noise is not None else ""
+        lines += [
+            "",
+            f"How does it compare with what people said? Human labels: {given}" + (f"; columns {columns}." if columns
+                                                                                 else "."),
+            f"  {'Measure':<27} {'Value':>9}  {level:<19} {noise:<19} Meaning",
+        ]
+        for name in HUMAN_METRICS:
+            if name not in human.metrics:
+                continue
+            plain = human.intervals.intervals.get(name) if human.intervals else None
+            noisy = (human.intervals_with_annotator_noise.intervals.get(name)
+                     if human.intervals_with_annotator_noise else None)
+            lines.append(f"  {name:<27} {human.metrics[name]:>9.4f}  {_interval_text(plain):<19} "
+                         f"{_interval_text(noisy):<19} {METRIC_WORDS[name][0].lower()}")
+        votes = "of the votes" if human.kind != "soft" else "of people's answers"
+        rule = split_words(human.split)
+        lines.append(f"  Hard/easy split: {rule} (rule {human.split.rule}, threshold {human.split.threshold:.4f}).")
+        lines.append(_part_line(human.hard, "Where people disagree", votes))
+        lines.append(_part_line(human.easy, "Where people agree", votes))
+        tied = (f"{human.tied_rows:,} items had a tied vote, left out of human_plurality_agreement"
+                if human.tied_rows else "No item had a tied vote")
+        if human.label_from == "plurality":
+            tied += f"; labels are the plurality vote (ties: {human.tie_rule})"
+        lines.append(f"  {tied}.")
+        lines += [f"  Note: {note}." if not note.endswith(".") else f"  Note: {note}" for note in human.notes]
+    comparison = result.baselines
+    annotation = comparison.annotation if comparison is not None else None
+    if annotation is not None:
+        a = annotation
+        lines += [
+            "",
+            f"What does annotation buy? On the {a.n_hard:,} items expected to be contested (judged from the item, "
+            f"not its own votes), {a.measure}: human soft labels "
+            f"{a.soft_labels:.4f}, best free fix ({a.best_free_name}) {a.best_free:.4f}; difference "
+            f"{a.difference:+.4f} ({a.low:+.4f} to {a.high:+.4f}): {a.conclusion}.",
+        ]
+    sweep = comparison.sweep if comparison is not None else None
+    if sweep is not None and sweep.amounts:
+        shown = []
+        for amount, ece, low, high in zip(sweep.amounts, sweep.ece, sweep.low, sweep.high):
+            interval = f" ({low:.4f} - {high:.4f})" if low is not None and high is not None else ""
+            shown.append(f"{amount:g}: {ece:.4f}{interval}")
+        lines += ["", f"Label smoothing sweep, ECE by amount: {'; '.join(shown)}.",
+                  f"  Best amount: {sweep.best:g}" + ("" if sweep.best == 0.1 or 0.1 not in sweep.amounts
+                                                       else " (not the common 0.1)") + "."]
     return lines
 
 

@@ -1,0 +1,102 @@
+"""The human-label analysis of one audit: metrics against what people said, their two
+intervals, and the hard/easy split (docs/metrics.md, section 13)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..bootstrap import BootstrapResult
+from .results import HumanAnalysis, HumanPart, HumanSplit
+from .split import DEFAULT_SPLIT, hard_rows
+from .votes import TIE_RULE, HumanLabels
+
+#: The majority-label metrics reported on each side of the split, with the human ones.
+PART_METRICS = ("accuracy", "ece", "nll")
+
+
+def analyse_human(
+    predictions, *, n_bins: int, resamples: int, level: float, seed: int, hard_split: str = DEFAULT_SPLIT,
+) -> HumanAnalysis:
+    """Everything ``human`` in the JSON holds, for predictions carrying human labels."""
+    from .intervals import human_intervals
+    from .metrics import human_metrics
+
+    human: HumanLabels = predictions.human
+    proba = predictions.y_proba
+    values = _finite(human_metrics(proba, human.distribution))
+    plain = noisy = shift = None
+    if resamples:
+        found = human_intervals(proba, human, estimates=values, resamples=resamples, level=level, seed=seed)
+        plain, noisy, shift = found.plain, found.with_annotator_noise, found.annotator_noise_shift
+    hard, threshold = hard_rows(human.distribution, hard_split)
+    parts = [
+        _part(name, mask, predictions, n_bins=n_bins, resamples=resamples, level=level, seed=seed)
+        for name, mask in (("hard", hard), ("easy", ~hard))
+    ]
+    counts = human.n_annotators
+    n_annotators = None
+    if counts is not None:
+        n_annotators = {"min": float(counts.min()), "median": float(np.median(counts)), "max": float(counts.max())}
+    notes = []
+    if human.kind == "soft":
+        notes.append("soft labels carry no vote counts, so no interval with annotator noise can be drawn")
+    if "human_plurality_agreement" not in values:
+        notes.append("every row's plurality vote is tied, so plurality agreement is undefined")
+    return HumanAnalysis(
+        kind=human.kind, columns=human.columns, n_annotators=n_annotators, metrics=values, intervals=plain,
+        intervals_with_annotator_noise=noisy, annotator_noise_shift=shift,
+        split=HumanSplit(str(hard_split), threshold), hard=parts[0], easy=parts[1], tied_rows=human.tied_rows,
+        label_from=human.label_from, tie_rule=TIE_RULE, notes=tuple(notes),
+    )
+
+
+def _part(name: str, mask: np.ndarray, predictions, *, n_bins: int, resamples: int, level: float,
+          seed: int) -> HumanPart:
+    """One side of the split: majority-label and human metrics, with row-bootstrap intervals."""
+    from ..metrics import compute_metrics
+    from .intervals import human_intervals
+    from .metrics import human_metrics
+
+    n_rows = int(mask.sum())
+    share = n_rows / mask.shape[0]
+    if n_rows == 0:
+        return HumanPart(name, 0, 0.0, {}, None, None, None, None)
+    y = predictions.y_true[mask]
+    proba = np.ascontiguousarray(predictions.y_proba[mask])
+    human = predictions.human.take(mask)
+    suite = compute_metrics(y, proba, n_bins=n_bins)
+    majority = {key: suite.values[key] for key in PART_METRICS}
+    humans = _finite(human_metrics(proba, human.distribution))
+    intervals = None
+    if resamples and n_rows >= 2:
+        intervals = _part_intervals(y, proba, suite, human, majority, humans, n_bins=n_bins, resamples=resamples,
+                                    level=level, seed=seed)
+    plurality = np.argmax(human.distribution, axis=1)
+    return HumanPart(
+        name, n_rows, share, {**majority, **humans}, intervals,
+        confidence=float(proba.max(axis=1).mean()),
+        human_share=float(human.distribution.max(axis=1).mean()),
+        model_share=float(proba[np.arange(n_rows), plurality].mean()),
+    )
+
+
+def _part_intervals(y, proba, suite, human, majority, humans, *, n_bins, resamples, level, seed) -> BootstrapResult:
+    """Row-bootstrap intervals of a part's figures: the audit's own bootstrap for the
+    majority-label metrics (exact or grouped by size) and the human row bootstrap."""
+    from ..bootstrap import bootstrap as run_bootstrap
+    from .intervals import human_intervals
+
+    # The smoothing bandwidth only matters for smooth ECE, which a part does not report.
+    boot = run_bootstrap(y, proba, suite, n_bins=n_bins, smooth_bandwidth=0.1, reference=majority,
+                         resamples=resamples, level=level, seed=seed)
+    kept = {name: boot.intervals[name] for name in PART_METRICS if name in boot.intervals}
+    widened = [name for name in boot.widened if name in kept]
+    human_part = human_intervals(proba, human, estimates=humans, resamples=resamples, level=level, seed=seed).plain
+    kept.update(human_part.intervals)
+    widened += list(human_part.widened)
+    return BootstrapResult(kept, boot.method, resamples, level, seed, boot.interval, tuple(widened))
+
+
+def _finite(values: dict[str, float]) -> dict[str, float]:
+    """Metrics that are defined (agreement is undefined when every row is tied)."""
+    return {name: float(value) for name, value in values.items() if np.isfinite(value)}
