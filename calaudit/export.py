@@ -1,7 +1,8 @@
 """Writing predictions as a prediction file that ``calaudit run FILE`` reads back.
 
 The file follows the README conventions (``label`` column with class names,
-``prob_<class>`` columns); floats are written with full round-trip precision, so
+``prob_<class>`` columns, and ``votes_<class>`` or ``soft_<class>`` columns when the
+predictions carry human labels); floats are written with full round-trip precision, so
 auditing the file reproduces the audit of the predictions exactly.
 """
 
@@ -39,6 +40,11 @@ def save_prediction_file(path: str | Path, predictions: Predictions, *, proba: n
     columns["label"] = np.asarray(names, dtype=object)[predictions.y_true]
     for k, name in enumerate(names):
         columns[f"prob_{name}"] = (predictions.y_proba if proba is None else proba)[:, k]
+    human = predictions.human
+    if human is not None:  # the votes travel with the predictions, so a re-audit keeps its human analysis
+        values, prefix = (human.votes, "votes_") if human.votes is not None else (human.distribution, "soft_")
+        for k, name in enumerate(names):
+            columns[f"{prefix}{name}"] = values[:, k].astype(np.int64) if prefix == "votes_" else values[:, k]
     frame = pd.DataFrame(columns)
     if fmt == "parquet":
         buffer = io.BytesIO()

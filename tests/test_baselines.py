@@ -47,7 +47,11 @@ MLP, MLP_DATA = SAMPLE_DATA / "digits_mlp.onnx", SAMPLE_DATA / "digits_images"
 FOREST, FOREST_DATA = SAMPLE_DATA / "breast_cancer_forest.onnx", SAMPLE_DATA / "breast_cancer_table"
 
 COMPARED = ("accuracy", "ece", "ece_equal_mass", "mce", "classwise_ece", "brier", "nll", "confidence_gap")
-ALL_KEYS = ["vendor", "temperature", "vector", "isotonic", "histogram", "retrained-hard", "label-smoothing-0.1"]
+#: ``--baseline all`` without --smoothing and without human labels: every recalibration,
+#: then the label-smoothing sweep (amount 0 is retrained-hard), and no soft-labels.
+SWEPT_KEYS = ["retrained-hard", "label-smoothing-0.02", "label-smoothing-0.05", "label-smoothing-0.1",
+              "label-smoothing-0.2"]
+ALL_KEYS = ["vendor", "temperature", "vector", "isotonic", "histogram", *SWEPT_KEYS]
 EPS = 1e-12
 
 
@@ -236,8 +240,13 @@ def test_no_row_is_scored_by_a_model_that_saw_it(monkeypatch):
         return original_fit(train_x, train_y, test_x, n_classes, smoothing, **kwargs)
 
     monkeypatch.setattr(label_smoothing, "fit_predict", recording_fit)
-    result = comparison.run_baselines(predictions, list(comparison.BASELINES), folds=folds, seed=3)
-    assert sorted(calls) == sorted(["temperature", "vector", "isotonic", "histogram", "smoothing-0", "smoothing-0.1"])
+    # Every baseline that needs no human labels, with the default smoothing sweep: each
+    # swept amount is cross-fitted too.
+    methods = comparison.baseline_keys(["all"], human=False)
+    assert "soft-labels" not in methods
+    result = comparison.run_baselines(predictions, methods, folds=folds, seed=3)
+    assert sorted(calls) == sorted(["temperature", "vector", "isotonic", "histogram", "smoothing-0", "smoothing-0.02",
+                                    "smoothing-0.05", "smoothing-0.1", "smoothing-0.2"])
     test_sets = None
     for key, fits in calls.items():
         assert len(fits) == folds, key  # one fit per fold
@@ -252,8 +261,7 @@ def test_no_row_is_scored_by_a_model_that_saw_it(monkeypatch):
         assert test_sets is None or these == test_sets, "every baseline uses the same folds"
         test_sets = these
     assert result.folds == folds and result.seed == 3
-    assert [r.key for r in result.results] == ["vendor", "temperature", "vector", "isotonic", "histogram",
-                                               "retrained-hard", "label-smoothing-0.1"]
+    assert [r.key for r in result.results] == ALL_KEYS
 
 
 def test_a_leaking_fit_would_be_visible():
@@ -454,7 +462,8 @@ def test_mlp_retraining_learns_from_the_penultimate_layer(tmp_path):
     assert predictions.features.min() >= 0.0
 
     json_path = tmp_path / "mlp.json"
-    result = invoke("run", MLP, MLP_DATA, "--baseline", "label-smoothing", "--bootstrap", "0", "--json", json_path)
+    result = invoke("run", MLP, MLP_DATA, "--baseline", "label-smoothing", "--smoothing", "0.1", "--bootstrap", "0",
+                    "--json", json_path)
     assert result.exit_code == 0, (result.output, result.exception)
     doc = json.loads(json_path.read_text())
     features = doc["baselines"]["features"]
@@ -487,8 +496,8 @@ def test_forest_retraining_learns_from_the_table_features(tmp_path):
     np.testing.assert_allclose(predictions.features, expected, rtol=1e-6)
     assert predictions.logits is None
     json_path = tmp_path / "forest.json"
-    result = invoke("run", FOREST, FOREST_DATA, "--baseline", "label-smoothing", "--bootstrap", "0",
-                    "--json", json_path)
+    result = invoke("run", FOREST, FOREST_DATA, "--baseline", "label-smoothing", "--smoothing", "0.1", "--bootstrap",
+                    "0", "--json", json_path)
     assert result.exit_code == 0, (result.output, result.exception)
     doc = json.loads(json_path.read_text())
     features = doc["baselines"]["features"]
@@ -502,7 +511,7 @@ def test_prediction_file_retraining_says_it_learns_from_log_probabilities(digits
     features = doc["baselines"]["features"]
     assert "log-probabilities" in features and "no features" in features
     retrained = [s for s in baseline_sentences(AuditResult.from_dict(doc)) if "trained ourselves" in s]
-    assert len(retrained) == 2 and all(features in s for s in retrained)
+    assert len(retrained) == len(SWEPT_KEYS) and all(features in s for s in retrained)  # one per swept amount
     assert f"The retrained reference model learned from {features}." in cli_result.stdout
 
 
@@ -515,8 +524,8 @@ def test_missing_embedding_output_is_a_one_line_input_error():
 
 def test_embedding_output_names_another_tensor(tmp_path):
     json_path = tmp_path / "pre.json"
-    result = invoke("run", MLP, MLP_DATA, "--baseline", "label-smoothing", "--embedding-output", "hidden_pre",
-                    "--bootstrap", "0", "--json", json_path)
+    result = invoke("run", MLP, MLP_DATA, "--baseline", "label-smoothing", "--smoothing", "0.1", "--embedding-output",
+                    "hidden_pre", "--bootstrap", "0", "--json", json_path)
     assert result.exit_code == 0, (result.output, result.exception)
     assert "'hidden_pre'" in json.loads(json_path.read_text())["baselines"]["features"]
 
@@ -524,7 +533,13 @@ def test_embedding_output_names_another_tensor(tmp_path):
 # --------------------------------------------------------------------------- CLI outputs
 def test_cli_all_writes_every_baseline(digits_all):
     _, doc, _ = digits_all
-    assert [entry["key"] for entry in doc["baselines"]["results"]] == ALL_KEYS
+    assert [entry["key"] for entry in doc["baselines"]["results"]] == ALL_KEYS  # no soft-labels: no human labels
+    assert doc["baselines"]["annotation"] is None
+    sweep = doc["baselines"]["smoothing_sweep"]
+    assert sweep["amounts"] == [0.0, 0.02, 0.05, 0.1, 0.2] and sweep["keys"] == SWEPT_KEYS
+    entries = entries_of(doc)
+    assert sweep["ece"] == [entries[key]["metrics"]["ece"] for key in SWEPT_KEYS]
+    assert sweep["best"] == sweep["amounts"][int(np.argmin(sweep["ece"]))]
     assert doc["baselines"]["folds"] == 5 and doc["baselines"]["seed"] == 0
     for entry in doc["baselines"]["results"]:
         assert set(COMPARED) <= set(entry["metrics"]), entry["key"]

@@ -550,3 +550,39 @@ def test_votes_npy_beside_image_folders(tmp_path):
     np.save(root / "votes.npy", votes[:4])
     with pytest.raises(InvalidInputError, match=r"4 rows of human labels for 6 data rows .*sorted order of the image"):
         load_model_predictions(path, root)
+
+
+def test_saved_predictions_keep_the_votes_and_audit_the_same(tmp_path, x, y, model_path):
+    from calaudit import audit_predictions
+
+    data = g.write_arrays(tmp_path / "data", x, y)
+    np.save(data / "votes.npy", VOTES)
+    saved = tmp_path / "out" / "saved.csv"
+    saved.parent.mkdir()
+    p = load_model_predictions(model_path, data, save_predictions=saved)
+    again = load_prediction_file(saved)
+    assert again.human is not None and again.human.kind == "votes"
+    np.testing.assert_array_equal(again.human.votes, VOTES)
+    first = audit_predictions(p, bootstrap=0).human.metrics
+    second = audit_predictions(again, bootstrap=0).human.metrics
+    assert first.keys() == second.keys()
+    for name in first:
+        assert second[name] == pytest.approx(first[name], abs=1e-12)
+
+
+def test_vote_columns_of_a_data_table_are_no_segments(tmp_path, x, y, model_path):
+    from calaudit.loaders.groups import group_columns as groups_of
+
+    table = pd.DataFrame(x, columns=[f"f{i}" for i in range(F)])
+    table["label"] = y
+    table["region"] = ["n", "s"] * (N // 2)
+    for k in range(K):
+        table[f"votes_{k}"] = VOTES[:, k]
+    data = tmp_path / "data"
+    data.mkdir()
+    table.to_csv(data / "table.csv", index=False)
+    p = load_model_predictions(model_path, data, feature_cols=[f"f{i}" for i in range(F)])
+    assert p.human is not None
+    with pytest.raises(InvalidInputError, match="votes_0"):
+        groups_of(p, ["votes_0"], data_path=data, label_col="label")
+    assert groups_of(p, ["region"], data_path=data, label_col="label")

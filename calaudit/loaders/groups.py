@@ -93,7 +93,9 @@ def _data_sources(data_path: Path, n_rows: int, label_col: str, data_format: str
         table = _single_table(data_path)
     if table is not None:
         frame = _read_table(table, "data table")
-        frame = frame.drop(columns=[c for c in (label_col,) if c in frame.columns])
+        # The label and the human votes are outcomes, not segments.
+        human = set(_human_columns(frame))
+        frame = frame.drop(columns=[c for c in frame.columns if c == label_col or c in human])
         if len(frame) == n_rows:
             sources.append(_Source(str(table), frame.reset_index(drop=True), searchable=False))
     return sources
@@ -161,3 +163,8 @@ def search_columns(
             if any(v is not None for v in values):
                 out[name_text] = values
     return out
+
+
+def _human_columns(frame: Any) -> list[str]:
+    """Columns of a data table that hold human labels (``votes_*`` / ``soft_*``)."""
+    return [c for c in frame.columns if str(c).startswith(("votes_", "soft_"))]

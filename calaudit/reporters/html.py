@@ -50,6 +50,12 @@ GLOSSARY = (
     ("Label smoothing", "A training technique that stops a model from learning to be 100% sure; it usually "
      "reduces overconfidence."),
     ("Smooth ECE", "The average gap measured without confidence bands, by smoothing (Blasiok and Nakkiran, 2023)."),
+    ("Votes and soft labels", "What the people who labelled each item said: how many chose each answer (votes), "
+     "or the share of people behind each answer (soft labels). The split of the votes is the human distribution."),
+    ("Where people disagree (hard items)", "Items whose votes are at least as split as 70/30 between two answers; "
+     "a model should be less sure there."),
+    ("Probability out of place", "How far the model's probabilities are from the people's split: the share of "
+     "probability that would have to move to match it (0 is a perfect match; Baan et al., 2022)."),
 )
 
 
