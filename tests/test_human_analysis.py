@@ -129,3 +129,33 @@ def test_sample_crowd_file_through_the_cli(tmp_path):
     assert human["n_annotators"] == {"min": counts.min(), "median": float(np.median(counts)), "max": counts.max()}
     assert human["label_from"] == "plurality"
     assert "votes_negative" not in data["input"].get("extra_columns", [])
+
+
+def test_human_metrics_can_be_gated_in_run_and_check(tmp_path):
+    from click.testing import CliRunner
+
+    from calaudit.cli import cli
+
+    out = tmp_path / "audit.json"
+    runner = CliRunner()
+    run = runner.invoke(cli, ["run", str(CROWD), "--json", str(out), "--bootstrap", "0", "-q"])
+    assert run.exit_code == 0, run.output
+    tvd = json.loads(out.read_text())["human"]["metrics"]["human_tvd"]
+    passed = runner.invoke(cli, ["check", str(out), "--fail-if", f"human_tvd>{tvd + 0.01}", "-q"])
+    assert passed.exit_code == 0, passed.output
+    failed = runner.invoke(cli, ["check", str(out), "--fail-if", f"human_tvd>{tvd - 0.01}"])
+    assert failed.exit_code == 1 and "human_tvd" in failed.output
+    # A model audited without votes cannot pass a gate on a human metric.
+    digits = ROOT / "sample_data" / "digits_gaussian_nb.csv"
+    missing = runner.invoke(cli, ["run", str(digits), "--bootstrap", "0", "--fail-if", "human_kl>1", "-q"])
+    assert missing.exit_code == 1 and "human_kl was not computed" in missing.output
+
+
+def test_explicit_label_column_that_is_missing_is_an_error_even_with_votes(tmp_path):
+    from click.testing import CliRunner
+
+    from calaudit.cli import cli
+
+    run = CliRunner().invoke(cli, ["run", str(CROWD), "--label-col", "truth", "--bootstrap", "0"])
+    assert run.exit_code == 3
+    assert "no label column 'truth' (given with --label-col)" in run.output

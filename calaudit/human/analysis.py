@@ -91,7 +91,8 @@ def _part_intervals(y, proba, suite, human, majority, humans, *, n_bins, resampl
                          resamples=resamples, level=level, seed=seed)
     kept = {name: boot.intervals[name] for name in PART_METRICS if name in boot.intervals}
     widened = [name for name in boot.widened if name in kept]
-    human_part = human_intervals(proba, human, estimates=humans, resamples=resamples, level=level, seed=seed).plain
+    human_part = human_intervals(proba, human, estimates=humans, resamples=resamples, level=level, seed=seed,
+                                 annotator_noise=False).plain
     kept.update(human_part.intervals)
     widened += list(human_part.widened)
     return BootstrapResult(kept, boot.method, resamples, level, seed, boot.interval, tuple(widened))

@@ -363,8 +363,10 @@ def human_text(result: AuditResult) -> HumanText | None:
     notes = list(human.notes)
     shift = human.annotator_noise_shift or {}
     if "human_tvd" in shift:
-        notes.append(f"Redrawing each item's votes moves the probability out of place by "
-                     f"{shift['human_tvd'] * 100:+.1f} points on average: the figure's tilt from having few votes.")
+        notes.append(f"Part of the probability out of place comes from having few votes per item, not from the model: "
+                     f"redrawing each item's votes moves it by {shift['human_tvd'] * 100:+.1f} points on average, and "
+                     "in simulations the real effect of few votes was larger still. Compare models on the same items "
+                     "and votes, not with zero.")
     return HumanText(
         intro=intro_sentence(human, n_samples),
         sentences=sentences,
