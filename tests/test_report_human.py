@@ -571,3 +571,16 @@ def test_real_audit_with_votes_and_baselines_reports_its_own_figures():
     out = terminal.render(result)
     assert f"{'human_tvd':<27} {tvd:>9.4f}" in out
     assert "What does annotation buy?" in out
+
+
+def test_annotation_on_the_cross_entropy_shows_its_own_digits_and_no_claim_without_interval():
+    from calaudit.report.human_narrative import annotation_paragraph
+
+    worse = AnnotationValue("human_cross_entropy", 1075, 0.9539, "label-smoothing-0.1", "Label smoothing 0.1",
+                            0.9509, 0.0030, 0.0009, 0.0050, "worse", None, None)
+    text = annotation_paragraph(worse)
+    assert "The difference is +0.003 (95% interval: between +0.001 and +0.005)" in text
+    assert "did better on these cases, for free" in text and "average confidence gaps" not in text
+    untested = dataclasses.replace(worse, low=0.0030, high=0.0030, conclusion="not tested")
+    text = annotation_paragraph(untested)
+    assert "no interval was drawn" in text and "did better" not in text

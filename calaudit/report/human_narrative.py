@@ -408,24 +408,29 @@ def annotation_paragraph(annotation: AnnotationValue, level: str = "95%") -> str
             "a reference model "
             f"we trained on their vote shares had {_measure_words(a.measure, a.soft_labels)} on average; the best "
             f"of the fixes that cost nothing, {name}, had {_measure_words(a.measure, a.best_free)}.")
-    scale = 100.0 if a.measure == "human_tvd" else 1.0
-    unit = " points" if a.measure == "human_tvd" else ""
-    has_range = all(math.isfinite(v) for v in (a.low, a.high)) and not (a.low == a.high == a.difference)
-    text += f" The difference is {a.difference * scale:+.1f}{unit}"
+    points = a.measure == "human_tvd"
+    scale, unit, digits = (100.0, " points", 1) if points else (1.0, "", 3)
+
+    def signed(value: float) -> str:
+        return f"{value * scale:+.{digits}f}"
+
+    has_range = (a.conclusion != "not tested" and all(math.isfinite(v) for v in (a.low, a.high))
+                 and not (a.low == a.high == a.difference))
+    text += f" The difference is {signed(a.difference)}{unit}"
     if not has_range:
         # Without resamples the audit's conclusion rests on the point figure alone: not stated as a finding.
         text += (" (no interval was drawn: with resampling turned off this is the figure alone). Without an "
                  "interval this cannot tell whether the difference is more than chance; audit with bootstrap "
                  "resamples (--bootstrap) to decide.")
     elif a.conclusion == "better":
-        text += (f" ({level} interval: between {a.low * scale:+.1f} and {a.high * scale:+.1f}{unit}). So yes: on the "
+        text += (f" ({level} interval: between {signed(a.low)} and {signed(a.high)}{unit}). So yes: on the "
                  "cases where people disagree, training on their votes gave probabilities closer to what people said "
                  "than any free fix. The annotation bought better calibration.")
     elif a.conclusion == "worse":
-        text += (f" ({level} interval: between {a.low * scale:+.1f} and {a.high * scale:+.1f}{unit}). So no: {name} "
+        text += (f" ({level} interval: between {signed(a.low)} and {signed(a.high)}{unit}). So no: {name} "
                  "did better on these cases, for free; the annotation did not pay for itself in calibration.")
     else:
-        text += (f" ({level} interval: between {a.low * scale:+.1f} and {a.high * scale:+.1f}{unit}). So no clear "
+        text += (f" ({level} interval: between {signed(a.low)} and {signed(a.high)}{unit}). So no clear "
                  f"difference: this data cannot tell the two apart on these cases, and {name} costs nothing.")
     if all(v is not None and math.isfinite(v) for v in (a.ece_soft_labels, a.ece_best_free)):
         text += (f" On the items whose votes did split, their average confidence gaps against the labels were "
