@@ -177,9 +177,17 @@ FREE_KEYS = ["retrained-hard", "label-smoothing-0.02", "label-smoothing-0.05", "
              "label-smoothing-0.2", "temperature", "temperature-soft"]
 
 
-def contested(proba: np.ndarray, threshold: float = SPLIT_70_30) -> np.ndarray:
-    """Rows whose predicted split is at least as split as ``threshold`` (never a unanimous one)."""
-    e = entropy(proba)
+def contested(proba: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` rows whose predicted split has the highest entropy (ties by row order)."""
+    order = sorted(range(proba.shape[0]), key=lambda i: (-entropy(proba[i:i + 1])[0], i))
+    mask = np.zeros(proba.shape[0], dtype=bool)
+    mask[order[:count]] = True
+    return mask
+
+
+def vote_hard(h: np.ndarray, threshold: float = SPLIT_70_30) -> np.ndarray:
+    """Rows whose votes are at least as split as ``threshold`` (never a unanimous one)."""
+    e = entropy(h)
     return (e >= threshold - 1e-9) & (e > 1e-9)
 
 
@@ -406,9 +414,8 @@ def test_a_given_hard_mask_is_used_and_an_empty_part_is_left_out():
     none_hard = run_baselines(predictions, ["soft-labels"], folds=3, smoothing=[0.1],
                               hard_mask=np.zeros(120, dtype=bool))
     assert all(set(entry.human) == {"all", "easy"} for entry in none_hard.results)
-    # The annotation question is asked on the rows predicted to be contested, not on the
-    # vote-split hard rows: it stands, with no hard-row ECE to report beside it.
-    assert none_hard.annotation is not None and none_hard.annotation.ece_soft_labels is None
+    # No row is hard: there is no annotation question to ask.
+    assert none_hard.annotation is None
 
 
 def test_without_human_labels_no_human_metrics_and_soft_labels_is_a_usage_error():
@@ -479,11 +486,12 @@ def test_soft_labels_clearly_help_on_the_contested_rows_of_a_planted_case(plante
     h = predictions.human.distribution
     entries = {r.key: r for r in result.results}
     soft = seen["outputs"]["soft-labels"]
-    # The rows: those the cross-fitted soft-label model predicts to be at least 70/30
-    # split, not the rows whose own votes split.
-    rows = contested(soft)
+    # The rows: as many as the votes call hard (70/30), those the cross-fitted soft-label
+    # model predicts to be the most split, not the rows whose own votes split.
+    rows = contested(soft, int(vote_hard(h).sum()))
     np.testing.assert_array_equal(seen["rows"], rows)
-    assert value.n_hard == int(rows.sum()) > 0
+    assert value.n_hard == int(vote_hard(h).sum()) > 0
+    assert not np.array_equal(rows, vote_hard(h))
     assert "predicts" in value.rows and "features" in value.rows
     assert sorted(seen["free"]) == sorted(FREE_KEYS)
     # The measure: the cross-entropy against the votes on those rows, recomputed.
@@ -502,14 +510,15 @@ def test_soft_labels_clearly_help_on_the_contested_rows_of_a_planted_case(plante
 
 
 def test_the_annotation_question_is_asked_on_the_hard_split_given(planted_run):
-    """``hard_split`` sets which predicted splits count as contested (a wider rule,
-    more rows); the vote-split hard/easy parts do not move with it."""
+    """``hard_split`` sets how many rows the votes call hard (a wider rule, more rows),
+    and the annotation question is asked on as many predicted-contested rows."""
     predictions, result, _ = planted_run
     wider, seen = run_capturing(predictions, ["soft-labels"], folds=3, seed=0, smoothing=[0.1], hard_split="90/10")
-    rows = contested(seen["outputs"]["soft-labels"], threshold=-(0.9 * np.log(0.9) + 0.1 * np.log(0.1)))
-    np.testing.assert_array_equal(seen["rows"], rows)
-    assert wider.annotation.n_hard == int(rows.sum()) > result.annotation.n_hard
-    assert wider.results[0].human == result.results[0].human  # the vendor's parts: the 70/30 vote split
+    h = predictions.human.distribution
+    count = int(vote_hard(h, threshold=-(0.9 * np.log(0.9) + 0.1 * np.log(0.1))).sum())
+    np.testing.assert_array_equal(seen["rows"], contested(seen["outputs"]["soft-labels"], count))
+    assert wider.annotation.n_hard == count > result.annotation.n_hard
+    assert wider.results[0].human["hard"]["human_tvd"] != result.results[0].human["hard"]["human_tvd"]
 
 
 def _annotation_results() -> list[BaselineResult]:
@@ -596,9 +605,10 @@ def test_a_metric_undefined_on_a_part_is_left_out_so_the_json_stays_valid():
         assert entry.human["hard"]["ece"] == pytest.approx(  # the hard part: the vote-split rows
             calaudit.audit(y[split], seen["outputs"][entry.key][split], bootstrap=0).metrics["ece"], rel=1e-9)
     json.dumps(result.to_dict(), allow_nan=False)  # as the JSON reporter writes it
-    # The annotation question: on the rows whose predicted split is at least 70/30.
-    rows = contested(seen["outputs"]["soft-labels"])
-    assert result.annotation.n_hard == int(rows.sum()) > 0
+    # The annotation question: on as many rows as are hard, the most split as predicted.
+    rows = contested(seen["outputs"]["soft-labels"], int(split.sum()))
+    np.testing.assert_array_equal(seen["rows"], rows)
+    assert result.annotation.n_hard == int(split.sum()) > 0
     assert result.annotation.ece_soft_labels == result.results[-1].human["hard"]["ece"]
 
 

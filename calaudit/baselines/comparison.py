@@ -119,8 +119,8 @@ class AnnotationValue:
     conclusion: str
     ece_soft_labels: float | None  # None when no row is hard by the human split
     ece_best_free: float | None
-    rows: str = ("items whose human split, as the cross-fitted soft-label model predicts it from the features, "
-                 "is contested")
+    rows: str = ("as many items as the human split calls hard, those whose split the cross-fitted soft-label "
+                 "model, from the features alone, predicts to be the most spread out")
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -186,7 +186,9 @@ def run_baselines(
 
     With human labels every result carries its human metrics (``"all"``) and its
     metrics on the hard and easy rows (``hard_mask`` and its complement; by default
-    the split of :func:`calaudit.human.split.hard_rows`).
+    the ``hard_split`` rule of :func:`calaudit.human.split.hard_rows`). The annotation
+    question is asked on as many rows as are hard, chosen from the items
+    (:func:`contested_rows`).
     """
     unknown = [m for m in methods if m not in BASELINES]
     if unknown:
@@ -211,7 +213,7 @@ def run_baselines(
     distribution = hard = None
     if human is not None:
         distribution = human.distribution
-        hard = _hard_mask(distribution, hard_mask)
+        hard = _hard_mask(distribution, hard_mask, hard_split)
     # (key, name, kind, out-of-fold probabilities, details), measured below.
     runs: list[tuple[str, str, str, np.ndarray, dict[str, Any]]] = [
         ("vendor", "The vendor's model", "vendor", proba, {})]
@@ -267,18 +269,27 @@ def run_baselines(
         results.append(BaselineResult(key, name, kind, metrics, curve, details, parts, ece_intervals.get(key)))
     annotation = None
     if soft:
-        from ..human.split import hard_rows
-
-        # The rows the annotation question is asked on are chosen from the items, not from
-        # their own votes (annotation_value explains why): those whose human split, as the
-        # cross-fitted soft-label model predicts it from the features, is at least as split
-        # as the hard/easy rule asks.
-        contested, _ = hard_rows(outputs["soft-labels"], hard_split)
+        contested = contested_rows(outputs["soft-labels"], int(np.count_nonzero(hard)))
         if contested.any():
             free = [smoothing_key(eps) for eps in amounts] + ["temperature", recalibration.TEMPERATURE_SOFT[0]]
             annotation = annotation_value(results, outputs, distribution, contested, free, resamples=resamples,
                                           level=level, seed=seed)
     return Comparison(folds, seed, features_used, tuple(results), sweep, annotation)
+
+
+def contested_rows(predicted: np.ndarray, count: int) -> np.ndarray:
+    """The rows the annotation question is asked on: as many as the human split calls
+    hard (``count``), chosen from the items, not from their own votes
+    (:func:`annotation_value` explains why): those whose human split, as the
+    cross-fitted soft-label model predicts it from the features (``predicted``), is
+    the most spread out (highest entropy; ties by row order)."""
+    from ..human.split import entropy_rows
+
+    mask = np.zeros(predicted.shape[0], dtype=bool)
+    if count > 0:
+        order = np.argsort(-entropy_rows(predicted), kind="stable")
+        mask[order[:count]] = True
+    return mask
 
 
 def baseline_keys(chosen: Sequence[str], *, human: bool) -> list[str]:
@@ -320,9 +331,10 @@ def annotation_value(
       the cross-entropy against the crowd's true split, which the true split itself
       minimises (a proper score); TVD and the entropy gap are not, and against noisy
       votes they favour blunter models than the truth;
-    * the rows are chosen without their own votes (the caller passes the rows whose
-      split, as the cross-fitted soft-label model predicts it from the features, is
-      contested). Rows chosen because their few votes happened to split are, on
+    * the rows are chosen without their own votes (the caller passes
+      :func:`contested_rows`: as many rows as the votes call hard, those whose split
+      the cross-fitted soft-label model predicts from the features to be the most
+      spread out). Rows chosen because their few votes happened to split are, on
       average, less contested than their votes say, so measured against those same
       votes heavy smoothing wins even when the soft-label model is four times closer
       to the truth (tests/test_soft_label_baselines.py).
@@ -398,11 +410,12 @@ def _row_draws(n_rows: int, resamples: int, seed: int):
         yield rng.integers(0, n_rows, (min(block, resamples - start), n_rows))
 
 
-def _hard_mask(distribution: np.ndarray, hard_mask: np.ndarray | None) -> np.ndarray:
+def _hard_mask(distribution: np.ndarray, hard_mask: np.ndarray | None, hard_split: str) -> np.ndarray:
+    """The hard rows: ``hard_mask`` as given, else the ``hard_split`` rule on the votes."""
     if hard_mask is None:
         from ..human.split import hard_rows
 
-        return hard_rows(distribution)[0]
+        return hard_rows(distribution, hard_split)[0]
     mask = np.asarray(hard_mask)
     if mask.dtype != np.bool_ or mask.shape != (distribution.shape[0],):
         raise ValueError(f"hard_mask must be a boolean array of shape ({distribution.shape[0]},); "
