@@ -28,8 +28,8 @@ observed ``H`` standing in for the crowd's. Few votes make ``H`` look more certa
 the crowd is, so the plug-in entropy gap, KL and TVD run high and the plurality
 agreement low; the cross-entropy is linear in ``H``, so its shift is 0 up to resampling
 noise. The shift finds only part of the bias (the redraws start from the observed
-``H``, itself too certain: about 55-60% for TVD, KL and the entropy gap, 75% for
-agreement in the simulation of ``tests/human_coverage.py``), so it is reported as a
+``H``, itself too certain: 55-75% of it with 5 votes, 28-53% with 3 votes or near a
+crowd-equal model, in the simulation of ``tests/human_coverage.py``), so it is reported as a
 lower estimate of the bias and NOT subtracted: the nested draws are re-centred on the
 plain ones (the shift removed) before the basic interval is read off. The interval with
 annotator noise is therefore about the same figure as the plain one (its expected value
