@@ -89,16 +89,23 @@ def share_text(value: float) -> str:
     return f"{value * 100:.0f}%"
 
 
+def _number(name: str, value: float) -> tuple[str, str]:
+    """A figure in its unit, and the unit's suffix: points of probability, a
+    percentage, or nats (no suffix)."""
+    unit = METRIC_WORDS.get(name, ("", "", "nats"))[2]
+    if unit == "points":
+        return f"{value * 100:.1f}", " points"
+    if unit == "share":
+        return f"{value * 100:.1f}", "%"
+    return f"{value:.3f}", ""
+
+
 def value_text(name: str, value: float | None) -> str:
     """A figure with its unit: points of probability, a percentage, or nats."""
     if value is None or not math.isfinite(value):
         return "n/a"
-    unit = METRIC_WORDS.get(name, ("", "", "nats"))[2]
-    if unit == "points":
-        return f"{value * 100:.1f} points"
-    if unit == "share":
-        return f"{value * 100:.1f}%"
-    return f"{value:.3f}"
+    number, suffix = _number(name, value)
+    return number + suffix
 
 
 def range_text(name: str, interval: Any) -> str:
@@ -106,12 +113,10 @@ def range_text(name: str, interval: Any) -> str:
     if interval is None:
         return ""
     low, high = (interval.low, interval.high) if hasattr(interval, "low") else interval
-    unit = METRIC_WORDS.get(name, ("", "", "nats"))[2]
-    if unit == "points":
-        return f"{low * 100:.1f} to {high * 100:.1f} points"
-    if unit == "share":
-        return f"{low * 100:.1f}% to {high * 100:.1f}%"
-    return f"{low:.3f} to {high:.3f}"
+    (low_text, suffix), (high_text, _) = _number(name, low), _number(name, high)
+    if suffix == "%":
+        return f"{low_text}% to {high_text}%"
+    return f"{low_text} to {high_text}{suffix}"
 
 
 def _interval(intervals: Any, name: str) -> Any:
