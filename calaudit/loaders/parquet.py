@@ -86,7 +86,8 @@ def parquet_labels(path: Path, table, label_col: str) -> np.ndarray:
 
 def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 0,
                     out: np.ndarray | None = None, expected: str = "a probability",
-                    numbers: str = "probabilities") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                    numbers: str = "probabilities", location: Location | None = None,
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Probability columns as one row-major float64 matrix (NaN where missing).
 
     Integer, float, boolean and decimal columns are cast to float64; a string column
@@ -95,6 +96,8 @@ def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 
     the file's rows starting at ``first_row`` (error messages count from the file's
     start) and ``out`` the block's rows of a larger matrix to fill. ``expected`` (one
     cell) and ``numbers`` (a column) say what the columns hold, for the messages.
+    ``location``, when given, names the cells instead (its row 0 is the table's first
+    row, its columns are ``columns``: a streamed batch names its row group).
     Returns the matrix and the raw cells of the string columns, for the message about
     a missing value.
     """
@@ -120,10 +123,9 @@ def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 
             bad = np.isnan(numbers) & ~blank
             if bad.any():
                 row = int(np.argmax(bad))
-                raise InvalidInputError(
-                    f"{Location(str(path), [name], True).cell(first_row + row, 0)}: value {raw[row]!r} is not a "
-                    f"number; expected {expected}"
-                )
+                where = (location.cell(row, j) if location is not None
+                         else Location(str(path), [name], True).cell(first_row + row, 0))
+                raise InvalidInputError(f"{where}: value {raw[row]!r} is not a number; expected {expected}")
             scores[:, j] = numbers
             texts[name] = raw
         else:

@@ -29,6 +29,20 @@ def _classes_line(result: AuditResult) -> str:
     return f"{result.n_samples:,} predictions, {result.n_classes} classes ({shown}); {how}"
 
 
+def _execution_lines(result: AuditResult) -> list[str]:
+    """How a streamed audit read its data, and what it does not give yet."""
+    execution = result.extras.get("execution") or {}
+    if execution.get("engine") != "stream":
+        return []
+    def count(key: str) -> str:
+        value = execution.get(key)
+        return f"{value:,}" if isinstance(value, int) else "?"
+
+    missing = ", ".join(execution.get("not_streamed_yet") or []) or "nothing"
+    return [f"Streamed: {result.n_samples:,} rows from {count('files')} file(s) in {count('batches')} batches of at "
+            f"most {count('batch_rows')} rows; not in a streamed audit yet: {missing}."]
+
+
 def render(result: AuditResult) -> str:
     """The terminal summary: headline, metrics with meanings, the reliability table."""
     metrics = result.metrics
@@ -38,6 +52,7 @@ def render(result: AuditResult) -> str:
         _input_line(result),
         _classes_line(result),
         *[text for text in [(result.source.get("data") or {}).get("preprocess_summary")] if text],
+        *_execution_lines(result),
         "",
         f"On average the model said it was {_percent(mean_confidence)} sure and it was right "
         f"{_percent(accuracy)} of the time.",

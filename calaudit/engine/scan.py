@@ -1,0 +1,396 @@
+"""A prediction dataset read in validated record batches, never whole.
+
+A dataset is a directory of Parquet files (hive partitions such as ``day=2026-11-02/``
+allowed), or a glob of Parquet files (``'logs/*.parquet'``; a single file is a glob
+matching itself). Its columns follow the prediction-file conventions
+(:mod:`calaudit.loaders.table`): ``label``, ``prob_<class>`` in file order,
+``prob_cols`` names or globs, or one ``score_col``.
+
+:func:`open_prediction_dataset` reads only the files' footers: it checks that every
+file is Parquet and has the same probability columns and a readable label column, and
+counts the rows from the metadata (for a progress bar). :meth:`PredictionDataset.batches`
+then reads only the label and probability columns, file by file and row group by row
+group, ``batch_rows`` rows at a time, and validates each batch exactly as
+:meth:`calaudit.Predictions.from_arrays` validates a whole file: the same checks, the
+same clipping and renormalisation, the same label rules, so the batches concatenated
+equal :func:`calaudit.loaders.table.load_prediction_file` of the same rows.
+
+Every problem is one :class:`calaudit.errors.InvalidInputError` line naming the file,
+and for a value its row group and row::
+
+    logs/day=2026-11-02/part-0.parquet: row group 3, row 1,204 (row 70,740 of the file),
+    column prob_cat: value 1.7 is outside [0, 1]; expected a probability
+
+(one line in practice). In messages rows and row groups are counted from 1, as the
+rows of a file are everywhere in calaudit; :class:`Batch` counts both from 0, as
+pyarrow does. A scan stops at its first error: nothing is yielded after it, and a
+consumer that merges statistics must drop what it gathered (the batches before the
+error were valid on their own).
+
+Memory: one batch at a time holds at most ``batch_rows`` rows of the label column and
+the ``K`` probability columns (``batch_rows x K`` float64 after validation), plus
+Arrow's buffers for the batch being decoded and :data:`BATCH_READAHEAD` batches read
+ahead of it, and the compressed pages of the row group being read (a writer's row
+group is the unit Parquet stores; its size is the writer's choice).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, UsageError, first_line
+from ..labels import check_unique_class_names
+from ..loaders.parquet import _parquet_scores, parquet_labels
+from ..loaders.table import (
+    DEFAULT_LABEL_COLUMN, _probability_columns, _raise_missing_score, _resolve_class_names, require_label_column,
+)
+from ..location import Location
+from ..predictions import Predictions
+from ..transforms import NO_TRANSFORM, SIGMOID, SOFTMAX
+from ..validation import DEFAULT_ROW_SUM_TOLERANCE
+
+#: Rows per batch unless told otherwise: 65,536 rows of 10 classes are 5 MB of float64.
+DEFAULT_BATCH_ROWS = 65536
+#: Batches pyarrow decodes ahead of the one being validated. At least 1: pyarrow 26
+#: can hang with no readahead at all.
+BATCH_READAHEAD = 1
+#: What a dataset source is, for the messages.
+EXPECTED_SOURCE = "expected a directory of Parquet files, a Parquet file or a glob matching Parquet files"
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """One validated block of a dataset's rows.
+
+    ``y`` holds ``(n,)`` class indices (``intp``) and ``proba`` the ``(n, K)`` float64
+    probabilities, validated, clipped and renormalised as
+    :meth:`calaudit.Predictions.from_arrays` does; both are read-only. ``file`` is the
+    file the rows came from, ``row_group`` its row group (counted from 0) and
+    ``first_row`` the file's row (from 0) that is the batch's first.
+    ``max_row_sum_deviation`` and ``clipped_values`` are this batch's part of the
+    diagnostics of :class:`calaudit.Predictions` (merge: maximum and sum).
+    """
+
+    y: np.ndarray
+    proba: np.ndarray
+    file: str
+    row_group: int
+    first_row: int
+    max_row_sum_deviation: float = 0.0
+    clipped_values: int = 0
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class BatchLocation(Location):
+    """A :class:`~calaudit.location.Location` for the rows of one batch: row ``i`` of the
+    batch is described by its row group and its row in the group and in the file."""
+
+    row_group: int = 0
+    group_row: int = 0
+    file_row: int = 0
+
+    def row(self, index: int) -> str:
+        return (f"row group {self.row_group + 1:,}, row {self.group_row + index + 1:,} "
+                f"(row {self.file_row + index + 1:,} of the file)")
+
+
+@dataclass(frozen=True)
+class _ParquetFile:
+    """What a scan needs to know of one file, read from its footer at open time."""
+
+    path: str
+    #: Rows of each row group, in order.
+    row_group_rows: tuple[int, ...]
+    #: The file's own columns and types, plus the hive partition columns of its path.
+    schema: Any
+    partition_expression: Any
+
+
+@dataclass(frozen=True, eq=False)
+class PredictionDataset:
+    """A Parquet prediction dataset, opened by :func:`open_prediction_dataset`.
+
+    ``files`` are the Parquet files in the order they are read (sorted paths),
+    ``n_rows`` their rows from the metadata (no data was read to count them),
+    ``class_names`` and ``probability_columns`` the classes and the columns read as
+    their probabilities (one ``score_col`` for a binary model's single score).
+    """
+
+    source: str
+    files: tuple[str, ...]
+    n_rows: int
+    class_names: tuple[str, ...]
+    probability_columns: tuple[str, ...]
+    label_column: str
+    score_column: str | None
+    logits: bool
+    row_sum_tolerance: float
+    batch_rows: int
+    _parts: tuple[_ParquetFile, ...] = field(repr=False)
+    _filesystem: Any = field(repr=False)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def transform(self) -> str:
+        """What turns the columns into probabilities (``none``, ``softmax``, ``sigmoid``),
+        as :class:`calaudit.Predictions` records it."""
+        if not self.logits:
+            return NO_TRANSFORM
+        return SIGMOID if self.score_column is not None else SOFTMAX
+
+    def batches(self) -> Iterator[Batch]:
+        """Every row of the dataset as validated :class:`Batch` es of at most
+        ``batch_rows`` rows, file by file and row group by row group.
+
+        Labels are encoded batch by batch (:func:`calaudit.labels.encode_labels`) with
+        the dataset's class names. Each batch is checked on its own, so what only the
+        whole column shows is not detected: a label column that uses class names in one
+        batch and class indices in another is read both ways (within a batch the mix
+        is an error), and a timestamp label is written as a date only where every
+        timestamp of the batch is midnight (a whole file decides that once).
+        """
+        for part in self._parts:
+            yield from self._file_batches(part)
+
+    def file_batches(self, file: str) -> Iterator[Batch]:
+        """The batches of one of :attr:`files` (a unit of work for a parallel reduction)."""
+        for part in self._parts:
+            if part.path == file:
+                return self._file_batches(part)
+        raise UsageError(f"{file}: not a file of the dataset {self.source}")
+
+    def _file_batches(self, part: _ParquetFile) -> Iterator[Batch]:
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        columns = [self.label_column, *self.probability_columns]
+        try:
+            fragment = ds.ParquetFileFormat().make_fragment(
+                part.path, self._filesystem, partition_expression=part.partition_expression)
+            fragment.ensure_complete_metadata()
+        except Exception as exc:  # pyarrow raises several types for a bad file
+            raise InvalidInputError(f"{part.path}: not a readable Parquet file ({first_line(exc)})") from None
+        group_start = 0
+        for group, group_rows in enumerate(part.row_group_rows):
+            if group_rows == 0:
+                continue
+            records = fragment.subset(row_group_ids=[group]).to_batches(
+                schema=part.schema, columns=columns, batch_size=self.batch_rows,
+                batch_readahead=BATCH_READAHEAD, fragment_readahead=1,
+            )
+            group_row = 0
+            while True:
+                try:
+                    record = next(records, None)
+                except Exception as exc:  # a corrupt page: pyarrow raises OSError, ArrowInvalid, ...
+                    raise InvalidInputError(
+                        f"{part.path}: row group {group + 1:,} cannot be read ({first_line(exc)}); "
+                        "expected a valid Parquet row group"
+                    ) from None
+                if record is None:
+                    break
+                # pyarrow honours batch_size; slicing (free) keeps the bound whatever it does.
+                for offset in range(0, record.num_rows, self.batch_rows):
+                    block = pa.Table.from_batches([record.slice(offset, self.batch_rows)])
+                    yield self._validated(part.path, block, group, group_row, group_start + group_row)
+                    group_row += block.num_rows
+            group_start += group_rows
+
+    def _validated(self, file: str, block: Any, group: int, group_row: int, file_row: int) -> Batch:
+        """One block of rows as a :class:`Batch`, checked in the order
+        :func:`calaudit.loaders.table.load_prediction_file` checks a file."""
+        columns = list(self.probability_columns)
+        proba_location = BatchLocation(file, columns, True, None, group, group_row, file_row)
+        label_location = BatchLocation(file, [self.label_column], True, None, group, group_row, file_row)
+        # parquet_labels names only a file: name the row group too (bytes that are no UTF-8 text).
+        labels = parquet_labels(f"{file}: row group {group + 1:,}", block, self.label_column)  # type: ignore[arg-type]
+        scores, texts = _parquet_scores(Path(file), block, columns, location=proba_location)
+        missing = np.isnan(scores)
+        if missing.any():
+            row, col = divmod(int(np.argmax(missing.ravel())), scores.shape[1])
+            _raise_missing_score(Path(file), "parquet", columns[col], row, proba_location, col,
+                                 texts.get(columns[col]))
+        predictions = Predictions.from_arrays(
+            labels, scores, owned=True, class_names=self.class_names, logits=self.logits,
+            row_sum_tolerance=self.row_sum_tolerance, proba_location=proba_location,
+            label_location=label_location,
+        )
+        return Batch(predictions.y_true, predictions.y_proba, file, group, file_row,
+                     predictions.max_row_sum_deviation, predictions.clipped_values)
+
+
+def open_prediction_dataset(
+    path_or_glob: str | Path,
+    *,
+    label_col: str = DEFAULT_LABEL_COLUMN,
+    prob_cols: Sequence[str] | None = None,
+    score_col: str | None = None,
+    class_names: Sequence[str] | None = None,
+    logits: bool = False,
+    row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> PredictionDataset:
+    """Open a Parquet prediction dataset for :meth:`PredictionDataset.batches`.
+
+    ``path_or_glob`` is a directory (read as a ``pyarrow.dataset`` with hive
+    partitioning; files whose names start with ``.`` or ``_`` are skipped, every other
+    file must be Parquet), or a glob of Parquet files, expanded with
+    :func:`glob.glob` (``**`` included) and sorted. The options mean what they mean
+    for :func:`calaudit.loaders.table.load_prediction_file`; the probability columns
+    and class names are those of the first file, and every file must have the same
+    probability columns (read by name, so their order within a file does not matter)
+    and a label column that can be read as labels; other columns may differ and are
+    never read. A label or probability column may also be a hive partition key.
+
+    Only the footers are read here. Raises :class:`calaudit.errors.InvalidInputError`
+    (one line naming the file) for a file that is not Parquet or whose columns differ,
+    and for a dataset without files or rows; :class:`calaudit.errors.UsageError` for
+    options that cannot work.
+    """
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
+        raise UsageError(f"batch_rows is {batch_rows!r}; expected a whole number of rows, at least 1")
+    if prob_cols and score_col:
+        raise UsageError("give either --prob-cols or --score-col, not both")
+    source = str(path_or_glob)
+    dataset = _discover(source)
+    parts = tuple(_read_footer(fragment, dataset) for fragment in sorted(dataset.get_fragments(), key=_path))
+    if not parts:
+        raise InvalidInputError(f"{source}: no Parquet files; {EXPECTED_SOURCE}")
+
+    first = parts[0]
+    first_columns = list(first.schema.names)
+    _check_columns(first.path, first_columns, label_col)
+    columns, derived = _probability_columns(first.path, first_columns, prob_cols, score_col, label_col)
+    names = tuple(_resolve_class_names(first.path, class_names, derived, single_score=score_col is not None))
+    check_unique_class_names(names, first.path)
+    for part in parts:
+        file_columns = list(part.schema.names)
+        if part is not first:
+            _check_columns(part.path, file_columns, label_col)
+            own, _ = _probability_columns(part.path, file_columns, prob_cols, score_col, label_col)
+            _require_same_columns(part.path, own, columns, first.path)
+        _check_types(part, label_col, columns)
+
+    n_rows = sum(sum(part.row_group_rows) for part in parts)
+    if n_rows == 0:
+        files = "1 file" if len(parts) == 1 else f"{len(parts):,} files"
+        raise InvalidInputError(f"{source}: no rows in its {files}; expected at least one prediction")
+    return PredictionDataset(
+        source=source, files=tuple(part.path for part in parts), n_rows=n_rows, class_names=names,
+        probability_columns=tuple(columns), label_column=label_col, score_column=score_col, logits=logits,
+        row_sum_tolerance=row_sum_tolerance, batch_rows=int(batch_rows), _parts=parts,
+        _filesystem=dataset.filesystem,
+    )
+
+
+def _path(fragment: Any) -> str:
+    return fragment.path
+
+
+def _discover(source: str):
+    """The ``pyarrow.dataset`` of a directory or of the files a glob matches."""
+    import pyarrow.dataset as ds
+
+    if os.path.isdir(source):
+        target: str | list[str] = source
+    else:
+        matched = sorted(glob.glob(source, recursive=True))
+        if not matched:
+            if glob.has_magic(source):
+                raise InvalidInputError(f"{source}: no file matches this glob; {EXPECTED_SOURCE}")
+            raise InvalidInputError(f"{source}: no such file or directory; {EXPECTED_SOURCE}")
+        directories = [match for match in matched if os.path.isdir(match)]
+        if directories:
+            raise InvalidInputError(
+                f"{source}: the glob matches the directory {directories[0]}; a glob must match Parquet files "
+                "(give a dataset directory on its own)"
+            )
+        target = matched
+    try:
+        return ds.dataset(target, format="parquet", partitioning="hive")
+    except Exception as exc:  # pyarrow reads the first file's schema here; name the file that fails
+        _raise_unreadable_file(source, target, exc)
+        raise AssertionError("unreachable") from None  # pragma: no cover
+
+
+def _raise_unreadable_file(source: str, target: str | list[str], exc: Exception) -> None:
+    """Name the first file of ``target`` that is not Parquet (error path only)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    try:  # with a schema given, pyarrow lists the files without reading any of them
+        files = target if isinstance(target, list) else sorted(
+            ds.dataset(target, format="parquet", schema=pa.schema([])).files)
+    except Exception:
+        files = []
+    for file in files:
+        try:
+            pq.read_metadata(file)
+        except Exception as problem:
+            raise InvalidInputError(f"{file}: not a readable Parquet file ({first_line(problem)})") from None
+    raise InvalidInputError(f"{source}: cannot be read as a Parquet dataset ({first_line(exc)})") from None
+
+
+def _read_footer(fragment: Any, dataset: Any) -> _ParquetFile:
+    """One file's row groups and columns from its footer (nothing else is read)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    try:
+        with pq.ParquetFile(fragment.path, filesystem=dataset.filesystem) as handle:
+            metadata, schema = handle.metadata, handle.schema_arrow
+            row_group_rows = tuple(metadata.row_group(g).num_rows for g in range(metadata.num_row_groups))
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise InvalidInputError(f"{fragment.path}: not a readable Parquet file ({first_line(exc)})") from None
+    partition_keys = ds.get_partition_keys(fragment.partition_expression)
+    partition_fields = [dataset.schema.field(name) for name in partition_keys if name not in schema.names]
+    return _ParquetFile(fragment.path, row_group_rows, pa.schema([*schema, *partition_fields]),
+                        fragment.partition_expression)
+
+
+def _check_columns(file: str, columns: list[str], label_col: str) -> None:
+    """The label column is there, and no column name appears twice."""
+    require_label_column(file, columns, label_col)
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise InvalidInputError(f"{file}: column {column!r} appears twice; column names must be unique")
+        seen.add(column)
+
+
+def _require_same_columns(file: str, own: list[str], expected: list[str], first_file: str) -> None:
+    missing = [column for column in expected if column not in own]
+    extra = [column for column in own if column not in expected]
+    if missing or extra:
+        what = "; ".join(part for part in (
+            f"no column {', '.join(missing)}" if missing else "",
+            f"an extra probability column {', '.join(extra)}" if extra else "",
+        ) if part)
+        raise InvalidInputError(
+            f"{file}: {what}; expected the probability columns of {first_file} ({', '.join(expected)})"
+        )
+
+
+def _check_types(part: _ParquetFile, label_col: str, columns: list[str]) -> None:
+    """Refuse, from the schema alone, a label or probability column of a type that
+    cannot be read (lists, structs, timestamps as probabilities): the readers' own
+    checks run on an empty table of the file's columns."""
+    empty = part.schema.empty_table()
+    parquet_labels(part.path, empty, label_col)  # type: ignore[arg-type]
+    _parquet_scores(Path(part.path), empty, columns)
