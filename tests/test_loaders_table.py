@@ -449,3 +449,17 @@ def test_csv_round_trip(n_classes, n_rows, seed, gzipped):
     assert p.class_names == tuple(names)
     np.testing.assert_array_equal(p.y_true, labels)
     np.testing.assert_allclose(p.y_proba, proba, rtol=1e-12, atol=1e-15)
+
+
+def test_an_unsupported_column_after_a_text_column_names_what_it_should_hold(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from calaudit.errors import InvalidInputError
+    from calaudit.loaders.table import load_prediction_file
+
+    path = tmp_path / "mixed.parquet"
+    pq.write_table(pa.table({"label": ["a", "b"], "prob_a": ["0.4", "0.6"],
+                             "prob_b": pa.array([[0.6], [0.4]], type=pa.list_(pa.float64()))}), path)
+    with pytest.raises(InvalidInputError, match=r"column prob_b has type list<.*>; expected numbers \(probabilities\)"):
+        load_prediction_file(path)

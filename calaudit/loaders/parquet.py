@@ -117,16 +117,16 @@ def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
             raw = column.to_numpy(zero_copy_only=False).astype(object)
             blank = pd.isna(raw) | np.isin(raw, MISSING_MARKERS)
-            numbers = pd.to_numeric(pd.Series(np.where(blank, None, raw), dtype=object), errors="coerce").to_numpy(
+            parsed = pd.to_numeric(pd.Series(np.where(blank, None, raw), dtype=object), errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan
             )
-            bad = np.isnan(numbers) & ~blank
+            bad = np.isnan(parsed) & ~blank
             if bad.any():
                 row = int(np.argmax(bad))
                 where = (location.cell(row, j) if location is not None
                          else Location(str(path), [name], True).cell(first_row + row, 0))
                 raise InvalidInputError(f"{where}: value {raw[row]!r} is not a number; expected {expected}")
-            scores[:, j] = numbers
+            scores[:, j] = parsed
             texts[name] = raw
         else:
             raise InvalidInputError(f"{path}: column {name} has type {kind}; expected numbers ({numbers})")
