@@ -366,9 +366,16 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     --score-col). Labels are class names or 0-based class indices.
     """
     is_model = input_path.suffix.lower() == ".onnx"
-    if not is_model and data_path is None and _wants_stream(input_path, options["engine"]):
-        _run_stream(ctx, input_path, options)
-        return
+    if not is_model and data_path is None:
+        from .cli_stream import dataset_root, stream_dataset_result, wants_stream
+
+        if wants_stream(input_path, options["engine"]):
+            _check_outputs(ctx, options, [("the prediction dataset", dataset_root(input_path))])
+            result = stream_dataset_result(input_path, options, _recorded_options(ctx, options))
+            result = _apply_gate(result, options)
+            _write_outputs(result, options)
+            _exit_for_gate(ctx, result)
+            return
     if options["engine"] == "stream":
         raise click.UsageError("--engine stream reads a Parquet prediction dataset (a directory, a glob or a "
                                ".parquet file), not an ONNX model and its data")
@@ -390,82 +397,6 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     result = _apply_gate(result, options)
     _write_outputs(result, options)
     _exit_for_gate(ctx, result)
-
-
-def _wants_stream(input_path: Path, engine: str) -> bool:
-    """A streamed audit: asked for, or (auto) a directory or a glob of Parquet files."""
-    if engine == "stream":
-        return True
-    if engine != "auto":
-        return False
-    # A directory named like a CSV file is a mistake, not a dataset (Spark writes
-    # Parquet datasets as directories named *.parquet, which do stream).
-    named_csv = input_path.name.lower().endswith((".csv", ".csv.gz"))
-    return (input_path.is_dir() and not named_csv) or any(ch in str(input_path) for ch in "*?[")
-
-
-#: Options a streamed audit cannot honour yet, with the option's name.
-_NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_segments", "--find-segments"),
-                 ("target_accuracy", "--target-accuracy"), ("votes_cols", "--votes-cols"),
-                 ("soft_cols", "--soft-cols"), ("save_predictions", "--save-predictions"))
-
-
-def _run_stream(ctx: click.Context, input_path: Path, options: dict[str, Any]) -> None:
-    """``calaudit run DIR`` (or a glob, or ``--engine stream``): the audit of a Parquet
-    dataset read batch by batch (calaudit.engine)."""
-    for key, name in _NOT_STREAMED:
-        if options.get(key):
-            raise click.UsageError(f"{name} is not available in a streamed audit yet; audit a prediction file "
-                                   "(--engine memory) for it")
-    from .engine.scan import open_prediction_dataset
-    from .engine.stream import audit_statistics, stream_statistics
-
-    text = str(input_path)
-    root = Path(text[: min((text.index(ch) for ch in "*?[" if ch in text), default=len(text))] or ".")
-    root = root if root.is_dir() else root.parent
-    _check_outputs(ctx, options, [("the prediction dataset", root)])
-    dataset = open_prediction_dataset(
-        text, label_col=options["label_col"], prob_cols=options["prob_cols"], score_col=options["score_col"],
-        class_names=options["classes"], logits=options["logits"], row_sum_tolerance=options["row_sum_tol"],
-        batch_rows=options["batch_rows"],
-    )
-    show_progress = not options["quiet"] and sys.stderr.isatty()
-    with click.progressbar(length=dataset.n_rows, label="Reading predictions", file=sys.stderr) if show_progress \
-            else _NoProgress() as bar:
-        try:
-            statistics, info = stream_statistics(dataset.batches(), n_bins=options["n_bins"], progress=bar.update)
-        except ValueError as exc:
-            raise InvalidInputError(f"{text}: {exc}") from None
-    execution = {"engine": "stream", "batch_rows": options["batch_rows"], "files": len(dataset.files),
-                 "rows": statistics.n_rows, "fine_bins": statistics.fine_bins,
-                 "not_streamed_yet": ["bootstrap intervals", "equal-mass, debiased and smooth ECE",
-                                      "calibration slope and intercept", "baselines", "segments", "routing",
-                                      "human labels"],
-                 **{key: info[key] for key in ("batches", "largest_batch_rows")}}
-    source = {"kind": "predictions-dataset", "path": text, "format": "parquet", "files": len(dataset.files),
-              "label_column": options["label_col"], "probability_columns": list(dataset.probability_columns)}
-    diagnostics = {"max_row_sum_deviation": info["max_row_sum_deviation"],
-                   "renormalised": info["max_row_sum_deviation"] > 0.0, "clipped_values": info["clipped_values"],
-                   "transform": "softmax" if options["logits"] else "none"}
-    result = audit_statistics(statistics, class_names=tuple(dataset.class_names), source=source,
-                              options=_recorded_options(ctx, options), execution=execution, diagnostics=diagnostics,
-                              seed=options["seed"])
-    result = _apply_gate(result, options)
-    _write_outputs(result, options)
-    _exit_for_gate(ctx, result)
-
-
-class _NoProgress:
-    """A progress bar that shows nothing (not a terminal, or --quiet)."""
-
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    def update(self, rows: int) -> None:
-        return None
 
 
 #: Options that name outputs or are recorded elsewhere (intervals), not in ``options`` of the result.
