@@ -345,11 +345,17 @@ def decision_options(command: Any) -> Any:
               help="ONNX models: write the probabilities and labels as a prediction file (.csv, .csv.gz, .parquet).")
 @click.option("--embedding-output", type=cli_types.NAME, metavar="NAME",
               help="ONNX models: the tensor the retraining baseline learns from (default: the penultimate layer).")
-@click.option("--engine", type=click.Choice(["auto", "memory", "stream"]), default="auto", show_default=True,
-              help="stream: read a Parquet dataset batch by batch in bounded memory (auto: for a directory or a "
-                   "glob of Parquet files).")
+@click.option("--engine", type=click.Choice(["auto", "memory", "stream", "dask"]), default="auto", show_default=True,
+              help="stream: read the predictions batch by batch in bounded memory; dask: the same on a Dask "
+                   "cluster (auto: stream a directory or a glob of Parquet files, and a file over --memory-limit).")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=65536, show_default=True,
               help="Rows per batch of a streamed audit.")
+@click.option("--memory-limit", metavar="SIZE",
+              help="Stream a prediction file whose in-memory audit would need more than SIZE (8GB, 512MB, 30%; "
+                   "default: a quarter of this machine's memory).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="--engine dask: the Dask scheduler (tcp://host:8786; default: CALAUDIT_DASK_SCHEDULER, else a "
+                   "local cluster on this machine).")
 @gate_options
 @debug_option
 @click.pass_context
@@ -369,7 +375,7 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     if not is_model and data_path is None:
         from .cli_stream import dataset_root, stream_dataset_result, wants_stream
 
-        if wants_stream(input_path, options["engine"]):
+        if wants_stream(input_path, options["engine"], options["memory_limit"]):
             _check_outputs(ctx, options, [("the prediction dataset", dataset_root(input_path))])
             result = stream_dataset_result(input_path, options, _recorded_options(ctx, options))
             result = _apply_gate(result, options)

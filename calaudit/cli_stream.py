@@ -23,16 +23,40 @@ NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_
                 ("soft_cols", "--soft-cols"), ("save_predictions", "--save-predictions"))
 
 
-def wants_stream(input_path: Path, engine: str) -> bool:
-    """A streamed audit: asked for, or (auto) a directory or a glob of Parquet files."""
+def wants_stream(input_path: Path, engine: str, memory_limit: str | None = None) -> bool:
+    """A streamed audit: asked for, or (auto) a directory or a glob of Parquet files, or a
+    prediction file whose in-memory audit would exceed ``--memory-limit``."""
+    return stream_reason(input_path, engine, memory_limit) is not None
+
+
+def stream_reason(input_path: Path, engine: str, memory_limit: str | None = None) -> str | None:
+    """Why a run streams (for ``execution.reason``), or ``None`` for an in-memory audit."""
     if engine in ("stream", "dask"):
-        return True
+        return f"--engine {engine}"
     if engine != "auto":
-        return False
+        return None
     # A directory named like a CSV file is a mistake, not a dataset (Spark writes
     # Parquet datasets as directories named *.parquet, which do stream).
     named_csv = input_path.name.lower().endswith((".csv", ".csv.gz"))
-    return (input_path.is_dir() and not named_csv) or any(ch in str(input_path) for ch in "*?[")
+    if input_path.is_dir() and not named_csv:
+        return "a directory of Parquet files"
+    if any(ch in str(input_path) for ch in "*?["):
+        return "a glob of Parquet files"
+    from .engine.budget import default_memory_limit, estimated_audit_bytes, parse_memory_limit
+
+    limit = parse_memory_limit(memory_limit) if memory_limit is not None else default_memory_limit()
+    needed = estimated_audit_bytes(input_path)
+    if needed is not None and needed > limit:
+        return (f"an in-memory audit would need about {_size(needed)}, over the memory limit of {_size(limit)} "
+                "(--memory-limit)")
+    return None
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
 
 
 def dataset_root(input_path: Path) -> Path:
@@ -51,41 +75,55 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any]) -> Any:
-    """The audit of a Parquet prediction dataset read batch by batch."""
+    """The audit of a prediction dataset (Parquet files) or a large prediction file
+    (Parquet, CSV, CSV.gz) read batch by batch."""
     refuse_unstreamed(options)
-    from .engine.scan import open_prediction_dataset
     from .engine.stream import audit_statistics, stream_statistics
 
     text = str(input_path)
-    dataset = open_prediction_dataset(
-        text, label_col=options["label_col"], prob_cols=options["prob_cols"], score_col=options["score_col"],
-        class_names=options["classes"], logits=options["logits"], row_sum_tolerance=options["row_sum_tol"],
-        batch_rows=options["batch_rows"],
-    )
+    reason = stream_reason(input_path, options["engine"], options.get("memory_limit"))
+    dataset, fmt = _open_dataset(input_path, options)
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:
         try:
             statistics, info = stream_statistics(dataset.batches(), n_bins=options["n_bins"], progress=bar.update)
-        except ValueError as exc:
+        except InvalidInputError:
+            raise
+        except ValueError as exc:  # "no rows were read"
             raise InvalidInputError(f"{text}: {exc}") from None
-    execution = {"engine": "stream", "batch_rows": options["batch_rows"], "files": len(dataset.files),
-                 "rows": statistics.n_rows, "fine_bins": statistics.fine_bins,
+    execution = {"engine": "stream", "reason": reason, "batch_rows": options["batch_rows"],
+                 "files": len(dataset.files), "rows": statistics.n_rows, "fine_bins": statistics.fine_bins,
                  "not_streamed_yet": ["bootstrap intervals", "equal-mass, debiased and smooth ECE",
                                       "calibration slope and intercept", "baselines", "segments", "routing",
                                       "human labels"],
                  **{key: info[key] for key in ("batches", "largest_batch_rows")}}
-    source = {"kind": "predictions-dataset", "path": text, "format": "parquet", "files": len(dataset.files),
+    source = {"kind": "predictions-dataset", "path": text, "format": fmt, "files": len(dataset.files),
               "label_column": options["label_col"], "probability_columns": list(dataset.probability_columns)}
     diagnostics = {"max_row_sum_deviation": info["max_row_sum_deviation"],
                    "renormalised": info["max_row_sum_deviation"] > 0.0, "clipped_values": info["clipped_values"],
-                   "transform": "softmax" if options["logits"] else "none"}
+                   "transform": dataset.transform}
     return audit_statistics(statistics, class_names=tuple(dataset.class_names), source=source,
                             options=recorded_options, execution=execution, diagnostics=diagnostics,
                             seed=options["seed"])
 
 
+def _open_dataset(input_path: Path, options: dict[str, Any]) -> tuple[Any, str]:
+    """The batches' source: a CSV file, or Parquet files (a directory, a glob, a file)."""
+    settings = dict(label_col=options["label_col"], prob_cols=options["prob_cols"], score_col=options["score_col"],
+                    class_names=options["classes"], logits=options["logits"],
+                    row_sum_tolerance=options["row_sum_tol"], batch_rows=options["batch_rows"])
+    name = input_path.name.lower()
+    if name.endswith((".csv", ".csv.gz")) and not input_path.is_dir():
+        from .engine.csv_scan import open_csv_predictions
+
+        return open_csv_predictions(input_path, **settings), "csv.gz" if name.endswith(".gz") else "csv"
+    from .engine.scan import open_prediction_dataset
+
+    return open_prediction_dataset(str(input_path), **settings), "parquet"
+
+
 def progress_bar(options: dict[str, Any], length: int, label: str) -> Any:
     """click's progress bar on a terminal's stderr, else one that shows nothing."""
-    if options.get("quiet") or not sys.stderr.isatty():
+    if options.get("quiet") or not sys.stderr.isatty() or not length:
         return _NoProgress()
     return click.progressbar(length=length, label=label, file=sys.stderr)
 

@@ -22,6 +22,7 @@ read as CSV text is.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import re
@@ -411,30 +412,54 @@ def _read_csv(
     """``pd.read_csv`` with calaudit's conventions and one-line errors. With ``on_chunk``,
     the file is read ``chunksize`` rows at a time and each block handed to it (errors
     found in any block are reported the same way); nothing is returned then."""
+    if on_chunk is not None:
+        for block in iter_csv_blocks(path, fmt, chunksize=chunksize or 65536, dtype=dtype, na_columns=na_columns,
+                                     usecols=usecols):
+            on_chunk(block)
+        return None
+    with _csv_errors(path, fmt):
+        return _csv_reader(path, fmt, nrows=nrows, dtype=dtype, na_columns=na_columns, usecols=usecols)
+
+
+def iter_csv_blocks(
+    path: Path, fmt: str, *, chunksize: int, dtype=None, na_columns: Sequence[str] = (),
+    usecols: Sequence[str] | None = None,
+):
+    """The rows of a CSV prediction file as pandas blocks of ``chunksize`` rows, read
+    lazily (one block in memory at a time), with :func:`_read_csv`'s one-line errors."""
+    with _csv_errors(path, fmt):
+        with _csv_reader(path, fmt, dtype=dtype, na_columns=na_columns, usecols=usecols,
+                         chunksize=chunksize) as blocks:
+            yield from blocks
+
+
+def _csv_reader(path: Path, fmt: str, *, nrows=None, dtype=None, na_columns=(), usecols=None, chunksize=None):
+    import pandas as pd
+
+    return pd.read_csv(
+        path,
+        encoding="utf-8-sig",
+        compression="gzip" if fmt == "csv.gz" else None,
+        nrows=nrows,
+        dtype=dtype,
+        usecols=usecols,
+        index_col=False,
+        keep_default_na=False,
+        na_values={c: MISSING_MARKERS for c in na_columns},
+        chunksize=chunksize,
+    )
+
+
+@contextlib.contextmanager
+def _csv_errors(path: Path, fmt: str):
+    """Turn pandas' reading errors into one-line :class:`InvalidInputError` s."""
     import pandas as pd
 
     compression = "gzip" if fmt == "csv.gz" else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            read = pd.read_csv(
-                path,
-                encoding="utf-8-sig",
-                compression=compression,
-                nrows=nrows,
-                dtype=dtype,
-                usecols=usecols,
-                index_col=False,
-                keep_default_na=False,
-                na_values={c: MISSING_MARKERS for c in na_columns},
-                chunksize=chunksize if on_chunk is not None else None,
-            )
-            if on_chunk is None:
-                return read
-            with read as blocks:
-                for block in blocks:
-                    on_chunk(block)
-            return None
+            yield
     except UnicodeDecodeError:
         check_text_encoding(path, compressed=compression is not None)
         where = first_invalid_utf8(path, compressed=compression is not None)

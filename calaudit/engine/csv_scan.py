@@ -1,0 +1,173 @@
+"""A CSV prediction file read in validated batches, for files too large to audit in
+memory (``--memory-limit``) or ``--engine stream`` on a CSV.
+
+:func:`open_csv_predictions` reads only the header (and, for an uncompressed file, counts
+its lines for the progress bar). :meth:`CsvPredictionFile.batches` then reads
+``batch_rows`` rows at a time with pandas' chunked reader and validates each block as
+:func:`calaudit.loaders.table.load_prediction_file` validates a whole file (same column
+rules, label rules, clipping and renormalisation), yielding the
+:class:`calaudit.engine.scan.Batch` es that :func:`calaudit.engine.stream.stream_statistics`
+accumulates. Errors name the file, the row (counted over the whole file, from 1) and its
+line, the column and the value, as for an in-memory read; a cell that is not a number is
+found by a second pass that holds one block at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError, UsageError
+from ..fileinfo import require_file
+from ..labels import check_unique_class_names
+from ..loaders.formats import table_format
+from ..loaders.table import (
+    DEFAULT_LABEL_COLUMN, CsvLineIndex, _line_count, _probability_columns, _raise_missing_score, _read_columns,
+    _resolve_class_names, iter_csv_blocks, require_label_column,
+)
+from ..location import Location
+from ..predictions import Predictions
+from ..transforms import NO_TRANSFORM, SIGMOID, SOFTMAX
+from ..validation import DEFAULT_ROW_SUM_TOLERANCE
+from .scan import DEFAULT_BATCH_ROWS, Batch
+
+
+@dataclass(frozen=True)
+class _OffsetLocation(Location):
+    """Rows of one block described by their row (and line) in the whole file."""
+
+    offset: int = 0
+
+    def row(self, index: int) -> str:
+        return super().row(index + self.offset)
+
+
+@dataclass(frozen=True, eq=False)
+class CsvPredictionFile:
+    """One CSV (or CSV.gz) prediction file opened for batches; the attributes mirror
+    :class:`calaudit.engine.scan.PredictionDataset`. ``n_rows`` is the number of lines
+    after the header (an upper bound on the rows: blank lines and quoted line breaks
+    count), or ``None`` for a gzip file (not counted without decompressing it)."""
+
+    source: str
+    files: tuple[str, ...]
+    n_rows: int | None
+    class_names: tuple[str, ...]
+    probability_columns: tuple[str, ...]
+    label_column: str
+    score_column: str | None
+    logits: bool
+    row_sum_tolerance: float
+    batch_rows: int
+    fmt: str
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def transform(self) -> str:
+        if not self.logits:
+            return NO_TRANSFORM
+        return SIGMOID if self.score_column is not None else SOFTMAX
+
+    def batches(self) -> Iterator[Batch]:
+        """The file's rows as validated batches of at most ``batch_rows`` rows."""
+        path = Path(self.source)
+        columns = list(self.probability_columns)
+        dtype = {**{c: "float64" for c in columns}, self.label_column: str}
+        line_of = CsvLineIndex(path, compressed=self.fmt == "csv.gz").line_of
+        first = 0
+        blocks = iter_csv_blocks(path, self.fmt, chunksize=self.batch_rows, dtype=dtype,
+                                 usecols=[self.label_column, *columns])
+        while True:
+            try:
+                frame = next(blocks, None)
+            except ValueError:  # a cell that is not a number: find and name it
+                _raise_bad_cell(path, self.fmt, columns, self.batch_rows, line_of)
+                raise  # pragma: no cover - _raise_bad_cell always raises
+            if frame is None:
+                break
+            if len(frame) == 0:
+                continue
+            yield self._validated(path, frame, first, line_of)
+            first += len(frame)
+        if first == 0:
+            raise InvalidInputError(f"{path}: no data rows; expected a header and at least one prediction")
+
+    def _validated(self, path: Path, frame, first: int, line_of) -> Batch:
+        columns = list(self.probability_columns)
+        shown = str(path)
+        proba_location = _OffsetLocation(shown, columns, True, line_of, first)
+        label_location = _OffsetLocation(shown, [self.label_column], True, line_of, first)
+        scores = frame[columns].to_numpy(dtype=np.float64)
+        missing = np.isnan(scores)
+        if missing.any():
+            row, col = divmod(int(np.argmax(missing.ravel())), scores.shape[1])
+            _raise_missing_score(path, self.fmt, columns[col], row, proba_location, col, None)
+        labels = frame[self.label_column].to_numpy(dtype=object)
+        labels = np.where(labels == "", None, labels)  # an empty field is a missing label
+        predictions = Predictions.from_arrays(
+            labels, scores, owned=True, class_names=self.class_names, logits=self.logits,
+            row_sum_tolerance=self.row_sum_tolerance, proba_location=proba_location, label_location=label_location,
+        )
+        return Batch(predictions.y_true, predictions.y_proba, shown, 0, first, predictions.max_row_sum_deviation,
+                     predictions.clipped_values)
+
+
+def open_csv_predictions(
+    path: str | Path,
+    *,
+    label_col: str = DEFAULT_LABEL_COLUMN,
+    prob_cols: Sequence[str] | None = None,
+    score_col: str | None = None,
+    class_names: Sequence[str] | None = None,
+    logits: bool = False,
+    row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> CsvPredictionFile:
+    """Open a CSV prediction file for :meth:`CsvPredictionFile.batches` (options as for
+    :func:`calaudit.loaders.table.load_prediction_file`; human-label columns are not
+    streamed). Reads the header only (and counts the lines of an uncompressed file)."""
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
+        raise UsageError(f"batch_rows is {batch_rows!r}; expected a whole number of rows, at least 1")
+    if prob_cols and score_col:
+        raise UsageError("give either --prob-cols or --score-col, not both")
+    path = Path(path)
+    shown = str(path)
+    require_file(path, "a .csv or .csv.gz prediction file")
+    fmt = table_format(path)
+    if fmt not in ("csv", "csv.gz"):
+        raise InvalidInputError(f"{shown}: unknown file type {path.suffix!r}; expected .csv or .csv.gz")
+    columns = _read_columns(path, fmt)
+    require_label_column(shown, columns, label_col)
+    probability_columns, derived = _probability_columns(shown, columns, prob_cols, score_col, label_col)
+    names = tuple(_resolve_class_names(shown, class_names, derived, single_score=score_col is not None))
+    check_unique_class_names(names, shown)
+    return CsvPredictionFile(
+        source=shown, files=(shown,), n_rows=_line_count(path) if fmt == "csv" else None, class_names=names,
+        probability_columns=tuple(probability_columns), label_column=label_col, score_column=score_col,
+        logits=logits, row_sum_tolerance=row_sum_tolerance, batch_rows=int(batch_rows), fmt=fmt,
+    )
+
+
+def _raise_bad_cell(path: Path, fmt: str, columns: list[str], batch_rows: int, line_of) -> None:
+    """Name the first probability cell that is not a number, reading the file again a
+    block at a time as text (error path only)."""
+    import pandas as pd
+
+    first = 0
+    for frame in iter_csv_blocks(path, fmt, chunksize=batch_rows, dtype=str, usecols=columns):
+        bad = np.column_stack([pd.to_numeric(frame[c], errors="coerce").isna().to_numpy() for c in columns])
+        bad &= np.column_stack([frame[c].to_numpy() != "nan" for c in columns])  # "nan" is read as missing later
+        if bad.any():
+            row, col = divmod(int(np.argmax(bad.ravel())), bad.shape[1])
+            raw = frame[columns[col]].iloc[row]
+            what = "empty cell" if raw == "" else f"value {raw!r} is not a number"
+            location = _OffsetLocation(str(path), columns, True, line_of, first)
+            raise InvalidInputError(f"{location.cell(row, col)}: {what}; expected a probability")
+        first += len(frame)
+    raise InvalidInputError(f"{path}: a probability column holds text that is not a number")
