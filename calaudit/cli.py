@@ -350,7 +350,7 @@ def decision_options(command: Any) -> Any:
                    "cluster (auto: stream a directory or a glob of Parquet files, and a file over --memory-limit).")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=65536, show_default=True,
               help="Rows per batch of a streamed audit.")
-@click.option("--memory-limit", metavar="SIZE",
+@click.option("--memory-limit", metavar="SIZE", type=cli_types.MemorySize(),
               help="Stream a prediction file whose in-memory audit would need more than SIZE (8GB, 512MB, 30%; "
                    "default: a quarter of this machine's memory).")
 @click.option("--scheduler", metavar="ADDRESS",

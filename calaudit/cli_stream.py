@@ -23,13 +23,13 @@ NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_
                 ("soft_cols", "--soft-cols"), ("save_predictions", "--save-predictions"))
 
 
-def wants_stream(input_path: Path, engine: str, memory_limit: str | None = None) -> bool:
+def wants_stream(input_path: Path, engine: str, memory_limit: int | None = None) -> bool:
     """A streamed audit: asked for, or (auto) a directory or a glob of Parquet files, or a
     prediction file whose in-memory audit would exceed ``--memory-limit``."""
     return stream_reason(input_path, engine, memory_limit) is not None
 
 
-def stream_reason(input_path: Path, engine: str, memory_limit: str | None = None) -> str | None:
+def stream_reason(input_path: Path, engine: str, memory_limit: int | None = None) -> str | None:
     """Why a run streams (for ``execution.reason``), or ``None`` for an in-memory audit."""
     if engine in ("stream", "dask"):
         return f"--engine {engine}"
@@ -42,9 +42,9 @@ def stream_reason(input_path: Path, engine: str, memory_limit: str | None = None
         return "a directory of Parquet files"
     if any(ch in str(input_path) for ch in "*?["):
         return "a glob of Parquet files"
-    from .engine.budget import default_memory_limit, estimated_audit_bytes, parse_memory_limit
+    from .engine.budget import default_memory_limit, estimated_audit_bytes
 
-    limit = parse_memory_limit(memory_limit) if memory_limit is not None else default_memory_limit()
+    limit = memory_limit if memory_limit is not None else default_memory_limit()
     needed = estimated_audit_bytes(input_path)
     if needed is not None and needed > limit:
         return (f"an in-memory audit would need about {_size(needed)}, over the memory limit of {_size(limit)} "

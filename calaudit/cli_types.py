@@ -143,6 +143,22 @@ class Allowance(click.types.StringParamType):
         return text
 
 
+class MemorySize(click.ParamType):
+    """A memory budget (``8GB``, ``512MB``, ``25%`` of this machine's memory) -> bytes."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        from .engine.budget import memory_size
+
+        try:
+            return memory_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 BINS = click.IntRange(1, MAX_BINS)
 SEED = click.IntRange(0, MAX_SEED)
 RESAMPLES = Resamples()

@@ -136,7 +136,7 @@ def test_a_bad_memory_limit_is_a_usage_error(tmp_path):
     path = tmp_path / "p.csv"
     _frame(n=20).to_csv(path, index=False)
     line = error_line(invoke("run", path, "--memory-limit", "lots"), 2)
-    assert "--memory-limit 'lots'" in line and "8GB" in line
+    assert "--memory-limit" in line and "'lots'" in line and "8GB" in line
 
 
 def test_a_gzip_csv_streams_through_engine_stream(tmp_path):

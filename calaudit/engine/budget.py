@@ -52,6 +52,14 @@ def default_memory_limit() -> int:
 def parse_memory_limit(text: str) -> int:
     """``8GB``, ``512MB``, ``2.5G``, ``1048576`` (bytes) or ``25%`` (of this machine's
     memory) -> bytes; binary units (1 GB = 2**30 bytes). ``UsageError`` otherwise."""
+    try:
+        return memory_size(text)
+    except ValueError as exc:
+        raise UsageError(f"--memory-limit {exc}") from None
+
+
+def memory_size(text: str) -> int:
+    """:func:`parse_memory_limit` raising ``ValueError("'<text>': <what is expected>")``."""
     value = str(text).strip()
     if value.endswith("%"):
         try:
@@ -59,19 +67,19 @@ def parse_memory_limit(text: str) -> int:
         except ValueError:
             share = -1.0
         if not 0.0 < share <= 100.0:
-            raise UsageError(f"--memory-limit {text!r}: a share must be above 0% and at most 100%; {EXPECTED_SIZE}")
+            raise ValueError(f"{text!r}: a share must be above 0% and at most 100%; {EXPECTED_SIZE}")
         total = machine_memory()
         if total is None:
-            raise UsageError(f"--memory-limit {text!r}: this machine does not report its memory; give a size "
+            raise ValueError(f"{text!r}: this machine does not report its memory; give a size "
                              "such as 8GB")
         return max(1, int(total * share / 100.0))
     match = _SIZE.match(value)
     unit = match.group(2).upper() if match else None
     if match is None or unit not in _UNITS:
-        raise UsageError(f"--memory-limit {text!r}: {EXPECTED_SIZE}")
+        raise ValueError(f"{text!r}: {EXPECTED_SIZE}")
     size = int(float(match.group(1)) * _UNITS[unit])
     if size < 1:
-        raise UsageError(f"--memory-limit {text!r}: must be at least 1 byte; {EXPECTED_SIZE}")
+        raise ValueError(f"{text!r}: must be at least 1 byte; {EXPECTED_SIZE}")
     return size
 
 
