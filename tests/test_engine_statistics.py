@@ -20,7 +20,15 @@ import calaudit
 import calaudit.auditing
 from calaudit import estimators
 from calaudit.binning import BinStatistics
-from calaudit.engine.statistics import FINE_BINS, REPORT_BANDS, StreamStatistics
+from calaudit.engine.statistics import (
+    CLASS_MOMENTS,
+    FINE_BINS,
+    FINE_MOMENTS,
+    POSITIVE_MOMENTS,
+    REPORT_BANDS,
+    TOP_MOMENTS,
+    StreamStatistics,
+)
 from calaudit.errors import UsageError
 from calaudit.metrics import compute_metrics
 from calaudit.predictions import Predictions
@@ -35,6 +43,8 @@ EXACT_BINARY = EXACT | {"brier_positive", "positive_ece", "spiegelhalter_p_value
 INT_FIELDS = {"n_rows", "top_count", "top_correct", "band_count", "band_correct", "class_count", "class_outcome",
               "class_predicted", "fine_count", "fine_correct"}
 SIGNED_FIELDS = {"spiegelhalter_sum_deviation"}
+#: Largest |logit(c)|: c is clipped to [LOGIT_EPS, 1 - LOGIT_EPS].
+MAX_LOGIT = float(-estimators.logit(np.array([0.0]))[0])
 
 
 def edge_rows(n_classes: int) -> np.ndarray:
@@ -103,6 +113,10 @@ def assert_statistics_close(got: StreamStatistics, expected: StreamStatistics) -
             assert np.asarray(mine).dtype.kind == "i" or isinstance(mine, int), f.name
         elif f.name in SIGNED_FIELDS:
             assert abs(mine - theirs) <= 1e-12 * max(expected.n_rows, 1), f.name
+        elif f.name == "fine_moments":  # sums of logit(c) have either sign
+            np.testing.assert_allclose(mine[..., :2], theirs[..., :2], rtol=1e-12, atol=0, err_msg=f.name)
+            np.testing.assert_allclose(mine[..., 2], theirs[..., 2], rtol=0,
+                                       atol=1e-12 * MAX_LOGIT * max(expected.n_rows, 1), err_msg=f.name)
         else:
             np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=0, err_msg=f.name)
 
@@ -194,6 +208,89 @@ def test_report_bands_match_the_audit():
     assert REPORT_BANDS == calaudit.auditing.REPORT_BANDS
 
 
+# --- the grouped bootstrap's moments ------------------------------------------------------
+
+
+def group_sums(values: np.ndarray, outcome: np.ndarray, n_bins: int, weights: list[np.ndarray]):
+    """Independent reference: rows and weight sums per (right-closed equal-width bin,
+    outcome), bins by a binary search on the float64 edges, sums by ``np.add.at``."""
+    ids = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], values, side="left")
+    keys = (ids, outcome.astype(np.intp))
+    count = np.zeros((n_bins, 2), dtype=np.int64)
+    np.add.at(count, keys, 1)
+    sums = np.zeros((n_bins, 2, len(weights)))
+    for j, weight in enumerate(weights):
+        np.add.at(sums[:, :, j], keys, weight)
+    return count, sums
+
+
+@pytest.mark.parametrize(("n_classes", "n_bins", "fine_bins"), [(2, 15, FINE_BINS), (3, 1, 7), (12, 100, 64)])
+def test_moments_equal_an_independent_computation_from_the_rows(n_classes, n_bins, fine_bins):
+    rng = np.random.default_rng(20 + n_classes)
+    y, proba = validated(*tricky_data(rng, 1500, n_classes))
+    stats = streamed(y, proba, [0, 3, 3, 700, 1500], n_bins=n_bins, fine_bins=fine_bins)
+    rows = np.arange(len(y))
+    prediction = proba.argmax(axis=1)
+    c, right, p_true = proba[rows, prediction], prediction == y, proba[rows, y]
+    brier = ((proba - np.eye(n_classes)[y]) ** 2).sum(axis=1)
+    nll = -np.log(np.maximum(p_true, 2.0**-52))
+    count, sums = group_sums(c, right, n_bins, [c, c**2, brier, brier**2, nll, nll**2])
+    assert stats.top_moments.shape == (n_bins, 2, len(TOP_MOMENTS)) and stats.top_moments.dtype == np.float64
+    assert np.array_equal(stats.top_outcome_count, count) and stats.top_outcome_count.dtype == np.int64
+    np.testing.assert_allclose(stats.top_moments, sums, rtol=1e-11, atol=1e-11)
+
+    assert stats.class_moments.shape == (n_classes, n_bins, 2, len(CLASS_MOMENTS))
+    for k in range(n_classes):
+        p = proba[:, k]
+        count, sums = group_sums(p, y == k, n_bins, [p, p**2])
+        assert np.array_equal(stats.class_outcome_count[k], count), k
+        np.testing.assert_allclose(stats.class_moments[k], sums, rtol=1e-11, atol=1e-13, err_msg=str(k))
+
+    assert stats.positive_moments.shape == (n_bins, 2, len(POSITIVE_MOMENTS))
+    if n_classes == 2:
+        squared = (proba[:, 1] - (y == 1)) ** 2
+        _, sums = group_sums(proba[:, 1], y == 1, n_bins, [squared, squared**2])
+        np.testing.assert_allclose(stats.positive_moments, sums, rtol=1e-11, atol=1e-13)
+    else:
+        assert not stats.positive_moments.any()
+
+    count, sums = group_sums(c, right, fine_bins, [c, c**2, estimators.logit(c)])
+    assert stats.fine_moments.shape == (fine_bins, 2, len(FINE_MOMENTS))
+    assert np.array_equal(stats.fine_outcome_count, count) and stats.fine_outcome_count.dtype == np.int64
+    np.testing.assert_allclose(stats.fine_moments, sums, rtol=1e-11, atol=1e-9)
+
+
+def test_moments_agree_with_the_plain_sums():
+    """The moments split the existing sums by outcome: their totals are those sums."""
+    rng = np.random.default_rng(24)
+    stats = streamed(*validated(*tricky_data(rng, 900, 2)), [0, 450, 900], n_bins=10, fine_bins=128)
+    np.testing.assert_allclose(stats.top_moments[:, :, 0].sum(axis=1), stats.top_sum_confidence, rtol=1e-12)
+    np.testing.assert_allclose(stats.fine_moments[:, :, 0].sum(axis=1), stats.fine_sum_confidence, rtol=1e-12)
+    np.testing.assert_allclose(stats.class_moments[..., 0].sum(axis=2), stats.class_sum_probability, rtol=1e-12)
+    assert np.array_equal(stats.top_outcome_count.sum(axis=1), stats.top_count)
+    assert np.array_equal(stats.class_outcome_count[..., 1], stats.class_outcome)
+    assert np.array_equal(stats.fine_outcome_count[:, 1], stats.fine_correct)
+    n = stats.n_rows
+    assert stats.top_moments[:, :, 2].sum() / n == pytest.approx(stats.brier(), abs=1e-12)
+    assert stats.top_moments[:, :, 4].sum() == pytest.approx(stats.sum_nll, rel=1e-12)
+    assert stats.positive_moments[:, :, 0].sum() == pytest.approx(stats.positive_sum_squared_error, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "message"),
+    [("top_moments", lambda a: a[:, :, :5], r"top_moments: expected an array of shape \(15, 2, 6\)"),
+     ("class_moments", lambda a: a[:2], r"class_moments: expected an array of shape \(3, 15, 2, 2\)"),
+     ("positive_moments", lambda a: a.astype(np.float32), "positive_moments: expected float64, got float32"),
+     ("fine_moments", lambda a: a.reshape(-1), r"fine_moments: expected an array of shape \(16384, 2, 3\)")],
+)
+def test_moments_of_the_wrong_shape_or_type_are_refused(name, bad, message):
+    rng = np.random.default_rng(25)
+    stats = StreamStatistics.from_batch(*validated(*tricky_data(rng, 40, 3)))
+    values = {f.name: getattr(stats, f.name) for f in fields(StreamStatistics)}
+    with pytest.raises(ValueError, match=message):
+        StreamStatistics(**{**values, name: bad(values[name])})
+
+
 # --- merging: any partition, any order ----------------------------------------------------
 
 
@@ -203,14 +300,16 @@ def test_any_partition_merged_in_any_order_gives_the_same_statistics(data):
     n_classes = data.draw(st.sampled_from([2, 3, 7]), label="K")
     n_rows = data.draw(st.integers(1, 80), label="N")
     n_bins = data.draw(st.sampled_from([1, 10, 15, 100]), label="n_bins")
+    fine_bins = data.draw(st.sampled_from([7, 64, FINE_BINS]), label="fine_bins")
     seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
     y, proba = validated(*tricky_data(np.random.default_rng(seed), n_rows, n_classes))
     n_parts = data.draw(st.integers(1, 6), label="parts")
     # Any partition: each row goes to any part (parts may be empty, rows need not be contiguous).
     part = np.asarray(data.draw(st.lists(st.integers(0, n_parts - 1), min_size=n_rows, max_size=n_rows),
                                 label="assignment"))
-    pieces = [StreamStatistics.from_batch(y[part == j], proba[part == j], n_bins=n_bins) for j in range(n_parts)]
-    whole = StreamStatistics.from_batch(y, proba, n_bins=n_bins)
+    options = {"n_bins": n_bins, "fine_bins": fine_bins}
+    pieces = [StreamStatistics.from_batch(y[part == j], proba[part == j], **options) for j in range(n_parts)]
+    whole = StreamStatistics.from_batch(y, proba, **options)
 
     # Any order and any merge tree: repeatedly merge two pieces the test picks.
     pool = list(pieces)
@@ -225,7 +324,7 @@ def test_any_partition_merged_in_any_order_gives_the_same_statistics(data):
     flat = StreamStatistics.merge_all(pieces[j] for j in order)
 
     for merged in (tree, flat):
-        assert_statistics_close(merged, whole)
+        assert_statistics_close(merged, whole)  # every field, the grouped bootstrap's moments included
         expected = whole.metrics()
         got = merged.metrics()
         assert set(got) == set(expected)
@@ -306,6 +405,11 @@ def test_from_dict_refuses_what_to_dict_did_not_write():
         StreamStatistics.from_dict({**data, "format": "something else"})
     with pytest.raises(ValueError, match="version 99"):
         StreamStatistics.from_dict({**data, "version": 99})
+    # Version 1 had no moments for the grouped bootstrap.
+    with pytest.raises(ValueError, match="version 1, expected 2"):
+        StreamStatistics.from_dict({**data, "version": 1})
+    with pytest.raises(ValueError, match="lack class_moments, top_moments"):
+        StreamStatistics.from_dict({k: v for k, v in data.items() if k not in ("top_moments", "class_moments")})
     with pytest.raises(ValueError, match="lack sum_nll"):
         StreamStatistics.from_dict({k: v for k, v in data.items() if k != "sum_nll"})
     with pytest.raises(ValueError, match="top_sum_confidence.*shape"):
@@ -324,7 +428,8 @@ def test_size_does_not_grow_with_the_rows():
     large = StreamStatistics.from_batch(*validated(*tricky_data(rng, 200_000, 10)))
     merged = StreamStatistics.merge_all([small, large, large])
     n_bins, n_classes = 15, 10
-    expected = 8 * (4 * n_bins + 3 * REPORT_BANDS + 3 * n_classes * n_bins + n_classes + 3 * FINE_BINS)
+    expected = 8 * (4 * n_bins + 3 * REPORT_BANDS + 3 * n_classes * n_bins + n_classes + 3 * FINE_BINS
+                    + n_bins * 2 * 6 + n_classes * n_bins * 2 * 2 + n_bins * 2 * 2 + FINE_BINS * 2 * 3)
     assert small.nbytes == large.nbytes == merged.nbytes == expected
     assert len(json.dumps(large.to_dict())) < 3 * len(json.dumps(small.to_dict()))
 

@@ -17,7 +17,19 @@ from which every equal-width figure of the in-memory audit is recomputed:
   sums of Spiegelhalter's Z;
 * a fine histogram of the top-label confidence (``fine_bins`` equal-width bins,
   default :data:`FINE_BINS`: count, sum of ``c``, number right), from which a later
-  step derives equal-mass bins, debiased and smooth ECE within a stated error bound.
+  step derives equal-mass bins, debiased and smooth ECE within a stated error bound;
+* the per-group moments the grouped bootstrap resamples (:mod:`calaudit.engine.resample`,
+  the same method as :mod:`calaudit.bootstrap`'s "grouped" path): per bin and outcome
+  (axis of length 2: 0 = wrong or absent, 1 = right or present), sums of each per-row
+  value and of its square, so every group's count, mean and standard deviation follow.
+  ``top_moments`` ``(n_bins, 2, 6)``: bins of ``c`` by right/wrong, sums of ``c``,
+  ``c**2``, the row's Brier term ``sum_k P**2 - 2 P_y + 1``, its square, the row's NLL
+  ``-log(max(P_y, NLL_EPS))`` and its square; ``class_moments`` ``(K, n_bins, 2, 2)``:
+  bins of each column ``P[:, k]`` by ``y == k``, sums of ``p`` and ``p**2``;
+  ``positive_moments`` ``(n_bins, 2, 2)`` (``K = 2``, else zeros): bins of ``P[:, 1]`` by
+  ``y == 1``, sums of ``(p - y)**2`` and of its square; ``fine_moments``
+  ``(fine_bins, 2, 3)``: fine bins of ``c`` by right/wrong, sums of ``c``, ``c**2`` and
+  :func:`calaudit.estimators.logit` ``(c)``.
 
 Everything adds across batches (:meth:`StreamStatistics.merge`): counts exactly
 (they are int64), float sums up to the rounding of the addition order, so merged
@@ -42,10 +54,10 @@ from typing import Any
 import numpy as np
 
 from .. import estimators
-from ..binning import BinStatistics, equal_width_bin_ids, equal_width_edges
+from ..binning import BinStatistics, EqualWidthBinner, equal_width_bin_ids, equal_width_edges
 from ..errors import UsageError
 from ..limits import MAX_BINS
-from ..metrics import DEFAULT_N_BINS, METRICS, NLL_EPS, TopLabel, classwise_statistics
+from ..metrics import DEFAULT_N_BINS, METRICS, NLL_EPS, TopLabel
 
 __all__ = ["FINE_BINS", "MAX_FINE_BINS", "REPORT_BANDS", "ReliabilityBins", "StreamStatistics"]
 
@@ -58,12 +70,17 @@ MAX_FINE_BINS = 2**24
 REPORT_BANDS = 10
 #: Name and version of :meth:`StreamStatistics.to_dict`'s format.
 FORMAT = "calaudit.stream-statistics"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _INT_ARRAYS = ("top_count", "top_correct", "band_count", "band_correct", "class_count", "class_outcome",
                "class_predicted", "fine_count", "fine_correct")
 _FLOAT_ARRAYS = ("top_sum_confidence", "top_sum_variance", "band_sum_confidence", "class_sum_probability",
-                 "fine_sum_confidence")
+                 "fine_sum_confidence", "top_moments", "class_moments", "positive_moments", "fine_moments")
+#: What each moment array sums, along its last axis (per bin and outcome).
+TOP_MOMENTS = ("confidence", "confidence_squared", "brier", "brier_squared", "nll", "nll_squared")
+CLASS_MOMENTS = ("probability", "probability_squared")
+POSITIVE_MOMENTS = ("squared_error", "squared_error_squared")
+FINE_MOMENTS = ("confidence", "confidence_squared", "logit")
 _FLOAT_SCALARS = ("sum_squared_probability", "sum_true_probability", "sum_nll", "positive_sum_squared_error",
                   "spiegelhalter_sum_deviation", "spiegelhalter_sum_spread")
 
@@ -96,7 +113,10 @@ class StreamStatistics:
     Plain data: int64 arrays for counts, float64 arrays for sums, Python numbers for
     the scalar sums. ``n_bins``, ``fine_bins`` and ``n_classes`` are read from the
     array shapes. The binary-only sums (``positive_sum_squared_error``,
-    ``spiegelhalter_sum_*``) are 0 when ``K != 2``.
+    ``spiegelhalter_sum_*``, ``positive_moments``) are 0 when ``K != 2``. The moment
+    arrays (the last four fields) are described in the module docstring; their names
+    along the last axis are :data:`TOP_MOMENTS`, :data:`CLASS_MOMENTS`,
+    :data:`POSITIVE_MOMENTS` and :data:`FINE_MOMENTS`.
     """
 
     n_rows: int
@@ -125,6 +145,11 @@ class StreamStatistics:
     positive_sum_squared_error: float  # K = 2: sum_i (P[i,1] - y_i)^2
     spiegelhalter_sum_deviation: float  # K = 2: sum_i (y_i - p_i)(1 - 2 p_i)
     spiegelhalter_sum_spread: float  # K = 2: sum_i (1 - 2 p_i)^2 p_i (1 - p_i)
+    # Moments of the grouped bootstrap, per bin and outcome (0 = wrong/absent, 1 = right/present).
+    top_moments: np.ndarray  # (n_bins, 2, 6): TOP_MOMENTS
+    class_moments: np.ndarray  # (K, n_bins, 2, 2): CLASS_MOMENTS
+    positive_moments: np.ndarray  # (n_bins, 2, 2): POSITIVE_MOMENTS (K = 2; zeros otherwise)
+    fine_moments: np.ndarray  # (fine_bins, 2, 3): FINE_MOMENTS
 
     def __post_init__(self) -> None:
         n_bins, n_classes = self.top_count.shape[-1], self.class_predicted.shape[-1]
@@ -135,6 +160,9 @@ class StreamStatistics:
             "class_sum_probability": (n_classes, n_bins), "class_outcome": (n_classes, n_bins),
             "class_predicted": (n_classes,), "fine_count": self.fine_count.shape,
             "fine_sum_confidence": self.fine_count.shape, "fine_correct": self.fine_count.shape,
+            "top_moments": (n_bins, 2, len(TOP_MOMENTS)), "class_moments": (n_classes, n_bins, 2, len(CLASS_MOMENTS)),
+            "positive_moments": (n_bins, 2, len(POSITIVE_MOMENTS)),
+            "fine_moments": self.fine_count.shape + (2, len(FINE_MOMENTS)),
         }
         for name, shape in expected.items():
             value = getattr(self, name)
@@ -176,46 +204,63 @@ class StreamStatistics:
         y, proba = _check_batch(y_true, y_proba)
         n_rows, n_classes = proba.shape
         top = TopLabel.of(y, proba)
-        confidence, correct = top.confidence, top.correct
+        confidence, correct, true_probability = top.confidence, top.correct, top.true_probability
+        right = top.prediction == y
+        class_count, class_moments, row_squares = _class_sums(y, proba, n_bins)
+        # The per-row terms of the Brier score and the NLL, as the in-memory audit sums them.
+        brier_rows = row_squares - 2.0 * true_probability + 1.0
+        nll_rows = -np.log(np.maximum(true_probability, NLL_EPS))
         variance = confidence * (1.0 - confidence)  # as the in-memory consistency test computes it
-        top_count, top_sum_confidence, top_correct, (top_sum_variance,) = _width_sums(
-            confidence, correct, n_bins, variance
+        top_ids = equal_width_bin_ids(confidence, n_bins)
+        top_outcomes, top_sums = _outcome_sums(
+            top_ids, right, n_bins,
+            confidence, confidence * confidence, brier_rows, brier_rows * brier_rows, nll_rows, nll_rows * nll_rows,
+            variance,
         )
         band_count, band_sum_confidence, band_correct, _ = _width_sums(confidence, correct, REPORT_BANDS)
-        fine_count, fine_sum_confidence, fine_correct, _ = _width_sums(confidence, correct, fine_bins)
-        classwise = classwise_statistics(y, proba, n_bins, true_probability=top.true_probability)
-        flat = proba.reshape(-1)
+        fine_outcomes, fine_moments = _outcome_sums(
+            equal_width_bin_ids(confidence, fine_bins), right, fine_bins,
+            confidence, confidence * confidence, estimators.logit(confidence),
+        )
         positive_sse = deviation = spread = 0.0
+        positive_moments = np.zeros((n_bins, 2, len(POSITIVE_MOMENTS)))
         if n_classes == 2:
             p = proba[:, 1]
-            positive = (y == 1).astype(np.float64)
-            residual = p - positive
-            positive_sse = float(np.dot(residual, residual))
+            present = y == 1
+            residual = p - present
+            squared_error = residual * residual
+            positive_sse = float(squared_error.sum())
+            _, positive_moments = _outcome_sums(equal_width_bin_ids(p, n_bins), present, n_bins,
+                                                squared_error, squared_error * squared_error)
             # The sums of estimators.spiegelhalter_p_value, term for term.
-            deviation = float(np.sum((positive - p) * (1.0 - 2.0 * p)))
+            deviation = float(np.sum(-residual * (1.0 - 2.0 * p)))
             spread = float(np.sum((1.0 - 2.0 * p) ** 2 * p * (1.0 - p)))
         return cls(
             n_rows=int(n_rows),
-            top_count=top_count,
-            top_sum_confidence=top_sum_confidence,
-            top_correct=top_correct,
-            top_sum_variance=top_sum_variance,
+            top_count=top_outcomes.sum(axis=1),
+            top_sum_confidence=top_sums[:, :, 0].sum(axis=1),
+            top_correct=top_outcomes[:, 1].copy(),
+            top_sum_variance=top_sums[:, :, -1].sum(axis=1),
             band_count=band_count,
             band_sum_confidence=band_sum_confidence,
             band_correct=band_correct,
-            class_count=classwise.count.astype(np.int64),
-            class_sum_probability=classwise.sum_value,
-            class_outcome=classwise.sum_outcome.astype(np.int64),
+            class_count=class_count.sum(axis=2),
+            class_sum_probability=class_moments[..., 0].sum(axis=2),
+            class_outcome=class_count[..., 1].copy(),
             class_predicted=np.bincount(top.prediction, minlength=n_classes).astype(np.int64),
-            fine_count=fine_count,
-            fine_sum_confidence=fine_sum_confidence,
-            fine_correct=fine_correct,
-            sum_squared_probability=float(np.dot(flat, flat)),
-            sum_true_probability=float(top.true_probability.sum()),
-            sum_nll=float(-np.log(np.maximum(top.true_probability, NLL_EPS)).sum()),
+            fine_count=fine_outcomes.sum(axis=1),
+            fine_sum_confidence=fine_moments[:, :, 0].sum(axis=1),
+            fine_correct=fine_outcomes[:, 1].copy(),
+            sum_squared_probability=float(row_squares.sum()),
+            sum_true_probability=float(true_probability.sum()),
+            sum_nll=float(nll_rows.sum()),
             positive_sum_squared_error=positive_sse,
             spiegelhalter_sum_deviation=deviation,
             spiegelhalter_sum_spread=spread,
+            top_moments=np.ascontiguousarray(top_sums[:, :, :-1]),
+            class_moments=class_moments,
+            positive_moments=positive_moments,
+            fine_moments=fine_moments,
         )
 
     # ---------------------------------------------------------------- merging
@@ -278,6 +323,23 @@ class StreamStatistics:
     def nbytes(self) -> int:
         """Bytes held by the arrays: ``O(K x n_bins + fine_bins)``, independent of rows."""
         return sum(getattr(self, name).nbytes for name in _INT_ARRAYS + _FLOAT_ARRAYS)
+
+    # ---------------------------------------------------------------- per bin and outcome
+
+    @property
+    def top_outcome_count(self) -> np.ndarray:
+        """Rows per top-label bin and outcome, ``(n_bins, 2)`` int64: wrong, right."""
+        return _by_outcome(self.top_count, self.top_correct)
+
+    @property
+    def class_outcome_count(self) -> np.ndarray:
+        """Rows per class column, bin and outcome, ``(K, n_bins, 2)`` int64: ``y != k``, ``y == k``."""
+        return _by_outcome(self.class_count, self.class_outcome)
+
+    @property
+    def fine_outcome_count(self) -> np.ndarray:
+        """Rows per fine bin and outcome, ``(fine_bins, 2)`` int64: wrong, right."""
+        return _by_outcome(self.fine_count, self.fine_correct)
 
     # ---------------------------------------------------------------- per class
 
@@ -422,6 +484,11 @@ def _copy(value: Any) -> Any:
     return value.copy() if isinstance(value, np.ndarray) else value
 
 
+def _by_outcome(count: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """``(..., 2)`` int64 counts: rows without the outcome, rows with it."""
+    return np.stack([count - present, present], axis=-1)
+
+
 def _check_bins(name: str, value: Any, largest: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= largest:
         raise UsageError(f"{name} must be an integer from 1 to {largest}, got {value!r}")
@@ -448,6 +515,61 @@ def _check_batch(y_true: Any, y_proba: Any) -> tuple[np.ndarray, np.ndarray]:
                 f"y_true row {row}: class index {int(y[row])} outside 0..{proba.shape[1] - 1}"
             )
     return y.astype(np.intp, copy=False), proba
+
+
+def _outcome_sums(
+    bin_ids: np.ndarray, outcome: np.ndarray, n_bins: int, *weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (int64, ``(n_bins, 2)``) and the sum of each weight (float64, ``(n_bins, 2,
+    len(weights))``) per bin and outcome (boolean; axis 1: 0 = False, 1 = True), one
+    ``np.bincount`` each on the combined key ``bin * 2 + outcome``."""
+    keys = bin_ids * 2
+    keys += outcome
+    size = 2 * n_bins
+    count = np.bincount(keys, minlength=size).astype(np.int64).reshape(n_bins, 2)
+    sums = np.empty((len(weights), size))
+    for row, weight in zip(sums, weights):  # one bincount per statistic, not per row
+        row[...] = np.bincount(keys, weights=weight, minlength=size)
+    return count, np.ascontiguousarray(sums.T).reshape(n_bins, 2, len(weights))
+
+
+def _class_sums(y: np.ndarray, proba: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every class column's equal-width bins split by ``y == k``: rows (int64, ``(K,
+    n_bins, 2)``), sums of ``p`` and ``p**2`` (``(K, n_bins, 2, 2)``), and each row's
+    ``sum_k P**2`` (``(N,)``), computed on the way.
+
+    The key of cell ``(i, k)`` is ``(k * n_bins + bin) * 2 + [y_i == k]``. Rows are
+    processed in blocks of about 130,000 cells with reused buffers, as
+    :func:`calaudit.metrics.classwise_statistics` does, so no ``N x K`` temporary is built.
+    """
+    n_rows, n_classes = proba.shape
+    size = 2 * n_classes * n_bins
+    count = np.zeros(size, dtype=np.int64)
+    sum_p = np.zeros(size)
+    sum_p2 = np.zeros(size)
+    row_squares = np.empty(n_rows)
+    block_rows = max(1, (1 << 17) // n_classes)
+    binner = EqualWidthBinner(n_bins, block_rows * n_classes)
+    # The binner's ids are 1-based: the offsets fold in the -1.
+    offsets = np.tile(np.arange(n_classes, dtype=np.intp) * n_bins - 1, block_rows)
+    row_starts = np.arange(block_rows, dtype=np.intp) * n_classes
+    squares = np.empty(block_rows * n_classes)
+    ones = np.ones(n_classes)
+    for start in range(0, n_rows, block_rows):  # loop over blocks of rows, not rows
+        stop = min(start + block_rows, n_rows)
+        block = proba[start:stop].reshape(-1)
+        cells = block.shape[0]
+        keys = binner.bin_ids(block, offsets[:cells])
+        keys *= 2
+        keys[row_starts[: stop - start] + y[start:stop]] += 1  # the true class's cell: outcome 1
+        square = np.multiply(block, block, out=squares[:cells])
+        # A product with ones: several times faster than a sum along short rows.
+        np.matmul(square.reshape(stop - start, n_classes), ones, out=row_squares[start:stop])
+        count += np.bincount(keys, minlength=size)
+        sum_p += np.bincount(keys, weights=block, minlength=size)
+        sum_p2 += np.bincount(keys, weights=square, minlength=size)
+    moments = np.stack([sum_p, sum_p2], axis=1).reshape(n_classes, n_bins, 2, 2)
+    return count.reshape(n_classes, n_bins, 2), moments, row_squares
 
 
 def _width_sums(
