@@ -353,6 +353,14 @@ def decision_options(command: Any) -> Any:
 @click.option("--memory-limit", metavar="SIZE", type=cli_types.MemorySize(),
               help="Stream a prediction file whose in-memory audit would need more than SIZE (8GB, 512MB, 30%; "
                    "default: a quarter of this machine's memory).")
+@click.option("--time-col", type=cli_types.NAME, metavar="COL",
+              help="Streamed audits: the column holding each prediction's time (timestamp, date or ISO text; "
+                   "without a zone, UTC).")
+@click.option("--window", metavar="SIZE",
+              help="With --time-col: ECE, accuracy and confidence per window of time (1D, 7D, 30D, 12H, 1W; "
+                   "windows start at UTC midnight counted from 1970-01-01).")
+@click.option("--since", metavar="TIME", help="With --time-col: only rows at or after TIME (2026-11-01, ISO 8601).")
+@click.option("--until", metavar="TIME", help="With --time-col: only rows before TIME.")
 @click.option("--scheduler", metavar="ADDRESS",
               help="--engine dask: the Dask scheduler (tcp://host:8786; default: CALAUDIT_DASK_SCHEDULER, else a "
                    "local cluster on this machine).")
@@ -375,19 +383,37 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     if not is_model and data_path is None:
         from .cli_stream import dataset_root, stream_dataset_result, wants_stream
 
-        if wants_stream(input_path, options["engine"], options["memory_limit"]):
+        if wants_stream(input_path, options):
             _check_outputs(ctx, options, [("the prediction dataset", dataset_root(input_path))])
             result = stream_dataset_result(input_path, options, _recorded_options(ctx, options))
             result = _apply_gate(result, options)
             _write_outputs(result, options)
             _exit_for_gate(ctx, result)
             return
-    if options["engine"] == "stream":
-        raise click.UsageError("--engine stream reads a Parquet prediction dataset (a directory, a glob or a "
-                               ".parquet file), not an ONNX model and its data")
     if is_model:
         if data_path is None:
             raise click.UsageError("an ONNX model needs a data directory: calaudit run model.onnx DATA")
+        if options["engine"] == "dask":
+            raise click.UsageError("--engine dask does not run ONNX models yet; --engine stream scores the data "
+                                   "batch by batch on this machine")
+        time_options = [name for key, name in (("time_col", "--time-col"), ("window", "--window"),
+                                               ("since", "--since"), ("until", "--until")) if options[key]]
+        if time_options:
+            raise click.UsageError(f"{time_options[0]} is for prediction files and datasets, not ONNX models; "
+                                   "audit the model's saved predictions (--save-predictions) with it")
+        if options["engine"] != "memory":
+            from .engine.scoring import model_stream_reason
+
+            if model_stream_reason(input_path, data_path, engine=options["engine"],
+                                   memory_limit=options["memory_limit"], data_format=options["data_format"]):
+                from .cli_stream import stream_model_result
+
+                _check_outputs(ctx, options, [("the model", input_path), _data_input(data_path)])
+                result = stream_model_result(input_path, data_path, options, _recorded_options(ctx, options))
+                result = _apply_gate(result, options)
+                _write_outputs(result, options)
+                _exit_for_gate(ctx, result)
+                return
     else:
         if data_path is not None:
             raise click.UsageError(f"{input_path} is a prediction file; DATA is only for ONNX models")

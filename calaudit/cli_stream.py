@@ -23,16 +23,26 @@ NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_
                 ("soft_cols", "--soft-cols"), ("save_predictions", "--save-predictions"))
 
 
-def wants_stream(input_path: Path, engine: str, memory_limit: int | None = None) -> bool:
-    """A streamed audit: asked for, or (auto) a directory or a glob of Parquet files, or a
-    prediction file whose in-memory audit would exceed ``--memory-limit``."""
-    return stream_reason(input_path, engine, memory_limit) is not None
+#: Options only a streamed audit honours (windows over time).
+TIME_OPTIONS = (("time_col", "--time-col"), ("window", "--window"), ("since", "--since"), ("until", "--until"))
 
 
-def stream_reason(input_path: Path, engine: str, memory_limit: int | None = None) -> str | None:
+def wants_stream(input_path: Path, options: dict[str, Any]) -> bool:
+    """A streamed audit: asked for, or (auto) a directory or a glob of Parquet files, a
+    prediction file whose in-memory audit would exceed ``--memory-limit``, or time options."""
+    return stream_reason(input_path, options) is not None
+
+
+def stream_reason(input_path: Path, options: dict[str, Any]) -> str | None:
     """Why a run streams (for ``execution.reason``), or ``None`` for an in-memory audit."""
+    engine, memory_limit = options["engine"], options.get("memory_limit")
     if engine in ("stream", "dask"):
         return f"--engine {engine}"
+    given = [name for key, name in TIME_OPTIONS if options.get(key)]
+    if given:
+        if engine == "memory":
+            raise click.UsageError(f"{given[0]} is for streamed audits; drop --engine memory")
+        return f"{given[0]} (windows and time filters are read batch by batch)"
     if engine != "auto":
         return None
     # A directory named like a CSV file is a mistake, not a dataset (Spark writes
@@ -74,36 +84,86 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
                                    "(--engine memory) for it")
 
 
+#: What a streamed audit leaves out (``execution.not_streamed``).
+LEFT_OUT = ["baselines", "segments", "routing", "human labels"]
+
+
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any]) -> Any:
     """The audit of a prediction dataset (Parquet files) or a large prediction file
-    (Parquet, CSV, CSV.gz) read batch by batch."""
+    (Parquet, CSV, CSV.gz) read batch by batch, in this process or on Dask."""
     refuse_unstreamed(options)
     from .engine.stream import audit_statistics, stream_statistics
 
     text = str(input_path)
-    reason = stream_reason(input_path, options["engine"], options.get("memory_limit"))
+    engine = "dask" if options["engine"] == "dask" else "stream"
+    reason = stream_reason(input_path, options)
+    windows = _window_statistics(options, engine)
+    if engine == "dask":
+        from .engine.distributed import require_dask
+
+        require_dask()
     dataset, fmt = _open_dataset(input_path, options)
+    if engine == "dask" and fmt != "parquet":
+        raise click.UsageError(f"--engine dask reads Parquet files; {text} is {fmt.upper()}: use --engine stream "
+                               "(or convert it to Parquet)")
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:
         try:
-            statistics, info = stream_statistics(dataset.batches(), n_bins=options["n_bins"], progress=bar.update)
+            if engine == "dask":
+                from .engine.distributed import dask_statistics
+
+                statistics, info = dask_statistics(dataset, n_bins=options["n_bins"], scheduler=options["scheduler"],
+                                                   progress=bar.update)
+            else:
+                batches = windows.observe(dataset.batches()) if windows is not None else dataset.batches()
+                statistics, info = stream_statistics(batches, n_bins=options["n_bins"], progress=bar.update)
         except InvalidInputError:
             raise
         except ValueError as exc:  # "no rows were read"
-            raise InvalidInputError(f"{text}: {exc}") from None
-    execution = {"engine": "stream", "reason": reason, "batch_rows": options["batch_rows"],
+            raise InvalidInputError(f"{text}: {exc}{_filter_hint(options)}") from None
+    execution = {"engine": engine, "reason": reason, "batch_rows": options["batch_rows"],
                  "files": len(dataset.files), "rows": statistics.n_rows, "fine_bins": statistics.fine_bins,
-                 "not_streamed_yet": ["bootstrap intervals", "equal-mass, debiased and smooth ECE",
-                                      "calibration slope and intercept", "baselines", "segments", "routing",
-                                      "human labels"],
-                 **{key: info[key] for key in ("batches", "largest_batch_rows")}}
+                 "not_streamed": LEFT_OUT,
+                 **{key: info[key] for key in ("batches", "largest_batch_rows", "kernel", "workers", "partitions",
+                                               "scheduler", "partition_rows") if key in info}}
     source = {"kind": "predictions-dataset", "path": text, "format": fmt, "files": len(dataset.files),
               "label_column": options["label_col"], "probability_columns": list(dataset.probability_columns)}
     diagnostics = {"max_row_sum_deviation": info["max_row_sum_deviation"],
                    "renormalised": info["max_row_sum_deviation"] > 0.0, "clipped_values": info["clipped_values"],
                    "transform": dataset.transform}
-    return audit_statistics(statistics, class_names=tuple(dataset.class_names), source=source,
-                            options=recorded_options, execution=execution, diagnostics=diagnostics,
-                            seed=options["seed"])
+    result = audit_statistics(statistics, class_names=tuple(dataset.class_names), source=source,
+                              options=recorded_options, execution=execution, diagnostics=diagnostics,
+                              seed=options["seed"], resamples=options["resamples"])
+    if windows is not None:
+        from dataclasses import replace
+
+        from .engine.windows import window_extras
+
+        result = replace(result, extras={**result.extras, **window_extras(
+            windows, column=options["time_col"], since=dataset.since, until=dataset.until,
+            resamples=int(result.options["bootstrap"]), seed=options["seed"])})
+    return result
+
+
+def _window_statistics(options: dict[str, Any], engine: str) -> Any:
+    """The per-window accumulator of ``--window``, or ``None``."""
+    time_col, window = options.get("time_col"), options.get("window")
+    if window is None:
+        if time_col is None and (options.get("since") or options.get("until")):
+            raise click.UsageError("--since and --until filter on a time column: give --time-col COL")
+        return None
+    if time_col is None:
+        raise click.UsageError("--window needs the time column: give --time-col COL")
+    if engine == "dask":
+        raise click.UsageError("--window is not available with --engine dask yet; use --engine stream")
+    from .engine.windows import WindowStatistics, parse_window
+
+    return WindowStatistics(parse_window(window), n_bins=options["n_bins"])
+
+
+def _filter_hint(options: dict[str, Any]) -> str:
+    if options.get("since") or options.get("until"):
+        return " (no row falls between --since and --until)"
+    return ""
 
 
 def _open_dataset(input_path: Path, options: dict[str, Any]) -> tuple[Any, str]:
@@ -112,13 +172,17 @@ def _open_dataset(input_path: Path, options: dict[str, Any]) -> tuple[Any, str]:
                     class_names=options["classes"], logits=options["logits"],
                     row_sum_tolerance=options["row_sum_tol"], batch_rows=options["batch_rows"])
     name = input_path.name.lower()
+    time = {key: options.get(key) for key in ("time_col", "since", "until")}
     if name.endswith((".csv", ".csv.gz")) and not input_path.is_dir():
+        if time["time_col"] is not None:
+            raise click.UsageError("--time-col reads Parquet prediction files; convert the CSV to Parquet for "
+                                   "windows over time, or audit it without --time-col")
         from .engine.csv_scan import open_csv_predictions
 
         return open_csv_predictions(input_path, **settings), "csv.gz" if name.endswith(".gz") else "csv"
     from .engine.scan import open_prediction_dataset
 
-    return open_prediction_dataset(str(input_path), **settings), "parquet"
+    return open_prediction_dataset(str(input_path), **settings, **time), "parquet"
 
 
 def progress_bar(options: dict[str, Any], length: int, label: str) -> Any:
@@ -139,3 +203,53 @@ class _NoProgress:
 
     def update(self, rows: int) -> None:
         return None
+
+
+def stream_model_result(model_path: Path, data_path: Path, options: dict[str, Any],
+                        recorded_options: dict[str, Any]) -> Any:
+    """The audit of an ONNX model run over a data directory, scored batch by batch
+    (:mod:`calaudit.engine.scoring`): ``--engine stream``, or ``auto`` when the in-memory
+    run's scores would exceed ``--memory-limit``. ``--save-predictions`` is written batch
+    by batch, atomically (:mod:`calaudit.engine.writer`)."""
+    refuse_unstreamed({**options, "save_predictions": None})
+    from contextlib import nullcontext
+
+    from .engine.scoring import model_stream_reason, open_model_scoring
+    from .engine.stream import audit_statistics, stream_statistics
+    from .engine.writer import PredictionFileWriter
+    from .location import one_line
+
+    writer = PredictionFileWriter(options["save_predictions"]) if options.get("save_predictions") else None
+    reason = model_stream_reason(model_path, data_path, engine=options["engine"],
+                                 memory_limit=options.get("memory_limit"), data_format=options["data_format"])
+    warned: list[str] = []
+
+    def warn(message: str) -> None:  # once per run, as the in-memory run warns
+        if message not in warned:
+            warned.append(message)
+            click.echo(f"calaudit: warning: {one_line(message)}", err=True)
+
+    preprocess = {key: options[option] for key, option in (
+        ("size", "image_size"), ("resize", "resize"), ("crop", "crop"), ("scale", "scale"), ("mean", "mean"),
+        ("std", "std"), ("layout", "layout"), ("color", "color"), ("resize_rounding", "resize_rounding"),
+    ) if options.get(option) is not None}
+    scoring = open_model_scoring(
+        model_path, data_path, batch_size=options["batch_size"], batch_rows=options["batch_rows"],
+        logits=options["logits"], class_names=options["classes"] or None, row_sum_tolerance=options["row_sum_tol"],
+        device=options["device"], output=options["output_name"], data_format=options["data_format"],
+        label_col=options["label_col"], feature_cols=options["feature_cols"] or None, preprocess=preprocess,
+        skip_bad_images=options["skip_bad_images"], allow_large_images=options["allow_large_images"], warn=warn,
+    )
+    with progress_bar(options, scoring.n_rows, "Running the model") as bar, (writer or nullcontext()) as sink:
+        statistics, info = stream_statistics(scoring.batches(writer=sink), n_bins=options["n_bins"],
+                                             progress=bar.update)
+    execution = {"engine": "stream", "reason": reason, "batch_rows": options["batch_rows"],
+                 "inference_batch_size": scoring.inference_batch_size, "rows": statistics.n_rows,
+                 "fine_bins": statistics.fine_bins, "not_streamed": LEFT_OUT,
+                 **{key: info[key] for key in ("batches", "largest_batch_rows", "kernel")}}
+    diagnostics = {"max_row_sum_deviation": info["max_row_sum_deviation"],
+                   "renormalised": info["max_row_sum_deviation"] > 0.0, "clipped_values": info["clipped_values"],
+                   "transform": scoring.transform}
+    return audit_statistics(statistics, class_names=tuple(scoring.class_names or ()), source=scoring.source(),
+                            options=recorded_options, execution=execution, diagnostics=diagnostics,
+                            seed=options["seed"], resamples=options["resamples"])

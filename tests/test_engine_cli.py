@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from streamcheck import assert_streamed_metrics
 from clitools import error_line, invoke
 
 
@@ -46,13 +47,12 @@ def test_a_dataset_directory_streams_and_equals_the_in_memory_audit(tmp_path):
     ok("run", whole, "--bootstrap", "0", "--json", memory_json, "-q")
     streamed, memory = json.loads(streamed_json.read_text()), json.loads(memory_json.read_text())
     assert streamed["n_samples"] == memory["n_samples"] == len(frame)
-    for name, value in streamed["metrics"].items():
-        assert value == pytest.approx(memory["metrics"][name], abs=1e-9), name
+    assert_streamed_metrics(streamed, memory)
     assert [b["count"] for b in streamed["reliability"]["bins"]] == [b["count"] for b in memory["reliability"]["bins"]]
     execution = streamed["execution"]
     assert execution["engine"] == "stream" and execution["files"] == 3 and execution["rows"] == len(frame)
     assert execution["largest_batch_rows"] <= 50
-    assert "ece_equal_mass" in streamed["diagnostics"]["undefined_metrics"]
+    assert "ece_equal_mass" in streamed["metrics"] and execution["sketch"]["bins"] == 2**14
 
 
 def test_a_glob_of_files_streams_the_same_rows(tmp_path):
@@ -93,6 +93,87 @@ def test_an_empty_dataset_and_a_schema_change_are_one_line_errors(tmp_path):
     assert "day=2026-11-05" in line
 
 
-def test_stream_engine_is_for_prediction_datasets_only(tmp_path):
-    line = error_line(invoke("run", "model.onnx", "data", "--engine", "stream"), 2)
-    assert "--engine stream" in line
+def test_the_dask_engine_is_for_prediction_datasets_only(tmp_path):
+    line = error_line(invoke("run", "model.onnx", "data", "--engine", "dask"), 2)
+    assert "--engine dask" in line
+
+
+def _timed_dataset(root: Path, days: int = 4, rows: int = 120) -> pd.DataFrame:
+    frame = _write_dataset(root, days=days, rows=rows)
+    # One more column: each row's time, a day per partition (rows within a day spread over it).
+    for day in range(days):
+        folder = root / f"day=2026-11-{day + 1:02d}"
+        part = pd.read_parquet(folder / "part-0.parquet")
+        part["ts"] = pd.Timestamp(f"2026-11-{day + 1:02d}") + pd.to_timedelta(np.arange(rows) * 600, "s")
+        part.to_parquet(folder / "part-0.parquet", index=False, row_group_size=50)
+    return frame
+
+
+def test_windows_through_the_cli_match_the_rows_of_each_day(tmp_path):
+    frame = _timed_dataset(tmp_path / "logs")
+    out = tmp_path / "s.json"
+    ok("run", tmp_path / "logs", "--time-col", "ts", "--window", "1D", "--since", "2026-11-02", "--bootstrap", "200",
+       "--json", out, "-q")
+    data = json.loads(out.read_text())
+    windows = data["windows"]
+    assert [w["rows"] for w in windows] == [120, 120, 120]
+    assert data["n_samples"] == 360 and data["window"]["column"] == "ts"
+    assert "--time-col" in data["execution"]["reason"]
+    # The second day's window equals the in-memory audit of that day's rows.
+    day = frame.iloc[240:360].reset_index(drop=True)
+    day.to_parquet(tmp_path / "day.parquet", index=False)
+    memory = json.loads(ok("run", tmp_path / "day.parquet", "--bootstrap", "0", "--json", "-").stdout)
+    assert windows[1]["ece"] == pytest.approx(memory["metrics"]["ece"], abs=1e-9)
+    assert windows[1]["accuracy"] == pytest.approx(memory["metrics"]["accuracy"], abs=1e-9)
+    assert data["intervals"]["resamples"] == 200 and "ece" in data["intervals"]["metrics"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--window", "1D"), "--time-col"),
+    (("--since", "2026-11-02"), "--time-col"),
+    (("--time-col", "ts", "--window", "1D", "--engine", "memory"), "--engine memory"),
+    (("--time-col", "ts", "--window", "fortnight"), "fortnight"),
+])
+def test_time_options_misused_are_usage_errors(tmp_path, args, needle):
+    _timed_dataset(tmp_path / "logs", days=1)
+    assert needle in error_line(invoke("run", tmp_path / "logs", *args), 2)
+
+
+def test_time_options_on_a_model_or_a_csv_are_usage_errors(tmp_path):
+    assert "--time-col" in error_line(invoke("run", "model.onnx", "data", "--time-col", "ts"), 2)
+    path = tmp_path / "p.csv"
+    pd.DataFrame({"label": ["a"], "prob_a": [1.0], "prob_b": [0.0], "ts": ["2026-11-01"]}).to_csv(path, index=False)
+    assert "Parquet" in error_line(invoke("run", path, "--time-col", "ts"), 2)
+
+
+def test_a_streamed_run_has_intervals_holding_their_points_and_the_sketch(tmp_path):
+    _write_dataset(tmp_path / "logs")
+    data = json.loads(ok("run", tmp_path / "logs", "--bootstrap", "200", "--json", "-").stdout)
+    intervals = data["intervals"]["metrics"]
+    assert {"ece", "accuracy", "ece_equal_mass", "smooth_ece"} <= set(intervals)
+    for name, interval in intervals.items():
+        assert interval["low"] <= data["metrics"][name] <= interval["high"], name
+    sketch = data["execution"]["sketch"]
+    assert sketch["kind"] == "fine-histogram" and set(sketch["bounds"]) >= {"ece_equal_mass", "smooth_ece"}
+
+
+def test_the_dask_engine_through_the_cli_equals_the_stream_engine(tmp_path):
+    _write_dataset(tmp_path / "logs")
+    stream = json.loads(ok("run", tmp_path / "logs", "--bootstrap", "0", "--json", "-").stdout)
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        dask = json.loads(ok("run", tmp_path / "logs", "--engine", "dask", "--scheduler", cluster.scheduler_address,
+                             "--bootstrap", "0", "--json", "-").stdout)
+    assert dask["execution"]["engine"] == "dask" and dask["execution"]["partitions"] == 3
+    for name, value in stream["metrics"].items():
+        assert dask["metrics"][name] == pytest.approx(value, abs=1e-9), name
+
+
+def test_the_dask_engine_refuses_a_csv_and_windows(tmp_path):
+    path = tmp_path / "p.csv"
+    pd.DataFrame({"label": ["a"], "prob_a": [1.0], "prob_b": [0.0]}).to_csv(path, index=False)
+    assert "--engine stream" in error_line(invoke("run", path, "--engine", "dask"), 2)
+    _timed_dataset(tmp_path / "logs", days=1)
+    assert "--engine dask" in error_line(invoke("run", tmp_path / "logs", "--engine", "dask", "--time-col", "ts",
+                                                "--window", "1D"), 2)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from calaudit import audit_predictions
-from calaudit.engine.stream import NOT_STREAMED, audit_statistics, stream_statistics
+from calaudit.engine.stream import APPROXIMATE, audit_statistics, stream_statistics
 from calaudit.loaders.table import load_prediction_file
 from calaudit.reporters import html, terminal
 from calaudit.result import AuditResult
@@ -32,10 +32,15 @@ def test_streamed_figures_equal_the_in_memory_audit(name, size):
     streamed = audit_statistics(statistics, class_names=predictions.class_names, source={}, options={},
                                 execution={"engine": "stream", **info})
     memory = audit_predictions(predictions, bootstrap=0)
+    bounds = streamed.extras["execution"]["sketch"]["bounds"]
     for key, value in streamed.metrics.items():
-        assert value == pytest.approx(memory.metrics[key], abs=1e-9), key
-    assert set(memory.metrics) - set(streamed.metrics) <= set(NOT_STREAMED)
-    assert set(streamed.diagnostics["undefined_metrics"]) >= set(memory.metrics) - set(streamed.metrics)
+        if key in APPROXIMATE:  # from the fine histogram, within the bound it states
+            assert abs(value - memory.metrics[key]) <= bounds[key], key
+        elif key == "calibration_p_value":  # the large-sample method; the in-memory one simulates rows here
+            assert 0.0 < value <= 1.0
+        else:
+            assert value == pytest.approx(memory.metrics[key], abs=1e-9), key
+    assert set(memory.metrics) == set(streamed.metrics)
     assert len(streamed.reliability.bins) == len(memory.reliability.bins)
     for got, want in zip(streamed.reliability.bins, memory.reliability.bins):
         assert got.count == want.count and got.correct == want.correct

@@ -39,7 +39,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,11 @@ class Batch:
     file the rows came from, ``row_group`` its row group (counted from 0) and
     ``first_row`` the file's row (from 0) that is the batch's first.
     ``max_row_sum_deviation`` and ``clipped_values`` are this batch's part of the
-    diagnostics of :class:`calaudit.Predictions` (merge: maximum and sum).
+    diagnostics of :class:`calaudit.Predictions` (merge: maximum and sum). ``time``
+    holds each row's time as int64 nanoseconds since 1970-01-01T00:00:00Z (UTC) when
+    the dataset was opened with a ``time_col``, else ``None``; with ``since`` /
+    ``until``, a batch holds only the rows within them, so ``first_row`` is where the
+    batch's block of the file starts, not necessarily its first row's position.
     """
 
     y: np.ndarray
@@ -85,6 +89,7 @@ class Batch:
     first_row: int
     max_row_sum_deviation: float = 0.0
     clipped_values: int = 0
+    time: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -99,8 +104,12 @@ class BatchLocation(Location):
     row_group: int = 0
     group_row: int = 0
     file_row: int = 0
+    #: With a time filter: the position in the block read of each row kept.
+    kept: Any = field(default=None, compare=False, repr=False)
 
     def row(self, index: int) -> str:
+        if self.kept is not None:
+            index = int(self.kept[index])
         return (f"row group {self.row_group + 1:,}, row {self.group_row + index + 1:,} "
                 f"(row {self.file_row + index + 1:,} of the file)")
 
@@ -115,6 +124,8 @@ class _ParquetFile:
     #: The file's own columns and types, plus the hive partition columns of its path.
     schema: Any
     partition_expression: Any
+    #: The row groups a time filter may keep (from their statistics); ``None``: all.
+    selected_groups: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,6 +136,10 @@ class PredictionDataset:
     ``n_rows`` their rows from the metadata (no data was read to count them),
     ``class_names`` and ``probability_columns`` the classes and the columns read as
     their probabilities (one ``score_col`` for a binary model's single score).
+    ``time_column`` is read into :attr:`Batch.time`; with ``since`` / ``until``
+    (``numpy.datetime64`` nanoseconds, UTC) only the rows with ``since <= t < until``
+    are yielded and ``n_rows`` counts the rows of the row groups the filter may keep:
+    an upper bound on the rows read.
     """
 
     source: str
@@ -139,6 +154,9 @@ class PredictionDataset:
     batch_rows: int
     _parts: tuple[_ParquetFile, ...] = field(repr=False)
     _filesystem: Any = field(repr=False)
+    time_column: str | None = None
+    since: np.datetime64 | None = None
+    until: np.datetime64 | None = None
 
     @property
     def n_classes(self) -> int:
@@ -168,16 +186,44 @@ class PredictionDataset:
 
     def file_batches(self, file: str) -> Iterator[Batch]:
         """The batches of one of :attr:`files` (a unit of work for a parallel reduction)."""
+        return self._file_batches(self._part(file))
+
+    def fragment_batches(self, file: str, row_groups: Sequence[int]) -> Iterator[Batch]:
+        """The batches of some row groups (counted from 0) of one of :attr:`files`, in
+        file order, reading only those row groups (a unit of work that splits a large
+        file). Rows and row groups, in the batches and the messages, count in the file."""
+        part = self._part(file)
+        wanted = frozenset(int(group) for group in row_groups)
+        outside = sorted(group for group in wanted if not 0 <= group < len(part.row_group_rows))
+        if outside:
+            raise UsageError(f"{file}: no row group {outside[0]} (counted from 0); "
+                             f"it has {len(part.row_group_rows):,}")
+        return self._file_batches(part, wanted)
+
+    @property
+    def row_group_rows(self) -> tuple[tuple[int, ...], ...]:
+        """The rows of each row group of each of :attr:`files` (from the footers), 0 for
+        a row group a time filter skips: they add up to :attr:`n_rows`."""
+        return tuple(tuple(rows if part.selected_groups is None or group in part.selected_groups else 0
+                           for group, rows in enumerate(part.row_group_rows)) for part in self._parts)
+
+    def per_file(self) -> tuple[PredictionDataset, ...]:
+        """One dataset per file, each holding only its file's footer facts: small to send
+        to a worker (the whole dataset carries every file's schema)."""
+        return tuple(replace(self, files=(part.path,), n_rows=sum(rows), _parts=(part,))
+                     for part, rows in zip(self._parts, self.row_group_rows))
+
+    def _part(self, file: str) -> _ParquetFile:
         for part in self._parts:
             if part.path == file:
-                return self._file_batches(part)
+                return part
         raise UsageError(f"{file}: not a file of the dataset {self.source}")
 
-    def _file_batches(self, part: _ParquetFile) -> Iterator[Batch]:
+    def _file_batches(self, part: _ParquetFile, row_groups: frozenset[int] | None = None) -> Iterator[Batch]:
         import pyarrow as pa
         import pyarrow.dataset as ds
 
-        columns = [self.label_column, *self.probability_columns]
+        columns = [self.label_column, *self.probability_columns, *[c for c in [self.time_column] if c is not None]]
         try:
             fragment = ds.ParquetFileFormat().make_fragment(
                 part.path, self._filesystem, partition_expression=part.partition_expression)
@@ -186,7 +232,9 @@ class PredictionDataset:
             raise InvalidInputError(f"{part.path}: not a readable Parquet file ({first_line(exc)})") from None
         group_start = 0
         for group, group_rows in enumerate(part.row_group_rows):
-            if group_rows == 0:
+            if group_rows == 0 or (row_groups is not None and group not in row_groups) or (
+                    part.selected_groups is not None and group not in part.selected_groups):  # time filter
+                group_start += group_rows
                 continue
             records = fragment.subset(row_group_ids=[group]).to_batches(
                 schema=part.schema, columns=columns, batch_size=self.batch_rows,
@@ -206,16 +254,26 @@ class PredictionDataset:
                 # pyarrow honours batch_size; slicing (free) keeps the bound whatever it does.
                 for offset in range(0, record.num_rows, self.batch_rows):
                     block = pa.Table.from_batches([record.slice(offset, self.batch_rows)])
-                    yield self._validated(part.path, block, group, group_row, group_start + group_row)
+                    batch = self._validated(part.path, block, group, group_row, group_start + group_row)
+                    if batch is not None:  # None: a time filter kept no row of the block
+                        yield batch
                     group_row += block.num_rows
             group_start += group_rows
 
-    def _validated(self, file: str, block: Any, group: int, group_row: int, file_row: int) -> Batch:
+    def _validated(self, file: str, block: Any, group: int, group_row: int, file_row: int) -> Batch | None:
         """One block of rows as a :class:`Batch`, checked in the order
-        :func:`calaudit.loaders.table.load_prediction_file` checks a file."""
+        :func:`calaudit.loaders.table.load_prediction_file` checks a file; with a time
+        filter, only the rows it keeps are checked (``None`` when it keeps none)."""
+        times, kept = self._times(file, block, group, group_row, file_row)
+        if kept is not None:
+            if not kept.size:
+                return None
+            import pyarrow as pa
+
+            block, times = block.take(pa.array(kept)), times[kept]
         columns = list(self.probability_columns)
-        proba_location = BatchLocation(file, columns, True, None, group, group_row, file_row)
-        label_location = BatchLocation(file, [self.label_column], True, None, group, group_row, file_row)
+        proba_location = BatchLocation(file, columns, True, None, group, group_row, file_row, kept=kept)
+        label_location = BatchLocation(file, [self.label_column], True, None, group, group_row, file_row, kept=kept)
         # parquet_labels names only a file: name the row group too (bytes that are no UTF-8 text).
         labels = parquet_labels(f"{file}: row group {group + 1:,}", block, self.label_column)  # type: ignore[arg-type]
         scores, texts = _parquet_scores(Path(file), block, columns, location=proba_location)
@@ -229,8 +287,29 @@ class PredictionDataset:
             row_sum_tolerance=self.row_sum_tolerance, proba_location=proba_location,
             label_location=label_location,
         )
+        if times is not None:
+            times.flags.writeable = False
         return Batch(predictions.y_true, predictions.y_proba, file, group, file_row,
-                     predictions.max_row_sum_deviation, predictions.clipped_values)
+                     predictions.max_row_sum_deviation, predictions.clipped_values, times)
+
+    def _times(self, file: str, block: Any, group: int, group_row: int,
+               file_row: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The block's times (int64 ns, UTC; ``None`` without a time column) and the
+        positions of the rows within ``since`` / ``until`` (``None``: every row)."""
+        if self.time_column is None:
+            return None, None
+        from .windows import read_times
+
+        location = BatchLocation(file, [self.time_column], True, None, group, group_row, file_row)
+        times = read_times(block.column(self.time_column), where=lambda row: location.cell(row, 0))
+        if self.since is None and self.until is None:
+            return times, None
+        keep = np.ones(times.shape, dtype=bool)
+        if self.since is not None:
+            keep &= times >= self.since.astype(np.int64)
+        if self.until is not None:
+            keep &= times < self.until.astype(np.int64)
+        return times, None if keep.all() else np.flatnonzero(keep)
 
 
 def open_prediction_dataset(
@@ -243,6 +322,9 @@ def open_prediction_dataset(
     logits: bool = False,
     row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    time_col: str | None = None,
+    since: Any = None,
+    until: Any = None,
 ) -> PredictionDataset:
     """Open a Parquet prediction dataset for :meth:`PredictionDataset.batches`.
 
@@ -256,6 +338,20 @@ def open_prediction_dataset(
     and a label column that can be read as labels; other columns may differ and are
     never read. A label or probability column may also be a hive partition key.
 
+    ``time_col`` names a column every file must have, read into :attr:`Batch.time`
+    (timestamps of any unit, with a time zone or without one (read as UTC), dates, or
+    ISO-8601 text: :func:`calaudit.engine.windows.read_times`). ``since`` and
+    ``until`` (a datetime, date, ``numpy.datetime64`` or ISO-8601 text; UTC unless
+    they say otherwise) keep the rows with ``since <= t < until``. The bound is pushed
+    into the scan as a ``pyarrow.dataset`` expression evaluated against each row
+    group's statistics: a row group whose times all lie outside is never read nor
+    decoded, and ``n_rows`` counts only the row groups kept, an upper bound on the
+    rows yielded. The rows of the row groups read are then filtered exactly, after
+    their time column is decoded and before anything else is checked, so rows outside
+    the bounds are never validated and every message still names the row's position
+    in its file. A text time column has no statistics to prune by: every row group
+    is read.
+
     Only the footers are read here. Raises :class:`calaudit.errors.InvalidInputError`
     (one line naming the file) for a file that is not Parquet or whose columns differ,
     and for a dataset without files or rows; :class:`calaudit.errors.UsageError` for
@@ -265,6 +361,7 @@ def open_prediction_dataset(
         raise UsageError(f"batch_rows is {batch_rows!r}; expected a whole number of rows, at least 1")
     if prob_cols and score_col:
         raise UsageError("give either --prob-cols or --score-col, not both")
+    since, until = _time_bounds(time_col, since, until, label_col, prob_cols, score_col)
     source = str(path_or_glob)
     dataset = _discover(source)
     parts = tuple(_read_footer(fragment, dataset) for fragment in sorted(dataset.get_fragments(), key=_path))
@@ -284,17 +381,51 @@ def open_prediction_dataset(
             own, _ = _probability_columns(part.path, file_columns, prob_cols, score_col, label_col)
             _require_same_columns(part.path, own, columns, first.path)
         _check_types(part, label_col, columns)
+        if time_col is not None:
+            _check_time_column(part, time_col, columns)
 
     n_rows = sum(sum(part.row_group_rows) for part in parts)
     if n_rows == 0:
         files = "1 file" if len(parts) == 1 else f"{len(parts):,} files"
         raise InvalidInputError(f"{source}: no rows in its {files}; expected at least one prediction")
+    if time_col is not None and (since is not None or until is not None):
+        parts = tuple(_select_row_groups(part, dataset.filesystem, time_col, since, until) for part in parts)
+        n_rows = sum(rows for part in parts for group, rows in enumerate(part.row_group_rows)
+                     if part.selected_groups is None or group in part.selected_groups)
+        if n_rows == 0:
+            from .windows import format_instant
+
+            raise InvalidInputError(
+                f"{source}: no row group holds times from {format_instant(since) or 'the start'} to "
+                f"{format_instant(until) or 'the end'} in column {time_col} (--since/--until); "
+                "expected at least one prediction in that period"
+            )
     return PredictionDataset(
         source=source, files=tuple(part.path for part in parts), n_rows=n_rows, class_names=names,
         probability_columns=tuple(columns), label_column=label_col, score_column=score_col, logits=logits,
         row_sum_tolerance=row_sum_tolerance, batch_rows=int(batch_rows), _parts=parts,
-        _filesystem=dataset.filesystem,
+        _filesystem=dataset.filesystem, time_column=time_col, since=since, until=until,
     )
+
+
+def _time_bounds(time_col: str | None, since: Any, until: Any, label_col: str, prob_cols: Sequence[str] | None,
+                 score_col: str | None) -> tuple[np.datetime64 | None, np.datetime64 | None]:
+    """``since`` / ``until`` as ``numpy.datetime64`` (UTC), and the usage errors of the
+    time options."""
+    from .windows import format_instant, parse_instant
+
+    since, until = parse_instant(since, option="--since"), parse_instant(until, option="--until")
+    if time_col is None:
+        if since is not None or until is not None:
+            raise UsageError("--since and --until need --time-col: the column that holds each row's time")
+        return None, None
+    if time_col == label_col or time_col == score_col or time_col in (prob_cols or ()):
+        raise UsageError(f"--time-col {time_col} is also the label or a probability column; "
+                         "expected the column that holds each row's time")
+    if since is not None and until is not None and not since < until:
+        raise UsageError(f"--since {format_instant(since)} is not before --until {format_instant(until)}; "
+                         "expected since < until")
+    return since, until
 
 
 def _path(fragment: Any) -> str:
@@ -394,3 +525,44 @@ def _check_types(part: _ParquetFile, label_col: str, columns: list[str]) -> None
     empty = part.schema.empty_table()
     parquet_labels(part.path, empty, label_col)  # type: ignore[arg-type]
     _parquet_scores(Path(part.path), empty, columns)
+
+
+def _check_time_column(part: _ParquetFile, time_col: str, columns: list[str]) -> None:
+    """The time column is in the file (or its partition keys) and holds times."""
+    from .windows import check_time_type
+
+    if time_col in columns:
+        raise UsageError(f"--time-col {time_col} is also a probability column; "
+                         "expected the column that holds each row's time")
+    if time_col not in part.schema.names:
+        raise InvalidInputError(f"{part.path}: no column {time_col} (--time-col); expected the time column in "
+                                "every file of the dataset")
+    check_time_type(part.path, time_col, part.schema.field(time_col).type)
+
+
+def _select_row_groups(part: _ParquetFile, filesystem: Any, time_col: str, since: np.datetime64 | None,
+                       until: np.datetime64 | None) -> _ParquetFile:
+    """``part`` with the row groups whose statistics may hold times within the bounds
+    (every row group when the column is text); a file whose hive partition key is the
+    time column (``day=2026-11-02/``) is kept or dropped whole by its key's time."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from .windows import read_times, time_filter
+
+    keys = ds.get_partition_keys(part.partition_expression)
+    if time_col in keys:
+        where = f"{part.path}: partition key {time_col}"
+        time = int(read_times(pa.array([keys[time_col]], part.schema.field(time_col).type), where=lambda _: where)[0])
+        inside = (since is None or time >= since.astype(np.int64)) and (until is None or time < until.astype(np.int64))
+        return part if inside else replace(part, selected_groups=frozenset())
+    expression = time_filter(time_col, part.schema.field(time_col).type, since, until)
+    if expression is None:
+        return part
+    try:
+        fragment = ds.ParquetFileFormat().make_fragment(
+            part.path, filesystem, partition_expression=part.partition_expression)
+        kept = frozenset(group.id for group in fragment.subset(filter=expression, schema=part.schema).row_groups)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise InvalidInputError(f"{part.path}: not a readable Parquet file ({first_line(exc)})") from None
+    return replace(part, selected_groups=kept)

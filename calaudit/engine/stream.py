@@ -1,18 +1,25 @@
 """The streamed audit: batches -> merged statistics -> :class:`AuditResult`.
 
 :func:`audit_statistics` is a pure function of merged :class:`StreamStatistics` (the
-same whether the batches were read in one process or reduced on a cluster);
-:func:`stream_audit` reads a prediction dataset batch by batch into them, so peak
-memory is one batch plus the statistics, whatever the number of rows.
+same whether the batches were read in one process or reduced on a Dask cluster);
+:func:`stream_statistics` reads batches into them, so peak memory is one batch plus
+the statistics, whatever the number of rows.
 
-What a streamed audit gives today (``execution`` in the JSON says so): every metric
-the sums give exactly (equal to the in-memory audit to 1e-9: accuracy, ECE, MCE,
-classwise ECE, Brier and its decomposition, NLL, the confidence gap, and for binary
-models the positive-class figures), the reliability tables, the per-class figures,
-the verdict and the noise floor by the large-sample method. Not yet: bootstrap
-intervals, ``ece_equal_mass``, ``ece_debiased``, ``smooth_ece``, the calibration
-slope and intercept (each listed in ``diagnostics.undefined_metrics`` with the
-reason), baselines, segments, routing and human labels.
+What a streamed audit gives (``execution`` in the JSON says so):
+
+* exactly (equal to the in-memory audit to 1e-9): accuracy, ECE, MCE, classwise ECE,
+  Brier and its decomposition, NLL, the confidence gap, for binary models the
+  positive-class figures and Spiegelhalter's test, the reliability tables and the
+  per-class figures, the verdict;
+* from the fine histogram, within a stated bound (:mod:`calaudit.engine.sketch`,
+  ``execution.sketch.bounds``): equal-mass ECE, debiased ECE, smooth ECE, the
+  calibration slope and intercept;
+* the noise floor and ``calibration_p_value`` by the large-sample (normal) method,
+  which the in-memory audit also uses above 2e7 rows x simulations;
+* bootstrap intervals by the grouped bootstrap on the merged statistics
+  (:mod:`calaudit.engine.resample`).
+
+Not streamed: baselines, segments, routing and human labels (the CLI refuses them).
 """
 
 from __future__ import annotations
@@ -26,21 +33,19 @@ import numpy as np
 from .._version import __version__
 from ..metrics import DEFAULT_N_BINS, METRICS
 from ..reliability import reliability_table
-from ..result import AuditResult, ClassReliability, ClassSummary, NoiseSummary
+from ..result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
 from ..verdict import decide_verdict
+from .kernel import Accumulator
 from .statistics import FINE_BINS, StreamStatistics
 
 #: Classes whose reliability diagrams are kept (as the in-memory audit).
 SHOWN_CLASSES = 10
-#: Why each metric the sums cannot give is missing from a streamed audit.
-NOT_STREAMED = {
-    "ece_equal_mass": "equal-mass bins need the global order of every confidence: not in a streamed audit yet",
-    "ece_debiased": "equal-mass bins need the global order of every confidence: not in a streamed audit yet",
-    "smooth_ece": "the kernel runs over every confidence: not in a streamed audit yet",
-    "calibration_slope": "the logistic fit runs over every row: not in a streamed audit yet",
-    "calibration_intercept": "the logistic fit runs over every row: not in a streamed audit yet",
-    "calibration_p_value": "its exact simulation draws every row; the noise floor uses the large-sample method",
-}
+#: Metrics a streamed audit cannot give at all (none left: kept for the reporters).
+NOT_STREAMED: dict[str, str] = {}
+#: Metrics a streamed audit approximates from the fine histogram (bounds in ``execution.sketch``).
+APPROXIMATE = ("ece_equal_mass", "ece_debiased", "smooth_ece", "calibration_slope", "calibration_intercept")
+#: Why an approximate metric may be missing (an undefined fit).
+_UNDEFINED = "not defined on these data (no recalibration fit exists, e.g. every prediction right)"
 
 
 def stream_statistics(
@@ -50,11 +55,11 @@ def stream_statistics(
     """Accumulate ``batches`` (each with ``y`` and ``proba``) into merged statistics;
     returns them and what the reading did (batches, rows, largest batch, and the
     largest row-sum deviation and clipped values when batches carry them)."""
-    merged: StreamStatistics | None = None
-    info = {"batches": 0, "largest_batch_rows": 0, "max_row_sum_deviation": 0.0, "clipped_values": 0}
+    accumulator = Accumulator(n_bins=n_bins, fine_bins=fine_bins)
+    info = {"batches": 0, "largest_batch_rows": 0, "max_row_sum_deviation": 0.0, "clipped_values": 0,
+            "kernel": accumulator.kernel}
     for batch in batches:
-        part = StreamStatistics.from_batch(batch.y, batch.proba, n_bins=n_bins, fine_bins=fine_bins)
-        merged = part if merged is None else merged.merge(part)
+        accumulator.add(batch.y, batch.proba)
         rows = int(batch.y.shape[0])
         info["batches"] += 1
         info["largest_batch_rows"] = max(info["largest_batch_rows"], rows)
@@ -63,6 +68,7 @@ def stream_statistics(
         info["clipped_values"] += int(getattr(batch, "clipped_values", 0))
         if progress is not None:
             progress(rows)
+    merged = accumulator.result()
     if merged is None or merged.n_rows == 0:
         raise ValueError("no rows were read: there is nothing to audit")
     return merged, info
@@ -71,20 +77,43 @@ def stream_statistics(
 def audit_statistics(
     statistics: StreamStatistics, *, class_names: tuple[str, ...], source: dict[str, Any],
     options: dict[str, Any], execution: dict[str, Any], diagnostics: dict[str, Any] | None = None, seed: int = 0,
+    resamples: int | None = 0, level: float = 0.95,
 ) -> AuditResult:
-    """The :class:`AuditResult` of merged statistics (see the module docstring)."""
+    """The :class:`AuditResult` of merged statistics (see the module docstring);
+    ``resamples`` > 0 adds grouped-bootstrap intervals (``None``: the audit's default,
+    :data:`calaudit.bootstrap.DEFAULT_RESAMPLES`)."""
+    from .sketch import sketch_figures
+
+    if resamples is None:
+        from .. import bootstrap as bootstrap_module
+
+        resamples = bootstrap_module.DEFAULT_RESAMPLES
+
     n_rows, n_classes = statistics.n_rows, statistics.n_classes
     if len(class_names) != n_classes:
         raise ValueError(f"{len(class_names)} class names for {n_classes} classes")
-    values = statistics.metrics()
+    exact = statistics.metrics()
+    sketch = sketch_figures(statistics.fine_outcome_count, statistics.fine_moments, statistics.n_bins,
+                            n_rows=n_rows)
+    consistency = statistics.consistency_test(seed=seed)
+    values = {**exact, **sketch.values, "calibration_p_value": consistency.p_value}
+    undefined_approximate = {name: _UNDEFINED for name in APPROXIMATE if not np.isfinite(values[name])}
+    values = {name: values[name] for name in METRICS if name in values and name not in undefined_approximate}
+    intervals = None
+    if resamples:
+        from .resample import stream_intervals
+
+        intervals = stream_intervals(statistics, reference=values, resamples=int(resamples), level=level,
+                                     seed=seed, sketch=sketch)
+    execution = {**execution, "sketch": sketch.to_dict(), "approximate": [m for m in APPROXIMATE if m in values],
+                 "noise_floor_method": "normal"}
     bins = statistics.reliability_bins()
     reliability = reliability_table(bins.top_label, value="confidence")
     bands = reliability_table(bins.bands, value="confidence")
     positive = None
     if bins.positive is not None:
         positive = reliability_table(bins.positive, value=f"probability of {class_names[1]}")
-    consistency = statistics.consistency_test(seed=seed)
-    undefined = {name: reason for name, reason in NOT_STREAMED.items() if name in METRICS}
+    undefined = {**undefined_approximate}
     if n_classes == 2 and "spiegelhalter_p_value" not in values:
         undefined["spiegelhalter_p_value"] = "every probability is 0 or 1, so the test statistic is undefined"
     verdict = decide_verdict(n_samples=n_rows, accuracy=values["accuracy"], confidence_gap=values["confidence_gap"],
@@ -118,7 +147,7 @@ def audit_statistics(
             "brier_within_bin": statistics.brier_decomposition().within_bin,
         },
         source=source,
-        options={"n_bins": statistics.n_bins, "bootstrap": 0, "seed": seed, **options},
+        options={"n_bins": statistics.n_bins, "bootstrap": int(resamples), "seed": seed, **options},
         tool_version=__version__,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         positive_reliability=positive,
@@ -126,5 +155,7 @@ def audit_statistics(
         class_reliability=class_reliability,
         verdict=verdict,
         noise=NoiseSummary.from_test(consistency, values["ece"]),
+        intervals=intervals,
+        smooth_reliability=SmoothReliability.from_curve(sketch.smooth_curve),
         extras={"execution": execution},
     )

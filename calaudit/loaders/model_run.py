@@ -8,7 +8,7 @@ signature, provider, preprocessing, how scores became probabilities) travels in 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,18 +16,57 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
-from ..onnx_model import VendorModel, class_names_from_sources, load_model
-from ..location import Location, show
-from ..predictions import Predictions, Source, logit_matrix, to_probabilities, widen_binary
-from ..transforms import NO_TRANSFORM
-from ..scores import decide_logits
-from ..validation import DEFAULT_ROW_SUM_TOLERANCE
 from ..human.votes import HumanLabels
-from .dataset import Dataset, HumanData
+from ..location import Location, show
+from ..onnx_model import VendorModel, class_names_from_sources, load_model
+from ..predictions import Predictions, Source, logit_matrix, to_probabilities, widen_binary
+from ..scores import decide_logits
+from ..transforms import NO_TRANSFORM
+from ..validation import DEFAULT_ROW_SUM_TOLERANCE
 from .datadir import load_data_directory
+from .dataset import Dataset, HumanData
 from .human_columns import HumanColumns, human_details, human_labels, plurality_label_indices
 
 DEFAULT_BATCH_SIZE = 256
+
+
+@dataclass
+class ModelSetup:
+    """A model opened over its data, before any row is scored: what the in-memory run
+    (:func:`load_model_predictions`) and the streamed one (:mod:`calaudit.engine.scoring`)
+    both start from."""
+
+    model: VendorModel
+    dataset: Dataset
+    score_output: Any  # calaudit.onnx_model.ScoreOutput
+
+
+def open_model_run(
+    model_path: str | Path,
+    data_path: str | Path,
+    *,
+    device: str = "auto",
+    output: str | None = None,
+    data_format: str = "auto",
+    label_col: str = "label",
+    feature_cols: Sequence[str] | None = None,
+    preprocess: dict[str, Any] | None = None,
+    skip_bad_images: bool = False,
+    allow_large_images: bool = False,
+    warn: Callable[[str], None] | None = None,
+    votes_cols: Sequence[str] | None = None,
+    soft_cols: Sequence[str] | None = None,
+    model: VendorModel | None = None,
+) -> ModelSetup:
+    """Load the model (unless ``model`` is given), read the data directory's labels and
+    layout (features are read per batch) and choose the output holding the scores."""
+    model = model or load_model(model_path, device=device)
+    dataset = load_data_directory(
+        data_path, data_format=data_format, label_col=label_col, feature_cols=feature_cols,
+        preprocess=preprocess, skip_bad_images=skip_bad_images, allow_large_images=allow_large_images,
+        model=model, warn=warn, votes_cols=votes_cols, soft_cols=soft_cols,
+    )
+    return ModelSetup(model, dataset, model.choose_score_output(output))
 
 
 def load_model_predictions(
@@ -76,13 +115,12 @@ def load_model_predictions(
 
         check_output_paths([("--save-predictions", save_predictions)],
                            [("the model", model_path), ("the data", data_path)])
-    model = model or load_model(model_path, device=device)
-    dataset = load_data_directory(
-        data_path, data_format=data_format, label_col=label_col, feature_cols=feature_cols,
-        preprocess=preprocess, skip_bad_images=skip_bad_images, allow_large_images=allow_large_images,
-        model=model, warn=warn, votes_cols=votes_cols, soft_cols=soft_cols,
+    setup = open_model_run(
+        model_path, data_path, device=device, output=output, data_format=data_format, label_col=label_col,
+        feature_cols=feature_cols, preprocess=preprocess, skip_bad_images=skip_bad_images,
+        allow_large_images=allow_large_images, warn=warn, votes_cols=votes_cols, soft_cols=soft_cols, model=model,
     )
-    score_output = model.choose_score_output(output)
+    model, dataset, score_output = setup.model, setup.dataset, setup.score_output
     embedding = None
     if want_features:
         embedding = embedding_output or model.penultimate_tensor(score_output.fetch)
@@ -96,19 +134,7 @@ def load_model_predictions(
     use_logits, reason = decide_logits(
         scores, output_name=score_output.name, logits_flag=logits, row_sum_tolerance=row_sum_tolerance, where=where
     )
-    n_columns = 2 if scores.shape[1] == 1 else scores.shape[1]
-    sources: list[tuple[str, Sequence[str] | None]] = [
-        ("ZipMap keys", score_output.class_labels),
-        ("the model's classifier node (classlabels)", model.graph_class_labels()),
-        ("the model's metadata", model.metadata_class_names()),
-        (dataset.class_names_source or "the data directory", dataset.class_names),
-    ]
-    if class_names is not None:
-        if len(class_names) != n_columns:
-            raise UsageError(f"--classes names {len(class_names)} classes but the model emits {n_columns}")
-        names, names_source, notes = tuple(class_names), "--classes", []
-    else:
-        names, names_source, notes = class_names_from_sources(n_columns, sources)
+    names, names_source, notes = resolve_class_names(setup, scores.shape[1], class_names)
     human = None
     if dataset.human is not None:
         human = _human_labels(dataset.human, names, names_source, row_sum_tolerance).take(kept)
@@ -120,47 +146,17 @@ def load_model_predictions(
     row_ids = dataset.row_ids[kept] if dataset.row_ids is not None else kept + 1
     import pandas as pd
 
-    details = {
-        "model": model.provenance(),
-        "data": dataset.describe(),
-        "scores": {
-            "output": score_output.name,
-            "output_choice": score_output.reason,
-            "read_from": score_output.fetch,
-            "treated_as": "logits" if use_logits else "probabilities",
-            "columns": int(scores.shape[1]),
-            "reason": reason,
-        },
-        "class_names_source": names_source,
-        "notes": notes,
-        "batch_size": batch_used,
-        **human_details(human),
-    }
-    location = Location(where, None, True)
-    transform = NO_TRANSFORM
-    raw_logits = None
-    if use_logits:
-        raw_logits = logit_matrix(scores)
-        scores, transform = to_probabilities(scores, location=location)
-    if scores.shape[1] == 1:
-        scores = widen_binary(scores)
-    try:
-        predictions = Predictions.from_arrays(
-            labels, scores, class_names=names, row_sum_tolerance=row_sum_tolerance,
-            source=Source("onnx", str(model.path), model.sha256, "onnx", details),
-            extra_columns=pd.DataFrame({dataset.row_id_name: row_ids}),
-            label_location=dataset.label_location, applied_transform=transform,
-        )
-    except InvalidInputError as exc:
-        if "is not one of the" in str(exc):
-            from_model = names_source in ("ZipMap keys", "the model's classifier node (classlabels)", "the model's metadata")
-            remedy = (
-                "the data's labels must use those names (or pass --classes to name the model's outputs yourself)"
-                if from_model
-                else "put the model's class names in classes.txt, one per line in output order, or pass --classes"
-            )
-            raise InvalidInputError(f"{exc}; the model's classes came from {names_source}: {remedy}") from None
-        raise
+    details = run_details(setup, use_logits=use_logits, reason=reason, columns=int(scores.shape[1]),
+                          names_source=names_source, notes=notes, batch_size=batch_used)
+    details.update(human_details(human))
+    raw_logits = logit_matrix(scores) if use_logits else None
+    scores, transform = probability_matrix(scores, use_logits, Location(where, None, True))
+    predictions = validated_predictions(
+        labels, scores, names, names_source, row_sum_tolerance=row_sum_tolerance,
+        source=Source("onnx", str(model.path), model.sha256, "onnx", details),
+        extra_columns=pd.DataFrame({dataset.row_id_name: row_ids}),
+        label_location=dataset.label_location, applied_transform=transform,
+    )
     if human is not None:
         predictions = dataclasses.replace(predictions, human=human)
     if raw_logits is not None or want_features:
@@ -180,6 +176,82 @@ def load_model_predictions(
         # validation and division, so the audit of the file is bit-for-bit this one.
         save_prediction_file(save_predictions, predictions, proba=scores)
     return predictions
+
+
+def resolve_class_names(
+    setup: ModelSetup, n_score_columns: int, class_names: Sequence[str] | None,
+) -> tuple[tuple[str, ...], str, list[str]]:
+    """The model's class names for ``n_score_columns`` columns of scores (one column is a
+    binary model's positive class: two names), where they came from, and notes on the
+    sources skipped. ``class_names`` (``--classes``) wins when given."""
+    model, dataset, score_output = setup.model, setup.dataset, setup.score_output
+    n_columns = 2 if n_score_columns == 1 else n_score_columns
+    if class_names is not None:
+        if len(class_names) != n_columns:
+            raise UsageError(f"--classes names {len(class_names)} classes but the model emits {n_columns}")
+        return tuple(class_names), "--classes", []
+    sources: list[tuple[str, Sequence[str] | None]] = [
+        ("ZipMap keys", score_output.class_labels),
+        ("the model's classifier node (classlabels)", model.graph_class_labels()),
+        ("the model's metadata", model.metadata_class_names()),
+        (dataset.class_names_source or "the data directory", dataset.class_names),
+    ]
+    return class_names_from_sources(n_columns, sources)
+
+
+def run_details(
+    setup: ModelSetup, *, use_logits: bool, reason: str, columns: int, names_source: str, notes: list[str],
+    batch_size: int,
+) -> dict[str, Any]:
+    """What ``source`` records of a model run (after it: an image folder's description
+    counts the images read)."""
+    model, dataset, score_output = setup.model, setup.dataset, setup.score_output
+    return {
+        "model": model.provenance(),
+        "data": dataset.describe(),
+        "scores": {
+            "output": score_output.name,
+            "output_choice": score_output.reason,
+            "read_from": score_output.fetch,
+            "treated_as": "logits" if use_logits else "probabilities",
+            "columns": columns,
+            "reason": reason,
+        },
+        "class_names_source": names_source,
+        "notes": notes,
+        "batch_size": batch_size,
+    }
+
+
+def probability_matrix(scores: np.ndarray, use_logits: bool, location: Location) -> tuple[np.ndarray, str]:
+    """Scores as an ``(n, K >= 2)`` probability matrix before validation: softmax (or the
+    sigmoid of one column) of logits, and one column ``s`` widened to ``[1 - s, s]``;
+    with the transform applied."""
+    transform = NO_TRANSFORM
+    if use_logits:
+        scores, transform = to_probabilities(scores, location=location)
+    if scores.shape[1] == 1:
+        scores = widen_binary(scores)
+    return scores, transform
+
+
+def validated_predictions(
+    labels: np.ndarray, scores: np.ndarray, names: Sequence[str], names_source: str, **options: Any,
+) -> Predictions:
+    """:meth:`Predictions.from_arrays` of a model's scores; a label the model's classes do
+    not name says where the class names came from and how to fix it."""
+    try:
+        return Predictions.from_arrays(labels, scores, class_names=names, **options)
+    except InvalidInputError as exc:
+        if "is not one of the" in str(exc):
+            from_model = names_source in ("ZipMap keys", "the model's classifier node (classlabels)", "the model's metadata")
+            remedy = (
+                "the data's labels must use those names (or pass --classes to name the model's outputs yourself)"
+                if from_model
+                else "put the model's class names in classes.txt, one per line in output order, or pass --classes"
+            )
+            raise InvalidInputError(f"{exc}; the model's classes came from {names_source}: {remedy}") from None
+        raise
 
 
 def _human_labels(human: HumanData, names: Sequence[str], names_source: str, row_sum_tolerance: float) -> HumanLabels:
@@ -210,33 +282,53 @@ class ModelRun:
     embedding: np.ndarray | None = None  # (n, F) activations of an extra tensor, if asked
 
 
-def run_model(
+@dataclass(frozen=True)
+class ScoredBatch:
+    """The scores of one inference batch: ``scores`` ``(n, K)`` float64 as the model
+    output them (finite, one row per data row read), ``rows`` the 0-based data rows they
+    belong to, and ``embedding`` the extra tensor's ``(n, F)`` activations when asked."""
+
+    scores: np.ndarray
+    rows: np.ndarray
+    embedding: np.ndarray | None = None
+
+
+def inference_batch_size(model: VendorModel, batch_size: int) -> int:
+    """Rows per inference call: the batch size the model's inputs fix, else ``batch_size``."""
+    fixed = {spec.fixed_batch for spec in model.inputs} - {None}
+    if len(fixed) > 1:
+        raise InvalidInputError(f"{model.path}: the inputs fix different batch sizes ({sorted(fixed)})")
+    return fixed.pop() if fixed else batch_size
+
+
+def score_batches(
     model: VendorModel,
     dataset: Dataset,
     score_output: Any,
     batch_size: int,
     progress: Callable[[int, int], None] | None = None,
     embedding: str | None = None,
-) -> ModelRun:
-    """Scores of every readable row (and the ``embedding`` tensor's activations).
+) -> Iterator[ScoredBatch]:
+    """Run the model over ``dataset`` one inference batch at a time and yield each
+    batch's checked scores; the one loop the in-memory run (:func:`run_model`) and the
+    streamed one (:mod:`calaudit.engine.scoring`) share.
 
     A model whose inputs fix the batch dimension gets batches of exactly that size
     (a batch of 1 is fed row by row; a last partial batch is padded and trimmed).
+    Each batch is checked as it comes: one output row per input row, the same number of
+    score columns as the first batch, and finite scores (a row whose features are not
+    finite either blames the data, else the model, naming the data row). Raises
+    :class:`InvalidInputError` when no row could be read.
     """
-    fixed = {spec.fixed_batch for spec in model.inputs} - {None}
-    if len(fixed) > 1:
-        raise InvalidInputError(f"{model.path}: the inputs fix different batch sizes ({sorted(fixed)})")
-    fixed_batch = fixed.pop() if fixed else None
-    step = fixed_batch or batch_size
-    chunks: list[np.ndarray] = []
-    kept: list[np.ndarray] = []
-    embedded: list[np.ndarray] = []
+    step = inference_batch_size(model, batch_size)
+    pads = any(spec.fixed_batch is not None for spec in model.inputs)
     fetches = [score_output.fetch] + ([embedding] if embedding else [])
+    width = None
     for batch in dataset.batches(model.inputs, step):
         n = batch.rows.shape[0]
         feeds = batch.feeds
-        if fixed_batch is not None and n < fixed_batch:
-            feeds = {name: _pad(array, fixed_batch) for name, array in feeds.items()}
+        if pads and n < step:
+            feeds = {name: _pad(array, step) for name, array in feeds.items()}
         try:
             outputs = model.run_many(fetches, feeds) if embedding else [model.run(score_output.fetch, feeds)]
         except Exception as exc:
@@ -248,22 +340,41 @@ def run_model(
         fed = next(iter(feeds.values())).shape[0] if feeds else n
         _check_output_rows(model, score_output.name, outputs[0], fed, batch.rows)
         chunk = _score_matrix(outputs[0], score_output)[:n]
+        if width is None:
+            width = chunk.shape[1]
+        elif chunk.shape[1] != width:
+            raise InvalidInputError(
+                f"{model.path}: output {score_output.name!r} changed width between batches "
+                f"({sorted({width, chunk.shape[1]})})"
+            )
         _check_finite_inputs(model, dataset, score_output.name, chunk, batch)
-        chunks.append(chunk)
+        _check_finite_scores(model, dataset, score_output.name, chunk, batch.rows)
+        activations = None
         if embedding:
             _check_output_rows(model, embedding, outputs[1], fed, batch.rows)
-            embedded.append(np.asarray(outputs[1], dtype=np.float64).reshape(len(outputs[1]), -1)[:n])
-        kept.append(batch.rows)
+            activations = np.asarray(outputs[1], dtype=np.float64).reshape(len(outputs[1]), -1)[:n]
         if progress is not None:
             progress(n, dataset.n_rows)
-    if not chunks:
+        yield ScoredBatch(chunk.astype(np.float64, copy=False), batch.rows, activations)
+    if width is None:
         raise InvalidInputError(f"{dataset.path}: no rows could be read")
-    widths = {chunk.shape[1] for chunk in chunks}
-    if len(widths) != 1:
-        raise InvalidInputError(f"{model.path}: output {score_output.name!r} changed width between batches ({sorted(widths)})")
+
+
+def run_model(
+    model: VendorModel,
+    dataset: Dataset,
+    score_output: Any,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+    embedding: str | None = None,
+) -> ModelRun:
+    """Scores of every readable row (and the ``embedding`` tensor's activations), held in
+    memory: :func:`score_batches` concatenated."""
+    batches = list(score_batches(model, dataset, score_output, batch_size, progress, embedding=embedding))
     return ModelRun(
-        np.concatenate(chunks).astype(np.float64, copy=False), np.concatenate(kept), step,
-        np.concatenate(embedded) if embedding else None,
+        np.concatenate([batch.scores for batch in batches]), np.concatenate([batch.rows for batch in batches]),
+        inference_batch_size(model, batch_size),
+        np.concatenate([batch.embedding for batch in batches]) if embedding else None,
     )
 
 
@@ -310,6 +421,20 @@ def _check_finite_inputs(model: VendorModel, dataset: Dataset, name: str, scores
         f"{dataset.feature_location(model.inputs, spec.name, row, column)} is {show(flat[position, column])}; "
         f"the model's output {name!r} for it is {show(output)} (expected finite features, or a model that "
         "handles missing values)"
+    )
+
+
+def _check_finite_scores(model: VendorModel, dataset: Dataset, name: str, scores: np.ndarray, rows: np.ndarray) -> None:
+    """Scores that are not finite for finite features blame the model, naming the data row."""
+    finite = np.isfinite(scores)
+    if finite.all():
+        return
+    position, column = divmod(int(np.argmax(~finite.ravel())), scores.shape[1])
+    row = int(rows[position])
+    which = f"{dataset.row_id_name} {dataset.row_ids[row]}" if dataset.row_ids is not None else f"row {row + 1}"
+    raise InvalidInputError(
+        f"{model.path}: output {name!r} gave {show(scores[position, column])} for {which}, column {column}; "
+        "expected finite scores"
     )
 
 

@@ -20,6 +20,7 @@ from ..decision_charts import decision_charts
 from ..metrics import BETTER_WORDS, METRICS
 from ..report.human_charts import human_charts
 from ..report.human_narrative import human_report
+from ..report.window_charts import window_charts, window_section
 from ..result import AuditResult
 from ..templating import environment
 
@@ -171,8 +172,10 @@ def render(result: AuditResult) -> str:
         "margin_points": _points(verdict.margin) if verdict else "",
         "decisions": narrative.decisions(result, bands),
         "questions": narrative.vendor_questions(result),
-        "charts": {**report_charts(result), **decision_charts(result), **human_charts(result)},
+        "charts": {**report_charts(result), **decision_charts(result), **human_charts(result),
+                   **window_charts(result)},
         "human_report": human_report(result),
+        "windows_section": window_section(result),
         "segment_sections": decision_narrative.segment_sections(result.groups),
         "routing_text": decision_narrative.routing_text(result.routing) if result.routing is not None else None,
         "plotly_js": plotly_source(),

@@ -33,7 +33,29 @@ def render(result: AuditResult) -> str:
         better = BETTER_WORDS[METRICS[name].better]
         lines.append(f"| {name} | {value:.4f} | {better} |")
     lines += _human_lines(result)
+    lines += _window_lines(result)
     return "\n".join(lines) + "\n"
+
+
+def _window_lines(result: AuditResult) -> list[str]:
+    """Calibration over time: the latest windows (at most 12) and the sentence."""
+    from ..report.window_charts import SHOWN_LINES, change_sentence, heading, window_rows
+
+    title = heading(result)
+    if title is None:
+        return []
+    rows, hidden = window_rows(result, SHOWN_LINES)
+    lines = ["", "#### Calibration over time", "", _cell(title), "",
+             "| Window | Rows | Said | Right | ECE |", "| --- | --- | --- | --- | --- |"]
+    for row in rows:
+        right = f"{row['right']} ({row['right_interval']})" if row["right_interval"] else row["right"]
+        detail = row["ece_interval"] or row["note"]
+        ece = f"{row['ece']} ({detail})" if detail else row["ece"]
+        lines.append(f"| {_cell(row['window'])} | {row['rows']} | {row['said']} | {_cell(right)} | {_cell(ece)} |")
+    if hidden:
+        lines += ["", f"{hidden:,} earlier windows are not shown; the JSON lists every window."]
+    sentence = change_sentence(result)
+    return lines + (["", _cell(sentence)] if sentence else [])
 
 
 def _human_lines(result: AuditResult) -> list[str]:

@@ -30,17 +30,34 @@ def _classes_line(result: AuditResult) -> str:
 
 
 def _execution_lines(result: AuditResult) -> list[str]:
-    """How a streamed audit read its data, and what it does not give yet."""
+    """How a streamed audit read its data, what is approximate, and what it leaves out."""
     execution = result.extras.get("execution") or {}
-    if execution.get("engine") != "stream":
+    engine = execution.get("engine")
+    if engine not in ("stream", "dask"):
         return []
+
     def count(key: str) -> str:
         value = execution.get(key)
         return f"{value:,}" if isinstance(value, int) else "?"
 
-    missing = ", ".join(execution.get("not_streamed_yet") or []) or "nothing"
-    return [f"Streamed: {result.n_samples:,} rows from {count('files')} file(s) in {count('batches')} batches of at "
-            f"most {count('batch_rows')} rows; not in a streamed audit yet: {missing}."]
+    where = (f"on Dask ({count('workers')} workers, {count('partitions')} partitions)" if engine == "dask"
+             else f"in {count('batches')} batches of at most {count('batch_rows')} rows")
+    lines = [f"Streamed: {result.n_samples:,} rows from {count('files')} file(s) {where}."]
+    sketch = execution.get("sketch") or {}
+    bounds = {name: bound for name, bound in (sketch.get("bounds") or {}).items() if name in result.metrics}
+    if bounds:
+        shown = ", ".join(f"{name} \u00b1{bound:.1e}" if bound is not None else f"{name} (bound unknown)"
+                          for name, bound in bounds.items())
+        lines.append(f"From a {count_bins(sketch)}-bin histogram, within: {shown}.")
+    left_out = execution.get("not_streamed") or execution.get("not_streamed_yet") or []
+    if left_out:
+        lines.append(f"Not in a streamed audit: {', '.join(left_out)}.")
+    return lines
+
+
+def count_bins(sketch: dict) -> str:
+    value = sketch.get("bins")
+    return f"{value:,}" if isinstance(value, int) else "?"
 
 
 def render(result: AuditResult) -> str:
@@ -88,6 +105,11 @@ def render(result: AuditResult) -> str:
             f"{result.intervals.seed})."
         )
     lines += ["", *_reliability_lines(result)]
+    from ..report.window_charts import window_lines
+
+    windows = window_lines(result)  # calibration over time (--time-col, --window)
+    if windows:
+        lines += ["", *windows]
     if result.baselines is not None:
         lines += ["", *_baseline_lines(result)]
     lines += human_lines(result)

@@ -1,0 +1,343 @@
+"""The Dask engine: a prediction dataset's partitions accumulated on a cluster.
+
+:func:`dask_statistics` has the contract of :func:`calaudit.engine.stream.stream_statistics`
+(merged :class:`StreamStatistics` and what the reading did), with the reading spread
+over the workers of a Dask cluster (``--engine dask``):
+
+* **Partitions.** One task per file; a file of more than ``partition_rows`` rows is
+  split into tasks of consecutive row groups of at most that many rows (a row group
+  larger than that is a task of its own). Each task reads only its row groups, by
+  path, on the worker, and runs the stream engine's accumulator over them
+  (:func:`calaudit.engine.stream.stream_statistics`), so every batch is validated
+  and summed exactly as in one process.
+* **What travels.** To a worker: a one-file :class:`PredictionDataset` (the file's
+  path, row-group sizes, schema and the reading options, a few KB). Back: only the
+  statistics, about 1 MB per partition with the default fine histogram.
+* **Reduction.** As partitions complete, up to :data:`MERGE_FAN_IN` of them are merged
+  by a task on the workers (at a higher priority than reading, so partials do not pile
+  up), until one remains; the client gathers only that one. Its memory is the same
+  for 10 or 10,000 partitions. Float sums add in a different order than in one
+  process: the figures agree to about 1e-12.
+* **Errors.** A partition that fails (an invalid value, a corrupt row group) stops the
+  audit: the other tasks are cancelled, nothing partial is returned, and the worker's
+  :class:`calaudit.errors.InvalidInputError` reaches the caller as the same one line
+  naming the file, row group and row.
+
+Scheduler: the ``scheduler`` argument (``--scheduler``), else the environment variable
+:data:`SCHEDULER_ENV`, else a ``distributed.LocalCluster`` on this machine, closed
+afterwards. The client is always closed. Dask is an optional dependency
+(``pip install "calaudit[dask]"``), imported only here, inside the functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+from .._version import __version__
+from ..errors import CalauditError, UsageError, first_line
+from .scan import PredictionDataset
+from .statistics import FINE_BINS, StreamStatistics
+from .stream import stream_statistics
+
+__all__ = ["CONNECT_TIMEOUT", "DEFAULT_PARTITION_ROWS", "MERGE_FAN_IN", "SCHEDULER_ENV", "Partition",
+           "dask_statistics", "plan_partitions", "require_dask", "scheduler_setting"]
+
+#: The environment variable naming a scheduler when ``--scheduler`` is not given.
+SCHEDULER_ENV = "CALAUDIT_DASK_SCHEDULER"
+#: Seconds to wait for a scheduler to answer before giving up.
+CONNECT_TIMEOUT = 10.0
+#: Rows above which a file is split (by row groups) into several tasks: 2**20 rows of
+#: 10 classes are 16 default batches, and their statistics (about 1 MB) are small next
+#: to the 80 MB of probabilities they summarise.
+DEFAULT_PARTITION_ROWS = 2**20
+#: Partials merged by one task.
+MERGE_FAN_IN = 8
+#: Most worker processes of the LocalCluster started when no scheduler is named.
+LOCAL_MAX_WORKERS = 8
+#: The message when dask or distributed cannot be imported.
+NO_DASK = 'the dask engine needs the dask extra: pip install "calaudit[dask]"'
+#: Where the scheduler address came from, for the messages.
+FROM_OPTION = "--scheduler"
+#: What a task returns: merged statistics and the reading facts, or ``None`` for no rows.
+Partial = tuple[StreamStatistics, dict[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One task's share of a dataset: ``row_groups`` (counted from 0) of the only file of
+    ``dataset``, or the whole file when ``row_groups`` is ``None``; ``rows`` from the
+    footer (for the progress bar)."""
+
+    dataset: PredictionDataset
+    row_groups: tuple[int, ...] | None
+    rows: int
+
+    @property
+    def file(self) -> str:
+        return self.dataset.files[0]
+
+    def batches(self) -> Iterator[Any]:
+        if self.row_groups is None:
+            return self.dataset.file_batches(self.file)
+        return self.dataset.fragment_batches(self.file, self.row_groups)
+
+
+def require_dask() -> Any:
+    """The ``distributed`` module, or :class:`UsageError` when the extra is missing."""
+    try:
+        import dask  # noqa: F401
+        import distributed
+    except ImportError:
+        raise UsageError(NO_DASK) from None
+    return distributed
+
+
+def scheduler_setting(scheduler: str | None = None) -> tuple[str | None, str | None]:
+    """The scheduler address and the setting it came from (``--scheduler`` or
+    :data:`SCHEDULER_ENV`); ``(None, None)`` for a LocalCluster on this machine."""
+    if scheduler is not None and str(scheduler).strip():
+        return str(scheduler).strip(), FROM_OPTION
+    from_env = os.environ.get(SCHEDULER_ENV, "").strip()
+    if from_env:
+        return from_env, SCHEDULER_ENV
+    return None, None
+
+
+def plan_partitions(dataset: PredictionDataset, partition_rows: int = DEFAULT_PARTITION_ROWS) -> list[Partition]:
+    """The tasks of a dataset: one per file, a file over ``partition_rows`` rows split
+    into runs of consecutive row groups of at most that many rows (a larger row group
+    alone). Files and row groups without rows are left out (there is nothing to read)."""
+    if isinstance(partition_rows, bool) or not isinstance(partition_rows, int) or partition_rows < 1:
+        raise UsageError(f"partition_rows is {partition_rows!r}; expected a whole number of rows, at least 1")
+    partitions: list[Partition] = []
+    for single, group_rows in zip(dataset.per_file(), dataset.row_group_rows):
+        total = sum(group_rows)
+        if total == 0:
+            continue
+        if total <= partition_rows:
+            partitions.append(Partition(single, None, total))
+            continue
+        run: list[int] = []
+        run_rows = 0
+        for group, rows in enumerate(group_rows):
+            if rows == 0:
+                continue
+            if run and run_rows + rows > partition_rows:
+                partitions.append(Partition(single, tuple(run), run_rows))
+                run, run_rows = [], 0
+            run.append(group)
+            run_rows += rows
+        partitions.append(Partition(single, tuple(run), run_rows))
+    return partitions
+
+
+def dask_statistics(
+    dataset: PredictionDataset, *, n_bins: int, fine_bins: int = FINE_BINS, scheduler: str | None = None,
+    progress: Callable[[int], None] | None = None, partition_rows: int = DEFAULT_PARTITION_ROWS,
+    connect_timeout: float = CONNECT_TIMEOUT,
+) -> tuple[StreamStatistics, dict[str, Any]]:
+    """Merged statistics of every row of ``dataset``, read and reduced on a Dask cluster.
+
+    Returns what :func:`calaudit.engine.stream.stream_statistics` returns (the same
+    ``info`` keys), plus ``workers`` (when the reduction started), ``partitions``,
+    ``partition_rows`` and ``scheduler`` (the address, or ``"local"``). ``progress``
+    is called with each partition's rows as it completes. Raises the first failing
+    partition's :class:`calaudit.errors.InvalidInputError`, and
+    :class:`calaudit.errors.UsageError` when dask is not installed or the scheduler
+    cannot be reached within ``connect_timeout`` seconds (naming the address and the
+    setting it came from).
+    """
+    require_dask()
+    address, setting = scheduler_setting(scheduler)
+    partitions = plan_partitions(dataset, partition_rows)
+    if not partitions:
+        raise ValueError("no rows were read: there is nothing to audit")
+    with _client(address, setting, connect_timeout) as client:
+        workers = len(client.nthreads())
+        statistics, info = _reduce(client, partitions, n_bins, fine_bins, progress, address, setting)
+    info.update(workers=workers, partitions=len(partitions), partition_rows=partition_rows,
+                scheduler=address or "local")
+    return statistics, info
+
+
+# ------------------------------------------------------------------------ the client
+
+
+@contextmanager
+def _client(address: str | None, setting: str | None, connect_timeout: float) -> Iterator[Any]:
+    """A client of the named scheduler, or of a new LocalCluster; both closed on exit."""
+    import distributed
+
+    cluster = None
+    if address is None:
+        cluster = distributed.LocalCluster(
+            n_workers=_local_workers(), threads_per_worker=1, processes=True, dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
+        try:
+            client = distributed.Client(cluster, set_as_default=False)
+        except BaseException:
+            cluster.close()
+            raise
+    else:
+        try:
+            _ask_scheduler(address, connect_timeout)
+            client = distributed.Client(address, timeout=connect_timeout, set_as_default=False)
+        except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address, ...
+            reason = first_line(exc) if str(exc).strip() else f"no answer ({type(exc).__name__})"
+            raise UsageError(
+                f"{setting} {address}: cannot reach a Dask scheduler within {connect_timeout:g} s "
+                f"({reason}); expected the address of a running scheduler, such as tcp://host:8786"
+            ) from None
+    try:
+        yield client
+    finally:
+        try:
+            client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+
+def _ask_scheduler(address: str, timeout: float) -> None:
+    """Ask the scheduler at ``address`` who it is, all within ``timeout`` seconds.
+
+    A Client's own timeout covers the connection, not an endpoint that accepts it and
+    never answers (it would wait for ever), and a Client that failed to start leaves
+    a traceback on stderr when it is collected; this question, asked on a loop of its
+    own in a thread of its own (the caller may run an event loop: a notebook), has
+    neither problem."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.core import rpc
+    from distributed.security import Security
+
+    async def identity() -> None:
+        async with rpc(address, timeout=timeout, connection_args=Security().get_connection_args("client")) as remote:
+            await remote.identity()
+
+    def ask() -> None:
+        asyncio.run(asyncio.wait_for(identity(), timeout))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calaudit-dask-connect") as pool:
+        pool.submit(ask).result()
+
+
+def _local_workers() -> int:
+    """One single-threaded worker process per CPU this process may use, at most
+    :data:`LOCAL_MAX_WORKERS` (the accumulator holds the GIL for part of each batch)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, LOCAL_MAX_WORKERS))
+
+
+# ------------------------------------------------------------------------ the reduction
+
+
+def _reduce(client: Any, partitions: list[Partition], n_bins: int, fine_bins: int,
+            progress: Callable[[int], None] | None, address: str | None,
+            setting: str | None) -> tuple[StreamStatistics, dict[str, Any]]:
+    """Submit every partition, merge partials on the workers as they complete, gather
+    the last one. On any failure every task still wanted is cancelled."""
+    from distributed import as_completed
+
+    rows_of: dict[str, int] = {}
+    live: dict[str, Any] = {}  # futures submitted and not yet merged: cancelled on failure
+    # One message for every task (submitting 10,000 one by one takes seconds).
+    futures = client.map(_partition_statistics, partitions, n_bins=n_bins, fine_bins=fine_bins,
+                         version=__version__, pure=False)
+    for partition, future in zip(partitions, futures):
+        rows_of[future.key] = partition.rows
+        live[future.key] = future
+    del futures
+    waiting = as_completed(list(live.values()), loop=client.loop)
+    ready: list[Any] = []
+    try:
+        unfinished = len(live)
+        for future in waiting:
+            unfinished -= 1
+            if future.status != "finished":
+                _raise_task_failure(future, address, setting)
+            rows = rows_of.pop(future.key, None)
+            if rows is not None and progress is not None:
+                progress(rows)
+            ready.append(future)
+            if len(ready) >= MERGE_FAN_IN or (unfinished == 0 and len(ready) > 1):
+                merged = client.submit(_merge_partials, *ready, pure=False, priority=1)
+                live[merged.key] = merged
+                for done in ready:
+                    live.pop(done.key, None)
+                ready = []
+                waiting.add(merged)
+                unfinished += 1
+        partial = ready[0].result()
+    except BaseException:
+        with suppress(Exception):  # a client that lost its scheduler cannot cancel: the error matters
+            client.cancel(list(live.values()))  # the ready ones are among them
+        raise
+    if partial is None:
+        raise ValueError("no rows were read: there is nothing to audit")
+    statistics, info = partial
+    return statistics, dict(info)
+
+
+def _raise_task_failure(future: Any, address: str | None, setting: str | None) -> None:
+    """The one-line error of a task that did not finish."""
+    where = f"{setting} {address}" if address else "the local Dask cluster"
+    if future.status == "error":
+        error = future.exception()
+        if isinstance(error, CalauditError):
+            raise error.with_traceback(None) from None
+        if isinstance(error, ImportError) and "calaudit" in str(error):
+            raise UsageError(f"{where}: a worker cannot import calaudit ({first_line(error)}); "
+                             f"install calaudit {__version__} on every worker") from None
+        if type(error).__name__ == "KilledWorker":
+            raise UsageError(f"{where}: Dask workers died running a partition ({first_line(error)}); "
+                             "give the workers more memory, or check their logs") from None
+        raise error
+    raise UsageError(f"{where}: the Dask task {future.key} was {future.status} (the scheduler or its workers "
+                     "went away during the audit); expected a running cluster")
+
+
+def _partition_statistics(partition: Partition, n_bins: int, fine_bins: int, version: str) -> Partial:
+    """A worker's task: the statistics of one partition, by the stream engine; ``None``
+    when it yields no row (a time filter kept none of its rows)."""
+    if version != __version__:
+        raise UsageError(f"a Dask worker runs calaudit {__version__}, this client {version}; "
+                         f"install calaudit {version} on every worker")
+    batches = partition.batches()
+    first = next(batches, None)
+    if first is None:
+        return None
+    return stream_statistics(chain([first], batches), n_bins=n_bins, fine_bins=fine_bins)
+
+
+def _merge_partials(*partials: Partial) -> Partial:
+    """A worker's task: partials merged into one (statistics summed, reading facts as
+    :func:`calaudit.engine.stream.stream_statistics` combines them)."""
+    found = [partial for partial in partials if partial is not None]
+    if not found:
+        return None
+    return StreamStatistics.merge_all(statistics for statistics, _ in found), _merge_info(info for _, info in found)
+
+
+def _merge_info(infos: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    merged = {"batches": 0, "largest_batch_rows": 0, "max_row_sum_deviation": 0.0, "clipped_values": 0}
+    for info in infos:
+        merged["batches"] += info["batches"]
+        merged["largest_batch_rows"] = max(merged["largest_batch_rows"], info["largest_batch_rows"])
+        merged["max_row_sum_deviation"] = max(merged["max_row_sum_deviation"], info["max_row_sum_deviation"])
+        merged["clipped_values"] += info["clipped_values"]
+        kernel = info.get("kernel")
+        if kernel is not None:  # the workers' kernels (numba where installed there)
+            merged["kernel"] = kernel if merged.get("kernel") in (None, kernel) else "mixed"
+    return merged
