@@ -159,11 +159,13 @@ class _Outputs:
         self.fine_moments = np.zeros((fine_bins, 2, 3), f8)
         # sum P^2, sum P_y, sum NLL, K = 2: SSE of P[:,1], Spiegelhalter's two sums.
         self.scalars = np.zeros(6, f8)
+        # Scratch: rows per (class, bin, outcome) of the call, folded into the counts at its end.
+        self.class_split_count = np.zeros((n_classes, n_bins, 2), i8)
         self.arrays = (self.top_count, self.top_correct, self.top_sum_confidence, self.top_sum_variance,
                        self.top_moments, self.band_count, self.band_correct, self.band_sum_confidence,
                        self.class_count, self.class_outcome, self.class_sum_probability, self.class_moments,
                        self.class_predicted, self.positive_moments, self.fine_count, self.fine_correct,
-                       self.fine_sum_confidence, self.fine_moments, self.scalars)
+                       self.fine_sum_confidence, self.fine_moments, self.scalars, self.class_split_count)
 
     def fields(self, n_classes: int) -> dict[str, Any]:
         from dataclasses import fields
@@ -200,7 +202,8 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
             top_count, top_correct, top_sum_confidence, top_sum_variance, top_moments,
             band_count, band_correct, band_sum_confidence,
             class_count, class_outcome, class_sum_probability, class_moments, class_predicted,
-            positive_moments, fine_count, fine_correct, fine_sum_confidence, fine_moments, scalars):
+            positive_moments, fine_count, fine_correct, fine_sum_confidence, fine_moments, scalars,
+            class_split_count):
     n_rows, n_classes = proba.shape
     n_bins = top_count.shape[0]
     n_bands = band_count.shape[0]
@@ -235,10 +238,10 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
             if p <= top_edges[candidate]:
                 candidate -= 1
             b = candidate - 1
+            # Only the outcome-split sums here; class_count, class_outcome and
+            # class_sum_probability are read off them after the loop.
             hit = 1 if k == label else 0
-            class_count[k, b] += 1
-            class_outcome[k, b] += hit
-            class_sum_probability[k, b] += p
+            class_split_count[k, b, hit] += 1
             class_moments[k, b, hit, 0] += p
             class_moments[k, b, hit, 1] += p * p
         true_p = proba[i, label]
@@ -314,6 +317,13 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
             outcome = 1 if label == 1 else 0
             positive_moments[b, outcome, 0] += squared
             positive_moments[b, outcome, 1] += squared * squared
+    for k in range(n_classes):
+        for b in range(n_bins):
+            class_count[k, b] += class_split_count[k, b, 0] + class_split_count[k, b, 1]
+            class_outcome[k, b] += class_split_count[k, b, 1]
+            class_sum_probability[k, b] = class_moments[k, b, 0, 0] + class_moments[k, b, 1, 0]  # cumulative
+            class_split_count[k, b, 0] = 0
+            class_split_count[k, b, 1] = 0
     scalars[0] += sum_sq
     scalars[1] += sum_true
     scalars[2] += sum_nll
