@@ -20,7 +20,7 @@ groups of ``--group-rows``. On it, best of ``--repeat`` runs each, alternating:
   not timed.
 
 Printed: rows/s of each, the ratio to the reference (targets: within 2x, moonshot
-1.2x), and the peak RSS of a fresh process running only the audit (``ru_maxrss``;
+1.2x), and the peak RSS of a fresh process running only the audit (``VmHWM``;
 target: under 1 GB whatever the rows). Times are wall-clock on this machine; only the
 ratios are meant to travel.
 """
@@ -111,13 +111,14 @@ def best_of(repeat: int, work) -> tuple[float, object]:
 
 
 def peak_rss_of_audit(root: Path, extra: list[str]) -> float:
-    """Peak RSS in MB of a fresh process that runs only the audit."""
-    code = ("import sys, json, resource; sys.path.insert(0, %r); import bench_stream as b; "
+    """Peak RSS in MB of a fresh process that runs only the audit: its ``VmHWM``
+    (``ru_maxrss`` would inherit this process's peak across fork and exec)."""
+    code = ("import sys, json; sys.path.insert(0, %r); import bench_stream as b; "
             "b.calaudit_run(__import__('pathlib').Path(%r), json.loads(%r)); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)") % (
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])") % (
         str(Path(__file__).parent), str(root), json.dumps(extra))
     output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    return int(output.strip().splitlines()[-1]) / 1024.0  # Linux reports KB
+    return int(output.strip().splitlines()[-1]) / 1024.0  # kB
 
 
 def main() -> None:
@@ -151,16 +152,22 @@ def main() -> None:
             dask_args = [*args.extra, "--engine", "dask", "--scheduler", cluster.scheduler_address]
             dask_time, dask_result = best_of(repeat, lambda: calaudit_run(root, dask_args))
         assert dask_result["n_samples"] == args.rows
-        for key, value in result["metrics"].items():
-            if key in dask_result["metrics"]:
-                assert abs(dask_result["metrics"][key] - value) <= 1e-9, key
+        from calaudit.engine.stream import APPROXIMATE
+
+        bounds = result["execution"]["sketch"]["bounds"]
+        for key, value in result["metrics"].items():  # exact figures equal, approximate ones within their bound
+            allowed = (bounds.get(key) or 0.0) if key in APPROXIMATE else 1e-9
+            if key != "calibration_p_value":
+                assert abs(dask_result["metrics"][key] - value) <= allowed, key
         lines.append(("calaudit run DIR --engine dask (2 workers)", dask_time, None))
     print(f"\n| what | seconds | rows/s | ratio to the bare scan | peak RSS |")
     print("|---|---:|---:|---:|---:|")
     for name, seconds, rss in lines:
         rss_text = f"{rss:,.0f} MB" if rss is not None else "-"
         print(f"| {name} | {seconds:.2f} | {args.rows / seconds:,.0f} | {seconds / scan_time:.2f}x | {rss_text} |")
-    print(f"\nbench process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    kernel = result["execution"].get("kernel")
+    print(f"\nkernel: {kernel}; bench process peak RSS (the bare scan's read-ahead and Dask included): "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,22 @@ class Accumulator:
         self.n_rows = 0
         self._outputs: _Outputs | None = None
         self._totals: dict[str, Any] | None = None
+        self._pool: Any = None
+        self._pending: Any = None
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # re-raises what the pass raised
+
+    def close(self) -> None:
+        """Wait for the pass in flight and stop the helper thread."""
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
     def add(self, y: np.ndarray, proba: np.ndarray) -> None:
         from .statistics import StreamStatistics, _check_batch
@@ -82,7 +98,17 @@ class Accumulator:
                 raise ValueError(f"a batch of {proba.shape[1]} classes after batches of "
                                  f"{self._outputs.class_predicted.shape[0]}")
             if proba.shape[0]:
-                _run(self._outputs, y, proba)
+                # The compiled pass releases the GIL: it runs on a helper thread while
+                # the caller decodes and validates the next batch. One batch at a time
+                # is in flight (memory: two batches), and the passes keep their order.
+                self._wait()
+                if self._pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="calaudit-kernel")
+                y = np.ascontiguousarray(y, dtype=np.int64)
+                proba = np.ascontiguousarray(proba, dtype=np.float64)
+                self._pending = self._pool.submit(_run, self._outputs, y, proba)
             self.n_rows += int(proba.shape[0])
             return
         part = StreamStatistics.from_batch(y, proba, n_bins=self.n_bins, fine_bins=self.fine_bins)
@@ -102,6 +128,7 @@ class Accumulator:
         """The merged statistics, or ``None`` before the first batch."""
         from .statistics import StreamStatistics
 
+        self.close()
         if self._outputs is not None:
             return StreamStatistics(n_rows=self.n_rows, **self._outputs.fields(0))
         if self._totals is not None:
@@ -247,7 +274,11 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
         true_p = proba[i, label]
         correct = 1 if best == label else 0
         class_predicted[best] += 1
-        nll = -np.log(max(true_p, nll_eps))
+        log_confidence = np.log(confidence)  # confidence >= 1/K > 0
+        if best == label:  # true_p is the confidence: one logarithm serves both
+            nll = -log_confidence if confidence >= nll_eps else -np.log(nll_eps)
+        else:
+            nll = -np.log(max(true_p, nll_eps))
         brier_row = row_sq - 2.0 * true_p + 1.0
         sum_sq += row_sq
         sum_true += true_p
@@ -297,7 +328,8 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
         fine_moments[b, correct, 0] += c
         fine_moments[b, correct, 1] += c * c
         clipped = min(max(c, logit_eps), 1.0 - logit_eps)
-        fine_moments[b, correct, 2] += np.log(clipped) - np.log1p(-clipped)
+        log_clipped = log_confidence if clipped == c else np.log(clipped)
+        fine_moments[b, correct, 2] += log_clipped - np.log1p(-clipped)
         if n_classes == 2:
             p = proba[i, 1]
             positive = 1.0 if label == 1 else 0.0

@@ -58,16 +58,19 @@ def stream_statistics(
     accumulator = Accumulator(n_bins=n_bins, fine_bins=fine_bins)
     info = {"batches": 0, "largest_batch_rows": 0, "max_row_sum_deviation": 0.0, "clipped_values": 0,
             "kernel": accumulator.kernel}
-    for batch in batches:
-        accumulator.add(batch.y, batch.proba)
-        rows = int(batch.y.shape[0])
-        info["batches"] += 1
-        info["largest_batch_rows"] = max(info["largest_batch_rows"], rows)
-        info["max_row_sum_deviation"] = max(info["max_row_sum_deviation"],
-                                            float(getattr(batch, "max_row_sum_deviation", 0.0)))
-        info["clipped_values"] += int(getattr(batch, "clipped_values", 0))
-        if progress is not None:
-            progress(rows)
+    try:
+        for batch in batches:
+            accumulator.add(batch.y, batch.proba)
+            rows = int(batch.y.shape[0])
+            info["batches"] += 1
+            info["largest_batch_rows"] = max(info["largest_batch_rows"], rows)
+            info["max_row_sum_deviation"] = max(info["max_row_sum_deviation"],
+                                                float(getattr(batch, "max_row_sum_deviation", 0.0)))
+            info["clipped_values"] += int(getattr(batch, "clipped_values", 0))
+            if progress is not None:
+                progress(rows)
+    finally:  # a scan that stops at an error leaves no helper thread behind
+        accumulator.close()
     merged = accumulator.result()
     if merged is None or merged.n_rows == 0:
         raise ValueError("no rows were read: there is nothing to audit")
