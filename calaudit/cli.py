@@ -393,9 +393,6 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     if is_model:
         if data_path is None:
             raise click.UsageError("an ONNX model needs a data directory: calaudit run model.onnx DATA")
-        if options["engine"] == "dask":
-            raise click.UsageError("--engine dask does not run ONNX models yet; --engine stream scores the data "
-                                   "batch by batch on this machine")
         time_options = [name for key, name in (("time_col", "--time-col"), ("window", "--window"),
                                                ("since", "--since"), ("until", "--until")) if options[key]]
         if time_options:
@@ -404,8 +401,10 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
         if options["engine"] != "memory":
             from .engine.scoring import model_stream_reason
 
-            if model_stream_reason(input_path, data_path, engine=options["engine"],
-                                   memory_limit=options["memory_limit"], data_format=options["data_format"]):
+            streamed = options["engine"] == "dask" or model_stream_reason(
+                input_path, data_path, engine=options["engine"], memory_limit=options["memory_limit"],
+                data_format=options["data_format"])
+            if streamed:
                 from .cli_stream import stream_model_result
 
                 _check_outputs(ctx, options, [("the model", input_path), _data_input(data_path)])

@@ -209,8 +209,9 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
                         recorded_options: dict[str, Any]) -> Any:
     """The audit of an ONNX model run over a data directory, scored batch by batch
     (:mod:`calaudit.engine.scoring`): ``--engine stream``, or ``auto`` when the in-memory
-    run's scores would exceed ``--memory-limit``. ``--save-predictions`` is written batch
-    by batch, atomically (:mod:`calaudit.engine.writer`)."""
+    run's scores would exceed ``--memory-limit``, or ``--engine dask`` (row ranges
+    scored on the workers, each task loading the model once). ``--save-predictions`` is
+    written batch by batch, atomically (:mod:`calaudit.engine.writer`)."""
     refuse_unstreamed({**options, "save_predictions": None})
     from contextlib import nullcontext
 
@@ -219,9 +220,18 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
     from .engine.writer import PredictionFileWriter
     from .location import one_line
 
+    engine = "dask" if options["engine"] == "dask" else "stream"
+    if engine == "dask":
+        if options.get("save_predictions"):
+            raise click.UsageError("--save-predictions writes one file from one machine: use --engine stream "
+                                   "with it, or drop it")
+        from .engine.distributed import require_dask
+
+        require_dask()
     writer = PredictionFileWriter(options["save_predictions"]) if options.get("save_predictions") else None
-    reason = model_stream_reason(model_path, data_path, engine=options["engine"],
-                                 memory_limit=options.get("memory_limit"), data_format=options["data_format"])
+    reason = ("--engine dask" if engine == "dask" else
+              model_stream_reason(model_path, data_path, engine=options["engine"],
+                                  memory_limit=options.get("memory_limit"), data_format=options["data_format"]))
     warned: list[str] = []
 
     def warn(message: str) -> None:  # once per run, as the in-memory run warns
@@ -233,23 +243,49 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
         ("size", "image_size"), ("resize", "resize"), ("crop", "crop"), ("scale", "scale"), ("mean", "mean"),
         ("std", "std"), ("layout", "layout"), ("color", "color"), ("resize_rounding", "resize_rounding"),
     ) if options.get(option) is not None}
-    scoring = open_model_scoring(
-        model_path, data_path, batch_size=options["batch_size"], batch_rows=options["batch_rows"],
-        logits=options["logits"], class_names=options["classes"] or None, row_sum_tolerance=options["row_sum_tol"],
-        device=options["device"], output=options["output_name"], data_format=options["data_format"],
-        label_col=options["label_col"], feature_cols=options["feature_cols"] or None, preprocess=preprocess,
-        skip_bad_images=options["skip_bad_images"], allow_large_images=options["allow_large_images"], warn=warn,
+    settings = dict(
+        batch_size=options["batch_size"], batch_rows=options["batch_rows"], logits=options["logits"],
+        class_names=options["classes"] or None, row_sum_tolerance=options["row_sum_tol"], device=options["device"],
+        output=options["output_name"], data_format=options["data_format"], label_col=options["label_col"],
+        feature_cols=options["feature_cols"] or None, preprocess=preprocess,
+        skip_bad_images=options["skip_bad_images"], allow_large_images=options["allow_large_images"],
     )
+    scoring = open_model_scoring(model_path, data_path, **settings, warn=warn)
+    extra: dict[str, Any] = {}
     with progress_bar(options, scoring.n_rows, "Running the model") as bar, (writer or nullcontext()) as sink:
-        statistics, info = stream_statistics(scoring.batches(writer=sink), n_bins=options["n_bins"],
-                                             progress=bar.update)
-    execution = {"engine": "stream", "reason": reason, "batch_rows": options["batch_rows"],
+        if engine == "dask":
+            statistics, info = _score_on_dask(model_path, data_path, scoring, settings, options, bar)
+            extra = {key: info[key] for key in ("workers", "partitions", "partition_rows", "scheduler")}
+        else:
+            statistics, info = stream_statistics(scoring.batches(writer=sink), n_bins=options["n_bins"],
+                                                 progress=bar.update)
+    execution = {"engine": engine, "reason": reason, "batch_rows": options["batch_rows"],
                  "inference_batch_size": scoring.inference_batch_size, "rows": statistics.n_rows,
-                 "fine_bins": statistics.fine_bins, "not_streamed": LEFT_OUT,
-                 **{key: info[key] for key in ("batches", "largest_batch_rows", "kernel")}}
+                 "fine_bins": statistics.fine_bins, "not_streamed": LEFT_OUT, **extra,
+                 **{key: info[key] for key in ("batches", "largest_batch_rows", "kernel") if key in info}}
     diagnostics = {"max_row_sum_deviation": info["max_row_sum_deviation"],
                    "renormalised": info["max_row_sum_deviation"] > 0.0, "clipped_values": info["clipped_values"],
                    "transform": scoring.transform}
     return audit_statistics(statistics, class_names=tuple(scoring.class_names or ()), source=scoring.source(),
                             options=recorded_options, execution=execution, diagnostics=diagnostics,
                             seed=options["seed"], resamples=options["resamples"])
+
+
+def _score_on_dask(model_path: Path, data_path: Path, scoring: Any, settings: dict[str, Any],
+                   options: dict[str, Any], bar: Any) -> tuple[Any, dict[str, Any]]:
+    """Row ranges of the data scored on the Dask workers; the partitions must agree on
+    how the scores were read (class names, logits or probabilities)."""
+    from .engine.distributed import dask_model_statistics, plan_model_partitions
+
+    splittable = scoring.setup.dataset.kind in ("arrays", "images")
+    partitions = plan_model_partitions(str(model_path), str(data_path), scoring.n_rows, splittable=splittable,
+                                       options=settings)
+    statistics, info = dask_model_statistics(partitions, n_bins=options["n_bins"], scheduler=options["scheduler"],
+                                             progress=bar.update)
+    for key, what in (("transforms", "read the scores differently (probabilities in some row ranges, logits in "
+                                     "others): give --logits, or check the model's output"),
+                      ("class_names", "found different class names")):
+        if len(info.get(key, [])) > 1:
+            raise InvalidInputError(f"{model_path}: the Dask partitions {what}: {info[key]}")
+    scoring.adopt(info["facts"])
+    return statistics, info

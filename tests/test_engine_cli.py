@@ -93,11 +93,6 @@ def test_an_empty_dataset_and_a_schema_change_are_one_line_errors(tmp_path):
     assert "day=2026-11-05" in line
 
 
-def test_the_dask_engine_is_for_prediction_datasets_only(tmp_path):
-    line = error_line(invoke("run", "model.onnx", "data", "--engine", "dask"), 2)
-    assert "--engine dask" in line
-
-
 def _timed_dataset(root: Path, days: int = 4, rows: int = 120) -> pd.DataFrame:
     frame = _write_dataset(root, days=days, rows=rows)
     # One more column: each row's time, a day per partition (rows within a day spread over it).

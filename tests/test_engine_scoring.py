@@ -309,8 +309,6 @@ def test_options_a_streamed_model_run_cannot_honour_are_usage_errors(tmp_path):
     np.save(data / "votes.npy", np.ones((N, K)))
     line = error_line(invoke("run", model, data, "--engine", "stream"), 2)
     assert "votes.npy" in line and "streamed audit" in line
-    line = error_line(invoke("run", model, data, "--engine", "dask"), 2)
-    assert "--engine dask" in line and "--engine stream" in line
 
 
 # ---------------------------------------------------------------------- --engine auto

@@ -56,6 +56,8 @@ CONNECT_TIMEOUT = 10.0
 #: 10 classes are 16 default batches, and their statistics (about 1 MB) are small next
 #: to the 80 MB of probabilities they summarise.
 DEFAULT_PARTITION_ROWS = 2**20
+#: Rows per task of a model scored on Dask (inference costs far more per row than reading).
+DEFAULT_MODEL_PARTITION_ROWS = 2**16
 #: Partials merged by one task.
 MERGE_FAN_IN = 8
 #: Most worker processes of the LocalCluster started when no scheduler is named.
@@ -86,6 +88,55 @@ class Partition:
         if self.row_groups is None:
             return self.dataset.file_batches(self.file)
         return self.dataset.fragment_batches(self.file, self.row_groups)
+
+
+@dataclass(frozen=True)
+class ModelPartition:
+    """One task's share of an ONNX model run: data rows ``start`` to ``stop`` (``None``:
+    every row, for a table, which is read whole), scored with ``options``
+    (:func:`calaudit.engine.scoring.open_model_scoring`'s); ``rows`` for the progress bar."""
+
+    model_path: str
+    data_path: str
+    start: int
+    stop: int | None
+    rows: int
+    options: dict[str, Any]
+
+
+def plan_model_partitions(model_path: str, data_path: str, n_rows: int, *, splittable: bool,
+                          options: dict[str, Any], partition_rows: int | None = None,
+                          ) -> list[ModelPartition]:
+    """Row ranges of at most ``partition_rows`` rows (default
+    :data:`DEFAULT_MODEL_PARTITION_ROWS`; one range for data read whole)."""
+    partition_rows = partition_rows or DEFAULT_MODEL_PARTITION_ROWS
+    if not splittable or n_rows <= partition_rows:
+        return [ModelPartition(str(model_path), str(data_path), 0, None, n_rows, dict(options))]
+    return [ModelPartition(str(model_path), str(data_path), start, min(start + partition_rows, n_rows),
+                           min(start + partition_rows, n_rows) - start, dict(options))
+            for start in range(0, n_rows, partition_rows)]
+
+
+def dask_model_statistics(
+    partitions: list[ModelPartition], *, n_bins: int, fine_bins: int = FINE_BINS, scheduler: str | None = None,
+    progress: Callable[[int], None] | None = None, connect_timeout: float = CONNECT_TIMEOUT,
+) -> tuple[StreamStatistics, dict[str, Any]]:
+    """Merged statistics of an ONNX model scored on a Dask cluster: each partition is a
+    task that loads the model once and scores its rows into the stream engine's
+    accumulators (:func:`calaudit.engine.scoring.score_statistics`); partials are
+    merged on the workers as for :func:`dask_statistics`, whose ``info`` keys this
+    returns, plus ``transforms`` and ``class_names`` as the partitions found them
+    (the caller checks that they agree). The workers read the model and the data
+    directory by path."""
+    require_dask()
+    address, setting = scheduler_setting(scheduler)
+    with _client(address, setting, connect_timeout) as client:
+        workers = len(client.nthreads())
+        statistics, info = _reduce(client, partitions, n_bins, fine_bins, progress, address, setting,
+                                   task=_model_partition_statistics)
+    info.update(workers=workers, partitions=len(partitions), scheduler=address or "local",
+                partition_rows=max(partition.rows for partition in partitions))
+    return statistics, info
 
 
 def require_dask() -> Any:
@@ -243,9 +294,9 @@ def _local_workers() -> int:
 # ------------------------------------------------------------------------ the reduction
 
 
-def _reduce(client: Any, partitions: list[Partition], n_bins: int, fine_bins: int,
+def _reduce(client: Any, partitions: list[Any], n_bins: int, fine_bins: int,
             progress: Callable[[int], None] | None, address: str | None,
-            setting: str | None) -> tuple[StreamStatistics, dict[str, Any]]:
+            setting: str | None, task: Callable[..., Partial] | None = None) -> tuple[StreamStatistics, dict[str, Any]]:
     """Submit every partition, merge partials on the workers as they complete, gather
     the last one. On any failure every task still wanted is cancelled."""
     from distributed import as_completed
@@ -253,7 +304,7 @@ def _reduce(client: Any, partitions: list[Partition], n_bins: int, fine_bins: in
     rows_of: dict[str, int] = {}
     live: dict[str, Any] = {}  # futures submitted and not yet merged: cancelled on failure
     # One message for every task (submitting 10,000 one by one takes seconds).
-    futures = client.map(_partition_statistics, partitions, n_bins=n_bins, fine_bins=fine_bins,
+    futures = client.map(task or _partition_statistics, partitions, n_bins=n_bins, fine_bins=fine_bins,
                          version=__version__, pure=False)
     for partition, future in zip(partitions, futures):
         rows_of[future.key] = partition.rows
@@ -321,6 +372,23 @@ def _partition_statistics(partition: Partition, n_bins: int, fine_bins: int, ver
     return stream_statistics(chain([first], batches), n_bins=n_bins, fine_bins=fine_bins)
 
 
+def _model_partition_statistics(partition: ModelPartition, n_bins: int, fine_bins: int, version: str) -> Partial:
+    """A worker's task: one row range of a model run, scored and accumulated."""
+    from .scoring import score_statistics
+
+    if version != __version__:
+        raise UsageError(f"a Dask worker runs calaudit {__version__}, this client {version}; "
+                         f"install calaudit {version} on every worker")
+    statistics, found = score_statistics(partition.model_path, partition.data_path, partition.start,
+                                         partition.stop, n_bins=n_bins, fine_bins=fine_bins, **partition.options)
+    info = {key: found[key] for key in ("batches", "largest_batch_rows", "max_row_sum_deviation", "clipped_values",
+                                        "kernel") if key in found}
+    info.update(transforms=[found["transform"]], class_names=[list(found["class_names"])])
+    if partition.start == 0:
+        info["facts"] = found["facts"]  # how the first rows were read, for the client's source
+    return statistics, info
+
+
 def _merge_partials(*partials: Partial) -> Partial:
     """A worker's task: partials merged into one (statistics summed, reading facts as
     :func:`calaudit.engine.stream.stream_statistics` combines them)."""
@@ -337,6 +405,14 @@ def _merge_info(infos: Iterable[dict[str, Any]]) -> dict[str, Any]:
         merged["largest_batch_rows"] = max(merged["largest_batch_rows"], info["largest_batch_rows"])
         merged["max_row_sum_deviation"] = max(merged["max_row_sum_deviation"], info["max_row_sum_deviation"])
         merged["clipped_values"] += info["clipped_values"]
+        for key in ("transforms", "class_names"):  # model partitions: each says what it found
+            if key in info:
+                merged.setdefault(key, [])
+                for value in info[key]:
+                    if value not in merged[key]:
+                        merged[key].append(value)
+        if "facts" in info:
+            merged["facts"] = info["facts"]
         kernel = info.get("kernel")
         if kernel is not None:  # the workers' kernels (numba where installed there)
             merged["kernel"] = kernel if merged.get("kernel") in (None, kernel) else "mixed"

@@ -167,6 +167,21 @@ class ModelScoring:
         return Batch(predictions.y_true, predictions.y_proba, str(dataset.path), 0, int(rows[0]),
                      predictions.max_row_sum_deviation, predictions.clipped_values)
 
+    #: What scoring found out (:meth:`facts`), enough to describe a run scored elsewhere.
+    FACTS = ("columns", "class_names", "names_source", "notes", "use_logits", "reason", "transform")
+
+    def facts(self) -> dict[str, Any]:
+        """What the batches scored so far found out (output width, class names and where
+        they came from, logits or not and why): :meth:`adopt` on another scoring of the
+        same model and data (the client of a Dask run) lets its :meth:`source` describe
+        the whole run."""
+        return {name: getattr(self, name) for name in self.FACTS}
+
+    def adopt(self, facts: dict[str, Any]) -> None:
+        """Take the :meth:`facts` of a scoring of the same model and data."""
+        for name in self.FACTS:
+            setattr(self, name, facts[name])
+
     def source(self) -> dict[str, Any]:
         """The result's ``source`` after a run, as the in-memory model run records it."""
         if self.columns is None:
@@ -241,7 +256,8 @@ def score_statistics(
     scoring = open_model_scoring(model_path, data_path, **options)
     statistics, info = stream_statistics(scoring.batches(start=start, stop=stop), n_bins=n_bins, fine_bins=fine_bins)
     info.update(rows=[int(start), int(stop if stop is not None else scoring.n_rows)],
-                class_names=list(scoring.class_names or ()), transform=scoring.transform, source=scoring.source())
+                class_names=list(scoring.class_names or ()), transform=scoring.transform, source=scoring.source(),
+                facts=scoring.facts())
     return statistics, info
 
 
