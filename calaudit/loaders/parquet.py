@@ -109,7 +109,11 @@ def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 
     for j, name in enumerate(columns):  # a loop over columns, not rows
         column = _decoded(table.column(name))
         kind = column.type
-        if (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        if pa.types.is_floating(kind):
+            # Straight from Arrow's buffer into the matrix (nulls read as NaN): no
+            # float64 copy of the column on the way.
+            scores[:, j] = column.to_numpy(zero_copy_only=False)
+        elif (pa.types.is_integer(kind) or pa.types.is_boolean(kind)
                 or pa.types.is_decimal(kind) or pa.types.is_null(kind)):
             # Unsafe on purpose: an integer beyond 2**53 is no probability either, and the
             # range check names its row and column (a safe cast would fail without them).
