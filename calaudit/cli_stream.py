@@ -97,7 +97,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     text = str(input_path)
     engine = "dask" if options["engine"] == "dask" else "stream"
     reason = stream_reason(input_path, options)
-    windows = _window_statistics(options, engine)
+    windows = _window_statistics(options)
     if engine == "dask":
         from .engine.distributed import require_dask
 
@@ -112,7 +112,10 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
                 from .engine.distributed import dask_statistics
 
                 statistics, info = dask_statistics(dataset, n_bins=options["n_bins"], scheduler=options["scheduler"],
-                                                   progress=bar.update)
+                                                   progress=bar.update,
+                                                   window=windows.size if windows is not None else None)
+                if windows is not None:  # the workers' windows, merged
+                    windows = info.pop("windows", None) or windows
             else:
                 batches = windows.observe(dataset.batches()) if windows is not None else dataset.batches()
                 statistics, info = stream_statistics(batches, n_bins=options["n_bins"], progress=bar.update)
@@ -144,7 +147,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     return result
 
 
-def _window_statistics(options: dict[str, Any], engine: str) -> Any:
+def _window_statistics(options: dict[str, Any]) -> Any:
     """The per-window accumulator of ``--window``, or ``None``."""
     time_col, window = options.get("time_col"), options.get("window")
     if window is None:
@@ -153,8 +156,6 @@ def _window_statistics(options: dict[str, Any], engine: str) -> Any:
         return None
     if time_col is None:
         raise click.UsageError("--window needs the time column: give --time-col COL")
-    if engine == "dask":
-        raise click.UsageError("--window is not available with --engine dask yet; use --engine stream")
     from .engine.windows import WindowStatistics, parse_window
 
     return WindowStatistics(parse_window(window), n_bins=options["n_bins"])

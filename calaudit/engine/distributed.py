@@ -36,6 +36,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -191,9 +192,13 @@ def plan_partitions(dataset: PredictionDataset, partition_rows: int = DEFAULT_PA
 def dask_statistics(
     dataset: PredictionDataset, *, n_bins: int, fine_bins: int = FINE_BINS, scheduler: str | None = None,
     progress: Callable[[int], None] | None = None, partition_rows: int = DEFAULT_PARTITION_ROWS,
-    connect_timeout: float = CONNECT_TIMEOUT,
+    connect_timeout: float = CONNECT_TIMEOUT, window: Any = None,
 ) -> tuple[StreamStatistics, dict[str, Any]]:
     """Merged statistics of every row of ``dataset``, read and reduced on a Dask cluster.
+
+    With ``window`` (a :func:`calaudit.engine.windows.parse_window` size), every task
+    also accumulates its rows' :class:`~calaudit.engine.windows.WindowStatistics`,
+    merged like the statistics and returned as ``info["windows"]``.
 
     Returns what :func:`calaudit.engine.stream.stream_statistics` returns (the same
     ``info`` keys), plus ``workers`` (when the reduction started), ``partitions``,
@@ -211,7 +216,8 @@ def dask_statistics(
         raise ValueError("no rows were read: there is nothing to audit")
     with _client(address, setting, connect_timeout) as client:
         workers = len(client.nthreads())
-        statistics, info = _reduce(client, partitions, n_bins, fine_bins, progress, address, setting)
+        statistics, info = _reduce(client, partitions, n_bins, fine_bins, progress, address, setting,
+                                   task=partial(_partition_statistics, window=window))
     info.update(workers=workers, partitions=len(partitions), partition_rows=partition_rows,
                 scheduler=address or "local")
     return statistics, info
@@ -359,9 +365,11 @@ def _raise_task_failure(future: Any, address: str | None, setting: str | None) -
                      "went away during the audit); expected a running cluster")
 
 
-def _partition_statistics(partition: Partition, n_bins: int, fine_bins: int, version: str) -> Partial:
-    """A worker's task: the statistics of one partition, by the stream engine; ``None``
-    when it yields no row (a time filter kept none of its rows)."""
+def _partition_statistics(partition: Partition, n_bins: int, fine_bins: int, version: str,
+                          window: Any = None) -> Partial:
+    """A worker's task: the statistics of one partition, by the stream engine (and its
+    windows' with ``window``); ``None`` when it yields no row (a time filter kept none
+    of its rows)."""
     if version != __version__:
         raise UsageError(f"a Dask worker runs calaudit {__version__}, this client {version}; "
                          f"install calaudit {version} on every worker")
@@ -369,7 +377,17 @@ def _partition_statistics(partition: Partition, n_bins: int, fine_bins: int, ver
     first = next(batches, None)
     if first is None:
         return None
-    return stream_statistics(chain([first], batches), n_bins=n_bins, fine_bins=fine_bins)
+    batches = chain([first], batches)
+    windows = None
+    if window is not None:
+        from .windows import WindowStatistics
+
+        windows = WindowStatistics(window, n_bins=n_bins)
+        batches = windows.observe(batches)
+    statistics, info = stream_statistics(batches, n_bins=n_bins, fine_bins=fine_bins)
+    if windows is not None:
+        info["windows"] = windows
+    return statistics, info
 
 
 def _model_partition_statistics(partition: ModelPartition, n_bins: int, fine_bins: int, version: str) -> Partial:
@@ -413,6 +431,8 @@ def _merge_info(infos: Iterable[dict[str, Any]]) -> dict[str, Any]:
                         merged[key].append(value)
         if "facts" in info:
             merged["facts"] = info["facts"]
+        if "windows" in info:  # per-window statistics of --window
+            merged["windows"] = info["windows"] if "windows" not in merged else merged["windows"].merge(info["windows"])
         kernel = info.get("kernel")
         if kernel is not None:  # the workers' kernels (numba where installed there)
             merged["kernel"] = kernel if merged.get("kernel") in (None, kernel) else "mixed"
