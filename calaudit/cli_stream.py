@@ -103,6 +103,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
 
         require_dask()
     dataset, fmt = _open_dataset(input_path, options)
+    check_batch_budget(options, dataset.n_classes)
     if engine == "dask" and fmt != "parquet":
         raise click.UsageError(f"--engine dask reads Parquet files; {text} is {fmt.upper()}: use --engine stream "
                                "(or convert it to Parquet)")
@@ -145,6 +146,23 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
             windows, column=options["time_col"], since=dataset.since, until=dataset.until,
             resamples=int(result.options["bootstrap"]), seed=options["seed"])})
     return result
+
+
+def check_batch_budget(options: dict[str, Any], n_classes: int) -> None:
+    """Refuse a ``--batch-rows`` above the default whose batch alone would exceed the
+    memory limit (a batch is held as float64, and validated and accumulated with a few
+    copies). Batches up to the default are always allowed: a tiny limit only forces
+    streaming."""
+    from .engine.budget import PEAK_FACTOR, default_memory_limit
+    from .engine.scan import DEFAULT_BATCH_ROWS
+
+    limit = options.get("memory_limit") or default_memory_limit()
+    needed = int(options["batch_rows"]) * max(int(n_classes), 1) * 8 * PEAK_FACTOR
+    if options["batch_rows"] > DEFAULT_BATCH_ROWS and needed > limit:
+        raise click.UsageError(
+            f"--batch-rows {options['batch_rows']:,}: a batch of {n_classes} classes would need about "
+            f"{_size(needed)}, over the memory limit of {_size(limit)}; give fewer rows per batch (default 65,536) "
+            "or a larger --memory-limit")
 
 
 def _window_statistics(options: dict[str, Any]) -> Any:
@@ -252,6 +270,8 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
         skip_bad_images=options["skip_bad_images"], allow_large_images=options["allow_large_images"],
     )
     scoring = open_model_scoring(model_path, data_path, **settings, warn=warn)
+    if scoring.columns is not None or scoring.class_names_option:
+        check_batch_budget(options, scoring.columns or len(scoring.class_names_option))
     extra: dict[str, Any] = {}
     with progress_bar(options, scoring.n_rows, "Running the model") as bar, (writer or nullcontext()) as sink:
         if engine == "dask":

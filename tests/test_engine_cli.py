@@ -191,3 +191,10 @@ def test_windows_on_dask_equal_the_stream_engine(tmp_path):
         assert got["intervals"].keys() == want["intervals"].keys()
         for name, interval in want["intervals"].items():
             assert got["intervals"][name] == pytest.approx(interval, abs=1e-9), name
+
+
+def test_a_batch_larger_than_the_memory_limit_is_a_usage_error(tmp_path):
+    _write_dataset(tmp_path / "logs", days=1)
+    line = error_line(invoke("run", tmp_path / "logs", "--batch-rows", "100000000", "--memory-limit", "1GB"), 2)
+    assert "--batch-rows 100,000,000" in line and "memory limit" in line
+    assert ok("run", tmp_path / "logs", "--batch-rows", "1000", "--memory-limit", "1GB", "-q")
