@@ -206,8 +206,9 @@ def logistic_fit(
 
     Grouped data: ``successes`` out of ``trials`` at each ``x``; leading axes are
     independent problems (bootstrap resamples). Newton's method with step halving;
-    ``nan`` where the fit does not exist (all successes or all failures, perfect
-    separation) or the slope is not identified (a single value of ``x``).
+    ``nan`` where the fit does not exist (all successes or all failures, complete or
+    quasi-complete separation: every success at or beyond every failure along ``x``,
+    or the reverse) or the slope is not identified (a single value of ``x``).
     """
     x = np.asarray(x, dtype=np.float64)
     s = np.asarray(successes, dtype=np.float64)
@@ -259,7 +260,17 @@ def logistic_fit(
     used = n > 0
     spread = np.max(np.where(used, x, -np.inf), axis=-1) - np.min(np.where(used, x, np.inf), axis=-1)
     constant = ~(spread > 1e-12 * (1.0 + np.max(np.where(used, np.abs(x), 0.0), axis=-1)))
-    degenerate = (hits <= 0) | (hits >= total) | (np.abs(params).max(axis=-1) > 100.0) | unsettled | constant
+    # (Quasi-)separation: every success at or beyond every failure along x (or the
+    # reverse) leaves no finite maximum; Newton then creeps along a ridge and stops
+    # wherever its tolerance lets it, at a value that depends on the order of the sums.
+    has_success, has_failure = used & (s > 0), used & (n - s > 0)
+    success_low = np.min(np.where(has_success, x, np.inf), axis=-1)
+    success_high = np.max(np.where(has_success, x, -np.inf), axis=-1)
+    failure_low = np.min(np.where(has_failure, x, np.inf), axis=-1)
+    failure_high = np.max(np.where(has_failure, x, -np.inf), axis=-1)
+    separated = (failure_high <= success_low) | (success_high <= failure_low)
+    degenerate = ((hits <= 0) | (hits >= total) | (np.abs(params).max(axis=-1) > 100.0) | unsettled | constant
+                  | separated)
     return np.where(degenerate[..., None], np.nan, params)
 
 

@@ -590,3 +590,16 @@ def test_one_dimensional_scores_are_not_modified():
     calaudit.audit(y, s)
     calaudit.audit(y, s, logits=True)
     assert np.array_equal(s, before) and s.flags.writeable
+
+
+def test_a_quasi_separated_recalibration_is_undefined_whatever_the_row_order():
+    """Found by hypothesis: the wrong answer sits at the highest confidence, tied with a
+    right one, every other right answer below it. No finite logistic fit exists, and
+    Newton used to stop at a slope that depended on the row order (-1.61 or -1.69)."""
+    y = np.array([1, 1, 1, 1, 0])
+    proba = np.array([[0.0, 0.984375, 0.015625], [0.0, 1.0, 0.0], [0.03125, 0.96875, 0.0],
+                      [0.015625, 0.984375, 0.0], [0.0, 1.0, 0.0]])
+    for order in (np.arange(5), np.array([4, 2, 0, 3, 1])):
+        result = calaudit.audit(y[order], proba[order], bootstrap=0)
+        assert "calibration_slope" not in result.metrics
+        assert "calibration_slope" in result.diagnostics["undefined_metrics"]

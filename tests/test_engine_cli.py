@@ -198,3 +198,11 @@ def test_a_batch_larger_than_the_memory_limit_is_a_usage_error(tmp_path):
     line = error_line(invoke("run", tmp_path / "logs", "--batch-rows", "100000000", "--memory-limit", "1GB"), 2)
     assert "--batch-rows 100,000,000" in line and "memory limit" in line
     assert ok("run", tmp_path / "logs", "--batch-rows", "1000", "--memory-limit", "1GB", "-q")
+
+
+def test_the_report_of_a_streamed_run_says_how_the_data_were_read(tmp_path):
+    _write_dataset(tmp_path / "logs")
+    ok("run", tmp_path / "logs", "--bootstrap", "0", "--report", tmp_path / "r.html", "-q")
+    text = (tmp_path / "r.html").read_text()
+    assert "How the data were read" in text and "confidence bins" in text
+    assert "<code>smooth_ece</code> &plusmn;" in text
