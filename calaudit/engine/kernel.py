@@ -222,7 +222,30 @@ def _compiled() -> Any:
         import numba
     except ImportError:
         return None
-    return numba.njit(cache=True, nogil=True, fastmath=False)(_kernel)
+    global _bin_jit
+    _bin_jit = numba.njit(inline="always", nogil=True)(_bin)
+    try:  # compiled once per machine when numba finds a writable cache directory
+        return numba.njit(cache=True, nogil=True, fastmath=False)(_kernel)
+    except RuntimeError:  # "no locator available": a read-only install without a home
+        return numba.njit(cache=False, nogil=True, fastmath=False)(_kernel)
+
+
+def _bin(value, scale, n_bins, edge_below):
+    """0-based right-closed equal-width bin of ``value`` in [0, 1], EqualWidthBinner's
+    rule: a candidate from ``ceil(value * n_bins * (1 + 8 eps))`` (``scale``), then one
+    comparison with the float64 edge below it. Compiled inline into :func:`_kernel`."""
+    candidate = int(np.ceil(value * scale))
+    if candidate < 1:
+        candidate = 1
+    elif candidate > n_bins:
+        candidate = n_bins
+    if value <= edge_below[candidate]:
+        candidate -= 1
+    return candidate - 1
+
+
+#: :func:`_bin` compiled (set by :func:`_compiled` before it compiles the kernel).
+_bin_jit: Any = _bin
 
 
 def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
@@ -257,14 +280,7 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
                 confidence = p
                 best = k
             # Every class column's bins.
-            candidate = int(np.ceil(p * top_scale))
-            if candidate < 1:
-                candidate = 1
-            elif candidate > n_bins:
-                candidate = n_bins
-            if p <= top_edges[candidate]:
-                candidate -= 1
-            b = candidate - 1
+            b = _bin_jit(p, top_scale, n_bins, top_edges)
             # Only the outcome-split sums here; class_count, class_outcome and
             # class_sum_probability are read off them after the loop.
             hit = 1 if k == label else 0
@@ -285,14 +301,7 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
         sum_nll += nll
         c = confidence
         # Top label: equal-width bins, report bands, fine histogram.
-        candidate = int(np.ceil(c * top_scale))
-        if candidate < 1:
-            candidate = 1
-        elif candidate > n_bins:
-            candidate = n_bins
-        if c <= top_edges[candidate]:
-            candidate -= 1
-        b = candidate - 1
+        b = _bin_jit(c, top_scale, n_bins, top_edges)
         top_count[b] += 1
         top_correct[b] += correct
         top_sum_confidence[b] += c
@@ -303,25 +312,11 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
         top_moments[b, correct, 3] += brier_row * brier_row
         top_moments[b, correct, 4] += nll
         top_moments[b, correct, 5] += nll * nll
-        candidate = int(np.ceil(c * band_scale))
-        if candidate < 1:
-            candidate = 1
-        elif candidate > n_bands:
-            candidate = n_bands
-        if c <= band_edges[candidate]:
-            candidate -= 1
-        b = candidate - 1
+        b = _bin_jit(c, band_scale, n_bands, band_edges)
         band_count[b] += 1
         band_correct[b] += correct
         band_sum_confidence[b] += c
-        candidate = int(np.ceil(c * fine_scale))
-        if candidate < 1:
-            candidate = 1
-        elif candidate > n_fine:
-            candidate = n_fine
-        if c <= fine_edges[candidate]:
-            candidate -= 1
-        b = candidate - 1
+        b = _bin_jit(c, fine_scale, n_fine, fine_edges)
         fine_count[b] += 1
         fine_correct[b] += correct
         fine_sum_confidence[b] += c
@@ -338,14 +333,7 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
             positive_sse += squared
             deviation += (positive - p) * (1.0 - 2.0 * p)
             spread += (1.0 - 2.0 * p) * (1.0 - 2.0 * p) * p * (1.0 - p)
-            candidate = int(np.ceil(p * top_scale))
-            if candidate < 1:
-                candidate = 1
-            elif candidate > n_bins:
-                candidate = n_bins
-            if p <= top_edges[candidate]:
-                candidate -= 1
-            b = candidate - 1
+            b = _bin_jit(p, top_scale, n_bins, top_edges)
             outcome = 1 if label == 1 else 0
             positive_moments[b, outcome, 0] += squared
             positive_moments[b, outcome, 1] += squared * squared
