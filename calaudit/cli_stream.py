@@ -70,8 +70,11 @@ def _size(count: int) -> str:
 
 
 def dataset_root(input_path: Path) -> Path:
-    """The directory a dataset path or glob reads from (for the output checks)."""
+    """What a streamed run reads, for the output checks: a single prediction file, or
+    the directory a dataset path or glob reads from."""
     text = str(input_path)
+    if input_path.is_file() and not any(ch in text for ch in "*?["):
+        return input_path
     root = Path(text[: min((text.index(ch) for ch in "*?[" if ch in text), default=len(text))] or ".")
     return root if root.is_dir() else root.parent
 

@@ -206,3 +206,13 @@ def test_the_report_of_a_streamed_run_says_how_the_data_were_read(tmp_path):
     text = (tmp_path / "r.html").read_text()
     assert "How the data were read" in text and "confidence bins" in text
     assert "<code>smooth_ece</code> &plusmn;" in text
+
+
+def test_a_streamed_single_file_may_have_its_outputs_beside_it_but_not_over_it(tmp_path):
+    path = tmp_path / "preds.parquet"
+    pd.DataFrame({"label": ["a", "b", "a"], "prob_a": [0.9, 0.2, 0.6], "prob_b": [0.1, 0.8, 0.4]}).to_parquet(path)
+    ok("run", path, "--engine", "stream", "--json", tmp_path / "audit.json", "-q")
+    assert json.loads((tmp_path / "audit.json").read_text())["execution"]["engine"] == "stream"
+    before = path.read_bytes()
+    assert "would overwrite" in error_line(invoke("run", path, "--engine", "stream", "--json", path), 2)
+    assert path.read_bytes() == before
