@@ -84,3 +84,63 @@ def test_the_inputs_are_only_read():
     y.setflags(write=False)
     proba.setflags(write=False)
     fused_statistics(y, proba, n_bins=15, fine_bins=2**14)
+
+
+# ---------------------------------------------------------------- fused validation
+
+
+def _columns(n, k, dtype, seed=0, off=0.0):
+    rng = np.random.default_rng(seed)
+    proba = rng.dirichlet(np.full(k, 0.4), n)
+    proba[::3] *= 1.0 - off  # some rows miss 1 by a little
+    proba = proba.astype(dtype)
+    return proba, [proba[:, j].copy() for j in range(k)]
+
+
+@pytest.mark.parametrize("k", [2, 3, 7, 8, 9, 10, 16, 17, 63, 100, 128])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("off", [0.0, 1e-7])
+def test_fused_validation_is_bit_for_bit_check_probabilities(k, dtype, off):
+    from calaudit.location import Location
+    from calaudit.validation import check_probabilities
+
+    proba, columns = _columns(3000, k, dtype, seed=k, off=off)
+    got = kernel.fused_probabilities(columns, row_sum_tolerance=1e-3)
+    want = check_probabilities(np.ascontiguousarray(proba, dtype=np.float64), location=Location(),
+                               row_sum_tolerance=1e-3)
+    assert got is not None
+    assert np.array_equal(got[0], want.proba) and got[1] == want.max_row_sum_deviation
+
+
+@pytest.mark.parametrize("case", ["nan", "negative", "above_one", "over_tolerance", "too_many_classes"])
+def test_fused_validation_leaves_every_unusual_batch_to_the_ordinary_path(case):
+    k = 129 if case == "too_many_classes" else 4
+    proba, columns = _columns(50, k, np.float64)
+    if case == "nan":
+        columns[1][7] = np.nan
+    elif case == "negative":
+        columns[0][3] = -1e-12  # the ordinary path clips it and counts it
+    elif case == "above_one":
+        columns[2][9] = 1.0 + 1e-12
+    elif case == "over_tolerance":
+        columns[0][5] += 0.01
+    assert kernel.fused_probabilities(columns, row_sum_tolerance=1e-3) is None
+
+
+def test_a_scan_gives_the_same_batches_with_and_without_the_fused_path(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from calaudit.engine.scan import open_prediction_dataset
+
+    proba, _ = _columns(700, 5, np.float32, off=1e-7)
+    frame = pd.DataFrame(proba, columns=[f"prob_c{j}" for j in range(5)])
+    frame.insert(0, "label", np.random.default_rng(1).integers(0, 5, 700))
+    frame.to_parquet(tmp_path / "p.parquet", row_group_size=128)
+    fused = list(open_prediction_dataset(tmp_path / "p.parquet", batch_rows=50).batches())
+    monkeypatch.setenv(kernel.KERNEL_VARIABLE, "numpy")
+    ordinary = list(open_prediction_dataset(tmp_path / "p.parquet", batch_rows=50).batches())
+    assert len(fused) == len(ordinary) == 17  # 128-row groups in batches of 50, 50, 28
+    for got, want in zip(fused, ordinary):
+        assert np.array_equal(got.y, want.y) and np.array_equal(got.proba, want.proba)
+        assert got.max_row_sum_deviation == want.max_row_sum_deviation and got.clipped_values == want.clipped_values
+        assert not got.proba.flags.writeable and not got.y.flags.writeable

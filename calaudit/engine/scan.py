@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError, first_line
-from ..labels import check_unique_class_names
+from ..labels import check_unique_class_names, encode_labels
 from ..loaders.parquet import _parquet_scores, parquet_labels
 from ..loaders.table import (
     DEFAULT_LABEL_COLUMN, _probability_columns, _raise_missing_score, _resolve_class_names, require_label_column,
@@ -276,6 +276,16 @@ class PredictionDataset:
         label_location = BatchLocation(file, [self.label_column], True, None, group, group_row, file_row, kept=kept)
         # parquet_labels names only a file: name the row group too (bytes that are no UTF-8 text).
         labels = parquet_labels(f"{file}: row group {group + 1:,}", block, self.label_column)  # type: ignore[arg-type]
+        fused = self._fused(block, columns)
+        if fused is not None:  # valid float columns: one compiled pass, bit for bit the same matrix
+            proba, deviation = fused
+            y = encode_labels(labels, tuple(str(name) for name in self.class_names), location=label_location)
+            proba.flags.writeable = False
+            y = y.astype(np.intp, copy=False)
+            y.flags.writeable = False
+            if times is not None:
+                times.flags.writeable = False
+            return Batch(y, proba, file, group, file_row, deviation, 0, times)
         scores, texts = _parquet_scores(Path(file), block, columns, location=proba_location)
         missing = np.isnan(scores)
         if missing.any():
@@ -291,6 +301,25 @@ class PredictionDataset:
             times.flags.writeable = False
         return Batch(predictions.y_true, predictions.y_proba, file, group, file_row,
                      predictions.max_row_sum_deviation, predictions.clipped_values, times)
+
+    def _fused(self, block: Any, columns: list[str]) -> tuple[np.ndarray, float] | None:
+        """The compiled validation of float probability columns
+        (:func:`calaudit.engine.kernel.fused_probabilities`), or ``None`` for the
+        ordinary path: logits, a single score column, columns that are not floats, and
+        any batch the ordinary path would clip or refuse (it then names the cell)."""
+        if self.logits or self.score_column is not None:
+            return None
+        import pyarrow as pa
+
+        arrays = []
+        for name in columns:
+            column = block.column(name)
+            if not pa.types.is_floating(column.type) or pa.types.is_float16(column.type):
+                return None
+            arrays.append(column.to_numpy())
+        from .kernel import fused_probabilities
+
+        return fused_probabilities(arrays, row_sum_tolerance=self.row_sum_tolerance)
 
     def _times(self, file: str, block: Any, group: int, group_row: int,
                file_row: int) -> tuple[np.ndarray | None, np.ndarray | None]:
