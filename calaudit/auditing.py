@@ -15,7 +15,7 @@ from .errors import UsageError
 from .bootstrap import DEFAULT_LEVEL
 from .limits import MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from .bootstrap import bootstrap as run_bootstrap
-from .estimates import compute_estimates
+from .estimates import UNDEFINED, UNDEFINED_REASONS, compute_estimates
 from .limits import MAX_BINS
 from .metrics import DEFAULT_N_BINS, METRICS, MetricSuite, compute_metrics
 from .predictions import Predictions
@@ -24,13 +24,6 @@ from .result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, S
 from .validation import DEFAULT_ROW_SUM_TOLERANCE
 from .verdict import decide_verdict
 
-_NO_FIT = ("the logistic recalibration fit does not exist (every confidence the same, all right, all wrong, or "
-           "perfectly separated)")
-UNDEFINED_REASONS = {
-    "calibration_slope": _NO_FIT,
-    "calibration_intercept": _NO_FIT,
-    "spiegelhalter_p_value": "every probability is 0 or 1, so the test statistic is undefined",
-}
 #: Confidence bands of the report's plain-language sentences (10 points each).
 REPORT_BANDS = 10
 #: Classes whose reliability diagrams are kept: all up to this many, else the worst.
@@ -182,7 +175,7 @@ def audit_predictions(
     values = {**suite.values, **estimates.values}
     # An estimator can be undefined on some data (no recalibration fit exists when every
     # prediction is right): it is left out of the metrics and the reason recorded.
-    undefined = {name: UNDEFINED_REASONS.get(name, "not defined on these data")
+    undefined = {name: UNDEFINED_REASONS.get(name, UNDEFINED)
                  for name, value in values.items() if not np.isfinite(value)}
     values = {name: values[name] for name in METRICS if name in values and name not in undefined}
     intervals = None

@@ -18,6 +18,7 @@ import click
 
 from . import cli_types
 from ._version import __version__
+from .cli_model import model_load_options
 from .errors import CalauditError, ExitCode, InvalidInputError
 from .location import one_line
 
@@ -381,11 +382,12 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     """
     is_model = input_path.suffix.lower() == ".onnx"
     if not is_model and data_path is None:
-        from .cli_stream import dataset_root, stream_dataset_result, wants_stream
+        from .cli_stream import dataset_root, stream_dataset_result, stream_reason
 
-        if wants_stream(input_path, options):
+        reason = stream_reason(input_path, options)
+        if reason is not None:
             _check_outputs(ctx, options, [("the prediction dataset", dataset_root(input_path))])
-            result = stream_dataset_result(input_path, options, _recorded_options(ctx, options))
+            result = stream_dataset_result(input_path, options, _recorded_options(ctx, options), reason)
             result = _apply_gate(result, options)
             _write_outputs(result, options)
             _exit_for_gate(ctx, result)
@@ -393,22 +395,24 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     if is_model:
         if data_path is None:
             raise click.UsageError("an ONNX model needs a data directory: calaudit run model.onnx DATA")
-        time_options = [name for key, name in (("time_col", "--time-col"), ("window", "--window"),
-                                               ("since", "--since"), ("until", "--until")) if options[key]]
+        from .cli_stream import TIME_OPTIONS
+
+        time_options = [name for key, name in TIME_OPTIONS if options[key]]
         if time_options:
             raise click.UsageError(f"{time_options[0]} is for prediction files and datasets, not ONNX models; "
                                    "audit the model's saved predictions (--save-predictions) with it")
         if options["engine"] != "memory":
             from .engine.scoring import model_stream_reason
 
-            streamed = options["engine"] == "dask" or model_stream_reason(
+            reason = "--engine dask" if options["engine"] == "dask" else model_stream_reason(
                 input_path, data_path, engine=options["engine"], memory_limit=options["memory_limit"],
                 data_format=options["data_format"])
-            if streamed:
+            if reason is not None:
                 from .cli_stream import stream_model_result
 
                 _check_outputs(ctx, options, [("the model", input_path), _data_input(data_path)])
-                result = stream_model_result(input_path, data_path, options, _recorded_options(ctx, options))
+                result = stream_model_result(input_path, data_path, options, _recorded_options(ctx, options),
+                                             reason)
                 result = _apply_gate(result, options)
                 _write_outputs(result, options)
                 _exit_for_gate(ctx, result)
@@ -691,32 +695,6 @@ def _refuse_missing_label_column(input_path: Path, predictions: Any, label_col: 
         )
 
 
-def _load_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of load_model_predictions from the command's options."""
-    preprocess = {
-        key: options[option]
-        for key, option in (("size", "image_size"), ("resize", "resize"), ("crop", "crop"), ("scale", "scale"),
-                            ("mean", "mean"), ("std", "std"), ("layout", "layout"), ("color", "color"),
-                            ("resize_rounding", "resize_rounding"))
-        if options[option] is not None
-    }
-    warned: list[str] = []
-
-    def warn(message: str) -> None:  # once per run, even when fix reads the data twice
-        if message not in warned:
-            warned.append(message)
-            click.echo(f"calaudit: warning: {one_line(message)}", err=True)
-
-    return dict(
-        device=options["device"], batch_size=options["batch_size"], output=options["output_name"],
-        logits=options["logits"], class_names=options["classes"], data_format=options["data_format"],
-        label_col=options["label_col"], feature_cols=options["feature_cols"], preprocess=preprocess,
-        skip_bad_images=options["skip_bad_images"], row_sum_tolerance=options["row_sum_tol"],
-        allow_large_images=options["allow_large_images"], warn=warn,
-        votes_cols=options.get("votes_cols"), soft_cols=options.get("soft_cols"), seed=options.get("seed", 0),
-    )
-
-
 def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> Any:
     from .loaders.model_run import load_model_predictions
 
@@ -733,7 +711,7 @@ def _run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> An
 
     try:
         predictions = load_model_predictions(
-            model_path, data_path, **_load_options(options), progress=progress,
+            model_path, data_path, **model_load_options(options), progress=progress,
             save_predictions=options["save_predictions"],
             want_features=bool({"label-smoothing", "soft-labels"} & set(_baseline_keys(options["baselines"], human=True))),
             embedding_output=options["embedding_output"],
@@ -792,7 +770,7 @@ def fix(model_path: Path, data_path: Path, output_model: Path, **options: Any) -
     destination, how = output_destination(output_model)
     if how == "replace" and destination.exists() and not options["force"]:
         raise UsageError(f"-o {output_model}: the file exists; calaudit fix writes a new file (--force replaces it)")
-    summary, after = fix_model(model_path, data_path, output_model, load_options=_load_options(options),
+    summary, after = fix_model(model_path, data_path, output_model, load_options=model_load_options(options),
                                n_bins=options["n_bins"], folds=options["folds"], seed=options["seed"])
     after = dataclasses.replace(after, extras={**after.extras, "fix": summary.to_dict()})
     if options["json_path"] is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from .cli_model import model_load_options
 from .errors import InvalidInputError
 
 #: Options a streamed audit cannot honour yet, with the option's name.
@@ -27,14 +28,10 @@ NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_
 TIME_OPTIONS = (("time_col", "--time-col"), ("window", "--window"), ("since", "--since"), ("until", "--until"))
 
 
-def wants_stream(input_path: Path, options: dict[str, Any]) -> bool:
-    """A streamed audit: asked for, or (auto) a directory or a glob of Parquet files, a
-    prediction file whose in-memory audit would exceed ``--memory-limit``, or time options."""
-    return stream_reason(input_path, options) is not None
-
-
 def stream_reason(input_path: Path, options: dict[str, Any]) -> str | None:
-    """Why a run streams (for ``execution.reason``), or ``None`` for an in-memory audit."""
+    """Why a run streams (for ``execution.reason``), or ``None`` for an in-memory audit:
+    asked for, or (auto) a directory or a glob of Parquet files, a prediction file
+    whose in-memory audit would exceed ``--memory-limit``, or time options."""
     engine, memory_limit = options["engine"], options.get("memory_limit")
     if engine in ("stream", "dask"):
         return f"--engine {engine}"
@@ -52,21 +49,14 @@ def stream_reason(input_path: Path, options: dict[str, Any]) -> str | None:
         return "a directory of Parquet files"
     if any(ch in str(input_path) for ch in "*?["):
         return "a glob of Parquet files"
-    from .engine.budget import default_memory_limit, estimated_audit_bytes
+    from .engine.budget import default_memory_limit, estimated_audit_bytes, format_size
 
     limit = memory_limit if memory_limit is not None else default_memory_limit()
     needed = estimated_audit_bytes(input_path)
     if needed is not None and needed > limit:
-        return (f"an in-memory audit would need about {_size(needed)}, over the memory limit of {_size(limit)} "
-                "(--memory-limit)")
+        return (f"an in-memory audit would need about {format_size(needed)}, over the memory limit of "
+                f"{format_size(limit)} (--memory-limit)")
     return None
-
-
-def _size(count: int) -> str:
-    for unit, scale in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"
 
 
 def dataset_root(input_path: Path) -> Path:
@@ -91,15 +81,16 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
 LEFT_OUT = ["baselines", "segments", "routing", "human labels"]
 
 
-def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any]) -> Any:
+def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],
+                          reason: str) -> Any:
     """The audit of a prediction dataset (Parquet files) or a large prediction file
-    (Parquet, CSV, CSV.gz) read batch by batch, in this process or on Dask."""
+    (Parquet, CSV, CSV.gz) read batch by batch, in this process or on Dask;
+    ``reason`` is :func:`stream_reason`'s."""
     refuse_unstreamed(options)
     from .engine.stream import audit_statistics, stream_statistics
 
     text = str(input_path)
     engine = "dask" if options["engine"] == "dask" else "stream"
-    reason = stream_reason(input_path, options)
     windows = _window_statistics(options)
     if engine == "dask":
         from .engine.distributed import require_dask
@@ -107,9 +98,6 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
         require_dask()
     dataset, fmt = _open_dataset(input_path, options)
     check_batch_budget(options, dataset.n_classes)
-    if engine == "dask" and fmt != "parquet":
-        raise click.UsageError(f"--engine dask reads Parquet files; {text} is {fmt.upper()}: use --engine stream "
-                               "(or convert it to Parquet)")
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:
         try:
             if engine == "dask":
@@ -156,7 +144,7 @@ def check_batch_budget(options: dict[str, Any], n_classes: int) -> None:
     memory limit (a batch is held as float64, and validated and accumulated with a few
     copies). Batches up to the default are always allowed: a tiny limit only forces
     streaming."""
-    from .engine.budget import PEAK_FACTOR, default_memory_limit
+    from .engine.budget import PEAK_FACTOR, default_memory_limit, format_size
     from .engine.scan import DEFAULT_BATCH_ROWS
 
     limit = options.get("memory_limit") or default_memory_limit()
@@ -164,8 +152,8 @@ def check_batch_budget(options: dict[str, Any], n_classes: int) -> None:
     if options["batch_rows"] > DEFAULT_BATCH_ROWS and needed > limit:
         raise click.UsageError(
             f"--batch-rows {options['batch_rows']:,}: a batch of {n_classes} classes would need about "
-            f"{_size(needed)}, over the memory limit of {_size(limit)}; give fewer rows per batch (default 65,536) "
-            "or a larger --memory-limit")
+            f"{format_size(needed)}, over the memory limit of {format_size(limit)}; give fewer rows per batch "
+            "(default 65,536) or a larger --memory-limit")
 
 
 def _window_statistics(options: dict[str, Any]) -> Any:
@@ -199,6 +187,9 @@ def _open_dataset(input_path: Path, options: dict[str, Any]) -> tuple[Any, str]:
         if time["time_col"] is not None:
             raise click.UsageError("--time-col reads Parquet prediction files; convert the CSV to Parquet for "
                                    "windows over time, or audit it without --time-col")
+        if options["engine"] == "dask":
+            raise click.UsageError(f"--engine dask reads Parquet files; {input_path} is a CSV file: use --engine "
+                                   "stream (or convert it to Parquet)")
         from .engine.csv_scan import open_csv_predictions
 
         return open_csv_predictions(input_path, **settings), "csv.gz" if name.endswith(".gz") else "csv"
@@ -228,19 +219,19 @@ class _NoProgress:
 
 
 def stream_model_result(model_path: Path, data_path: Path, options: dict[str, Any],
-                        recorded_options: dict[str, Any]) -> Any:
+                        recorded_options: dict[str, Any], reason: str) -> Any:
     """The audit of an ONNX model run over a data directory, scored batch by batch
     (:mod:`calaudit.engine.scoring`): ``--engine stream``, or ``auto`` when the in-memory
     run's scores would exceed ``--memory-limit``, or ``--engine dask`` (row ranges
-    scored on the workers, each task loading the model once). ``--save-predictions`` is
-    written batch by batch, atomically (:mod:`calaudit.engine.writer`)."""
+    scored on the workers, each task loading the model once); ``reason`` says which.
+    ``--save-predictions`` is written batch by batch, atomically
+    (:mod:`calaudit.engine.writer`)."""
     refuse_unstreamed({**options, "save_predictions": None})
     from contextlib import nullcontext
 
-    from .engine.scoring import model_stream_reason, open_model_scoring
+    from .engine.scoring import open_model_scoring
     from .engine.stream import audit_statistics, stream_statistics
     from .engine.writer import PredictionFileWriter
-    from .location import one_line
 
     engine = "dask" if options["engine"] == "dask" else "stream"
     if engine == "dask":
@@ -251,30 +242,16 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
 
         require_dask()
     writer = PredictionFileWriter(options["save_predictions"]) if options.get("save_predictions") else None
-    reason = ("--engine dask" if engine == "dask" else
-              model_stream_reason(model_path, data_path, engine=options["engine"],
-                                  memory_limit=options.get("memory_limit"), data_format=options["data_format"]))
-    warned: list[str] = []
-
-    def warn(message: str) -> None:  # once per run, as the in-memory run warns
-        if message not in warned:
-            warned.append(message)
-            click.echo(f"calaudit: warning: {one_line(message)}", err=True)
-
-    preprocess = {key: options[option] for key, option in (
-        ("size", "image_size"), ("resize", "resize"), ("crop", "crop"), ("scale", "scale"), ("mean", "mean"),
-        ("std", "std"), ("layout", "layout"), ("color", "color"), ("resize_rounding", "resize_rounding"),
-    ) if options.get(option) is not None}
-    settings = dict(
-        batch_size=options["batch_size"], batch_rows=options["batch_rows"], logits=options["logits"],
-        class_names=options["classes"] or None, row_sum_tolerance=options["row_sum_tol"], device=options["device"],
-        output=options["output_name"], data_format=options["data_format"], label_col=options["label_col"],
-        feature_cols=options["feature_cols"] or None, preprocess=preprocess,
-        skip_bad_images=options["skip_bad_images"], allow_large_images=options["allow_large_images"],
-    )
+    # The in-memory run's options, less what a streamed run refuses (human labels) or
+    # does not take; ``settings`` travel to Dask workers, so the printing ``warn`` stays here.
+    settings = model_load_options(options)
+    warn = settings.pop("warn")
+    for unused in ("votes_cols", "soft_cols", "seed"):
+        settings.pop(unused)
+    settings["batch_rows"] = options["batch_rows"]
     scoring = open_model_scoring(model_path, data_path, **settings, warn=warn)
-    if scoring.columns is not None or scoring.class_names_option:
-        check_batch_budget(options, scoring.columns or len(scoring.class_names_option))
+    if scoring.class_names_option:  # the classes are known before any batch is scored
+        check_batch_budget(options, len(scoring.class_names_option))
     extra: dict[str, Any] = {}
     with progress_bar(options, scoring.n_rows, "Running the model") as bar, (writer or nullcontext()) as sink:
         if engine == "dask":

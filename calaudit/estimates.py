@@ -9,6 +9,17 @@ import numpy as np
 from . import estimators
 from .metrics import MetricSuite
 
+_NO_FIT = ("the logistic recalibration fit does not exist (every confidence the same, all right, all wrong, or "
+           "perfectly separated)")
+#: Why a metric can be undefined on some data (``diagnostics.undefined_metrics``).
+UNDEFINED_REASONS = {
+    "calibration_slope": _NO_FIT,
+    "calibration_intercept": _NO_FIT,
+    "spiegelhalter_p_value": "every probability is 0 or 1, so the test statistic is undefined",
+}
+#: The reason of a metric :data:`UNDEFINED_REASONS` does not name.
+UNDEFINED = "not defined on these data"
+
 
 @dataclass(frozen=True, eq=False)
 class Estimates:

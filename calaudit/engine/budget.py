@@ -83,6 +83,14 @@ def memory_size(text: str) -> int:
     return size
 
 
+def format_size(count: int) -> str:
+    """``count`` bytes for a message: ``3.2 GB``, ``512.0 MB``, ``900 bytes``."""
+    for unit, scale in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
 def estimated_audit_bytes(path: Path) -> int | None:
     """The estimated peak memory of an in-memory audit of prediction file ``path``
     (module docstring), or ``None`` when it cannot be told (not a file, unreadable

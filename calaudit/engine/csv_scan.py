@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError
+from ..errors import InvalidInputError
 from ..fileinfo import require_file
 from ..labels import check_unique_class_names
 from ..loaders.formats import table_format
@@ -30,9 +30,8 @@ from ..loaders.table import (
 )
 from ..location import Location
 from ..predictions import Predictions
-from ..transforms import NO_TRANSFORM, SIGMOID, SOFTMAX
 from ..validation import DEFAULT_ROW_SUM_TOLERANCE
-from .scan import DEFAULT_BATCH_ROWS, Batch
+from .scan import DEFAULT_BATCH_ROWS, Batch, PredictionDataset, check_scan_options
 
 
 @dataclass(frozen=True)
@@ -64,15 +63,9 @@ class CsvPredictionFile:
     batch_rows: int
     fmt: str
 
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def transform(self) -> str:
-        if not self.logits:
-            return NO_TRANSFORM
-        return SIGMOID if self.score_column is not None else SOFTMAX
+    # The same reading of the same attributes as a Parquet dataset's.
+    n_classes = PredictionDataset.n_classes
+    transform = PredictionDataset.transform
 
     def batches(self) -> Iterator[Batch]:
         """The file's rows as validated batches of at most ``batch_rows`` rows."""
@@ -132,10 +125,7 @@ def open_csv_predictions(
     """Open a CSV prediction file for :meth:`CsvPredictionFile.batches` (options as for
     :func:`calaudit.loaders.table.load_prediction_file`; human-label columns are not
     streamed). Reads the header only (and counts the lines of an uncompressed file)."""
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
-        raise UsageError(f"batch_rows is {batch_rows!r}; expected a whole number of rows, at least 1")
-    if prob_cols and score_col:
-        raise UsageError("give either --prob-cols or --score-col, not both")
+    check_scan_options(batch_rows, prob_cols, score_col)
     path = Path(path)
     shown = str(path)
     require_file(path, "a .csv or .csv.gz prediction file")

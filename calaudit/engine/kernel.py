@@ -3,7 +3,7 @@
 :meth:`StreamStatistics.from_batch` is the reference: a dozen vectorised numpy passes
 over the batch (argmax, gathers, bin ids, one ``bincount`` per statistic). Streaming
 makes that per-row cost the bottleneck, so when `numba <https://numba.pydata.org>`_ is
-installed (``pip install "calaudit[fast]"``) :func:`batch_statistics` computes the
+installed (``pip install "calaudit[fast]"``) :class:`Accumulator` computes the
 same sums in one compiled loop over the rows instead: each row's probabilities are
 read once, while they are in cache. The tests check it against the numpy reference
 (counts equal, sums to 1e-12 relative), and ``CALAUDIT_KERNEL=numpy`` forces the
@@ -32,7 +32,7 @@ KERNEL_VARIABLE = "CALAUDIT_KERNEL"
 
 
 def kernel_name() -> str:
-    """The kernel :func:`batch_statistics` uses: ``numba`` or ``numpy``."""
+    """The kernel :class:`Accumulator` uses: ``numba`` or ``numpy``."""
     choice = os.environ.get(KERNEL_VARIABLE, "auto").strip().lower()
     if choice == "numpy":
         return "numpy"
@@ -44,20 +44,12 @@ def kernel_name() -> str:
     return "numba" if available else "numpy"
 
 
-def batch_statistics(y: np.ndarray, proba: np.ndarray, *, n_bins: int, fine_bins: int) -> Any:
-    """The :class:`StreamStatistics` of one validated batch, by the chosen kernel."""
-    from .statistics import StreamStatistics
-
-    if kernel_name() == "numpy" or proba.shape[0] == 0:
-        return StreamStatistics.from_batch(y, proba, n_bins=n_bins, fine_bins=fine_bins)
-    return fused_statistics(y, proba, n_bins=n_bins, fine_bins=fine_bins)
-
-
 class Accumulator:
-    """Sums batches into one :class:`StreamStatistics` in place (no copy per batch).
+    """Sums batches into one :class:`StreamStatistics`.
 
     With the compiled kernel the batches are added straight into the running output
-    arrays; with the numpy reference each batch's statistics are added to them.
+    arrays (no copy per batch); with the numpy reference each batch's statistics are
+    merged into the running total.
     """
 
     def __init__(self, *, n_bins: int, fine_bins: int) -> None:
@@ -69,7 +61,7 @@ class Accumulator:
         self.kernel = kernel_name()
         self.n_rows = 0
         self._outputs: _Outputs | None = None
-        self._totals: dict[str, Any] | None = None
+        self._merged: Any = None  # the numpy reference's running StreamStatistics
         self._pool: Any = None
         self._pending: Any = None
 
@@ -106,23 +98,11 @@ class Accumulator:
                     from concurrent.futures import ThreadPoolExecutor
 
                     self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="calaudit-kernel")
-                y = np.ascontiguousarray(y, dtype=np.int64)
-                proba = np.ascontiguousarray(proba, dtype=np.float64)
                 self._pending = self._pool.submit(_run, self._outputs, y, proba)
             self.n_rows += int(proba.shape[0])
             return
         part = StreamStatistics.from_batch(y, proba, n_bins=self.n_bins, fine_bins=self.fine_bins)
-        if self._totals is None:
-            from dataclasses import fields
-
-            self._totals = {f.name: getattr(part, f.name) for f in fields(part)}
-        else:
-            StreamStatistics._check_compatible(StreamStatistics(**self._totals), part)
-            for name, value in self._totals.items():
-                if isinstance(value, np.ndarray):
-                    value += getattr(part, name)
-                else:
-                    self._totals[name] = value + getattr(part, name)
+        self._merged = part if self._merged is None else StreamStatistics.merge_all((self._merged, part))
 
     def result(self) -> Any:
         """The merged statistics, or ``None`` before the first batch."""
@@ -130,10 +110,8 @@ class Accumulator:
 
         self.close()
         if self._outputs is not None:
-            return StreamStatistics(n_rows=self.n_rows, **self._outputs.fields(0))
-        if self._totals is not None:
-            return StreamStatistics(**self._totals)
-        return None
+            return StreamStatistics(n_rows=self.n_rows, **self._outputs.fields())
+        return self._merged
 
 
 def _run(outputs: _Outputs, y: np.ndarray, proba: np.ndarray) -> None:
@@ -156,7 +134,7 @@ def fused_statistics(y: np.ndarray, proba: np.ndarray, *, n_bins: int, fine_bins
     n_rows, n_classes = proba.shape
     out = _Outputs(n_bins, fine_bins, n_classes)
     _run(out, y, proba)
-    return StreamStatistics(n_rows=int(n_rows), **out.fields(n_classes))
+    return StreamStatistics(n_rows=int(n_rows), **out.fields())
 
 
 class _Outputs:
@@ -194,7 +172,7 @@ class _Outputs:
                        self.class_predicted, self.positive_moments, self.fine_count, self.fine_correct,
                        self.fine_sum_confidence, self.fine_moments, self.scalars, self.class_split_count)
 
-    def fields(self, n_classes: int) -> dict[str, Any]:
+    def fields(self) -> dict[str, Any]:
         from dataclasses import fields
 
         from .statistics import StreamStatistics

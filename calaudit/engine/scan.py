@@ -341,6 +341,14 @@ class PredictionDataset:
         return times, None if keep.all() else np.flatnonzero(keep)
 
 
+def check_scan_options(batch_rows: Any, prob_cols: Sequence[str] | None, score_col: str | None) -> None:
+    """The options every prediction scan refuses (:class:`UsageError`)."""
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
+        raise UsageError(f"batch_rows is {batch_rows!r}; expected a whole number of rows, at least 1")
+    if prob_cols and score_col:
+        raise UsageError("give either --prob-cols or --score-col, not both")
+
+
 def open_prediction_dataset(
     path_or_glob: str | Path,
     *,
@@ -386,10 +394,7 @@ def open_prediction_dataset(
     and for a dataset without files or rows; :class:`calaudit.errors.UsageError` for
     options that cannot work.
     """
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
-        raise UsageError(f"batch_rows is {batch_rows!r}; expected a whole number of rows, at least 1")
-    if prob_cols and score_col:
-        raise UsageError("give either --prob-cols or --score-col, not both")
+    check_scan_options(batch_rows, prob_cols, score_col)
     since, until = _time_bounds(time_col, since, until, label_col, prob_cols, score_col)
     source = str(path_or_glob)
     dataset = _discover(source)

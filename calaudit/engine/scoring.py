@@ -63,7 +63,7 @@ from ..predictions import Source
 from ..scores import decide_logits
 from ..transforms import NO_TRANSFORM
 from ..validation import DEFAULT_ROW_SUM_TOLERANCE
-from .budget import PEAK_FACTOR, default_memory_limit
+from .budget import PEAK_FACTOR, default_memory_limit, format_size
 from .scan import DEFAULT_BATCH_ROWS, Batch
 from .statistics import FINE_BINS, StreamStatistics
 
@@ -376,15 +376,8 @@ def model_stream_reason(
     needed = estimated_model_audit_bytes(model_path, data_path, data_format=data_format)
     if needed is None or needed <= limit:
         return None
-    return (f"an in-memory run would need about {_size(needed)} for the model's scores, over the memory limit of "
-            f"{_size(limit)} (--memory-limit)")
-
-
-def _size(count: int) -> str:
-    for unit, scale in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"
+    return (f"an in-memory run would need about {format_size(needed)} for the model's scores, over the memory limit of "
+            f"{format_size(limit)} (--memory-limit)")
 
 
 def _data_rows(path: Path, data_format: str) -> int | None:

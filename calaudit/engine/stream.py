@@ -31,21 +31,19 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..estimates import UNDEFINED, UNDEFINED_REASONS
 from ..metrics import DEFAULT_N_BINS, METRICS
 from ..reliability import reliability_table
 from ..result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
 from ..verdict import decide_verdict
 from .kernel import Accumulator
+from .sketch import SKETCH_METRICS, sketch_figures
 from .statistics import FINE_BINS, StreamStatistics
 
 #: Classes whose reliability diagrams are kept (as the in-memory audit).
 SHOWN_CLASSES = 10
-#: Metrics a streamed audit cannot give at all (none left: kept for the reporters).
-NOT_STREAMED: dict[str, str] = {}
 #: Metrics a streamed audit approximates from the fine histogram (bounds in ``execution.sketch``).
-APPROXIMATE = ("ece_equal_mass", "ece_debiased", "smooth_ece", "calibration_slope", "calibration_intercept")
-#: Why an approximate metric may be missing (an undefined fit).
-_UNDEFINED = "not defined on these data (no recalibration fit exists, e.g. every prediction right)"
+APPROXIMATE = SKETCH_METRICS
 
 
 def stream_statistics(
@@ -85,13 +83,10 @@ def audit_statistics(
     """The :class:`AuditResult` of merged statistics (see the module docstring);
     ``resamples`` > 0 adds grouped-bootstrap intervals (``None``: the audit's default,
     :data:`calaudit.bootstrap.DEFAULT_RESAMPLES`)."""
-    from .sketch import sketch_figures
-
     if resamples is None:
         from .. import bootstrap as bootstrap_module
 
         resamples = bootstrap_module.DEFAULT_RESAMPLES
-
     n_rows, n_classes = statistics.n_rows, statistics.n_classes
     if len(class_names) != n_classes:
         raise ValueError(f"{len(class_names)} class names for {n_classes} classes")
@@ -100,7 +95,8 @@ def audit_statistics(
                             n_rows=n_rows)
     consistency = statistics.consistency_test(seed=seed)
     values = {**exact, **sketch.values, "calibration_p_value": consistency.p_value}
-    undefined_approximate = {name: _UNDEFINED for name in APPROXIMATE if not np.isfinite(values[name])}
+    undefined_approximate = {name: UNDEFINED_REASONS.get(name, UNDEFINED) for name in APPROXIMATE
+                             if not np.isfinite(values[name])}
     values = {name: values[name] for name in METRICS if name in values and name not in undefined_approximate}
     intervals = None
     if resamples:
@@ -118,7 +114,7 @@ def audit_statistics(
         positive = reliability_table(bins.positive, value=f"probability of {class_names[1]}")
     undefined = {**undefined_approximate}
     if n_classes == 2 and "spiegelhalter_p_value" not in values:
-        undefined["spiegelhalter_p_value"] = "every probability is 0 or 1, so the test statistic is undefined"
+        undefined["spiegelhalter_p_value"] = UNDEFINED_REASONS["spiegelhalter_p_value"]
     verdict = decide_verdict(n_samples=n_rows, accuracy=values["accuracy"], confidence_gap=values["confidence_gap"],
                              ece=values["ece"], bins=reliability.bins)
     class_ece = bins.classwise.weighted_error(n_rows)

@@ -224,13 +224,8 @@ def time_filter(column: str, arrow_type: Any, since: np.datetime64 | None, until
     if since_ns is None and until_ns is None:
         return None
     value_type = _decoded_type(arrow_type)
-    if pa.types.is_timestamp(value_type):
-        per_unit = _NS_PER[value_type.unit]
-    elif pa.types.is_date32(value_type):
-        per_unit = _DAY_NS
-    elif pa.types.is_date64(value_type):
-        per_unit = _NS_PER["ms"]
-    else:
+    per_unit = _ns_per_unit(value_type)
+    if per_unit is None:
         return None
     if pa.types.is_dictionary(arrow_type):
         return None  # comparisons on dictionary columns are not pushed into the statistics
@@ -241,6 +236,19 @@ def time_filter(column: str, arrow_type: Any, since: np.datetime64 | None, until
     if until_ns is not None:
         parts.append(field < _scalar(-(-until_ns // per_unit), value_type))
     return parts[0] if len(parts) == 1 else parts[0] & parts[1]
+
+
+def _ns_per_unit(value_type: Any) -> int | None:
+    """Nanoseconds in one stored unit of a timestamp or date type, else ``None``."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(value_type):
+        return _NS_PER[value_type.unit]
+    if pa.types.is_date32(value_type):
+        return _DAY_NS
+    if pa.types.is_date64(value_type):
+        return _NS_PER["ms"]
+    return None
 
 
 def _scalar(units: int, value_type: Any) -> Any:
@@ -283,13 +291,8 @@ def read_times(array: Any, *, where: Callable[[int], str]) -> np.ndarray:
             value = array[bad.row].as_py()
             raise InvalidInputError(f"{where(bad.row)}: value {show(value)} is not a time we can read; "
                                     f"{EXPECTED_TIME}, from 1677-09-21 to 2262-04-11") from None
-    if pa.types.is_timestamp(value_type):
-        per_unit = _NS_PER[value_type.unit]
-    elif pa.types.is_date32(value_type):
-        per_unit = _DAY_NS
-    elif pa.types.is_date64(value_type):
-        per_unit = _NS_PER["ms"]
-    else:  # open_prediction_dataset checked the type; a bug otherwise
+    per_unit = _ns_per_unit(value_type)
+    if per_unit is None:  # open_prediction_dataset checked the type; a bug otherwise
         raise TypeError(f"read_times: unsupported type {value_type}")
     units = array.view(pa.int32() if pa.types.is_date32(value_type) else pa.int64())
     units = units.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)

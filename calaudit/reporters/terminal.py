@@ -36,8 +36,8 @@ def _execution_lines(result: AuditResult) -> list[str]:
     if engine not in ("stream", "dask"):
         return []
 
-    def count(key: str) -> str:
-        value = execution.get(key)
+    def count(key: str, within: dict | None = None) -> str:
+        value = (execution if within is None else within).get(key)
         return f"{value:,}" if isinstance(value, int) else "?"
 
     where = (f"on Dask ({count('workers')} workers, {count('partitions')} partitions)" if engine == "dask"
@@ -48,16 +48,11 @@ def _execution_lines(result: AuditResult) -> list[str]:
     if bounds:
         shown = ", ".join(f"{name} \u00b1{bound:.1e}" if bound is not None else f"{name} (bound unknown)"
                           for name, bound in bounds.items())
-        lines.append(f"From a {count_bins(sketch)}-bin histogram, within: {shown}.")
+        lines.append(f"From a {count('bins', sketch)}-bin histogram, within: {shown}.")
     left_out = execution.get("not_streamed") or execution.get("not_streamed_yet") or []
     if left_out:
         lines.append(f"Not in a streamed audit: {', '.join(left_out)}.")
     return lines
-
-
-def count_bins(sketch: dict) -> str:
-    value = sketch.get("bins")
-    return f"{value:,}" if isinstance(value, int) else "?"
 
 
 def render(result: AuditResult) -> str:
