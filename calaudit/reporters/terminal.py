@@ -41,7 +41,8 @@ def _execution_lines(result: AuditResult) -> list[str]:
         return f"{value:,}" if isinstance(value, int) else "?"
 
     where = (f"on Dask ({count('workers')} workers, {count('partitions')} partitions)" if engine == "dask"
-             else f"in {count('batches')} batches of at most {count('batch_rows')} rows")
+             else f"in {count('batches')} batch{'' if execution.get('batches') == 1 else 'es'} of at most "
+                  f"{count('batch_rows')} rows")
     lines = [f"Streamed: {result.n_samples:,} rows from {count('files')} file(s) {where}."]
     sketch = execution.get("sketch") or {}
     bounds = {name: bound for name, bound in (sketch.get("bounds") or {}).items() if name in result.metrics}
