@@ -51,6 +51,13 @@ def band_sentence(b: ReliabilityBin) -> BandSentence:
     return BandSentence(band_label(b), b.count, b.correct, b.accuracy, b.mean_confidence, b.gap, text)
 
 
+def _share(value: float) -> str:
+    """A share of calls as a whole percentage, never rounded to 0% when it is not."""
+    if 0.0 < value < 0.005:
+        return "under 1%"
+    return f"{value * 100:.0f}%"
+
+
 def said(mean_confidence: float) -> str:
     """How sure the model said it was, never rounded up to a certainty it never claimed."""
     if mean_confidence >= 0.995:
@@ -122,17 +129,23 @@ def decisions(result: AuditResult, bands: list[BandSentence]) -> list[str]:
     top = bands[0] if bands else None
     if key == "overconfident":
         items = []
-        if top is not None:
+        # Quote the top band only where it shows the overconfidence (right at least a
+        # point less often than it said), else "about 97% likely, not 97%" would
+        # contradict itself: the verdict may come from the other bands.
+        if top is not None and round(top.accuracy * 100) < round(top.mean_confidence * 100):
             items.append(
                 f"Treat its \u201c{top.band} sure\u201d calls as about {top.accuracy * 100:.0f}% likely to be right, "
                 f"not {said(top.mean_confidence)}."
             )
-        if top is not None and top.band.startswith("90"):
-            items.append(
-                f"Auto-approving every call above 90% would have passed {top.count:,} calls, "
-                f"{top.count - top.correct:,} of them wrong ({(1 - top.accuracy) * 100:.0f}%), not the 10% or fewer "
-                "that the model's confidence promises."
-            )
+            if top.band.startswith("90"):
+                wrong = top.count - top.correct
+                promised = _share(1.0 - top.mean_confidence)
+                promised = promised if promised.startswith("under") else f"about {promised}"
+                items.append(
+                    f"Auto-approving every call above 90% would have passed {top.count:,} calls, {wrong:,} of them "
+                    f"wrong ({_share(wrong / top.count)}), where its confidence promised {promised} wrong "
+                    f"({said(top.mean_confidence)} sure on average)."
+                )
         items += [
             "Do not fast-track predictions on confidence alone; send more of its calls to a person.",
             "Or have its scores recalibrated on your own labelled data (a standard, inexpensive statistical "
@@ -175,9 +188,9 @@ def noise_sentence(result: AuditResult) -> str | None:
     measured = f"{result.metrics['ece'] * 100:.1f}"
     if noise.distinguishable:
         return (f"The gap is real, not chance: a model whose confidence was perfectly honest would show an average "
-                f"gap of about {floor} points on {result.n_samples:,} cases like these; this one shows {measured}.")
+                f"gap of about {floor} percentage points on {result.n_samples:,} cases like these; this one shows {measured}.")
     return (f"The gap cannot be told from chance: a model whose confidence was perfectly honest would show an "
-            f"average gap of about {floor} points on {result.n_samples:,} cases like these; this one shows {measured}.")
+            f"average gap of about {floor} percentage points on {result.n_samples:,} cases like these; this one shows {measured}.")
 
 
 def vendor_questions(result: AuditResult) -> list[str]:

@@ -39,6 +39,20 @@ RULE = (
     "calibration error decides (amber)."
 )
 
+#: What each colour of the verdict means, in words (the report's first screen, the
+#: terminal and summary.md say it beside the colour, never the colour alone).
+LEVEL_MEANINGS = {
+    "green": "its confidence can be taken at face value",
+    "amber": (f"use its confidence with care: it is off by less than {RED_GAP * 100:.0f} percentage points on "
+              "average, or too sure in some bands and too timid in others"),
+    "red": (f"do not take its confidence at face value: it claims {RED_GAP * 100:.0f} percentage points or more "
+            "above how often it is right"),
+    "grey": "too little data to judge its confidence",
+}
+#: The colour key of the first screen, in the order of increasing concern.
+COLOUR_KEY = ("Green: " + LEVEL_MEANINGS["green"] + ". Amber: " + LEVEL_MEANINGS["amber"] + ". Red: "
+              + LEVEL_MEANINGS["red"] + ". Grey: " + LEVEL_MEANINGS["grey"] + ".")
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -56,6 +70,12 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def summary(self) -> str:
+        """The verdict in one line for the terminal: the label and its colour in
+        words, then the headline."""
+        return f"{self.label} ({self.level}). {self.headline}"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:

@@ -23,6 +23,7 @@ from ..report.human_narrative import human_report
 from ..report.window_charts import window_charts, window_section
 from ..result import AuditResult
 from ..templating import environment
+from ..verdict import COLOUR_KEY
 
 #: Options that only mean something for an ONNX run (left out of a prediction file's provenance).
 MODEL_ONLY_OPTIONS = {
@@ -157,6 +158,7 @@ def render(result: AuditResult) -> str:
         "result": result,
         "verdict": verdict,
         "verdict_icon": VERDICT_ICONS.get(verdict.level, "?") if verdict else "?",
+        "colour_key": COLOUR_KEY,
         "input_name": _input_name(result),
         "model_phrase": "the model" if result.source.get("kind") == "onnx" else "the model behind",
         "interval_title": f"{result.intervals.level * 100:.0f}% interval" if result.intervals else "Interval",

@@ -18,6 +18,9 @@ def _cell(text: object) -> str:
 def render(result: AuditResult) -> str:
     source = result.source.get("path") or "in-memory predictions"
     lines = [f"### calaudit: {_cell(source)}", ""]
+    if result.verdict is not None:
+        verdict = result.verdict
+        lines += [f"**{_cell(verdict.label)}** ({verdict.level}). {_cell(verdict.headline)}", ""]
     if result.gate is not None and result.gate.checks:
         verdict = "passed" if result.gate.passed else "**FAILED**"
         lines += [f"Calibration gate {verdict} ({len(result.gate.failures)} of {len(result.gate.checks)} checks failed).", ""]

@@ -67,6 +67,7 @@ def render(result: AuditResult) -> str:
         *[text for text in [(result.source.get("data") or {}).get("preprocess_summary")] if text],
         *_execution_lines(result),
         "",
+        *([f"Verdict: {result.verdict.summary}"] if result.verdict is not None else []),
         f"On average the model said it was {_percent(mean_confidence)} sure and it was right "
         f"{_percent(accuracy)} of the time.",
     ]
