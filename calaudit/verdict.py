@@ -42,16 +42,15 @@ RULE = (
 #: What each colour of the verdict means, in words (the report's first screen, the
 #: terminal and summary.md say it beside the colour, never the colour alone).
 LEVEL_MEANINGS = {
-    "green": "its confidence can be taken at face value",
-    "amber": (f"use its confidence with care: it is off by less than {RED_GAP * 100:.0f} percentage points on "
-              "average, or too sure in some bands and too timid in others"),
-    "red": (f"do not take its confidence at face value: it claims {RED_GAP * 100:.0f} percentage points or more "
-            "above how often it is right"),
-    "grey": "too little data to judge its confidence",
+    "green": "confidence that can be taken at face value",
+    "amber": (f"a real gap under {RED_GAP * 100:.0f} percentage points, or too sure in some bands and too timid "
+              "in others"),
+    "red": f"confidence {RED_GAP * 100:.0f} percentage points or more above how often it is right",
+    "grey": "too little data to judge",
 }
 #: The colour key of the first screen, in the order of increasing concern.
-COLOUR_KEY = ("Green: " + LEVEL_MEANINGS["green"] + ". Amber: " + LEVEL_MEANINGS["amber"] + ". Red: "
-              + LEVEL_MEANINGS["red"] + ". Grey: " + LEVEL_MEANINGS["grey"] + ".")
+COLOUR_KEY = "What the colours mean: " + "; ".join(
+    f"{level} for {LEVEL_MEANINGS[level]}" for level in ("green", "amber", "red", "grey")) + "."
 
 
 @dataclass(frozen=True)

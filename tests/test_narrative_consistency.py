@@ -180,4 +180,4 @@ def test_terminal_and_markdown_state_the_verdict(result):
 
 def test_colour_key_names_every_colour_in_words():
     for level, meaning in LEVEL_MEANINGS.items():
-        assert f"{level.capitalize()}: {meaning}." in COLOUR_KEY
+        assert f"{level} for {meaning}" in COLOUR_KEY
