@@ -12,8 +12,10 @@ last two weeks. A gap of 0 with ``drawn`` labels draws each label from the
 probabilities (calibrated in every sense); otherwise the top label is right with
 chance ``confidence - gap`` and a wrong label is one of the other classes.
 
-``python tests/drift_power.py [REPETITIONS]`` prints the table the docs quote
-(default 1,000 repetitions per scenario, a few minutes).
+``python tests/drift_power.py [REPETITIONS [RESAMPLES]]`` prints the table the docs
+quote (default 1,000 repetitions per scenario, about three minutes; ``RESAMPLES``
+bootstrap resamples per window, default 0, only matter to calaudit versions before
+this test, whose verdict compared bootstrap intervals).
 """
 
 from __future__ import annotations
@@ -89,8 +91,9 @@ def prediction_log(scenario: Scenario, rng: np.random.Generator) -> tuple[np.nda
     return times, labels.astype(np.intp), proba
 
 
-def directions(scenario: Scenario, repetitions: int, *, seed: int = 0) -> Counter:
-    """How often each direction is said over ``repetitions`` seeded logs."""
+def directions(scenario: Scenario, repetitions: int, *, seed: int = 0, resamples: int = 0) -> Counter:
+    """How often each direction is said over ``repetitions`` seeded logs (``resamples``:
+    the bootstrap of each window, which the verdict does not use)."""
     from calaudit.engine.windows import WindowStatistics, parse_window, window_change
 
     found: Counter = Counter()
@@ -99,17 +102,17 @@ def directions(scenario: Scenario, repetitions: int, *, seed: int = 0) -> Counte
         times, labels, proba = prediction_log(scenario, rng)
         windows = WindowStatistics(parse_window("7D"))
         windows.add(times, labels, proba)
-        change = window_change(windows, resamples=0, seed=repetition)
+        change = window_change(windows, resamples=resamples, seed=repetition)
         found[change["direction"]] += 1
     return found
 
 
-def main(repetitions: int) -> None:
+def main(repetitions: int, resamples: int = 0) -> None:
     print(f"{'scenario':<75} {'worse':>7} {'better':>7} {'unclear':>8}  (of {repetitions:,})")
     for scenario in SCENARIOS:
-        found = directions(scenario, repetitions)
+        found = directions(scenario, repetitions, resamples=resamples)
         print(f"{scenario.name:<75} {found['worse']:>7,} {found['better']:>7,} {found['unclear']:>8,}")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
+    main(*(int(arg) for arg in sys.argv[1:3])) if len(sys.argv) > 1 else main(1000)

@@ -186,10 +186,9 @@ def change_sentence(result: AuditResult) -> str | None:
         elif direction == "unclear":
             chance = (f" Its average gap, {_points(latest['ece'])} percentage points, is within what chance gives "
                       f"{size} (about {_points(expected)} points on average).")
-        elif direction == "better" and test.get("expected_earlier_ece") is not None:
-            chance = (f" The earlier predictions' average gap, {_points(earlier['ece'])} percentage points, is more "
-                      f"than chance would give them were they calibrated like this window (about "
-                      f"{_points(test['expected_earlier_ece'])} points).")
+        elif direction == "better":
+            chance = (f" Its average gap, {_points(latest['ece'])} percentage points, is smaller than the earlier "
+                      f"predictions' {_points(earlier['ece'])} by more than chance explains.")
     later = _later_note(change, min_rows)
     if direction == "worse":
         return f"Calibration got worse in {which}: {now}; {before}.{chance}{later}"
