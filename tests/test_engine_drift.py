@@ -96,12 +96,12 @@ def test_a_stationary_log_is_rarely_called_worse_or_better():
 
 
 def test_a_clear_change_is_found_in_either_direction():
-    """Power (docs: 100% and 97% of 1,000 logs): at most the 0.1th percentile of
-    Binomial(20, power) may be missed."""
+    """Power (docs: 99.9% and 92.6% of 1,000 logs): at least the 0.1th percentile of
+    Binomial(20, power a little below those) must be found."""
     worse = directions(WORSE, 20, seed=13)
     assert worse["worse"] >= stats.binom.ppf(0.001, 20, 0.99) and worse["better"] == 0, worse
     better = directions(BETTER, 20, seed=14)
-    assert better["better"] >= stats.binom.ppf(0.001, 20, 0.95) and better["worse"] == 0, better
+    assert better["better"] >= stats.binom.ppf(0.001, 20, 0.9) and better["worse"] == 0, better
 
 
 def test_the_verdict_does_not_depend_on_the_order_rows_arrive_in():
