@@ -20,7 +20,7 @@ from calaudit.engine.drift import DIRECTIONS, change_direction, change_test, gap
 from calaudit.engine.statistics import StreamStatistics
 from calaudit.engine.windows import WindowStatistics, parse_window, window_change, window_extras
 from clitools import error_line, invoke
-from drift_power import BY_NAME, START_NS, WEEK_NS, Scenario, directions, prediction_log
+from drift_power import BY_NAME, Scenario, directions, prediction_log
 
 ALPHA = 0.05
 CLASSES = ("cat", "dog", "bird")
@@ -248,7 +248,8 @@ def test_one_unit_for_the_gap_in_the_chart_and_the_tables():
     result = windowed_audit(WORSE, 1)
     windows, settings = result.extras["windows"], result.extras["window"]
     rows, _ = window_rows(result)
-    gap = next(t for t in drift_figure(windows, settings)["data"] if t.get("name") == "Average gap between said and right")
+    traces = drift_figure(windows, settings)["data"]
+    gap = next(t for t in traces if t.get("name") == "Average gap between said and right")
     assert [float(row["ece"]) for row in rows] == pytest.approx(gap["y"], abs=0.05)  # points, one decimal
     assert [float(row["ece"]) for row in rows] == pytest.approx([w["ece"] * 100 for w in windows], abs=0.05)
     assert "| Average gap (points) |" in markdown.render(result)

@@ -473,7 +473,8 @@ class WindowStatistics:
         limit = self._limit(n_classes)
         if len(self._windows) + new > limit:
             raise UsageError(
-                f"the rows fall in more than {limit:,} windows of {format_window(self.size)} (--window); "
+                f"the rows fall in more than {limit:,} {'window' if limit == 1 else 'windows'} of "
+                f"{format_window(self.size)} (--window); "
                 "use a wider window, or --since/--until to audit a shorter period"
             )
 
