@@ -191,6 +191,11 @@ def test_windows_on_dask_equal_the_stream_engine(tmp_path):
         assert got["intervals"].keys() == want["intervals"].keys()
         for name, interval in want["intervals"].items():
             assert got["intervals"][name] == pytest.approx(interval, abs=1e-9), name
+    # The drift verdict is seeded by the window: the same simulations on both engines.
+    change, want = dask["window"]["change"], stream["window"]["change"]
+    assert change["direction"] == want["direction"] and change["latest"]["start"] == want["latest"]["start"]
+    assert {k: v for k, v in change["test"].items() if k != "method"} == pytest.approx(
+        {k: v for k, v in want["test"].items() if k != "method"})
 
 
 def test_a_batch_larger_than_the_memory_limit_is_a_usage_error(tmp_path):

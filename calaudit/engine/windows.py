@@ -40,8 +40,11 @@ Figures
     in-memory audit of the same rows, and intervals from
     :func:`calaudit.engine.resample.stream_intervals` on the window's statistics
     (windows with fewer than :data:`MIN_WINDOW_ROWS` rows are marked ``too_few_rows``
-    and get none). :func:`window_change` compares the latest window with all the
-    earlier rows, for the report's plain-language sentence.
+    and get none). A window's ``start`` and ``end`` are cut to ``--since`` /
+    ``--until`` when a bound falls inside it. :func:`window_change` compares the latest
+    window with enough rows with all the earlier rows, for the report's
+    plain-language sentence, by the test of :mod:`calaudit.engine.drift`, which
+    judges the window at its own size.
 """
 
 from __future__ import annotations
@@ -154,17 +157,30 @@ def parse_instant(value: Any, *, option: str = "--since") -> np.datetime64 | Non
     if isinstance(value, str):
         import pyarrow as pa
 
+        text = pa.array([value.strip()], pa.string())
         try:
-            ns = _parse_texts(pa.array([value.strip()], pa.string()))
+            ns = _parse_texts(text)
         except _Unparsable:
+            if _parses_in_seconds(text):  # a real time, outside what nanoseconds hold
+                raise UsageError(f"{option} is {one_line(value)!r}, outside the times calaudit holds; expected a "
+                                 f"time from {EARLIEST} to {LATEST}") from None
             raise UsageError(f"{option} is {one_line(value)!r}; {EXPECTED_TIME}") from None
-        return np.datetime64(int(ns[0]), "ns")
+        return _checked_instant(np.datetime64(int(ns[0]), "ns"), option, shown=one_line(value))
     raise UsageError(f"{option} is {one_line(repr(value))}; {EXPECTED_TIME}")
 
 
-def _checked_instant(value: np.datetime64, option: str) -> np.datetime64:
+def _parses_in_seconds(text: Any) -> bool:
+    """Whether one ISO-8601 text is a time at all (years 1 to 9999, with or without an
+    offset), read in seconds: a time that nanoseconds cannot hold still parses."""
+    import pyarrow as pa
+
+    return any(_cast(text, target) is not None for target in (pa.timestamp("s"), pa.timestamp("s", "UTC")))
+
+
+def _checked_instant(value: np.datetime64, option: str, shown: str | None = None) -> np.datetime64:
     if not EARLIEST <= value < LATEST:  # numpy compares across units exactly
-        raise UsageError(f"{option} is {value}; expected a time from {EARLIEST} to {LATEST}")
+        what = f"{shown!r}, outside the times calaudit holds" if shown is not None else str(value)
+        raise UsageError(f"{option} is {what}; expected a time from {EARLIEST} to {LATEST}")
     return value.astype("datetime64[ns]")
 
 
@@ -457,7 +473,8 @@ class WindowStatistics:
         limit = self._limit(n_classes)
         if len(self._windows) + new > limit:
             raise UsageError(
-                f"the rows fall in more than {limit:,} windows of {format_window(self.size)} (--window); "
+                f"the rows fall in more than {limit:,} {'window' if limit == 1 else 'windows'} of "
+                f"{format_window(self.size)} (--window); "
                 "use a wider window, or --since/--until to audit a shorter period"
             )
 
@@ -545,8 +562,23 @@ def _summary(stats: StreamStatistics, *, resamples: int, seed: int, level: float
             "intervals": intervals}
 
 
+def _period(acc: WindowStatistics, index: int, since: np.datetime64 | None,
+            until: np.datetime64 | None) -> tuple[int, int]:
+    """Window ``index``'s start and end (ns), cut to ``since <= t < until``: the period
+    whose rows the window holds (``--since 2026-09-01`` with 7-day windows makes the
+    first window start on 1 September, not on the Thursday before)."""
+    start, end = acc.start_ns(index), acc.start_ns(index) + acc.size_ns
+    since_ns, until_ns = _instant_ns(since), _instant_ns(until)
+    if since_ns is not None:
+        start = max(start, since_ns)
+    if until_ns is not None:
+        end = min(end, until_ns)
+    return start, min(end, _INT64_MAX)
+
+
 def window_results(
     acc: WindowStatistics, *, resamples: int, seed: int = 0, level: float = 0.95, min_rows: int = MIN_WINDOW_ROWS,
+    since: np.datetime64 | None = None, until: np.datetime64 | None = None,
 ) -> list[dict[str, Any]]:
     """Every window that holds rows, in time order, as a JSON-ready dict::
 
@@ -555,43 +587,50 @@ def window_results(
          "ece_noise_floor": 0.004, "too_few_rows": false,
          "intervals": {"accuracy": {"low": ..., "high": ...}, "ece": {...}, "confidence_gap": {...}}}
 
-    ``start`` is inclusive and ``end`` exclusive (UTC). The figures equal those of the
-    in-memory audit of the window's rows with the same bins. ``intervals`` (at
-    ``level``, from ``resamples`` grouped bootstrap resamples of the window's
-    statistics, each window with its own seed derived from ``seed`` and its start) is
-    ``None`` when ``resamples`` is 0 or the window has fewer than ``min_rows`` rows
-    (``too_few_rows``). ``ece_noise_floor`` is the mean ECE a perfectly calibrated
-    model with the window's confidences would show (:meth:`StreamStatistics.consistency_test`,
-    the large-sample method, :data:`NOISE_SIMULATIONS` simulations): the ECE of a
-    window with few rows is mostly this chance part, which the report says.
+    ``start`` is inclusive and ``end`` exclusive (UTC), cut to ``since`` and ``until``
+    (the ``--since`` / ``--until`` bounds) when they fall inside the window. The
+    figures equal those of the in-memory audit of the window's rows with the same
+    bins. ``intervals`` (at ``level``, from ``resamples`` grouped bootstrap resamples
+    of the window's statistics, each window with its own seed derived from ``seed``
+    and its index) is ``None`` when ``resamples`` is 0 or the window has fewer than
+    ``min_rows`` rows (``too_few_rows``). ``ece_noise_floor`` is the mean ECE a
+    perfectly calibrated model with the window's confidences would show
+    (:meth:`StreamStatistics.consistency_test`, the large-sample method,
+    :data:`NOISE_SIMULATIONS` simulations): the ECE of a window with few rows is
+    mostly this chance part, which the report says.
     """
     out = []
     for index, stats in acc.items():
-        start = acc.start_ns(index)
+        start, end = _period(acc, index, since, until)
         summary = _summary(stats, resamples=resamples, seed=_window_seed(seed, index), level=level,
                            min_rows=min_rows)
-        out.append({"start": format_instant(start), "end": format_instant(start + acc.size_ns), **summary})
+        out.append({"start": format_instant(start), "end": format_instant(end), **summary})
     return out
 
 
 def window_change(
     acc: WindowStatistics, *, resamples: int, seed: int = 0, level: float = 0.95, min_rows: int = MIN_WINDOW_ROWS,
+    since: np.datetime64 | None = None, until: np.datetime64 | None = None,
 ) -> dict[str, Any] | None:
     """The latest window with at least ``min_rows`` rows against every row before it,
     for the report's sentence; ``None`` without such a window and rows before it.
 
-    ``direction`` is ``"worse"`` when the latest window's ECE interval lies wholly above
-    the earlier rows' ECE interval, ``"better"`` when wholly below, ``"unclear"`` when
-    they overlap or the earlier rows are too few for an interval, and ``"unknown"``
-    without resampling (``resamples`` 0). Intervals that
-    do not overlap are a deliberately strict test (a difference this clear is beyond
-    chance at well under the 5% level), so the report claims a change only when the
-    data show it plainly.
+    ``direction`` is :func:`calaudit.engine.drift.change_direction` of
+    :func:`calaudit.engine.drift.change_test` (``test`` in the result) at
+    ``alpha = 1 - level``: ``"worse"`` only when the window's ECE is beyond what chance
+    gives a window of its size whose gap in every confidence bin is the earlier rows'
+    (and above its own noise floor), ``"better"`` for the converse, ``"unclear"``
+    otherwise, and also when the earlier rows are fewer than ``min_rows``. The test
+    draws simulations, not resamples: it runs with ``resamples`` 0 too, seeded from
+    ``seed`` and the window. ``later`` counts the windows after the latest one, each
+    with too few rows to judge.
     """
     items = acc.items()
     eligible = [position for position, (_, stats) in enumerate(items) if stats.n_rows >= min_rows]
     if not eligible or eligible[-1] == 0:
         return None
+    from .drift import change_direction, change_test
+
     latest_position = eligible[-1]
     latest_index, latest = items[latest_position]
     earlier = StreamStatistics.merge_all(stats for _, stats in items[:latest_position])
@@ -600,18 +639,24 @@ def window_change(
                               min_rows=min_rows)
     earlier_summary = _summary(earlier, resamples=resamples, seed=_window_seed(seed + 1, first_index),
                                level=level, min_rows=min_rows)
-    direction = "unknown" if resamples <= 0 else "unclear"  # unclear: the earlier rows are too few
-    if latest_summary["intervals"] and earlier_summary["intervals"]:
-        now, before = latest_summary["intervals"]["ece"], earlier_summary["intervals"]["ece"]
-        direction = ("worse" if now["low"] > before["high"] else "better" if now["high"] < before["low"]
-                     else "unclear")
-    latest_start = acc.start_ns(latest_index)
+    alpha = 1.0 - level
+    test = change_test(latest, earlier, seed=_window_seed(seed + 2, latest_index), alpha=alpha)
+    direction = "unclear"  # the earlier rows are too few to judge against
+    if earlier.n_rows >= min_rows:
+        direction = change_direction(
+            test.p_worse, test.p_better, alpha=alpha, latest_ece=latest_summary["ece"],
+            latest_floor=latest_summary["ece_noise_floor"], earlier_ece=earlier_summary["ece"],
+            earlier_floor=earlier_summary["ece_noise_floor"])
+    start, end = _period(acc, latest_index, since, until)
+    first, _ = _period(acc, first_index, since, until)
+    later = items[latest_position + 1:]
     return {
         "direction": direction,
-        "latest": {"start": format_instant(latest_start), "end": format_instant(latest_start + acc.size_ns),
-                   **latest_summary},
-        "earlier": {"start": format_instant(acc.start_ns(first_index)), "end": format_instant(latest_start),
-                    "windows": latest_position, **earlier_summary},
+        "test": test.to_dict(),
+        "latest": {"start": format_instant(start), "end": format_instant(end), **latest_summary},
+        "earlier": {"start": format_instant(first), "end": format_instant(start), "windows": latest_position,
+                    **earlier_summary},
+        "later": {"windows": len(later), "rows": sum(stats.n_rows for _, stats in later)},
     }
 
 
@@ -637,8 +682,9 @@ def window_extras(
     (``windows`` and ``window`` are top-level keys of the JSON; ``level`` is ``None``
     without resampling)."""
     return {
-        "windows": window_results(acc, resamples=resamples, seed=seed, level=level),
+        "windows": window_results(acc, resamples=resamples, seed=seed, level=level, since=since, until=until),
         "window": {**window_settings(column=column, size=acc.size, since=since, until=until),
                    "resamples": int(resamples), "level": level if resamples > 0 else None,
-                   "change": window_change(acc, resamples=resamples, seed=seed, level=level)},
+                   "change": window_change(acc, resamples=resamples, seed=seed, level=level, since=since,
+                                           until=until)},
     }

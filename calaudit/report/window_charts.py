@@ -56,11 +56,20 @@ def _day(moment: datetime) -> str:
     return f"{moment.day} {moment:%B %Y}"
 
 
+def _span_days(start: datetime, end: datetime) -> int | None:
+    """Whole days from ``start`` to ``end`` when both are midnights (a window, or the
+    part of one that ``--since`` / ``--until`` kept), else ``None``."""
+    midnight = all((moment.hour, moment.minute, moment.second, moment.microsecond) == (0, 0, 0, 0)
+                   for moment in (start, end))
+    return (end - start).days if midnight and end > start else None
+
+
 def window_label(window: dict[str, Any], settings: dict[str, Any]) -> str:
     """A window for tables and lines: ``2026-11-02`` (one day), ``2026-11-02 to
-    2026-11-08`` (days, last day included), ``2026-11-02 12:00 to 2026-11-03 00:00``."""
+    2026-11-08`` (days, last day included), ``2026-11-02 12:00 to 2026-11-03 00:00``.
+    The window's own start and end are used, which ``--since`` / ``--until`` may cut."""
     start, end = _instant(window["start"]), _instant(window["end"])
-    days = _whole_days(settings)
+    days = _span_days(start, end)
     if days == 1:
         return f"{start:%Y-%m-%d}"
     if days:
@@ -72,21 +81,44 @@ def window_period(window: dict[str, Any], settings: dict[str, Any]) -> str:
     """A window in words: ``2 November 2026``, ``the 7 days from 2 to 8 November 2026``,
     ``the 12 hours from 2 November 2026 12:00 to 3 November 2026 00:00 UTC``."""
     start, end = _instant(window["start"]), _instant(window["end"])
-    days = _whole_days(settings)
+    days = _span_days(start, end)
     if days == 1:
         return _day(start)
     if days:
         last = end - timedelta(days=1)
         first = str(start.day) if (start.year, start.month) == (last.year, last.month) else _day(start)
         return f"the {days} days from {first} to {_day(last)}"
-    hours = _size_hours(settings)
-    return f"the {hours:g} hours from {_day(start)} {start:%H:%M} to {_day(end)} {end:%H:%M} UTC"
+    hours = (end - start).total_seconds() / 3600.0
+    unit = "hour" if hours == 1 else "hours"
+    return f"the {hours:g} {unit} from {_day(start)} {start:%H:%M} to {_day(end)} {end:%H:%M} UTC"
 
 
 def size_words(settings: dict[str, Any]) -> str:
     """``1-day``, ``7-day``, ``12-hour``: the windows' length as an adjective."""
     days = _whole_days(settings)
     return f"{days}-day" if days else f"{_size_hours(settings):g}-hour"
+
+
+def _length(settings: dict[str, Any]) -> str:
+    """``1 day``, ``7 days``, ``12 hours``: the windows' length as a noun."""
+    days = _whole_days(settings)
+    if days:
+        return "1 day" if days == 1 else f"{days} days"
+    hours = _size_hours(settings)
+    return "1 hour" if hours == 1 else f"{hours:g} hours"
+
+
+def count_windows(count: int, settings: dict[str, Any]) -> str:
+    """``1 window of 7 days``, ``20 windows of 1 day``, ``3 windows of 12 hours``."""
+    return f"{count:,} {_plural(count, 'window')} of {_length(settings)}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"
+
+
+def _points(value: float) -> str:
+    return f"{value * 100:.1f}"
 
 
 def _pct(value: float) -> str:
@@ -126,8 +158,9 @@ def change_sentence(result: AuditResult) -> str | None:
     if not change:
         enough = [w for w in windows if not w.get("too_few_rows")]
         if not enough:
-            return (f"Every {size_words(settings)} window holds fewer than {min_rows} predictions: too few to judge "
-                    "calibration window by window.")
+            every = "The only" if len(windows) == 1 else "Every"
+            return (f"{every} {size_words(settings)} window holds fewer than {min_rows} predictions: too few to "
+                    "judge calibration window by window.")
         only = enough[-1]
         said, right = _pair(only["mean_confidence"], only["accuracy"])
         return (f"Only one window holds enough predictions to judge ({window_period(only, settings)}): the model "
@@ -136,21 +169,45 @@ def change_sentence(result: AuditResult) -> str | None:
     latest, earlier = change["latest"], change["earlier"]
     said, right = _pair(latest["mean_confidence"], latest["accuracy"])
     said_before, right_before = _pair(earlier["mean_confidence"], earlier["accuracy"])
-    period = window_period(latest, settings)
+    which = f"the latest window with enough predictions, {window_period(latest, settings)}"
     now = (f"the model said it was {said} sure on average and was right {right} of the time "
            f"({_right_count(latest):,} of {latest['rows']:,} predictions)")
     before = (f"before that it said {said_before} and was right {right_before} of the time "
               f"({_right_count(earlier):,} of {earlier['rows']:,})")
     direction = change.get("direction")
+    test = change.get("test") or {}
+    expected = test.get("expected_latest_ece")
+    chance = ""
+    if expected is not None:
+        size = f"a window of {latest['rows']:,} predictions calibrated like the earlier ones"
+        if direction == "worse":
+            chance = (f" Its average gap, {_points(latest['ece'])} percentage points, is more than chance gives "
+                      f"{size} (about {_points(expected)} points).")
+        elif direction == "unclear":
+            chance = (f" Its average gap, {_points(latest['ece'])} percentage points, is within what chance gives "
+                      f"{size} (about {_points(expected)} points on average).")
+        elif direction == "better":
+            chance = (f" Its average gap, {_points(latest['ece'])} percentage points, is smaller than the earlier "
+                      f"predictions' {_points(earlier['ece'])} by more than chance explains.")
+    later = _later_note(change, min_rows)
     if direction == "worse":
-        return f"Calibration got worse in the latest window, {period}: {now}; {before}."
+        return f"Calibration got worse in {which}: {now}; {before}.{chance}{later}"
     if direction == "better":
-        return f"Calibration got better in the latest window, {period}: {now}; {before}."
+        return f"Calibration got better in {which}: {now}; {before}.{chance}{later}"
     if direction == "unclear":
-        return (f"No clear change in the latest window, {period}: {now}; {before}. With these numbers of "
-                "predictions the difference could be chance.")
-    return (f"In the latest window, {period}, {now}; {before}. No intervals were computed, so a change cannot be "
-            "told from chance.")
+        return (f"No clear change in {which}: {now}; {before}. With these numbers of predictions the difference "
+                f"could be chance.{chance}{later}")
+    return (f"In {which}, {now}; {before}. No test was run, so a change cannot be told from chance.{later}")
+
+
+def _later_note(change: dict[str, Any], min_rows: int) -> str:
+    """`` The 2 later windows hold fewer than 30 predictions each: too few to judge.``"""
+    later = int((change.get("later") or {}).get("windows") or 0)
+    if not later:
+        return ""
+    if later == 1:
+        return f" The one later window holds fewer than {min_rows} predictions: too few to judge."
+    return f" The {later:,} later windows hold fewer than {min_rows} predictions each: too few to judge."
 
 
 def few_rows_note(result: AuditResult) -> str | None:
@@ -163,9 +220,14 @@ def few_rows_note(result: AuditResult) -> str | None:
     if not few:
         return None
     min_rows = int(settings.get("min_rows") or 30)
-    which = "window holds" if few == 1 else "windows hold"
-    return (f"{few:,} of {len(windows):,} {which} fewer than {min_rows} predictions: too few to tell a gap from "
-            "chance, so they get no interval and are drawn hollow.")
+    total = len(windows)
+    if few == total:
+        which = "The only window holds" if total == 1 else f"All {total:,} windows hold"
+    else:
+        which = f"{few:,} of {total:,} windows {'holds' if few == 1 else 'hold'}"
+    them = "it gets no interval and is" if few == 1 else "they get no interval and are"
+    return (f"{which} fewer than {min_rows} predictions: too few to tell a gap from chance, so {them} drawn "
+            "hollow.")
 
 
 # ------------------------------------------------------------------ chart
@@ -295,8 +357,8 @@ def window_rows(result: AuditResult, limit: int | None = None) -> tuple[list[dic
             "said": f"{w['mean_confidence'] * 100:.1f}%",
             "right": f"{w['accuracy'] * 100:.1f}%",
             "right_interval": (f"{accuracy['low'] * 100:.1f}-{accuracy['high'] * 100:.1f}%" if accuracy else ""),
-            "ece": f"{w['ece']:.4f}",
-            "ece_interval": f"{ece['low']:.4f}-{ece['high']:.4f}" if ece else "",
+            "ece": _points(w["ece"]),
+            "ece_interval": f"{_points(ece['low'])}-{_points(ece['high'])}" if ece else "",
             "note": "too few rows to judge" if w.get("too_few_rows") else "",
         })
     return rows, len(windows) - len(shown)
@@ -313,7 +375,7 @@ def heading(result: AuditResult) -> str | None:
         bounds = (f"; rows from {settings.get('since') or 'the start'} to {settings.get('until') or 'the end'} "
                   "(--since/--until)")
     intervals = f"{_level(settings)} intervals" if settings.get("level") else "no intervals (--bootstrap 0)"
-    return (f"Calibration over time: {len(windows):,} {size_words(settings)} windows by column {settings['column']} "
+    return (f"Calibration over time: {count_windows(len(windows), settings)} by column {settings['column']} "
             f"(UTC, aligned to {settings.get('aligned_to', '1970-01-01T00:00:00Z')}){bounds}; {intervals}.")
 
 
@@ -325,16 +387,18 @@ def window_lines(result: AuditResult, limit: int = SHOWN_LINES) -> list[str]:
         return []
     rows, hidden = window_rows(result, limit)
     width = max(len(row["window"]) for row in rows)
-    header = f"  {'Window':<{width}} {'Rows':>10} {'Said':>7} {'Right':>7} {'(interval)':<14} {'ECE':>7} (interval)"
+    header = f"  {'Window':<{width}} {'Rows':>10} {'Said':>7} {'Right':>7} {'(interval)':<14} {'Avg gap':>7} (interval)"
     lines = [title, header]
     if hidden:
-        lines.append(f"  ... {hidden:,} earlier window{'s' if hidden != 1 else ''} not shown (the JSON lists every "
+        lines.append(f"  ... {hidden:,} earlier {_plural(hidden, 'window')} not shown (the JSON lists every "
                      "window)")
     for row in rows:
         right = f"({row['right_interval']})" if row["right_interval"] else ""
         ece = f"({row['ece_interval']})" if row["ece_interval"] else row["note"]
         lines.append(f"  {row['window']:<{width}} {row['rows']:>10} {row['said']:>7} {row['right']:>7} "
                      f"{right:<14} {row['ece']:>7} {ece}".rstrip())
+    lines.append("  Avg gap = the average gap between said and right within confidence bins (ECE), in percentage "
+                 "points.")
     sentence = change_sentence(result)
     if sentence:
         lines.append(sentence)
@@ -358,6 +422,7 @@ def window_section(result: AuditResult) -> dict[str, Any] | None:
         "column": settings["column"],
         "size": size_words(settings),
         "count": len(windows),
+        "counted": count_windows(len(windows), settings),
         "sentence": change_sentence(result),
         "few": few_rows_note(result),
         "bounds": bounds,

@@ -49,14 +49,15 @@ def _window_lines(result: AuditResult) -> list[str]:
         return []
     rows, hidden = window_rows(result, SHOWN_LINES)
     lines = ["", "#### Calibration over time", "", _cell(title), "",
-             "| Window | Rows | Said | Right | ECE |", "| --- | --- | --- | --- | --- |"]
+             "| Window | Rows | Said | Right | Average gap (points) |", "| --- | --- | --- | --- | --- |"]
     for row in rows:
         right = f"{row['right']} ({row['right_interval']})" if row["right_interval"] else row["right"]
         detail = row["ece_interval"] or row["note"]
         ece = f"{row['ece']} ({detail})" if detail else row["ece"]
         lines.append(f"| {_cell(row['window'])} | {row['rows']} | {row['said']} | {_cell(right)} | {_cell(ece)} |")
     if hidden:
-        lines += ["", f"{hidden:,} earlier windows are not shown; the JSON lists every window."]
+        lines += ["", f"{hidden:,} earlier {'window is' if hidden == 1 else 'windows are'} not shown; the JSON lists "
+                  "every window."]
     sentence = change_sentence(result)
     return lines + (["", _cell(sentence)] if sentence else [])
 
