@@ -41,14 +41,15 @@ def threshold_percent(value: float, decimals: int = 0, within: float | None = No
 
 
 def threshold_labels(values: Sequence[float], decimals: int = 0) -> list[str]:
-    """:func:`threshold_percent` of each value, with more decimals for all when two
-    different values would read the same (0.866 and 0.871 are '86.6%' and '87.1%', not
-    '87%' twice)."""
-    digits = decimals
+    """:func:`threshold_percent` of each value, with more decimals for those that would
+    read the same as a different value (0.866, 0.871 and 0.95 read '86.6%', '87.1%' and
+    '95%', not '87%' twice)."""
+    digits = [decimals] * len(values)
     while True:
-        labels = [threshold_percent(value, digits) for value in values]
-        clash = {label for label, value in zip(labels, values)
-                 if any(other != value and label == other_label for other, other_label in zip(values, labels))}
-        if not clash or digits >= MAX_DECIMALS:
+        labels = [threshold_percent(value, places) for value, places in zip(values, digits)]
+        clashing = [i for i, (label, value) in enumerate(zip(labels, values))
+                    if any(other != value and other_label == label for other, other_label in zip(values, labels))]
+        if not clashing or all(digits[i] >= MAX_DECIMALS for i in clashing):
             return labels
-        digits += 1
+        for i in clashing:
+            digits[i] = min(digits[i] + 1, MAX_DECIMALS)
