@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 from scipy.stats import binom
@@ -179,6 +181,22 @@ def test_the_brute_force_cases_reach_both_outcomes_and_several_starts():
     assert any(t.achievable and t.certified_from != t.starts[0] for t in got)
 
 
+@given(seed=st.integers(0, 100_000), n=st.integers(1, 300), levels=st.integers(2, 40),
+       target=st.sampled_from([0.5, 0.7, 0.8, 0.9]), level=st.sampled_from([0.8, 0.9, 0.95]))
+@settings(max_examples=40, deadline=None)
+def test_any_data_the_brute_force_agrees_and_the_reported_slice_passed(seed, n, levels, target, level):
+    rng = np.random.default_rng(seed)
+    confidence = np.round(rng.uniform(0.3, 1.0, n) * levels) / levels  # few distinct values: ties
+    correct = (rng.random(n) < rng.uniform(0.5, 1.0) * confidence ** rng.uniform(0.1, 1.0)).astype(int)
+    got = route(confidence, correct, (target,), level=level).targets[0]
+    expected = brute_force(confidence, correct, target, level)
+    assert (got.threshold, got.fast_track_n) == ((expected[0], expected[1]) if expected else (None, 0))
+    if got.achievable:
+        assert got.p_value <= got.tested_at <= 1 - level + 1e-12
+        assert got.fast_track_accuracy_low >= target
+    assert sum(got.start_levels) == pytest.approx(1 - level) or not got.starts
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_the_starts_depend_on_the_confidences_only_and_snap_to_real_slices(seed):
     confidence, correct = tied_case(seed, 3000)  # <= 51 distinct confidences: ties cross the starts
@@ -277,9 +295,11 @@ def test_a_tiny_all_right_top_slice_is_not_achieved():
     # account (first slice tested, bounds, levels) is the detail, for the appendix.
     fewest = next(n for n in range(1, 1000) if 0.9**n <= 0.05)  # 29: fewer could never pass
     best = max(range(fewest, 1001), key=lambda n: (lower_bound(int(correct[:n].sum()), n, 0.95), n))
-    assert got.reason.startswith("no group of its most confident cases was right often enough to show 90%")
-    assert f"the closest, its {best:,} most confident cases, were right" in got.reason
-    assert f"({int(correct[:best].sum()):,} of {best:,})" in got.reason
+    assert got.reason.startswith("no group of the model's most confident cases was right often enough to rule out "
+                                 "chance: the closest, its")
+    assert f"the closest, its {best:,} most confident, were right" in got.reason
+    right = int(correct[:best].sum())
+    assert f"({right:,} of {best:,}), " + ("under 90%" if right / best < 0.9 else "not far enough above 90%") in got.reason
     assert "lower bound" not in got.reason and "first" not in got.reason
     first = got.starts[0]
     assert f"First top slice tested: the {first} most confident cases" in got.detail
@@ -543,3 +563,8 @@ def test_json_round_trip():
     assert set(data["targets"][0]) >= {"target", "achievable", "threshold", "fast_track_share",
                                        "fast_track_accuracy", "fast_track_accuracy_low", "review_share", "method"}
     assert set(data["risk_coverage"]) == {"aurc", "coverage", "accuracy", "threshold"}
+    assert data["targets"][0]["starts"] == list(routing.targets[0].starts) and data["targets"][0]["detail"]
+    # A result written before the starts were recorded still reads.
+    newer = {"p_value", "tested_at", "certified_from", "starts", "start_levels", "detail"}
+    older = {**data, "targets": [{k: v for k, v in t.items() if k not in newer} for t in data["targets"]]}
+    assert [t.threshold for t in Routing.from_dict(older).targets] == [t.threshold for t in routing.targets]

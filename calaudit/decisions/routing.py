@@ -290,11 +290,11 @@ def _closest(slices: TopSlices, target: float, level: float, needed: int) -> str
     goal = target_percent(target)
     shown = _rate(right / n, target)
     if right / n >= target:
-        how = f"not far enough above {goal} to rule out chance once every threshold tried is allowed for"
+        how = f"not far enough above {goal} once every threshold tried is allowed for"
     else:
         how = f"under {goal}"
-    return (f"no group of its most confident cases was right often enough to show {goal} beyond chance; the "
-            f"closest, its {n:,} most confident cases, were right {shown} of the time ({right:,} of {n:,}): {how}")
+    return (f"no group of the model's most confident cases was right often enough to rule out chance: the "
+            f"closest, its {n:,} most confident, were right {shown} of the time ({right:,} of {n:,}), {how}")
 
 
 def _rate(accuracy: float, target: float) -> str:
