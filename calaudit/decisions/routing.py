@@ -92,11 +92,14 @@ def route(
 
     ``confidence`` is the ``(N,)`` top-label confidence in [0, 1] and ``correct`` the
     ``(N,)`` outcome (1 where the prediction is right, else 0). Each target ``A`` in
-    (0, 1) gets its own threshold, chosen by fixed-sequence testing (module docstring)
-    so that ``P(accuracy of the fast-tracked cases < A) <= 1 - level``. The accuracy
-    of each side has a two-sided Clopper-Pearson (1934) interval at ``level``;
-    ``fast_track_accuracy_low`` is the one-sided lower bound at ``level``, which is
-    ``>= A`` exactly when the chosen slice's test rejected. ``scores`` says which
+    (0, 1) gets its own threshold, the lowest that chained fixed sequences of tests
+    (module docstring) pass, so that ``P(accuracy of the fast-tracked cases < A) <= 1 -
+    level``. The accuracy of each side has a two-sided Clopper-Pearson (1934) interval
+    at ``level``; ``fast_track_accuracy_low`` is the one-sided lower bound at ``level``
+    of the chosen slice on its own (``>= A``: it passed at ``tested_at <= 1 - level``).
+    ``starts``, ``start_levels``, ``certified_from``, ``tested_at``, ``p_value`` and
+    ``detail`` say how it was found; ``reason`` says in plain words why a target
+    cannot be reached. ``scores`` says which
     confidences these are. Raises :class:`UsageError` for a target or level outside
     (0, 1), :class:`InvalidInputError` for empty, mismatched or invalid arrays.
     """
