@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .metrics import METRICS
 from .narrative import said
+from .percent_text import target_percent, threshold_labels, threshold_percent
 
 if TYPE_CHECKING:
     from .decisions.comparison_result import ComparedModel, ComparisonResult
@@ -76,14 +77,10 @@ def join_names(names: list[str] | tuple[str, ...]) -> str:
 
 
 def threshold_text(threshold: float) -> str:
-    """A confidence threshold with as few decimals as keep it within 0.05 points,
-    never shown as 100% when it is below 1 (0.8666 -> '86.7%', 0.87 -> '87%')."""
-    value = threshold * 100
-    for digits in range(4):
-        shown = round(value, digits)
-        if abs(shown - value) < 0.05 and (shown < 100 or value >= 100):
-            return f"{shown:.{digits}f}%"
-    return f"{value:.4f}%"
+    """A confidence threshold with as few decimals as keep it within 0.05 points, never
+    shown as 100% when it is below 1 (0.8666 -> '86.7%', 0.87 -> '87%', 0.9999999 ->
+    '99.999%'): the charts' hover text."""
+    return threshold_percent(threshold, within=0.05)
 
 
 # ------------------------------------------------------------------ segments
@@ -287,31 +284,39 @@ def segment_sections(groups: tuple[SegmentAnalysis, ...], *,
 # ------------------------------------------------------------------ review routing
 
 
-def _target_sentence(target: RoutingTarget, n_samples: int, level: float) -> str:
-    goal = _level(target.target)
-    if not target.achievable or target.threshold is None:
+def _target_sentence(target: RoutingTarget, n_samples: int, level: float, shown: str | None) -> str:
+    """'Fast-track cases above 87% confidence: 52% of cases (787 of 1,514), at least 80%
+    of them right (95% guarantee).' and what happened on these cases; ``shown`` is the
+    threshold as rounded for the reader."""
+    goal = target_percent(target.target)
+    promise = f"({_level(level)} guarantee)"
+    if not target.achievable or target.threshold is None or shown is None:
         reason = _sentence(target.reason) if target.reason else (
             f"no confidence threshold could be shown to reach it with {_level(level)} confidence on "
             f"{n_samples:,} cases.")
-        return (f"Right at least {goal} of the time cannot be promised on these cases: {reason[0].lower()}{reason[1:]} "
-                "No threshold is recommended for it: every case would go to a person.")
-    if target.review_n == 0:
-        text = (f"To be right at least {goal} of the time on the cases it fast-tracks, it can fast-track every case: "
-                f"all {target.fast_track_n:,} were at least {threshold_text(target.threshold)} sure, so none goes to "
-                "review.")
-    else:
-        text = (f"To be right at least {goal} of the time on the cases it fast-tracks, send every case it is less "
-                f"than {threshold_text(target.threshold)} sure about to a person: that fast-tracks "
-                f"{_share(target.fast_track_share)} of cases ({target.fast_track_n:,} of {n_samples:,}) and sends "
-                f"{_share(target.review_share)} to review.")
+        return (f"Right at least {goal} of the time cannot be guaranteed on these cases: {reason[0].lower()}"
+                f"{reason[1:]} Every case would go to a person.")
     right = _count_of(target.fast_track_accuracy, target.fast_track_n)
-    text += (f" We are {_level(level)} confident the fast-tracked cases are right at least {goal} of the time "
-             f"(here {right:,} of {target.fast_track_n:,} were right, {_pct(target.fast_track_accuracy)}).")
-    if target.review_n and target.review_accuracy is not None:
+    if target.review_n == 0:
+        return (f"Fast-track every case: all {target.fast_track_n:,} were at least {shown} sure, and at least "
+                f"{goal} of them are right {promise}. Here {right:,} of the {target.fast_track_n:,} were right "
+                f"({_pct(target.fast_track_accuracy)}).")
+    where = "at 100% confidence" if target.threshold >= 1 else f"above {shown} confidence"
+    text = (f"Fast-track cases {where}: {_share(target.fast_track_share)} of cases ({target.fast_track_n:,} of "
+            f"{n_samples:,}), at least {goal} of them right {promise}. Here {right:,} of the "
+            f"{target.fast_track_n:,} were right ({_pct(target.fast_track_accuracy)})")
+    if target.review_accuracy is not None:
         wrong = target.review_n - _count_of(target.review_accuracy, target.review_n)
-        text += (f" Of the {target.review_n:,} sent to review, {wrong:,} were wrong "
-                 f"({_pct(1 - target.review_accuracy)}).")
-    return text
+        text += (f"; of the {target.review_n:,} sent to a person, {wrong:,} were wrong "
+                 f"({_pct(1 - target.review_accuracy)})")
+    return text + "."
+
+
+def routing_thresholds(routing: Routing) -> dict[float, str]:
+    """Each achievable target's threshold as the reader sees it: whole percents, more
+    decimals only to stay below 100% or to tell two different thresholds apart."""
+    values = sorted({t.threshold for t in routing.targets if t.achievable and t.threshold is not None})
+    return dict(zip(values, threshold_labels(values)))
 
 
 def _matching(target: RoutingTarget, others: tuple[RoutingTarget, ...]) -> RoutingTarget | None:
@@ -325,7 +330,7 @@ def recalibrated_sentence(before: RoutingTarget, after: RoutingTarget | None) ->
     """How many more (or fewer) cases the same target fast-tracks after temperature scaling."""
     if after is None:
         return None
-    goal = _level(before.target)
+    goal = target_percent(before.target)
     if before.achievable and after.achievable:
         change = after.fast_track_n - before.fast_track_n
         delta = "the same number" if change == 0 else f"{abs(change):,} {'more' if change > 0 else 'fewer'}"
@@ -335,14 +340,15 @@ def recalibrated_sentence(before: RoutingTarget, after: RoutingTarget | None) ->
         return (f"The {goal} target becomes reachable: {after.fast_track_n:,} cases "
                 f"({_share(after.fast_track_share)}) could be fast-tracked instead of none.")
     if before.achievable:
-        return (f"The {goal} target could no longer be promised: none could be fast-tracked instead of "
+        return (f"The {goal} target could no longer be guaranteed: none could be fast-tracked instead of "
                 f"{before.fast_track_n:,}.")
-    return f"The {goal} target still cannot be promised."
+    return f"The {goal} target still cannot be guaranteed."
 
 
 @dataclass(frozen=True)
 class RoutingText:
-    """What the report says about review routing."""
+    """What the report says about review routing: the sentences for everyone, and for
+    the appendix the method and, per target, how its threshold was found."""
 
     intro: str
     targets: list[str]
@@ -351,21 +357,24 @@ class RoutingText:
     chart_note: str
     aurc: str
     method: str
+    details: list[str] = field(default_factory=list)
 
 
 def routing_text(routing: Routing) -> RoutingText:
     """One sentence per target, the recalibrated change, and the chart's explanation."""
     level = _level(routing.level)
     intro = ("A common way to use a model: fast-track the cases it is sure about and send the rest to a person. For "
-             "each accuracy you may want on the fast-tracked cases, here is the lowest confidence threshold that "
-             f"keeps that promise with {level} confidence, allowing for the many thresholds we tried.")
-    targets = [_target_sentence(t, routing.n_samples, routing.level) for t in routing.targets]
+             "each accuracy you may want on the fast-tracked cases, here is the largest share of cases that can be "
+             f"fast-tracked while keeping that promise. A {level} guarantee means the promise fails at most "
+             f"{_one_in(routing.level)}, allowing for the many thresholds we tried.")
+    shown = routing_thresholds(routing)
+    targets = [_target_sentence(t, routing.n_samples, routing.level, shown.get(t.threshold)) for t in routing.targets]
     recalibrated: list[str] = []
     recalibrated_intro = None
     if routing.recalibrated is not None:
         recalibrated_intro = ("If its scores were first corrected by temperature scaling (a standard correction that "
                               "never changes which answer it picks, fitted for each case on other cases), with the "
-                              "same promise:")
+                              "same guarantee:")
         for target in routing.targets:
             sentence = recalibrated_sentence(target, _matching(target, routing.recalibrated.targets))
             if sentence:
@@ -386,9 +395,22 @@ def routing_text(routing: Routing) -> RoutingText:
     if routing.recalibrated is not None:
         aurc += (f" On the {routing.recalibrated.scores} scores: "
                  f"{routing.recalibrated.risk_coverage.aurc:.4f}.")
-    method = (f"Thresholds: {routing.method}, at {level} confidence, on the {routing.scores} scores. Accuracy "
-              "intervals are exact two-sided Clopper-Pearson intervals; the lower bound is one-sided.")
-    return RoutingText(intro, targets, recalibrated_intro, recalibrated, chart_note, aurc, method)
+    method = (f"Thresholds: {routing.method}, at {level} confidence, on the {routing.scores} scores. Each top slice "
+              "(the cases at or above a confidence) is tested with an exact one-sided binomial test; the share of "
+              "error allowed is split over sequences that start at label-free sizes and go down, and the largest "
+              "slice that passed is reported (docs/metrics.md, section 12). Accuracy intervals are exact two-sided "
+              "Clopper-Pearson intervals; the lower bound is one-sided, for the slice on its own.")
+    details = [f"Target {target_percent(t.target)}: {t.detail}" for t in routing.targets if t.detail]
+    return RoutingText(intro, targets, recalibrated_intro, recalibrated, chart_note, aurc, method, details)
+
+
+def _one_in(level: float) -> str:
+    """0.95 -> 'one time in 20', 0.99 -> 'one time in 100', 0.9 -> 'one time in 10';
+    otherwise the share ('3% of the time')."""
+    odds = 1.0 / (1.0 - level)
+    if abs(odds - round(odds)) < 1e-6:
+        return f"one time in {round(odds):,}"
+    return f"{_level(1.0 - level)} of the time"
 
 
 # ------------------------------------------------------------------ comparison

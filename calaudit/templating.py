@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .percent_text import target_percent, threshold_percent
+
 
 def templates_dir() -> Path:
     """``calaudit/templates`` in an installed wheel, else ``templates/`` of a checkout."""
@@ -54,6 +56,12 @@ def visible(value: Any) -> Any:
     return value
 
 
+def _confidence(value: float | None) -> str:
+    """A confidence threshold for the analysts' tables: within 0.005 points, never 100%
+    below 1 (:func:`calaudit.percent_text.threshold_percent`)."""
+    return "n/a" if value is None else threshold_percent(value, within=0.005)
+
+
 def environment() -> Any:
     import jinja2
 
@@ -65,5 +73,5 @@ def environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(pct=pct, num=num, count=count)
+    env.filters.update(pct=pct, num=num, count=count, target=target_percent, confidence=_confidence)
     return env

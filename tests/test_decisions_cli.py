@@ -81,10 +81,25 @@ def test_routing_is_reported_for_the_default_and_the_asked_targets():
             "fast_track_accuracy_low", "review_share", "method"} <= set(target)
     assert "aurc" in asked["routing"]["risk_coverage"]
     frame = pd.read_csv(VENDOR_A)
-    proba = frame[[c for c in frame if c.startswith("prob_")]].to_numpy()
-    if target["achievable"]:
-        fast = proba.max(axis=1) >= target["threshold"]
-        assert target["fast_track_share"] == pytest.approx(fast.mean())
+    columns = [c for c in frame if c.startswith("prob_")]
+    proba = frame[columns].to_numpy()
+    # Vendor A's 37 most confident cases are right only 27 times: one sequence of tests
+    # from the top stopped there; the chained sequences fast-track over half at 80%.
+    assert target["achievable"] and target["fast_track_share"] > 0.5
+    fast = proba.max(axis=1) >= target["threshold"]
+    assert target["fast_track_share"] == pytest.approx(fast.mean())
+    right = np.array(columns)[proba.argmax(axis=1)] == ("prob_" + frame["label"].astype(str)).to_numpy()
+    assert target["fast_track_accuracy"] == pytest.approx(right[fast].mean())
+    assert sorted(right[np.argsort(-proba.max(axis=1), kind="stable")][:37].tolist()).count(True) == 27
+
+
+def test_routing_prints_every_digit_of_a_target():
+    result = invoke("run", VENDOR_B, "--bootstrap", "0", "--target-accuracy", "0.9999", "--target-accuracy", "0.8")
+    assert result.exit_code == 0, result.output
+    block = result.stdout[result.stdout.index("Review routing"):]
+    assert "  99.99%       none  too few cases" in block and "could not show 99.99% accuracy" in block
+    assert "100.0%" not in block and "80.0%" not in block
+    assert "Fast-track cases above 69% confidence" in block
 
 
 def test_routing_with_temperature_baseline_reports_the_recalibrated_thresholds():

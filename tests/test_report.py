@@ -90,6 +90,7 @@ STRUCTURE_FINGERPRINT = [
     "h2#appendix-title Appendix for analysts",
     "h3#metrics Metrics",
     "h3#rule How the verdict is decided",
+    "h3#routing-method How the review thresholds were found",
     "h3#bins Reliability table (15 equal-width bins, 95% Wilson intervals)",
     "h3#per-class Per-class figures",
     "h3#data Data",

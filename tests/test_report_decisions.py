@@ -25,7 +25,6 @@ import pytest
 
 import calaudit
 from calaudit.bootstrap import Interval
-from calaudit.decision_narrative import threshold_text
 from calaudit.decisions.comparison_result import ComparedModel, ComparisonResult
 from calaudit.decisions.results import (
     Difference,
@@ -97,15 +96,20 @@ def _group_analysis():
 
 def _target(goal, n, *, threshold=None, fast_n=0, fast_right=0, review_right=0, reason=None):
     review_n = n - fast_n
+    detail = (f"First top slice tested for {goal}: the 94 most confident cases (confidence at least 0.999), "
+              "90 right (95.7%; one-sided 95% lower bound 90.4%).")
     if threshold is None:
         return RoutingTarget(goal, False, None, 0, 0.0, None, None, None, n, 1.0, review_right / n,
-                             review_right / n - 0.02, review_right / n + 0.02, "fixed-sequence", reason)
+                             review_right / n - 0.02, review_right / n + 0.02, "fixed-sequence", reason,
+                             detail=detail)
     accuracy = fast_right / fast_n
     return RoutingTarget(goal, True, threshold, fast_n, fast_n / n, accuracy, accuracy - 0.012,
                          min(1.0, accuracy + 0.01), review_n, review_n / n,
                          review_right / review_n if review_n else None,
                          review_right / review_n - 0.03 if review_n else None,
-                         review_right / review_n + 0.03 if review_n else None, "fixed-sequence")
+                         review_right / review_n + 0.03 if review_n else None, "fixed-sequence",
+                         p_value=0.001, tested_at=0.0375, certified_from=94, starts=(94, 188), start_levels=(0.0375, 0.0125),
+                         detail=f"The {fast_n:,} most confident cases passed at 0.0375 (p = 0.001). {detail}")
 
 
 def _risk_coverage(seed, n=2000):
@@ -124,6 +128,8 @@ def _routing(n=2000, *, recalibrated=True):
         _target(0.90, n, threshold=0.6012, fast_n=1804, fast_right=1680, review_right=120),
         _target(0.95, n, threshold=0.8666, fast_n=1240, fast_right=1203, review_right=570),
         _target(0.99, n, reason="even 100% right on every confident case would not prove 99% on this many cases"),
+        # A float32 model's saturated confidence, and a target with four digits.
+        _target(0.9999, n, threshold=0.99999994, fast_n=310, fast_right=310, review_right=1500),
     )
     fixed = None
     if recalibrated:
@@ -407,26 +413,74 @@ def test_more_segments_than_the_chart_holds_are_all_in_the_table(decided):
 # --------------------------------------------------------------------------- routing
 
 
-def test_one_sentence_per_target_with_threshold_shares_and_counts(decided, decided_html):
+def _decimals(shown: str) -> int:
+    return len(shown.split(".")[1]) if "." in shown else 0
+
+
+def test_one_sentence_per_target_for_managers(decided, decided_html):
+    """'Fast-track cases above 87% confidence: 62% of cases (1,240 of 2,000), at least 95%
+    of them right (95% guarantee).' Thresholds in whole percents unless that would read
+    100%; targets with every digit; counts behind every rate."""
     text = _section(decided_html, "routing")
     routing = decided.routing
     for target in routing.targets:
         goal = f"{target.target * 100:g}%"
         if not target.achievable:
-            assert f"Right at least {goal} of the time cannot be promised" in text
+            assert f"Right at least {goal} of the time cannot be guaranteed on these cases" in text
             assert target.reason in text
             continue
-        sentence = re.search(rf"To be right at least {re.escape(goal)} of the time.*?\((\d+)%\)\.", text)[0]
-        shown = float(re.search(r"less than ([\d.]+)% sure", sentence)[1])
-        assert abs(shown - target.threshold * 100) < 0.05
-        assert f"less than {threshold_text(target.threshold)} sure" in sentence
-        assert (f"fast-tracks {_pct(target.fast_track_share)} of cases ({target.fast_track_n:,} of "
-                f"{routing.n_samples:,}) and sends {_pct(target.review_share)} to review") in sentence
-        assert f"We are {routing.level * 100:g}% confident the fast-tracked cases are right at least {goal}" in sentence
+        sentence = re.search(
+            rf"Fast-track cases above ([\d.]+)% confidence: {re.escape(_pct(target.fast_track_share))} of cases "
+            rf"\({target.fast_track_n:,} of {routing.n_samples:,}\), at least {re.escape(goal)} of them right "
+            rf"\(95% guarantee\)\. Here ([\d,]+) of the {target.fast_track_n:,} were right", text)
+        assert sentence, (goal, text)
+        shown = sentence[1]
+        value = target.threshold * 100
+        assert float(shown) < 100, "never 100% for a threshold below 1"
+        if _decimals(shown):
+            # more digits only when fewer would read 100%
+            assert round(value, _decimals(shown) - 1) >= 100
+            assert value - 10 ** -_decimals(shown) < float(shown) <= value  # floored: 'above' stays true
+        else:
+            assert abs(float(shown) - value) <= 0.5
         right = round(target.fast_track_accuracy * target.fast_track_n)
-        assert f"{right:,} of {target.fast_track_n:,} were right" in sentence
+        assert sentence[2] == f"{right:,}"
         wrong = target.review_n - round(target.review_accuracy * target.review_n)
-        assert f"Of the {target.review_n:,} sent to review, {wrong:,} were wrong" in sentence
+        assert f"of the {target.review_n:,} sent to a person, {wrong:,} were wrong" in text
+    for never in ("100.0000%", "100.0%", ">= 1", "confidence >= ", "first top slice", "lower bound"):
+        assert never.lower() not in text.lower()
+    assert "Fast-track cases above 60% confidence" in text and "Fast-track cases above 87% confidence" in text
+    assert "at least 99.99% of them right" in text and "above 99.999% confidence" in text
+
+
+def test_the_method_and_how_each_threshold_was_found_are_in_the_appendix(decided, decided_html):
+    appendix = _section(decided_html, "appendix", drop_details=False)
+    assert "How the review thresholds were found" in appendix
+    assert decided.routing.method in appendix
+    for target in decided.routing.targets:
+        assert f"Target {target.target * 100:g}%: {target.detail}" in appendix
+    assert "First top slice tested" in appendix and "lower bound" in appendix
+    details = re.search(r'<details class="routing-table">(.*?)</details>', decided_html, flags=re.S)[1]
+    first_cells = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td>", details)
+    assert ("99.99%", "99.999%") in first_cells, "the target with every digit, the saturated threshold below 100%"
+    assert ("95%", "86.66%") in first_cells and ("90%", "60.12%") in first_cells
+    plain_page = html_reporter.render(dataclasses.replace(decided, routing=None))
+    assert "How the review thresholds were found" not in plain_page
+
+
+def test_terminal_and_markdown_print_targets_with_every_digit(decided):
+    from calaudit.reporters import markdown, terminal
+
+    shown = terminal.render(decided)
+    block = shown[shown.index("Review routing"):]
+    rows = {line.split()[0]: line.split()[1] for line in block.splitlines()[2:] if re.match(r"\s+[\d.]+%\s", line)}
+    assert rows == {"90%": "60.12%", "95%": "86.66%", "99%": "none", "99.99%": "99.999%"}
+    assert "Fast-track cases above 87% confidence: 62% of cases (1,240 of 2,000)" in block
+    assert "above 99.999% confidence" in block
+    summary = markdown.render(decided)
+    assert "#### Which cases should a person review?" in summary
+    assert "at least 99.99% of them right" in summary and "100.0%" not in summary
+    assert "Fast-track cases above 60% confidence: 90% of cases (1,804 of 2,000)" in summary
 
 
 def test_recalibrated_routing_says_how_many_more_could_be_fast_tracked(decided, decided_html):
@@ -603,7 +657,8 @@ def test_compare_report_shows_gates_and_per_model_decisions_only_when_present():
         assert model.name in decisions
     routing = comparison.models[0].audit.routing
     target = routing.targets[1]
-    assert decisions.count(f"less than {threshold_text(target.threshold)} sure") == len(comparison.models)
+    assert decisions.count(f"Fast-track cases above 87% confidence: {_pct(target.fast_track_share)} of cases") == len(
+        comparison.models)
     assert decisions.count("Where is it worst?") == len(comparison.models)
     charts = _charts(page)
     assert len([t for t in charts["chart-compare-routing"]["data"] if t.get("mode") == "lines"]) == 2

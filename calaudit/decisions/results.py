@@ -39,7 +39,13 @@ class RoutingTarget:
     confidence ``level``, to reach ``target`` on these rows (``threshold`` is then
     None, everything goes to review, and ``reason`` says why). Accuracy intervals are
     two-sided Clopper-Pearson at ``level``; ``fast_track_accuracy_low`` is the
-    one-sided lower bound the guarantee rests on.
+    one-sided Clopper-Pearson lower bound of the fast-tracked slice on its own.
+
+    How it was found (:mod:`.sequences`): ``starts`` are the rows at which each chained
+    sequence began and ``start_levels`` the level each was tested at; the reported
+    slice passed at ``tested_at`` with exact p-value ``p_value``, on the sequence that
+    began at ``certified_from`` rows. ``detail`` says the same for analysts (with the
+    first top slice tested and its bound); ``reason`` is for everyone.
     """
 
     target: float
@@ -57,9 +63,25 @@ class RoutingTarget:
     review_accuracy_high: float | None
     method: str
     reason: str | None = None
+    p_value: float | None = None
+    tested_at: float | None = None
+    certified_from: int | None = None
+    starts: tuple[int, ...] = ()
+    start_levels: tuple[float, ...] = ()
+    detail: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["starts"], data["start_levels"] = list(self.starts), list(self.start_levels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RoutingTarget:
+        """Reads what :meth:`to_dict` wrote, and older results without the newer fields."""
+        data = dict(data)
+        data["starts"] = tuple(data.get("starts") or ())
+        data["start_levels"] = tuple(data.get("start_levels") or ())
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -112,7 +134,7 @@ class Routing:
     def from_dict(cls, data: dict[str, Any]) -> Routing:
         recalibrated = data.get("recalibrated")
         return cls(data["level"], data["method"], data["n_samples"], data["scores"],
-                   tuple(RoutingTarget(**target) for target in data["targets"]),
+                   tuple(RoutingTarget.from_dict(target) for target in data["targets"]),
                    RiskCoverage.from_dict(data["risk_coverage"]),
                    cls.from_dict(recalibrated) if recalibrated else None)
 

@@ -1,10 +1,11 @@
 """Review routing: fast-track the confident predictions, send the rest to a person.
 
-For a target accuracy ``A``, :func:`route` finds the lowest confidence threshold ``t``
-such that the predictions with confidence ``>= t`` are right at least ``A`` of the
-time, with a guarantee that holds with probability ``level`` although ``t`` was
-searched for on the same rows: fixed-sequence testing, "Learn then Test"
-(Angelopoulos, Bates, Candes, Jordan & Lei 2021), with exact one-sided binomial tests.
+For a target accuracy ``A``, :func:`route` finds the LARGEST top slice (the most
+confident rows, down to a confidence threshold ``t``) that can be shown to be right at
+least ``A`` of the time, with a guarantee that holds with probability ``level`` although
+``t`` was searched for on the same rows: "Learn then Test" (Angelopoulos, Bates, Candes,
+Jordan & Lei 2021) with exact one-sided binomial tests, the slices tested by chained
+fixed sequences from several label-free starts (:mod:`.sequences`).
 
 * Candidates are the distinct confidences ``t_1 > t_2 > ... > t_G``; the slice of
   ``t_j`` is every row with confidence ``>= t_j`` (tied rows enter together), with
@@ -12,21 +13,20 @@ searched for on the same rows: fixed-sequence testing, "Learn then Test"
   never on the labels.
 * ``H0_j: accuracy(conf >= t_j) < A`` has the exact p-value
   ``p_j = P(Binomial(n_j, A) >= k_j)``.
-* A slice of ``n`` rows, even all right, has ``p = A^n``: it can reject only when
-  ``A^n <= delta`` (``delta = 1 - level``), i.e. ``n >= log(delta) / log(A)``.
-  Starting there is still brittle (one error among the first few dozen rows stops the
-  sequence), so it starts at the first slice where the test has power against an
-  accuracy halfway from ``A`` to 100% (:func:`powered_slice`: about 100 rows for 90%,
-  1,100 for 99%), or at every row when there are fewer. The start depends on ``A``,
-  ``delta`` and ``N`` only, never on the labels; starting at the very top would stop at
-  once on a one-row slice.
-* Going down from there, each ``H0_j`` is rejected while ``p_j <= delta``; testing
-  stops at the first non-rejection. The threshold is the last rejected ``t_j``.
+* A slice of ``n`` rows, even all right, has ``p = A^n``: it can reject at ``delta``
+  (``= 1 - level``) only when ``n >= log(delta) / log(A)``; fewer rows than that in
+  all are "too few cases".
+* The first sequence holds three quarters of ``delta`` and starts where its test has
+  power against an accuracy halfway from ``A`` to 100% (:func:`powered_slice`: about 40
+  rows for 80%, 80 for 90%); further sequences start at twice, four times... as many
+  rows, sharing the last quarter. Going down, a slice is rejected while ``p_j <= weight * delta``, and a
+  sequence that reaches the next start adds its weight to it. The reported threshold
+  is the lowest rejected ``t_j``: the largest share that passed.
 
-Because the sequence is fixed before the labels are looked at and testing stops at
-the first failure, the probability of choosing a threshold whose accuracy is below
-``A`` is at most ``delta`` (family-wise error control of fixed-sequence testing), for
-each target on its own. See docs/metrics.md, section 12.
+Weights sum to one and only move down on a rejection (a graphical weighted-Bonferroni
+procedure, Bretz et al. 2009), so the probability of reporting a slice whose accuracy is
+below ``A`` is at most ``delta``, for each target on its own. With one start (``N`` under
+twice the first) this is the single fixed sequence. See docs/metrics.md, section 12.
 
 The risk-coverage curve (Geifman & El-Yaniv 2017) and its area (AURC) come with it.
 """
@@ -43,12 +43,14 @@ import numpy as np
 
 from ..errors import InvalidInputError, UsageError
 from ..metrics import TopLabel
+from ..percent_text import target_percent
 from .results import RiskCoverage, Routing, RoutingTarget
+from .sequences import Start, chained_sequences, start_rows, starts
 
 #: The targets the report shows when none are asked for.
 DEFAULT_TARGETS = (0.90, 0.95, 0.99)
 #: What :attr:`Routing.method` and :attr:`RoutingTarget.method` say.
-METHOD = "fixed-sequence exact binomial tests (Learn then Test)"
+METHOD = "chained fixed-sequence exact binomial tests from label-free starts (Learn then Test, graphical Bonferroni)"
 #: The stored risk-coverage curve keeps at most this many points (both ends kept).
 MAX_CURVE_POINTS = 200
 VENDOR_SCORES = "vendor"
@@ -90,11 +92,14 @@ def route(
 
     ``confidence`` is the ``(N,)`` top-label confidence in [0, 1] and ``correct`` the
     ``(N,)`` outcome (1 where the prediction is right, else 0). Each target ``A`` in
-    (0, 1) gets its own threshold, chosen by fixed-sequence testing (module docstring)
-    so that ``P(accuracy of the fast-tracked cases < A) <= 1 - level``. The accuracy
-    of each side has a two-sided Clopper-Pearson (1934) interval at ``level``;
-    ``fast_track_accuracy_low`` is the one-sided lower bound at ``level``, which is
-    ``>= A`` exactly when the chosen slice's test rejected. ``scores`` says which
+    (0, 1) gets its own threshold, the lowest that chained fixed sequences of tests
+    (module docstring) pass, so that ``P(accuracy of the fast-tracked cases < A) <= 1 -
+    level``. The accuracy of each side has a two-sided Clopper-Pearson (1934) interval
+    at ``level``; ``fast_track_accuracy_low`` is the one-sided lower bound at ``level``
+    of the chosen slice on its own (``>= A``: it passed at ``tested_at <= 1 - level``).
+    ``starts``, ``start_levels``, ``certified_from``, ``tested_at``, ``p_value`` and
+    ``detail`` say how it was found; ``reason`` says in plain words why a target
+    cannot be reached. ``scores`` says which
     confidences these are. Raises :class:`UsageError` for a target or level outside
     (0, 1), :class:`InvalidInputError` for empty, mismatched or invalid arrays.
     """
@@ -231,33 +236,39 @@ def _route_target(slices: TopSlices, target: float, level: float, n_rows: int) -
     from scipy.stats import binom
 
     delta = 1.0 - level
-    # The sequence starts at the first slice large enough for its test to have power
-    # (first_tested_slice), which depends on the target, the level and N only.
+    goal, sure = target_percent(target), target_percent(level)
     needed = smallest_provable_slice(target, level)
-    start = int(np.searchsorted(slices.n, first_tested_slice(target, level, n_rows)))
     if slices.n[-1] < needed:
         return _nothing_fast_tracked(
             slices, target, level, n_rows,
             f"too few cases: even if all {n_rows:,} were right, {n_rows:,} cases could not show "
-            f"{_percent(target)} accuracy with {_percent(level)} confidence (at least {needed:,} are needed)",
+            f"{goal} accuracy with {sure} confidence (at least {needed:,} are needed)",
+            f"An all-right slice of n cases has p = {target:.10g}^n, at most {delta:.4g} only from n = "
+            f"{needed:,}.",
         )
-    p_values = binom.sf(slices.right[start:] - 1, slices.n[start:], target)
-    rejected = p_values <= delta
-    run = int(rejected.shape[0]) if rejected.all() else int(np.argmin(rejected))
-    if run == 0:
-        n, right = int(slices.n[start]), int(slices.right[start])
-        return _nothing_fast_tracked(
-            slices, target, level, n_rows,
-            f"the {n:,} most confident cases (confidence >= {slices.threshold[start]:.6g}), the first top slice "
-            f"tested for {_percent(target)}, were right {_percent(right / n)} ({right:,} of {n:,}; lower bound "
-            f"{_percent(lower_bound(right, n, level))}): not enough to show {_percent(target)} with "
-            f"{_percent(level)} confidence",
-        )
-    chosen = start + run - 1
+    # The starts, their shares of delta and the order depend on the target, the level,
+    # N and the confidences only (module docstring of .sequences).
+    plan = start_rows(lambda share: first_tested_slice(target, 1.0 - share * delta, n_rows), n_rows)
+    chain = starts(slices.n, plan, lambda share: smallest_provable_slice(target, 1.0 - share * delta))
+    p_values = binom.sf(slices.right - 1, slices.n, target)
+    outcome = chained_sequences(p_values, chain, delta)
+    found = {"starts": tuple(start.n for start in chain),
+             "start_levels": tuple(start.weight * delta for start in chain)}
+    first = _first_tested(slices, chain, level) if chain else ""
+    if outcome.chosen is None:
+        detail = f"No top slice passed: {_chain_text(chain, delta)}; each failed its first test. {first}"
+        nothing = _nothing_fast_tracked(slices, target, level, n_rows, _closest(slices, target, level, needed), detail)
+        return dataclasses.replace(nothing, **found)
+    chosen = outcome.chosen
     n, right = int(slices.n[chosen]), int(slices.right[chosen])
     _, high = clopper_pearson(right, n, level)
     review_n, review_right = n_rows - n, int(slices.right[-1]) - right
     review_low, review_high = clopper_pearson(review_right, review_n, level) if review_n else (None, None)
+    origin = outcome.start.n if outcome.start is not None else None
+    detail = (f"The {n:,} most confident cases ({right:,} right, confidence at least "
+              f"{_confidence(slices.threshold[chosen])}) passed at {outcome.tested_at:.4g} "
+              f"(p = {float(p_values[chosen]):.3g}), on the sequence that began at the {origin:,} most confident. "
+              f"S{_chain_text(chain, delta)[1:]}. {first}")
     return RoutingTarget(
         target=target, achievable=True, threshold=float(slices.threshold[chosen]),
         fast_track_n=n, fast_track_share=n / n_rows, fast_track_accuracy=right / n,
@@ -265,22 +276,71 @@ def _route_target(slices: TopSlices, target: float, level: float, n_rows: int) -
         review_n=review_n, review_share=review_n / n_rows,
         review_accuracy=review_right / review_n if review_n else None,
         review_accuracy_low=review_low, review_accuracy_high=review_high, method=METHOD,
+        p_value=float(p_values[chosen]), tested_at=outcome.tested_at, certified_from=origin, detail=detail, **found,
     )
 
 
-def _nothing_fast_tracked(slices: TopSlices, target: float, level: float, n_rows: int, reason: str) -> RoutingTarget:
+def _closest(slices: TopSlices, target: float, level: float, needed: int) -> str:
+    """Why nothing passed, in plain words: the top slice that came closest (the highest
+    one-sided lower bound among slices large enough to pass at all; ties: the larger)."""
+    from scipy.stats import beta
+
+    large = np.flatnonzero(slices.n >= needed)  # never empty: N >= needed here
+    right = slices.right[large]
+    bound = np.where(right > 0, beta.ppf(1.0 - level, np.maximum(right, 1), slices.n[large] - right + 1), 0.0)
+    best = int(large[np.flatnonzero(bound == bound.max())[-1]])
+    n, right = int(slices.n[best]), int(slices.right[best])
+    goal = target_percent(target)
+    shown = _rate(right / n, target)
+    if right / n >= target:
+        how = f"not far enough above {goal} once every threshold tried is allowed for"
+    else:
+        how = f"under {goal}"
+    return (f"no group of the model's most confident cases was right often enough to rule out chance: the "
+            f"closest, its {n:,} most confident, were right {shown} of the time ({right:,} of {n:,}), {how}")
+
+
+def _rate(accuracy: float, target: float) -> str:
+    """An accuracy in whole percents, with decimals when that would read like the target."""
+    for digits in range(4):
+        shown = round(accuracy * 100, digits)
+        if shown != round(target * 100, digits) or accuracy == target:
+            return f"{shown:.{digits}f}%"
+    return f"{accuracy * 100:.4f}%"
+
+
+def _first_tested(slices: TopSlices, chain: list[Start], level: float) -> str:
+    start = chain[0]
+    n, right = int(slices.n[start.index]), int(slices.right[start.index])
+    return (f"First top slice tested: the {n:,} most confident cases (confidence at least "
+            f"{_confidence(slices.threshold[start.index])}), {right:,} right ({right / n * 100:.1f}%; one-sided "
+            f"{target_percent(level)} lower bound {lower_bound(right, n, level) * 100:.1f}%).")
+
+
+def _chain_text(chain: list[Start], delta: float) -> str:
+    shown = [f"{start.n:,} (level {start.weight * delta:.3g})" for start in chain]
+    shown[0] = f"{chain[0].n:,} most confident cases (level {chain[0].weight * delta:.3g})"
+    return "sequences began at the " + ", ".join(shown)
+
+
+def _confidence(threshold: float) -> str:
+    """A threshold for analysts: six significant digits, and never '1' for one below 1."""
+    shown = f"{threshold:.6g}"
+    if threshold < 1.0 and float(shown) >= 1.0:
+        shown = f"{threshold:.17g}"
+    return shown
+
+
+def _nothing_fast_tracked(slices: TopSlices, target: float, level: float, n_rows: int, reason: str,
+                          detail: str) -> RoutingTarget:
     right = int(slices.right[-1])
     low, high = clopper_pearson(right, n_rows, level)
     return RoutingTarget(
         target=target, achievable=False, threshold=None, fast_track_n=0, fast_track_share=0.0,
         fast_track_accuracy=None, fast_track_accuracy_low=None, fast_track_accuracy_high=None,
         review_n=n_rows, review_share=1.0, review_accuracy=right / n_rows, review_accuracy_low=low,
-        review_accuracy_high=high, method=METHOD, reason=reason,
+        review_accuracy_high=high, method=METHOD, reason=reason, detail=detail,
     )
-
-
-def _percent(value: float) -> str:
-    return f"{value * 100:.4g}%"
 
 
 def _level(level: Any) -> float:

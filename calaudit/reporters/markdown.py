@@ -37,7 +37,19 @@ def render(result: AuditResult) -> str:
         lines.append(f"| {name} | {value:.4f} | {better} |")
     lines += _human_lines(result)
     lines += _window_lines(result)
+    lines += _routing_lines(result)
     return "\n".join(lines) + "\n"
+
+
+def _routing_lines(result: AuditResult) -> list[str]:
+    """Review routing: one sentence per target (as in the report), the targets with
+    every digit and the thresholds rounded for a reader."""
+    if result.routing is None:
+        return []
+    from ..decision_narrative import routing_text
+
+    text = routing_text(result.routing)
+    return ["", "#### Which cases should a person review?", "", *[f"- {_cell(sentence)}" for sentence in text.targets]]
 
 
 def _window_lines(result: AuditResult) -> list[str]:

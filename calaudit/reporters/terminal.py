@@ -302,29 +302,36 @@ def segment_lines(analysis: Any) -> list[str]:
 
 
 def routing_lines(routing: Any) -> list[str]:
-    """Review thresholds per target accuracy, and the recalibrated ones."""
+    """Review thresholds per target accuracy (targets with every digit, thresholds
+    rounded for a reader), what they mean in a sentence, and the recalibrated ones."""
+    from ..decision_narrative import routing_text
+    from ..percent_text import target_percent, threshold_percent
+
+    text = routing_text(routing)
     lines = [
-        f"Review routing ({routing.method}; {routing.level * 100:.0f}% confidence):",
+        f"Review routing ({target_percent(routing.level)} guarantee; {routing.method}):",
         f"  {'Target':>7} {'Threshold':>10} {'Fast-tracked':>14} {'Right':>7} {'Lower bound':>12} "
         f"{'To review':>12} {'Right':>7}",
     ]
     for target in routing.targets:
         if not target.achievable:
-            lines.append(f"  {_percent(target.target):>7} {'none':>10}  {target.reason}")
+            lines.append(f"  {target_percent(target.target):>7} {'none':>10}  {target.reason}")
             continue
         lines.append(
-            f"  {_percent(target.target):>7} {target.threshold:>10.4f} "
+            f"  {target_percent(target.target):>7} {threshold_percent(target.threshold, within=0.005):>10} "
             f"{_percent(target.fast_track_share):>7} {target.fast_track_n:>6,} {_percent(target.fast_track_accuracy):>7} "
             f"{_percent(target.fast_track_accuracy_low):>12} {_percent(target.review_share):>5} "
             f"{target.review_n:>6,} {_percent(target.review_accuracy) if target.review_accuracy is not None else '':>7}"
         )
     lines.append("  Cases at or above the threshold are fast-tracked; the rest go to a person.")
+    lines += [f"  {sentence}" for sentence, target in zip(text.targets, routing.targets) if target.achievable]
     lines.append(f"  Area under the risk-coverage curve (AURC): {routing.risk_coverage.aurc:.4f} (lower is better).")
     recalibrated = routing.recalibrated
     if recalibrated is not None:
         for before, after in zip(routing.targets, recalibrated.targets):
             change = after.fast_track_n - before.fast_track_n
-            shown = (f"threshold {after.threshold:.4f}, {after.fast_track_n:,} fast-tracked ({change:+,} cases)"
-                     if after.achievable else "still no threshold can be shown")
-            lines.append(f"  After temperature scaling (cross-fitted), target {_percent(after.target)}: {shown}.")
+            cases = "case" if abs(change) == 1 else "cases"
+            shown = (f"threshold {threshold_percent(after.threshold, within=0.005)}, {after.fast_track_n:,} "
+                     f"fast-tracked ({change:+,} {cases})" if after.achievable else "still no threshold can be shown")
+            lines.append(f"  After temperature scaling (cross-fitted), target {target_percent(after.target)}: {shown}.")
     return lines
