@@ -188,8 +188,9 @@ def check_level_cap(name: str, levels: Levels, max_levels: int) -> None:
         advice = ("it looks like an id (nearly one value per row): group by a column that describes the cases, "
                   "such as a channel or a region")
     elif levels.numbers is not None:
-        advice = (f"it is a numeric column: bin it first (a column of its deciles or of meaningful ranges in "
-                  f"groups.csv, say), or let --find-segments cut it at its quartiles")
+        advice = ("it is a numeric column: bin it first (a column of its deciles or of meaningful ranges in "
+                  "groups.csv, say), or let --find-segments cut it at its quartiles; if its numbers are codes, "
+                  "group by a coarser column")
     else:
         advice = f"group by a coarser column, or raise --max-levels to {levels.distinct:,} to measure every value"
     raise UsageError(f"{head}; {advice}")
