@@ -295,7 +295,7 @@ def segment_lines(analysis: Any) -> list[str]:
         lines.append("  No segment is distinguishably worse calibrated than the rest.")
     skipped = (analysis.details or {}).get("columns_skipped") or {}
     if analysis.found_by == "search" and skipped:
-        lines.append("  Not searched: " + "; ".join(f"{column} ({why})" for column, why in skipped.items()) + ".")
+        lines.append("  Not searched: " + "; ".join(f"{column}, {why}" for column, why in skipped.items()) + ".")
     if small:
         lines.append(f"  Too small to judge (under {analysis.min_group_size:,} cases): "
                      + ", ".join(f"{s.column} = {s.value} ({s.n:,})" for s in small[:8])
