@@ -27,6 +27,7 @@ and intercept are refitted on each resample.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -115,13 +116,15 @@ def bootstrap(
     y_true: np.ndarray, y_proba: np.ndarray, suite: MetricSuite, *, n_bins: int, smooth_bandwidth: float,
     reference: dict[str, float] | None = None,
     resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL, seed: int = 0,
-    exact_budget: float | None = None, method: str = "auto",
+    exact_budget: float | None = None, method: str = "auto", names: frozenset[str] | None = None,
 ) -> BootstrapResult:
     """Basic bootstrap intervals for every metric with ``interval=True`` in the registry.
 
     ``reference`` holds the full-data values: each interval is built around its
     metric's value there (a metric missing from it gets no interval), and the
-    recalibration fit starts from them.
+    recalibration fit starts from them. ``names`` limits the intervals to those
+    metrics; the grouped method then skips the families none of them is in (a
+    segment's suite has no smooth ECE or slope: their draws were most of its cost).
     """
     reference = reference or {}
     exact_budget = EXACT_BUDGET if exact_budget is None else exact_budget
@@ -133,10 +136,13 @@ def bootstrap(
         samples = _exact_draws(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth, resamples, reference)
     else:
         # Blocks of resamples keep the (resamples x groups) draws small whatever --bootstrap says.
-        parts = [_grouped_draws(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth,
-                                min(GROUPED_BLOCK, resamples - start), reference)
+        draws = _grouped_draws if names is None else partial(_grouped_draws, names=names)
+        parts = [draws(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth,
+                       min(GROUPED_BLOCK, resamples - start), reference)
                  for start in range(0, resamples, GROUPED_BLOCK)]
         samples = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    if names is not None:
+        samples = {name: values for name, values in samples.items() if name in names}
     intervals = {}
     widened = []
     for name, values in samples.items():
@@ -609,10 +615,11 @@ def _classwise_draws(sample: GroupedSample, resamples: int, streams, per_class: 
     return {name: out[name] for name in GROUPED_FAMILIES["classwise"]}
 
 
-def _grouped_draws(rng, y, proba, suite: MetricSuite, n_bins, bandwidth, resamples, reference) -> dict[str, np.ndarray]:
+def _grouped_draws(rng, y, proba, suite: MetricSuite, n_bins, bandwidth, resamples, reference,
+                   names: frozenset[str] | None = None) -> dict[str, np.ndarray]:
     sample = GroupedSample.from_rows(y, proba, suite, n_bins, bandwidth)
     full = np.array([reference.get("calibration_intercept", np.nan), reference.get("calibration_slope", np.nan)])
-    return draw_grouped(sample, resamples, streams=lambda _name: rng, slope_start=full)
+    return draw_grouped(sample, resamples, streams=lambda _name: rng, names=names, slope_start=full)
 
 
 def _debiased(right: np.ndarray, confidence: np.ndarray, total: np.ndarray, n_rows: int) -> np.ndarray:

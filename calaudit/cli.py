@@ -316,7 +316,11 @@ def decision_options(command: Any) -> Any:
                      help="Calibration per segment of COL: a column of the prediction file, of groups.csv beside "
                           "the data, or of the data table (repeatable)."),
         click.option("--min-group-size", type=click.IntRange(min=1), default=50, show_default=True,
-                     help="Segments with fewer cases are listed as too small to judge."),
+                     help="Segments with fewer cases are listed as too small to judge (a segment of exactly this "
+                          "many is judged)."),
+        click.option("--max-levels", type=click.IntRange(min=1), default=1000, show_default=True,
+                     help="Most distinct values a --group-by column may have; one with more (an id, an unbinned "
+                          "number) is refused."),
         click.option("--find-segments", is_flag=True,
                      help="Search every segment column (and pairs of them) for where calibration is worst; found "
                           "on half the rows, measured on the other half."),
@@ -454,6 +458,7 @@ def _audit(ctx: click.Context, predictions: Any, options: dict[str, Any], data_p
     """One model's audit with the command's options: metrics, baselines, segments, routing."""
     from .auditing import audit_predictions
 
+    columns = _decision_columns(predictions, options, data_path, exclude)  # refused before the audit's work
     result = audit_predictions(
         predictions, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
         options=_recorded_options(ctx, options),
@@ -461,28 +466,41 @@ def _audit(ctx: click.Context, predictions: Any, options: dict[str, Any], data_p
         folds=options["folds"], smoothing=options["smoothing"] or None, baseline_model=options["baseline_model"],
         hard_split=options.get("hard_split") or "70/30",
     )
-    return _add_decisions(result, predictions, options, data_path, exclude)
+    return _add_decisions(result, predictions, options, columns)
 
 
-def _add_decisions(result: Any, predictions: Any, options: dict[str, Any], data_path: Path | None,
-                   exclude: tuple[str, ...] = ()) -> Any:
-    """Segments (--group-by, --find-segments) and review routing (--target-accuracy)."""
-    from .decisions.analysis import add_decisions
+def _decision_columns(predictions: Any, options: dict[str, Any], data_path: Path | None,
+                      exclude: tuple[str, ...]) -> tuple[Any, Any]:
+    """The --group-by columns, each checked against --max-levels, and the columns
+    --find-segments searches."""
+    from .decisions.segments import group_levels
     from .loaders.groups import group_columns, search_columns
 
     groups = None
     if options["group_by"]:
         groups = group_columns(predictions, list(dict.fromkeys(options["group_by"])), data_path=data_path,
                                label_col=options["label_col"])
+        group_levels(groups, predictions.n_samples, options["max_levels"])
     search = None
     if options["find_segments"]:
         search = search_columns(predictions, data_path=data_path, label_col=options["label_col"], exclude=exclude)
-    return add_decisions(
-        result, predictions, groups=groups, search=search, min_group_size=options["min_group_size"],
-        targets=tuple(dict.fromkeys(options["target_accuracy"])),
-        recalibrate="temperature" in _baseline_keys(options["baselines"]), folds=options["folds"],
-        seed=options["seed"],
-    )
+    return groups, search
+
+
+def _add_decisions(result: Any, predictions: Any, options: dict[str, Any], columns: tuple[Any, Any]) -> Any:
+    """Segments (--group-by, --find-segments) and review routing (--target-accuracy)."""
+    from .cli_progress import lazy_progress
+    from .decisions.analysis import add_decisions
+
+    groups, search = columns
+    with lazy_progress(options, "Measuring segments") as progress:
+        return add_decisions(
+            result, predictions, groups=groups, search=search, min_group_size=options["min_group_size"],
+            max_levels=options["max_levels"], progress=progress,
+            targets=tuple(dict.fromkeys(options["target_accuracy"])),
+            recalibrate="temperature" in _baseline_keys(options["baselines"]), folds=options["folds"],
+            seed=options["seed"],
+        )
 
 
 @cli.command()

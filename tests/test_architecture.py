@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "calaudit"
 #: What computes statistics: the reporters read results and never import these.
 COMPUTING = {"calaudit.bootstrap", "calaudit.estimators", "calaudit.estimates", "calaudit.binning",
              "calaudit.auditing", "calaudit.metric_functions", "calaudit.decisions.compare",
-             "calaudit.decisions.segments", "calaudit.decisions.routing", "calaudit.decisions.sequences",
-             "calaudit.human.metrics",
+             "calaudit.decisions.segments", "calaudit.decisions.segment_test", "calaudit.decisions.segment_levels",
+             "calaudit.decisions.routing", "calaudit.decisions.sequences", "calaudit.human.metrics",
              "calaudit.human.intervals", "calaudit.human.analysis"}
 
 

@@ -350,10 +350,11 @@ def test_human_columns_are_no_segment_columns(tmp_path):
     path = write_table(frame_of(proba, labels, votes=votes), tmp_path / "p.csv")
     p = load_prediction_file(path)
     assert set(search_columns(p)) == {"id", "region"}
-    with pytest.raises(InvalidInputError, match="no segment column 'votes_cat' for --group-by"):
+    # Asked for by name, a human-label column is refused with the reason (exit 2).
+    with pytest.raises(UsageError, match="'votes_cat' holds the annotators' labels"):
         group_columns(p, ["votes_cat"])
-    line = error_line(invoke("run", path, "--group-by", "votes_cat", "--bootstrap", "0"), 3)
-    assert "no segment column 'votes_cat'" in line
+    line = error_line(invoke("run", path, "--group-by", "votes_cat", "--bootstrap", "0"), 2)
+    assert "'votes_cat' holds the annotators' labels, not a segment" in line
 
 
 # ----------------------------------------------------------------- ONNX data directories
@@ -583,6 +584,6 @@ def test_vote_columns_of_a_data_table_are_no_segments(tmp_path, x, y, model_path
     table.to_csv(data / "table.csv", index=False)
     p = load_model_predictions(model_path, data, feature_cols=[f"f{i}" for i in range(F)])
     assert p.human is not None
-    with pytest.raises(InvalidInputError, match="votes_0"):
+    with pytest.raises(UsageError, match="'votes_0' holds the annotators' labels"):
         groups_of(p, ["votes_0"], data_path=data, label_col="label")
     assert groups_of(p, ["region"], data_path=data, label_col="label")

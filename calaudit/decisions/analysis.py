@@ -7,7 +7,7 @@ audit with the same options, so every model is judged alike.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ import numpy as np
 from ..predictions import Predictions
 from ..result import AuditResult
 from .routing import DEFAULT_TARGETS, route_predictions
-from .segments import find_segments, group_segments
+from .segments import DEFAULT_GROUP_MAX_LEVELS, find_segments, group_segments
 
 
 def add_decisions(
@@ -25,6 +25,8 @@ def add_decisions(
     groups: dict[str, np.ndarray] | None = None,
     search: dict[str, np.ndarray] | None = None,
     min_group_size: int = 50,
+    max_levels: int = DEFAULT_GROUP_MAX_LEVELS,
+    progress: Callable[[int, int], None] | None = None,
     targets: Sequence[float] = (),
     recalibrate: bool = False,
     folds: int = 5,
@@ -33,7 +35,8 @@ def add_decisions(
     """``result`` with its segments (``groups``: the ``--group-by`` columns; ``search``:
     the columns ``--find-segments`` searches) and its review routing (``targets``, the
     report's 90/95/99% when empty; with ``recalibrate``, also after cross-fitted
-    temperature scaling).
+    temperature scaling). A ``groups`` column with more than ``max_levels`` distinct
+    values is refused; ``progress`` is told of each segment measured.
 
     Segments and routing use the audit's bins, resamples, seed and level.
     """
@@ -45,9 +48,11 @@ def add_decisions(
     }
     analyses = []
     if groups:
-        analyses.append(group_segments(predictions, groups, min_group_size=min_group_size, **options))
+        analyses.append(group_segments(predictions, groups, min_group_size=min_group_size, max_levels=max_levels,
+                                       progress=progress, **options))
     if search is not None:
-        analyses.append(find_segments(predictions, search, min_group_size=min_group_size, **options))
+        analyses.append(find_segments(predictions, search, min_group_size=min_group_size, progress=progress,
+                                      **options))
     routing = route_predictions(predictions, tuple(targets) or DEFAULT_TARGETS, level=options["level"],
                                 recalibrate=recalibrate, folds=folds, seed=seed)
     return dataclasses.replace(result, groups=tuple(analyses), routing=routing)

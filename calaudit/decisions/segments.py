@@ -14,397 +14,47 @@ Two entry points, both fed by :class:`calaudit.predictions.Predictions`:
   ``max_selected`` survivors, worst first, are measured on the other half, whose
   figures, intervals and Holm-corrected tests are what is reported.
 
-The test (:func:`worse_than_rest_test`). The binned ECE of a few rows is biased
-upwards, so "ECE(segment) > ECE(rest)" would flag small segments by chance. The
-null hypothesis is instead "the segment is calibrated like the rest": in each
-top-label equal-width bin ``b`` the segment's ``n_b`` predictions are right as often
-as the rest's in that bin, corrected for where inside the bin their confidences lie.
-Under it the segment's hits are ``H_b ~ Binomial(n_b, p_b)``,
-``p_b = clip(g_b + fbar_b - fbar_rest_b, 0, 1)``: ``g_b`` is drawn from the Jeffreys
-posterior ``Beta(h_b + 1/2, m_b - h_b + 1/2)`` of the rest's ``h_b`` hits out of
-``m_b`` rows, so the rest's own uncertainty counts, and ``fbar`` is the mean, over
-the segment's or the rest's rows of the bin, of the data's fitted reliability curve
-(:func:`reliability_curve`), which carries the slope inside the bin. A bin the rest
-does not occupy falls back to the pooled rows of the bin, which are the segment's:
-that bin then tests nothing. The statistic is the segment's ECE
-``sum_b |H_b - C_b| / n`` (``C_b`` its confidence sum), simulated at the segment's
-size, which removes the small-sample bias. P-values are sequential Monte Carlo
-(Besag & Clifford 1991): a segment stops once ``STOP_AFTER`` simulations reached its
-ECE (``p = STOP_AFTER / simulations``), else ``p = (1 + exceedances) / (1 +
-simulations)`` after enough simulations to resolve ``alpha`` over the number tested.
-docs/metrics.md, section 11, gives the reasons.
+The test is :mod:`calaudit.decisions.segment_test` (docs/metrics.md, section 11);
+how a column becomes segments, and which columns cannot, is
+:mod:`calaudit.decisions.segment_levels`.
 """
 
 from __future__ import annotations
 
-import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from itertools import combinations, pairwise
+from itertools import combinations
 from typing import Any
 
 import numpy as np
 
 from .. import bootstrap as bootstrap_module
 from ..binning import equal_width_bin_ids
-from ..errors import InvalidInputError, UsageError
-from ..estimators import logistic_fit, logit
-from ..labels import csv_texts
+from ..errors import UsageError
 from ..limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from ..metrics import DEFAULT_N_BINS, TopLabel, compute_metrics
 from ..predictions import Predictions
 from .results import Segment, SegmentAnalysis
+from .segment_levels import (  # noqa: F401 - re-exported
+    DEFAULT_GROUP_MAX_LEVELS, MISSING, NUMERIC_AS_LEVELS, Levels, check_level_cap, column_levels, id_like,
+    levels_or_none, quartile_levels,
+)
+from .segment_test import (  # noqa: F401 - re-exported
+    BENJAMINI_HOCHBERG, HOLM, STOP_AFTER, TEST, BinCounts, RestTest, benjamini_hochberg, holm, reliability_curve,
+    simulations_for, worse_than_rest_test,
+)
 
 DEFAULT_MIN_GROUP_SIZE = 50
 DEFAULT_ALPHA = 0.05
 DEFAULT_LEVEL = 0.95
+#: Most distinct values of a categorical column the search takes (more: skipped).
 DEFAULT_MAX_LEVELS = 50
 DEFAULT_MAX_SELECTED = 10
-#: The value shown for rows where a segment column is empty (None, NaN, NaT).
-MISSING = "(missing)"
-#: What :attr:`SegmentAnalysis.test` says.
-TEST = ("one-sided: the segment's ECE against its law were it calibrated like the rest (per-bin binomial at the "
-        "rest's accuracy, Beta posterior, slope from the reliability curve), sequential Monte Carlo")
-HOLM = "holm"
-BENJAMINI_HOCHBERG = "benjamini-hochberg"
-#: A segment's Monte Carlo stops once this many simulations reached its ECE.
-STOP_AFTER = 10
-#: Simulations at most per segment: at least this many, and enough for the smallest
-#: p-value, ``1 / (1 + simulations)``, to be a quarter of ``alpha / tested``.
-MIN_SIMULATIONS = 1999
-MAX_SIMULATIONS = 1_000_000
-#: Simulations of the first round; each further round doubles the total.
-FIRST_ROUND = 16
-#: Simulated (simulation, bin) cells drawn at once.
-_BLOCK_CELLS = 1_000_000
-#: A numeric column with at most this many distinct values is searched value by value.
-NUMERIC_AS_LEVELS = 10
 #: Bandwidth handed to the bootstrap, whose smooth ECE gets no interval here.
 _SMOOTH_BANDWIDTH = 0.1
-#: Groups of equal-width confidence the reliability curve is fitted on.
-_CURVE_GROUPS = 1000
-
-
-# ------------------------------------------------------------------ the test
-
-
-@dataclass(frozen=True, eq=False)
-class BinCounts:
-    """Top-label equal-width bin sums of ``M`` sets of rows: ``(M, n_bins)`` float64
-    arrays of the number of rows, their confidence sum, their number right, and the
-    sum of ``expected``, each row's chance of being right on the data's smoothed
-    reliability curve (:func:`reliability_curve`), which carries the slope of
-    accuracy against confidence inside a bin."""
-
-    count: np.ndarray
-    confidence: np.ndarray
-    hits: np.ndarray
-    expected: np.ndarray
-
-    @classmethod
-    def of(cls, keys: np.ndarray, n_keys: int, bin_ids: np.ndarray, confidence: np.ndarray,
-           correct: np.ndarray, n_bins: int, expected: np.ndarray | None = None) -> BinCounts:
-        """Sums per (key, bin): ``keys`` (rows,) in ``0..n_keys-1``, one bincount each.
-        ``expected`` defaults to the confidence (a reliability curve of slope 1)."""
-        cells = keys * n_bins + bin_ids
-        size = n_keys * n_bins
-        shape = (n_keys, n_bins)
-        return cls(np.bincount(cells, minlength=size).astype(np.float64).reshape(shape),
-                   np.bincount(cells, weights=confidence, minlength=size).reshape(shape),
-                   np.bincount(cells, weights=correct, minlength=size).reshape(shape),
-                   np.bincount(cells, weights=confidence if expected is None else expected,
-                               minlength=size).reshape(shape))
-
-    @property
-    def n(self) -> np.ndarray:
-        return self.count.sum(axis=1)
-
-    def ece(self) -> np.ndarray:
-        """``sum_b |hits_b - confidence_b| / n`` of each set (``nan`` when empty)."""
-        n = self.n
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, np.abs(self.hits - self.confidence).sum(axis=1) / n, np.nan)
-
-    def take(self, index: Any) -> BinCounts:
-        return BinCounts(self.count[index], self.confidence[index], self.hits[index], self.expected[index])
-
-    def __sub__(self, other: BinCounts) -> BinCounts:
-        # Counts and hits are whole numbers, exact in float64; sums of values round.
-        return BinCounts(self.count - other.count, np.maximum(self.confidence - other.confidence, 0.0),
-                         self.hits - other.hits, np.maximum(self.expected - other.expected, 0.0))
-
-    @staticmethod
-    def stack(parts: list[BinCounts], n_bins: int) -> BinCounts:
-        if not parts:
-            empty = np.zeros((0, n_bins))
-            return BinCounts(empty, empty, empty, empty)
-        return BinCounts(*(np.concatenate([getattr(p, name) for p in parts]) for name in
-                           ("count", "confidence", "hits", "expected")))
-
-
-def reliability_curve(confidence: np.ndarray, correct: np.ndarray) -> np.ndarray:
-    """Each row's chance of being right on the data's smoothed reliability curve: the
-    logistic recalibration ``sigmoid(a + b logit(c))`` (Cox 1958) fitted by maximum
-    likelihood on rows grouped into 1,000 narrow confidence bands. The test uses it
-    only for the slope of accuracy against confidence inside a bin; where no fit
-    exists (all right, all wrong, separated), the confidence itself (slope 1)."""
-    confidence = np.asarray(confidence, dtype=np.float64)
-    if confidence.size == 0:
-        return confidence.copy()
-    x = logit(confidence)
-    groups = np.minimum((confidence * _CURVE_GROUPS).astype(np.intp), _CURVE_GROUPS - 1)
-    trials = np.bincount(groups, minlength=_CURVE_GROUPS).astype(np.float64)
-    used = trials > 0
-    mean_x = np.bincount(groups, weights=x, minlength=_CURVE_GROUPS)[used] / trials[used]
-    successes = np.bincount(groups, weights=correct, minlength=_CURVE_GROUPS)[used]
-    intercept, slope = logistic_fit(mean_x, successes, trials[used])
-    if not (np.isfinite(intercept) and np.isfinite(slope)):
-        return confidence.copy()
-    return 0.5 * (1.0 + np.tanh(0.5 * (intercept + slope * x)))
-
-
-@dataclass(frozen=True, eq=False)
-class RestTest:
-    """Outcome of :func:`worse_than_rest_test` for ``M`` segments: the p-value, the
-    simulations drawn, and the mean ECE of the simulations (the segment's ECE
-    expected at its size were it calibrated like the rest)."""
-
-    p_value: np.ndarray
-    simulations: np.ndarray
-    null_ece: np.ndarray
-
-
-def simulations_for(tested: int, alpha: float) -> int:
-    """Most simulations per segment: ``1 / (1 + S)`` is at most ``alpha / (4 tested)``."""
-    needed = math.ceil(4.0 * max(tested, 1) / alpha)
-    return int(min(MAX_SIMULATIONS, max(MIN_SIMULATIONS, needed)))
-
-
-def worse_than_rest_test(
-    segment: BinCounts, rest: BinCounts, *, rng: np.random.Generator, max_simulations: int,
-    stop_after: int = STOP_AFTER, screen_alpha: float | None = None,
-) -> RestTest:
-    """One-sided p-values of "segment ``i``'s ECE is worse than if it were calibrated
-    like ``rest[i]``" (module docstring), vectorised across segments, simulations and
-    bins; no loop over rows.
-
-    Rounds of simulations (16, then doubling the total) go to the segments still
-    running. A segment stops after ``stop_after`` exceedances, with the
-    Besag-Clifford p-value ``stop_after / simulations``; at ``max_simulations`` it
-    gets ``(1 + exceedances) / (1 + simulations)``. With ``screen_alpha`` (the
-    search's screen only), a segment also stops at the end of a round once its
-    current p-value passes Benjamini-Hochberg at that level: a screen needs the
-    decision, not the digits (nothing is claimed from it).
-    """
-    n_segments = segment.count.shape[0]
-    p_value = np.full(n_segments, np.nan)
-    simulations = np.zeros(n_segments, dtype=np.int64)
-    null_sum = np.zeros(n_segments)
-    if n_segments == 0:
-        return RestTest(p_value, simulations, null_sum)
-    n = segment.n
-    if np.any(n <= 0):
-        raise ValueError("every segment tested needs at least one row")
-    owner, bins = np.nonzero(segment.count > 0)  # row-major: cells grouped by segment
-    cell_trials = segment.count[owner, bins].astype(np.int64)
-    cell_confidence = segment.confidence[owner, bins]
-    cell_hits = segment.hits[owner, bins]
-    rest_count, rest_hits = rest.count[owner, bins], rest.hits[owner, bins]
-    occupied = rest_count > 0
-    # The rest's accuracy in the bin, or the pooled rows' where the rest has none (then
-    # the segment's own: the bin tests nothing), moved along the reliability curve by
-    # where the segment's confidences lie in the bin compared with the rest's.
-    source_hits = np.where(occupied, rest_hits, cell_hits)
-    source_count = np.where(occupied, rest_count, cell_trials)
-    beta_a, beta_b = source_hits + 0.5, source_count - source_hits + 0.5
-    shift = np.where(occupied, segment.expected[owner, bins] / cell_trials
-                     - rest.expected[owner, bins] / np.where(occupied, rest_count, 1.0), 0.0)
-    starts_all = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    observed = np.add.reduceat(np.abs(cell_hits - cell_confidence), starts_all)
-    # Simulations that tie the observed ECE (to rounding) count as reaching it.
-    threshold = observed - 1e-9 * np.maximum(observed, 1.0)
-
-    exceed = np.zeros(n_segments, dtype=np.int64)
-    null_count = np.zeros(n_segments)
-    active = np.ones(n_segments, dtype=bool)
-    drawn, target = 0, min(FIRST_ROUND, max_simulations)
-    while active.any():
-        running_ids = np.flatnonzero(active)
-        cells = active[owner]
-        c_owner = owner[cells]
-        starts = np.flatnonzero(np.r_[True, c_owner[1:] != c_owner[:-1]])
-        batch = int(min(target - drawn, max(1, _BLOCK_CELLS // c_owner.size)))
-        g = rng.beta(beta_a[cells], beta_b[cells], size=(batch, c_owner.size))
-        simulated = rng.binomial(cell_trials[cells], np.clip(g + shift[cells], 0.0, 1.0))
-        deviation = np.add.reduceat(np.abs(simulated - cell_confidence[cells]), starts, axis=1)
-        null_sum[running_ids] += deviation.sum(axis=0) / n[running_ids]
-        null_count[running_ids] += batch
-        reached = np.cumsum(deviation >= threshold[running_ids], axis=0) + exceed[running_ids]
-        finished = reached[-1] >= stop_after
-        stopped = running_ids[finished]
-        at = drawn + np.argmax(reached[:, finished] >= stop_after, axis=0) + 1
-        p_value[stopped] = stop_after / at
-        simulations[stopped] = at
-        active[stopped] = False
-        exceed[running_ids] = reached[-1]
-        drawn += batch
-        if drawn < target:
-            continue
-        still = np.flatnonzero(active)
-        current = (exceed[still] + 1.0) / (drawn + 1.0)
-        if drawn >= max_simulations:
-            p_value[still], simulations[still] = current, drawn
-            active[still] = False
-        elif screen_alpha is not None and still.size:
-            trial = p_value.copy()
-            trial[still] = current
-            settled = still[benjamini_hochberg(trial)[still] <= screen_alpha]
-            p_value[settled], simulations[settled] = (exceed[settled] + 1.0) / (drawn + 1.0), drawn
-            active[settled] = False
-        target = min(2 * target, max_simulations)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        null_ece = null_sum / null_count
-    return RestTest(p_value, simulations, null_ece)
-
-
-def holm(p_values: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family-wise error; Holm 1979):
-    ``max_{j <= i} min(1, (m - j + 1) p_(j))`` in increasing order of p."""
-    p = np.asarray(p_values, dtype=np.float64)
-    m = p.size
-    order = np.argsort(p, kind="stable")
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p[order]), 1.0)
-    return adjusted
-
-
-def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (false discovery rate; Benjamini &
-    Hochberg 1995): ``min_{j >= i} min(1, m p_(j) / j)`` in increasing order of p.
-    A ``nan`` entry counts as a p-value of 1: a member of the family never rejected."""
-    p = np.asarray(p_values, dtype=np.float64)
-    m = p.size
-    filled = np.where(np.isnan(p), 1.0, p)
-    order = np.argsort(filled, kind="stable")
-    scaled = filled[order] * m / np.arange(1, m + 1)
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
-    return adjusted
-
-
-# ------------------------------------------------------------------ segment columns
-
-
-@dataclass(frozen=True, eq=False)
-class Levels:
-    """A segment column coded by value: ``codes`` (N,) in ``0..len(texts)-1``, the
-    text of each value (``MISSING`` for empty rows, always last), ``distinct`` values
-    (not counting missing ones) and, for a column of numbers, each row's number
-    (``nan`` where missing). Over the ``text_limit`` of :func:`column_levels` the
-    values get no text (``texts`` is empty): such a column is cut or skipped."""
-
-    codes: np.ndarray
-    texts: tuple[str, ...]
-    numbers: np.ndarray | None
-    has_missing: bool
-    distinct: int
-
-
-#: What ``pandas.api.types.infer_dtype`` says of a column of numbers.
-_NUMERIC_KINDS = {"integer", "floating", "mixed-integer-float", "decimal"}
-
-
-def _value_text(value: Any, csv_text: str) -> str:
-    """A segment value's text: pandas' CSV text, but integral floats as integers
-    (an integer column with gaps reaches pandas as float)."""
-    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer() \
-            and abs(value) < 1e15:
-        return str(int(value))
-    return csv_text
-
-
-def column_levels(name: str, values: Any, n_rows: int, *, text_limit: int | None = None) -> Levels:
-    """Code a segment column by value: one factorisation, then work per distinct value
-    (only up to ``text_limit`` of them get a text). Refuses, in one line naming the
-    column, a column of the wrong length, one that is empty in every row, or values
-    that cannot name a segment."""
-    levels = _levels_or_none(name, values, n_rows, text_limit)
-    if levels is None:
-        raise InvalidInputError(f"segment column {name!r} is empty in every row; expected segment values")
-    return levels
-
-
-def _levels_or_none(name: str, values: Any, n_rows: int, text_limit: int | None) -> Levels | None:
-    """:func:`column_levels`, or None for a column empty in every row."""
-    import pandas as pd
-
-    values = np.asarray(values, dtype=object) if not hasattr(values, "dtype") else np.asarray(values)
-    if values.ndim != 1:
-        raise InvalidInputError(
-            f"segment column {name!r}: values of shape {values.shape}; expected one value per row ({n_rows:,})"
-        )
-    if values.shape[0] != n_rows:
-        raise InvalidInputError(
-            f"segment column {name!r}: {values.shape[0]:,} values; expected one value per row ({n_rows:,})"
-        )
-    try:
-        raw_codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    except TypeError as exc:
-        kinds = sorted({type(v).__name__ for v in values[:1000]})
-        raise InvalidInputError(
-            f"segment column {name!r}: values of type {', '.join(kinds)} cannot name a segment ({exc}); "
-            f"expected text, numbers, booleans or dates"
-        ) from None
-    raw_codes = np.asarray(raw_codes, dtype=np.intp)
-    if len(uniques) == 0:
-        return None
-    has_missing = bool((raw_codes < 0).any())
-    numbers = None
-    kind = uniques.dtype.kind
-    if kind in "iuf" or (kind == "O" and pd.api.types.infer_dtype(uniques, skipna=False) in _NUMERIC_KINDS):
-        numeric = np.asarray(uniques, dtype=np.float64)
-        if np.all(np.isfinite(numeric)):
-            numbers = np.append(numeric, np.nan)[raw_codes]  # code -1 reads the nan
-    if text_limit is not None and len(uniques) > text_limit:
-        codes = np.where(raw_codes < 0, len(uniques), raw_codes)
-        return Levels(codes, (), numbers, has_missing, len(uniques))
-    # The distinct values keep their dtype: a datetime64 value read through an object
-    # array would turn into a count of nanoseconds.
-    texts = [_value_text(value, text) for value, text in zip(uniques, csv_texts(uniques))]
-    # Values that read alike (3 and 3.0) are one segment.
-    merged: dict[str, int] = {}
-    remap = np.array([merged.setdefault(text, len(merged)) for text in texts], dtype=np.intp)
-    names = list(merged)
-    codes = np.append(remap, len(names))[raw_codes]
-    distinct = len(names)
-    if has_missing:
-        names.append(MISSING)
-    return Levels(codes, tuple(names), numbers, has_missing, distinct)
-
-
-def _number_text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:.6g}"
-
-
-def quartile_levels(numbers: np.ndarray, fit_rows: np.ndarray) -> tuple[Levels, list[float]]:
-    """A numeric column cut at the quartiles of ``numbers[fit_rows]`` (tied cut points
-    merged): levels ``< q1``, ``[q1, q2)``, ``[q2, q3)``, ``>= q3``, and the cuts."""
-    fitted = numbers[fit_rows]
-    fitted = fitted[np.isfinite(fitted)]
-    cuts = np.unique(np.quantile(fitted, [0.25, 0.5, 0.75])) if fitted.size else np.zeros(0)
-    present = np.isfinite(numbers)
-    codes = np.searchsorted(cuts, np.where(present, numbers, 0.0), side="right")
-    shown = [_number_text(c) for c in cuts]
-    if cuts.size:
-        texts = [f"< {shown[0]}"] + [f"[{a}, {b})" for a, b in pairwise(shown)] + [f">= {shown[-1]}"]
-    else:
-        texts = ["all values"]
-    has_missing = not bool(present.all())
-    if has_missing:
-        codes = np.where(present, codes, len(texts))
-        texts.append(MISSING)
-    return Levels(codes.astype(np.intp), tuple(texts), None, has_missing, cuts.size + 1), [float(c) for c in cuts]
+#: Called with (segments measured, segments to measure) as the measuring goes.
+Progress = Callable[[int, int], None]
 
 
 # ------------------------------------------------------------------ options
@@ -471,7 +121,7 @@ def _measured(predictions: Predictions, rows: np.ndarray, column: str, value: st
         drawn = bootstrap_module.bootstrap(
             y, proba, suite, n_bins=options.n_bins, smooth_bandwidth=_SMOOTH_BANDWIDTH, reference=suite.values,
             resamples=options.resamples, level=options.level, seed=_segment_seed(options.seed, column, value),
-            method="grouped",
+            method="grouped", names=frozenset(suite.values),
         )
         intervals = dict(drawn.intervals)
     rest_ece = rest.ece()[0] if rest.n[0] > 0 else None
@@ -534,6 +184,21 @@ class _Rows:
 # ------------------------------------------------------------------ --group-by
 
 
+def group_levels(groups: Mapping[str, Any], n_rows: int, max_levels: int = DEFAULT_GROUP_MAX_LEVELS
+                 ) -> dict[str, Levels]:
+    """Every ``--group-by`` column coded by value; one with more than ``max_levels``
+    distinct values is refused (exit 2, :func:`check_level_cap`) before any work, and
+    before its values are turned into text."""
+    max_levels = _positive("max_levels", max_levels)
+    coded = {}
+    for raw_name, values in groups.items():
+        name = str(raw_name)
+        levels = column_levels(name, values, n_rows, text_limit=max_levels)
+        check_level_cap(name, levels, max_levels)
+        coded[name] = levels
+    return coded
+
+
 def group_segments(
     predictions: Predictions,
     groups: Mapping[str, Any],
@@ -544,6 +209,8 @@ def group_segments(
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
     alpha: float = DEFAULT_ALPHA,
+    max_levels: int = DEFAULT_GROUP_MAX_LEVELS,
+    progress: Progress | None = None,
 ) -> SegmentAnalysis:
     """Calibration of every value of the ``groups`` columns (``found_by="group-by"``).
 
@@ -555,7 +222,9 @@ def group_segments(
     every segment of every column are Holm-corrected together and a segment is
     flagged when its adjusted p-value is at most ``alpha``. Smaller segments are
     listed ``too_small`` with their size only. A segment that is every row has no rest
-    to be compared with: it is measured but not tested.
+    to be compared with: it is measured but not tested. A column with more than
+    ``max_levels`` distinct values is refused (:func:`group_levels`). ``progress`` is
+    told of each segment measured.
     """
     resamples = _check_options(n_bins, min_group_size, bootstrap, seed, level, alpha)
     options = _Options(int(n_bins), int(min_group_size), resamples, int(seed), float(level), float(alpha),
@@ -565,7 +234,7 @@ def group_segments(
     bin_ids = equal_width_bin_ids(top.confidence, options.n_bins)
     everything = _Rows.of(top, bin_ids, options.n_bins)
     columns = [str(name) for name in groups]
-    coded = {name: column_levels(name, values, n_rows) for name, values in zip(columns, groups.values())}
+    coded = group_levels(groups, n_rows, max_levels)
     # Every segment of every column: one stack of bin sums, tested together.
     entries: list[tuple[str, str, int]] = []  # (column, value, code)
     parts: list[BinCounts] = []
@@ -587,6 +256,7 @@ def group_segments(
     adjusted[testable] = holm(outcome.p_value)
     rows_of = {name: _rows_by_code(levels.codes, len(levels.texts)) for name, levels in coded.items()}
     segments = []
+    to_measure, measured = int(judged.sum()), 0
     for index, (name, text, code) in enumerate(entries):
         if not judged[index]:
             if sizes[index] > 0:
@@ -596,6 +266,9 @@ def group_segments(
         segments.append(_measured(predictions, rows_of[name][code], name, text, rest.take([index]),
                                   p_values[index] if tested else None, adjusted[index] if tested else None,
                                   options))
+        measured += 1
+        if progress is not None:
+            progress(measured, to_measure)
     return SegmentAnalysis(
         found_by="group-by", columns=tuple(columns), min_group_size=options.min_group_size, alpha=options.alpha,
         correction=HOLM, test=TEST, tested=int(testable.size), segments=_ordered(segments),
@@ -685,11 +358,13 @@ def find_segments(
     alpha: float = DEFAULT_ALPHA,
     max_levels: int = DEFAULT_MAX_LEVELS,
     max_selected: int = DEFAULT_MAX_SELECTED,
+    progress: Progress | None = None,
 ) -> SegmentAnalysis:
     """Search ``columns`` for the worst-calibrated segments (``found_by="search"``).
 
     Candidates: every level of a categorical column with at most ``max_levels``
-    distinct values (more: skipped, and said so in ``details``), a numeric column cut
+    distinct values (more, or a column that looks like an id (:func:`id_like`):
+    skipped, and said so in ``details``), a numeric column cut
     at its quartiles (one with at most ``NUMERIC_AS_LEVELS`` distinct values is
     taken value by value), and every pair of levels from two columns (``"a & b"`` /
     ``"x & y"``). The rows are split at random (``search_split``): each candidate with
@@ -699,7 +374,8 @@ def find_segments(
     its size makes chance give), are measured on the measure half: metrics,
     intervals and test against the measure half's rest, Holm-corrected over those
     tested. ``tested`` is the number of candidates tested in the search; ``details``
-    records the split, the columns searched and skipped, and the screen.
+    records the split, the columns searched and skipped, and the screen. ``progress``
+    is told of each kept segment measured.
     """
     resamples = _check_options(n_bins, min_group_size, bootstrap, seed, level, alpha)
     max_levels = _positive("max_levels", max_levels)
@@ -716,9 +392,13 @@ def find_segments(
     cuts: dict[str, list[float]] = {}
     for raw_name, values in columns.items():
         name = str(raw_name)
-        levels = _levels_or_none(name, values, n_rows, max(max_levels, NUMERIC_AS_LEVELS))
+        levels = levels_or_none(name, values, n_rows, max(max_levels, NUMERIC_AS_LEVELS))
         if levels is None:
             skipped_columns[name] = "empty in every row"
+            continue
+        why = id_like(levels)
+        if why is not None:
+            skipped_columns[name] = why
             continue
         if levels.numbers is not None and levels.distinct > min(NUMERIC_AS_LEVELS, max_levels):
             levels, cuts[name] = quartile_levels(levels.numbers, search_rows)
@@ -791,6 +471,8 @@ def find_segments(
         segments.append(_measured(
             predictions, measure_rows[masks[position]], column, value, measure_rest.take([position]),
             p_values[position] if tested_here else None, adjusted[position] if tested_here else None, options))
+        if progress is not None:
+            progress(int(judged[:position + 1].sum()), int(judged.sum()))
     details = {
         "split": "random halves of the rows (seeded): candidates tested on the search half, the kept ones "
                  "measured on the measure half",
@@ -798,6 +480,7 @@ def find_segments(
         "measure_rows": int(measure_rows.size),
         "columns_searched": names,
         "columns_skipped": skipped_columns,
+        "columns_skipped_as_ids": [name for name, why in skipped_columns.items() if why.startswith("looks like an id")],
         "quartile_cuts": cuts,
         "candidates_tested": int(tested),
         "candidates_not_tested": not_tested,

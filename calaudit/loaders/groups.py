@@ -9,7 +9,9 @@ A segment column may come from three places, searched in this order:
    ``--group-by`` only: they are the model's features, so the search leaves them out.
 
 Values keep their type (numbers stay numbers, so the search can cut them at their
-quartiles); a missing value is ``None``.
+quartiles); a missing value is ``None``. The label, the model's probability or score
+columns and the human votes are what is measured, not segments: ``--group-by`` on
+one is a usage error (exit 2) that says where that question is answered.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, UsageError
 from ..fileinfo import file_present
 from .formats import table_format
 
@@ -123,8 +125,11 @@ def group_columns(
     """The ``--group-by`` columns, each an ``(N,)`` object array aligned with the rows.
 
     A column found nowhere, or empty in every row, is one line naming where it was
-    looked for (exit 3).
+    looked for (exit 3); the label, a probability or score column, or a human-label
+    column is one line saying why it cannot be a segment (exit 2).
     """
+    for name in names:
+        _refuse_measured_column(predictions, name, label_col)
     sources = _sources(predictions, data_path, label_col)
     out: dict[str, np.ndarray] = {}
     for name in names:
@@ -142,6 +147,30 @@ def group_columns(
             )
         out[name] = values
     return out
+
+
+def _refuse_measured_column(predictions: Any, name: str, label_col: str) -> None:
+    """A usage error when ``name`` is a column the audit measures rather than a
+    description of the cases: grouping by it asks another question, answered elsewhere."""
+    details = predictions.source.details or {}
+    if name in {label_col, details.get("label_column")}:
+        raise UsageError(
+            f"--group-by {name}: {name!r} is the true class, not a segment of the cases (grouping by the answer "
+            "picks cases by their outcome, so even a well-calibrated model looks off within a class); calibration "
+            "class by class is the classwise ECE, already in the audit: group by a column that describes the cases, "
+            "such as a channel or a region"
+        )
+    if name in set(details.get("probability_columns") or ()) | {details.get("score_column")}:
+        raise UsageError(
+            f"--group-by {name}: {name!r} is one of the model's probability columns, not a segment of the cases; "
+            "grouping the cases by the model's own score is the reliability table (cases binned by how sure the "
+            "model was), and class by class the classwise ECE, both already in the audit"
+        )
+    if name in set(details.get("human_columns") or ()):
+        raise UsageError(
+            f"--group-by {name}: {name!r} holds the annotators' labels, not a segment of the cases; the model is "
+            "measured against them in the human-labels section of the audit"
+        )
 
 
 def search_columns(

@@ -294,6 +294,9 @@ def segment_lines(analysis: Any) -> list[str]:
         lines.append("  No segment is large enough to judge.")
     elif not any(s.flagged for s in judged):
         lines.append("  No segment is distinguishably worse calibrated than the rest.")
+    skipped = (analysis.details or {}).get("columns_skipped") or {}
+    if analysis.found_by == "search" and skipped:
+        lines.append("  Not searched: " + "; ".join(f"{column}, {why}" for column, why in skipped.items()) + ".")
     if small:
         lines.append(f"  Too small to judge (under {analysis.min_group_size:,} cases): "
                      + ", ".join(f"{s.column} = {s.value} ({s.n:,})" for s in small[:8])
