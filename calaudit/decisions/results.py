@@ -205,7 +205,8 @@ class SegmentAnalysis:
 @dataclass(frozen=True)
 class Difference:
     """``difference = metric(a) - metric(b)`` on the same rows, with the paired
-    bootstrap interval; ``distinguishable`` when the interval excludes 0."""
+    bootstrap interval; ``distinguishable`` when the interval excludes 0; ``interval``
+    how it was read off the resamples (``basic``, or ``percentile`` for MCE)."""
 
     a: str
     b: str
@@ -214,6 +215,7 @@ class Difference:
     low: float
     high: float
     distinguishable: bool
+    interval: str = "basic"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
