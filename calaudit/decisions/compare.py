@@ -29,7 +29,7 @@ from ..metrics import METRICS, compute_metrics
 from ..predictions import Predictions
 from ..result import AuditResult
 from .comparison_result import ComparedModel, ComparisonResult
-from .results import Difference, Ranking
+from .results import ROUNDING, Difference, Ranking
 
 #: The metric models are ranked on.
 RANKING_METRIC = "ece"
@@ -259,7 +259,7 @@ def paired_differences(
                     without.append({"a": names[i], "b": names[j], "metric": metric,
                                     "reason": "undefined on most resamples"})
                     continue
-                distinguishable = interval.low > 0.0 or interval.high < 0.0
+                distinguishable = interval.low > ROUNDING or interval.high < -ROUNDING
                 differences.append(Difference(
                     names[i], names[j], metric, estimate, interval.low, interval.high, bool(distinguishable),
                     PERCENTILE if metric in PERCENTILE_DIFFERENCES else BASIC))
@@ -295,7 +295,8 @@ def rank_models(
     are plain text: reporters escape them.
     """
     position = {name: k for k, name in enumerate(names)}
-    order = sorted(names, key=lambda name: (values[name], position[name]))
+    # Values within float rounding of each other tie, and ties keep the input order.
+    order = sorted(names, key=lambda name: (round(values[name] / ROUNDING), position[name]))
     by_pair = {}
     for item in differences:
         if item.metric == metric:
@@ -321,10 +322,10 @@ def rank_models(
             sentences.append(_group_sentence(group, apart, values, n_samples, all(name in quiet for name in group)))
         if k + 1 < len(groups):
             better, worse = group[-1], groups[k + 1][0]
+            low, high, gap = _figures(values[better], values[worse])
             sentences.append(
-                f"{better} is better calibrated than {worse}: its confidence is off by {_points(values[better])} "
-                f"points on average against {_points(values[worse])} (the {_points(values[worse] - values[better])}"
-                f"-point gap is beyond chance on {n_samples:,} shared cases)."
+                f"{better} is better calibrated than {worse}: its confidence is off by {low} points on average "
+                f"against {high} (the {gap}-point gap is beyond chance on {n_samples:,} shared cases)."
             )
     return Ranking(metric, tuple(order), " ".join(sentences))
 
@@ -340,8 +341,8 @@ def _group_sentence(group: list[str], apart: list[tuple[str, str]], values: dict
         sentence += f", {every} within what chance gives a perfectly calibrated model"
     if not apart:
         return sentence + ")."
-    told = "; ".join(f"{a} is better calibrated than {b}, a {_points(values[b] - values[a])}-point gap beyond chance"
-                     for a, b in apart)
+    told = "; ".join(f"{a} is better calibrated than {b}, a {_figures(values[a], values[b])[2]}-point gap beyond "
+                     "chance" for a, b in apart)
     return sentence + f", each no better than the next; but {told})."
 
 
@@ -353,3 +354,16 @@ def _points(value: float) -> str:
     """A calibration error in points (hundredths): ``0.031`` -> ``3.1``."""
     points = 100.0 * value
     return f"{points:.2f}" if 0 < abs(points) < 0.1 else f"{points:.1f}"
+
+
+def _figures(better: float, worse: float) -> tuple[str, str, str]:
+    """Two calibration errors told apart and their gap, in points with as many decimals
+    as show a gap (one, unless the figures are closer than that): never "a 0.0-point
+    gap" between figures that read the same. Told apart, they differ by more than
+    :data:`ROUNDING` (1e-7 points), so nine decimals always suffice."""
+    gap = 100.0 * (worse - better)
+    for digits in range(1, 10):
+        low, high = f"{100.0 * better:.{digits}f}", f"{100.0 * worse:.{digits}f}"
+        if float(f"{gap:.{digits}f}") > 0 and low != high:
+            return low, high, f"{gap:.{digits}f}"
+    return repr(100.0 * better), repr(100.0 * worse), repr(gap)
