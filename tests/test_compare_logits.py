@@ -187,3 +187,23 @@ def test_a_gap_beyond_chance_is_never_written_as_zero_points():
         low, high = float(off[0]), float(off[1].split(" ")[0])
         assert float(gap) > 0 and low < high, sentence
         assert float(gap) == pytest.approx(100 * (worse - better), rel=0.5), sentence
+
+
+def test_an_onnx_probability_output_is_refused_with_logits_and_read_as_probabilities_when_named_logits(tmp_path):
+    import onnx_graphs as g
+
+    from calaudit.loaders.model_run import load_model_predictions
+
+    w, b = g.weights(4, 3, seed=1)
+    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    data = g.write_arrays(tmp_path / "data", x, np.arange(60) % 3)
+    plain = g.save(g.prob_model(w, b), tmp_path / "plain.onnx")
+    with pytest.raises(ProbabilitiesAsLogitsError, match="'probabilities' is declared to be logits.*drop --logits"):
+        load_model_predictions(plain, data, logits=True)
+    named = g.prob_model(w, b, output="logits")  # softmax inside, behind a misleading name
+    predictions = load_model_predictions(g.save(named, tmp_path / "named.onnx"), data)
+    expected = g.ort_run(named, {"x": x}).astype(np.float64)
+    np.testing.assert_allclose(predictions.y_proba, expected / expected.sum(axis=1, keepdims=True), rtol=0,
+                               atol=1e-12)
+    assert predictions.transform == "none"
+    assert predictions.source.details["scores"]["treated_as"] == "probabilities"
