@@ -244,7 +244,8 @@ def prediction_file_options(command: Any) -> Any:
             "--classes", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="NAMES",
             help="Class names in column / model-output order, comma-separated (NEG,POS for one score).",
         ),
-        click.option("--logits", is_flag=True, help="The scores are logits: apply softmax (sigmoid for one column)."),
+        click.option("--logits", is_flag=True, help="The scores are logits: apply softmax (sigmoid for one column). "
+                                                     "compare: of every input (one input: --logits-for)."),
         click.option("--row-sum-tol", type=cli_types.FiniteFloat(min=0.0), default=1e-2, show_default=True,
                      help="Largest accepted |row sum - 1| before rows are renormalised."),
     ]

@@ -8,9 +8,10 @@ in each difference: ``d* = metric_a(rows*) - metric_b(rows*)``. The interval of
 5.2), except for a maximum over bins (MCE), whose difference gets the percentile
 interval ``[q(a/2), q(1 - a/2)]``; either is clipped to the range a difference of the
 metric can take and widened where needed to hold ``d``; a difference is
-*distinguishable* when its interval excludes 0. The ranking orders models by ECE and says one is better
-calibrated than the next only when that difference is distinguishable, and not both
-ECEs are within what chance gives a perfectly calibrated model.
+*distinguishable* when its interval excludes 0 by more than float rounding. The
+ranking orders models by ECE and says one is better calibrated than the next only
+when that difference is distinguishable, and not both ECEs are within what chance
+gives a perfectly calibrated model.
 """
 
 from __future__ import annotations
@@ -296,7 +297,7 @@ def rank_models(
     """
     position = {name: k for k, name in enumerate(names)}
     # Values within float rounding of each other tie, and ties keep the input order.
-    order = sorted(names, key=lambda name: (round(values[name] / ROUNDING), position[name]))
+    order = sorted(names, key=lambda name: (_tie_key(values[name]), position[name]))
     by_pair = {}
     for item in differences:
         if item.metric == metric:
@@ -344,6 +345,11 @@ def _group_sentence(group: list[str], apart: list[tuple[str, str]], values: dict
     told = "; ".join(f"{a} is better calibrated than {b}, a {_figures(values[a], values[b])[2]}-point gap beyond "
                      "chance" for a, b in apart)
     return sentence + f", each no better than the next; but {told})."
+
+
+def _tie_key(value: float) -> float:
+    """``value`` on a grid of :data:`ROUNDING`, so ECEs that differ by float rounding tie."""
+    return float(round(value / ROUNDING)) if np.isfinite(value) else value
 
 
 def _listed(names: Sequence[str]) -> str:
