@@ -244,7 +244,8 @@ def prediction_file_options(command: Any) -> Any:
             "--classes", multiple=True, type=cli_types.NAMES, callback=_split_list, metavar="NAMES",
             help="Class names in column / model-output order, comma-separated (NEG,POS for one score).",
         ),
-        click.option("--logits", is_flag=True, help="The scores are logits: apply softmax (sigmoid for one column)."),
+        click.option("--logits", is_flag=True, help="The scores are logits: apply softmax (sigmoid for one column). "
+                                                     "compare: of every input (one input: --logits-for)."),
         click.option("--row-sum-tol", type=cli_types.FiniteFloat(min=0.0), default=1e-2, show_default=True,
                      help="Largest accepted |row sum - 1| before rows are renormalised."),
     ]
@@ -537,6 +538,9 @@ def check(ctx: click.Context, result_path: Path, **options: Any) -> None:
               help="Display names, one per INPUT in order (default: each file's stem).")
 @click.option("--id-col", type=cli_types.NAME, metavar="COL",
               help="Prediction files: match rows by this id column, whatever their order (default: by row order).")
+@click.option("--logits-for", "logits_for", multiple=True, type=cli_types.NAME, metavar="NAME",
+              help="The scores of this input are logits (its display name, file name or path; repeatable). "
+                   "--logits says it of every input.")
 @prediction_file_options
 @human_options
 @audit_options
@@ -565,8 +569,10 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
     resampled rows for every model) gives each difference an interval. Thresholds
     (--max-ece, ...) apply to every model: exit 1 if any model breaches one.
     """
+    from .cli_logits import compare_remedy, logits_per_input
     from .decisions.alignment import align_predictions
     from .decisions.compare import compare_audits
+    from .errors import ProbabilitiesAsLogitsError
 
     if len(input_paths) < 2:
         raise click.UsageError("compare needs at least two inputs: calaudit compare INPUT INPUT [INPUT...]")
@@ -587,11 +593,19 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
                                "(use at least 200 resamples, or leave the default)")
     _check_outputs(ctx, {**options, "save_predictions": None},
                    [*[("an input", path) for path in input_paths], _data_input(data_path)])
-    loaded = [_run_model(path, data_path, {**options, "save_predictions": None, "embedding_output": None})
-              if is_model else _load_file(path, options) for path, is_model in zip(input_paths, models)]
+    flags, every = logits_per_input(ctx, options, input_paths, display)
+    each = [{**options, "logits": flag} for flag in flags]
+    loaded = []
+    for path, is_model, name, own in zip(input_paths, models, display, each):
+        try:
+            loaded.append(_run_model(path, data_path, {**own, "save_predictions": None, "embedding_output": None})
+                          if is_model else _load_file(path, own))
+        except ProbabilitiesAsLogitsError as exc:
+            raise compare_remedy(exc, name, every) from None
     aligned, alignment = align_predictions(loaded, display, id_col=options["id_col"])
     exclude = (options["id_col"],) if options["id_col"] else ()
-    audits = [_apply_gate(_audit(ctx, predictions, options, data_path, exclude), options) for predictions in aligned]
+    audits = [_apply_gate(_audit(ctx, predictions, own, data_path, exclude), options)
+              for predictions, own in zip(aligned, each)]
     comparison = compare_audits(
         aligned, display, audits, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
         level=0.95, alignment=alignment, options=_recorded_options(ctx, options),

@@ -46,6 +46,19 @@ class UsageError(CalauditError):
     exit_code = ExitCode.USAGE
 
 
+class ProbabilitiesAsLogitsError(UsageError):
+    """Scores declared to be logits that are probabilities already (every row in [0, 1],
+    summing to 1): softmax would flatten them. ``finding`` is the message without its
+    remedy, for a command that words its own (``compare``'s per-input option)."""
+
+    def __init__(self, finding: str, remedy: str) -> None:
+        super().__init__(f"{finding}; {remedy}")
+        self.finding, self.remedy = finding, remedy
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickled intact from a Dask worker
+        return type(self), (self.finding, self.remedy)
+
+
 class OutputWriteError(CalauditError):
     """An output's bytes could not be stored (disk full, an I/O error): a file problem,
     like an unreadable input, not a wrong command line."""

@@ -16,7 +16,7 @@ from . import transforms
 from .errors import InvalidInputError
 from .labels import encode_labels
 from .location import Location, show
-from .validation import DEFAULT_ROW_SUM_TOLERANCE, check_probabilities
+from .validation import DEFAULT_ROW_SUM_TOLERANCE, check_probabilities, refuse_probabilities_as_logits
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,6 +115,7 @@ class Predictions:
         raw_logits = None
         fresh = owned  # a matrix made here (or handed over) may be renormalised in place
         if logits:
+            refuse_probabilities_as_logits(scores, location=proba_location, row_sum_tolerance=row_sum_tolerance)
             raw_logits = logit_matrix(scores)
             scores, transform = to_probabilities(scores, location=proba_location)
             fresh = True

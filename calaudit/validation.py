@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, ProbabilitiesAsLogitsError
 from .location import Location, show
 
 #: Default tolerance on ``|row sum - 1|``; float32 exports of real models miss 1 by a
@@ -96,3 +96,32 @@ def check_probabilities(
         proba /= row_sums[:, None]
         return CheckedProbabilities(proba, max_deviation, clipped)
     return CheckedProbabilities(proba / row_sums[:, None], max_deviation, clipped)
+
+
+def looks_like_probabilities(scores: np.ndarray, row_sum_tolerance: float) -> bool:
+    """Whether every row of an ``(N, K >= 2)`` score matrix lies in [0, 1] (within
+    :data:`RANGE_TOLERANCE`) and sums to 1 within ``row_sum_tolerance``: probabilities.
+    Logits do that only by a coincidence no real model repeats row after row."""
+    if scores.ndim != 2 or scores.shape[1] < 2 or scores.shape[0] == 0:
+        return False
+    low, high = scores.min(), scores.max()
+    if not (low >= -RANGE_TOLERANCE and high <= 1.0 + RANGE_TOLERANCE):  # NaN fails too
+        return False
+    return bool(np.abs(scores.sum(axis=1) - 1.0).max() <= row_sum_tolerance)
+
+
+def refuse_probabilities_as_logits(scores: np.ndarray, *, location: Location, row_sum_tolerance: float) -> None:
+    """Refuse (exit 2) scores declared to be logits that are probabilities already: their
+    softmax would flatten every row towards uniform, and the audit would measure a
+    model nobody has (docs/metrics.md, "Input validity")."""
+    if not looks_like_probabilities(scores, row_sum_tolerance):
+        return
+    columns = ""
+    if location.columns:
+        names = [str(name) for name in location.columns]
+        columns = f" ({', '.join(names[:3])}{f', ... ({len(names)} columns)' if len(names) > 3 else ''})"
+    finding = (f"{location.source}: the scores{columns} are declared to be logits but are probabilities already: "
+               f"every row lies in [0, 1] and sums to 1 (within {row_sum_tolerance:g}), and softmax would flatten "
+               "them")
+    remedy = "drop --logits" if location.is_file else "pass logits=False"
+    raise ProbabilitiesAsLogitsError(finding, remedy)

@@ -501,7 +501,8 @@ def test_the_json_has_the_documented_keys():
         assert model["n_samples"] == 200 and model["input"] == "arrays"
     assert document["differences"]
     for item in document["differences"]:
-        assert set(item) == {"a", "b", "metric", "difference", "low", "high", "distinguishable"}
+        assert set(item) == {"a", "b", "metric", "difference", "low", "high", "distinguishable", "interval"}
+        assert item["interval"] == ("percentile" if item["metric"] == "mce" else "basic")
     assert set(document["ranking"]) == {"metric", "order", "sentence"}
     assert document["ranking"]["metric"] == "ece"
     assert sorted(document["ranking"]["order"]) == ["Vendor A", "Vendor B"]

@@ -379,7 +379,12 @@ def test_text_that_is_no_number_names_file_row_group_and_row(tmp_path):
 
 
 def test_a_logit_that_is_not_finite_names_file_row_group_and_row(tmp_path):
-    _, bad = bad_value_dataset(tmp_path, "prob_cat", np.inf, 11)
+    good, bad = bad_value_dataset(tmp_path, "prob_cat", np.inf, 11)
+    for path in (good, bad):  # logits, not probabilities (those are refused as logits): log p, inf stays inf
+        data = pd.read_parquet(path)
+        columns = [name for name in data.columns if name.startswith("prob_")]
+        data[columns] = np.log(data[columns])
+        write(data, path)
     message = scan_error(str(tmp_path / "*.parquet"), logits=True)
     assert message == f"{bad}: {WHERE}, column prob_cat: logit inf is not a finite number"
 

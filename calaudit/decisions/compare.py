@@ -5,10 +5,13 @@ every model on it, so what the models share (the same hard and easy cases) cance
 in each difference: ``d* = metric_a(rows*) - metric_b(rows*)``. The interval of
 ``d = metric_a - metric_b`` on the full data is the basic bootstrap interval
 ``[2 d - q(1 - a/2), 2 d - q(a/2)]`` of those ``d*`` (Davison & Hinkley 1997, section
-5.2), widened where needed to hold ``d``; a difference is *distinguishable* when its
-interval excludes 0. The ranking orders models by ECE and says one is better
-calibrated than the next only when that difference is distinguishable, and not both
-ECEs are within what chance gives a perfectly calibrated model.
+5.2), except for a maximum over bins (MCE), whose difference gets the percentile
+interval ``[q(a/2), q(1 - a/2)]``; either is clipped to the range a difference of the
+metric can take and widened where needed to hold ``d``; a difference is
+*distinguishable* when its interval excludes 0 by more than float rounding. The
+ranking orders models by ECE and says one is better calibrated than the next only
+when that difference is distinguishable, and not both ECEs are within what chance
+gives a perfectly calibrated model.
 """
 
 from __future__ import annotations
@@ -27,10 +30,17 @@ from ..metrics import METRICS, compute_metrics
 from ..predictions import Predictions
 from ..result import AuditResult
 from .comparison_result import ComparedModel, ComparisonResult
-from .results import Difference, Ranking
+from .results import ROUNDING, Difference, Ranking
 
 #: The metric models are ranked on.
 RANKING_METRIC = "ece"
+#: Metrics whose paired difference gets the percentile interval, not the basic one: a
+#: maximum over bins, whose resamples lose or gain its sparse extreme bin, so that the
+#: spread of ``d* - d`` says nothing about that of ``d - truth`` (docs/metrics.md,
+#: section 10; simulated in tests/compare_coverage.py).
+PERCENTILE_DIFFERENCES = frozenset({"mce"})
+#: How a difference's interval was read off the resamples (``interval`` of each difference).
+BASIC, PERCENTILE = "basic", "percentile"
 
 
 def compare_audits(
@@ -180,11 +190,17 @@ def paired_draws(
 
 
 def difference_interval(
-    estimate: float, draws_a: np.ndarray, draws_b: np.ndarray, *, level: float = DEFAULT_LEVEL
+    estimate: float, draws_a: np.ndarray, draws_b: np.ndarray, *, level: float = DEFAULT_LEVEL,
+    metric: str | None = None,
 ) -> Interval | None:
-    """The basic bootstrap interval of ``estimate = metric(a) - metric(b)`` from the
-    same resamples' values of each model, widened to hold ``estimate`` (not clipped:
-    a difference may take either sign).
+    """The paired interval of ``estimate = metric(a) - metric(b)`` from the same
+    resamples' values of each model.
+
+    The basic bootstrap interval, or the percentile one for ``metric`` in
+    :data:`PERCENTILE_DIFFERENCES`; clipped to the range a difference of ``metric`` can
+    take (``[low - high, high - low]`` of its range in :data:`calaudit.metrics.METRICS`:
+    ``[-1, 1]`` for two ECEs; unbounded without ``metric``), then widened to hold
+    ``estimate``, so ``low <= estimate <= high`` always.
 
     Resamples where either value is undefined are left out; ``None`` when more than
     half are (no honest interval, as for a single model's metric).
@@ -193,8 +209,24 @@ def difference_interval(
     finite = difference[np.isfinite(difference)]
     if finite.size < 0.5 * difference.size or finite.size == 0:
         return None
-    interval, _ = basic_interval(finite, float(estimate), level=level)
+    info = METRICS.get(metric) if metric is not None else None
+    span = (info.high - info.low) if info is not None else np.inf
+    bounds = (-span, span)
+    if metric in PERCENTILE_DIFFERENCES:
+        return percentile_interval(finite, float(estimate), level=level, bounds=bounds)
+    interval, _ = basic_interval(finite, float(estimate), level=level, bounds=bounds)
     return interval
+
+
+def percentile_interval(resampled: np.ndarray, estimate: float, *, level: float = DEFAULT_LEVEL,
+                        bounds: tuple[float, float] = (-np.inf, np.inf)) -> Interval:
+    """``[q(a/2), q(1 - a/2)]`` of the resampled values, clipped to ``bounds`` and
+    widened to hold ``estimate``."""
+    tail = (1.0 - level) / 2.0
+    q_low, q_high = np.quantile(resampled, [tail, 1.0 - tail])
+    low = min(max(float(q_low), bounds[0]), bounds[1])
+    high = max(min(float(q_high), bounds[1]), bounds[0])
+    return Interval(float(min(low, estimate)), float(max(high, estimate)))
 
 
 def paired_differences(
@@ -222,14 +254,16 @@ def paired_differences(
                 if value_a is None or value_b is None or not np.isfinite(value_a) or not np.isfinite(value_b):
                     continue
                 estimate = float(value_a) - float(value_b)
-                interval = difference_interval(estimate, draws[i][metric], draws[j][metric], level=level)
+                interval = difference_interval(estimate, draws[i][metric], draws[j][metric], level=level,
+                                               metric=metric)
                 if interval is None:
                     without.append({"a": names[i], "b": names[j], "metric": metric,
                                     "reason": "undefined on most resamples"})
                     continue
-                distinguishable = interval.low > 0.0 or interval.high < 0.0
-                differences.append(Difference(names[i], names[j], metric, estimate, interval.low, interval.high,
-                                              bool(distinguishable)))
+                distinguishable = interval.low > ROUNDING or interval.high < -ROUNDING
+                differences.append(Difference(
+                    names[i], names[j], metric, estimate, interval.low, interval.high, bool(distinguishable),
+                    PERCENTILE if metric in PERCENTILE_DIFFERENCES else BASIC))
     return tuple(differences), without
 
 
@@ -262,7 +296,8 @@ def rank_models(
     are plain text: reporters escape them.
     """
     position = {name: k for k, name in enumerate(names)}
-    order = sorted(names, key=lambda name: (values[name], position[name]))
+    # Values within float rounding of each other tie, and ties keep the input order.
+    order = sorted(names, key=lambda name: (_tie_key(values[name]), position[name]))
     by_pair = {}
     for item in differences:
         if item.metric == metric:
@@ -288,10 +323,10 @@ def rank_models(
             sentences.append(_group_sentence(group, apart, values, n_samples, all(name in quiet for name in group)))
         if k + 1 < len(groups):
             better, worse = group[-1], groups[k + 1][0]
+            low, high, gap = _figures(values[better], values[worse])
             sentences.append(
-                f"{better} is better calibrated than {worse}: its confidence is off by {_points(values[better])} "
-                f"points on average against {_points(values[worse])} (the {_points(values[worse] - values[better])}"
-                f"-point gap is beyond chance on {n_samples:,} shared cases)."
+                f"{better} is better calibrated than {worse}: its confidence is off by {low} points on average "
+                f"against {high} (the {gap}-point gap is beyond chance on {n_samples:,} shared cases)."
             )
     return Ranking(metric, tuple(order), " ".join(sentences))
 
@@ -307,9 +342,14 @@ def _group_sentence(group: list[str], apart: list[tuple[str, str]], values: dict
         sentence += f", {every} within what chance gives a perfectly calibrated model"
     if not apart:
         return sentence + ")."
-    told = "; ".join(f"{a} is better calibrated than {b}, a {_points(values[b] - values[a])}-point gap beyond chance"
-                     for a, b in apart)
+    told = "; ".join(f"{a} is better calibrated than {b}, a {_figures(values[a], values[b])[2]}-point gap beyond "
+                     "chance" for a, b in apart)
     return sentence + f", each no better than the next; but {told})."
+
+
+def _tie_key(value: float) -> float:
+    """``value`` on a grid of :data:`ROUNDING`, so ECEs that differ by float rounding tie."""
+    return float(round(value / ROUNDING)) if np.isfinite(value) else value
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -320,3 +360,16 @@ def _points(value: float) -> str:
     """A calibration error in points (hundredths): ``0.031`` -> ``3.1``."""
     points = 100.0 * value
     return f"{points:.2f}" if 0 < abs(points) < 0.1 else f"{points:.1f}"
+
+
+def _figures(better: float, worse: float) -> tuple[str, str, str]:
+    """Two calibration errors told apart and their gap, in points with as many decimals
+    as show a gap (one, unless the figures are closer than that): never "a 0.0-point
+    gap" between figures that read the same. Told apart, they differ by more than
+    :data:`ROUNDING` (1e-7 points), so nine decimals always suffice."""
+    gap = 100.0 * (worse - better)
+    for digits in range(1, 10):
+        low, high = f"{100.0 * better:.{digits}f}", f"{100.0 * worse:.{digits}f}"
+        if float(f"{gap:.{digits}f}") > 0 and low != high:
+            return low, high, f"{gap:.{digits}f}"
+    return repr(100.0 * better), repr(100.0 * worse), repr(gap)

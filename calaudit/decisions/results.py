@@ -13,6 +13,12 @@ from ..bootstrap import Interval
 
 COMPARE_FORMAT = "calaudit.compare"
 COMPARE_FORMAT_VERSION = 1
+#: Differences no further than this from 0 are float rounding, not a difference between
+#: models: the same model read once as probabilities and once as logits differs by
+#: ~1e-16 on every resample, an interval that excludes 0. A float64 mean over N rows
+#: rounds by about sqrt(N) x 1e-16 (1e-11 on ten billion rows); 1e-9 is a ten-millionth
+#: of a point of calibration error.
+ROUNDING = 1e-9
 
 
 def _intervals_to_dict(intervals: dict[str, Interval] | None) -> dict[str, dict[str, float]] | None:
@@ -227,7 +233,8 @@ class SegmentAnalysis:
 @dataclass(frozen=True)
 class Difference:
     """``difference = metric(a) - metric(b)`` on the same rows, with the paired
-    bootstrap interval; ``distinguishable`` when the interval excludes 0."""
+    bootstrap interval; ``distinguishable`` when the interval excludes 0; ``interval``
+    how it was read off the resamples (``basic``, or ``percentile`` for MCE)."""
 
     a: str
     b: str
@@ -236,6 +243,7 @@ class Difference:
     low: float
     high: float
     distinguishable: bool
+    interval: str = "basic"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,11 +6,17 @@ import json
 
 from .._version import __version__
 from ..decisions.comparison_result import ComparisonResult
+from ..decisions.results import ROUNDING
 from ..location import one_line
 from .terminal import routing_lines, segment_lines
 
 #: Metrics of the side-by-side table (each model's value, then the paired differences).
 TABLE_METRICS = ("accuracy", "ece", "ece_equal_mass", "mce", "classwise_ece", "brier", "nll", "confidence_gap")
+
+
+def _rounded(value: float) -> float:
+    """Float rounding shown as 0 (not -0.0000): the same model read twice differs by ~1e-16."""
+    return 0.0 if abs(value) <= ROUNDING else value
 
 
 def render_json(comparison: ComparisonResult) -> str:
@@ -48,8 +54,9 @@ def render(comparison: ComparisonResult) -> str:
             continue
         pair = f"{item.a} - {item.b}"
         verdict = "beyond chance" if item.distinguishable else "cannot tell apart"
-        lines.append(f"  {pair:<{2 * width + 3}} {item.metric:<16} {item.difference:>+11.4f}  "
-                     f"{item.low:+.4f} to {item.high:+.4f}   {verdict}")
+        difference, low, high = (_rounded(value) for value in (item.difference, item.low, item.high))
+        lines.append(f"  {pair:<{2 * width + 3}} {item.metric:<16} {difference:>+11.4f}  "
+                     f"{low:+.4f} to {high:+.4f}   {verdict}")
     for model in models:
         audit = model.audit
         extra = [*(line for analysis in audit.groups for line in ["", *segment_lines(analysis)])]
