@@ -181,3 +181,11 @@ def test_terminal_and_markdown_state_the_verdict(result):
 def test_colour_key_names_every_colour_in_words():
     for level, meaning in LEVEL_MEANINGS.items():
         assert f"{level} for {meaning}" in COLOUR_KEY
+
+
+@pytest.mark.parametrize(("margin", "text"), [(0.021, "2 percentage points"), (0.0096, "1 percentage point"),
+                                              (0.0031, "0.3 percentage points"), (0.00042, "0.04 percentage points")])
+def test_margin_of_a_large_sample_is_never_zero_points(margin, text):
+    from calaudit.reporters.html import _points
+
+    assert _points(margin) == text

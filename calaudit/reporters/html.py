@@ -125,8 +125,13 @@ def _transform_text(result: AuditResult) -> str:
 
 
 def _points(share: float) -> str:
-    points = round(share * 100)
-    return f"{points} percentage point{'' if points == 1 else 's'}"
+    """A margin in percentage points: whole points from 1 up, else one significant
+    digit ("0.3", "0.04"), so a large sample never reads "about 0 percentage points"."""
+    points = share * 100
+    if points >= 0.95:
+        whole = round(points)
+        return f"{whole} percentage point{'' if whole == 1 else 's'}"
+    return f"{points:.1g} percentage points"
 
 
 def _created_display(stamp: str) -> str:
