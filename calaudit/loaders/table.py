@@ -65,6 +65,7 @@ def load_prediction_file(
     votes_cols: Sequence[str] | None = None,
     soft_cols: Sequence[str] | None = None,
     seed: int = 0,
+    id_col: str | None = None,
 ) -> Predictions:
     """Read a prediction file into validated :class:`Predictions`.
 
@@ -75,6 +76,9 @@ def load_prediction_file(
     ``votes_*`` or ``soft_*`` when present), attached as ``Predictions.human`` in the
     class order; without a label column the labels are then the plurality vote, a tie
     broken at random among the tied classes by a generator seeded with ``seed``.
+    ``id_col`` (``compare --id-col``) is kept in ``extra_columns`` as text, the cells
+    as written (``0001`` stays ``0001``; a Parquet integer ``7`` is ``7``), an empty
+    cell ``None``; the other columns keep the types pandas infers.
     Raises :class:`calaudit.InvalidInputError` with a one-line message naming the
     file, row, column and value for anything unusable.
     """
@@ -103,15 +107,16 @@ def load_prediction_file(
     human_in_class_order = human_columns.class_order(names, shown) if human_columns is not None else []
 
     read_label = label_col if has_label else None
+    text_columns = [id_col] if id_col is not None else []
     if fmt == "parquet":
         labels, scores, extra, score_texts, human_values, human_texts = read_parquet_predictions(
             path, read_label, probability_columns, human_in_file,
-            expected=EXPECTED[human_columns.kind] if human_columns is not None else "")
+            expected=EXPECTED[human_columns.kind] if human_columns is not None else "", text_columns=text_columns)
         line_of = None
     else:
         scores, labels, extra, human_values = _read_csv_predictions(
             path, fmt, read_label, probability_columns, columns, human_in_file,
-            EXPECTED[human_columns.kind] if human_columns is not None else "")
+            EXPECTED[human_columns.kind] if human_columns is not None else "", text_columns)
         if labels is not None:
             labels = np.where(labels == "", None, labels)  # an empty field is a missing label
         line_of, score_texts, human_texts = CsvLineIndex(path, compressed=fmt == "csv.gz").line_of, {}, {}
@@ -330,11 +335,12 @@ CSV_BLOCK_CELLS = 1 << 22
 
 def _read_csv_predictions(
     path: Path, fmt: str, label_col: str | None, probability_columns: list[str], columns: Sequence[str],
-    human_columns: Sequence[str] = (), human_expected: str = "",
+    human_columns: Sequence[str] = (), human_expected: str = "", text_columns: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray | None, pd.DataFrame, np.ndarray | None]:
     """A CSV prediction file: the probabilities as one row-major float64 matrix, the
-    labels as the text written (``None`` without a label column), the other columns,
-    and the human columns as numbers (``None`` without them), read in blocks of rows.
+    labels as the text written (``None`` without a label column), the other columns
+    (``text_columns`` as the text written, an empty cell ``None``), and the human
+    columns as numbers (``None`` without them), read in blocks of rows.
 
     For an uncompressed file the matrix is allocated once from the number of lines (an
     upper bound on the rows) and each block is written into it; a gzip stream's blocks
@@ -346,6 +352,7 @@ def _read_csv_predictions(
     float_columns = {c: "float64" for c in [*probability_columns, *human_columns]}
     label_dtype = {label_col: str} if label_col is not None else {}
     other = [c for c in columns if c != label_col and c not in probability_columns and c not in human_columns]
+    label_dtype.update({c: str for c in text_columns if c in other})
     block_rows = max(1, CSV_BLOCK_CELLS // max(len(probability_columns), 1))
     capacity = _line_count(path) if fmt == "csv" else None
     matrix = np.empty((capacity, len(probability_columns))) if capacity is not None else None
@@ -392,6 +399,10 @@ def _read_csv_predictions(
     if human_columns:
         human_values = np.concatenate(human) if human else np.empty((0, len(human_columns)))
     extra = pd.concat(extras, ignore_index=True) if extras else pd.DataFrame(columns=other)
+    for name in text_columns:
+        if name in extra.columns:  # an empty cell is a missing id, as in a Parquet file
+            values = extra[name].to_numpy(dtype=object)
+            extra[name] = np.where(values == "", None, values)
     return scores, label_text, extra, human_values
 
 
