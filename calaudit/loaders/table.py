@@ -27,7 +27,6 @@ import dataclasses
 import fnmatch
 import re
 import warnings
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,7 +34,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError, first_line
-from ..fileinfo import first_invalid_utf8, read_head, require_file, sha256_of, utf16_problem
+from ..fileinfo import (
+    first_invalid_utf8, gzip_problem, read_errors, read_head, require_file, sha256_of, unreadable, utf16_problem,
+)
 from ..location import Location
 from .human_columns import (
     EXPECTED, HumanColumns, human_details, human_labels, is_pattern, missing_cell_message, plurality_label_indices,
@@ -241,8 +242,8 @@ def _read_columns(path: Path, fmt: str) -> list[str]:
         try:
             with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
                 columns = next(csv.reader(handle), [])
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InvalidInputError(f"{path}: cannot read the file ({first_line(exc)})") from None
+        except read_errors() as exc:
+            raise unreadable(path, exc, compressed=fmt == "csv.gz") from None
         if "" in columns:  # pandas would invent a name ("Unnamed: 3") the rest of calaudit never sees
             position = columns.index("")
             hint = " (a trailing comma?)" if position == len(columns) - 1 else ""
@@ -385,7 +386,8 @@ def _read_csv_predictions(
         # an error anyway (found below), and pandas' per-column marker sets cost several
         # times the matrix on a wide file.
         _read_csv(path, fmt, dtype={**float_columns, **label_dtype}, chunksize=block_rows, on_chunk=take)
-    except ValueError:  # a cell that is not a number; find and name it
+    except ValueError:  # a cell that is not a number (or a stream cut short); find and name it
+        _raise_if_damaged(path, fmt)
         _raise_bad_score_cell(path, fmt, probability_columns, {c: human_expected for c in human_columns})
         raise AssertionError("unreachable") from None  # pragma: no cover
     if matrix is not None:
@@ -491,8 +493,17 @@ def _csv_errors(path: Path, fmt: str):
             expected, line, saw = match.groups()
             message = f"line {line} has {saw} fields; expected {expected} like the header"
         raise InvalidInputError(f"{path}: cannot parse CSV: {message}") from None
-    except (OSError, EOFError, zlib.error) as exc:  # e.g. a corrupt or truncated gzip stream
-        raise InvalidInputError(f"{path}: cannot read the file ({first_line(exc)})") from None
+    except read_errors() as exc:  # e.g. a corrupt or truncated gzip stream
+        raise unreadable(path, exc, compressed=compression is not None) from None
+
+
+def _raise_if_damaged(path: Path, fmt: str) -> None:
+    """On an error path, before naming a cell: a gzip stream cut short or corrupt is the
+    cause to report (its last rows are what the damage left), not a cell."""
+    if fmt == "csv.gz":
+        problem = gzip_problem(path)
+        if problem is not None:
+            raise problem
 
 
 def check_text_encoding(path: Path, *, compressed: bool = False, what: str = "CSV") -> None:
@@ -508,12 +519,15 @@ def _field_count_problem(path: Path, compression: str | None) -> str:
     import gzip
 
     opener = gzip.open if compression else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, [])
-        for row in reader:
-            if len(row) > len(header):
-                return f"line {reader.line_num} has {len(row)} fields; expected {len(header)} like the header"
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            for row in reader:
+                if len(row) > len(header):
+                    return f"line {reader.line_num} has {len(row)} fields; expected {len(header)} like the header"
+    except read_errors() as exc:
+        raise unreadable(path, exc, compressed=compression is not None) from None
     return f"a row has more fields than the header's {len(header)}"
 
 
@@ -578,17 +592,20 @@ class CsvLineIndex:
 
         opener = gzip.open if self.compressed else open
         self._starts = []
-        with opener(self.path, "rt", encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            next(reader, None)  # the header
-            previous_end = reader.line_num
-            for record in reader:  # error path only: stops at the row asked for
-                start, previous_end = previous_end + 1, reader.line_num
-                if not record:
-                    continue  # a blank line, skipped by the parser too
-                self._starts.append(start)
-                if len(self._starts) > row:
-                    return
+        try:
+            with opener(self.path, "rt", encoding="utf-8-sig", newline="") as handle:
+                reader = csv.reader(handle)
+                next(reader, None)  # the header
+                previous_end = reader.line_num
+                for record in reader:  # error path only: stops at the row asked for
+                    start, previous_end = previous_end + 1, reader.line_num
+                    if not record:
+                        continue  # a blank line, skipped by the parser too
+                    self._starts.append(start)
+                    if len(self._starts) > row:
+                        return
+        except read_errors() as exc:
+            raise unreadable(self.path, exc, compressed=self.compressed) from None
 
 
 def load_feature_table(path: Path, label_col: str, *, label_optional: bool = False) -> tuple[pd.DataFrame, object]:
