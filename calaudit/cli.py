@@ -708,6 +708,7 @@ def _load_file(input_path: Path, options: dict[str, Any]) -> Any:
         votes_cols=options.get("votes_cols"),
         soft_cols=options.get("soft_cols"),
         seed=options["seed"],
+        id_col=options.get("id_col"),  # compare: ids are text, as written
     )
     _refuse_missing_label_column(input_path, predictions, options["label_col"])
     return predictions

@@ -50,6 +50,48 @@ def _executor() -> ThreadPoolExecutor:
     return _EXECUTOR
 
 
+def read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a file can raise when the file is damaged: ``OSError`` (an I/O error;
+    ``gzip.BadGzipFile``, a failed CRC check), ``EOFError`` (a truncated gzip stream),
+    ``zlib.error`` (a corrupt deflate stream)."""
+    import zlib
+
+    return (OSError, EOFError, zlib.error)
+
+
+def unreadable(path: Path | str, exc: BaseException, *, compressed: bool = False) -> InvalidInputError:
+    """The one-line error for a file that could not be read to the end (:func:`read_errors`):
+    a damaged gzip stream says so, whatever reading step met it."""
+    import gzip
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, gzip.BadGzipFile) and text.startswith("Not a gzipped file"):
+        return InvalidInputError(
+            f"{path}: not gzip-compressed ({text}); a .gz file must be gzip-compressed: rename it without .gz if "
+            "it is plain text"
+        )
+    if (compressed and not isinstance(exc, OSError)) or isinstance(exc, gzip.BadGzipFile):
+        return InvalidInputError(
+            f"{path}: truncated or corrupt gzip stream ({text}); expected a complete gzip-compressed file "
+            "(was the download or copy cut short?)"
+        )
+    return InvalidInputError(f"{path}: cannot read the file ({text})")
+
+
+def gzip_problem(path: Path) -> InvalidInputError | None:
+    """The :func:`unreadable` error of a gzip file that does not decompress to its end
+    (read through once, nothing kept: for error paths), else ``None``."""
+    import gzip
+
+    try:
+        with gzip.open(path, "rb") as handle:
+            while handle.read(_CHUNK):
+                pass
+    except read_errors() as exc:
+        return unreadable(path, exc, compressed=True)
+    return None
+
+
 def first_invalid_utf8(path: Path, *, compressed: bool = False) -> tuple[int, int, bytes] | None:
     """``(line, byte offset, offending bytes)`` of the first invalid UTF-8 sequence.
 
@@ -78,9 +120,7 @@ def first_invalid_utf8(path: Path, *, compressed: bool = False) -> tuple[int, in
                 line += chunk.count(b"\n")
                 offset += len(chunk)
     except (OSError, EOFError, zlib.error) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        expected = "a gzip-compressed UTF-8 text file" if compressed else "a UTF-8 text file"
-        raise InvalidInputError(f"{path}: cannot read the file ({text}); expected {expected}") from None
+        raise unreadable(path, exc, compressed=compressed) from None
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:

@@ -16,12 +16,17 @@ are converted: the cost is one factorisation of the column. Then one set of rule
   0 and 1, ``True`` is class ``1`` and ``False`` class ``0``;
 * otherwise a column of integers is read as 0-based class indices;
 * anything else is an error naming the label, its row and the classes.
+
+A column read in batches (streamed audits) is held to one convention across its
+batches and files: :class:`LabelReadings` refuses names in one batch and indices in
+another with the message a whole column gets.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -175,10 +180,7 @@ def _encode_texts(codes: np.ndarray, texts: list[str], names: list[str], locatio
             if len(unmatched) < len(texts):
                 j = unmatched[0]
                 named = next(text for text, m in zip(texts, mapped) if m is not None)
-                raise InvalidInputError(
-                    f"{location.entry(_first_row(codes, j))}: label {texts[j]!r} looks like a class "
-                    f"index but other rows use class names (e.g. {named!r}); use one convention"
-                )
+                raise MixedLabelsError(location.entry(_first_row(codes, j)), texts[j], named)
             numbers = [int(text.strip().split(".")[0]) for text in texts]
             # Clipped to -1..K, still out of range where they were, so that a label
             # beyond int64 (9223372036854775808) is refused like any other bad index.
@@ -234,3 +236,81 @@ def _check_indices(
             f"class index; expected an integer in 0..{n_classes - 1}"
         )
     return indices.astype(np.intp, copy=False)
+
+
+# ---------------------------------------------------------------------- batches
+
+
+class MixedLabelsError(InvalidInputError):
+    """Labels that use class indices (the first at ``where``) and class names: one line."""
+
+    def __init__(self, where: str, index_label: str, name_label: str) -> None:
+        super().__init__(f"{where}: label {index_label!r} looks like a class index but other rows use class names "
+                         f"(e.g. {name_label!r}); use one convention")
+        self.where, self.index_label, self.name_label = where, index_label, name_label
+
+    def __reduce__(self):  # pickled by a Dask worker
+        return type(self), (self.where, self.index_label, self.name_label)
+
+
+@dataclass(frozen=True, order=True)
+class LabelReading:
+    """How one batch's labels were read: ``mode`` ``"names"`` or ``"indices"``, shown by
+    its first row, ``row`` of ``file`` (from 0), described by ``where``, with ``label``.
+    Ordered by ``(file, row)``: the files of a dataset are read in sorted order."""
+
+    file: str
+    row: int
+    mode: str = field(compare=False)
+    where: str = field(compare=False)
+    label: str = field(compare=False)
+
+
+def batch_reading(labels: np.ndarray, y: np.ndarray, class_names: Sequence[str], location: Location, *,
+                  file: str, row: int) -> LabelReading | None:
+    """How :func:`encode_labels` read a batch it accepted (``y``): by class name or as
+    class indices. It refuses a batch that mixes them, so the first row tells. ``None``
+    for an empty batch, and when every class name is a number: labels then map by value,
+    never as indices, and there is no convention to hold to."""
+    names = [str(name) for name in class_names]
+    if not len(y) or all(_NUMBER.match(name) for name in names):
+        return None
+    first = labels[:1] if isinstance(labels, np.ndarray) else np.asarray(list(labels[:1]), dtype=object)
+    text = str(int(first[0])) if first.dtype.kind in "iu" else csv_texts(first)[0]
+    # Read as an index: integer-like and not a class name (a name always wins).
+    mode = "indices" if _INTEGER.match(text) and text != names[int(y[0])] else "names"
+    return LabelReading(file, int(row), mode, location.entry(0), text)
+
+
+class LabelReadings:
+    """The first batch of each convention seen in a column read in batches, across its
+    files: with both, the column is refused as :func:`encode_labels` refuses one batch
+    mixing them, naming the first row read as an index (in file order)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, LabelReading] = {}
+
+    def add(self, reading: LabelReading | None, *, check: bool = True) -> None:
+        if reading is not None and (reading.mode not in self.first or reading < self.first[reading.mode]):
+            self.first[reading.mode] = reading
+        if check:
+            self.check()
+
+    def merge(self, other: LabelReadings) -> LabelReadings:
+        merged = LabelReadings()
+        for reading in [*self.first.values(), *other.first.values()]:
+            merged.add(reading, check=False)
+        return merged
+
+    def check(self) -> None:
+        if "names" in self.first and "indices" in self.first:
+            indices, names = self.first["indices"], self.first["names"]
+            raise MixedLabelsError(indices.where, indices.label, names.label)
+
+    def restated(self, error: MixedLabelsError) -> MixedLabelsError:
+        """``error`` (one batch mixing names and indices, read after the batches seen so
+        far) as the whole column's: the first index and the first name seen before it."""
+        indices, names = self.first.get("indices"), self.first.get("names")
+        return MixedLabelsError(indices.where if indices else error.where,
+                                indices.label if indices else error.index_label,
+                                names.label if names else error.name_label)

@@ -152,28 +152,15 @@ class VendorModel:
                         return ClassNames(names, where=f"{self.path}: metadata key {meta_key!r}")
         return None
 
-    def metadata_preprocessing(self) -> dict[str, Any] | None:
-        """The ``preprocessing`` metadata entry: a JSON object with ``preprocess.json``'s keys.
+    def metadata_preprocessing(self) -> tuple[str, str] | None:
+        """The ``preprocessing`` metadata entry as ``(key, text)``, or ``None``.
 
-        ``None`` when there is none; an entry that is not a JSON object is the model's
-        fault (exit 3). Its values are checked where they are used (images).
+        Read by :func:`calaudit.loaders.image_preprocess.read_metadata`: settings when
+        the text is a JSON object of them, else the vendor's description.
         """
         for meta_key, value in self.metadata.items():
-            if meta_key.lower() != "preprocessing":
-                continue
-            try:
-                settings = json.loads(value)
-            except ValueError as exc:
-                raise InvalidInputError(
-                    f"{self.path}: metadata {meta_key!r} is not valid JSON ({exc}); expected an object of "
-                    "preprocessing settings such as {\"resize\": 256, \"crop\": [224, 224]}"
-                ) from None
-            if not isinstance(settings, dict):
-                raise InvalidInputError(
-                    f"{self.path}: metadata {meta_key!r} is {value[:60]!r}, not a JSON object; expected "
-                    "preprocessing settings such as {\"resize\": 256, \"crop\": [224, 224]}"
-                )
-            return settings
+            if meta_key.lower() == "preprocessing":
+                return meta_key, value
         return None
 
     def graph_class_labels(self) -> tuple[str, ...] | None:

@@ -517,15 +517,79 @@ def test_the_models_preprocessing_metadata_is_used_below_preprocess_json_and_opt
     assert sources["std"] == "options"
 
 
-@pytest.mark.parametrize(("settings", "words"), [
-    ("{not json", "not valid JSON"), ("[1, 2]", "not a JSON object"), ({"resize": -3}, "resize = -3"),
-    ({"colour": "rgb"}, "'colour'"), ({"size": [8, 8]}, "takes 6x5 images"), ({"color": "grayscale"}, "channel"),
+@pytest.mark.parametrize(("settings", "words", "override"), [
+    ({"resize": -3}, "resize = -3", ["--resize", "4"]), ({"size": [8, 8]}, "takes 6x5 images", ["--image-size", "6x5"]),
+    ({"color": "grayscale"}, "channel", ["--color", "rgb"]),
 ])
-def test_invalid_preprocessing_metadata_names_the_model(tmp_path, settings, words):
+def test_invalid_preprocessing_metadata_names_the_model_unless_its_setting_is_overridden(
+        tmp_path, settings, words, override):
     root = rgb_folder(tmp_path / "images")
     path = metadata_model(tmp_path, settings)
     line = one_error_line(invoke("run", path, root), 3)
     assert str(path) in line and "preprocessing" in line and words in line
+    result = invoke("run", path, root, *override, "-q")
+    assert result.exit_code == 0 and result.stderr == "", (result.output, result.exception)
+    (root / "preprocess.json").write_text(json.dumps({override[0].removeprefix("--").replace("-", "_")
+                                                      .replace("image_size", "size"): override[1]}))
+    result = invoke("run", path, root, "-q")
+    assert result.exit_code == 0 and result.stderr == "", (result.output, result.exception)
+
+
+VENDOR_TEXT = ("resize shorter side 36 (bilinear), center crop 32, scale 1/255, "
+               "normalize mean (0.485,0.456,0.406) std (0.229,0.224,0.225)")
+VENDOR_FLAGS = ("--resize", "36", "--crop", "32", "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225")
+
+
+def test_free_text_preprocessing_metadata_is_the_vendors_note_not_a_refusal(tmp_path):
+    """Regression (issue 19): a description in the metadata was refused with exit 3."""
+    root = rgb_folder(tmp_path / "images", sizes=[(40, 50), (36, 36)])
+    described = model_file(tmp_path, 32, 32, name="vendor.onnx", metadata={"preprocessing": VENDOR_TEXT})
+    plain = model_file(tmp_path, 32, 32, name="plain.onnx")  # the same weights, no metadata
+
+    def run(path, *options):
+        out = tmp_path / f"{path.stem}{len(options)}.json"
+        result = invoke("run", path, root, *options, "--json", out)
+        assert result.exit_code == 0 and "metadata" not in result.stderr, (result.output, result.exception)
+        assert ("stretched" in result.stderr) == (not options), result.stderr  # only 40x50 without a resize
+        return result.stdout.splitlines(), json.loads(out.read_text())
+
+    for options in (VENDOR_FLAGS, ()):  # every setting from the options, then none at all
+        lines, document = run(described, *options)
+        _, reference = run(plain, *options)
+        # The text is not read for settings: the same preprocessing, and scores, as without it.
+        assert document["input"]["data"]["preprocess"] == reference["input"]["data"]["preprocess"]
+        assert document["metrics"] == reference["metrics"]
+        assert "model metadata 'preprocessing'" not in document["input"]["data"]["preprocess_sources"].values()
+        assert document["input"]["data"]["preprocess_note"] == VENDOR_TEXT
+        assert document["input"]["model"]["metadata"]["preprocessing"] == VENDOR_TEXT
+        assert lines[2].startswith("Image preprocessing: 32x32")
+        assert lines[3].startswith("Vendor's note on preprocessing") and lines[3].endswith(VENDOR_TEXT), lines[3]
+        assert "preprocess_note" not in reference["input"]["data"]
+    (root / "preprocess.json").write_text(json.dumps({"resize": 36, "crop": 32}))
+    lines, document = run(described, "--scale", "1/255")
+    assert document["input"]["data"]["preprocess"]["resize"] == 36
+    assert document["input"]["data"]["preprocess_sources"]["resize"] == "preprocess.json"
+
+
+@pytest.mark.parametrize(("text", "note", "warning"), [
+    ("{not json", "{not json", "not valid JSON"), ("[1, 2]", "[1, 2]", None),
+    (json.dumps("Resize 256 then\n crop 224"), "Resize 256 then crop 224", None),
+    (json.dumps({"colour": "bgr", "scale": 0.5}), None, "'colour'"),
+])
+def test_preprocessing_metadata_that_holds_no_usable_settings_runs_with_at_most_one_line(tmp_path, text, note, warning):
+    root = rgb_folder(tmp_path / "images")
+    path = metadata_model(tmp_path, text)
+    result = invoke("run", path, root, "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, (result.output, result.exception)
+    data = json.loads((tmp_path / "r.json").read_text())["input"]["data"]
+    assert data.get("preprocess_note") == note
+    if warning is None:
+        assert result.stderr == "" and "warnings" not in data
+    else:
+        assert result.stderr.count("\n") == 1 and warning in result.stderr and str(path) in result.stderr
+        assert data["warnings"] == [result.stderr.strip().removeprefix("calaudit: warning: ")]
+    if text.startswith('{"colour"'):  # the known key is still used, the unknown one is not
+        assert data["preprocess"]["scale"] == 0.5 and data["preprocess"]["color"] == "rgb"
 
 
 def test_preprocessing_metadata_is_not_read_for_a_table(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,7 +93,7 @@ def _ids(p: Predictions, id_col: str, shown: str) -> np.ndarray:
         raise InvalidInputError(
             f"{shown}: no id column {one_line(id_col)!r} ({listed}); expected the id column in every input"
         )
-    codes, texts = label_texts(frame[id_col].to_numpy())
+    codes, texts = label_texts(_written(p, id_col, frame[id_col].to_numpy(dtype=object)))
     missing = codes < 0
     if texts:
         empty = np.flatnonzero(np.asarray(texts, dtype=object) == "")
@@ -103,6 +104,26 @@ def _ids(p: Predictions, id_col: str, shown: str) -> np.ndarray:
             f"{shown}: {_row(p, row)}: no id in column {one_line(id_col)!r}; expected an id on every row"
         )
     return np.asarray(texts, dtype=object)[codes]
+
+
+def _written(p: Predictions, id_col: str, values: np.ndarray) -> np.ndarray:
+    """``values`` as the text a CSV file holds. A CSV read without ``id_col`` (the
+    Python API) has its ids as pandas inferred them (``0001`` read as the number 1):
+    the cells are read again, as written. Anything else is returned as it is."""
+    import pandas as pd
+
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values
+    if p.source.format not in ("csv", "csv.gz") or not p.source.path:
+        return values
+    from ..fileinfo import file_present
+    from ..loaders.table import read_text_columns
+
+    path = Path(p.source.path)
+    if not file_present(path):
+        return values
+    written = read_text_columns(path, [id_col])[:, 0]
+    return written if len(written) == len(values) else values
 
 
 def _check_unique(ids: np.ndarray, p: Predictions, shown: str, id_col: str) -> None:
@@ -120,26 +141,65 @@ def _check_unique(ids: np.ndarray, p: Predictions, shown: str, id_col: str) -> N
 
 def _match_ids(first_ids: np.ndarray, ids: np.ndarray, first: Predictions, p: Predictions, first_shown: str,
                shown: str) -> np.ndarray:
-    """For each row of the first set, the row of ``p`` with the same id."""
+    """For each row of the first set, the row of ``p`` with the same id (ids are unique
+    in each set). A mismatch says how many ids matched and, when ids that differ
+    would match read as numbers, without spaces or case, one such pair."""
     import pandas as pd
 
     index = pd.Index(ids)
     order = np.asarray(index.get_indexer(pd.Index(first_ids)), dtype=np.intp)
     extra = ~np.asarray(index.isin(first_ids))
+    missing = order < 0
+    if not (extra.any() or missing.any()):
+        return order
+    matched = f"{int((~missing).sum()):,} of {first_ids.size:,} ids of {first_shown} are in {shown}"
+    hint = _near_miss(ids[extra], first_ids[missing], shown, first_shown)
     if extra.any():
         row = int(np.argmax(extra))
         raise InvalidInputError(
             f"{shown}: id {one_line(ids[row])!r} ({_row(p, row)}) is not in {first_shown}; expected the same ids "
-            "in every input"
+            f"in every input ({matched}){hint}"
         )
-    missing = order < 0
-    if missing.any():
-        row = int(np.argmax(missing))
-        raise InvalidInputError(
-            f"{shown}: no row has id {one_line(first_ids[row])!r} ({_row(first, row)} of {first_shown}); expected "
-            "the same ids in every input"
-        )
-    return order
+    row = int(np.argmax(missing))
+    raise InvalidInputError(
+        f"{shown}: no row has id {one_line(first_ids[row])!r} ({_row(first, row)} of {first_shown}); expected "
+        f"the same ids in every input ({matched}){hint}"
+    )
+
+
+def _loose(ids: np.ndarray) -> np.ndarray:
+    """Ids without surrounding spaces, in lower case, a whole number without leading
+    zeros, ``+`` or a ``.0`` (for the hint only: ids are compared as written)."""
+    import pandas as pd
+
+    text = pd.Series(ids, dtype=object).astype(str).str.strip().str.casefold()
+    return text.str.replace(r"^\+?(-?)0*(\d+?)(?:\.0*)?$", r"\1\2", regex=True).to_numpy(dtype=object)
+
+
+def _near_miss(unmatched: np.ndarray, first_unmatched: np.ndarray, shown: str, first_shown: str) -> str:
+    """A hint when ids of the two sets that did not match would match loosely (:func:`_loose`)."""
+    import pandas as pd
+
+    if not unmatched.size or not first_unmatched.size:
+        return ""
+    keys = _loose(first_unmatched)
+    unique = ~pd.Index(keys).duplicated()
+    position = pd.Index(keys[unique]).get_indexer(_loose(unmatched))
+    hits = np.flatnonzero(position >= 0)
+    if not hits.size:
+        return ""
+    here = str(unmatched[hits[0]])
+    there = str(first_unmatched[unique][position[hits[0]]])
+    if here.strip() == there.strip():
+        how = "spaces around them"
+    elif here.strip().casefold() == there.strip().casefold():
+        how = "upper and lower case"
+    else:
+        how = "how a number is written (leading zeros, a sign or a decimal point)"
+    return (
+        f"; {hits.size:,} id(s) differ only by {how}, such as {one_line(here)!r} in {shown} and "
+        f"{one_line(there)!r} in {first_shown}: ids are compared as text, write them the same way in every file"
+    )
 
 
 def _check_labels_by_id(first: Predictions, p: Predictions, first_ids: np.ndarray, order: np.ndarray,

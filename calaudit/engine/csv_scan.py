@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..fileinfo import require_file
-from ..labels import check_unique_class_names
+from ..labels import batch_reading, check_unique_class_names
 from ..loaders.formats import table_format
 from ..loaders.table import (
     DEFAULT_LABEL_COLUMN, CsvLineIndex, _line_count, _probability_columns, _raise_missing_score, _read_columns,
@@ -107,8 +107,9 @@ class CsvPredictionFile:
             labels, scores, owned=True, class_names=self.class_names, logits=self.logits,
             row_sum_tolerance=self.row_sum_tolerance, proba_location=proba_location, label_location=label_location,
         )
+        reading = batch_reading(labels, predictions.y_true, self.class_names, label_location, file=shown, row=first)
         return Batch(predictions.y_true, predictions.y_proba, shown, 0, first, predictions.max_row_sum_deviation,
-                     predictions.clipped_values)
+                     predictions.clipped_values, labels_read_as=reading)
 
 
 def open_csv_predictions(

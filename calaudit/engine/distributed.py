@@ -42,6 +42,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import CalauditError, UsageError, first_line
+from ..labels import LabelReadings
 from .scan import PredictionDataset
 from .statistics import FINE_BINS, StreamStatistics
 from .stream import stream_statistics
@@ -344,7 +345,10 @@ def _reduce(client: Any, partitions: list[Any], n_bins: int, fine_bins: int,
     if partial is None:
         raise ValueError("no rows were read: there is nothing to audit")
     statistics, info = partial
-    return statistics, dict(info)
+    info = dict(info)
+    if "label_readings" in info:  # class names in one partition, indices in another: the first index in file order
+        info.pop("label_readings").check()
+    return statistics, info
 
 
 def _raise_task_failure(future: Any, address: str | None, setting: str | None) -> None:
@@ -384,7 +388,7 @@ def _partition_statistics(partition: Partition, n_bins: int, fine_bins: int, ver
 
         windows = WindowStatistics(window, n_bins=n_bins)
         batches = windows.observe(batches)
-    statistics, info = stream_statistics(batches, n_bins=n_bins, fine_bins=fine_bins)
+    statistics, info = stream_statistics(batches, n_bins=n_bins, fine_bins=fine_bins, check_labels=False)
     if windows is not None:
         info["windows"] = windows
     return statistics, info
@@ -398,9 +402,10 @@ def _model_partition_statistics(partition: ModelPartition, n_bins: int, fine_bin
         raise UsageError(f"a Dask worker runs calaudit {__version__}, this client {version}; "
                          f"install calaudit {version} on every worker")
     statistics, found = score_statistics(partition.model_path, partition.data_path, partition.start,
-                                         partition.stop, n_bins=n_bins, fine_bins=fine_bins, **partition.options)
+                                         partition.stop, n_bins=n_bins, fine_bins=fine_bins, check_labels=False,
+                                         **partition.options)
     info = {key: found[key] for key in ("batches", "largest_batch_rows", "max_row_sum_deviation", "clipped_values",
-                                        "kernel") if key in found}
+                                        "kernel", "label_readings") if key in found}
     info.update(transforms=[found["transform"]], class_names=[list(found["class_names"])])
     if partition.start == 0:
         info["facts"] = found["facts"]  # how the first rows were read, for the client's source
@@ -433,6 +438,8 @@ def _merge_info(infos: Iterable[dict[str, Any]]) -> dict[str, Any]:
             merged["facts"] = info["facts"]
         if "windows" in info:  # per-window statistics of --window
             merged["windows"] = info["windows"] if "windows" not in merged else merged["windows"].merge(info["windows"])
+        if "label_readings" in info:  # checked by the client once every partition is in
+            merged["label_readings"] = info["label_readings"].merge(merged.get("label_readings", LabelReadings()))
         kernel = info.get("kernel")
         if kernel is not None:  # the workers' kernels (numba where installed there)
             merged["kernel"] = kernel if merged.get("kernel") in (None, kernel) else "mixed"

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError, first_line
-from ..labels import check_unique_class_names, encode_labels
+from ..labels import LabelReading, batch_reading, check_unique_class_names, encode_labels
 from ..loaders.parquet import _parquet_scores, parquet_labels
 from ..loaders.table import (
     DEFAULT_LABEL_COLUMN, _probability_columns, _raise_missing_score, _resolve_class_names, require_label_column,
@@ -80,6 +80,8 @@ class Batch:
     the dataset was opened with a ``time_col``, else ``None``; with ``since`` /
     ``until``, a batch holds only the rows within them, so ``first_row`` is where the
     batch's block of the file starts, not necessarily its first row's position.
+    ``labels_read_as`` says whether its labels were class names or indices (``None``
+    when the class names are numbers): the consumer holds the batches to one.
     """
 
     y: np.ndarray
@@ -90,6 +92,8 @@ class Batch:
     max_row_sum_deviation: float = 0.0
     clipped_values: int = 0
     time: np.ndarray | None = None
+    #: How its labels were read (names or indices), for :class:`calaudit.labels.LabelReadings`.
+    labels_read_as: LabelReading | None = None
 
     @property
     def n_rows(self) -> int:
@@ -175,11 +179,12 @@ class PredictionDataset:
         ``batch_rows`` rows, file by file and row group by row group.
 
         Labels are encoded batch by batch (:func:`calaudit.labels.encode_labels`) with
-        the dataset's class names. Each batch is checked on its own, so what only the
-        whole column shows is not detected: a label column that uses class names in one
-        batch and class indices in another is read both ways (within a batch the mix
-        is an error), and a timestamp label is written as a date only where every
-        timestamp of the batch is midnight (a whole file decides that once).
+        the dataset's class names; each batch says how it read them
+        (:attr:`Batch.labels_read_as`), so the consumer refuses class names in one batch
+        and class indices in another (:class:`calaudit.labels.LabelReadings`, as
+        :func:`calaudit.engine.stream.stream_statistics` does). What else only the whole
+        column shows is not detected: a timestamp label is written as a date only where
+        every timestamp of the batch is midnight (a whole file decides that once).
         """
         for part in self._parts:
             yield from self._file_batches(part)
@@ -276,6 +281,11 @@ class PredictionDataset:
         label_location = BatchLocation(file, [self.label_column], True, None, group, group_row, file_row, kept=kept)
         # parquet_labels names only a file: name the row group too (bytes that are no UTF-8 text).
         labels = parquet_labels(f"{file}: row group {group + 1:,}", block, self.label_column)  # type: ignore[arg-type]
+        first_row = file_row + (int(kept[0]) if kept is not None else 0)
+
+        def reading(y: np.ndarray) -> LabelReading | None:
+            return batch_reading(labels, y, self.class_names, label_location, file=file, row=first_row)
+
         fused = self._fused(block, columns)
         if fused is not None:  # valid float columns: one compiled pass, bit for bit the same matrix
             proba, deviation = fused
@@ -285,7 +295,7 @@ class PredictionDataset:
             y.flags.writeable = False
             if times is not None:
                 times.flags.writeable = False
-            return Batch(y, proba, file, group, file_row, deviation, 0, times)
+            return Batch(y, proba, file, group, file_row, deviation, 0, times, reading(y))
         scores, texts = _parquet_scores(Path(file), block, columns, location=proba_location)
         missing = np.isnan(scores)
         if missing.any():
@@ -300,7 +310,8 @@ class PredictionDataset:
         if times is not None:
             times.flags.writeable = False
         return Batch(predictions.y_true, predictions.y_proba, file, group, file_row,
-                     predictions.max_row_sum_deviation, predictions.clipped_values, times)
+                     predictions.max_row_sum_deviation, predictions.clipped_values, times,
+                     reading(predictions.y_true))
 
     def _fused(self, block: Any, columns: list[str]) -> tuple[np.ndarray, float] | None:
         """The compiled validation of float probability columns

@@ -26,8 +26,9 @@ large data belongs in ``features.npy``), a ``features.npz`` archive's arrays (nu
 decompresses a member whole), and an image folder's list of files.
 
 Per batch, labels are read as a whole file's are (:func:`calaudit.labels.encode_labels`),
-so what only the whole column shows is not seen: a label file mixing class names and
-class indices in different batches is read both ways (within a batch it is an error).
+and each batch says how (:attr:`calaudit.engine.scan.Batch.labels_read_as`): a label
+file using class names in one batch and class indices in another is refused, as one
+batch mixing them is.
 
 :func:`score_statistics` is the same scoring as a pure function of a row range, for one
 task of a parallel reduction: it loads the model once per call and returns mergeable
@@ -46,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..labels import batch_reading
 from ..loaders.dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch
 from ..loaders.model_run import (
     DEFAULT_BATCH_SIZE,
@@ -154,9 +156,10 @@ class ModelScoring:
         location = _BatchRows(where, None, True, None, rows)
         proba, self.transform = probability_matrix(scores, use_logits, location)
         labels = dataset.labels[rows]
+        label_location = _BatchRows.of(dataset.label_location, rows)
         predictions = validated_predictions(
             labels, proba, self.class_names, self.names_source, row_sum_tolerance=self.row_sum_tolerance,
-            proba_location=location, label_location=_BatchRows.of(dataset.label_location, rows),
+            proba_location=location, label_location=label_location,
             applied_transform=self.transform,
             owned=writer is None,  # the writer needs the matrix before renormalisation
         )
@@ -164,8 +167,10 @@ class ModelScoring:
             row_ids = dataset.row_ids[rows] if dataset.row_ids is not None else rows + 1
             writer.write(row_ids, np.asarray(self.class_names, dtype=object)[predictions.y_true], proba,
                          class_names=self.class_names, row_id_name=dataset.row_id_name)
+        reading = batch_reading(labels, predictions.y_true, self.class_names, label_location,
+                                file=str(dataset.path), row=int(rows[0]))
         return Batch(predictions.y_true, predictions.y_proba, str(dataset.path), 0, int(rows[0]),
-                     predictions.max_row_sum_deviation, predictions.clipped_values)
+                     predictions.max_row_sum_deviation, predictions.clipped_values, labels_read_as=reading)
 
     #: What scoring found out (:meth:`facts`), enough to describe a run scored elsewhere.
     FACTS = ("columns", "class_names", "names_source", "notes", "use_logits", "reason", "transform")
@@ -236,6 +241,7 @@ def score_statistics(
     *,
     n_bins: int,
     fine_bins: int = FINE_BINS,
+    check_labels: bool = True,
     **options: Any,
 ) -> tuple[StreamStatistics, dict[str, Any]]:
     """Score data rows ``start`` to ``stop`` (0-based, ``stop`` excluded; ``None``: to
@@ -243,7 +249,8 @@ def score_statistics(
     of its arguments for one task of a parallel reduction (the model is loaded once per
     call; nothing is shared between calls).
 
-    ``options`` are :func:`open_model_scoring`'s. ``info`` holds
+    ``options`` are :func:`open_model_scoring`'s; ``check_labels`` as for
+    :func:`calaudit.engine.stream.stream_statistics`. ``info`` holds
     :func:`calaudit.engine.stream.stream_statistics`'s (batches, largest batch, largest
     row-sum deviation, clipped values) plus ``rows`` (``[start, stop]``),
     ``class_names``, ``transform`` and ``source``; the partitions of one run agree on
@@ -254,7 +261,8 @@ def score_statistics(
     from .stream import stream_statistics
 
     scoring = open_model_scoring(model_path, data_path, **options)
-    statistics, info = stream_statistics(scoring.batches(start=start, stop=stop), n_bins=n_bins, fine_bins=fine_bins)
+    statistics, info = stream_statistics(scoring.batches(start=start, stop=stop), n_bins=n_bins, fine_bins=fine_bins,
+                                         check_labels=check_labels)
     info.update(rows=[int(start), int(stop if stop is not None else scoring.n_rows)],
                 class_names=list(scoring.class_names or ()), transform=scoring.transform, source=scoring.source(),
                 facts=scoring.facts())

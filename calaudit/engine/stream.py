@@ -32,6 +32,7 @@ import numpy as np
 
 from .._version import __version__
 from ..estimates import UNDEFINED, UNDEFINED_REASONS
+from ..labels import LabelReadings, MixedLabelsError
 from ..metrics import DEFAULT_N_BINS, METRICS
 from ..reliability import reliability_table
 from ..result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
@@ -48,16 +49,26 @@ APPROXIMATE = SKETCH_METRICS
 
 def stream_statistics(
     batches: Iterable[Any], *, n_bins: int = DEFAULT_N_BINS, fine_bins: int = FINE_BINS,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, check_labels: bool = True,
 ) -> tuple[StreamStatistics, dict[str, Any]]:
     """Accumulate ``batches`` (each with ``y`` and ``proba``) into merged statistics;
     returns them and what the reading did (batches, rows, largest batch, and the
-    largest row-sum deviation and clipped values when batches carry them)."""
+    largest row-sum deviation and clipped values when batches carry them).
+
+    Batches that say how their labels were read (``labels_read_as``) are held to one
+    convention: class names in one and class indices in another stop the reading
+    (:class:`calaudit.labels.LabelReadings`). With ``check_labels`` false (one task of
+    a parallel reduction) ``info["label_readings"]`` keeps what was seen instead, for
+    the merge to check."""
     accumulator = Accumulator(n_bins=n_bins, fine_bins=fine_bins)
-    info = {"batches": 0, "largest_batch_rows": 0, "max_row_sum_deviation": 0.0, "clipped_values": 0,
-            "kernel": accumulator.kernel}
+    readings = LabelReadings()
+    info: dict[str, Any] = {"batches": 0, "largest_batch_rows": 0, "max_row_sum_deviation": 0.0,
+                            "clipped_values": 0, "kernel": accumulator.kernel}
+    if not check_labels:
+        info["label_readings"] = readings
     try:
-        for batch in batches:
+        for batch in _restating(batches, readings):
+            readings.add(getattr(batch, "labels_read_as", None), check=check_labels)
             accumulator.add(batch.y, batch.proba)
             rows = int(batch.y.shape[0])
             info["batches"] += 1
@@ -73,6 +84,20 @@ def stream_statistics(
     if merged is None or merged.n_rows == 0:
         raise ValueError("no rows were read: there is nothing to audit")
     return merged, info
+
+
+def _restating(batches: Iterable[Any], readings: LabelReadings) -> Iterable[Any]:
+    """``batches``; a batch refused for mixing class names and indices is refused as the
+    whole column would be, naming the first index (and name) of the batches before it."""
+    iterator = iter(batches)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except MixedLabelsError as error:
+            raise readings.restated(error) from None
+        yield batch
 
 
 def audit_statistics(

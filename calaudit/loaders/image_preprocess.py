@@ -10,6 +10,7 @@ follow torchvision's ``Resize(int)`` and ``CenterCrop`` unless ``resize_rounding
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError
+from ..errors import InvalidInputError, UsageError, first_line
 
 PREPROCESS_FILE = "preprocess.json"
 METADATA_KEY = "preprocessing"
@@ -96,6 +97,55 @@ class ImagePreprocess:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+
+# ---------------------------------------------------------------------- model metadata
+
+
+@dataclass(frozen=True)
+class MetadataPreprocessing:
+    """What a model's ``preprocessing`` metadata entry says.
+
+    ``settings``: the entry's keys that are settings, values not yet checked (a value is
+    checked only where it is used, not where the options or ``preprocess.json`` give the
+    setting); ``note``: the vendor's description, when the entry is not a JSON object;
+    ``problem``: a one-line warning (an object that does not parse, keys not known).
+    """
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+    problem: str | None = None
+
+
+def read_metadata(text: str, *, where: str) -> MetadataPreprocessing:
+    """A model's ``preprocessing`` metadata entry (README, "Image preprocessing").
+
+    Settings only when it parses as a JSON object with ``preprocess.json``'s keys;
+    anything else ("resize shorter side 256, center crop 224, ...") is the vendor's
+    description, kept as a note and never parsed for settings.
+    """
+    known = {f.name for f in fields(ImagePreprocess)}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        note = " ".join(text.split()) or None
+        if text.lstrip().startswith("{"):
+            return MetadataPreprocessing(note=note, problem=(
+                f"{where} starts like a JSON object of settings but is not valid JSON ({first_line(exc)}); "
+                "none of it was used, it is kept as the vendor's note"
+            ))
+        return MetadataPreprocessing(note=note)
+    if not isinstance(value, dict):
+        shown = value if isinstance(value, str) else text
+        return MetadataPreprocessing(note=" ".join(shown.split()) or None)
+    unknown = sorted(str(key) for key in value if key not in known)
+    problem = None
+    if unknown:
+        problem = (
+            f"{where}: calaudit does not know the key(s) {', '.join(map(repr, unknown[:5]))}; not used "
+            f"(the settings are {', '.join(sorted(known))})"
+        )
+    return MetadataPreprocessing({key: v for key, v in value.items() if key in known}, None, problem)
 
 
 # ---------------------------------------------------------------------- setting values

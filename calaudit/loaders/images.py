@@ -31,10 +31,12 @@ from .image_preprocess import (  # noqa: F401 - re-exported: the image loader's 
     PREPROCESS_FILE,
     ROUNDINGS,
     ImagePreprocess,
+    MetadataPreprocessing,
     ResolvedPreprocess,
     centre_crop_box,
     parse_setting,
     preprocess_summary,
+    read_metadata,
     resized_size,
     resolve_preprocess,
     working_image,
@@ -74,6 +76,7 @@ class ImageFolderDataset(Dataset):
     resolved: ResolvedPreprocess | None = None
     setting_sources: dict[str, str] = field(default_factory=dict)  # given setting -> its source
     metadata_where: str | None = None  # the model's preprocessing metadata, for messages
+    preprocess_note: str | None = None  # that metadata when it is the vendor's description, not settings
     allow_large_images: bool = False
     warn: Callable[[str], None] | None = None  # told each warning once, as it arises
     warnings: list[str] = field(default_factory=list)
@@ -201,6 +204,8 @@ class ImageFolderDataset(Dataset):
         else:
             info["preprocess"] = self.settings.to_dict()
             info["preprocess_sources"] = dict(self.setting_sources)
+        if self.preprocess_note:
+            info["preprocess_note"] = self.preprocess_note
         info["images_skipped"] = len(self.skipped)
         if self.skipped:
             info["skipped_files"] = self.skipped[:20]
@@ -287,10 +292,14 @@ def load_image_folder(
             raise InvalidInputError(f"{config}: expected a JSON object of preprocessing settings")
         layers.append((PREPROCESS_FILE, ImagePreprocess.from_mapping(values, where=str(config))))
         hashes.add(PREPROCESS_FILE, config)
-    metadata = model.metadata_preprocessing() if model is not None else None
-    metadata_where = f"{model.path}: metadata '{METADATA_KEY}'" if model is not None else None
-    if metadata is not None:
-        layers.append((METADATA_SOURCE, ImagePreprocess.from_mapping(metadata, where=metadata_where)))
+    entry = model.metadata_preprocessing() if model is not None else None
+    metadata_where = f"{model.path}: metadata '{entry[0] if entry else METADATA_KEY}'" if model is not None else None
+    metadata = read_metadata(entry[1], where=metadata_where) if entry is not None else MetadataPreprocessing()
+    given = {key for _, layer in layers for key in layer.given()}
+    # A metadata setting the options or preprocess.json give is not used, so not checked.
+    used = {key: value for key, value in metadata.settings.items() if key not in given}
+    if used:
+        layers.append((METADATA_SOURCE, ImagePreprocess.from_mapping(used, where=metadata_where)))
     settings, sources = ImagePreprocess(), {}
     for source, layer in reversed(layers):
         settings = layer.merged_over(settings)
@@ -299,12 +308,15 @@ def load_image_folder(
     names_source = "classes.txt" if class_names else "image folder names (sorted)"
     if class_names:
         hashes.add("classes.txt", path / "classes.txt")
-    return ImageFolderDataset(
+    dataset = ImageFolderDataset(
         path, "images", np.asarray(labels, dtype=object), Location(str(path), None, True),
         # Every class folder is a class, empty or not (torchvision's ImageFolder rule).
         class_names or tuple(folder.name for folder in folders),
         names_source, np.asarray([str(f.relative_to(path)) for f in files], dtype=object), "path", hashes,
         image_files=files, settings=settings, skip_bad_images=skip_bad_images, setting_sources=sources,
         allow_large_images=allow_large_images, warn=warn, metadata_where=metadata_where,
-        skipped=unreadable,
+        skipped=unreadable, preprocess_note=metadata.note,
     )
+    if metadata.problem:
+        dataset._warn(metadata.problem)
+    return dataset

@@ -43,7 +43,8 @@ def _decoded(column):
     return pa.chunked_array([chunk.dictionary_decode() for chunk in column.chunks], type=column.type.value_type)
 
 
-def parquet_labels(path: Path, table, label_col: str) -> np.ndarray:
+def parquet_labels(path: Path, table, label_col: str, *, expected: str = "one class name or index per row",
+                   ) -> np.ndarray:
     """The label column of a Parquet table, for :func:`calaudit.labels.encode_labels`.
 
     A column of any type gives the labels the same data saved as CSV by pandas gives:
@@ -62,7 +63,7 @@ def parquet_labels(path: Path, table, label_col: str) -> np.ndarray:
     kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
     if pa.types.is_nested(kind):
         raise InvalidInputError(
-            f"{path}: column {label_col} has type {column.type}; expected one class name or index per row"
+            f"{path}: column {label_col} has type {column.type}; expected {expected}"
         )
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
         try:
@@ -70,7 +71,7 @@ def parquet_labels(path: Path, table, label_col: str) -> np.ndarray:
         except pa.ArrowInvalid:
             raise InvalidInputError(
                 f"{path}: column {label_col} has type {column.type} and holds bytes that are not UTF-8 text; "
-                "expected class names or indices"
+                f"expected {expected}"
             ) from None
     if (pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_floating(kind)) and not (
         pa.types.is_dictionary(column.type) or column.null_count
@@ -82,6 +83,18 @@ def parquet_labels(path: Path, table, label_col: str) -> np.ndarray:
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
     texts = csv_texts(encoded.dictionary.to_pandas())
     return texts_per_row(codes, texts)
+
+
+def parquet_id_texts(path: Path, table, id_col: str) -> np.ndarray:
+    """An id column as text, one object per row (``None`` when missing): the text the
+    same column saved as CSV by pandas holds, so the integer ``7`` is ``"7"`` (and never
+    ``"007"``), the string ``"0001"`` stays ``"0001"``."""
+    from ..labels import label_texts, texts_per_row
+
+    values = parquet_labels(path, table, id_col, expected="one id per row")
+    if values.dtype.kind != "O":  # numbers without nulls, returned as numpy values
+        values = texts_per_row(*label_texts(values))
+    return values
 
 
 def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 0,
@@ -169,13 +182,14 @@ def _parquet_score_matrix(
 
 def read_parquet_predictions(
     path: Path, label_col: str | None, probability_columns: list[str], human_columns: Sequence[str] = (),
-    *, expected: str = "",
+    *, expected: str = "", text_columns: Sequence[str] = (),
 ) -> tuple[np.ndarray | None, np.ndarray, pd.DataFrame, dict[str, np.ndarray], np.ndarray | None,
            dict[str, np.ndarray]]:
     """Labels (text per row; ``None`` without a label column), probabilities, the other
-    columns, raw text of string score columns, then the human columns as numbers
-    (``None`` without them; ``expected`` says what one cell should hold) and the raw
-    text of their string columns."""
+    columns (``text_columns`` among them, such as the id column, as text:
+    :func:`parquet_id_texts`), raw text of string score columns, then the human columns
+    as numbers (``None`` without them; ``expected`` says what one cell should hold) and
+    the raw text of their string columns."""
     table = read_parquet_table(path, exclude=[*probability_columns, *human_columns])
     labels = parquet_labels(path, table, label_col) if label_col is not None else None
     scores, texts = _parquet_score_matrix(path, probability_columns)
@@ -186,4 +200,8 @@ def read_parquet_predictions(
         extra = table.drop_columns([label_col] if label_col is not None else []).to_pandas()
     except Exception as exc:
         raise InvalidInputError(f"{path}: cannot read its other columns ({first_line(exc)})") from None
-    return labels, scores, extra.reset_index(drop=True), texts, human, human_texts
+    extra = extra.reset_index(drop=True)
+    for name in text_columns:
+        if name in extra.columns:
+            extra[name] = parquet_id_texts(path, table, name)
+    return labels, scores, extra, texts, human, human_texts

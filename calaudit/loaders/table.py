@@ -27,7 +27,6 @@ import dataclasses
 import fnmatch
 import re
 import warnings
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,7 +34,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError, first_line
-from ..fileinfo import first_invalid_utf8, read_head, require_file, sha256_of, utf16_problem
+from ..fileinfo import (
+    first_invalid_utf8, gzip_problem, read_errors, read_head, require_file, sha256_of, unreadable, utf16_problem,
+)
 from ..location import Location
 from .human_columns import (
     EXPECTED, HumanColumns, human_details, human_labels, is_pattern, missing_cell_message, plurality_label_indices,
@@ -65,6 +66,7 @@ def load_prediction_file(
     votes_cols: Sequence[str] | None = None,
     soft_cols: Sequence[str] | None = None,
     seed: int = 0,
+    id_col: str | None = None,
 ) -> Predictions:
     """Read a prediction file into validated :class:`Predictions`.
 
@@ -75,6 +77,9 @@ def load_prediction_file(
     ``votes_*`` or ``soft_*`` when present), attached as ``Predictions.human`` in the
     class order; without a label column the labels are then the plurality vote, a tie
     broken at random among the tied classes by a generator seeded with ``seed``.
+    ``id_col`` (``compare --id-col``) is kept in ``extra_columns`` as text, the cells
+    as written (``0001`` stays ``0001``; a Parquet integer ``7`` is ``7``), an empty
+    cell ``None``; the other columns keep the types pandas infers.
     Raises :class:`calaudit.InvalidInputError` with a one-line message naming the
     file, row, column and value for anything unusable.
     """
@@ -103,15 +108,16 @@ def load_prediction_file(
     human_in_class_order = human_columns.class_order(names, shown) if human_columns is not None else []
 
     read_label = label_col if has_label else None
+    text_columns = [id_col] if id_col is not None else []
     if fmt == "parquet":
         labels, scores, extra, score_texts, human_values, human_texts = read_parquet_predictions(
             path, read_label, probability_columns, human_in_file,
-            expected=EXPECTED[human_columns.kind] if human_columns is not None else "")
+            expected=EXPECTED[human_columns.kind] if human_columns is not None else "", text_columns=text_columns)
         line_of = None
     else:
         scores, labels, extra, human_values = _read_csv_predictions(
             path, fmt, read_label, probability_columns, columns, human_in_file,
-            EXPECTED[human_columns.kind] if human_columns is not None else "")
+            EXPECTED[human_columns.kind] if human_columns is not None else "", text_columns)
         if labels is not None:
             labels = np.where(labels == "", None, labels)  # an empty field is a missing label
         line_of, score_texts, human_texts = CsvLineIndex(path, compressed=fmt == "csv.gz").line_of, {}, {}
@@ -236,8 +242,8 @@ def _read_columns(path: Path, fmt: str) -> list[str]:
         try:
             with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
                 columns = next(csv.reader(handle), [])
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InvalidInputError(f"{path}: cannot read the file ({first_line(exc)})") from None
+        except read_errors() as exc:
+            raise unreadable(path, exc, compressed=fmt == "csv.gz") from None
         if "" in columns:  # pandas would invent a name ("Unnamed: 3") the rest of calaudit never sees
             position = columns.index("")
             hint = " (a trailing comma?)" if position == len(columns) - 1 else ""
@@ -330,11 +336,12 @@ CSV_BLOCK_CELLS = 1 << 22
 
 def _read_csv_predictions(
     path: Path, fmt: str, label_col: str | None, probability_columns: list[str], columns: Sequence[str],
-    human_columns: Sequence[str] = (), human_expected: str = "",
+    human_columns: Sequence[str] = (), human_expected: str = "", text_columns: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray | None, pd.DataFrame, np.ndarray | None]:
     """A CSV prediction file: the probabilities as one row-major float64 matrix, the
-    labels as the text written (``None`` without a label column), the other columns,
-    and the human columns as numbers (``None`` without them), read in blocks of rows.
+    labels as the text written (``None`` without a label column), the other columns
+    (``text_columns`` as the text written, an empty cell ``None``), and the human
+    columns as numbers (``None`` without them), read in blocks of rows.
 
     For an uncompressed file the matrix is allocated once from the number of lines (an
     upper bound on the rows) and each block is written into it; a gzip stream's blocks
@@ -346,6 +353,7 @@ def _read_csv_predictions(
     float_columns = {c: "float64" for c in [*probability_columns, *human_columns]}
     label_dtype = {label_col: str} if label_col is not None else {}
     other = [c for c in columns if c != label_col and c not in probability_columns and c not in human_columns]
+    label_dtype.update({c: str for c in text_columns if c in other})
     block_rows = max(1, CSV_BLOCK_CELLS // max(len(probability_columns), 1))
     capacity = _line_count(path) if fmt == "csv" else None
     matrix = np.empty((capacity, len(probability_columns))) if capacity is not None else None
@@ -378,7 +386,8 @@ def _read_csv_predictions(
         # an error anyway (found below), and pandas' per-column marker sets cost several
         # times the matrix on a wide file.
         _read_csv(path, fmt, dtype={**float_columns, **label_dtype}, chunksize=block_rows, on_chunk=take)
-    except ValueError:  # a cell that is not a number; find and name it
+    except ValueError:  # a cell that is not a number (or a stream cut short); find and name it
+        _raise_if_damaged(path, fmt)
         _raise_bad_score_cell(path, fmt, probability_columns, {c: human_expected for c in human_columns})
         raise AssertionError("unreachable") from None  # pragma: no cover
     if matrix is not None:
@@ -392,6 +401,10 @@ def _read_csv_predictions(
     if human_columns:
         human_values = np.concatenate(human) if human else np.empty((0, len(human_columns)))
     extra = pd.concat(extras, ignore_index=True) if extras else pd.DataFrame(columns=other)
+    for name in text_columns:
+        if name in extra.columns:  # an empty cell is a missing id, as in a Parquet file
+            values = extra[name].to_numpy(dtype=object)
+            extra[name] = np.where(values == "", None, values)
     return scores, label_text, extra, human_values
 
 
@@ -480,8 +493,17 @@ def _csv_errors(path: Path, fmt: str):
             expected, line, saw = match.groups()
             message = f"line {line} has {saw} fields; expected {expected} like the header"
         raise InvalidInputError(f"{path}: cannot parse CSV: {message}") from None
-    except (OSError, EOFError, zlib.error) as exc:  # e.g. a corrupt or truncated gzip stream
-        raise InvalidInputError(f"{path}: cannot read the file ({first_line(exc)})") from None
+    except read_errors() as exc:  # e.g. a corrupt or truncated gzip stream
+        raise unreadable(path, exc, compressed=compression is not None) from None
+
+
+def _raise_if_damaged(path: Path, fmt: str) -> None:
+    """On an error path, before naming a cell: a gzip stream cut short or corrupt is the
+    cause to report (its last rows are what the damage left), not a cell."""
+    if fmt == "csv.gz":
+        problem = gzip_problem(path)
+        if problem is not None:
+            raise problem
 
 
 def check_text_encoding(path: Path, *, compressed: bool = False, what: str = "CSV") -> None:
@@ -497,12 +519,15 @@ def _field_count_problem(path: Path, compression: str | None) -> str:
     import gzip
 
     opener = gzip.open if compression else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, [])
-        for row in reader:
-            if len(row) > len(header):
-                return f"line {reader.line_num} has {len(row)} fields; expected {len(header)} like the header"
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            for row in reader:
+                if len(row) > len(header):
+                    return f"line {reader.line_num} has {len(row)} fields; expected {len(header)} like the header"
+    except read_errors() as exc:
+        raise unreadable(path, exc, compressed=compression is not None) from None
     return f"a row has more fields than the header's {len(header)}"
 
 
@@ -567,17 +592,20 @@ class CsvLineIndex:
 
         opener = gzip.open if self.compressed else open
         self._starts = []
-        with opener(self.path, "rt", encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            next(reader, None)  # the header
-            previous_end = reader.line_num
-            for record in reader:  # error path only: stops at the row asked for
-                start, previous_end = previous_end + 1, reader.line_num
-                if not record:
-                    continue  # a blank line, skipped by the parser too
-                self._starts.append(start)
-                if len(self._starts) > row:
-                    return
+        try:
+            with opener(self.path, "rt", encoding="utf-8-sig", newline="") as handle:
+                reader = csv.reader(handle)
+                next(reader, None)  # the header
+                previous_end = reader.line_num
+                for record in reader:  # error path only: stops at the row asked for
+                    start, previous_end = previous_end + 1, reader.line_num
+                    if not record:
+                        continue  # a blank line, skipped by the parser too
+                    self._starts.append(start)
+                    if len(self._starts) > row:
+                        return
+        except read_errors() as exc:
+            raise unreadable(self.path, exc, compressed=self.compressed) from None
 
 
 def load_feature_table(path: Path, label_col: str, *, label_optional: bool = False) -> tuple[pd.DataFrame, object]:

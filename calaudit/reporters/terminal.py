@@ -56,6 +56,15 @@ def _execution_lines(result: AuditResult) -> list[str]:
     return lines
 
 
+def _vendor_note_lines(result: AuditResult) -> list[str]:
+    """The model's preprocessing metadata when it is a description, not settings."""
+    note = (result.source.get("data") or {}).get("preprocess_note")
+    if not note:
+        return []
+    shown = note if len(note) <= 200 else note[:199] + "\u2026"
+    return [f"Vendor's note on preprocessing (model metadata, shown as written, not read as settings): {shown}"]
+
+
 def render(result: AuditResult) -> str:
     """The terminal summary: headline, metrics with meanings, the reliability table."""
     metrics = result.metrics
@@ -65,6 +74,7 @@ def render(result: AuditResult) -> str:
         _input_line(result),
         _classes_line(result),
         *[text for text in [(result.source.get("data") or {}).get("preprocess_summary")] if text],
+        *_vendor_note_lines(result),
         *_execution_lines(result),
         "",
         *([f"Verdict: {result.verdict.summary}"] if result.verdict is not None else []),
