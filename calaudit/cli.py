@@ -571,6 +571,10 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
                    [*[("an input", path) for path in input_paths], _data_input(data_path)])
     loaded = [_run_model(path, data_path, {**options, "save_predictions": None, "embedding_output": None})
               if is_model else _load_file(path, options) for path, is_model in zip(input_paths, models)]
+    if options["id_col"]:  # a tied plurality vote is settled by the item's id: the same label in every file
+        from .loaders.human_columns import break_ties_by_id
+
+        loaded = [break_ties_by_id(predictions, options["id_col"], options["seed"]) for predictions in loaded]
     aligned, alignment = align_predictions(loaded, display, id_col=options["id_col"])
     exclude = (options["id_col"],) if options["id_col"] else ()
     audits = [_apply_gate(_audit(ctx, predictions, options, data_path, exclude), options) for predictions in aligned]
