@@ -128,7 +128,7 @@ def human_intervals(
     if rows is not None:
         proba = proba[rows]
         human = human.take(rows)
-    terms = row_terms(proba, human.distribution)
+    terms = row_terms(proba, human.distribution, tie_tolerance=human.tie_tolerance)
     table = np.column_stack([terms[name] for name in TERM_NAMES])
     n_rows = table.shape[0]
     wanted = {name: float(estimates[name]) for name in HUMAN_METRICS
@@ -253,9 +253,13 @@ class _Support:
         self.log_p = np.zeros((n_rows, width))
         self.h = np.zeros((n_rows, width))
         self.votes = votes.sum(axis=1).astype(np.int64)
+        # A table of c log c only for small counts: its size follows the largest count, so
+        # beyond the limit the logs are computed (memory never grows with a count's size).
         most = int(self.votes.max(initial=0))
-        counts = np.arange(most + 1, dtype=np.float64)
-        self._table = counts * _log_or_zero(counts) if most <= _TABLE_LIMIT else None
+        self._table = None
+        if most <= _TABLE_LIMIT:
+            counts = np.arange(most + 1, dtype=np.float64)
+            self._table = counts * _log_or_zero(counts)
         self.outside = np.empty(n_rows)
         self.entropy_p = np.empty(n_rows)
         self.top = np.empty(n_rows, dtype=np.intp)
