@@ -62,6 +62,11 @@ at most 5 whatever K is):
   drawn rows' variances (the redraws of different rows are independent, so their sum
   is close to normal). Tested against the exact method on the same data.
 
+Memory never depends on the size of a vote count: a redraw is one multinomial draw
+per row (numpy's, by conditional binomials, whatever ``n_i``), and ``c log c`` comes
+from a table only for counts up to ``2^16`` (computed beyond it); a count of 10^9
+costs what a count of 5 does (:data:`calaudit.human.votes.MAX_VOTE_COUNT` bounds them).
+
 Everything is seeded (``numpy.random.default_rng(seed)``): the same inputs and seed
 give the same intervals.
 """

@@ -37,7 +37,7 @@ SOFT_TIE_TOLERANCE = 1e-9
 #: The largest vote count accepted in one cell (docs/metrics.md, section 13).
 MAX_VOTE_COUNT = 10**9
 #: The rule that breaks a plurality tie where a label is needed (docs/metrics.md, section 13).
-TIE_RULE = "random among the tied classes, drawn from the item's id (or its votes) and --seed"
+TIE_RULE = "random among the tied classes, drawn from the item's id or votes and --seed"
 
 
 @dataclass(frozen=True, eq=False)
