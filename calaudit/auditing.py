@@ -87,9 +87,9 @@ def audit(
     if y_true is None:
         if human is None:
             raise UsageError("y_true is None: give the true labels, or votes / soft_labels to take them from")
-        from .human.votes import plurality_labels
-
-        y_true = plurality_labels(human.distribution, seed=seed)
+        names = list(class_names) if class_names is not None else None
+        fits = names is not None and len(names) == human.distribution.shape[1]  # else the shape check below says so
+        y_true = human.plurality_labels(seed=seed, class_names=names if fits else None)
         human = replace(human, label_from="plurality")
     predictions = Predictions.from_arrays(
         y_true, y_proba, class_names=class_names, logits=logits, row_sum_tolerance=row_sum_tolerance
@@ -170,6 +170,10 @@ def audit_predictions(
     if not 0.0 < level < 1.0:
         raise UsageError(f"level must be between 0 and 1, got {level!r}")
     n_bins = int(n_bins)
+    if predictions.human is not None:  # a split no row can reach is refused before any work
+        from .human.split import check_hard_split
+
+        check_hard_split(hard_split, predictions.n_classes)
     suite = compute_metrics(predictions.y_true, predictions.y_proba, n_bins=n_bins)
     estimates = compute_estimates(predictions.y_true, predictions.y_proba, suite, seed=seed)
     values = {**suite.values, **estimates.values}

@@ -51,13 +51,6 @@ def band_sentence(b: ReliabilityBin) -> BandSentence:
     return BandSentence(band_label(b), b.count, b.correct, b.accuracy, b.mean_confidence, b.gap, text)
 
 
-def _share(value: float) -> str:
-    """A share of calls as a whole percentage, never rounded to 0% when it is not."""
-    if 0.0 < value < 0.005:
-        return "under 1%"
-    return f"{value * 100:.0f}%"
-
-
 def said(mean_confidence: float) -> str:
     """How sure the model said it was, never rounded up to a certainty it never claimed."""
     if mean_confidence >= 0.995:
@@ -129,23 +122,14 @@ def decisions(result: AuditResult, bands: list[BandSentence]) -> list[str]:
     top = bands[0] if bands else None
     if key == "overconfident":
         items = []
-        # Quote the top band only where it shows the overconfidence (right at least a
-        # point less often than it said), else "about 97% likely, not 97%" would
-        # contradict itself: the verdict may come from the other bands.
-        if top is not None and round(top.accuracy * 100) < round(top.mean_confidence * 100):
-            items.append(
-                f"Treat its \u201c{top.band} sure\u201d calls as about {top.accuracy * 100:.0f}% likely to be right, "
-                f"not {said(top.mean_confidence)}."
-            )
-            if top.band.startswith("90"):
-                wrong = top.count - top.correct
-                promised = _share(1.0 - top.mean_confidence)
-                promised = promised if promised.startswith("under") else f"about {promised}"
+        if top is not None:
+            right, sure = _two_percents(top.accuracy, top.mean_confidence)
+            if float(right) < float(sure):  # its top band is overconfident too, as printed
                 items.append(
-                    f"Auto-approving every call above 90% would have passed {top.count:,} calls, {wrong:,} of them "
-                    f"wrong ({_share(wrong / top.count)}), where its confidence promised {promised} wrong "
-                    f"({said(top.mean_confidence)} sure on average)."
+                    f"Treat its \u201c{top.band} sure\u201d calls as about {right}% likely to be right, not {sure}%."
                 )
+        if top is not None and top.band.startswith("90"):
+            items.append(auto_approve_sentence(top))
         items += [
             "Do not fast-track predictions on confidence alone; send more of its calls to a person.",
             "Or have its scores recalibrated on your own labelled data (a standard, inexpensive statistical "
@@ -172,6 +156,27 @@ def decisions(result: AuditResult, bands: list[BandSentence]) -> list[str]:
         "Do not rely on its confidence numbers yet: this sample cannot separate a real gap from chance.",
         f"Label more examples: about {needed:,} would resolve a gap of 3 percentage points.",
     ]
+
+
+def _two_percents(first: float, second: float) -> tuple[str, str]:
+    """Two shares as percentages with the same precision: one decimal when either is
+    below 10%, whole points otherwise (so that "5%" and "3%" never hide 4.6% and 3.4%)."""
+    digits = 1 if min(first, second) < 0.1 else 0
+    return f"{first * 100:.{digits}f}", f"{second * 100:.{digits}f}"
+
+
+def auto_approve_sentence(top: BandSentence) -> str:
+    """What auto-approving the top band's calls would have let through, against what the
+    model's confidence there promised (its mean confidence's complement): "more than"
+    only when the printed share wrong is above the printed promise."""
+    wrong, promised = _two_percents(1.0 - top.accuracy, 1.0 - top.mean_confidence)
+    head = (f"Auto-approving every call above 90% would have passed {top.count:,} calls, "
+            f"{top.count - top.correct:,} of them wrong ({wrong}%)")
+    if float(wrong) > float(promised):
+        return (f"{head}, more than the {promised}% its confidence promised (it said {said(top.mean_confidence)} "
+                "on average there).")
+    return (f"{head}, no more than the {promised}% its confidence promised there: its overconfidence lies in its "
+            "less confident calls.")
 
 
 def _rows_for_margin(accuracy: float, margin: float) -> int:
@@ -291,8 +296,10 @@ def baseline_sentences(result: AuditResult) -> list[str]:
                 f"{vendor['accuracy'] * 100:.1f}%."
             )
         elif entry.key == "temperature-soft":
+            soft = result.human is not None and result.human.kind == "soft"
+            given = "their soft labels" if soft else "their vote shares"
             text = (
-                f"Temperature scaling fitted on what people said (their vote shares, not the labels), which also "
+                f"Temperature scaling fitted on what people said ({given}, not the labels), which also "
                 f"never changes which answer the model picks, would move the average gap from {change}; accuracy "
                 f"stays {vendor['accuracy'] * 100:.1f}%."
             )

@@ -69,6 +69,35 @@ def test_hard_and_easy_parts_partition_the_rows_with_their_own_figures():
             assert interval.low <= value <= interval.high
 
 
+@pytest.mark.parametrize("split", ["70/30", "0", "median"])
+def test_model_share_of_each_part_against_an_independent_computation(split):
+    """``model_share``: the mean probability the model gave the most common human answer,
+    a tied row counting the mean over its tied classes (each equally likely to be "the"
+    answer; the first tied class would favour the classes listed first). Computed here
+    row by row from the vote counts, with ties found on the counts themselves."""
+    proba, votes = _crowd(n=400, k=4, seed=5, votes_per_item=4)  # 4 votes: many 2-2 and 1-1-1-1 ties
+    human = audit(None, proba, votes=votes, bootstrap=0, hard_split=split).human
+    h = votes / votes.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(h > 0, h * np.log(np.where(h > 0, h, 1)), 0).sum(axis=1)
+    threshold = float(np.median(entropy)) if split == "median" else {"70/30": 0.6108643020548935, "0": 0.0}[split]
+    hard = (entropy >= threshold - 1e-9) & (entropy > 1e-9)
+    shares = []
+    for row in range(proba.shape[0]):  # a plain loop over rows: the independent reference
+        top = max(votes[row])
+        tied = [k for k in range(4) if votes[row][k] == top]
+        shares.append(sum(proba[row][k] for k in tied) / len(tied))
+    shares = np.array(shares)
+    ties = np.array([list(v).count(max(v)) > 1 for v in votes])
+    assert ties[hard].sum() > 20  # the parts hold many ties to get right
+    for part, rows in ((human.hard, hard), (human.easy, ~hard)):
+        assert part.n == int(rows.sum())
+        if part.n:
+            assert part.model_share == pytest.approx(float(shares[rows].mean()), abs=1e-12), part.name
+            assert part.human_share == pytest.approx(float(h[rows].max(axis=1).mean()), abs=1e-12)
+            assert part.confidence == pytest.approx(float(proba[rows].max(axis=1).mean()), abs=1e-12)
+
+
 def test_both_intervals_hold_the_figure_and_annotator_noise_widens_them():
     proba, votes = _crowd(n=800, seed=3, votes_per_item=3)
     human = audit(None, proba, votes=votes, bootstrap=300, seed=0).human

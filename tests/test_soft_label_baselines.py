@@ -677,3 +677,48 @@ def test_all_baselines_leave_soft_labels_out_without_human_labels():
     assert baseline_keys(["all"], human=True) == list(BASELINES)
     assert baseline_keys(["all"], human=False) == [key for key in BASELINES if key != "soft-labels"]
     assert baseline_keys(["soft-labels", "temperature"], human=False) == ["temperature", "soft-labels"]
+
+
+def test_a_difference_that_is_numerically_nothing_is_never_better():
+    """Issue 19: with every vote tied the soft-label model and the best free fix are the
+    same up to rounding; a paired interval of about -1.7e-5 lies below 0, but it prints
+    as -0.000 and is no finding: "no clear difference", and the report says why."""
+    from calaudit.report.human_narrative import annotation_paragraph
+
+    rng = np.random.default_rng(19)
+    h = np.tile([0.5, 0.5, 0.0], (300, 1))  # every vote tied
+    free = rng.dirichlet(np.ones(3), size=300)
+    soft = free.copy()
+    soft[:, :2] += 1.7e-5 * free[:, 2:3]  # a hair of probability moved onto the tied answers
+    soft[:, 2] -= 2 * 1.7e-5 * free[:, 2]
+    value = _annotation(soft, free, h, 300)
+    assert value.high < 0.0 and value.difference > -1e-4  # below 0, and numerically nothing
+    assert value.conclusion == "no clear difference"
+    text = annotation_paragraph(value)
+    assert "so no difference that matters" in text and "better calibration" not in text and "so yes" not in text
+    # A difference that shows at the printed precision still is one.
+    clear = _annotation(0.9 * h + 0.1 * free, free, h, 300)
+    assert clear.high < -0.001 and clear.conclusion == "better"
+
+
+def test_soft_labels_are_called_soft_labels_not_votes():
+    """Issue 19: the baseline fitted on soft labels said "fitted on the human votes"."""
+    from calaudit.human.votes import human_from_soft
+    from calaudit.narrative import baseline_sentences
+    from calaudit.report.human_narrative import annotation_paragraph
+
+    rng = np.random.default_rng(4)
+    truth = rng.dirichlet(np.ones(3), size=150)
+    logits = 2.0 * np.log(truth + 0.02) + rng.normal(0, 0.3, truth.shape)
+    proba = softmax(logits, axis=1)
+    soft = human_from_soft(truth, location=Location("soft"), row_sum_tolerance=1e-6)
+    predictions = dataclasses.replace(
+        Predictions.from_arrays(soft.plurality_labels(seed=0), proba), human=soft)
+    result = calaudit.audit_predictions(predictions, bootstrap=0, baselines=["soft-labels"], smoothing=(0.1,),
+                                        folds=2)
+    entries = {entry.key: entry for entry in result.baselines.results}
+    assert entries["temperature-soft"].name == "Temperature scaling fitted on the human soft labels"
+    sentence = next(s for s in baseline_sentences(result) if s.startswith("Temperature scaling fitted on"))
+    assert "their soft labels, not the labels" in sentence and "vote" not in sentence
+    paragraph = annotation_paragraph(result.baselines.annotation, kind="soft")
+    assert "trained on their soft labels" in paragraph and "vote" not in paragraph

@@ -24,6 +24,11 @@ SOFT_LABELS_NEED_HUMAN = ("--baseline soft-labels needs human labels: votes_<cla
 PART_METRICS = ("accuracy", "ece", "nll", "confidence_gap")
 #: What :class:`AnnotationValue` compares on the hard rows.
 ANNOTATION_MEASURE = "human_cross_entropy"
+#: A difference of the annotation measure that rounds to 0 at the precision the report
+#: shows (3 decimals of nats; 0.1 points, i.e. 0.001, for TVD) is numerically nothing:
+#: "better" or "worse" needs the whole interval beyond 0 *as printed*, so a difference
+#: of -1.7e-5 (every vote tied: both models the same up to rounding) is never "better".
+ANNOTATION_DIGITS = 3
 ECE_ONLY = frozenset({"ece"})
 #: The metrics compared side by side (lower is better except accuracy).
 COMPARED = ("accuracy", "ece", "ece_equal_mass", "mce", "classwise_ece", "brier", "nll", "confidence_gap")
@@ -101,9 +106,10 @@ class AnnotationValue:
     free alternatives (hard labels, each label-smoothing amount, temperature scaling
     on hard labels and on the human distributions): ``difference = soft_labels -
     best_free`` (below 0: annotation helped) with a paired row-bootstrap interval.
-    ``conclusion`` is ``"better"`` when the interval is below 0, ``"worse"`` when
-    above, ``"no clear difference"`` otherwise, and ``"not tested"`` without
-    resamples. ``ece_*`` give the majority-label ECE of both on the hard rows of the
+    ``conclusion`` is ``"better"`` when the whole interval is below 0 as the report
+    prints it, ``"worse"`` when above (:func:`annotation_conclusion`: a difference
+    that is numerically nothing, or not beyond chance, is neither), ``"no clear
+    difference"`` otherwise, and ``"not tested"`` without resamples. ``ece_*`` give the majority-label ECE of both on the hard rows of the
     human split (``human.hard``).
     """
 
@@ -228,7 +234,8 @@ def run_baselines(
             details["temperatures"] = [p["temperature"] for p in params]
         runs.append((key, name, "recalibration", out, details))
     if soft:
-        key, name = recalibration.TEMPERATURE_SOFT
+        key = recalibration.TEMPERATURE_SOFT[0]
+        name = recalibration.TEMPERATURE_SOFT_NAMES.get(human.kind, recalibration.TEMPERATURE_SOFT[1])
         out, params = cross_fitted_soft_temperature(z, distribution, fold_of)
         runs.append((key, name, "recalibration", out, {**on, "temperatures": [p["temperature"] for p in params],
                                                        "targets": "human distribution"}))
@@ -265,7 +272,7 @@ def run_baselines(
     for key, name, kind, out, details in runs:
         metrics = {metric: suites[key].values[metric] for metric in COMPARED}
         curve = reliability_table(suites[key].top_label, value="confidence")
-        parts = _human_parts(y, out, distribution, hard, n_bins) if human is not None else {}
+        parts = _human_parts(y, out, distribution, hard, n_bins, human.tie_tolerance) if human is not None else {}
         results.append(BaselineResult(key, name, kind, metrics, curve, details, parts, ece_intervals.get(key)))
     annotation = None
     if soft:
@@ -360,9 +367,7 @@ def annotation_value(
         span = HUMAN_METRICS[measure].high - HUMAN_METRICS[measure].low  # a difference lies within +-span
         interval, _ = basic_interval(resampled, difference, level=level, bounds=(-span, span))
         low, high = interval.low, interval.high
-    conclusion = "better" if high < 0 else "worse" if low > 0 else "no clear difference"
-    if resamples == 0:
-        conclusion = "not tested"
+    conclusion = annotation_conclusion(low, high, tested=resamples > 0, measure=measure)
     by_key = {result.key: result for result in results}
     return AnnotationValue(
         measure=measure, n_hard=int(np.count_nonzero(hard)), soft_labels=soft_value,
@@ -371,6 +376,29 @@ def annotation_value(
         ece_soft_labels=(by_key["soft-labels"].human.get("hard") or {}).get("ece"),
         ece_best_free=(by_key[best_key].human.get("hard") or {}).get("ece"),
     )
+
+
+def annotation_conclusion(low: float, high: float, *, tested: bool = True,
+                          measure: str = ANNOTATION_MEASURE) -> str:
+    """``"better"`` when the whole interval of ``soft_labels - best_free`` is below 0 as
+    the report prints it (:data:`ANNOTATION_DIGITS`: its upper end does not round to
+    0), ``"worse"`` when above, ``"no clear difference"`` otherwise (not beyond chance,
+    or numerically nothing); ``"not tested"`` without an interval."""
+    if not tested:
+        return "not tested"
+    if shown_difference(high, measure) < 0:
+        return "better"
+    if shown_difference(low, measure) > 0:
+        return "worse"
+    return "no clear difference"
+
+
+def shown_difference(value: float, measure: str = ANNOTATION_MEASURE) -> float:
+    """A difference of the annotation measure as the report prints it: 3 decimals of
+    nats, or 1 decimal of points (x 100) for ``human_tvd``."""
+    if measure == "human_tvd":
+        return float(f"{value * 100:.{ANNOTATION_DIGITS - 2}f}") / 100
+    return float(f"{value:.{ANNOTATION_DIGITS}f}")
 
 
 def _smoothing_sweep(
@@ -425,6 +453,7 @@ def _hard_mask(distribution: np.ndarray, hard_mask: np.ndarray | None, hard_spli
 
 def _human_parts(
     y: np.ndarray, proba: np.ndarray, distribution: np.ndarray, hard: np.ndarray, n_bins: int,
+    tie_tolerance: float,
 ) -> dict[str, dict[str, float]]:
     """The human metrics on every row (``"all"``), and the majority-label
     :data:`PART_METRICS` with the human metrics on the hard and the easy rows (a part
@@ -435,13 +464,13 @@ def _human_parts(
     def finite(values: dict[str, float]) -> dict[str, float]:
         return {name: float(value) for name, value in values.items() if np.isfinite(value)}
 
-    parts = {"all": finite(human_metrics(proba, distribution))}
+    parts = {"all": finite(human_metrics(proba, distribution, tie_tolerance=tie_tolerance))}
     for part, rows in (("hard", hard), ("easy", ~hard)):
         if not rows.any():
             continue
         suite = compute_metrics(y[rows], np.ascontiguousarray(proba[rows]), n_bins=n_bins)
         parts[part] = finite({**{name: suite.values[name] for name in PART_METRICS},
-                              **human_metrics(proba[rows], distribution[rows])})
+                              **human_metrics(proba[rows], distribution[rows], tie_tolerance=tie_tolerance)})
     return parts
 
 

@@ -159,6 +159,8 @@ def _histogram(train_p, train_z, train_y, test_p, test_z):
 #: The temperature fitted on human soft labels (run by the ``soft-labels`` baseline; it
 #: takes the human distributions, so it is not one of :data:`METHODS`).
 TEMPERATURE_SOFT = ("temperature-soft", "Temperature scaling fitted on the human votes")
+#: Its name by the kind of human labels it was fitted on (vote counts or soft labels).
+TEMPERATURE_SOFT_NAMES = {"votes": TEMPERATURE_SOFT[1], "soft": "Temperature scaling fitted on the human soft labels"}
 
 METHODS: dict[str, tuple[str, Method]] = {
     "temperature": ("Temperature scaling", _temperature),

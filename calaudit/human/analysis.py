@@ -23,7 +23,7 @@ def analyse_human(
 
     human: HumanLabels = predictions.human
     proba = predictions.y_proba
-    values = _finite(human_metrics(proba, human.distribution))
+    values = _finite(human_metrics(proba, human.distribution, tie_tolerance=human.tie_tolerance))
     plain = noisy = shift = None
     if resamples:
         found = human_intervals(proba, human, estimates=values, resamples=resamples, level=level, seed=seed)
@@ -66,18 +66,30 @@ def _part(name: str, mask: np.ndarray, predictions, *, n_bins: int, resamples: i
     human = predictions.human.take(mask)
     suite = compute_metrics(y, proba, n_bins=n_bins)
     majority = {key: suite.values[key] for key in PART_METRICS}
-    humans = _finite(human_metrics(proba, human.distribution))
+    humans = _finite(human_metrics(proba, human.distribution, tie_tolerance=human.tie_tolerance))
     intervals = None
     if resamples and n_rows >= 2:
         intervals = _part_intervals(y, proba, suite, human, majority, humans, n_bins=n_bins, resamples=resamples,
                                     level=level, seed=seed)
-    plurality = np.argmax(human.distribution, axis=1)
     return HumanPart(
         name, n_rows, share, {**majority, **humans}, intervals,
         confidence=float(proba.max(axis=1).mean()),
         human_share=float(human.distribution.max(axis=1).mean()),
-        model_share=float(proba[np.arange(n_rows), plurality].mean()),
+        model_share=model_share(proba, human),
     )
+
+
+def model_share(proba: np.ndarray, human: HumanLabels) -> float:
+    """The mean probability the model gave the most common human answer. A tied row's
+    "most common answer" is any of its tied classes, each as likely (the fair tie-break
+    of :func:`calaudit.human.votes.plurality_labels`), so the row counts the mean of the
+    model's probabilities over them; the first tied class would favour the classes
+    listed first."""
+    distribution = human.distribution
+    top = distribution.max(axis=1, keepdims=True)
+    at_top = distribution >= top - human.tie_tolerance
+    per_row = np.einsum("ij,ij->i", proba, at_top) / np.count_nonzero(at_top, axis=1)
+    return float(per_row.mean())
 
 
 def _part_intervals(y, proba, suite, human, majority, humans, *, n_bins, resamples, level, seed) -> BootstrapResult:

@@ -62,6 +62,11 @@ at most 5 whatever K is):
   drawn rows' variances (the redraws of different rows are independent, so their sum
   is close to normal). Tested against the exact method on the same data.
 
+Memory never depends on the size of a vote count: a redraw is one multinomial draw
+per row (numpy's, by conditional binomials, whatever ``n_i``), and ``c log c`` comes
+from a table only for counts up to ``2^16`` (computed beyond it); a count of 10^9
+costs what a count of 5 does (:data:`calaudit.human.votes.MAX_VOTE_COUNT` bounds them).
+
 Everything is seeded (``numpy.random.default_rng(seed)``): the same inputs and seed
 give the same intervals.
 """
@@ -128,7 +133,7 @@ def human_intervals(
     if rows is not None:
         proba = proba[rows]
         human = human.take(rows)
-    terms = row_terms(proba, human.distribution)
+    terms = row_terms(proba, human.distribution, tie_tolerance=human.tie_tolerance)
     table = np.column_stack([terms[name] for name in TERM_NAMES])
     n_rows = table.shape[0]
     wanted = {name: float(estimates[name]) for name in HUMAN_METRICS
@@ -253,9 +258,13 @@ class _Support:
         self.log_p = np.zeros((n_rows, width))
         self.h = np.zeros((n_rows, width))
         self.votes = votes.sum(axis=1).astype(np.int64)
+        # A table of c log c only for small counts: its size follows the largest count, so
+        # beyond the limit the logs are computed (memory never grows with a count's size).
         most = int(self.votes.max(initial=0))
-        counts = np.arange(most + 1, dtype=np.float64)
-        self._table = counts * _log_or_zero(counts) if most <= _TABLE_LIMIT else None
+        self._table = None
+        if most <= _TABLE_LIMIT:
+            counts = np.arange(most + 1, dtype=np.float64)
+            self._table = counts * _log_or_zero(counts)
         self.outside = np.empty(n_rows)
         self.entropy_p = np.empty(n_rows)
         self.top = np.empty(n_rows, dtype=np.intp)

@@ -21,8 +21,9 @@ the same rows (``H = votes / votes.sum(row)``, or the soft labels), ``eps`` =
   EntCE;
 * ``human_plurality_agreement`` = the share of rows whose ``argmax_k P_ik`` (ties: the
   first index, as everywhere in calaudit) is the **unique** plurality class of ``H_i``,
-  among the rows whose plurality is not tied (:func:`calaudit.human.votes.tied_mask`);
-  NaN when every row is tied.
+  among the rows whose plurality is not tied (:func:`calaudit.human.votes.tied_mask`
+  with ``tie_tolerance``: 0 for vote counts, :data:`~calaudit.human.votes.SOFT_TIE_TOLERANCE`
+  for soft labels, the default); NaN when every row is tied.
 
 Reference: Baan, Aziz, Plank & Fernandez (2022), "Stop Measuring Calibration When
 Humans Disagree", EMNLP 2022 (DistCE = TVD, EntCE = the absolute entropy gap).
@@ -37,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import NLL_EPS, MetricInfo
-from .votes import tied_mask
+from .votes import SOFT_TIE_TOLERANCE, tied_mask
 
 #: Largest ``-log max(p, eps)``: the ceiling of the cross-entropy and the KL divergence.
 _LOG_FLOOR = float(-np.log(NLL_EPS))
@@ -90,12 +91,14 @@ TERM_NAMES = (*MEAN_METRICS, "agree", "counted")
 _BLOCK_CELLS = 1 << 16
 
 
-def row_terms(proba: np.ndarray, distribution: np.ndarray) -> dict[str, np.ndarray]:
+def row_terms(proba: np.ndarray, distribution: np.ndarray, *,
+              tie_tolerance: float = SOFT_TIE_TOLERANCE) -> dict[str, np.ndarray]:
     """The per-row terms of every human metric, each an ``(N,)`` float64 array.
 
     ``proba`` (P) and ``distribution`` (H) are ``(N, K)`` matrices in the same row and
     class order, rows summing to 1 (as :class:`calaudit.Predictions` and
     :class:`calaudit.human.votes.HumanLabels` guarantee). Keys: :data:`TERM_NAMES`.
+    ``tie_tolerance`` decides which pluralities are tied (``HumanLabels.tie_tolerance``).
     Rows are processed in blocks, so no temporary is larger than a block.
     """
     p_all = np.asarray(proba, dtype=np.float64)
@@ -119,7 +122,7 @@ def row_terms(proba: np.ndarray, distribution: np.ndarray) -> dict[str, np.ndarr
         gap = np.einsum("ij,ij->i", h, log_h) - np.einsum("ij,ij->i", p, _log_or_zero(p))
         out["human_entropy_gap"][start:stop] = gap
         out["human_entropy_gap_abs"][start:stop] = np.abs(gap)
-        counted = ~tied_mask(h)
+        counted = ~tied_mask(h, tie_tolerance)
         out["agree"][start:stop] = counted & (p.argmax(axis=1) == h.argmax(axis=1))
         out["counted"][start:stop] = counted
     return out
@@ -136,10 +139,11 @@ def metrics_from_terms(terms: dict[str, np.ndarray]) -> dict[str, float]:
     return values
 
 
-def human_metrics(proba: np.ndarray, distribution: np.ndarray) -> dict[str, float]:
+def human_metrics(proba: np.ndarray, distribution: np.ndarray, *,
+                  tie_tolerance: float = SOFT_TIE_TOLERANCE) -> dict[str, float]:
     """Every human metric of the model's probabilities against the human distribution
     (definitions: the module docstring), keyed like :data:`HUMAN_METRICS`."""
-    return metrics_from_terms(row_terms(proba, distribution))
+    return metrics_from_terms(row_terms(proba, distribution, tie_tolerance=tie_tolerance))
 
 
 def _log_or_zero(values: np.ndarray) -> np.ndarray:

@@ -22,11 +22,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
-from ..human.votes import SOFT, VOTES, HumanLabels, human_from_soft, human_from_votes, match_columns, plurality_labels
+from ..human.votes import SOFT, VOTES, HumanLabels, human_from_soft, human_from_votes, match_columns
 from ..location import Location
 
 #: The columns read as human labels when no option names them.
@@ -116,6 +117,13 @@ def _explicit(
     for pattern in patterns:
         if is_pattern(pattern):
             matched = [c for c in free if fnmatch.fnmatchcase(c, pattern) and c not in selected]
+            taken = [c for c in reserved if fnmatch.fnmatchcase(str(c), pattern)]
+            if not matched and taken:  # e.g. --soft-cols 'prob_*': the probabilities are not human labels
+                raise UsageError(
+                    f"{option} {pattern!r} matches only {reserved[taken[0]]}{'s' if len(taken) > 1 else ''} "
+                    f"{_preview(taken, 4)}; the model's probabilities are not what people said, so human labels "
+                    f"need columns of their own (such as {DEFAULT_GLOBS[kind]})"
+                )
             if not matched:
                 raise InvalidInputError(
                     f"{shown}: no {_WHAT[kind]} columns match {pattern!r} ({option}); columns are {_preview(columns)}"
@@ -196,10 +204,29 @@ def human_labels(values: np.ndarray, kind: str, *, location: Location, row_sum_t
     return human_from_soft(values, location=location, row_sum_tolerance=row_sum_tolerance)
 
 
-def plurality_label_indices(human: HumanLabels, seed: int) -> tuple[HumanLabels, np.ndarray]:
+def plurality_label_indices(
+    human: HumanLabels, seed: int, class_names: Sequence[object] | None = None,
+) -> tuple[HumanLabels, np.ndarray]:
     """Labels taken from the plurality vote (ties broken by the seeded rule of
-    :func:`calaudit.human.votes.plurality_labels`), and ``human`` marked as their source."""
-    return replace(human, label_from="plurality"), plurality_labels(human.distribution, seed=seed)
+    :func:`calaudit.human.votes.plurality_labels`, keyed by each row's votes and the
+    class names), and ``human`` marked as their source."""
+    return replace(human, label_from="plurality"), human.plurality_labels(seed=seed, class_names=class_names)
+
+
+def break_ties_by_id(predictions: Any, id_col: str | None, seed: int) -> Any:
+    """``predictions`` whose labels came from the plurality vote, with tied rows
+    relabelled by a draw keyed by their id in ``id_col`` (``compare --id-col``), so that
+    an item gets the same label in every file whatever the row order. Anything else
+    (labels from the file, no tie, no such column: alignment names that) is returned as
+    it is."""
+    human = getattr(predictions, "human", None)
+    frame = predictions.extra_columns
+    if (id_col is None or human is None or human.label_from != "plurality" or not human.tied_rows
+            or frame is None or id_col not in frame.columns):
+        return predictions
+    labels = human.plurality_labels(seed=seed, class_names=predictions.class_names, ids=frame[id_col].to_numpy())
+    labels.flags.writeable = False
+    return replace(predictions, y_true=labels)
 
 
 def human_details(human: HumanLabels | None) -> dict[str, object]:

@@ -147,6 +147,8 @@ def column_names(columns: tuple[str, ...] | list[str]) -> str:
 def split_words(split: HumanSplit) -> str:
     """When an item counts as one where people disagree, in words."""
     rule = str(split.rule).strip()
+    if split.threshold <= 1e-9:  # 0 nats, or a median of 0 when most items are unanimous
+        return "an item counts as one where people disagree when not everyone gave the same answer"
     if rule.lower() == "median":
         return ("an item counts as one where people disagree when its votes are at least as spread out as those of "
                 f"the middle item (the median; a spread, or entropy, of {split.threshold:.3g})")
@@ -220,7 +222,8 @@ def distance_sentence(human: HumanAnalysis, level: str) -> str | None:
 
 
 def noise_sentence(human: HumanAnalysis) -> str | None:
-    """With few votes per item the human split is itself uncertain: the wider range."""
+    """With few votes per item the human split is itself uncertain: the range allowing
+    for that, and the plain range beside it ("wider" only when the printed range is)."""
     interval = _interval(human.intervals_with_annotator_noise, "human_tvd")
     if interval is None:
         return None
@@ -231,9 +234,14 @@ def noise_sentence(human: HumanAnalysis) -> str | None:
                 "could have voted differently.")
     else:
         head = "People's split is itself uncertain: other people could have voted differently."
+    text = f"{head} Allowing for that, the figure lies {_between(interval)}"
     plain = _interval(human.intervals, "human_tvd")
-    wider = plain is not None and interval.high - interval.low > plain.high - plain.low
-    return f"{head} Allowing for that, the figure lies {_between(interval)}{', a wider range' if wider else ''}."
+    if plain is not None:
+        shown = [round(value * 100, 1) for value in (interval.low, interval.high, plain.low, plain.high)]
+        without = f"{plain.low * 100:.1f} to {plain.high * 100:.1f} points without it"
+        wider = shown[1] - shown[0] > shown[3] - shown[2] + 1e-9
+        text += f", a wider range than {without}" if wider else f" ({without})"
+    return text + "."
 
 
 def certainty_sentence(human: HumanAnalysis) -> str | None:
@@ -277,12 +285,30 @@ def _answer_share(human: HumanAnalysis) -> str:
     return "of the votes" if human.kind != "soft" else "of people's answers"
 
 
-def _sure_words(part: HumanPart) -> str:
-    if part.confidence - part.human_share >= SURE_MARGIN:
-        return "It is more sure than people were there."
-    if part.human_share - part.confidence >= SURE_MARGIN:
-        return "It is less sure than people were there."
-    return "Its confidence roughly matches people's there."
+def _percent(value: float) -> tuple[str, float]:
+    """A share as printed ("57%", "over 99%", "under 1%") and the number a reader sees
+    in it (99.5 for "over 99%"), so that a comparison in words follows the printed figures."""
+    text = share_text(value)
+    if text == "over 99%":
+        return text, 99.5
+    if text == "under 1%":
+        return text, 0.5
+    return text, float(text.rstrip("%"))
+
+
+def _sure_relation(part: HumanPart) -> tuple[str, str, str]:
+    """How sure the model was, the most common answer's share, and how they compare, in
+    words: "more sure than people were" when the printed confidence is at least
+    :data:`SURE_MARGIN` (in points) above the printed share, "less sure" when as far
+    below, "about as sure" otherwise."""
+    confidence, shown_confidence = _percent(part.confidence)
+    human, shown_human = _percent(part.human_share)
+    gap = shown_confidence - shown_human
+    if gap >= SURE_MARGIN * 100:
+        return confidence, f"only {human}", "more sure than people were"
+    if gap <= -SURE_MARGIN * 100:
+        return confidence, human, "less sure than people were"
+    return confidence, human, "about as sure as people were"
 
 
 def part_sentences(human: HumanAnalysis, n_samples: int) -> list[str]:
@@ -292,18 +318,19 @@ def part_sentences(human: HumanAnalysis, n_samples: int) -> list[str]:
     if hard.n == 0:
         return ["No item reached that line: people agreed enough on every item, so there are no hard cases to look "
                 "at separately."]
+    confidence, share, relation = _sure_relation(hard)
     sentences = [
         f"On the {share_text(hard.share)} of cases where people disagree ({hard.n:,} of {n_samples:,}), the model "
-        f"was {said(hard.confidence)} sure on average, while the most common answer got only "
-        f"{hard.human_share * 100:.0f}% {votes}; the model gave that answer {hard.model_share * 100:.0f}% on "
-        f"average. {_sure_words(hard)}"
+        f"was {confidence} sure on average, {relation}: the most common answer got {share} {votes}; the model "
+        f"gave that answer {share_text(hard.model_share)} on average."
     ]
     if easy.n == 0:
         sentences.append("Every item reached that line: there are no items on which people clearly agreed.")
         return sentences
+    confidence, share, relation = _sure_relation(easy)
     sentences.append(
         f"On the other {share_text(easy.share)} ({easy.n:,} cases), where people mostly agreed, it was "
-        f"{said(easy.confidence)} sure and the most common answer got {easy.human_share * 100:.0f}% {votes}."
+        f"{confidence} sure, {relation}: the most common answer got {share} {votes}."
     )
     hard_ece, easy_ece = hard.metrics.get("ece"), easy.metrics.get("ece")
     if hard_ece is not None and easy_ece is not None:
@@ -367,7 +394,7 @@ def human_text(result: AuditResult) -> HumanText | None:
     split = split[0].upper() + split[1:] + "."
     notes = list(human.notes)
     shift = human.annotator_noise_shift or {}
-    if "human_tvd" in shift:
+    if "human_tvd" in shift and round(shift["human_tvd"] * 100, 1) > 0:  # few votes pushed the figure up
         notes.append(f"Part of the probability out of place comes from having few votes per item, not from the model: "
                      f"redrawing each item's votes moves it by {shift['human_tvd'] * 100:+.1f} points on average, and "
                      "in simulations the real effect of few votes was larger still. Compare models on the same items "
@@ -402,16 +429,19 @@ def _measure_words(measure: str, value: float) -> str:
     return f"{value_text(measure, value)} ({label})"
 
 
-def annotation_paragraph(annotation: AnnotationValue, level: str = "95%") -> str:
+def annotation_paragraph(annotation: AnnotationValue, level: str = "95%", kind: str = "votes") -> str:
     """One paragraph: did retraining on human soft labels calibrate the hard cases
     better than the best free fix? Names the fix, gives the difference range and
-    the conclusion in plain words."""
+    the conclusion in plain words. ``kind`` is what people gave: ``"votes"`` (their vote
+    shares were the training targets) or ``"soft"`` (their soft labels)."""
     a = annotation
     name = f"\u201c{a.best_free_name}\u201d"
+    targets, own = (("soft labels", "soft label") if kind == "soft" else ("vote shares", "few votes"))
+    trained = "soft labels" if kind == "soft" else "votes"
     text = (f"Did paying people to label help? On the {a.n_hard:,} items people can be expected to disagree on "
-            "(judged from the item itself, not from its own few votes, so that a chance split does not decide), "
+            f"(judged from the item itself, not from its own {own}, so that a chance split does not decide), "
             "a reference model "
-            f"we trained on their vote shares had {_measure_words(a.measure, a.soft_labels)} on average; the best "
+            f"we trained on their {targets} had {_measure_words(a.measure, a.soft_labels)} on average; the best "
             f"of the fixes that cost nothing, {name}, had {_measure_words(a.measure, a.best_free)}.")
     points = a.measure == "human_tvd"
     scale, unit, digits = (100.0, " points", 1) if points else (1.0, "", 3)
@@ -424,23 +454,32 @@ def annotation_paragraph(annotation: AnnotationValue, level: str = "95%") -> str
     text += f" The difference is {signed(a.difference)}{unit}"
     if not has_range:
         # Without resamples the audit's conclusion rests on the point figure alone: not stated as a finding.
-        text += (" (no interval was drawn: with resampling turned off this is the figure alone). Without an "
-                 "interval this cannot tell whether the difference is more than chance; audit with bootstrap "
-                 "resamples (--bootstrap) to decide.")
-    elif a.conclusion == "better":
-        text += (f" ({level} interval: between {signed(a.low)} and {signed(a.high)}{unit}). So yes: on the "
-                 "cases where people disagree, training on their votes gave probabilities closer to what people said "
-                 "than any free fix. The annotation bought better calibration.")
+        return text + (" (no interval was drawn: with resampling turned off this is the figure alone). Without an "
+                       "interval this cannot tell whether the difference is more than chance; audit with bootstrap "
+                       "resamples (--bootstrap) to decide.") + _ece_words(a, kind)
+    # The conclusion shares the sentence of the figures it rests on.
+    text += f" ({level} interval: between {signed(a.low)} and {signed(a.high)}{unit})"
+    if a.conclusion == "better":
+        text += (f", so yes: on the cases where people disagree, training on their {trained} gave probabilities "
+                 "closer to what people said than any free fix, and the annotation bought better calibration.")
     elif a.conclusion == "worse":
-        text += (f" ({level} interval: between {signed(a.low)} and {signed(a.high)}{unit}). So no: {name} "
-                 "did better on these cases, for free; the annotation did not pay for itself in calibration.")
+        text += (f", so no: {name} did better on these cases, for free; the annotation did not pay for itself in "
+                 "calibration.")
+    elif float(signed(a.low)) == 0.0 == float(signed(a.high)):  # numerically nothing, as printed
+        text += (", so no difference that matters: the whole range rounds to zero at the precision shown, and "
+                 f"{name} costs nothing.")
     else:
-        text += (f" ({level} interval: between {signed(a.low)} and {signed(a.high)}{unit}). So no clear "
-                 f"difference: this data cannot tell the two apart on these cases, and {name} costs nothing.")
+        text += (", so no clear difference: this data cannot tell the two apart on these cases, and "
+                 f"{name} costs nothing.")
+    return text + _ece_words(a, kind)
+
+
+def _ece_words(a: AnnotationValue, kind: str) -> str:
     if all(v is not None and math.isfinite(v) for v in (a.ece_soft_labels, a.ece_best_free)):
-        text += (f" On the items whose votes did split, their average confidence gaps against the labels were "
-                 f"{a.ece_soft_labels * 100:.1f} and {a.ece_best_free * 100:.1f} points.")
-    return text
+        answers = "answers" if kind == "soft" else "votes"
+        return (f" On the items whose {answers} did split, their average confidence gaps against the labels were "
+                f"{a.ece_soft_labels * 100:.1f} and {a.ece_best_free * 100:.1f} points.")
+    return ""
 
 
 # --------------------------------------------------------------------------- the smoothing sweep
@@ -483,6 +522,9 @@ def sweep_sentence(comparison: Comparison, level: str = "95%") -> str | None:
         return text
     if common == best:
         return text + " That is the common choice of 0.1."
+    if f"{sweep.ece[common] * 100:.1f}" == f"{sweep.ece[best] * 100:.1f}":
+        return text + (f" The common choice of 0.1 gave the same {sweep.ece[common] * 100:.1f} points to the shown "
+                       "precision.")
     text += f" The common choice of 0.1 is not it: it gave {sweep.ece[common] * 100:.1f} points"
     entries = {entry.key: entry for entry in comparison.results}
     entry = entries.get(sweep.keys[common]) if common < len(sweep.keys) else None
@@ -495,8 +537,11 @@ def sweep_sentence(comparison: Comparison, level: str = "95%") -> str | None:
             text += f" and left the model overconfident (its confidence {gap:.1f} points above how often it was right)"
     text += "."
     common_range = _sweep_range(sweep, common)
-    if best_range is not None and common_range is not None and common_range[0] <= best_range[1]:
-        text += " The two ranges overlap, so this sample cannot firmly tell them apart."
+    if best_range is not None and common_range is not None:
+        low, high = f"{common_range[0] * 100:.1f}", f"{best_range[1] * 100:.1f}"
+        if float(low) <= float(high):  # as printed
+            text += (f" Its range (from {low} points) reaches into the best one's (up to {high}): the two ranges "
+                     "overlap, so this sample cannot firmly tell them apart.")
     return text
 
 
@@ -520,7 +565,8 @@ def human_report(result: AuditResult) -> HumanReport:
     annotation = comparison.annotation if comparison is not None else None
     return HumanReport(
         human=human_text(result),
-        annotation=annotation_paragraph(annotation, level) if annotation is not None else None,
+        annotation=(annotation_paragraph(annotation, level, result.human.kind if result.human is not None else "votes")
+                    if annotation is not None else None),
         annotation_conclusion=annotation.conclusion if annotation is not None else None,
         sweep=sweep_sentence(comparison, level) if comparison is not None else None,
     )
