@@ -89,7 +89,13 @@ def audit(
             raise UsageError("y_true is None: give the true labels, or votes / soft_labels to take them from")
         names = list(class_names) if class_names is not None else None
         fits = names is not None and len(names) == human.distribution.shape[1]  # else the shape check below says so
-        y_true = human.plurality_labels(seed=seed, class_names=names if fits else None)
+        try:
+            scores = np.asarray(y_proba, dtype=np.float64)
+        except (TypeError, ValueError):
+            scores = None  # the validation below names the bad value
+        if scores is not None and scores.shape[:1] != human.distribution.shape[:1]:
+            scores = None  # the shape check below says so
+        y_true = human.plurality_labels(seed=seed, class_names=names if fits else None, row_values=scores)
         human = replace(human, label_from="plurality")
     predictions = Predictions.from_arrays(
         y_true, y_proba, class_names=class_names, logits=logits, row_sum_tolerance=row_sum_tolerance

@@ -602,10 +602,11 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
                           if is_model else _load_file(path, own))
         except ProbabilitiesAsLogitsError as exc:
             raise compare_remedy(exc, name, every) from None
-    if options["id_col"]:  # a tied plurality vote is settled by the item's id: the same label in every file
-        from .loaders.human_columns import break_ties_by_id
+    # A tied plurality vote is settled by the item's id (or row number, by which files
+    # without ids are aligned): the same label in every file, whatever its scores.
+    from .loaders.human_columns import break_ties_by_id
 
-        loaded = [break_ties_by_id(predictions, options["id_col"], options["seed"]) for predictions in loaded]
+    loaded = [break_ties_by_id(predictions, options["id_col"], options["seed"]) for predictions in loaded]
     aligned, alignment = align_predictions(loaded, display, id_col=options["id_col"])
     exclude = (options["id_col"],) if options["id_col"] else ()
     audits = [_apply_gate(_audit(ctx, predictions, own, data_path, exclude), options)

@@ -108,9 +108,31 @@ def test_a_tied_label_belongs_to_the_item_not_to_its_row_position():
         moved = human_from_votes(votes[:, columns], location=Location("votes"))
         relabelled = moved.plurality_labels(seed=7, class_names=[names[c] for c in columns], ids=key)
         np.testing.assert_array_equal(np.array(columns)[relabelled], labels)
-    # Without an id an item is known by its votes: the same votes get the same draw.
+    # Without an id or scores an item is known by its votes: the same votes, the same draw.
     same = human_from_votes(np.array([[2.0, 2.0, 0.0]] * 30), location=Location("votes"))
     assert len(set(same.plurality_labels(seed=5).tolist())) == 1
+
+
+def test_many_items_with_the_same_split_are_not_settled_all_one_way():
+    """A crowd of two annotators gives many 1-1 items. Keyed by the votes alone they
+    would all go to one class, which biases the accuracy on them by the model's
+    preference; keyed by votes and the row's scores (as the loaders do), each item gets
+    its own fair draw, and the draw still does not depend on the row position."""
+    from scipy.stats import binomtest
+
+    n = 2000
+    rng = np.random.default_rng(4)
+    votes = np.tile([1.0, 1.0], (n, 1))
+    scores = rng.dirichlet([1.0, 1.0], size=n)
+    human = human_from_votes(votes, location=Location("votes"))
+    labels = human.plurality_labels(seed=0, row_values=scores)
+    assert binomtest(int(labels.sum()), n, 0.5).pvalue > 1e-3
+    # Fair against the model's own pick too: the label does not follow the scores.
+    agrees = int((labels == scores.argmax(axis=1)).sum())
+    assert binomtest(agrees, n, 0.5).pvalue > 1e-3
+    order = rng.permutation(n)
+    shuffled = human_from_votes(votes[order], location=Location("votes"))
+    np.testing.assert_array_equal(shuffled.plurality_labels(seed=0, row_values=scores[order]), labels[order])
 
 
 @pytest.mark.parametrize("keyed_by", ["id", "votes"])

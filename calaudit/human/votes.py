@@ -71,11 +71,12 @@ class HumanLabels:
         return tied_mask(self.distribution, self.tie_tolerance)
 
     def plurality_labels(self, *, seed: int, class_names: Sequence[object] | None = None,
-                         ids: Sequence[object] | np.ndarray | None = None) -> np.ndarray:
+                         ids: Sequence[object] | np.ndarray | None = None,
+                         row_values: np.ndarray | None = None) -> np.ndarray:
         """One label per row, ties broken by :func:`plurality_labels` (keyed by ``ids``
-        when given, else by the votes or soft labels)."""
+        when given, else by the votes or soft labels and ``row_values``)."""
         return plurality_labels(self.distribution, seed=seed, votes=self.votes, ids=ids, class_names=class_names,
-                                tolerance=self.tie_tolerance)
+                                tolerance=self.tie_tolerance, row_values=row_values)
 
     @property
     def n_annotators(self) -> np.ndarray | None:
@@ -195,7 +196,7 @@ def plurality(distribution: np.ndarray, tolerance: float = SOFT_TIE_TOLERANCE) -
 def plurality_labels(
     distribution: np.ndarray, *, seed: int, votes: np.ndarray | None = None,
     ids: Sequence[object] | np.ndarray | None = None, class_names: Sequence[object] | None = None,
-    tolerance: float = SOFT_TIE_TOLERANCE,
+    tolerance: float = SOFT_TIE_TOLERANCE, row_values: np.ndarray | None = None,
 ) -> np.ndarray:
     """One label per row: the plurality class, a tie broken at random among the tied
     classes (:data:`TIE_RULE`).
@@ -207,9 +208,12 @@ def plurality_labels(
     item, the class names and the seed, never of the row's position or of the class
     columns' order (the count vector is hashed as a set of (class, count) pairs). Over
     keys the hashes are uniform and independent, so every tied class is equally likely:
-    the draw favours no class. Without ids, rows with the same votes share a draw (an
-    item is known only by its votes then). ``class_names`` default to the column
-    positions. Only tied rows are hashed, in blocks: memory is bounded whatever N, K.
+    the draw favours no class. Without ids, an item is known by its votes and, when
+    ``row_values`` are given (``(N, K)`` numbers of the same row, the model's scores in
+    the loaders), by those too: rows with the same votes but different scores get
+    independent draws, so a data set of many 1-1 splits is not settled all one way.
+    The scores' content never favours a class: the hash is uniform over keys.
+    ``class_names`` default to the column positions. Only tied rows are hashed, in blocks: memory is bounded whatever N, K.
     """
     distribution = np.asarray(distribution, dtype=np.float64)
     labels = np.argmax(distribution, axis=1).astype(np.intp)
@@ -238,6 +242,8 @@ def plurality_labels(
             key = id_hash[start : start + block] ^ _ID_SALT
         else:
             key = _vote_keys(rows, distribution, votes, class_hash)
+            if row_values is not None:
+                key = _mix(key ^ value_keys(np.asarray(row_values)[rows], class_hash))
         part = distribution[rows]
         candidates = part >= part.max(axis=1, keepdims=True) - tolerance
         with np.errstate(over="ignore"):
@@ -283,6 +289,19 @@ def _vote_keys(rows: np.ndarray, distribution: np.ndarray, votes: np.ndarray | N
     # A sum over classes of a hash of (class, amount): the same whatever the column order.
     with np.errstate(over="ignore"):
         return _mix(class_hash[None, :] ^ _mix(amounts)).sum(axis=1, dtype=np.uint64)
+
+
+def value_keys(values: np.ndarray, class_hash: np.ndarray) -> np.ndarray:
+    """A 64-bit key of each row of ``(n, K)`` numbers: a sum over classes of a hash of
+    (class, the number's float64 bits), the same whatever the column order."""
+    bits = np.ascontiguousarray(values, dtype=np.float64).reshape(len(values), -1).view(np.uint64)
+    if bits.shape[1] != class_hash.shape[0]:  # one score column of a binary model: by position
+        class_hash = _mix(np.arange(bits.shape[1], dtype=np.uint64) ^ _VALUE_SALT)
+    with np.errstate(over="ignore"):
+        return _mix(class_hash[None, :] ^ _mix(bits ^ _VALUE_SALT)).sum(axis=1, dtype=np.uint64)
+
+
+_VALUE_SALT = np.uint64(0x5C0E_5CA1_AB1E_0002)
 
 
 def match_columns(

@@ -205,26 +205,33 @@ def human_labels(values: np.ndarray, kind: str, *, location: Location, row_sum_t
 
 
 def plurality_label_indices(
-    human: HumanLabels, seed: int, class_names: Sequence[object] | None = None,
+    human: HumanLabels, seed: int, class_names: Sequence[object] | None = None, scores: np.ndarray | None = None,
 ) -> tuple[HumanLabels, np.ndarray]:
     """Labels taken from the plurality vote (ties broken by the seeded rule of
-    :func:`calaudit.human.votes.plurality_labels`, keyed by each row's votes and the
-    class names), and ``human`` marked as their source."""
-    return replace(human, label_from="plurality"), human.plurality_labels(seed=seed, class_names=class_names)
+    :func:`calaudit.human.votes.plurality_labels`, keyed by each row's votes, its
+    ``scores`` as read and the class names), and ``human`` marked as their source."""
+    labels = human.plurality_labels(seed=seed, class_names=class_names, row_values=scores)
+    return replace(human, label_from="plurality"), labels
 
 
 def break_ties_by_id(predictions: Any, id_col: str | None, seed: int) -> Any:
     """``predictions`` whose labels came from the plurality vote, with tied rows
-    relabelled by a draw keyed by their id in ``id_col`` (``compare --id-col``), so that
-    an item gets the same label in every file whatever the row order. Anything else
-    (labels from the file, no tie, no such column: alignment names that) is returned as
-    it is."""
+    relabelled by a draw keyed by their id in ``id_col`` (``compare --id-col``), or by
+    their row number without one (``compare`` aligns such files by row), so that an item
+    gets the same label in every file whatever the scores and, with ids, the row order.
+    Anything else (labels from the file, no tie, no such column: alignment names that)
+    is returned as it is."""
     human = getattr(predictions, "human", None)
     frame = predictions.extra_columns
-    if (id_col is None or human is None or human.label_from != "plurality" or not human.tied_rows
-            or frame is None or id_col not in frame.columns):
+    if human is None or human.label_from != "plurality" or not human.tied_rows:
         return predictions
-    labels = human.plurality_labels(seed=seed, class_names=predictions.class_names, ids=frame[id_col].to_numpy())
+    if id_col is None:
+        ids = np.arange(1, predictions.y_true.shape[0] + 1)
+    elif frame is not None and id_col in frame.columns:
+        ids = frame[id_col].to_numpy()
+    else:
+        return predictions
+    labels = human.plurality_labels(seed=seed, class_names=predictions.class_names, ids=ids)
     labels.flags.writeable = False
     return replace(predictions, y_true=labels)
 

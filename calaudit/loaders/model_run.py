@@ -141,7 +141,7 @@ def load_model_predictions(
     if dataset.labels is not None:
         labels = dataset.labels[kept]
     else:  # votes and no labels: the plurality vote is the label
-        human, plurality = plurality_label_indices(human, seed, names)
+        human, plurality = plurality_label_indices(human, seed, names, scores)
         labels = np.asarray(names, dtype=object)[plurality]
     row_ids = dataset.row_ids[kept] if dataset.row_ids is not None else kept + 1
     import pandas as pd

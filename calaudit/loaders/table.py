@@ -137,7 +137,7 @@ def load_prediction_file(
             Location(shown, human_in_class_order, True, line_of), row_sum_tolerance,
         )
         if labels is None:
-            human, plurality = plurality_label_indices(human, seed, names)
+            human, plurality = plurality_label_indices(human, seed, names, scores)
             labels = np.asarray(names, dtype=object)[plurality]
     details = {
         "label_column": read_label,
