@@ -56,11 +56,11 @@ def segments_figure(analysis: SegmentAnalysis) -> dict[str, Any]:
     for name, s in zip(names, judged):
         interval = (s.intervals or {}).get("ece")
         text = (f"{label(name)}: {s.n:,} cases<br>said {_pct(s.mean_confidence)}, right "
-                f"{_pct(s.metrics.get('accuracy'))}<br>off by {s.metrics.get('ece', 0.0) * 100:.1f} points on average")
+                f"{_pct(s.metrics.get('accuracy'))}<br>off by {s.metrics.get('ece', 0.0) * 100:.1f} percentage points on average")
         if interval is not None:
             text += f" (95% interval {interval.low * 100:.1f} to {interval.high * 100:.1f})"
         if s.rest_ece is not None:
-            text += f"<br>rest of the data: {s.rest_ece * 100:.1f} points"
+            text += f"<br>rest of the data: {s.rest_ece * 100:.1f} percentage points"
         text += "<br>FLAGGED: worse than the rest beyond chance" if s.flagged else ""
         hover.append(text)
 
@@ -88,7 +88,7 @@ def segments_figure(analysis: SegmentAnalysis) -> dict[str, Any]:
                      "y": rest, "x": [judged[i].rest_ece * 100 for i in rest],
                      "marker": {"symbol": "line-ns-open", "size": 16, "color": "#000000", "line": {"width": 2}},
                      "hovertext": [f"Rest of the data (without {label(names[i])}): "
-                                   f"{judged[i].rest_ece * 100:.1f} points" for i in rest],
+                                   f"{judged[i].rest_ece * 100:.1f} percentage points" for i in rest],
                      "hoverinfo": "text"})
     title = "Where is its confidence furthest from the truth?"
     if analysis.found_by == "search":

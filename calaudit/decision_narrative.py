@@ -77,7 +77,7 @@ def join_names(names: list[str] | tuple[str, ...]) -> str:
 
 
 def threshold_text(threshold: float) -> str:
-    """A confidence threshold with as few decimals as keep it within 0.05 points, never
+    """A confidence threshold with as few decimals as keep it within 0.05 percentage points, never
     shown as 100% when it is below 1 (0.8666 -> '86.7%', 0.87 -> '87%', 0.9999999 ->
     '99.999%'): the charts' hover text."""
     return threshold_percent(threshold, within=0.05)
@@ -106,7 +106,7 @@ def _mean_confidence(segment: Segment) -> float | None:
 
 def segment_sentence(segment: Segment) -> str:
     """'For channel = mobile (1,204 cases) it said 91% and was right 72% (867 right,
-    337 wrong). There its confidence is off by 19.3 points on average, against 4.1 on
+    337 wrong). There its confidence is off by 19.3 percentage points on average, against 4.1 on
     the rest of the data.'"""
     accuracy = segment.metrics.get("accuracy")
     confidence = _mean_confidence(segment)
@@ -118,7 +118,7 @@ def segment_sentence(segment: Segment) -> str:
             f"({right:,} right, {segment.n - right:,} wrong).")
     ece = segment.metrics.get("ece")
     if ece is not None and segment.rest_ece is not None:
-        text += (f" There its confidence is off by {_points(ece)} points on average, against "
+        text += (f" There its confidence is off by {_points(ece)} percentage points on average, against "
                  f"{_points(segment.rest_ece)} on the rest of the data.")
     return text
 

@@ -270,7 +270,7 @@ def direction_sentence(metrics: dict[str, float], vendor: dict[str, float] | Non
     text = (f"Its confidence is about right on average: it says {confidence} and is right {accuracy * 100:.0f}% of "
             "the time")
     if metrics.get("ece", 0.0) >= 2 * DIRECTION_FLOOR:
-        text += (f"; the average gap of {metrics['ece'] * 100:.1f} points comes from bands where it is too sure "
+        text += (f"; the average gap of {metrics['ece'] * 100:.1f} percentage points comes from bands where it is too sure "
                  "and others where it is too timid")
     return text + "."
 
@@ -288,7 +288,7 @@ def baseline_sentences(result: AuditResult) -> list[str]:
         if entry.kind == "vendor":
             continue
         m = entry.metrics
-        change = f"{gap} to {m['ece'] * 100:.1f} points"
+        change = f"{gap} to {m['ece'] * 100:.1f} percentage points"
         if entry.key == "temperature":
             text = (
                 f"Temperature scaling, a one-number correction that never changes which answer the model picks, "
@@ -316,8 +316,8 @@ def baseline_sentences(result: AuditResult) -> list[str]:
                 trained = "hard labels" if not smoothing else f"label smoothing {smoothing:g}"
             text = (
                 f"A reference model we trained ourselves ({trained}) on {entry.details.get('features', 'the same data')} "
-                f"has an average gap of {m['ece'] * 100:.1f} points and accuracy {m['accuracy'] * 100:.1f}% "
-                f"(vendor: {gap} points, {vendor['accuracy'] * 100:.1f}%)."
+                f"has an average gap of {m['ece'] * 100:.1f} percentage points and accuracy {m['accuracy'] * 100:.1f}% "
+                f"(vendor: {gap} percentage points, {vendor['accuracy'] * 100:.1f}%)."
             )
         if "confidence_gap" in m and "accuracy" in m:
             text += " " + direction_sentence(m, vendor if "confidence_gap" in vendor else None)

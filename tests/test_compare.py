@@ -400,7 +400,7 @@ def test_the_ranking_says_better_only_for_a_distinguishable_difference():
     told = rank_models(["ModelB", "ModelA"], ece, [_difference("ModelB", "ModelA", ece, True)], 2000)
     assert told.metric == "ece" and told.order == ("ModelA", "ModelB")
     assert told.sentence == (
-        "ModelA is better calibrated than ModelB: its confidence is off by 3.1 points on average against 7.8 "
+        "ModelA is better calibrated than ModelB: its confidence is off by 3.1 percentage points on average against 7.8 "
         "(the 4.7-point gap is beyond chance on 2,000 shared cases)."
     )
     untold = rank_models(["ModelB", "ModelA"], ece, [_difference("ModelB", "ModelA", ece, False)], 2000)
@@ -436,7 +436,7 @@ def test_two_models_within_calibration_noise_are_never_said_to_differ_in_calibra
     differences = [_difference("A", "B", ece, True)]
     both = rank_models(["A", "B"], ece, differences, 400, within_noise=["A", "B"])
     assert both.order == ("A", "B")
-    assert both.sentence == ("A and B cannot be told apart on 400 cases (off by 1.6 and 5.5 points on average, both "
+    assert both.sentence == ("A and B cannot be told apart on 400 cases (off by 1.6 and 5.5 percentage points on average, both "
                              "within what chance gives a perfectly calibrated model).")
     one = rank_models(["A", "B"], ece, differences, 400, within_noise=["A"])
     assert one.sentence.startswith("A is better calibrated than B")

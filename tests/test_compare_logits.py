@@ -183,7 +183,7 @@ def test_a_gap_beyond_chance_is_never_written_as_zero_points():
         sentence = ranking.sentence
         assert "A is better calibrated than B" in sentence
         gap = sentence.split("(the ")[1].split("-point gap")[0]
-        off = sentence.split("off by ")[1].split(" points on average against ")
+        off = sentence.split("off by ")[1].split(" percentage points on average against ")
         low, high = float(off[0]), float(off[1].split(" ")[0])
         assert float(gap) > 0 and low < high, sentence
         assert float(gap) == pytest.approx(100 * (worse - better), rel=0.5), sentence

@@ -267,7 +267,7 @@ def test_flagged_segments_come_first_in_plain_sentences_with_their_figures(decid
         expected = (f"For {label} ({segment.n:,} cases) it said {_pct(segment.mean_confidence)} and was right "
                     f"{_pct(segment.metrics['accuracy'])} ({right:,} right, {segment.n - right:,} wrong).")
         assert expected in text
-        assert (f"off by {segment.metrics['ece'] * 100:.1f} points on average, against "
+        assert (f"off by {segment.metrics['ece'] * 100:.1f} percentage points on average, against "
                 f"{segment.rest_ece * 100:.1f} on the rest of the data") in text
         positions.append(text.index(expected))
     assert positions == sorted(positions), "flagged segments in the analysis's (worst-first) order"

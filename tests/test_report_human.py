@@ -171,7 +171,7 @@ def test_digits_like_label_smoothing_says_it_overshot_into_timidity(plain):
     result = dataclasses.replace(plain, baselines=_comparison(plain))
     entry = {e.key: e for e in result.baselines.results}["label-smoothing-0.1"].metrics
     text = _sentence(result, "label smoothing 0.1")
-    assert f"has an average gap of {_points(entry['ece'])} points" in text
+    assert f"has an average gap of {_points(entry['ece'])} percentage points" in text
     said_figure = said(entry["accuracy"] + entry["confidence_gap"])
     assert (f"It overshot and is now too timid: it says {said_figure} on average and is right "
             f"{entry['accuracy'] * 100:.0f}% of the time.") in text
@@ -207,7 +207,7 @@ def test_a_gap_that_mostly_cancels_is_about_right_on_average(plain):
     result = dataclasses.replace(plain, baselines=_comparison(plain, extra=extra))
     text = _sentence(result, "Histogram binning")
     assert "Its confidence is about right on average: it says 82% and is right 80% of the time" in text
-    assert f"the average gap of {_points(ece)} points comes from bands where it is too sure and others" in text
+    assert f"the average gap of {_points(ece)} percentage points comes from bands where it is too sure and others" in text
 
 
 @pytest.mark.parametrize(("gap", "ece", "expected"), [

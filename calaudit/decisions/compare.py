@@ -325,7 +325,7 @@ def rank_models(
             better, worse = group[-1], groups[k + 1][0]
             low, high, gap = _figures(values[better], values[worse])
             sentences.append(
-                f"{better} is better calibrated than {worse}: its confidence is off by {low} points on average "
+                f"{better} is better calibrated than {worse}: its confidence is off by {low} percentage points on average "
                 f"against {high} (the {gap}-point gap is beyond chance on {n_samples:,} shared cases)."
             )
     return Ranking(metric, tuple(order), " ".join(sentences))
@@ -336,7 +336,7 @@ def _group_sentence(group: list[str], apart: list[tuple[str, str]], values: dict
     """Neighbours that cannot be told apart. A pair further apart in the group that is
     told apart (the paired intervals need not be transitive) is said too."""
     figures = ", ".join(_points(values[name]) for name in group[:-1]) + f" and {_points(values[group[-1]])}"
-    sentence = f"{_listed(group)} cannot be told apart on {n_samples:,} cases (off by {figures} points on average"
+    sentence = f"{_listed(group)} cannot be told apart on {n_samples:,} cases (off by {figures} percentage points on average"
     if all_within_noise:
         every = "both" if len(group) == 2 else "all"
         sentence += f", {every} within what chance gives a perfectly calibrated model"
@@ -366,7 +366,7 @@ def _figures(better: float, worse: float) -> tuple[str, str, str]:
     """Two calibration errors told apart and their gap, in points with as many decimals
     as show a gap (one, unless the figures are closer than that): never "a 0.0-point
     gap" between figures that read the same. Told apart, they differ by more than
-    :data:`ROUNDING` (1e-7 points), so nine decimals always suffice."""
+    :data:`ROUNDING` (1e-7 percentage points), so nine decimals always suffice."""
     gap = 100.0 * (worse - better)
     for digits in range(1, 10):
         low, high = f"{100.0 * better:.{digits}f}", f"{100.0 * worse:.{digits}f}"

@@ -182,10 +182,10 @@ def change_sentence(result: AuditResult) -> str | None:
         size = f"a window of {latest['rows']:,} predictions calibrated like the earlier ones"
         if direction == "worse":
             chance = (f" Its average gap, {_points(latest['ece'])} percentage points, is more than chance gives "
-                      f"{size} (about {_points(expected)} points).")
+                      f"{size} (about {_points(expected)} percentage points).")
         elif direction == "unclear":
             chance = (f" Its average gap, {_points(latest['ece'])} percentage points, is within what chance gives "
-                      f"{size} (about {_points(expected)} points on average).")
+                      f"{size} (about {_points(expected)} percentage points on average).")
         elif direction == "better":
             chance = (f" Its average gap, {_points(latest['ece'])} percentage points, is smaller than the earlier "
                       f"predictions' {_points(earlier['ece'])} by more than chance explains.")
@@ -241,12 +241,12 @@ def _hover(window: dict[str, Any], settings: dict[str, Any], level: str) -> str:
     said, right = _pair(window["mean_confidence"], window["accuracy"])
     text = (f"{window_label(window, settings)}: {window['rows']:,} predictions<br>"
             f"Said {said} sure, right {right} of the time ({_right_count(window):,})<br>"
-            f"Average gap {window['ece'] * 100:.1f} points")
+            f"Average gap {window['ece'] * 100:.1f} percentage points")
     interval = (window.get("intervals") or {}).get("ece")
     if interval:
         text += f" ({level} interval {interval['low'] * 100:.1f} to {interval['high'] * 100:.1f})"
     if window.get("ece_noise_floor") is not None:
-        text += f"<br>Chance alone would show {window['ece_noise_floor'] * 100:.1f} points"
+        text += f"<br>Chance alone would show {window['ece_noise_floor'] * 100:.1f} percentage points"
     if window.get("too_few_rows"):
         text += "<br>Too few predictions to judge"
     return text
@@ -398,7 +398,7 @@ def window_lines(result: AuditResult, limit: int = SHOWN_LINES) -> list[str]:
         lines.append(f"  {row['window']:<{width}} {row['rows']:>10} {row['said']:>7} {row['right']:>7} "
                      f"{right:<14} {row['ece']:>7} {ece}".rstrip())
     lines.append("  Avg gap = the average gap between said and right within confidence bins (ECE), in percentage "
-                 "points.")
+                 "percentage points.")
     sentence = change_sentence(result)
     if sentence:
         lines.append(sentence)
