@@ -220,6 +220,22 @@ def test_many_partitions_merge_into_one(tmp_path, cluster):
     assert info["batches"] == expected_info["batches"]
 
 
+def test_the_merge_tree_and_a_lone_last_partition(tmp_path, cluster):
+    """Groups of eight per level; a group of one (the 9th partition) is carried up
+    unmerged, and every row is counted once."""
+    assert [engine.merge_levels(n) for n in (1, 8, 9, 65)] == [[1], [8, 1], [9, 2, 1], [65, 9, 2, 1]]
+    rng = np.random.default_rng(12)
+    hive_dataset(tmp_path / "logs", [frame(rng, 4) for _ in range(9)])
+    dataset = open_prediction_dataset(tmp_path / "logs", batch_rows=3)
+    statistics, info = dask_statistics(dataset, n_bins=N_BINS, scheduler=cluster.scheduler_address)
+    expected, expected_info = stream_statistics(dataset.batches(), n_bins=N_BINS)
+    assert info["partitions"] == 9 and statistics.n_rows == expected.n_rows == 36
+    for name in ("top_count", "top_correct", "class_count", "fine_count"):
+        np.testing.assert_array_equal(getattr(statistics, name), getattr(expected, name), err_msg=name)
+    assert statistics.metrics() == pytest.approx(expected.metrics(), abs=1e-12)
+    assert info["batches"] == expected_info["batches"]
+
+
 def test_a_time_filter_reads_the_rows_a_single_process_reads(tmp_path, cluster):
     """Row groups the filter skips are planned as empty; a partition whose rows all lie
     outside the period adds nothing (and does not fail)."""

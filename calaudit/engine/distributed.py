@@ -320,11 +320,11 @@ def _ask_scheduler(address: str, timeout: float) -> None:
         try:
             async with rpc(address, timeout=timeout, connection_args=connection_args) as remote:
                 return await remote.identity()
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            raise
         except CommClosedError:
             raise NotAScheduler("it closed the connection without answering in Dask's protocol; a scheduler "
                                 "that uses TLS is addressed tls://host:port") from None
+        except (OSError, asyncio.TimeoutError):  # no answer in time, or gone since the first connection
+            raise
         except Exception:  # MemoryError, ValueError, a decoding error: bytes of another protocol
             raise NotAScheduler("it answered in another protocol") from None
 
