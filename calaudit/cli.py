@@ -385,6 +385,10 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
     probability column per class named prob_<class> (or --prob-cols /
     --score-col). Labels are class names or 0-based class indices.
     """
+    if (options["scheduler"] or "").strip() and options["engine"] != "dask":  # only Dask has a scheduler
+        engine = "the default --engine auto" if options["engine"] == "auto" else f"--engine {options['engine']}"
+        raise click.UsageError(f"--scheduler is for --engine dask, not {engine}; add --engine dask, or drop "
+                               "--scheduler")
     is_model = input_path.suffix.lower() == ".onnx"
     if not is_model and data_path is None:
         from .cli_stream import dataset_root, stream_dataset_result, stream_reason
@@ -619,7 +623,8 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
     failed = [(name, gate) for name, gate in comparison.gates.items() if not gate.passed]
     if failed:
         name, gate = failed[0]
-        more = f" (and {len(failed) - 1} more model(s) failed)" if len(failed) > 1 else ""
+        more = (f" (and {len(failed) - 1} more model{'' if len(failed) == 2 else 's'} failed)"
+                if len(failed) > 1 else "")
         click.echo(f"calaudit: gate failed: {one_line(name)}: {one_line(gate.failures[0].message)}{more}", err=True)
         ctx.exit(int(ExitCode.GATE_FAILED))
 
@@ -687,7 +692,8 @@ def _exit_for_gate(ctx: click.Context, result: Any) -> None:
     if result.gate is None or result.gate.passed:
         return
     failures = result.gate.failures
-    more = f" (and {len(failures) - 1} more failed check(s))" if len(failures) > 1 else ""
+    more = (f" (and {len(failures) - 1} more failed check{'' if len(failures) == 2 else 's'})"
+            if len(failures) > 1 else "")
     click.echo(f"calaudit: gate failed: {one_line(failures[0].message)}{more}", err=True)
     ctx.exit(int(ExitCode.GATE_FAILED))
 

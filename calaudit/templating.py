@@ -42,6 +42,13 @@ def count(value: int | float) -> str:
     return f"{int(value):,}"
 
 
+def counted(value: int | float, noun: str, plural: str | None = None) -> str:
+    """A count and its noun in agreement: ``counted(1, "file")`` -> '1 file',
+    ``counted(3, "batch", "batches")`` -> '3 batches' (default plural: ``noun + "s"``)."""
+    number = int(value)
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
 def visible(value: Any) -> Any:
     """Every plain string a template prints with its control characters and line breaks
     shown as escapes (a class name ``"cat\\n"`` prints as ``cat\\n``): a vendor string
@@ -74,4 +81,5 @@ def environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters.update(pct=pct, num=num, count=count, target=target_percent, confidence=_confidence)
+    env.filters["counted"] = counted  # {{ n | counted("file") }}: '1 file', '3 files'
     return env

@@ -221,3 +221,41 @@ def test_a_streamed_single_file_may_have_its_outputs_beside_it_but_not_over_it(t
     before = path.read_bytes()
     assert "would overwrite" in error_line(invoke("run", path, "--engine", "stream", "--json", path), 2)
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(("engine", "named"), [("stream", "--engine stream"), ("memory", "--engine memory"),
+                                               (None, "the default --engine auto")])
+def test_a_scheduler_without_the_dask_engine_is_a_usage_error(tmp_path, engine, named):
+    """Only --engine dask has a scheduler: elsewhere --scheduler would be ignored in silence."""
+    _write_dataset(tmp_path / "logs", days=1)
+    line = error_line(invoke("run", tmp_path / "logs", *(("--engine", engine) if engine else ()),
+                             "--scheduler", "tcp://127.0.0.1:8786"), 2)
+    assert line.startswith(f"calaudit: error: --scheduler is for --engine dask, not {named}; add --engine dask, "
+                           "or drop --scheduler")
+
+
+def test_counts_agree_with_their_nouns_in_the_terminal_and_the_report(tmp_path):
+    """'from 1 file', '1 batch', '3 files': no 'file(s)', 'batch(es)' or '?'."""
+    from calaudit.templating import counted
+
+    assert [counted(1, "file"), counted(3, "file"), counted(1, "batch", "batches"), counted(12345, "row")] == [
+        "1 file", "3 files", "1 batch", "12,345 rows"]
+    _write_dataset(tmp_path / "one", days=1, rows=150)  # one file of 150 rows
+    result = ok("run", tmp_path / "one", "--batch-rows", "1000", "--report", tmp_path / "one.html")
+    assert "Streamed: 150 rows from 1 file in 2 batches of at most 1,000 rows." in result.stdout.splitlines()
+    appendix = streamed_paragraph(tmp_path / "one.html")
+    assert appendix.startswith("<p>Streamed in 2 batches: 150 rows from 1 file (")
+    _write_dataset(tmp_path / "three", days=3, rows=90)
+    result = ok("run", tmp_path / "three", "--batch-rows", "1000", "--report", tmp_path / "three.html")
+    assert "Streamed: 270 rows from 3 files in 3 batches of at most 1,000 rows." in result.stdout.splitlines()
+    assert streamed_paragraph(tmp_path / "three.html").startswith("<p>Streamed in 3 batches: 270 rows from 3 files (")
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("Streamed:")]
+    for text in (line, appendix):
+        assert "(s)" not in text and "(es)" not in text and "?" not in text
+
+
+def streamed_paragraph(report: Path) -> str:
+    """The report appendix's paragraph on how a streamed run read its data."""
+    html = report.read_text()
+    start = html.index("<p>Streamed")
+    return html[start : html.index("</p>", start)]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
+import re
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from contextlib import suppress
 from types import SimpleNamespace
 from typing import ClassVar
 
@@ -217,6 +220,22 @@ def test_many_partitions_merge_into_one(tmp_path, cluster):
     assert info["batches"] == expected_info["batches"]
 
 
+def test_the_merge_tree_and_a_lone_last_partition(tmp_path, cluster):
+    """Groups of eight per level; a group of one (the 9th partition) is carried up
+    unmerged, and every row is counted once."""
+    assert [engine.merge_levels(n) for n in (1, 8, 9, 65)] == [[1], [8, 1], [9, 2, 1], [65, 9, 2, 1]]
+    rng = np.random.default_rng(12)
+    hive_dataset(tmp_path / "logs", [frame(rng, 4) for _ in range(9)])
+    dataset = open_prediction_dataset(tmp_path / "logs", batch_rows=3)
+    statistics, info = dask_statistics(dataset, n_bins=N_BINS, scheduler=cluster.scheduler_address)
+    expected, expected_info = stream_statistics(dataset.batches(), n_bins=N_BINS)
+    assert info["partitions"] == 9 and statistics.n_rows == expected.n_rows == 36
+    for name in ("top_count", "top_correct", "class_count", "fine_count"):
+        np.testing.assert_array_equal(getattr(statistics, name), getattr(expected, name), err_msg=name)
+    assert statistics.metrics() == pytest.approx(expected.metrics(), abs=1e-12)
+    assert info["batches"] == expected_info["batches"]
+
+
 def test_a_time_filter_reads_the_rows_a_single_process_reads(tmp_path, cluster):
     """Row groups the filter skips are planned as empty; a partition whose rows all lie
     outside the period adds nothing (and does not fail)."""
@@ -395,7 +414,9 @@ def test_an_unreachable_scheduler_is_a_usage_error_naming_address_and_setting(sm
         dask_statistics(small_dataset, n_bins=N_BINS, scheduler=None if from_env else address, connect_timeout=0.5)
     assert time.monotonic() - start < 5
     setting = SCHEDULER_ENV if from_env else "--scheduler"
-    assert one_line(excinfo).startswith(f"{setting} {address}: cannot reach a Dask scheduler within 0.5 s (")
+    # The socket's reason, at once (not "Timed out trying to connect" after retrying for the whole timeout).
+    assert one_line(excinfo).startswith(f"{setting} {address}: cannot reach a Dask scheduler within 0.5 s "
+                                        "(Connection refused); ")
 
 
 def test_an_endpoint_that_accepts_and_never_answers_is_given_up_on(small_dataset):
@@ -480,3 +501,129 @@ def test_importing_the_engine_does_not_import_dask():
             "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- issue 19: one line on stderr, the same bytes every run, what is not a scheduler ----
+
+
+def test_a_failed_task_is_one_line_on_the_real_stderr(tmp_path):
+    """The console command with its own LocalCluster (worker processes writing to the
+    inherited stderr): distributed's "Compute Failed ... Traceback" block is not shown,
+    only calaudit's line, with exit 3."""
+    bad = bad_dataset(tmp_path, "prob_dog", 1.7, 6)
+    done = subprocess.run([sys.executable, "-m", "calaudit", "run", str(tmp_path / "logs"), "--engine", "dask",
+                           "--bootstrap", "0", "-q"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.splitlines() == [
+        f"calaudit: error: {bad}: row group 2, row 2 (row 7 of the file), column prob_dog: value 1.7 is outside "
+        "[0, 1]; expected a probability (are these logits? pass --logits)"], done.stderr
+
+
+def test_distributed_log_levels_are_raised_during_an_audit_and_restored_after(small_dataset, cluster):
+    names = ("distributed", "distributed.worker", "distributed.scheduler", "distributed.client")
+    before = {name: logging.getLogger(name).level for name in names}
+    during = {}
+
+    def progress(rows):  # called on this thread as partitions complete
+        during.update({name: logging.getLogger(name).getEffectiveLevel() for name in names})
+
+    dask_statistics(small_dataset, n_bins=N_BINS, scheduler=cluster.scheduler_address, progress=progress)
+    assert during == dict.fromkeys(names, logging.CRITICAL)
+    assert {name: logging.getLogger(name).level for name in names} == before
+
+
+def test_a_run_gives_the_same_bytes_whatever_order_its_tasks_finish_in(tmp_path, cluster, monkeypatch):
+    """Twice the same audit through the CLI, the second with the tasks finishing in the
+    reverse order: the JSON is the same bytes (``created_at``, the time of the run, is
+    the only field set aside). A merge in completion order would add the float sums in
+    another order and change their last digits."""
+    from clitools import invoke
+
+    rng = np.random.default_rng(11)
+    hive_dataset(tmp_path / "logs", [frame(rng, 7) for _ in range(18)])  # 18 files: a merge tree of 3 levels
+    planned = plan_partitions(open_prediction_dataset(tmp_path / "logs"))
+    assert len(planned) == 18 > 2 * engine.MERGE_FAN_IN
+    original = engine._partition_statistics
+
+    def audit(delays: dict | None) -> bytes:
+        def task(partition, **kwargs):
+            if delays is not None:
+                time.sleep(delays[(partition.file, partition.row_groups)])
+            return original(partition, **kwargs)
+
+        monkeypatch.setattr(engine, "_partition_statistics", task)
+        result = invoke("run", tmp_path / "logs", "--engine", "dask", "--scheduler", cluster.scheduler_address,
+                        "--bootstrap", "200", "--json", "-")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["execution"]["partitions"] == len(planned)
+        text, found = re.subn(r'"created_at": "[^"]*"', '"created_at": null', result.stdout)
+        assert found == 1
+        return text.encode()
+
+    first = audit(None)
+    # The last partitions finish first: the reverse of the order they were submitted in.
+    again = audit({(p.file, p.row_groups): 0.02 * (len(planned) - i) for i, p in enumerate(planned)})
+    assert again == first
+
+
+class OtherProtocol:
+    """A TCP endpoint of another protocol on a thread: each connection gets ``reply``
+    (nothing: the connection is closed at once) after the first bytes it sends."""
+
+    def __init__(self, reply: bytes):
+        import threading
+
+        self.reply = reply
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                peer, _ = self.server.accept()
+            except OSError:  # closed
+                return
+            with peer:
+                if self.reply:
+                    with suppress(OSError):
+                        peer.settimeout(2)
+                        peer.recv(4096)
+                        peer.sendall(self.reply)
+
+    def close(self):
+        self.server.close()
+
+
+@pytest.fixture
+def web_server():
+    server = OtherProtocol(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nBad Request")
+    yield server.address
+    server.close()
+
+
+def test_a_server_of_another_protocol_is_not_a_dask_scheduler(tmp_path, web_server):
+    """distributed reads the first bytes of an HTTP answer as a frame length ("Unable to
+    allocate 3.07 EiB"); the user is told what the address is not, in one line, exit 2."""
+    from clitools import error_line, invoke
+
+    write(frame(np.random.default_rng(9), 8), tmp_path / "a.parquet")
+    line = error_line(invoke("run", tmp_path / "a.parquet", "--engine", "dask", "--scheduler", web_server), 2)
+    assert line == (f"calaudit: error: --scheduler {web_server} is not a Dask scheduler (it answered in another "
+                    "protocol); expected the address of a running scheduler, such as tcp://host:8786")
+
+
+def test_an_endpoint_that_hangs_up_or_a_dask_worker_is_not_a_dask_scheduler(small_dataset, cluster):
+    closing = OtherProtocol(b"")
+    try:
+        with pytest.raises(UsageError) as excinfo:
+            dask_statistics(small_dataset, n_bins=N_BINS, scheduler=closing.address, connect_timeout=2)
+    finally:
+        closing.close()
+    assert one_line(excinfo).startswith(f"--scheduler {closing.address} is not a Dask scheduler (it closed the "
+                                        "connection without answering in Dask's protocol; ")
+    worker = next(iter(cluster.workers.values())).address
+    with pytest.raises(UsageError) as excinfo:
+        dask_statistics(small_dataset, n_bins=N_BINS, scheduler=worker, connect_timeout=2)
+    assert one_line(excinfo).startswith(f"--scheduler {worker} is not a Dask scheduler (it is a Dask worker of the "
+                                        f"scheduler {cluster.scheduler_address});")

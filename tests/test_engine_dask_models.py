@@ -37,10 +37,11 @@ def test_a_model_scored_on_dask_equals_the_in_memory_run(tmp_path, monkeypatch, 
     monkeypatch.setattr(engine_distributed, "DEFAULT_MODEL_PARTITION_ROWS", 20)  # 6 row ranges
     model, data = _model_and_data(tmp_path, kind)
     dask = invoke("run", model, data, "--engine", "dask", "--scheduler", scheduler, "--batch-rows", "7",
-                  "--bootstrap", "0", "--json", "-")
+                  "--bootstrap", "0", "--json", tmp_path / "dask.json")
     memory = invoke("run", model, data, "--engine", "memory", "--bootstrap", "0", "--json", "-")
     assert dask.exit_code == 0 and memory.exit_code == 0, dask.output
-    got, want = json.loads(dask.stdout), json.loads(memory.stdout)
+    got, want = json.loads((tmp_path / "dask.json").read_text()), json.loads(memory.stdout)
+    assert f"Streamed: {N} rows scored by the model on Dask (2 workers, 6 partitions)." in dask.stdout.splitlines()
     assert got["execution"]["engine"] == "dask" and got["execution"]["partitions"] == 6
     assert got["n_samples"] == N and got["class_names"] == want["class_names"]
     assert_streamed_metrics(got, want)

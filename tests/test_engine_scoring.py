@@ -125,6 +125,19 @@ def test_batch_rows_larger_than_the_inference_batch_and_than_the_data(tmp_path):
     assert streamed["execution"]["batches"] == 1
 
 
+def test_the_terminal_and_the_report_say_the_model_scored_the_rows(tmp_path):
+    """A streamed model run reads no prediction file: not 'from ? file(s)'."""
+    model, data = model_file(tmp_path), arrays_data(tmp_path)
+    result = ok("run", model, data, "--engine", "stream", "--batch-rows", "7", "--report", tmp_path / "r.html")
+    assert f"Streamed: {N} rows scored by the model in {-(-N // 7)} batches of at most 7 rows." in (
+        result.stdout.splitlines())
+    html = (tmp_path / "r.html").read_text()
+    start = html.index("<p>Streamed")
+    assert html[start:].startswith(f"<p>Streamed in {-(-N // 7)} batches: {N} rows scored by the model (")
+    result = ok("run", model, data, "--engine", "stream", "--batch-rows", "1000")
+    assert f"Streamed: {N} rows scored by the model in 1 batch of at most 1,000 rows." in result.stdout.splitlines()
+
+
 def test_a_table_dataset_streams(tmp_path):
     x, y = features(), labels()
     frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(F)])

@@ -322,7 +322,7 @@ def test_parquet_nulls_and_text_in_human_columns(tmp_path):
     ("label,prob_a,prob_b,votes_a,votes_b\na,0.6,0.4,0.5,1\n", "row 1 (line 2), column votes_a: vote count 0.5 is not"),
     ("label,prob_a,prob_b,votes_a,votes_b\na,0.6,0.4,0,0\n", "row 1 (line 2): no votes in any of votes_a, votes_b"),
     ("label,prob_a,prob_b,soft_a,soft_b\na,0.6,0.4,0.5,0.6\n", "row 1 (line 2): soft labels in soft_a, soft_b sum to"),
-    ("label,prob_a,prob_b,votes_a,votes_x\na,0.6,0.4,1,1\n", "votes for unknown class(es) 'x'"),
+    ("label,prob_a,prob_b,votes_a,votes_x\na,0.6,0.4,1,1\n", "votes for unknown class 'x'"),
     ("label,prob_a,prob_b,votes_a,votes_b,soft_a,soft_b\na,0.6,0.4,1,1,0.5,0.5\n", "choose which human labels"),
 ])
 def test_cli_bad_human_labels_exit_3_in_one_line(tmp_path, text, needle):

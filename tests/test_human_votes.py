@@ -172,8 +172,11 @@ def test_soft_shares_equal_up_to_rounding_are_a_tie():
 def test_match_columns_reorders_and_refuses_mismatches():
     order = match_columns(["cat", "dog", "fox"], ["fox", "cat", "dog"], source="f.csv", what="votes")
     np.testing.assert_array_equal(np.array(["fox", "cat", "dog"])[order], ["cat", "dog", "fox"])
-    with pytest.raises(InvalidInputError, match=r"f.csv: votes for unknown class\(es\) 'cow'; no votes for class\(es\) 'fox'"):
+    with pytest.raises(InvalidInputError, match=r"f.csv: votes for unknown class 'cow'; no votes for class 'fox';"):
         match_columns(["cat", "dog", "fox"], ["cow", "cat", "dog"], source="f.csv", what="votes")
+    with pytest.raises(InvalidInputError, match=r"f.csv: votes for unknown classes 'cow', 'ox'; no votes for "
+                                                r"classes 'dog', 'fox';"):
+        match_columns(["cat", "dog", "fox"], ["cow", "cat", "ox"], source="f.csv", what="votes")
 
 
 def test_hard_split_parsing_and_default():

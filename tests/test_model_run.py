@@ -268,7 +268,7 @@ def test_wrong_image_options_through_the_cli():
     line = error_line(invoke("run", DIGITS_MODEL, DIGITS_DATA, "--image-size", "8x8"), 2)
     assert "16x16" in line
     line = error_line(invoke("run", DIGITS_MODEL, DIGITS_DATA, "--color", "rgb"), 2)
-    assert "channel" in line
+    assert line.endswith("takes 1 channel but color is rgb")  # the count and its noun agree
 
 
 # ---------------------------------------------------------------------- errors

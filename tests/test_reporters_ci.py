@@ -415,3 +415,19 @@ def test_step_summary_heading_starts_a_line(isolated, monkeypatch):
     content = summary.read_text(encoding="utf-8")
     assert content.startswith("Earlier step output")
     assert re.search(r"^#+ calaudit", content, flags=re.M), content[:200]
+
+
+def test_the_gate_line_counts_the_other_failures_in_agreement(isolated):
+    """'(and 1 more failed check)', '(and 2 more failed checks)', '(and 1 more model failed)'."""
+    def gate_line(*args):
+        result = invoke(*args, "-q")
+        assert result.exit_code == 1, (result.output, result.exception)
+        (line,) = [line for line in result.stderr.splitlines() if line.startswith("calaudit: gate failed:")]
+        return line
+
+    assert gate_line("run", NB_CANCER, "--max-ece", "0", "--max-mce", "0").endswith(
+        "(--max-ece) (and 1 more failed check)")
+    assert gate_line("run", NB_CANCER, "--max-ece", "0", "--max-mce", "0", "--max-brier", "0").endswith(
+        "(--max-ece) (and 2 more failed checks)")
+    assert gate_line("compare", NB_CANCER, LR_CANCER, "--max-ece", "0", "--bootstrap", "200").endswith(
+        "(--max-ece) (and 1 more model failed)")

@@ -13,20 +13,30 @@ over the workers of a Dask cluster (``--engine dask``):
 * **What travels.** To a worker: a one-file :class:`PredictionDataset` (the file's
   path, row-group sizes, schema and the reading options, a few KB). Back: only the
   statistics, about 1 MB per partition with the default fine histogram.
-* **Reduction.** As partitions complete, up to :data:`MERGE_FAN_IN` of them are merged
-  by a task on the workers (at a higher priority than reading, so partials do not pile
-  up), until one remains; the client gathers only that one. Its memory is the same
-  for 10 or 10,000 partitions. Float sums add in a different order than in one
-  process: the figures agree to about 1e-12.
+* **Reduction.** Partials are merged on the workers in a fixed tree, by a task of
+  higher priority than reading (so partials do not pile up): partitions 0-7 into one
+  merge, 8-15 into the next, ..., then those merges :data:`MERGE_FAN_IN` at a time,
+  until one remains; the client gathers only that one. Each merge starts as soon as
+  its members are done, but always sums the same members in the same order, so a run
+  gives the same bytes as the last, whatever order the tasks finished in. A partial
+  waits only for the rest of its group, and tasks start in the order submitted, so
+  about ``MERGE_FAN_IN - 1`` partials per running task and level wait: the memory is
+  the same for 10 or 10,000 partitions. Float sums add in a different order than in
+  one process: the figures agree with it to about 1e-12.
 * **Errors.** A partition that fails (an invalid value, a corrupt row group) stops the
   audit: the other tasks are cancelled, nothing partial is returned, and the worker's
   :class:`calaudit.errors.InvalidInputError` reaches the caller as the same one line
-  naming the file, row group and row.
+  naming the file, row group and row. distributed's own log lines (a failed task's
+  "Compute Failed ... Traceback" block, warnings) are kept off stderr during the audit
+  (:func:`quiet_logs`, and ``silence_logs`` for the LocalCluster's worker processes).
 
 Scheduler: the ``scheduler`` argument (``--scheduler``), else the environment variable
 :data:`SCHEDULER_ENV`, else a ``distributed.LocalCluster`` on this machine, closed
-afterwards. The client is always closed. Dask is an optional dependency
-(``pip install "calaudit[dask]"``), imported only here, inside the functions.
+afterwards. A named scheduler is asked who it is first: an address nothing listens on
+is "cannot reach", an endpoint that answers in another protocol (or a Dask worker) is
+"not a Dask scheduler", both a :class:`calaudit.errors.UsageError` naming the address
+and the setting it came from. The client is always closed. Dask is an optional
+dependency (``pip install "calaudit[dask]"``), imported only here, inside the functions.
 """
 
 from __future__ import annotations
@@ -64,6 +74,10 @@ DEFAULT_MODEL_PARTITION_ROWS = 2**16
 MERGE_FAN_IN = 8
 #: Most worker processes of the LocalCluster started when no scheduler is named.
 LOCAL_MAX_WORKERS = 8
+#: The level distributed's loggers are raised to during an audit (its own ERROR lines,
+#: such as a failed task's "Compute Failed" block with a traceback, are not shown: the
+#: failure reaches the user as calaudit's one line).
+QUIET_LEVEL = logging.CRITICAL
 #: The message when dask or distributed cannot be imported.
 NO_DASK = 'the dask engine needs the dask extra: pip install "calaudit[dask]"'
 #: Where the scheduler address came from, for the messages.
@@ -132,7 +146,7 @@ def dask_model_statistics(
     directory by path."""
     require_dask()
     address, setting = scheduler_setting(scheduler)
-    with _client(address, setting, connect_timeout) as client:
+    with quiet_logs(), _client(address, setting, connect_timeout) as client:
         workers = len(client.nthreads())
         statistics, info = _reduce(client, partitions, n_bins, fine_bins, progress, address, setting,
                                    task=_model_partition_statistics)
@@ -215,7 +229,7 @@ def dask_statistics(
     partitions = plan_partitions(dataset, partition_rows)
     if not partitions:
         raise ValueError("no rows were read: there is nothing to audit")
-    with _client(address, setting, connect_timeout) as client:
+    with quiet_logs(), _client(address, setting, connect_timeout) as client:
         workers = len(client.nthreads())
         statistics, info = _reduce(client, partitions, n_bins, fine_bins, progress, address, setting,
                                    task=partial(_partition_statistics, window=window))
@@ -236,7 +250,7 @@ def _client(address: str | None, setting: str | None, connect_timeout: float) ->
     if address is None:
         cluster = distributed.LocalCluster(
             n_workers=_local_workers(), threads_per_worker=1, processes=True, dashboard_address=":0",
-            silence_logs=logging.ERROR,
+            silence_logs=QUIET_LEVEL,  # the worker processes' log handlers: no "Compute Failed" block
         )
         try:
             client = distributed.Client(cluster, set_as_default=False)
@@ -244,15 +258,16 @@ def _client(address: str | None, setting: str | None, connect_timeout: float) ->
             cluster.close()
             raise
     else:
+        expected = "expected the address of a running scheduler, such as tcp://host:8786"
         try:
             _ask_scheduler(address, connect_timeout)
             client = distributed.Client(address, timeout=connect_timeout, set_as_default=False)
+        except NotAScheduler as exc:
+            raise UsageError(f"{setting} {address} is not a Dask scheduler ({exc}); {expected}") from None
         except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address, ...
             reason = first_line(exc) if str(exc).strip() else f"no answer ({type(exc).__name__})"
-            raise UsageError(
-                f"{setting} {address}: cannot reach a Dask scheduler within {connect_timeout:g} s "
-                f"({reason}); expected the address of a running scheduler, such as tcp://host:8786"
-            ) from None
+            raise UsageError(f"{setting} {address}: cannot reach a Dask scheduler within {connect_timeout:g} s "
+                             f"({reason}); {expected}") from None
     try:
         yield client
     finally:
@@ -263,8 +278,19 @@ def _client(address: str | None, setting: str | None, connect_timeout: float) ->
                 cluster.close()
 
 
+class NotAScheduler(Exception):
+    """An endpoint that answered, but not as a Dask scheduler does (the message says how)."""
+
+
 def _ask_scheduler(address: str, timeout: float) -> None:
     """Ask the scheduler at ``address`` who it is, all within ``timeout`` seconds.
+
+    First a bare connection (refused, unknown host: the transport's error at once, no
+    retries), then Dask's handshake and the ``identity`` question on a second one. An
+    endpoint that accepts and then answers in another protocol (a web server, a
+    database: distributed would read its first bytes as a frame length, "Unable to
+    allocate 3 EiB") or closes the connection raises :class:`NotAScheduler`; so does
+    a Dask worker or nanny. One that accepts and never answers runs into ``timeout``.
 
     A Client's own timeout covers the connection, not an endpoint that accepts it and
     never answers (it would wait for ever), and a Client that failed to start leaves
@@ -274,18 +300,69 @@ def _ask_scheduler(address: str, timeout: float) -> None:
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
+    from distributed.comm import CommClosedError, parse_address
+    from distributed.comm.registry import get_backend
     from distributed.core import rpc
     from distributed.security import Security
 
-    async def identity() -> None:
-        async with rpc(address, timeout=timeout, connection_args=Security().get_connection_args("client")) as remote:
-            await remote.identity()
+    connection_args = Security().get_connection_args("client")
 
-    def ask() -> None:
-        asyncio.run(asyncio.wait_for(identity(), timeout))
+    async def identity() -> Any:
+        scheme, location = parse_address(address)
+        try:
+            comm = await get_backend(scheme).get_connector().connect(location, deserialize=False,
+                                                                    **connection_args)
+        except OSError as exc:  # distributed wraps the socket's error: show the socket's
+            root = exc
+            while isinstance(root.__cause__, OSError):
+                root = root.__cause__
+            raise OSError(root.strerror or str(root) or type(root).__name__) from None
+        comm.abort()
+        try:
+            async with rpc(address, timeout=timeout, connection_args=connection_args) as remote:
+                return await remote.identity()
+        except CommClosedError:
+            raise NotAScheduler("it closed the connection without answering in Dask's protocol; a scheduler "
+                                "that uses TLS is addressed tls://host:port") from None
+        except (OSError, asyncio.TimeoutError):  # no answer in time, or gone since the first connection
+            raise
+        except Exception:  # MemoryError, ValueError, a decoding error: bytes of another protocol
+            raise NotAScheduler("it answered in another protocol") from None
+
+    def ask() -> Any:
+        return asyncio.run(asyncio.wait_for(identity(), timeout))
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calaudit-dask-connect") as pool:
-        pool.submit(ask).result()
+        who = pool.submit(ask).result()
+    if isinstance(who, dict) and "workers" in who:  # a scheduler lists its workers
+        return
+    kind = who.get("type") if isinstance(who, dict) else None
+    if isinstance(kind, str) and kind:
+        scheduler = who.get("scheduler")
+        of = f" of the scheduler {scheduler}" if isinstance(scheduler, str) and scheduler else ""
+        raise NotAScheduler(f"it is a Dask {kind.lower()}{of}")
+    raise NotAScheduler("its identity is not a scheduler's")
+
+
+@contextmanager
+def quiet_logs(level: int | None = None) -> Iterator[None]:
+    """distributed's loggers in this process raised to ``level`` (default
+    :data:`QUIET_LEVEL`) for the duration, then restored: a failed task's "Compute
+    Failed ... Traceback" block and the scheduler's and nanny's warnings stay off the
+    user's stderr; the failure itself reaches the caller as one exception. (The worker
+    processes of the LocalCluster started here are silenced by ``silence_logs``.)"""
+    level = QUIET_LEVEL if level is None else level
+    names = ["distributed"] + [name for name, item in list(logging.Logger.manager.loggerDict.items())
+                               if name.startswith("distributed.") and isinstance(item, logging.Logger)
+                               and item.level != logging.NOTSET]
+    saved = {name: logging.getLogger(name).level for name in names}
+    for name in saved:
+        logging.getLogger(name).setLevel(max(level, saved[name]))
+    try:
+        yield
+    finally:
+        for name, previous in saved.items():
+            logging.getLogger(name).setLevel(previous)
 
 
 def _local_workers() -> int:
@@ -304,43 +381,62 @@ def _local_workers() -> int:
 def _reduce(client: Any, partitions: list[Any], n_bins: int, fine_bins: int,
             progress: Callable[[int], None] | None, address: str | None,
             setting: str | None, task: Callable[..., Partial] | None = None) -> tuple[StreamStatistics, dict[str, Any]]:
-    """Submit every partition, merge partials on the workers as they complete, gather
-    the last one. On any failure every task still wanted is cancelled."""
+    """Submit every partition and merge the partials on the workers in a fixed tree
+    (:func:`merge_levels`): partitions 0-7 into one merge, 8-15 into the next, and so on,
+    then those merges eight at a time, until one remains, which is gathered. A merge is
+    submitted as soon as its members are done, whatever order the tasks finish in, so
+    the float sums, and the result, are the same bytes from run to run. On any failure
+    every task still wanted is cancelled."""
     from distributed import as_completed
 
+    levels = merge_levels(len(partitions))
+    top = len(levels) - 1
     rows_of: dict[str, int] = {}
+    place: dict[str, tuple[int, int]] = {}  # a future's (level, index) in the tree
+    done: list[dict[int, Any]] = [{} for _ in levels]  # finished, waiting for the rest of their group
     live: dict[str, Any] = {}  # futures submitted and not yet merged: cancelled on failure
     # One message for every task (submitting 10,000 one by one takes seconds).
     futures = client.map(task or _partition_statistics, partitions, n_bins=n_bins, fine_bins=fine_bins,
                          version=__version__, pure=False)
-    for partition, future in zip(partitions, futures):
+    for index, (partition, future) in enumerate(zip(partitions, futures)):
         rows_of[future.key] = partition.rows
+        place[future.key] = (0, index)
         live[future.key] = future
     del futures
     waiting = as_completed(list(live.values()), loop=client.loop)
-    ready: list[Any] = []
+    last = None
     try:
-        unfinished = len(live)
         for future in waiting:
-            unfinished -= 1
             if future.status != "finished":
                 _raise_task_failure(future, address, setting)
             rows = rows_of.pop(future.key, None)
             if rows is not None and progress is not None:
                 progress(rows)
-            ready.append(future)
-            if len(ready) >= MERGE_FAN_IN or (unfinished == 0 and len(ready) > 1):
-                merged = client.submit(_merge_partials, *ready, pure=False, priority=1)
-                live[merged.key] = merged
-                for done in ready:
-                    live.pop(done.key, None)
-                ready = []
-                waiting.add(merged)
-                unfinished += 1
-        partial = ready[0].result()
+            level, index = place.pop(future.key)
+            while level < top:  # climb while the group is a lone member (nothing to merge)
+                group = index // MERGE_FAN_IN
+                members = range(group * MERGE_FAN_IN, min((group + 1) * MERGE_FAN_IN, levels[level]))
+                done[level][index] = future
+                if any(member not in done[level] for member in members):
+                    break
+                ready = [done[level].pop(member) for member in members]
+                level, index = level + 1, group
+                if len(ready) == 1:
+                    continue
+                future = client.submit(_merge_partials, *ready, pure=False, priority=1)
+                place[future.key] = (level, index)
+                live[future.key] = future
+                for member in ready:
+                    live.pop(member.key, None)
+                waiting.add(future)
+                break
+            else:
+                last = future
+                break
+        partial = last.result()
     except BaseException:
         with suppress(Exception):  # a client that lost its scheduler cannot cancel: the error matters
-            client.cancel(list(live.values()))  # the ready ones are among them
+            client.cancel(list(live.values()))  # the waiting ones are among them
         raise
     if partial is None:
         raise ValueError("no rows were read: there is nothing to audit")
@@ -349,6 +445,15 @@ def _reduce(client: Any, partitions: list[Any], n_bins: int, fine_bins: int,
     if "label_readings" in info:  # class names in one partition, indices in another: the first index in file order
         info.pop("label_readings").check()
     return statistics, info
+
+
+def merge_levels(partitions: int) -> list[int]:
+    """The size of each level of the merge tree: ``partitions`` partials, then one merge
+    per :data:`MERGE_FAN_IN` of them, and so on up to the one result (``[20, 3, 1]``)."""
+    levels = [partitions]
+    while levels[-1] > 1:
+        levels.append(-(-levels[-1] // MERGE_FAN_IN))
+    return levels
 
 
 def _raise_task_failure(future: Any, address: str | None, setting: str | None) -> None:

@@ -316,9 +316,9 @@ def match_columns(
     if extra or missing or len(names) != len(classes):
         parts = []
         if extra:
-            parts.append(f"{what} for unknown class(es) {', '.join(map(repr, extra[:5]))}")
+            parts.append(f"{what} for unknown class{'' if len(extra) == 1 else 'es'} {', '.join(map(repr, extra[:5]))}")
         if missing:
-            parts.append(f"no {what} for class(es) {', '.join(map(repr, missing[:5]))}")
+            parts.append(f"no {what} for class{'' if len(missing) == 1 else 'es'} {', '.join(map(repr, missing[:5]))}")
         if not parts:
             parts.append(f"{len(names)} {what} columns for {len(classes)} classes")
         raise InvalidInputError(

@@ -489,7 +489,8 @@ def resolve_preprocess(
     if settings.color is None:
         sources["color"] = "model input" if channels is not None else "default"
     if channels is not None and (1 if color == "grayscale" else 3) != channels:
-        raise conflict("color", f"input {spec.describe()} takes {channels} channel(s) but color is {color}")
+        plural = "" if channels == 1 else "s"
+        raise conflict("color", f"input {spec.describe()} takes {channels} channel{plural} but color is {color}")
     if size is not None and settings.size is not None and settings.size != size:
         raise conflict(
             "size", f"input {spec.describe()} takes {size[0]}x{size[1]} images, not {settings.size[0]}x{settings.size[1]}"
@@ -520,7 +521,8 @@ def resolve_preprocess(
         if values is None:
             return None
         if len(values) not in (1, n_channels):
-            raise conflict(name, f"{name} has {len(values)} values for {n_channels} channel(s)")
+            raise conflict(name, f"{name} has {len(values)} values for {n_channels} channel"
+                                 f"{'' if n_channels == 1 else 's'}")
         array = np.asarray(values, dtype=np.float32)
         if name == "std" and np.any(array == 0):
             raise conflict(name, "std must not be 0")

@@ -8,6 +8,7 @@ from .._version import __version__
 from ..location import one_line
 from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
+from ..templating import counted
 
 
 def _percent(value: float) -> str:
@@ -40,10 +41,21 @@ def _execution_lines(result: AuditResult) -> list[str]:
         value = (execution if within is None else within).get(key)
         return f"{value:,}" if isinstance(value, int) else "?"
 
-    where = (f"on Dask ({count('workers')} workers, {count('partitions')} partitions)" if engine == "dask"
-             else f"in {count('batches')} batch{'' if execution.get('batches') == 1 else 'es'} of at most "
-                  f"{count('batch_rows')} rows")
-    lines = [f"Streamed: {result.n_samples:,} rows from {count('files')} file(s) {where}."]
+    def counted_key(key: str, noun: str, plural: str | None = None) -> str | None:
+        value = execution.get(key)  # a count this result does not hold is left out, not shown as '?'
+        return counted(value, noun, plural) if isinstance(value, int) and not isinstance(value, bool) else None
+
+    files = counted_key("files", "file")
+    read = f"from {files}" if files else ("scored by the model" if result.source.get("kind") == "onnx" else "read")
+    if engine == "dask":
+        parts = [part for part in (counted_key("workers", "worker"), counted_key("partitions", "partition")) if part]
+        where = "on Dask" + (f" ({', '.join(parts)})" if parts else "")
+    else:
+        batches, batch_rows = counted_key("batches", "batch", "batches"), counted_key("batch_rows", "row")
+        where = f"in {batches}" if batches else ""
+        if batches and batch_rows:
+            where += f" of at most {batch_rows}"
+    lines = [f"Streamed: {counted(result.n_samples, 'row')} {read}{' ' + where if where else ''}."]
     sketch = execution.get("sketch") or {}
     bounds = {name: bound for name, bound in (sketch.get("bounds") or {}).items() if name in result.metrics}
     if bounds:
