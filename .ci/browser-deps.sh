@@ -254,7 +254,8 @@ playwright_download() {
     error="$("$exe" --version </dev/null 2>&1 >/dev/null || true)"
     error="${error%%$'\n'*}"
     download_result="tried here: $exe does not start (${error:-no --version}); the system"
-    download_result+=" libraries it needs come with root: sudo $(shown "$PYTHON") -m playwright install-deps chromium"
+    download_result+=" libraries it needs come with root:"
+    download_result+=" sudo $(shown "$PYTHON") -m playwright install-deps chromium"
     return 1
 }
 

@@ -35,6 +35,11 @@ DOWNLOADED = Path("chromium-1255") / "chrome-linux64" / "chrome"
 #: What Playwright prints when its CDN cannot be reached (as on a machine that
 #: reaches only package registries).
 CDN_ERROR = "Error: getaddrinfo ENOTFOUND cdn.playwright.dev"
+#: What a downloaded Chrome missing the system's libraries says.
+LIBRARY_ERROR = "chrome: error while loading shared libraries: libnss3.so"
+#: The stub Python's calls when the download is tried.
+DOWNLOAD_CALLS = ["python -c import playwright", "python -m playwright install chromium"]
+APT_COMMAND = "apt-get install -y --no-install-recommends " + " ".join(PACKAGES)
 
 
 @dataclass
@@ -140,7 +145,7 @@ class FakeMachine:
             template.write_text(
                 f"#!/bin/sh\necho '{DOWNLOADED_VERSION} '\n"
                 if download == "works"
-                else "#!/bin/sh\necho 'chrome: error while loading shared libraries: libnss3.so' >&2\nexit 127\n"
+                else f"#!/bin/sh\necho '{LIBRARY_ERROR}' >&2\nexit 127\n"
             )
             template.chmod(0o755)
             folder = f'"${{PLAYWRIGHT_BROWSERS_PATH:-{self.default_playwright_cache()}}}/{DOWNLOADED.parent}"'
@@ -288,8 +293,11 @@ def test_password_needed_without_terminal_tries_the_download_then_prints_the_com
         + " ".join(PACKAGES)
     ) in message
     assert "(2) point CALAUDIT_CHROMIUM at a Chrome/Chromium executable" in message
-    assert f"(3) Playwright's download for this user, no root: `.venv/bin/python -m playwright install chromium` (tried here, it failed: {CDN_ERROR})" in message
-    assert _calls_of(run, "python") == ["python -c import playwright", "python -m playwright install chromium"]
+    assert (
+        "(3) Playwright's download for this user, no root: `.venv/bin/python -m playwright install"
+        f" chromium` (tried here, it failed: {CDN_ERROR})"
+    ) in message
+    assert _calls_of(run, "python") == DOWNLOAD_CALLS
     assert _calls_of(run, "apt-get") == []
     assert all(c.startswith("sudo -n ") for c in _calls_of(run, "sudo")), run.calls
 
@@ -376,7 +384,7 @@ def test_user_without_sudo_downloads_playwrights_chromium(machine, monkeypatch) 
         " .venv/bin/python -m playwright install chromium"
     )
     assert "note: fonts-dejavu-core is not installed" in font_note
-    assert _calls_of(run, "python") == ["python -c import playwright", "python -m playwright install chromium"]
+    assert _calls_of(run, "python") == DOWNLOAD_CALLS
     assert _calls_of(run, "apt-get") == []
 
     # Idempotent: the next run finds the download, downloads nothing.
@@ -403,8 +411,10 @@ def test_user_without_sudo_or_network_names_the_three_ways(machine) -> None:
     notice, message = run.stderr.splitlines()
     assert "downloading Playwright's Chromium" in notice
     _three_ways(message)
-    assert "(1) as root: apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core;" in message
-    assert f"`.venv/bin/python -m playwright install chromium` (tried here, it failed: {CDN_ERROR})" in message
+    assert f"(1) as root: apt-get update && {APT_COMMAND};" in message
+    download = "`.venv/bin/python -m playwright install chromium`"
+    assert f"{download} (tried here, it failed: {CDN_ERROR})" in message
+    assert _calls_of(run, "python") == DOWNLOAD_CALLS
     assert not list(machine.playwright.iterdir())
 
 
@@ -501,7 +511,7 @@ def test_download_that_does_not_start_names_the_missing_libraries(machine) -> No
     assert run.returncode == 1
     message = run.stderr.splitlines()[-1]
     _three_ways(message)
-    assert f"{machine.playwright / DOWNLOADED} does not start (chrome: error while loading shared libraries: libnss3.so)" in message
+    assert f"{machine.playwright / DOWNLOADED} does not start ({LIBRARY_ERROR})" in message
     assert "sudo .venv/bin/python -m playwright install-deps chromium" in message
 
 
