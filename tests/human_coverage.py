@@ -71,25 +71,23 @@ def estimands(process: str = "overconfident", votes: int = VOTES) -> dict[str, d
     return {"depth": human_metrics(proba, counts / votes), "crowd": human_metrics(proba, truth)}
 
 
-def coverage(n: int, resamples: int, repetitions: int, seed: int = 5000, process: str = "overconfident",
-             votes: int = VOTES) -> dict[tuple[str, str], dict[str, float]]:
-    """``{(interval, estimand): {metric: share of repetitions covering it}}`` for the
-    intervals ``"plain"`` and ``"annotator noise"`` and the estimands of
-    :data:`ESTIMANDS` and ``"estimate"`` (the repetition's own estimate: 1 by
-    construction). Also ``(interval, "width")``: the mean width, ``("wider",
-    "share")``: how often the annotator-noise interval is at least as wide as the plain
-    one, and ``("shift", "mean")``: the mean ``annotator_noise_shift``."""
+def runs(n: int, resamples: int, repetitions: int, seed: int = 5000, process: str = "overconfident",
+         votes: int = VOTES) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """One value per repetition, keyed like :func:`coverage`: 1.0 or 0.0 for whether an
+    interval held an estimand (NaN where the metric got no interval), the width, the
+    shift and whether the annotator-noise interval was at least as wide. Repetition
+    ``r`` draws its items and votes from seed ``seed + r`` and its resamples from seed ``r``."""
     from calaudit.human.intervals import human_intervals
     from calaudit.human.metrics import human_metrics
     from calaudit.human.votes import human_from_votes
     from calaudit.location import Location
 
     targets = estimands(process, votes)
-    sums: dict[tuple[str, str], dict[str, float]] = {}
+    values_by_key: dict[tuple[str, str], dict[str, np.ndarray]] = {}
 
-    def add(key: tuple[str, str], name: str, value: float) -> None:
-        cell = sums.setdefault(key, {})
-        cell[name] = cell.get(name, 0.0) + float(value)
+    def put(key: tuple[str, str], name: str, repetition: int, value: float) -> None:
+        cell = values_by_key.setdefault(key, {})
+        cell.setdefault(name, np.full(repetitions, np.nan))[repetition] = float(value)
 
     for repetition in range(repetitions):
         _, proba, counts = items(n, np.random.default_rng(seed + repetition), process, votes)
@@ -99,14 +97,31 @@ def coverage(n: int, resamples: int, repetitions: int, seed: int = 5000, process
         for interval_name, result in zip(INTERVALS, (found.plain, found.with_annotator_noise)):
             for name, interval in result.intervals.items():
                 for estimand, value in [*((e, targets[e][name]) for e in ESTIMANDS), ("estimate", values[name])]:
-                    add((interval_name, estimand), name, interval.low <= value <= interval.high)
-                add((interval_name, "width"), name, interval.high - interval.low)
+                    put((interval_name, estimand), name, repetition, interval.low <= value <= interval.high)
+                put((interval_name, "width"), name, repetition, interval.high - interval.low)
         for name, interval in found.plain.intervals.items():
             nested = found.with_annotator_noise.intervals[name]
-            add(("wider", "share"), name, nested.high - nested.low >= interval.high - interval.low)
+            put(("wider", "share"), name, repetition, nested.high - nested.low >= interval.high - interval.low)
         for name, shift in found.annotator_noise_shift.items():
-            add(("shift", "mean"), name, shift)
-    return {key: {name: total / repetitions for name, total in cell.items()} for key, cell in sums.items()}
+            put(("shift", "mean"), name, repetition, shift)
+    return values_by_key
+
+
+def summary(per_repetition: dict[tuple[str, str], dict[str, np.ndarray]]) -> dict[tuple[str, str], dict[str, float]]:
+    """:func:`runs` averaged over the repetitions (a missing interval counts as not covering)."""
+    return {key: {name: float(np.nansum(values) / values.size) for name, values in cell.items()}
+            for key, cell in per_repetition.items()}
+
+
+def coverage(n: int, resamples: int, repetitions: int, seed: int = 5000, process: str = "overconfident",
+             votes: int = VOTES) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(interval, estimand): {metric: share of repetitions covering it}}`` for the
+    intervals ``"plain"`` and ``"annotator noise"`` and the estimands of
+    :data:`ESTIMANDS` and ``"estimate"`` (the repetition's own estimate: 1 by
+    construction). Also ``(interval, "width")``: the mean width, ``("wider",
+    "share")``: how often the annotator-noise interval is at least as wide as the plain
+    one, and ``("shift", "mean")``: the mean ``annotator_noise_shift``."""
+    return summary(runs(n, resamples, repetitions, seed, process, votes))
 
 
 def table(n: int, resamples: int, repetitions: int, process: str = "overconfident", votes: int = VOTES) -> str:

@@ -69,25 +69,40 @@ def population(process: str) -> dict[str, float]:
     return estimates(y, proba)[0]
 
 
-def coverage(process: str, n: int, resamples: int, repetitions: int, method: str = "auto",
-             seed: int = 1000) -> tuple[dict[str, float], dict[str, float]]:
-    """Per metric: the share of repetitions whose interval holds the population value,
-    and the share whose interval holds the estimate (always 1 by construction)."""
+def indicators(process: str, n: int, resamples: int, repetitions: int, method: str = "auto",
+               seed: int = 1000) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per metric, one boolean per repetition: whether its interval held the population
+    value, and whether it held the estimate (always, by construction). Repetition ``r``
+    draws its rows from seed ``seed + r`` and its resamples from seed ``r``."""
     import calaudit.bootstrap as bootstrap_module
 
     truth = population(process)
-    covered: dict[str, int] = {}
-    held: dict[str, int] = {}
+    covered: dict[str, np.ndarray] = {}
+    held: dict[str, np.ndarray] = {}
     for repetition in range(repetitions):
         y, proba = PROCESSES[process](n, np.random.default_rng(seed + repetition))
         values, suite, bandwidth = estimates(y, proba)
         result = bootstrap_module.bootstrap(y, proba, suite, n_bins=N_BINS, smooth_bandwidth=bandwidth,
                                             reference=values, resamples=resamples, seed=repetition, method=method)
         for name, interval in result.intervals.items():
-            covered[name] = covered.get(name, 0) + (interval.low <= truth[name] <= interval.high)
-            held[name] = held.get(name, 0) + (interval.low <= values[name] <= interval.high)
-    return ({name: count / repetitions for name, count in covered.items()},
-            {name: count / repetitions for name, count in held.items()})
+            covered.setdefault(name, np.zeros(repetitions, dtype=bool))[repetition] = (
+                interval.low <= truth[name] <= interval.high)
+            held.setdefault(name, np.zeros(repetitions, dtype=bool))[repetition] = (
+                interval.low <= values[name] <= interval.high)
+    return covered, held
+
+
+def rates(flags: dict[str, np.ndarray]) -> dict[str, float]:
+    """The share of repetitions with the flag set, per metric."""
+    return {name: float(np.mean(values)) for name, values in flags.items()}
+
+
+def coverage(process: str, n: int, resamples: int, repetitions: int, method: str = "auto",
+             seed: int = 1000) -> tuple[dict[str, float], dict[str, float]]:
+    """Per metric: the share of repetitions whose interval holds the population value,
+    and the share whose interval holds the estimate (always 1 by construction)."""
+    covered, held = indicators(process, n, resamples, repetitions, method, seed)
+    return rates(covered), rates(held)
 
 
 def main(repetitions: int) -> None:
