@@ -282,6 +282,12 @@ class NotAScheduler(Exception):
     """An endpoint that answered, but not as a Dask scheduler does (the message says how)."""
 
 
+#: What an endpoint that accepts a connection and closes it is told (whether it closes
+#: during the transport's handshake or after it: the timing is the machine's).
+CLOSED = ("it closed the connection without answering in Dask's protocol; a scheduler that uses TLS is addressed "
+          "tls://host:port")
+
+
 def _ask_scheduler(address: str, timeout: float) -> None:
     """Ask the scheduler at ``address`` who it is, all within ``timeout`` seconds.
 
@@ -316,14 +322,15 @@ def _ask_scheduler(address: str, timeout: float) -> None:
             root = exc
             while isinstance(root.__cause__, OSError):
                 root = root.__cause__
+            if isinstance(root, CommClosedError):  # no socket error under it: accepted, then closed
+                raise NotAScheduler(CLOSED) from None
             raise OSError(root.strerror or str(root) or type(root).__name__) from None
         comm.abort()
         try:
             async with rpc(address, timeout=timeout, connection_args=connection_args) as remote:
                 return await remote.identity()
         except CommClosedError:
-            raise NotAScheduler("it closed the connection without answering in Dask's protocol; a scheduler "
-                                "that uses TLS is addressed tls://host:port") from None
+            raise NotAScheduler(CLOSED) from None
         except (OSError, asyncio.TimeoutError):  # no answer in time, or gone since the first connection
             raise
         except Exception:  # MemoryError, ValueError, a decoding error: bytes of another protocol
