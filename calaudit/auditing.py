@@ -11,12 +11,11 @@ import numpy as np
 
 from ._version import __version__
 from .binning import BinStatistics
-from .errors import UsageError
 from .bootstrap import DEFAULT_LEVEL
-from .limits import MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from .bootstrap import bootstrap as run_bootstrap
+from .errors import UsageError
 from .estimates import UNDEFINED, UNDEFINED_REASONS, compute_estimates
-from .limits import MAX_BINS
+from .limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from .metrics import DEFAULT_N_BINS, METRICS, MetricSuite, compute_metrics
 from .predictions import Predictions
 from .reliability import reliability_table
@@ -119,8 +118,8 @@ def _human_arrays(votes: Any, soft_labels: Any, row_sum_tolerance: float) -> Any
         return None
     if votes is not None and soft_labels is not None:
         raise UsageError("give votes or soft_labels, not both")
+    from .errors import Location
     from .human.votes import human_from_soft, human_from_votes
-    from .location import Location
 
     if votes is not None:
         found = human_from_votes(np.asarray(votes), location=Location("votes"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .location import one_line
+from .errors import one_line
 from .result import AuditResult, ReliabilityTable
 
 BLUE = "#0072B2"

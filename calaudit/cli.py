@@ -19,8 +19,7 @@ import click
 from . import cli_types
 from ._version import __version__
 from .cli_model import model_load_options
-from .errors import CalauditError, ExitCode, InvalidInputError
-from .location import one_line
+from .errors import CalauditError, ExitCode, InvalidInputError, one_line
 
 _state = {"debug": False}
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .location import one_line
+from .errors import one_line
 
 #: Image preprocessing: keyword of the loaders -> the command's option.
 _PREPROCESS = (("size", "image_size"), ("resize", "resize"), ("crop", "crop"), ("scale", "scale"),

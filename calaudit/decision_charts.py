@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .charts import BLUE, CONFIG, FONT, GREEN, GREY, ORANGE, VERMILLION, X_TITLE, Y_TITLE
 from .decision_narrative import MAX_CHART_SEGMENTS, segment_label, threshold_text
-from .location import one_line
+from .errors import one_line
 
 if TYPE_CHECKING:
     from .decisions.comparison_result import ComparisonResult

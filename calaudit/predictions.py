@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import transforms
-from .errors import InvalidInputError
+from .errors import InvalidInputError, Location, show
 from .labels import encode_labels
-from .location import Location, show
 from .validation import DEFAULT_ROW_SUM_TOLERANCE, check_probabilities, refuse_probabilities_as_logits
 
 if TYPE_CHECKING:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InvalidInputError, ProbabilitiesAsLogitsError
-from .location import show
+from .errors import InvalidInputError, ProbabilitiesAsLogitsError, show
 from .validation import RANGE_TOLERANCE, looks_like_probabilities
 
 

@@ -56,7 +56,7 @@ def visible(value: Any) -> Any:
     plotly.js, chart data already escaped by ``tojson``) is left alone."""
     import markupsafe
 
-    from .location import one_line
+    from .errors import one_line
 
     if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
         return one_line(value)

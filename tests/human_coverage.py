@@ -82,7 +82,7 @@ def coverage(n: int, resamples: int, repetitions: int, seed: int = 5000, process
     from calaudit.human.intervals import human_intervals
     from calaudit.human.metrics import human_metrics
     from calaudit.human.votes import human_from_votes
-    from calaudit.location import Location
+    from calaudit.errors import Location
 
     targets = estimands(process, votes)
     sums: dict[tuple[str, str], dict[str, float]] = {}

@@ -20,7 +20,7 @@ from calaudit.human.votes import (
     plurality_labels,
     tied_mask,
 )
-from calaudit.location import Location
+from calaudit.errors import Location
 
 FILE = Location("crowd.csv", ["votes_a", "votes_b", "votes_c"], True)
 

@@ -41,7 +41,7 @@ from calaudit.baselines.comparison import BaselineResult, Comparison, annotation
 from calaudit.baselines.label_smoothing import expand, expand_targets, fit_predict, smoothed_targets
 from calaudit.errors import UsageError
 from calaudit.human.votes import human_from_votes, plurality_labels
-from calaudit.location import Location
+from calaudit.errors import Location
 from calaudit.predictions import Predictions
 
 NLL_EPS = 2.220446049250313e-16

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, one_line
 from ..labels import label_texts
-from ..location import one_line
 from ..predictions import Predictions
 
 #: Class names listed in a message before it says how many there are in all.
@@ -270,7 +269,7 @@ def _where(p: Predictions, name: str) -> str:
 
 def _row(p: Predictions, index: int) -> str:
     """Rows of a file count from 1 (the first data row is row 1), of arrays from 0,
-    as :class:`calaudit.location.Location` writes them."""
+    as :class:`calaudit.errors.Location` writes them."""
     return f"row {index + 1}" if p.source.path else f"row {index}"
 
 

@@ -20,15 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, Location
 from ..fileinfo import require_file
 from ..labels import batch_reading, check_unique_class_names
 from ..loaders.formats import table_format
 from ..loaders.table import (
-    DEFAULT_LABEL_COLUMN, CsvLineIndex, _line_count, _probability_columns, _raise_missing_score, _read_columns,
-    _resolve_class_names, iter_csv_blocks, require_label_column,
+    DEFAULT_LABEL_COLUMN,
+    CsvLineIndex,
+    _line_count,
+    _probability_columns,
+    _raise_missing_score,
+    _read_columns,
+    _resolve_class_names,
+    iter_csv_blocks,
+    require_label_column,
 )
-from ..location import Location
 from ..predictions import Predictions
 from ..validation import DEFAULT_ROW_SUM_TOLERANCE
 from .scan import DEFAULT_BATCH_ROWS, Batch, PredictionDataset, check_scan_options

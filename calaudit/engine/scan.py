@@ -45,13 +45,16 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError, first_line
+from ..errors import InvalidInputError, Location, UsageError, first_line
 from ..labels import LabelReading, batch_reading, check_unique_class_names, encode_labels
 from ..loaders.parquet import _parquet_scores, parquet_labels
 from ..loaders.table import (
-    DEFAULT_LABEL_COLUMN, _probability_columns, _raise_missing_score, _resolve_class_names, require_label_column,
+    DEFAULT_LABEL_COLUMN,
+    _probability_columns,
+    _raise_missing_score,
+    _resolve_class_names,
+    require_label_column,
 )
-from ..location import Location
 from ..predictions import Predictions
 from ..transforms import NO_TRANSFORM, SIGMOID, SOFTMAX
 from ..validation import DEFAULT_ROW_SUM_TOLERANCE
@@ -102,7 +105,7 @@ class Batch:
 
 @dataclass(frozen=True)
 class BatchLocation(Location):
-    """A :class:`~calaudit.location.Location` for the rows of one batch: row ``i`` of the
+    """A :class:`~calaudit.errors.Location` for the rows of one batch: row ``i`` of the
     batch is described by its row group and its row in the group and in the file."""
 
     row_group: int = 0

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import Location, UsageError
 from ..labels import batch_reading
 from ..loaders.dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch
 from ..loaders.model_run import (
@@ -60,7 +60,6 @@ from ..loaders.model_run import (
     score_batches,
     validated_predictions,
 )
-from ..location import Location
 from ..predictions import Source
 from ..scores import decide_logits
 from ..transforms import NO_TRANSFORM
@@ -76,7 +75,7 @@ OPEN_OPTIONS = ("device", "output", "data_format", "label_col", "feature_cols", 
 
 @dataclass(frozen=True, eq=False)
 class _BatchRows(Location):
-    """A :class:`~calaudit.location.Location` for a batch's rows: row ``i`` of the batch
+    """A :class:`~calaudit.errors.Location` for a batch's rows: row ``i`` of the batch
     is data row ``rows[i]`` of the location it was made from (so messages name the data
     row, its line in a text file, as the in-memory run's do)."""
 

@@ -56,8 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError
-from ..location import one_line, show
+from ..errors import InvalidInputError, UsageError, one_line, show
 from ..metrics import DEFAULT_N_BINS
 from .statistics import StreamStatistics
 

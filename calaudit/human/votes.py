@@ -26,8 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..location import Location, show
+from ..errors import InvalidInputError, Location, show
 
 #: Kinds of human labels.
 VOTES = "votes"

@@ -31,9 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError, first_line
+from ..errors import InvalidInputError, Location, UsageError, first_line
 from ..fileinfo import Digests, file_present, path_problem, read_head
-from ..location import Location
 from .dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch, HumanData, read_class_names_file, read_utf8  # noqa: F401 - re-exported
 from .formats import table_format
 from .human_columns import HUMAN_FILES, is_pattern, numbers_or_error, select_human_columns
@@ -101,7 +100,7 @@ def cast_feature(values: np.ndarray, spec: Any, *, where: str, locate: Any = Non
 def _check_float_range(values: np.ndarray, dtype: Any, spec: Any, *, where: str, locate: Any = None) -> None:
     """Refuse finite features beyond the input's float type (3.5e38 for float32): the cast
     would make them infinite, and the model's output would blame the wrong thing."""
-    from ..location import show
+    from ..errors import show
 
     largest = float(np.finfo(dtype).max)
     with np.errstate(invalid="ignore"):
@@ -120,7 +119,7 @@ def _check_float_range(values: np.ndarray, dtype: Any, spec: Any, *, where: str,
 def _check_integers(values: np.ndarray, dtype: Any, spec: Any, *, where: str) -> None:
     """Refuse features an integer input cannot take exactly: fractions, missing values,
     and numbers outside the type's range (numpy's cast would wrap them around silently)."""
-    from ..location import show
+    from ..errors import show
 
     if values.dtype.kind == "f" and (not np.all(np.isfinite(values)) or not np.all(values == np.round(values))):
         raise InvalidInputError(

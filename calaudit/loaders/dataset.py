@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, Location
 from ..fileinfo import Digests, file_present, read_head, utf16_problem
-from ..location import Location
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

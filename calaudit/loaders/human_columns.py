@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError
+from ..errors import InvalidInputError, Location, UsageError
 from ..human.votes import SOFT, VOTES, HumanLabels, human_from_soft, human_from_votes, match_columns
-from ..location import Location
 
 #: The columns read as human labels when no option names them.
 DEFAULT_GLOBS = {VOTES: "votes_*", SOFT: "soft_*"}

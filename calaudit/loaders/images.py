@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError, first_line
+from ..errors import InvalidInputError, Location, UsageError, first_line
 from ..fileinfo import path_problem
-from ..location import Location
 from .dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch, read_class_names_file
 from .image_preprocess import (  # noqa: F401 - re-exported: the image loader's public names
     COLORS,

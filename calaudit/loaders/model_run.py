@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError
+from ..errors import InvalidInputError, Location, UsageError, show
 from ..human.votes import HumanLabels
-from ..location import Location, show
 from ..onnx_model import VendorModel, class_names_from_sources, load_model
 from ..predictions import Predictions, Source, logit_matrix, to_probabilities, widen_binary
 from ..scores import decide_logits

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InvalidInputError, first_line
-from ..location import Location
+from ..errors import InvalidInputError, Location, first_line
 from .formats import MISSING_MARKERS
 
 if TYPE_CHECKING:

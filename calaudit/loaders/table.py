@@ -33,18 +33,31 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError, first_line
+from ..errors import InvalidInputError, Location, UsageError, first_line
 from ..fileinfo import (
-    first_invalid_utf8, gzip_problem, read_errors, read_head, require_file, sha256_of, unreadable, utf16_problem,
+    first_invalid_utf8,
+    gzip_problem,
+    read_errors,
+    read_head,
+    require_file,
+    sha256_of,
+    unreadable,
+    utf16_problem,
 )
-from ..location import Location
-from .human_columns import (
-    EXPECTED, HumanColumns, human_details, human_labels, is_pattern, missing_cell_message, plurality_label_indices,
-    select_human_columns, wildcard_text,
-)
-from .parquet import parquet_labels, read_parquet_predictions, read_parquet_table
 from ..predictions import Predictions, Source
 from ..validation import DEFAULT_ROW_SUM_TOLERANCE
+from .human_columns import (
+    EXPECTED,
+    HumanColumns,
+    human_details,
+    human_labels,
+    is_pattern,
+    missing_cell_message,
+    plurality_label_indices,
+    select_human_columns,
+    wildcard_text,
+)
+from .parquet import parquet_labels, read_parquet_predictions, read_parquet_table
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..location import one_line
+from ..errors import one_line
 from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
 

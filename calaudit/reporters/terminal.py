@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._version import __version__
-from ..location import one_line
+from ..errors import one_line
 from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
 from ..templating import counted
