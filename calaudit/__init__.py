@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .errors import CalauditError, InvalidInputError
     from .loaders.table import load_prediction_file
     from .metrics import METRICS
-    from .predictions import Predictions
+    from .predictions.value import Predictions
     from .result import AuditResult
 
 

@@ -17,10 +17,10 @@ from .errors import UsageError
 from .estimates import UNDEFINED, UNDEFINED_REASONS, compute_estimates
 from .limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from .metrics import DEFAULT_N_BINS, METRICS, MetricSuite, compute_metrics
-from .predictions import Predictions
+from .predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
+from .predictions.value import Predictions
 from .reliability import reliability_table
 from .result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
-from .validation import DEFAULT_ROW_SUM_TOLERANCE
 from .verdict import decide_verdict
 
 #: Confidence bands of the report's plain-language sentences (10 points each).
@@ -113,13 +113,13 @@ def audit(
 
 
 def _human_arrays(votes: Any, soft_labels: Any, row_sum_tolerance: float) -> Any:
-    """Validated :class:`~calaudit.human.votes.HumanLabels` from the API's arrays, or None."""
+    """Validated :class:`~calaudit.predictions.human_labels.HumanLabels` from the API's arrays, or None."""
     if votes is None and soft_labels is None:
         return None
     if votes is not None and soft_labels is not None:
         raise UsageError("give votes or soft_labels, not both")
     from .errors import Location
-    from .human.votes import human_from_soft, human_from_votes
+    from .predictions.human_labels import human_from_soft, human_from_votes
 
     if votes is not None:
         found = human_from_votes(np.asarray(votes), location=Location("votes"))

@@ -3,7 +3,7 @@
 ``--logits`` says every input does (as it says of the one input of ``run``);
 ``--logits-for NAME`` (repeatable) names the inputs that do, by display name
 (``--name``, else the file's stem), file name or path as typed. Declared logits that
-are probabilities already are refused (exit 2, :func:`calaudit.validation.refuse_probabilities_as_logits`):
+are probabilities already are refused (exit 2, :func:`calaudit.predictions.validation.refuse_probabilities_as_logits`):
 :func:`compare_remedy` words the way out for the option that declared them.
 """
 

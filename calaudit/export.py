@@ -16,7 +16,7 @@ import numpy as np
 from .atomic import write_atomic
 from .errors import UsageError
 from .loaders.formats import table_format
-from .predictions import Predictions
+from .predictions.value import Predictions
 
 
 def save_prediction_file(path: str | Path, predictions: Predictions, *, proba: np.ndarray | None = None) -> Path:

@@ -142,7 +142,7 @@ class VendorModel:
         The names remember the model and key they came from (a name given twice is
         reported there, where the names are used: :func:`class_names_from_sources`).
         """
-        from .labels import ClassNames
+        from .predictions.labels import ClassNames
 
         for key in ("classes", "class_names", "labels"):
             for meta_key, value in self.metadata.items():
@@ -271,9 +271,9 @@ class VendorModel:
 
 def load_model(path: str | Path, *, device: str = "auto") -> VendorModel:
     """Parse, check and open an ONNX model; errors are one line naming the file."""
-    import onnx
-
     import hashlib
+
+    import onnx
 
     from .fileinfo import path_problem
 
@@ -425,7 +425,7 @@ def class_names_from_sources(
     used must be unique: a name given twice is an error naming where it was given
     (the file and both lines, or the model and its metadata key).
     """
-    from .labels import check_unique_class_names
+    from .predictions.labels import check_unique_class_names
 
     notes = []
     for source, names in sources:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InvalidInputError, ProbabilitiesAsLogitsError, show
-from .validation import RANGE_TOLERANCE, looks_like_probabilities
+from .predictions.validation import RANGE_TOLERANCE, looks_like_probabilities
 
 
 def decide_logits(

@@ -81,7 +81,7 @@ def coverage(n: int, resamples: int, repetitions: int, seed: int = 5000, process
     one, and ``("shift", "mean")``: the mean ``annotator_noise_shift``."""
     from calaudit.human.intervals import human_intervals
     from calaudit.human.metrics import human_metrics
-    from calaudit.human.votes import human_from_votes
+    from calaudit.predictions.human_labels import human_from_votes
     from calaudit.errors import Location
 
     targets = estimands(process, votes)

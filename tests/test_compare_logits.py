@@ -29,7 +29,7 @@ from calaudit.errors import ProbabilitiesAsLogitsError, UsageError
 from calaudit.loaders.table import load_prediction_file
 from calaudit.predictions import Predictions
 from calaudit.scores import decide_logits
-from calaudit.transforms import softmax
+from calaudit.predictions.transforms import softmax
 from clitools import error_line, invoke
 
 CLASSES = ("cat", "dog", "eel")

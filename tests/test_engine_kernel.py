@@ -102,7 +102,7 @@ def _columns(n, k, dtype, seed=0, off=0.0):
 @pytest.mark.parametrize("off", [0.0, 1e-7])
 def test_fused_validation_is_bit_for_bit_check_probabilities(k, dtype, off):
     from calaudit.errors import Location
-    from calaudit.validation import check_probabilities
+    from calaudit.predictions.validation import check_probabilities
 
     proba, columns = _columns(3000, k, dtype, seed=k, off=off)
     got = kernel.fused_probabilities(columns, row_sum_tolerance=1e-3)

@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from calaudit.errors import InvalidInputError
 from calaudit.human.split import entropy_rows, hard_rows, parse_hard_split, two_way_entropy
-from calaudit.human.votes import (
+from calaudit.predictions.human_labels import (
     human_from_soft,
     human_from_votes,
     match_columns,

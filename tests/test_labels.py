@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calaudit.errors import InvalidInputError
-from calaudit.labels import encode_labels
+from calaudit.predictions.labels import encode_labels
 from calaudit.errors import Location
 
 ARRAY = Location("y_true")

@@ -536,7 +536,7 @@ def test_report_modules_compute_no_statistic():
 def test_real_audit_with_votes_and_baselines_reports_its_own_figures():
     """The real pipeline: votes in, the report's figures are those of the result."""
     from calaudit.auditing import audit_predictions
-    from calaudit.human.votes import human_from_votes, plurality_labels
+    from calaudit.predictions.human_labels import human_from_votes, plurality_labels
     from calaudit.errors import Location
     from calaudit.predictions import Predictions
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, one_line
-from ..labels import label_texts
-from ..predictions import Predictions
+from ..predictions.labels import label_texts
+from ..predictions.value import Predictions
 
 #: Class names listed in a message before it says how many there are in all.
 _PREVIEW = 8
@@ -30,7 +30,7 @@ def align_predictions(
     """The prediction sets with their rows and classes in the first one's order.
 
     With ``id_col``, rows are matched by that column of each set's ``extra_columns``
-    (ids compared as text, the text a CSV file holds: :func:`calaudit.labels.label_texts`):
+    (ids compared as text, the text a CSV file holds: :func:`calaudit.predictions.labels.label_texts`):
     every id must appear exactly once in every set. Without it, rows are matched by
     position, so the sets must have as many rows. Then, row by row, the true labels
     must agree. Probability columns are reordered by class name when a set lists the

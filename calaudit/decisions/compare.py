@@ -27,7 +27,7 @@ from ..bootstrap import DEFAULT_LEVEL, Interval, basic_interval, exact_block_siz
 from ..errors import UsageError
 from ..limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from ..metrics import METRICS, compute_metrics
-from ..predictions import Predictions
+from ..predictions.value import Predictions
 from ..result import AuditResult
 from .comparison_result import ComparedModel, ComparisonResult
 from .results import ROUNDING, Difference, Ranking

@@ -34,15 +34,31 @@ from ..binning import equal_width_bin_ids
 from ..errors import UsageError
 from ..limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from ..metrics import DEFAULT_N_BINS, TopLabel, compute_metrics
-from ..predictions import Predictions
+from ..predictions.value import Predictions
 from .results import Segment, SegmentAnalysis
 from .segment_levels import (  # noqa: F401 - re-exported
-    DEFAULT_GROUP_MAX_LEVELS, MISSING, NUMERIC_AS_LEVELS, Levels, check_level_cap, column_levels, id_like,
-    levels_or_none, quartile_levels,
+    DEFAULT_GROUP_MAX_LEVELS,
+    MISSING,
+    NUMERIC_AS_LEVELS,
+    Levels,
+    check_level_cap,
+    column_levels,
+    id_like,
+    levels_or_none,
+    quartile_levels,
 )
 from .segment_test import (  # noqa: F401 - re-exported
-    BENJAMINI_HOCHBERG, HOLM, STOP_AFTER, TEST, BinCounts, RestTest, benjamini_hochberg, holm, reliability_curve,
-    simulations_for, worse_than_rest_test,
+    BENJAMINI_HOCHBERG,
+    HOLM,
+    STOP_AFTER,
+    TEST,
+    BinCounts,
+    RestTest,
+    benjamini_hochberg,
+    holm,
+    reliability_curve,
+    simulations_for,
+    worse_than_rest_test,
 )
 
 DEFAULT_MIN_GROUP_SIZE = 50

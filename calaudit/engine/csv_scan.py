@@ -22,7 +22,6 @@ import numpy as np
 
 from ..errors import InvalidInputError, Location
 from ..fileinfo import require_file
-from ..labels import batch_reading, check_unique_class_names
 from ..loaders.formats import table_format
 from ..loaders.table import (
     DEFAULT_LABEL_COLUMN,
@@ -35,8 +34,9 @@ from ..loaders.table import (
     iter_csv_blocks,
     require_label_column,
 )
-from ..predictions import Predictions
-from ..validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.labels import batch_reading, check_unique_class_names
+from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.value import Predictions
 from .scan import DEFAULT_BATCH_ROWS, Batch, PredictionDataset, check_scan_options
 
 

@@ -52,7 +52,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import CalauditError, UsageError, first_line
-from ..labels import LabelReadings
+from ..predictions.labels import LabelReadings
 from .scan import PredictionDataset
 from .statistics import FINE_BINS, StreamStatistics
 from .stream import stream_statistics

@@ -340,7 +340,7 @@ FUSED_MAX_CLASSES = 128
 def fused_probabilities(columns: list[np.ndarray], *, row_sum_tolerance: float) -> tuple[np.ndarray, float] | None:
     """The validated float64 ``(n, K)`` matrix of ``K`` float probability columns and
     its largest ``|row sum - 1|``, in one compiled pass, bit for bit what
-    :func:`calaudit.validation.check_probabilities` gives (rows divided by their numpy
+    :func:`calaudit.predictions.validation.check_probabilities` gives (rows divided by their numpy
     row sum when any row misses 1); ``None`` whenever that function would do anything
     else (a value that is not in [0, 1], NaN included, so it would clip or raise; a row
     sum beyond the tolerance; an empty row; more than :data:`FUSED_MAX_CLASSES`

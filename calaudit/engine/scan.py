@@ -46,7 +46,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, Location, UsageError, first_line
-from ..labels import LabelReading, batch_reading, check_unique_class_names, encode_labels
 from ..loaders.parquet import _parquet_scores, parquet_labels
 from ..loaders.table import (
     DEFAULT_LABEL_COLUMN,
@@ -55,9 +54,10 @@ from ..loaders.table import (
     _resolve_class_names,
     require_label_column,
 )
-from ..predictions import Predictions
-from ..transforms import NO_TRANSFORM, SIGMOID, SOFTMAX
-from ..validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.labels import LabelReading, batch_reading, check_unique_class_names, encode_labels
+from ..predictions.transforms import NO_TRANSFORM, SIGMOID, SOFTMAX
+from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.value import Predictions
 
 #: Rows per batch unless told otherwise: 65,536 rows of 10 classes are 5 MB of float64.
 DEFAULT_BATCH_ROWS = 65536
@@ -95,7 +95,7 @@ class Batch:
     max_row_sum_deviation: float = 0.0
     clipped_values: int = 0
     time: np.ndarray | None = None
-    #: How its labels were read (names or indices), for :class:`calaudit.labels.LabelReadings`.
+    #: How its labels were read (names or indices), for :class:`calaudit.predictions.labels.LabelReadings`.
     labels_read_as: LabelReading | None = None
 
     @property
@@ -181,10 +181,10 @@ class PredictionDataset:
         """Every row of the dataset as validated :class:`Batch` es of at most
         ``batch_rows`` rows, file by file and row group by row group.
 
-        Labels are encoded batch by batch (:func:`calaudit.labels.encode_labels`) with
+        Labels are encoded batch by batch (:func:`calaudit.predictions.labels.encode_labels`) with
         the dataset's class names; each batch says how it read them
         (:attr:`Batch.labels_read_as`), so the consumer refuses class names in one batch
-        and class indices in another (:class:`calaudit.labels.LabelReadings`, as
+        and class indices in another (:class:`calaudit.predictions.labels.LabelReadings`, as
         :func:`calaudit.engine.stream.stream_statistics` does). What else only the whole
         column shows is not detected: a timestamp label is written as a date only where
         every timestamp of the batch is midnight (a whole file decides that once).

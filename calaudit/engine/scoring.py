@@ -25,7 +25,7 @@ memory-mapped), a table's whole frame (a CSV or Parquet table is read into memor
 large data belongs in ``features.npy``), a ``features.npz`` archive's arrays (numpy
 decompresses a member whole), and an image folder's list of files.
 
-Per batch, labels are read as a whole file's are (:func:`calaudit.labels.encode_labels`),
+Per batch, labels are read as a whole file's are (:func:`calaudit.predictions.labels.encode_labels`),
 and each batch says how (:attr:`calaudit.engine.scan.Batch.labels_read_as`): a label
 file using class names in one batch and class indices in another is refused, as one
 batch mixing them is.
@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import Location, UsageError
-from ..labels import batch_reading
 from ..loaders.dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch
 from ..loaders.model_run import (
     DEFAULT_BATCH_SIZE,
@@ -60,10 +59,11 @@ from ..loaders.model_run import (
     score_batches,
     validated_predictions,
 )
-from ..predictions import Source
+from ..predictions.labels import batch_reading
+from ..predictions.transforms import NO_TRANSFORM
+from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.value import Source
 from ..scores import decide_logits
-from ..transforms import NO_TRANSFORM
-from ..validation import DEFAULT_ROW_SUM_TOLERANCE
 from .budget import PEAK_FACTOR, default_memory_limit, format_size
 from .scan import DEFAULT_BATCH_ROWS, Batch
 from .statistics import FINE_BINS, StreamStatistics

@@ -32,8 +32,8 @@ import numpy as np
 
 from .._version import __version__
 from ..estimates import UNDEFINED, UNDEFINED_REASONS
-from ..labels import LabelReadings, MixedLabelsError
 from ..metrics import DEFAULT_N_BINS, METRICS
+from ..predictions.labels import LabelReadings, MixedLabelsError
 from ..reliability import reliability_table
 from ..result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
 from ..verdict import decide_verdict
@@ -57,7 +57,7 @@ def stream_statistics(
 
     Batches that say how their labels were read (``labels_read_as``) are held to one
     convention: class names in one and class indices in another stop the reading
-    (:class:`calaudit.labels.LabelReadings`). With ``check_labels`` false (one task of
+    (:class:`calaudit.predictions.labels.LabelReadings`). With ``check_labels`` false (one task of
     a parallel reduction) ``info["label_readings"]`` keeps what was seen instead, for
     the merge to check."""
     accumulator = Accumulator(n_bins=n_bins, fine_bins=fine_bins)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..bootstrap import BootstrapResult
+from ..predictions.human_labels import TIE_RULE, HumanLabels
 from .results import HumanAnalysis, HumanPart, HumanSplit
 from .split import DEFAULT_SPLIT, hard_rows
-from .votes import TIE_RULE, HumanLabels
 
 #: The majority-label metrics reported on each side of the split, with the human ones.
 PART_METRICS = ("accuracy", "ece", "nll")
@@ -82,7 +82,7 @@ def _part(name: str, mask: np.ndarray, predictions, *, n_bins: int, resamples: i
 def model_share(proba: np.ndarray, human: HumanLabels) -> float:
     """The mean probability the model gave the most common human answer. A tied row's
     "most common answer" is any of its tied classes, each as likely (the fair tie-break
-    of :func:`calaudit.human.votes.plurality_labels`), so the row counts the mean of the
+    of :func:`calaudit.predictions.human_labels.plurality_labels`), so the row counts the mean of the
     model's probabilities over them; the first tied class would favour the classes
     listed first."""
     distribution = human.distribution

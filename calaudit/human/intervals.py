@@ -65,7 +65,7 @@ at most 5 whatever K is):
 Memory never depends on the size of a vote count: a redraw is one multinomial draw
 per row (numpy's, by conditional binomials, whatever ``n_i``), and ``c log c`` comes
 from a table only for counts up to ``2^16`` (computed beyond it); a count of 10^9
-costs what a count of 5 does (:data:`calaudit.human.votes.MAX_VOTE_COUNT` bounds them).
+costs what a count of 5 does (:data:`calaudit.predictions.human_labels.MAX_VOTE_COUNT` bounds them).
 
 Everything is seeded (``numpy.random.default_rng(seed)``): the same inputs and seed
 give the same intervals.
@@ -79,8 +79,8 @@ import numpy as np
 
 from ..bootstrap import DEFAULT_LEVEL, INTERVAL_METHOD, BootstrapResult, Interval, basic_interval
 from ..metrics import NLL_EPS
+from ..predictions.human_labels import HumanLabels
 from .metrics import HUMAN_METRICS, MEAN_METRICS, TERM_NAMES, _log_or_zero, row_terms
-from .votes import HumanLabels
 
 #: Exact row bootstrap while resamples x N stays within this (about a second).
 ROW_BUDGET = 5e7

@@ -21,8 +21,8 @@ the same rows (``H = votes / votes.sum(row)``, or the soft labels), ``eps`` =
   EntCE;
 * ``human_plurality_agreement`` = the share of rows whose ``argmax_k P_ik`` (ties: the
   first index, as everywhere in calaudit) is the **unique** plurality class of ``H_i``,
-  among the rows whose plurality is not tied (:func:`calaudit.human.votes.tied_mask`
-  with ``tie_tolerance``: 0 for vote counts, :data:`~calaudit.human.votes.SOFT_TIE_TOLERANCE`
+  among the rows whose plurality is not tied (:func:`calaudit.predictions.human_labels.tied_mask`
+  with ``tie_tolerance``: 0 for vote counts, :data:`~calaudit.predictions.human_labels.SOFT_TIE_TOLERANCE`
   for soft labels, the default); NaN when every row is tied.
 
 Reference: Baan, Aziz, Plank & Fernandez (2022), "Stop Measuring Calibration When
@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import NLL_EPS, MetricInfo
-from .votes import SOFT_TIE_TOLERANCE, tied_mask
+from ..predictions.human_labels import SOFT_TIE_TOLERANCE, tied_mask
 
 #: Largest ``-log max(p, eps)``: the ceiling of the cross-entropy and the KL divergence.
 _LOG_FLOOR = float(-np.log(NLL_EPS))
@@ -97,7 +97,7 @@ def row_terms(proba: np.ndarray, distribution: np.ndarray, *,
 
     ``proba`` (P) and ``distribution`` (H) are ``(N, K)`` matrices in the same row and
     class order, rows summing to 1 (as :class:`calaudit.Predictions` and
-    :class:`calaudit.human.votes.HumanLabels` guarantee). Keys: :data:`TERM_NAMES`.
+    :class:`calaudit.predictions.human_labels.HumanLabels` guarantee). Keys: :data:`TERM_NAMES`.
     ``tie_tolerance`` decides which pluralities are tied (``HumanLabels.tie_tolerance``).
     Rows are processed in blocks, so no temporary is larger than a block.
     """

@@ -97,10 +97,10 @@ class Dataset:
 def read_class_names_file(path: Path) -> tuple[str, ...] | None:
     """``classes.txt``: one class name per line, in the model's output order.
 
-    The names remember their line numbers (:class:`calaudit.labels.ClassNames`), so a
+    The names remember their line numbers (:class:`calaudit.predictions.labels.ClassNames`), so a
     name given twice is reported with both lines where the names are used.
     """
-    from ..labels import ClassNames
+    from ..predictions.labels import ClassNames
 
     if not file_present(path):
         return None

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, Location, UsageError, show
-from ..human.votes import HumanLabels
 from ..onnx_model import VendorModel, class_names_from_sources, load_model
-from ..predictions import Predictions, Source, logit_matrix, to_probabilities, widen_binary
+from ..predictions.human_labels import HumanLabels
+from ..predictions.transforms import NO_TRANSFORM
+from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.value import Predictions, Source, logit_matrix, to_probabilities, widen_binary
 from ..scores import decide_logits
-from ..transforms import NO_TRANSFORM
-from ..validation import DEFAULT_ROW_SUM_TOLERANCE
 from .datadir import load_data_directory
 from .dataset import Dataset, HumanData
 from .human_columns import HumanColumns, human_details, human_labels, plurality_label_indices

@@ -44,11 +44,11 @@ def _decoded(column):
 
 def parquet_labels(path: Path, table, label_col: str, *, expected: str = "one class name or index per row",
                    ) -> np.ndarray:
-    """The label column of a Parquet table, for :func:`calaudit.labels.encode_labels`.
+    """The label column of a Parquet table, for :func:`calaudit.predictions.labels.encode_labels`.
 
     A column of any type gives the labels the same data saved as CSV by pandas gives:
     each distinct value becomes the text ``to_csv`` writes for it
-    (:func:`calaudit.labels.csv_texts`), one object per row (``None`` when missing).
+    (:func:`calaudit.predictions.labels.csv_texts`), one object per row (``None`` when missing).
     The column is dictionary-encoded by Arrow first, so only the distinct values are
     converted. Integers, floats and booleans without nulls are returned as numpy
     arrays, which ``encode_labels`` reads through the same text. Lists and structs
@@ -56,7 +56,7 @@ def parquet_labels(path: Path, table, label_col: str, *, expected: str = "one cl
     """
     import pyarrow as pa
 
-    from ..labels import csv_texts, texts_per_row
+    from ..predictions.labels import csv_texts, texts_per_row
 
     column = table.column(label_col)
     kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
@@ -88,7 +88,7 @@ def parquet_id_texts(path: Path, table, id_col: str) -> np.ndarray:
     """An id column as text, one object per row (``None`` when missing): the text the
     same column saved as CSV by pandas holds, so the integer ``7`` is ``"7"`` (and never
     ``"007"``), the string ``"0001"`` stays ``"0001"``."""
-    from ..labels import label_texts, texts_per_row
+    from ..predictions.labels import label_texts, texts_per_row
 
     values = parquet_labels(path, table, id_col, expected="one id per row")
     if values.dtype.kind != "O":  # numbers without nulls, returned as numpy values

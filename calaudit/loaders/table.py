@@ -15,7 +15,7 @@ Conventions (README, "Prediction files"), each overridable:
 
 Labels mean the same in both formats: a typed Parquet label column (bool, int, float,
 categorical, date, timestamp) is read as the text pandas would write to CSV
-(:func:`parquet_labels`), then mapped by the rules of :mod:`calaudit.labels`.
+(:func:`parquet_labels`), then mapped by the rules of :mod:`calaudit.predictions.labels`.
 Parquet probability columns may be numbers of any type (read as float64) or text,
 read as CSV text is.
 """
@@ -44,8 +44,8 @@ from ..fileinfo import (
     unreadable,
     utf16_problem,
 )
-from ..predictions import Predictions, Source
-from ..validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.value import Predictions, Source
 from .human_columns import (
     EXPECTED,
     HumanColumns,

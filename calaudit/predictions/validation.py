@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidInputError, Location, ProbabilitiesAsLogitsError, show
+from ..errors import InvalidInputError, Location, ProbabilitiesAsLogitsError, show
 
 #: Default tolerance on ``|row sum - 1|``; float32 exports of real models miss 1 by a
 #: few thousandths (a skl2onnx GaussianNB has a row summing to 1.0025).

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import InvalidInputError, Location, show
 from . import transforms
-from .errors import InvalidInputError, Location, show
 from .labels import encode_labels
 from .validation import DEFAULT_ROW_SUM_TOLERANCE, check_probabilities, refuse_probabilities_as_logits
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .human.votes import HumanLabels
+    from .human_labels import HumanLabels
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Predictions:
     what). ``extra_columns`` keeps any other columns
     of a prediction file (ids, segments), row-aligned, for analyses that need them.
     ``human`` holds what annotators said about each row (vote counts or soft labels,
-    :class:`calaudit.human.votes.HumanLabels`), in the same class order, when given.
+    :class:`calaudit.predictions.human_labels.HumanLabels`), in the same class order, when given.
     """
 
     y_true: np.ndarray
@@ -101,7 +101,7 @@ class Predictions:
         ``y_proba`` is ``(N, K)`` with ``K >= 2``, or ``(N,)`` / ``(N, 1)`` positive-class
         scores of a binary model, widened to ``[1 - s, s]``. With ``logits=True`` the
         scores are logits: softmax for ``K >= 2`` columns, sigmoid for one. ``y_true``
-        holds class indices or class names (see :func:`calaudit.labels.encode_labels`).
+        holds class indices or class names (see :func:`calaudit.predictions.labels.encode_labels`).
         ``applied_transform`` records a transform a loader already applied. ``owned``
         says ``y_proba`` is a float64 matrix nobody else holds (a loader's own), so
         validation may clip and renormalise it in place instead of copying it.

@@ -226,7 +226,7 @@ def plurality_labels(
     class_hash = _text_hash(np.asarray(names, dtype=object))
     id_hash = None
     if ids is not None:
-        from ..labels import label_texts
+        from .labels import label_texts
 
         given = np.asarray(ids, dtype=object)
         if given.shape != (distribution.shape[0],):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InvalidInputError, Location
+from ..errors import InvalidInputError, Location
 
 _INTEGER = re.compile(r"^\s*[+-]?\d+(\.0*)?\s*$")
 _NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
