@@ -642,7 +642,7 @@ COMPARE_OUT_DIR_FILES = ("compare.json", "summary.txt", "report.html")
 
 
 def _write_comparison(comparison: Any, options: dict[str, Any]) -> None:
-    from .atomic import write_atomic
+    from .files.atomic import write_atomic
     from .reporters import compare_html, compare_text
 
     summary = compare_text.render(comparison)
@@ -674,7 +674,7 @@ def _data_input(data_path: Path | None) -> tuple[str, Path | None]:
 
 def _check_outputs(ctx: click.Context, options: dict[str, Any], inputs: list[tuple[str, Any]]) -> None:
     """Refuse, before any work, an output that would replace an input or another output."""
-    from .output_paths import check_output_paths, out_dir_files
+    from .files.output_paths import check_output_paths, out_dir_files
 
     inputs = [*inputs, ("the settings file", ctx.meta.get("calaudit.config")),
               ("the baseline result", options.get("baseline_result"))]
@@ -803,8 +803,8 @@ def fix(model_path: Path, data_path: Path, output_model: Path, **options: Any) -
     """
     import dataclasses
 
-    from .atomic import output_destination, write_atomic
     from .errors import UsageError
+    from .files.atomic import output_destination, write_atomic
     from .fixing import fix_model, render_summary
     from .reporters import html, json_report
 
@@ -826,7 +826,7 @@ def fix(model_path: Path, data_path: Path, output_model: Path, **options: Any) -
 
 def _write_outputs(result: Any, options: dict[str, Any]) -> None:
     """Render every requested output; files are written atomically."""
-    from .atomic import write_atomic
+    from .files.atomic import write_atomic
     from .reporters import html, json_report, junit, markdown, terminal
 
     json_path, out_dir = options["json_path"], options["out_dir"]

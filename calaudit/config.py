@@ -32,7 +32,7 @@ import click
 
 from .cli_types import Allowance
 from .errors import UsageError
-from .fileinfo import path_problem
+from .files.info import path_problem
 
 CONFIG_FILE = "calaudit.toml"
 #: Options that make no sense in a shared file (outputs and inputs of one run).

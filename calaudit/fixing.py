@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-
-from .output_paths import check_output_paths
+from .files.output_paths import check_output_paths
 
 
 @dataclass(frozen=True)

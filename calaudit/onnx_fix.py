@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .atomic import write_atomic
 from .errors import InvalidInputError, first_line
+from .files.atomic import write_atomic
 from .onnx_model import ScoreOutput, VendorModel
 
 #: Floor on probabilities before their logarithm (in the score tensor's dtype).

@@ -275,7 +275,7 @@ def load_model(path: str | Path, *, device: str = "auto") -> VendorModel:
 
     import onnx
 
-    from .fileinfo import path_problem
+    from .files.info import path_problem
 
     path = Path(path)
     problem = path_problem(path, missing="no such model file")

@@ -115,7 +115,7 @@ def _written(p: Predictions, id_col: str, values: np.ndarray) -> np.ndarray:
         return values
     if p.source.format not in ("csv", "csv.gz") or not p.source.path:
         return values
-    from ..fileinfo import file_present
+    from ..files.info import file_present
     from ..loaders.table import read_text_columns
 
     path = Path(p.source.path)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError, Location
-from ..fileinfo import require_file
-from ..loaders.formats import table_format
+from ..files.formats import table_format
+from ..files.info import require_file
 from ..loaders.table import (
     DEFAULT_LABEL_COLUMN,
     CsvLineIndex,

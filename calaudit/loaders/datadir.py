@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, Location, UsageError, first_line
-from ..fileinfo import Digests, file_present, path_problem, read_head
+from ..files.formats import table_format
+from ..files.info import Digests, file_present, path_problem, read_head
 from .dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch, HumanData, read_class_names_file, read_utf8  # noqa: F401 - re-exported
-from .formats import table_format
 from .human_columns import HUMAN_FILES, is_pattern, numbers_or_error, select_human_columns
 
 DATA_FORMATS = ("auto", "arrays", "table", "images")

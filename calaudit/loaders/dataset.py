@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, Location
-from ..fileinfo import Digests, file_present, read_head, utf16_problem
+from ..files.info import Digests, file_present, read_head, utf16_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
-from ..fileinfo import file_present
-from .formats import table_format
+from ..files.formats import table_format
+from ..files.info import file_present
 
 GROUPS_FILE = "groups.csv"
 

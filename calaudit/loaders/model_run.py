@@ -110,7 +110,7 @@ def load_model_predictions(
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; got {batch_size}")
     if save_predictions is not None:
-        from ..output_paths import check_output_paths
+        from ..files.output_paths import check_output_paths
 
         check_output_paths([("--save-predictions", save_predictions)],
                            [("the model", model_path), ("the data", data_path)])
@@ -169,7 +169,7 @@ def load_model_predictions(
         predictions = dataclasses.replace(predictions, logits=raw_logits, features=features,
                                           features_source=features_source)
     if save_predictions is not None:
-        from ..export import save_prediction_file
+        from ..files.prediction_file import save_prediction_file
 
         # The matrix before renormalisation: reading it back repeats the same
         # validation and division, so the audit of the file is bit-for-bit this one.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InvalidInputError, Location, first_line
-from .formats import MISSING_MARKERS
+from ..files.formats import MISSING_MARKERS
 
 if TYPE_CHECKING:
     import pandas as pd

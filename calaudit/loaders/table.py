@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InvalidInputError, Location, UsageError, first_line
-from ..fileinfo import (
+from ..files.info import (
     first_invalid_utf8,
     gzip_problem,
     read_errors,
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
 DEFAULT_LABEL_COLUMN = "label"
 DEFAULT_PROBABILITY_GLOB = "prob_*"
-from .formats import CSV_SUFFIXES, MISSING_MARKERS, PARQUET_SUFFIXES, table_format  # noqa: F401 - re-exported
+from ..files.formats import CSV_SUFFIXES, MISSING_MARKERS, PARQUET_SUFFIXES, table_format  # noqa: F401 - re-exported
 
 
 def load_prediction_file(

@@ -1,7 +1,7 @@
 """No output of a run may replace one of its inputs, or another of its outputs.
 
 Checked before any work starts (a refused path costs nothing), from the paths as the
-writes will resolve them (:func:`calaudit.atomic.output_destination`): a symlink
+writes will resolve them (:func:`calaudit.files.atomic.output_destination`): a symlink
 pointing at the prediction file counts as the prediction file, a hard link as the
 file it links. A data directory protects everything inside it: an output there would
 overwrite a data file or, in an image folder, become a new "class" on the next run.
@@ -13,8 +13,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ..errors import UsageError
 from .atomic import output_destination
-from .errors import UsageError
 
 #: ``(what it is, path)``: "the prediction file", "the data directory", ...
 Named = tuple[str, "str | Path"]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
+from ..predictions.value import Predictions
 from .atomic import write_atomic
-from .errors import UsageError
-from .loaders.formats import table_format
-from .predictions.value import Predictions
+from .formats import table_format
 
 
 def save_prediction_file(path: str | Path, predictions: Predictions, *, proba: np.ndarray | None = None) -> Path:

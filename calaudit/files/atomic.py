@@ -23,7 +23,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import OutputWriteError, UsageError
+from ..errors import OutputWriteError, UsageError
 
 #: Write errors that say the data could not be stored, not that the path was wrong.
 _WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EPIPE}
