@@ -10,18 +10,18 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .binning import BinStatistics
-from .bootstrap import DEFAULT_LEVEL
-from .bootstrap import bootstrap as run_bootstrap
 from .errors import UsageError
-from .estimates import UNDEFINED, UNDEFINED_REASONS, compute_estimates
-from .limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
-from .metrics import DEFAULT_N_BINS, METRICS, MetricSuite, compute_metrics
 from .predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
 from .predictions.value import Predictions
-from .reliability import reliability_table
 from .result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
-from .verdict import decide_verdict
+from .stats.binning import BinStatistics
+from .stats.bootstrap import DEFAULT_LEVEL
+from .stats.bootstrap import bootstrap as run_bootstrap
+from .stats.estimates import UNDEFINED, UNDEFINED_REASONS, compute_estimates
+from .stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
+from .stats.metrics import DEFAULT_N_BINS, METRICS, MetricSuite, compute_metrics
+from .stats.reliability import reliability_table
+from .stats.verdict import decide_verdict
 
 #: Confidence bands of the report's plain-language sentences (10 points each).
 REPORT_BANDS = 10
@@ -153,12 +153,12 @@ def audit_predictions(
     holds the metrics against the human distribution, split into hard and easy rows by
     ``hard_split``, and every baseline is measured on them too.
 
-    ``bootstrap`` resamples (0: none; ``None``: :data:`calaudit.bootstrap.DEFAULT_RESAMPLES`,
+    ``bootstrap`` resamples (0: none; ``None``: :data:`calaudit.stats.bootstrap.DEFAULT_RESAMPLES`,
     1,000) give a ``level`` interval for every metric; ``seed`` makes them, and the
     calibration test's simulations, reproducible.
     """
     if bootstrap is None:
-        from . import bootstrap as bootstrap_module
+        from .stats import bootstrap as bootstrap_module
 
         bootstrap = bootstrap_module.DEFAULT_RESAMPLES
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or not 1 <= n_bins <= MAX_BINS:

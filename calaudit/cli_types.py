@@ -6,7 +6,7 @@ naming the option and the value: ``Invalid value for '--bins': 100000 is not in 
 range 1<=x<=1000.`` Nothing reaches the audit that would end there in a traceback.
 
 This module is imported with the CLI, which must not import numpy (``calaudit --help``
-starts fast): the bounds come from the numpy-free :mod:`calaudit.limits`.
+starts fast): the bounds come from the numpy-free :mod:`calaudit.stats.limits`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from .limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES  # noqa: F401 - used below and in tests
+from .stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES  # noqa: F401 - used below and in tests
 
 
 class FiniteFloat(click.FloatRange):

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .metrics import METRICS
 from .narrative import said
 from .percent_text import target_percent, threshold_labels, threshold_percent
+from .stats.metrics import METRICS
 
 if TYPE_CHECKING:
     from .decisions.comparison_result import ComparedModel, ComparisonResult

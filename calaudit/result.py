@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .baselines.comparison import Comparison
-from .bootstrap import BootstrapResult
 from .decisions.results import Routing, SegmentAnalysis
 from .gate import GateResult
 from .human.results import HumanAnalysis
-from .metrics import METRICS
-from .reliability import ReliabilityBin, ReliabilityTable  # noqa: F401 - re-exported: part of the result
-from .verdict import Verdict
+from .stats.bootstrap import BootstrapResult
+from .stats.metrics import METRICS
+from .stats.reliability import ReliabilityBin, ReliabilityTable  # noqa: F401 - re-exported: part of the result
+from .stats.verdict import Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -243,7 +243,7 @@ class AuditResult:
         if verdict is None and {"accuracy", "confidence_gap", "ece"} <= set(metrics):
             # A result written without a verdict: the verdict is a pure function of
             # figures it does hold, so it is decided again rather than left out.
-            from .verdict import decide_verdict
+            from .stats.verdict import decide_verdict
 
             verdict = decide_verdict(n_samples=data["n_samples"], accuracy=metrics["accuracy"],
                                      confidence_gap=metrics["confidence_gap"], ece=metrics["ece"],

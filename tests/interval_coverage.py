@@ -47,8 +47,8 @@ PROCESSES = {"overconfident-binary": overconfident_binary, "calibrated-3-class":
 def estimates(y: np.ndarray, proba: np.ndarray) -> tuple[dict[str, float], object, float]:
     """Every metric with an interval (the audit's estimators, without the p-value
     simulations), the metric suite and the smooth-ECE bandwidth."""
-    from calaudit import estimators
-    from calaudit.metrics import compute_metrics
+    from calaudit.stats import estimators
+    from calaudit.stats.metrics import compute_metrics
 
     suite = compute_metrics(y, proba, n_bins=N_BINS)
     n = y.shape[0]
@@ -73,7 +73,7 @@ def coverage(process: str, n: int, resamples: int, repetitions: int, method: str
              seed: int = 1000) -> tuple[dict[str, float], dict[str, float]]:
     """Per metric: the share of repetitions whose interval holds the population value,
     and the share whose interval holds the estimate (always 1 by construction)."""
-    import calaudit.bootstrap as bootstrap_module
+    import calaudit.stats.bootstrap as bootstrap_module
 
     truth = population(process)
     covered: dict[str, int] = {}

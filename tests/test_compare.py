@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import calaudit.bootstrap as bootstrap_module
+import calaudit.stats.bootstrap as bootstrap_module
 from calaudit.auditing import audit_predictions
 from calaudit.decisions.alignment import align_predictions
 from calaudit.decisions.compare import (
@@ -31,7 +31,7 @@ from calaudit.decisions.compare import (
 from calaudit.decisions.results import Difference
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.table import load_prediction_file
-from calaudit.metrics import METRICS, compute_metrics
+from calaudit.stats.metrics import METRICS, compute_metrics
 from calaudit.predictions import Predictions
 
 N_BINS = 15

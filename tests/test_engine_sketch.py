@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calaudit import estimators
-from calaudit.binning import BinStatistics, equal_mass_bin_ids, equal_width_bin_ids
+from calaudit.stats import estimators
+from calaudit.stats.binning import BinStatistics, equal_mass_bin_ids, equal_width_bin_ids
 from calaudit.engine import sketch
 from calaudit.engine.sketch import (
     FLOAT_SLACK,
@@ -29,8 +29,8 @@ from calaudit.engine.sketch import (
     sketch_figures,
     smooth_grids,
 )
-from calaudit.estimates import compute_estimates
-from calaudit.metrics import compute_metrics
+from calaudit.stats.estimates import compute_estimates
+from calaudit.stats.metrics import compute_metrics
 from calaudit.predictions import Predictions
 
 FINE = 2**14

@@ -31,7 +31,7 @@ from calaudit.engine.windows import (
 )
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.table import load_prediction_file
-from calaudit.metrics import compute_metrics
+from calaudit.stats.metrics import compute_metrics
 
 CLASSES = ["cat", "dog", "bird"]
 DAY = np.timedelta64(1, "D").astype("timedelta64[ns]").astype(np.int64)

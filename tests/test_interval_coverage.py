@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import calaudit
-from calaudit.metrics import METRICS
+from calaudit.stats.metrics import METRICS
 from interval_coverage import PROCESSES, coverage, population
 
 REPETITIONS = int(os.environ.get("CALAUDIT_COVERAGE_REPETITIONS", "150"))
@@ -82,7 +82,7 @@ def test_every_interval_holds_its_estimate(process, n):
 
 @pytest.mark.parametrize("k", [2, 5, 12])
 def test_grouped_intervals_hold_their_estimate(k, monkeypatch):
-    import calaudit.bootstrap as bootstrap_module
+    import calaudit.stats.bootstrap as bootstrap_module
 
     monkeypatch.setattr(bootstrap_module, "EXACT_BUDGET", 1.0)  # force the grouped path
     rng = np.random.default_rng(k)

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import calaudit
-from calaudit.bootstrap import Interval
+from calaudit.stats.bootstrap import Interval
 from calaudit.decisions.comparison_result import ComparedModel, ComparisonResult
 from calaudit.decisions.results import (
     Difference,

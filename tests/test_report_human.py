@@ -22,7 +22,7 @@ import pytest
 
 import calaudit
 from calaudit.baselines.comparison import COMPARED, AnnotationValue, BaselineResult, Comparison, SmoothingSweep
-from calaudit.bootstrap import BootstrapResult, Interval
+from calaudit.stats.bootstrap import BootstrapResult, Interval
 from calaudit.human.results import HumanAnalysis, HumanPart, HumanSplit
 from calaudit.narrative import DIRECTION_FLOOR, DIRECTION_SHARE, baseline_sentences, confidence_direction, said
 from calaudit.reporters import html as html_reporter
@@ -525,7 +525,7 @@ def test_report_modules_compute_no_statistic():
     modules = [m for m in graph if m == "calaudit.report" or m.startswith("calaudit.report.")]
     assert "calaudit.report.human_narrative" in modules and "calaudit.report.human_charts" in modules
     computing = COMPUTING | {"calaudit.human.metrics", "calaudit.human.intervals", "calaudit.human.analysis",
-                             "calaudit.baselines.comparison", "calaudit.metrics"}
+                             "calaudit.baselines.comparison", "calaudit.stats.metrics"}
     for module in modules:
         assert sorted(graph[module] & computing) == [], module
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..bootstrap import Interval
+from ..stats.bootstrap import Interval
 
 COMPARE_FORMAT = "calaudit.compare"
 COMPARE_FORMAT_VERSION = 1

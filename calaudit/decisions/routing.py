@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
-from ..metrics import TopLabel
 from ..percent_text import target_percent
+from ..stats.metrics import TopLabel
 from .results import RiskCoverage, Routing, RoutingTarget
 from .sequences import Start, chained_sequences, start_rows, starts
 

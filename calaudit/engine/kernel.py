@@ -9,10 +9,10 @@ read once, while they are in cache. The tests check it against the numpy referen
 (counts equal, sums to 1e-12 relative), and ``CALAUDIT_KERNEL=numpy`` forces the
 reference (``execution.kernel`` in the JSON says which ran).
 
-Bin ids follow :class:`calaudit.binning.EqualWidthBinner` exactly (a candidate from
+Bin ids follow :class:`calaudit.stats.binning.EqualWidthBinner` exactly (a candidate from
 ``ceil(v * M * (1 + 8 eps))``, corrected by one comparison with the float64 edge),
 the argmax takes the first of tied maxima as ``np.argmax`` does, and the
-log-likelihood clips at :data:`calaudit.metrics.NLL_EPS`. Only the order in which
+log-likelihood clips at :data:`calaudit.stats.metrics.NLL_EPS`. Only the order in which
 floats are added differs from the reference.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..estimators import LOGIT_EPS
-from ..metrics import NLL_EPS
+from ..stats.estimators import LOGIT_EPS
+from ..stats.metrics import NLL_EPS
 
 #: ``CALAUDIT_KERNEL``: ``auto`` (numba when installed), ``numba`` (required), ``numpy``.
 KERNEL_VARIABLE = "CALAUDIT_KERNEL"
@@ -53,7 +53,7 @@ class Accumulator:
     """
 
     def __init__(self, *, n_bins: int, fine_bins: int) -> None:
-        from ..limits import MAX_BINS
+        from ..stats.limits import MAX_BINS
         from .statistics import MAX_FINE_BINS, _check_bins
 
         self.n_bins = _check_bins("n_bins", n_bins, MAX_BINS)
@@ -125,7 +125,7 @@ def _run(outputs: _Outputs, y: np.ndarray, proba: np.ndarray) -> None:
 
 def fused_statistics(y: np.ndarray, proba: np.ndarray, *, n_bins: int, fine_bins: int) -> Any:
     """:meth:`StreamStatistics.from_batch` computed by the compiled kernel."""
-    from ..limits import MAX_BINS
+    from ..stats.limits import MAX_BINS
     from .statistics import MAX_FINE_BINS, StreamStatistics, _check_batch, _check_bins
 
     n_bins = _check_bins("n_bins", n_bins, MAX_BINS)

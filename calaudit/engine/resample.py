@@ -1,6 +1,6 @@
 """Bootstrap intervals of a streamed audit, from merged statistics alone.
 
-:func:`stream_intervals` is the grouped bootstrap of :mod:`calaudit.bootstrap` (the
+:func:`stream_intervals` is the grouped bootstrap of :mod:`calaudit.stats.bootstrap` (the
 method the in-memory audit uses above its exact budget, docs/metrics.md section 9)
 built from :class:`~calaudit.engine.statistics.StreamStatistics` instead of rows. A
 group is a bin and an outcome (0 = wrong or absent, 1 = right or present); the
@@ -8,7 +8,7 @@ statistics hold each group's rows and, per resampled value, its sum and sum of
 squares, which is all the method uses. One resample draws the groups' counts from the
 multinomial law and each group's sums from the normal law with the group's mean and
 standard deviation; the groups are built by the same classes and the draws made by the
-same function (:func:`calaudit.bootstrap.draw_grouped`) as in memory, so on the same
+same function (:func:`calaudit.stats.bootstrap.draw_grouped`) as in memory, so on the same
 rows the two paths resample the same groups.
 
 * **Equal-width metrics** (accuracy, confidence gap, ECE, MCE, Brier, NLL, classwise ECE,
@@ -42,8 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from ..binning import _equal_mass_layout
-from ..bootstrap import (
+from ..errors import UsageError
+from ..stats.binning import _equal_mass_layout
+from ..stats.bootstrap import (
     _SLOPE_GROUPS,
     GROUPED_BLOCK,
     GROUPED_FAMILIES,
@@ -58,9 +59,8 @@ from ..bootstrap import (
     basic_interval,
     draw_grouped,
 )
-from ..errors import UsageError
-from ..limits import MAX_RESAMPLES, MAX_SEED
-from ..metrics import METRICS
+from ..stats.limits import MAX_RESAMPLES, MAX_SEED
+from ..stats.metrics import METRICS
 from .statistics import StreamStatistics
 
 __all__ = ["SKETCH_METRICS", "NamedStreams", "grouped_sample", "stream_intervals", "wanted_metrics"]
@@ -96,7 +96,7 @@ def stream_intervals(
 
     ``reference`` holds the full-data figures: each interval is built around its
     metric's value there, and a metric missing from it (or not finite) gets no
-    interval, as in :func:`calaudit.bootstrap.bootstrap`. ``metrics`` limits the work
+    interval, as in :func:`calaudit.stats.bootstrap.bootstrap`. ``metrics`` limits the work
     to the named metrics (``None``: every metric with an interval that these
     statistics give: the binary-only ones for ``K = 2`` only); drawing
     ``("accuracy", "ece", "confidence_gap")`` touches the top label's ``2 x n_bins``
@@ -105,7 +105,7 @@ def stream_intervals(
     computed when the smooth ECE is wanted and ``sketch`` is not given.
 
     The defaults are the audit's (1,000 resamples, level 0.95; a literal here, as the
-    test session sets :data:`calaudit.bootstrap.DEFAULT_RESAMPLES` to 0). Each interval
+    test session sets :data:`calaudit.stats.bootstrap.DEFAULT_RESAMPLES` to 0). Each interval
     is ``[2 t - q(1 - a/2), 2 t - q(a/2)]`` clipped to the metric's range
     and widened to hold ``t`` (listed in ``widened``). ``UsageError`` for a bad
     ``resamples`` (1 to ``MAX_RESAMPLES``), ``level`` (strictly between 0 and 1),

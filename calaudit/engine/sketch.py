@@ -3,12 +3,12 @@ from the fine top-label histogram, each with a bound on its distance to the exac
 in-memory figure (docs/metrics.md, section 14).
 
 A streamed audit never holds the rows. For the top-label confidence ``c`` it holds a
-fine histogram: ``F`` right-closed equal-width bins (:func:`calaudit.binning.equal_width_bin_ids`,
+fine histogram: ``F`` right-closed equal-width bins (:func:`calaudit.stats.binning.equal_width_bin_ids`,
 default ``F = 2**14``), and per fine bin ``f`` and outcome ``o`` (0 wrong, 1 right):
 
 * ``count[f, o]``: the number of rows (int);
 * ``moments[f, o]``: the sums of ``c``, of ``c**2`` and of
-  :func:`calaudit.estimators.logit` ``(c)`` over those rows (float64).
+  :func:`calaudit.stats.estimators.logit` ``(c)`` over those rows (float64).
 
 Everything here is computed from those two arrays, vectorised (loops run over the
 equal-mass boundaries, bisection steps and Newton steps, never over rows or fine bins):
@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import estimators
-from ..binning import BinStatistics, _equal_mass_layout, equal_width_edges
-from ..estimators import (
+from ..stats import estimators
+from ..stats.binning import BinStatistics, _equal_mass_layout, equal_width_edges
+from ..stats.estimators import (
     SMOOTH_BANDWIDTH_EPS,
     SMOOTH_BISECTION_STEPS,
     SMOOTH_DENSITY_EPS,
@@ -95,7 +95,7 @@ def _boundaries(fine_total: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.nda
     """Where each equal-mass boundary falls in the fine histogram.
 
     Returns ``sizes`` and ``positions`` (the ``n_bins + 1`` ranks ``0, starts[1:], N``
-    of :func:`calaudit.binning.equal_mass_bin_ids`), the fine bin each position falls
+    of :func:`calaudit.stats.binning.equal_mass_bin_ids`), the fine bin each position falls
     in (``F`` for rank ``N``) and ``below``: the rows of that fine bin ranked before
     the position (0 when the position falls between two fine bins).
     """
@@ -113,7 +113,7 @@ def equal_mass_fine_layout(fine_total: np.ndarray, n_bins: int) -> np.ndarray:
     """The equal-mass bin (0-based) of every fine bin, shape ``(F,)`` intp.
 
     ``fine_total`` holds the rows per fine bin of the top-label confidence. The exact
-    bins are ``array_split`` of the stable order (:func:`calaudit.binning.equal_mass_bin_ids`);
+    bins are ``array_split`` of the stable order (:func:`calaudit.stats.binning.equal_mass_bin_ids`);
     a fine bin's rows are consecutive in that order, so a fine bin that no boundary
     cuts belongs wholly to one exact bin and gets it. A fine bin a boundary cuts goes
     to the bin holding most of its rows (the lower one on a tie), which misplaces the
@@ -326,7 +326,7 @@ class SmoothGrids:
     """The rows of a fine histogram spread onto the smooth ECE's grid of ``points``.
 
     ``residual`` (weights ``c - a``), ``count`` (weight 1) and ``confidence`` (weight
-    ``c``) are what :func:`calaudit.estimators._round_to_grid` gives on the rows, up
+    ``c``) are what :func:`calaudit.stats.estimators._round_to_grid` gives on the rows, up
     to a second difference at each grid point inside a fine bin:
     ``exact = grid + sum_k E_k (e_{k-1} - 2 e_k + e_{k+1})`` with
     ``|E_k| <= residual_halfwidth[k]`` (``count_halfwidth[k]`` for the count grid).
@@ -437,7 +437,7 @@ def _smooth_points(sigma: float) -> int:
 
 
 def _smooth_value(grids: SmoothGrids, sigma: float) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
-    """smECE at ``sigma`` (as :func:`calaudit.estimators._smooth_at`) and a bound on
+    """smECE at ``sigma`` (as :func:`calaudit.stats.estimators._smooth_at`) and a bound on
     its distance to the value of the rows; also the mesh, mean residual and density."""
     mesh = max(round(10 / sigma), SMOOTH_MESH_POINTS)
     t = np.linspace(0.0, 1.0, mesh)
@@ -458,7 +458,7 @@ def _smooth_value(grids: SmoothGrids, sigma: float) -> tuple[float, float, np.nd
 
 
 def _smooth_search(evaluate: Callable[[float], tuple[float, float]]) -> tuple[float, float, float]:
-    """The bandwidth bisection of :func:`calaudit.estimators.smooth_ece` on the sketch.
+    """The bandwidth bisection of :func:`calaudit.stats.estimators.smooth_ece` on the sketch.
 
     Returns the sketch's bandwidth, its smooth ECE and a bound on the distance to the
     exact smooth ECE. Where the sketch cannot tell which way the exact bisection goes

@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..estimates import UNDEFINED, UNDEFINED_REASONS
-from ..metrics import DEFAULT_N_BINS, METRICS
 from ..predictions.labels import LabelReadings, MixedLabelsError
-from ..reliability import reliability_table
 from ..result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
-from ..verdict import decide_verdict
+from ..stats.estimates import UNDEFINED, UNDEFINED_REASONS
+from ..stats.metrics import DEFAULT_N_BINS, METRICS
+from ..stats.reliability import reliability_table
+from ..stats.verdict import decide_verdict
 from .kernel import Accumulator
 from .sketch import SKETCH_METRICS, sketch_figures
 from .statistics import FINE_BINS, StreamStatistics
@@ -107,9 +107,9 @@ def audit_statistics(
 ) -> AuditResult:
     """The :class:`AuditResult` of merged statistics (see the module docstring);
     ``resamples`` > 0 adds grouped-bootstrap intervals (``None``: the audit's default,
-    :data:`calaudit.bootstrap.DEFAULT_RESAMPLES`)."""
+    :data:`calaudit.stats.bootstrap.DEFAULT_RESAMPLES`)."""
     if resamples is None:
-        from .. import bootstrap as bootstrap_module
+        from ..stats import bootstrap as bootstrap_module
 
         resamples = bootstrap_module.DEFAULT_RESAMPLES
     n_rows, n_classes = statistics.n_rows, statistics.n_classes

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError, one_line, show
-from ..metrics import DEFAULT_N_BINS
+from ..stats.metrics import DEFAULT_N_BINS
 from .statistics import StreamStatistics
 
 __all__ = [

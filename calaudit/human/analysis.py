@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bootstrap import BootstrapResult
 from ..predictions.human_labels import TIE_RULE, HumanLabels
+from ..stats.bootstrap import BootstrapResult
 from .results import HumanAnalysis, HumanPart, HumanSplit
 from .split import DEFAULT_SPLIT, hard_rows
 
@@ -53,7 +53,7 @@ def analyse_human(
 def _part(name: str, mask: np.ndarray, predictions, *, n_bins: int, resamples: int, level: float,
           seed: int) -> HumanPart:
     """One side of the split: majority-label and human metrics, with row-bootstrap intervals."""
-    from ..metrics import compute_metrics
+    from ..stats.metrics import compute_metrics
     from .intervals import human_intervals
     from .metrics import human_metrics
 
@@ -95,7 +95,7 @@ def model_share(proba: np.ndarray, human: HumanLabels) -> float:
 def _part_intervals(y, proba, suite, human, majority, humans, *, n_bins, resamples, level, seed) -> BootstrapResult:
     """Row-bootstrap intervals of a part's figures: the audit's own bootstrap for the
     majority-label metrics (exact or grouped by size) and the human row bootstrap."""
-    from ..bootstrap import bootstrap as run_bootstrap
+    from ..stats.bootstrap import bootstrap as run_bootstrap
     from .intervals import human_intervals
 
     # The smoothing bandwidth only matters for smooth ECE, which a part does not report.

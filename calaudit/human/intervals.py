@@ -15,7 +15,7 @@ drawn row's votes are redrawn from ``Multinomial(n_i, H_i)`` (``n_i`` its number
 votes; a row drawn twice gets two independent redraws); ``H`` is recomputed from the
 redrawn votes and every metric recomputed with the model's ``P`` fixed.
 
-Both intervals are basic bootstrap intervals (:func:`calaudit.bootstrap.basic_interval`:
+Both intervals are basic bootstrap intervals (:func:`calaudit.stats.bootstrap.basic_interval`:
 ``[2 t - q(1 - a/2), 2 t - q(a/2)]`` around the estimate ``t``), clipped to the
 metric's range and widened where needed to hold the estimate; the widened metrics are
 listed.
@@ -77,9 +77,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bootstrap import DEFAULT_LEVEL, INTERVAL_METHOD, BootstrapResult, Interval, basic_interval
-from ..metrics import NLL_EPS
 from ..predictions.human_labels import HumanLabels
+from ..stats.bootstrap import DEFAULT_LEVEL, INTERVAL_METHOD, BootstrapResult, Interval, basic_interval
+from ..stats.metrics import NLL_EPS
 from .metrics import HUMAN_METRICS, MEAN_METRICS, TERM_NAMES, _log_or_zero, row_terms
 
 #: Exact row bootstrap while resamples x N stays within this (about a second).

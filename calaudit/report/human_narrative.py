@@ -120,7 +120,7 @@ def range_text(name: str, interval: Any) -> str:
 
 
 def _interval(intervals: Any, name: str) -> Any:
-    """The :class:`~calaudit.bootstrap.Interval` of ``name`` in a ``BootstrapResult`` (or None)."""
+    """The :class:`~calaudit.stats.bootstrap.Interval` of ``name`` in a ``BootstrapResult`` (or None)."""
     if intervals is None:
         return None
     return intervals.intervals.get(name)

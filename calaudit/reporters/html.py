@@ -17,13 +17,13 @@ from typing import Any
 from .. import decision_narrative, narrative
 from ..charts import report_charts
 from ..decision_charts import decision_charts
-from ..metrics import BETTER_WORDS, METRICS
 from ..report.human_charts import human_charts
 from ..report.human_narrative import human_report
 from ..report.window_charts import window_charts, window_section
 from ..result import AuditResult
+from ..stats.metrics import BETTER_WORDS, METRICS
+from ..stats.verdict import COLOUR_KEY
 from ..templating import environment
-from ..verdict import COLOUR_KEY
 
 #: Options that only mean something for an ONNX run (left out of a prediction file's provenance).
 MODEL_ONLY_OPTIONS = {

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..errors import one_line
-from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
+from ..stats.metrics import BETTER_WORDS, METRICS
 
 
 def _cell(text: object) -> str:

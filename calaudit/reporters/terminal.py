@@ -6,8 +6,8 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import one_line
-from ..metrics import BETTER_WORDS, METRICS
 from ..result import AuditResult
+from ..stats.metrics import BETTER_WORDS, METRICS
 from ..templating import counted
 
 

@@ -310,7 +310,7 @@ def compute_metrics(y_true: np.ndarray, y_proba: np.ndarray, *, n_bins: int = DE
 
 
 def _validated(y_true: Any, y_proba: Any) -> tuple[np.ndarray, np.ndarray]:
-    from .predictions.value import Predictions
+    from ..predictions.value import Predictions
 
     predictions = Predictions.from_arrays(y_true, y_proba)
     return predictions.y_true, predictions.y_proba

@@ -1,7 +1,7 @@
 """The standalone function of every metric, keyed like :data:`calaudit.METRICS`.
 
-Binned metrics are functions of :mod:`calaudit.metrics`; the estimators
-(:mod:`calaudit.estimators`) get a function here that validates its input, bins it and
+Binned metrics are functions of :mod:`calaudit.stats.metrics`; the estimators
+(:mod:`calaudit.stats.estimators`) get a function here that validates its input, bins it and
 computes every estimate, so that each metric can be called on its own from a notebook
 and the registry-driven tests can call them all alike.
 """
@@ -12,14 +12,25 @@ from typing import Any
 
 from .estimates import compute_estimates
 from .metrics import (
-    DEFAULT_N_BINS, METRICS, _require_binary, _validated, accuracy_score, brier_loss, brier_positive_loss,
-    classwise_calibration_error, compute_metrics, confidence_gap, expected_calibration_error,
-    maximum_calibration_error, nll_loss, positive_calibration_error,
+    DEFAULT_N_BINS,
+    METRICS,
+    _require_binary,
+    _validated,
+    accuracy_score,
+    brier_loss,
+    brier_positive_loss,
+    classwise_calibration_error,
+    compute_metrics,
+    confidence_gap,
+    expected_calibration_error,
+    maximum_calibration_error,
+    nll_loss,
+    positive_calibration_error,
 )
 
 
 def _estimator(name: str):
-    """A standalone function for an estimator of :mod:`calaudit.estimators`."""
+    """A standalone function for an estimator of :mod:`calaudit.stats.estimators`."""
 
     def function(y_true: Any, y_proba: Any, *, n_bins: int = DEFAULT_N_BINS, seed: int = 0) -> float:
         y, proba = _validated(y_true, y_proba)

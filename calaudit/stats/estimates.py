@@ -1,4 +1,4 @@
-"""The estimators of :mod:`calaudit.estimators` applied to one audit's data."""
+"""The estimators of :mod:`calaudit.stats.estimators` applied to one audit's data."""
 
 from __future__ import annotations
 

@@ -168,7 +168,7 @@ def _exact_draws(rng, y, proba, suite, n_bins, bandwidth, resamples, reference) 
 
     Each formula is the definition of docs/metrics.md applied along the rows of a
     ``(resamples, N)`` matrix of drawn row indices; ``tests/test_bootstrap.py`` checks
-    it against :func:`calaudit.metrics.compute_metrics` on the same resamples.
+    it against :func:`calaudit.stats.metrics.compute_metrics` on the same resamples.
     """
     n_rows, n_classes = proba.shape
     block = exact_block_size(n_rows, n_classes, n_bins)
