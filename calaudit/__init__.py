@@ -37,7 +37,7 @@ _LAZY = {
     "audit_predictions": "calaudit.auditing",
     "AuditResult": "calaudit.result",
     "Predictions": "calaudit.predictions",
-    "METRICS": "calaudit.stats.metrics",
+    "METRICS": "calaudit.stats.metric_info",
     "METRIC_FUNCTIONS": "calaudit.stats.metric_functions",
     "CalauditError": "calaudit.errors",
     "InvalidInputError": "calaudit.errors",
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from .predictions.value import Predictions
     from .result import AuditResult
     from .stats.metric_functions import METRIC_FUNCTIONS
-    from .stats.metrics import METRICS
+    from .stats.metric_info import METRICS
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,8 @@ from .stats.bootstrap import DEFAULT_LEVEL
 from .stats.bootstrap import bootstrap as run_bootstrap
 from .stats.estimates import UNDEFINED, UNDEFINED_REASONS, compute_estimates
 from .stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
-from .stats.metrics import DEFAULT_N_BINS, METRICS, MetricSuite, compute_metrics
+from .stats.metric_info import METRICS
+from .stats.metrics import DEFAULT_N_BINS, MetricSuite, compute_metrics
 from .stats.reliability import reliability_table
 from .stats.verdict import decide_verdict
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .narrative import said
 from .percent_text import target_percent, threshold_labels, threshold_percent
-from .stats.metrics import METRICS
+from .stats.metric_info import METRICS
 
 if TYPE_CHECKING:
     from .decisions.comparison_result import ComparedModel, ComparisonResult

@@ -16,7 +16,7 @@ from .decisions.results import Routing, SegmentAnalysis
 from .gate import GateResult
 from .human.results import HumanAnalysis
 from .stats.bootstrap import BootstrapResult
-from .stats.metrics import METRICS
+from .stats.metric_info import METRICS
 from .stats.reliability import ReliabilityBin, ReliabilityTable  # noqa: F401 - re-exported: part of the result
 from .stats.verdict import Verdict
 

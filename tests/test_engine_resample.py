@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 
 import calaudit.stats.bootstrap as bootstrap_module
 import calaudit.engine.resample as resample_module
-from calaudit.stats.binning import _equal_mass_layout
-from calaudit.stats.bootstrap import GROUPED_BLOCK, BootstrapResult, GroupedSample, draw_grouped
+from calaudit.stats.binning import equal_mass_layout as _equal_mass_layout
+from calaudit.stats.bootstrap import GROUPED_BLOCK, BootstrapResult
+from calaudit.stats.grouped_bootstrap import GroupedSample, draw_grouped
 from calaudit.engine.resample import grouped_sample, stream_intervals
 from calaudit.engine.sketch import sketch_figures
 from calaudit.engine.statistics import FINE_BINS, StreamStatistics

@@ -327,7 +327,7 @@ def test_the_smoothing_envelope_bounds_every_second_difference_pattern(sigma):
         pattern[:-2] += e[1:-1]
         pattern[1:-1] -= 2.0 * e[1:-1]
         pattern[2:] += e[1:-1]
-        smoothed = estimators._reflected_smooth(pattern, sigma)
+        smoothed = estimators.reflected_smooth(pattern, sigma)
         assert np.all(np.abs(smoothed) <= envelope * (1 + 1e-9) + 1e-12)
 
 

@@ -192,12 +192,12 @@ def test_grouped_classwise_draws_keep_only_occupied_bins():
     """The grouped bootstrap's per-class groups cost what the column occupies, not K x bins,
     and sum bin by bin exactly as the full (bins x outcome) layout does."""
     from calaudit.stats.binning import equal_width_bin_ids
+    from calaudit.stats.grouped_bootstrap import BinOutcomeGroups
 
     rng = np.random.default_rng(5)
     column = rng.beta(0.3, 8.0, 2000)  # a minority class's probabilities: a few low bins
     outcome = (rng.random(2000) < column).astype(float)
-    groups = bootstrap_module._BinOutcomeGroups(equal_width_bin_ids(column, MAX_BINS), outcome, MAX_BINS,
-                                                {"p": column})
+    groups = BinOutcomeGroups(equal_width_bin_ids(column, MAX_BINS), outcome, MAX_BINS, {"p": column})
     occupied = np.unique(equal_width_bin_ids(column, MAX_BINS) * 2 + outcome.astype(int))
     np.testing.assert_array_equal(groups.keys, occupied)
     assert groups.keys.size < 2 * MAX_BINS / 4

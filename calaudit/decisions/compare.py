@@ -28,7 +28,8 @@ from ..predictions.value import Predictions
 from ..result import AuditResult
 from ..stats.bootstrap import DEFAULT_LEVEL, Interval, basic_interval, exact_block_size, resampled_metrics
 from ..stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
-from ..stats.metrics import METRICS, compute_metrics
+from ..stats.metric_info import METRICS
+from ..stats.metrics import compute_metrics
 from .comparison_result import ComparedModel, ComparisonResult
 from .results import ROUNDING, Difference, Ranking
 
@@ -198,7 +199,7 @@ def difference_interval(
 
     The basic bootstrap interval, or the percentile one for ``metric`` in
     :data:`PERCENTILE_DIFFERENCES`; clipped to the range a difference of ``metric`` can
-    take (``[low - high, high - low]`` of its range in :data:`calaudit.stats.metrics.METRICS`:
+    take (``[low - high, high - low]`` of its range in :data:`calaudit.stats.metric_info.METRICS`:
     ``[-1, 1]`` for two ECEs; unbounded without ``metric``), then widened to hold
     ``estimate``, so ``low <= estimate <= high`` always.
 
@@ -237,7 +238,7 @@ def paired_differences(
     level: float = DEFAULT_LEVEL,
 ) -> tuple[tuple[Difference, ...], list[dict[str, str]]]:
     """Every ``metric(a) - metric(b)`` for ``a`` before ``b`` in ``names``, with its paired
-    interval: the metrics with an interval (:data:`calaudit.stats.metrics.METRICS`) that both
+    interval: the metrics with an interval (:data:`calaudit.stats.metric_info.METRICS`) that both
     models have, in the registry's order.
 
     Returns the differences and the pairs left without an interval (``a``, ``b``,

@@ -12,7 +12,7 @@ reference (``execution.kernel`` in the JSON says which ran).
 Bin ids follow :class:`calaudit.stats.binning.EqualWidthBinner` exactly (a candidate from
 ``ceil(v * M * (1 + 8 eps))``, corrected by one comparison with the float64 edge),
 the argmax takes the first of tied maxima as ``np.argmax`` does, and the
-log-likelihood clips at :data:`calaudit.stats.metrics.NLL_EPS`. Only the order in which
+log-likelihood clips at :data:`calaudit.stats.metric_info.NLL_EPS`. Only the order in which
 floats are added differs from the reference.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..stats.estimators import LOGIT_EPS
-from ..stats.metrics import NLL_EPS
+from ..stats.metric_info import NLL_EPS
 
 #: ``CALAUDIT_KERNEL``: ``auto`` (numba when installed), ``numba`` (required), ``numpy``.
 KERNEL_VARIABLE = "CALAUDIT_KERNEL"

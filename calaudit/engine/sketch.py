@@ -40,16 +40,16 @@ from typing import Any
 import numpy as np
 
 from ..stats import estimators
-from ..stats.binning import BinStatistics, _equal_mass_layout, equal_width_edges
+from ..stats.binning import BinStatistics, equal_mass_layout, equal_width_edges
 from ..stats.estimators import (
     SMOOTH_BANDWIDTH_EPS,
     SMOOTH_BISECTION_STEPS,
     SMOOTH_DENSITY_EPS,
     SMOOTH_MESH_POINTS,
     SmoothCurve,
-    _interpolate,
-    _kernel,
-    _reflected_smooth,
+    gaussian_kernel,
+    interpolate_grid,
+    reflected_smooth,
 )
 
 __all__ = [
@@ -101,7 +101,7 @@ def _boundaries(fine_total: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.nda
     """
     fine_total = np.asarray(fine_total, dtype=np.int64)
     n_rows = int(fine_total.sum())
-    sizes, starts = _equal_mass_layout(n_rows, n_bins)
+    sizes, starts = equal_mass_layout(n_rows, n_bins)
     positions = np.append(starts, n_rows).astype(np.int64)
     first, after = _fine_ranks(fine_total)
     fine = np.searchsorted(after, positions, side="right")  # first fine bin ending after the rank
@@ -124,7 +124,7 @@ def equal_mass_fine_layout(fine_total: np.ndarray, n_bins: int) -> np.ndarray:
     """
     fine_total = np.asarray(fine_total, dtype=np.int64)
     n_rows = int(fine_total.sum())
-    sizes, starts = _equal_mass_layout(n_rows, n_bins)
+    sizes, starts = equal_mass_layout(n_rows, n_bins)
     filled = max(int(np.count_nonzero(sizes)), 1)
     first, after = _fine_ranks(fine_total)
     ends = np.append(starts, n_rows)
@@ -409,7 +409,7 @@ def smooth_grids(count: np.ndarray, moments: np.ndarray, points: int) -> SmoothG
 
 
 def _smoothing_envelope(halfwidth: np.ndarray, sigma: float) -> np.ndarray:
-    """Pointwise bound on ``|_reflected_smooth(sum_k E_k (e_{k-1} - 2 e_k + e_{k+1}))|``
+    """Pointwise bound on ``|reflected_smooth(sum_k E_k (e_{k-1} - 2 e_k + e_{k+1}))|``
     over every ``|E_k| <= halfwidth[k]`` (grid points 1 .. G-2).
 
     The reflected smoothing is a convolution over the grid and its two mirror
@@ -419,7 +419,7 @@ def _smoothing_envelope(halfwidth: np.ndarray, sigma: float) -> np.ndarray:
     ``k = 1`` and ``k = G - 2``; the term that breaks off is added back.
     """
     points = halfwidth.shape[0]
-    kernel = _kernel(points, sigma)
+    kernel = gaussian_kernel(points, sigma)
     padded = np.concatenate(([0.0, 0.0], kernel, [0.0, 0.0]))
     second = np.abs(padded[:-2] - 2.0 * padded[1:-1] + padded[2:])  # D2 K at offsets -1 .. G
     extended = np.concatenate([np.flip(halfwidth)[:-1], halfwidth, np.flip(halfwidth)[1:]])
@@ -441,15 +441,15 @@ def _smooth_value(grids: SmoothGrids, sigma: float) -> tuple[float, float, np.nd
     its distance to the value of the rows; also the mesh, mean residual and density."""
     mesh = max(round(10 / sigma), SMOOTH_MESH_POINTS)
     t = np.linspace(0.0, 1.0, mesh)
-    smoothed_residual = _interpolate(t, _reflected_smooth(grids.residual, sigma))
-    density = _interpolate(t, _reflected_smooth(grids.count, sigma)) + SMOOTH_DENSITY_EPS
+    smoothed_residual = interpolate_grid(t, reflected_smooth(grids.residual, sigma))
+    density = interpolate_grid(t, reflected_smooth(grids.count, sigma)) + SMOOTH_DENSITY_EPS
     mean_residual = smoothed_residual / density
     numerator = float(np.sum(np.abs(mean_residual) * density))
     denominator = float(np.sum(density))
     value = numerator / denominator
     # value = sum_t |S r(t)| / sum_t d(t): both sums are linear in the grids.
-    d_numerator = float(np.sum(_interpolate(t, _smoothing_envelope(grids.residual_halfwidth, sigma))))
-    d_denominator = float(np.sum(_interpolate(t, _smoothing_envelope(grids.count_halfwidth, sigma))))
+    d_numerator = float(np.sum(interpolate_grid(t, _smoothing_envelope(grids.residual_halfwidth, sigma))))
+    d_denominator = float(np.sum(interpolate_grid(t, _smoothing_envelope(grids.count_halfwidth, sigma))))
     if d_denominator >= denominator:
         bound = math.inf
     else:
@@ -531,7 +531,7 @@ def _sketch_smooth(count: np.ndarray, moments: np.ndarray) -> tuple[float, float
     _, _, t, mean_residual, density = evaluate_full(sigma)
     grids = cache[_smooth_points(sigma)]
     # The curve as estimators.smooth_ece draws it: smoothed confidence / density - mean residual.
-    smoothed_confidence = _interpolate(t, _reflected_smooth(grids.confidence, sigma))
+    smoothed_confidence = interpolate_grid(t, reflected_smooth(grids.confidence, sigma))
     accuracy = smoothed_confidence / density - mean_residual
     return value, bound, SmoothCurve(sigma, t, accuracy, density / density.mean())
 

@@ -12,7 +12,7 @@ from which every equal-width figure of the in-memory audit is recomputed:
   rows with ``y == k`` (classwise ECE, the per-class tables, the Brier decomposition,
   and for ``K = 2`` the positive-class ECE, which is column 1's bins);
 * plain sums: squared probabilities and the true-class probability (Brier), the
-  clipped log-likelihood (NLL, with :data:`calaudit.stats.metrics.NLL_EPS`), the predicted
+  clipped log-likelihood (NLL, with :data:`calaudit.stats.metric_info.NLL_EPS`), the predicted
   count per class, and for ``K = 2`` the positive-class squared error and the two
   sums of Spiegelhalter's Z;
 * a fine histogram of the top-label confidence (``fine_bins`` equal-width bins,
@@ -57,7 +57,8 @@ from ..errors import UsageError
 from ..stats import estimators
 from ..stats.binning import BinStatistics, EqualWidthBinner, equal_width_bin_ids, equal_width_edges
 from ..stats.limits import MAX_BINS
-from ..stats.metrics import DEFAULT_N_BINS, METRICS, NLL_EPS, TopLabel
+from ..stats.metric_info import METRICS, NLL_EPS
+from ..stats.metrics import DEFAULT_N_BINS, TopLabel
 
 __all__ = ["FINE_BINS", "MAX_FINE_BINS", "REPORT_BANDS", "ReliabilityBins", "StreamStatistics"]
 
@@ -386,7 +387,7 @@ class StreamStatistics:
         return estimators.brier_decomposition(self.reliability_bins().classwise, self.brier(), self._rows())
 
     def metrics(self) -> dict[str, float]:
-        """Every metric of :data:`calaudit.stats.metrics.METRICS` these sums give exactly.
+        """Every metric of :data:`calaudit.stats.metric_info.METRICS` these sums give exactly.
 
         ``accuracy``, ``ece``, ``mce``, ``classwise_ece``, ``brier``, ``nll``,
         ``confidence_gap``, ``brier_reliability``, ``brier_resolution``,

@@ -34,7 +34,8 @@ from .._version import __version__
 from ..predictions.labels import LabelReadings, MixedLabelsError
 from ..result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
 from ..stats.estimates import UNDEFINED, UNDEFINED_REASONS
-from ..stats.metrics import DEFAULT_N_BINS, METRICS
+from ..stats.metric_info import METRICS
+from ..stats.metrics import DEFAULT_N_BINS
 from ..stats.reliability import reliability_table
 from ..stats.verdict import decide_verdict
 from .kernel import Accumulator

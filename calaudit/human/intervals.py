@@ -79,7 +79,7 @@ import numpy as np
 
 from ..predictions.human_labels import HumanLabels
 from ..stats.bootstrap import DEFAULT_LEVEL, INTERVAL_METHOD, BootstrapResult, Interval, basic_interval
-from ..stats.metrics import NLL_EPS
+from ..stats.metric_info import NLL_EPS
 from .metrics import HUMAN_METRICS, MEAN_METRICS, TERM_NAMES, _log_or_zero, row_terms
 
 #: Exact row bootstrap while resamples x N stays within this (about a second).

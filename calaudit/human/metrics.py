@@ -3,7 +3,7 @@ what people said (docs/metrics.md, section 13).
 
 ``P`` is the model's ``(N, K)`` probability matrix, ``H`` the human distribution of
 the same rows (``H = votes / votes.sum(row)``, or the soft labels), ``eps`` =
-:data:`calaudit.stats.metrics.NLL_EPS` = 2.220446049250313e-16, logs are natural and
+:data:`calaudit.stats.metric_info.NLL_EPS` = 2.220446049250313e-16, logs are natural and
 ``0 log 0 = 0``. With ``entropy(p) = -sum_k p_k log p_k``:
 
 * ``human_tvd`` = ``mean_i 1/2 sum_k |P_ik - H_ik|``: the total variation distance,
@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..predictions.human_labels import SOFT_TIE_TOLERANCE, tied_mask
-from ..stats.metrics import NLL_EPS, MetricInfo
+from ..stats.metric_info import NLL_EPS, MetricInfo
 
 #: Largest ``-log max(p, eps)``: the ceiling of the cross-entropy and the KL divergence.
 _LOG_FLOOR = float(-np.log(NLL_EPS))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import decision_narrative
 from ..decision_charts import compare_charts
-from ..stats.metrics import BETTER_WORDS, METRICS
+from ..stats.metric_info import BETTER_WORDS, METRICS
 from ..templating import environment
 from .html import GLOSSARY, VERDICT_ICONS, _created_display, plotly_source
 

@@ -21,7 +21,7 @@ from ..report.human_charts import human_charts
 from ..report.human_narrative import human_report
 from ..report.window_charts import window_charts, window_section
 from ..result import AuditResult
-from ..stats.metrics import BETTER_WORDS, METRICS
+from ..stats.metric_info import BETTER_WORDS, METRICS
 from ..stats.verdict import COLOUR_KEY
 from ..templating import environment
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import one_line
 from ..result import AuditResult
-from ..stats.metrics import BETTER_WORDS, METRICS
+from ..stats.metric_info import BETTER_WORDS, METRICS
 
 
 def _cell(text: object) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import one_line
 from ..result import AuditResult
-from ..stats.metrics import BETTER_WORDS, METRICS
+from ..stats.metric_info import BETTER_WORDS, METRICS
 from ..templating import counted
 
 

@@ -100,7 +100,7 @@ def equal_mass_bin_ids(values: np.ndarray, n_bins: int) -> np.ndarray:
     """
     values = np.asarray(values, dtype=np.float64)
     n = values.shape[0]
-    sizes, starts = _equal_mass_layout(n, n_bins)
+    sizes, starts = equal_mass_layout(n, n_bins)
     boundary_positions = starts[1:][starts[1:] < n]
     if boundary_positions.size == 0:
         return np.zeros(n, dtype=np.intp)
@@ -132,7 +132,7 @@ def equal_mass_bin_ids(values: np.ndarray, n_bins: int) -> np.ndarray:
     return ids
 
 
-def _equal_mass_layout(n: int, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+def equal_mass_layout(n: int, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Sizes and start positions of ``np.array_split(range(n), n_bins)``."""
     sizes = np.full(n_bins, n // n_bins, dtype=np.intp)
     sizes[: n % n_bins] += 1
@@ -210,7 +210,7 @@ class BinStatistics:
         """
         values = np.asarray(values, dtype=np.float64)
         outcomes = np.asarray(outcomes, dtype=np.float64)
-        sizes, starts = _equal_mass_layout(values.shape[0], n_bins)
+        sizes, starts = equal_mass_layout(values.shape[0], n_bins)
         filled = int(np.count_nonzero(sizes))
         count = sizes.astype(np.float64)
         sum_value = np.zeros(n_bins)

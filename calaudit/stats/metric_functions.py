@@ -11,11 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from .estimates import compute_estimates
+from .metric_info import METRICS
 from .metrics import (
     DEFAULT_N_BINS,
-    METRICS,
-    _require_binary,
-    _validated,
     accuracy_score,
     brier_loss,
     brier_positive_loss,
@@ -26,6 +24,8 @@ from .metrics import (
     maximum_calibration_error,
     nll_loss,
     positive_calibration_error,
+    require_binary,
+    validated_inputs,
 )
 
 
@@ -33,9 +33,9 @@ def _estimator(name: str):
     """A standalone function for an estimator of :mod:`calaudit.stats.estimators`."""
 
     def function(y_true: Any, y_proba: Any, *, n_bins: int = DEFAULT_N_BINS, seed: int = 0) -> float:
-        y, proba = _validated(y_true, y_proba)
+        y, proba = validated_inputs(y_true, y_proba)
         if METRICS[name].binary_only:
-            _require_binary(proba)
+            require_binary(proba)
         suite = compute_metrics(y, proba, n_bins=n_bins)
         return float(compute_estimates(y, proba, suite, seed=seed).values[name])
 
