@@ -19,8 +19,7 @@ from .errors import one_line
 
 if TYPE_CHECKING:
     from .decisions.comparison_result import ComparisonResult
-    from .decisions.results import RiskCoverage, Routing, SegmentAnalysis
-    from .result import AuditResult
+    from .result import AuditResult, RiskCoverage, Routing, SegmentAnalysis
 
 #: Longest segment label on the axis (the hover text has it whole).
 MAX_TICK_CHARS = 48

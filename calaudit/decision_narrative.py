@@ -6,7 +6,7 @@ Written like :mod:`calaudit.narrative`: natural frequencies with the count behin
 every rate ("For channel = mobile (1,204 cases) it said 91% and was right 72%"), no
 jargon in the sentences (the method names go to the tables and the appendix), and
 uncertainty in words. Nothing here computes a statistic: the sentences only choose
-among and phrase the figures of :mod:`calaudit.decisions.results` (a count of right
+among and phrase the figures of :mod:`calaudit.result` (a count of right
 answers is read back from a share and its count). Vendor strings (column names,
 segment values, model names) are returned as they are: the templates escape them.
 """
@@ -21,8 +21,8 @@ from .percent_text import target_percent, threshold_labels, threshold_percent
 from .stats.metric_info import METRICS
 
 if TYPE_CHECKING:
-    from .decisions.comparison_result import ComparedModel, ComparisonResult
-    from .decisions.results import Difference, Routing, RoutingTarget, Segment, SegmentAnalysis
+    from .decisions.comparison_result import ComparedModel, ComparisonResult, Difference
+    from .result import Routing, RoutingTarget, Segment, SegmentAnalysis
 
 #: How each multiplicity correction is named, and what it promises, in words.
 CORRECTIONS = {

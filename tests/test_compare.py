@@ -28,7 +28,7 @@ from calaudit.decisions.compare import (
     paired_draws,
     rank_models,
 )
-from calaudit.decisions.results import Difference
+from calaudit.decisions.comparison_result import Difference
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.table import load_prediction_file
 from calaudit.stats.metrics import METRICS, compute_metrics

@@ -24,7 +24,7 @@ import pytest
 from calaudit.cli_logits import _input_named
 from calaudit.decisions.alignment import align_predictions
 from calaudit.decisions.compare import rank_models
-from calaudit.decisions.results import Difference
+from calaudit.decisions.comparison_result import Difference
 from calaudit.errors import ProbabilitiesAsLogitsError, UsageError
 from calaudit.loaders.table import load_prediction_file
 from calaudit.predictions import Predictions

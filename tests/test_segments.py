@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from calaudit.stats.binning import equal_width_bin_ids
-from calaudit.decisions.results import SegmentAnalysis
+from calaudit.result import SegmentAnalysis
 from calaudit.decisions.segments import (
     MISSING, BinCounts, benjamini_hochberg, column_levels, find_segments, group_segments, holm, reliability_curve,
     search_split, simulations_for, worse_than_rest_test,

@@ -30,8 +30,7 @@ from ..stats.bootstrap import DEFAULT_LEVEL, Interval, basic_interval, exact_blo
 from ..stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from ..stats.metric_info import METRICS
 from ..stats.metrics import compute_metrics
-from .comparison_result import ComparedModel, ComparisonResult
-from .results import ROUNDING, Difference, Ranking
+from .comparison_result import ROUNDING, ComparedModel, ComparisonResult, Difference, Ranking
 
 #: The metric models are ranked on.
 RANKING_METRIC = "ece"

@@ -31,11 +31,11 @@ import numpy as np
 
 from ..errors import UsageError
 from ..predictions.value import Predictions
+from ..result import Segment, SegmentAnalysis
 from ..stats import bootstrap as bootstrap_module
 from ..stats.binning import equal_width_bin_ids
 from ..stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from ..stats.metrics import DEFAULT_N_BINS, TopLabel, compute_metrics
-from .results import Segment, SegmentAnalysis
 from .segment_levels import (  # noqa: F401 - re-exported
     DEFAULT_GROUP_MAX_LEVELS,
     MISSING,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from .._version import __version__
-from ..decisions.comparison_result import ComparisonResult
-from ..decisions.results import ROUNDING
+from ..decisions.comparison_result import ROUNDING, ComparisonResult
 from ..errors import one_line
 from .terminal import routing_lines, segment_lines
 
