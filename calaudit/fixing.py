@@ -44,8 +44,8 @@ def fix_model(model_path: Path, data_path: Path, output_path: Path, *, load_opti
     from .baselines.comparison import run_baselines
     from .baselines.recalibration import fit_temperature, log_scores
     from .loaders.model_run import load_model_predictions
-    from .onnx_fix import temperature_scaled_model, write_model
-    from .onnx_model import load_model
+    from .onnx.model import load_model
+    from .onnx.temperature import temperature_scaled_model, write_model
 
     check_output_paths([("-o", output_path)], [("the model", model_path), ("the data", data_path)])
     model = load_model(model_path, device=load_options.get("device", "auto"))

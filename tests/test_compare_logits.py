@@ -28,7 +28,7 @@ from calaudit.decisions.comparison_result import Difference
 from calaudit.errors import ProbabilitiesAsLogitsError, UsageError
 from calaudit.loaders.table import load_prediction_file
 from calaudit.predictions import Predictions
-from calaudit.scores import decide_logits
+from calaudit.onnx.scores import decide_logits
 from calaudit.predictions.transforms import softmax
 from clitools import error_line, invoke
 

@@ -20,7 +20,7 @@ from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.datadir import load_data_directory
 from calaudit.loaders.images import load_image_folder
 from calaudit.loaders.model_run import load_model_predictions
-from calaudit.onnx_model import load_model
+from calaudit.onnx.model import load_model
 
 H, W = 6, 5
 FORMATS = {"png": "PNG", "jpg": "JPEG", "bmp": "BMP", "webp": "WEBP"}

@@ -8,7 +8,7 @@ in-memory run's own loop (:func:`calaudit.loaders.model_run.score_batches`: infe
 batches of ``--batch-size`` rows, padded for a fixed batch size, each checked as it
 comes) and yields :class:`calaudit.engine.scan.Batch` es of at most ``batch_rows`` rows,
 validated as the in-memory run validates the whole matrix: logits decided by the same
-rule (:func:`calaudit.scores.decide_logits`, per batch: a batch that is no
+rule (:func:`calaudit.onnx.scores.decide_logits`, per batch: a batch that is no
 probabilities is the same error), softmax or sigmoid, a single score widened, class
 names from the same sources, the same clipping, renormalisation and label rules
 (:meth:`calaudit.Predictions.from_arrays`). So
@@ -59,11 +59,11 @@ from ..loaders.model_run import (
     score_batches,
     validated_predictions,
 )
+from ..onnx.scores import decide_logits
 from ..predictions.labels import batch_reading
 from ..predictions.transforms import NO_TRANSFORM
 from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
 from ..predictions.value import Source
-from ..scores import decide_logits
 from .budget import PEAK_FACTOR, default_memory_limit, format_size
 from .scan import DEFAULT_BATCH_ROWS, Batch
 from .statistics import FINE_BINS, StreamStatistics

@@ -49,7 +49,7 @@ def cast_feature(values: np.ndarray, spec: Any, *, where: str, locate: Any = Non
 
     ``locate(row, column)`` names where a value of the block (its row in the block,
     its flat position in the row) came from, for the messages about one value."""
-    from ..onnx_model import INPUT_DTYPES
+    from ..onnx.model import INPUT_DTYPES
 
     dtype = INPUT_DTYPES.get(spec.element_type)
     if dtype is None:
@@ -314,7 +314,7 @@ def load_data_directory(
     """Detect the layout of ``path`` and read its labels (features are read per batch).
 
     Image folders only: ``allow_large_images`` lifts Pillow's decompression-bomb limit,
-    ``model`` (a :class:`calaudit.onnx_model.VendorModel`) may carry preprocessing
+    ``model`` (a :class:`calaudit.onnx.model.VendorModel`) may carry preprocessing
     metadata, and ``warn(message)`` is told of a warning once. Human labels found
     (``votes.npy``, ``soft_labels.npy`` or a table's ``votes_cols`` / ``soft_cols``)
     are in ``Dataset.human``, not yet matched to the model's classes.

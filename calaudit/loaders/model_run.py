@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, Location, UsageError, show
-from ..onnx_model import VendorModel, class_names_from_sources, load_model
+from ..onnx.model import VendorModel, class_names_from_sources, load_model
+from ..onnx.scores import decide_logits
 from ..predictions.human_labels import HumanLabels
 from ..predictions.transforms import NO_TRANSFORM
 from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
 from ..predictions.value import Predictions, Source, logit_matrix, to_probabilities, widen_binary
-from ..scores import decide_logits
 from .datadir import load_data_directory
 from .dataset import Dataset, HumanData
 from .human_columns import HumanColumns, human_details, human_labels, plurality_label_indices
@@ -37,7 +37,7 @@ class ModelSetup:
 
     model: VendorModel
     dataset: Dataset
-    score_output: Any  # calaudit.onnx_model.ScoreOutput
+    score_output: Any  # calaudit.onnx.model.ScoreOutput
 
 
 def open_model_run(
@@ -123,7 +123,7 @@ def load_model_predictions(
     embedding = None
     if want_features:
         embedding = embedding_output or model.penultimate_tensor(score_output.fetch)
-        if embedding is not None and not model._expose(embedding):
+        if embedding is not None and not model.expose(embedding):
             if embedding_output:
                 raise InvalidInputError(f"{model.path}: --embedding-output {embedding_output!r} cannot be read from the graph")
             embedding = None

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UsageError
+from ..errors import UsageError
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError, UsageError
+from ..errors import InvalidInputError, UsageError
 from .providers import ProviderChoice, create_session
 
 #: ONNX Runtime element types and the numpy dtype calaudit feeds for each.
@@ -142,7 +142,7 @@ class VendorModel:
         The names remember the model and key they came from (a name given twice is
         reported there, where the names are used: :func:`class_names_from_sources`).
         """
-        from .predictions.labels import ClassNames
+        from ..predictions.labels import ClassNames
 
         for key in ("classes", "class_names", "labels"):
             for meta_key, value in self.metadata.items():
@@ -211,12 +211,12 @@ class VendorModel:
         producer = next((node for node in self.proto.graph.node if spec.name in node.output), None)
         if spec.kind == "sequence-of-maps":
             labels = _node_class_labels(producer) if producer is not None else None
-            if producer is not None and producer.op_type == "ZipMap" and self._expose(producer.input[0]):
+            if producer is not None and producer.op_type == "ZipMap" and self.expose(producer.input[0]):
                 return ScoreOutput(spec.name, spec, producer.input[0], True, labels, reason)
             return ScoreOutput(spec.name, spec, spec.name, False, labels, reason)
         return ScoreOutput(spec.name, spec, spec.name, False, None, reason)
 
-    def _expose(self, tensor: str) -> bool:
+    def expose(self, tensor: str) -> bool:
         """Rebuild the session with ``tensor`` as an extra graph output.
 
         Returns False (and keeps the session) when the graph cannot be edited, e.g.
@@ -275,7 +275,7 @@ def load_model(path: str | Path, *, device: str = "auto") -> VendorModel:
 
     import onnx
 
-    from .files.info import path_problem
+    from ..files.info import path_problem
 
     path = Path(path)
     problem = path_problem(path, missing="no such model file")
@@ -425,7 +425,7 @@ def class_names_from_sources(
     used must be unique: a name given twice is an error naming where it was given
     (the file and both lines, or the model and its metadata key).
     """
-    from .predictions.labels import check_unique_class_names
+    from ..predictions.labels import check_unique_class_names
 
     notes = []
     for source, names in sources:

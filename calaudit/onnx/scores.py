@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InvalidInputError, ProbabilitiesAsLogitsError, show
-from .predictions.validation import RANGE_TOLERANCE, looks_like_probabilities
+from ..errors import InvalidInputError, ProbabilitiesAsLogitsError, show
+from ..predictions.validation import RANGE_TOLERANCE, looks_like_probabilities
 
 
 def decide_logits(

@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from ._version import __version__
-from .errors import InvalidInputError, first_line
-from .files.atomic import write_atomic
-from .onnx_model import ScoreOutput, VendorModel
+from .._version import __version__
+from ..errors import InvalidInputError, first_line
+from ..files.atomic import write_atomic
+from .model import ScoreOutput, VendorModel
 
 #: Floor on probabilities before their logarithm (in the score tensor's dtype).
 EPS = 1e-12
@@ -389,7 +389,7 @@ def _session_info(model: VendorModel, name: str, elem_type: int | None, dims: li
     """Fill in from onnxruntime's view (it lists a ZipMap's input once calaudit exposed it)."""
     from onnx import TensorProto
 
-    from .onnx_model import TensorSpec
+    from .model import TensorSpec
 
     try:
         args = [*model.session.get_outputs(), *model.session.get_inputs()]
