@@ -36,7 +36,7 @@ from calaudit.baselines import comparison, label_smoothing, recalibration
 from calaudit.baselines.folds import stratified_folds
 from calaudit.cli import cli
 from calaudit.errors import UsageError
-from calaudit.narrative import baseline_sentences
+from calaudit.report.narrative import baseline_sentences
 from calaudit.predictions import Predictions
 from calaudit.result import AuditResult
 

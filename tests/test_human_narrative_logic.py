@@ -31,7 +31,7 @@ from calaudit.baselines.comparison import AnnotationValue, BaselineResult, Compa
 from calaudit.stats.bootstrap import BootstrapResult, Interval
 from calaudit.human.results import HumanAnalysis, HumanPart, HumanSplit
 from calaudit.predictions.human_labels import TIE_RULE
-from calaudit.narrative import BandSentence, decisions, direction_sentence
+from calaudit.report.narrative import BandSentence, decisions, direction_sentence
 from calaudit.report.human_narrative import human_report
 from calaudit.stats.verdict import Verdict
 

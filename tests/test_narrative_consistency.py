@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import calaudit
-from calaudit import narrative
+from calaudit.report import narrative
 from calaudit.reporters import markdown, terminal
 from calaudit.stats.verdict import COLOUR_KEY, LEVEL_MEANINGS
 

@@ -24,7 +24,7 @@ import calaudit
 from calaudit.baselines.comparison import COMPARED, AnnotationValue, BaselineResult, Comparison, SmoothingSweep
 from calaudit.stats.bootstrap import BootstrapResult, Interval
 from calaudit.human.results import HumanAnalysis, HumanPart, HumanSplit
-from calaudit.narrative import DIRECTION_FLOOR, DIRECTION_SHARE, baseline_sentences, confidence_direction, said
+from calaudit.report.narrative import DIRECTION_FLOOR, DIRECTION_SHARE, baseline_sentences, confidence_direction, said
 from calaudit.reporters import html as html_reporter
 from calaudit.reporters import markdown, terminal
 from calaudit.result import AuditResult

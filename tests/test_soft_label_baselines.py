@@ -704,7 +704,7 @@ def test_a_difference_that_is_numerically_nothing_is_never_better():
 def test_soft_labels_are_called_soft_labels_not_votes():
     """Issue 19: the baseline fitted on soft labels said "fitted on the human votes"."""
     from calaudit.predictions.human_labels import human_from_soft
-    from calaudit.narrative import baseline_sentences
+    from calaudit.report.narrative import baseline_sentences
     from calaudit.report.human_narrative import annotation_paragraph
 
     rng = np.random.default_rng(4)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import decision_narrative
-from ..decision_charts import compare_charts
+from ..report import decision_narrative
+from ..report.decision_charts import compare_charts
+from ..report.templating import environment
 from ..stats.metric_info import BETTER_WORDS, METRICS
-from ..templating import environment
 from .html import GLOSSARY, VERDICT_ICONS, _created_display, plotly_source
 
 if TYPE_CHECKING:

@@ -14,16 +14,16 @@ from importlib import resources
 from pathlib import PurePath
 from typing import Any
 
-from .. import decision_narrative, narrative
-from ..charts import report_charts
-from ..decision_charts import decision_charts
+from ..report import decision_narrative, narrative
+from ..report.charts import report_charts
+from ..report.decision_charts import decision_charts
 from ..report.human_charts import human_charts
 from ..report.human_narrative import human_report
+from ..report.templating import environment
 from ..report.window_charts import window_charts, window_section
 from ..result import AuditResult
 from ..stats.metric_info import BETTER_WORDS, METRICS
 from ..stats.verdict import COLOUR_KEY
-from ..templating import environment
 
 #: Options that only mean something for an ONNX run (left out of a prediction file's provenance).
 MODEL_ONLY_OPTIONS = {

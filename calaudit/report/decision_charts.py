@@ -1,6 +1,6 @@
 """Plotly figure specifications of the decision sections, as plain JSON-ready dicts.
 
-Like :mod:`calaudit.charts`: each figure is prepared from the result's plain data
+Like :mod:`calaudit.report.charts`: each figure is prepared from the result's plain data
 only (no statistic is computed here), asks one question, labels its axes in words,
 uses the Okabe-Ito palette, and never carries meaning by colour alone (flagged
 segments are hatched and labelled, target lines are labelled, each model's curve has
@@ -13,13 +13,13 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from ..errors import one_line
 from .charts import BLUE, CONFIG, FONT, GREEN, GREY, ORANGE, VERMILLION, X_TITLE, Y_TITLE
 from .decision_narrative import MAX_CHART_SEGMENTS, segment_label, threshold_text
-from .errors import one_line
 
 if TYPE_CHECKING:
-    from .decisions.comparison_result import ComparisonResult
-    from .result import AuditResult, RiskCoverage, Routing, SegmentAnalysis
+    from ..decisions.comparison_result import ComparisonResult
+    from ..result import AuditResult, RiskCoverage, Routing, SegmentAnalysis
 
 #: Longest segment label on the axis (the hover text has it whole).
 MAX_TICK_CHARS = 48

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .result import AuditResult, ReliabilityBin
+from ..result import AuditResult, ReliabilityBin
 
 #: A band is quoted only with at least this many cases (and 2% of the rows).
 MIN_BAND_CASES = 10

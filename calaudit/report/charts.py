@@ -12,8 +12,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .errors import one_line
-from .result import AuditResult, ReliabilityTable
+from ..errors import one_line
+from ..result import AuditResult, ReliabilityTable
 
 BLUE = "#0072B2"
 ORANGE = "#E69F00"

@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .percent_text import target_percent, threshold_percent
+from ..decisions.percent_text import target_percent, threshold_percent
 
 
 def templates_dir() -> Path:
     """``calaudit/templates`` in an installed wheel, else ``templates/`` of a checkout."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # calaudit/, above calaudit/report/
     for candidate in (package / "templates", package.parent / "templates"):
         if (candidate / "report.html.j2").is_file():
             return candidate
@@ -56,7 +56,7 @@ def visible(value: Any) -> Any:
     plotly.js, chart data already escaped by ``tojson``) is left alone."""
     import markupsafe
 
-    from .errors import one_line
+    from ..errors import one_line
 
     if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
         return one_line(value)
@@ -65,7 +65,7 @@ def visible(value: Any) -> Any:
 
 def _confidence(value: float | None) -> str:
     """A confidence threshold for the analysts' tables: within 0.005 points, never 100%
-    below 1 (:func:`calaudit.percent_text.threshold_percent`)."""
+    below 1 (:func:`calaudit.decisions.percent_text.threshold_percent`)."""
     return "n/a" if value is None else threshold_percent(value, within=0.005)
 
 

@@ -2,7 +2,7 @@
 (segments), which cases a person should see (review routing), and how several
 models compare.
 
-Written like :mod:`calaudit.narrative`: natural frequencies with the count behind
+Written like :mod:`calaudit.report.narrative`: natural frequencies with the count behind
 every rate ("For channel = mobile (1,204 cases) it said 91% and was right 72%"), no
 jargon in the sentences (the method names go to the tables and the appendix), and
 uncertainty in words. Nothing here computes a statistic: the sentences only choose
@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..decisions.percent_text import target_percent, threshold_labels, threshold_percent
+from ..stats.metric_info import METRICS
 from .narrative import said
-from .percent_text import target_percent, threshold_labels, threshold_percent
-from .stats.metric_info import METRICS
 
 if TYPE_CHECKING:
-    from .decisions.comparison_result import ComparedModel, ComparisonResult, Difference
-    from .result import Routing, RoutingTarget, Segment, SegmentAnalysis
+    from ..decisions.comparison_result import ComparedModel, ComparisonResult, Difference
+    from ..result import Routing, RoutingTarget, Segment, SegmentAnalysis
 
 #: How each multiplicity correction is named, and what it promises, in words.
 CORRECTIONS = {
@@ -276,7 +276,7 @@ def segment_section(analysis: SegmentAnalysis, *, chart_id: str | None = None) -
 def segment_sections(groups: tuple[SegmentAnalysis, ...], *,
                      prefix: str | None = "chart-segments") -> list[SegmentSection]:
     """One section per analysis; chart ids ``{prefix}-0``, ``{prefix}-1``... as
-    :func:`calaudit.decision_charts.decision_charts` names them (none without ``prefix``)."""
+    :func:`calaudit.report.decision_charts.decision_charts` names them (none without ``prefix``)."""
     return [segment_section(analysis, chart_id=f"{prefix}-{index}" if prefix else None)
             for index, analysis in enumerate(groups)]
 
