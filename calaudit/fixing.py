@@ -82,16 +82,3 @@ def fix_model(model_path: Path, data_path: Path, output_path: Path, *, load_opti
         agreement_tolerance=tolerance, agrees=bool(abs(ece_after - cross_fitted.metrics["ece"]) <= tolerance),
     )
     return summary, after
-
-
-def render_summary(summary: FixSummary) -> str:
-    agree = "agrees with" if summary.agrees else "DOES NOT agree with"
-    return "\n".join([
-        f"calaudit fix: wrote {summary.written}",
-        f"Temperature {summary.temperature:.4f} fitted on the {summary.scores} of {summary.model} "
-        f"({'above 1: the model was overconfident' if summary.temperature > 1 else 'below 1: the model was underconfident'}).",
-        f"ECE before: {summary.ece_before:.4f}; expected on new data (cross-fitted): {summary.ece_cross_fitted:.4f}; "
-        f"the written model on this data: {summary.ece_after:.4f} ({agree} the estimate within {summary.agreement_tolerance:.4f}).",
-        f"NLL {summary.nll_before:.4f} -> {summary.nll_after:.4f}; accuracy {summary.accuracy_before:.4f} -> "
-        f"{summary.accuracy_after:.4f} (temperature scaling never changes which class is predicted).",
-    ]) + "\n"

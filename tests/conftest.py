@@ -51,6 +51,6 @@ def _real_default_bootstrap_when_marked(request, _no_default_bootstrap):
 @pytest.fixture(autouse=True)
 def _no_debug_flag(monkeypatch):
     """Every test starts without --debug (the CLI keeps the flag in module state)."""
-    import calaudit.cli
+    import calaudit.cli.group
 
-    monkeypatch.setitem(calaudit.cli._state, "debug", False)
+    monkeypatch.setitem(calaudit.cli.group._state, "debug", False)

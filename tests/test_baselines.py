@@ -30,7 +30,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import log_softmax, softmax
 
 import calaudit
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 from calaudit.auditing import audit_predictions
 from calaudit.baselines import comparison, label_smoothing, recalibration
 from calaudit.baselines.folds import stratified_folds

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calaudit.cli_logits import _input_named
+from calaudit.cli.logits import _input_named
 from calaudit.decisions.alignment import align_predictions
 from calaudit.decisions.compare import rank_models
 from calaudit.decisions.comparison_result import Difference

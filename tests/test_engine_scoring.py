@@ -18,7 +18,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 import onnx_graphs as g
 from calaudit.engine.scan import Batch
 from calaudit.engine.scoring import estimated_model_audit_bytes, open_model_scoring, score_statistics

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 import onnx_graphs as g
 from calaudit.cli import cli
 from calaudit.errors import InvalidInputError, UsageError

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 import calaudit
 import calaudit.stats.bootstrap
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 from calaudit.cli import cli
 from calaudit.stats.metrics import METRICS, classwise_statistics, compute_metrics
 from calaudit.reporters import html as html_reporter

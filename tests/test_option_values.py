@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import calaudit.stats.bootstrap
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 import calaudit.config as config_module
 import calaudit.metrics
-from calaudit import cli_types
+from calaudit.cli import types as cli_types
 from calaudit.config import find_config
 from calaudit.errors import UsageError
 from calaudit.gate import (

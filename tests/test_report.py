@@ -42,7 +42,7 @@ import pytest
 from click.testing import CliRunner
 
 import calaudit
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 from calaudit.cli import cli
 from calaudit.report.narrative import MIN_BAND_CASES
 from calaudit.reporters import html as html_reporter

@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from .cli_model import model_load_options
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
+from .model import model_load_options
 
 #: Options a streamed audit cannot honour yet, with the option's name.
 NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_segments", "--find-segments"),
@@ -49,7 +49,7 @@ def stream_reason(input_path: Path, options: dict[str, Any]) -> str | None:
         return "a directory of Parquet files"
     if any(ch in str(input_path) for ch in "*?["):
         return "a glob of Parquet files"
-    from .engine.budget import default_memory_limit, estimated_audit_bytes, format_size
+    from ..engine.budget import default_memory_limit, estimated_audit_bytes, format_size
 
     limit = memory_limit if memory_limit is not None else default_memory_limit()
     needed = estimated_audit_bytes(input_path)
@@ -87,13 +87,13 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     (Parquet, CSV, CSV.gz) read batch by batch, in this process or on Dask;
     ``reason`` is :func:`stream_reason`'s."""
     refuse_unstreamed(options)
-    from .engine.stream import audit_statistics, stream_statistics
+    from ..engine.stream import audit_statistics, stream_statistics
 
     text = str(input_path)
     engine = "dask" if options["engine"] == "dask" else "stream"
     windows = _window_statistics(options)
     if engine == "dask":
-        from .engine.distributed import require_dask
+        from ..engine.distributed import require_dask
 
         require_dask()
     dataset, fmt = _open_dataset(input_path, options)
@@ -101,7 +101,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:
         try:
             if engine == "dask":
-                from .engine.distributed import dask_statistics
+                from ..engine.distributed import dask_statistics
 
                 statistics, info = dask_statistics(dataset, n_bins=options["n_bins"], scheduler=options["scheduler"],
                                                    progress=bar.update,
@@ -131,7 +131,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     if windows is not None:
         from dataclasses import replace
 
-        from .engine.windows import window_extras
+        from ..engine.windows import window_extras
 
         result = replace(result, extras={**result.extras, **window_extras(
             windows, column=options["time_col"], since=dataset.since, until=dataset.until,
@@ -144,8 +144,8 @@ def check_batch_budget(options: dict[str, Any], n_classes: int) -> None:
     memory limit (a batch is held as float64, and validated and accumulated with a few
     copies). Batches up to the default are always allowed: a tiny limit only forces
     streaming."""
-    from .engine.budget import PEAK_FACTOR, default_memory_limit, format_size
-    from .engine.scan import DEFAULT_BATCH_ROWS
+    from ..engine.budget import PEAK_FACTOR, default_memory_limit, format_size
+    from ..engine.scan import DEFAULT_BATCH_ROWS
 
     limit = options.get("memory_limit") or default_memory_limit()
     needed = int(options["batch_rows"]) * max(int(n_classes), 1) * 8 * PEAK_FACTOR
@@ -165,7 +165,7 @@ def _window_statistics(options: dict[str, Any]) -> Any:
         return None
     if time_col is None:
         raise click.UsageError("--window needs the time column: give --time-col COL")
-    from .engine.windows import WindowStatistics, parse_window
+    from ..engine.windows import WindowStatistics, parse_window
 
     return WindowStatistics(parse_window(window), n_bins=options["n_bins"])
 
@@ -190,10 +190,10 @@ def _open_dataset(input_path: Path, options: dict[str, Any]) -> tuple[Any, str]:
         if options["engine"] == "dask":
             raise click.UsageError(f"--engine dask reads Parquet files; {input_path} is a CSV file: use --engine "
                                    "stream (or convert it to Parquet)")
-        from .engine.csv_scan import open_csv_predictions
+        from ..engine.csv_scan import open_csv_predictions
 
         return open_csv_predictions(input_path, **settings), "csv.gz" if name.endswith(".gz") else "csv"
-    from .engine.scan import open_prediction_dataset
+    from ..engine.scan import open_prediction_dataset
 
     return open_prediction_dataset(str(input_path), **settings, **time), "parquet"
 
@@ -229,16 +229,16 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
     refuse_unstreamed({**options, "save_predictions": None})
     from contextlib import nullcontext
 
-    from .engine.scoring import open_model_scoring
-    from .engine.stream import audit_statistics, stream_statistics
-    from .engine.writer import PredictionFileWriter
+    from ..engine.scoring import open_model_scoring
+    from ..engine.stream import audit_statistics, stream_statistics
+    from ..engine.writer import PredictionFileWriter
 
     engine = "dask" if options["engine"] == "dask" else "stream"
     if engine == "dask":
         if options.get("save_predictions"):
             raise click.UsageError("--save-predictions writes one file from one machine: use --engine stream "
                                    "with it, or drop it")
-        from .engine.distributed import require_dask
+        from ..engine.distributed import require_dask
 
         require_dask()
     writer = PredictionFileWriter(options["save_predictions"]) if options.get("save_predictions") else None
@@ -276,7 +276,7 @@ def _score_on_dask(model_path: Path, data_path: Path, scoring: Any, settings: di
                    options: dict[str, Any], bar: Any) -> tuple[Any, dict[str, Any]]:
     """Row ranges of the data scored on the Dask workers; the partitions must agree on
     how the scores were read (class names, logits or probabilities)."""
-    from .engine.distributed import dask_model_statistics, plan_model_partitions
+    from ..engine.distributed import dask_model_statistics, plan_model_partitions
 
     splittable = scoring.setup.dataset.kind in ("arrays", "images")
     partitions = plan_model_partitions(str(model_path), str(data_path), scoring.n_rows, splittable=splittable,

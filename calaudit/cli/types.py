@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from .stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES  # noqa: F401 - used below and in tests
+from ..stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES  # noqa: F401 - used below and in tests
 
 
 class FiniteFloat(click.FloatRange):
@@ -113,7 +113,7 @@ class Condition(click.types.StringParamType):
         return [part.strip() for part in rv.split(";") if part.strip()]
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from .gate import RuleError, condition_parts  # the gate imports numpy: only when used
+        from ..gate import RuleError, condition_parts  # the gate imports numpy: only when used
 
         text = super().convert(value, param, ctx)
         try:
@@ -128,12 +128,15 @@ class Allowance(click.types.StringParamType):
     checked by :func:`calaudit.gate.allowance_parts`. The value is kept as written."""
 
     name = "allowance"
+    #: A settings file may give several as a table, ``max-increase = {ece = 0.01}``
+    #: (:mod:`calaudit.config`).
+    table_of_numbers = True
 
     def __init__(self, option: str) -> None:
         self.option = option
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from .gate import RuleError, allowance_parts
+        from ..gate import RuleError, allowance_parts
 
         text = super().convert(value, param, ctx)
         try:
@@ -151,7 +154,7 @@ class MemorySize(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        from .engine.budget import memory_size
+        from ..engine.budget import memory_size
 
         try:
             return memory_size(value)
@@ -179,7 +182,7 @@ class ImageSetting(click.ParamType):
         self.name = key
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from .loaders.image_preprocess import parse_setting
+        from ..loaders.image_preprocess import parse_setting
 
         try:
             return parse_setting(self.key, value)

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .errors import ProbabilitiesAsLogitsError, UsageError, one_line
+from ..errors import ProbabilitiesAsLogitsError, UsageError, one_line
 
 
 def logits_per_input(ctx: click.Context, options: dict[str, Any], paths: Sequence[Path],

@@ -1,5 +1,5 @@
 """What an ONNX model run takes from the command's options (``run``, ``fix`` and the
-streamed run of :mod:`calaudit.cli_stream`), in one place."""
+streamed run of :mod:`calaudit.cli.stream`), in one place."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .errors import one_line
+from ..errors import one_line
 
 #: Image preprocessing: keyword of the loaders -> the command's option.
 _PREPROCESS = (("size", "image_size"), ("resize", "resize"), ("crop", "crop"), ("scale", "scale"),

@@ -10,10 +10,10 @@ from typing import Any
 @contextmanager
 def lazy_progress(options: dict[str, Any], label: str) -> Iterator[Callable[[int, int], None]]:
     """A ``(done, total)`` callback that draws click's progress bar on stderr when it is a
-    terminal and ``--quiet`` is not given (:func:`calaudit.cli_stream.progress_bar`).
+    terminal and ``--quiet`` is not given (:func:`calaudit.cli.stream.progress_bar`).
     The bar is made at the first call, once the total is known; a call with another
     total (the next step) starts a new bar."""
-    from .cli_stream import progress_bar
+    from .stream import progress_bar
 
     shown: list[Any] = []  # [bar, total, done]
 
