@@ -116,7 +116,7 @@ def _written(p: Predictions, id_col: str, values: np.ndarray) -> np.ndarray:
     if p.source.format not in ("csv", "csv.gz") or not p.source.path:
         return values
     from ..files.info import file_present
-    from ..loaders.table import read_text_columns
+    from ..loaders.csv_reader import read_text_columns
 
     path = Path(p.source.path)
     if not file_present(path):

@@ -46,13 +46,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, Location, UsageError, first_line
-from ..loaders.parquet import _parquet_scores, parquet_labels
-from ..loaders.table import (
+from ..loaders.parquet import parquet_labels, parquet_scores
+from ..loaders.prediction_columns import (
     DEFAULT_LABEL_COLUMN,
-    _probability_columns,
-    _raise_missing_score,
-    _resolve_class_names,
+    raise_missing_score,
     require_label_column,
+    resolve_class_names,
+    select_probability_columns,
 )
 from ..predictions.labels import LabelReading, batch_reading, check_unique_class_names, encode_labels
 from ..predictions.transforms import NO_TRANSFORM, SIGMOID, SOFTMAX
@@ -299,11 +299,11 @@ class PredictionDataset:
             if times is not None:
                 times.flags.writeable = False
             return Batch(y, proba, file, group, file_row, deviation, 0, times, reading(y))
-        scores, texts = _parquet_scores(Path(file), block, columns, location=proba_location)
+        scores, texts = parquet_scores(Path(file), block, columns, location=proba_location)
         missing = np.isnan(scores)
         if missing.any():
             row, col = divmod(int(np.argmax(missing.ravel())), scores.shape[1])
-            _raise_missing_score(Path(file), "parquet", columns[col], row, proba_location, col,
+            raise_missing_score(Path(file), "parquet", columns[col], row, proba_location, col,
                                  texts.get(columns[col]))
         predictions = Predictions.from_arrays(
             labels, scores, owned=True, class_names=self.class_names, logits=self.logits,
@@ -419,14 +419,14 @@ def open_prediction_dataset(
     first = parts[0]
     first_columns = list(first.schema.names)
     _check_columns(first.path, first_columns, label_col)
-    columns, derived = _probability_columns(first.path, first_columns, prob_cols, score_col, label_col)
-    names = tuple(_resolve_class_names(first.path, class_names, derived, single_score=score_col is not None))
+    columns, derived = select_probability_columns(first.path, first_columns, prob_cols, score_col, label_col)
+    names = tuple(resolve_class_names(first.path, class_names, derived, single_score=score_col is not None))
     check_unique_class_names(names, first.path)
     for part in parts:
         file_columns = list(part.schema.names)
         if part is not first:
             _check_columns(part.path, file_columns, label_col)
-            own, _ = _probability_columns(part.path, file_columns, prob_cols, score_col, label_col)
+            own, _ = select_probability_columns(part.path, file_columns, prob_cols, score_col, label_col)
             _require_same_columns(part.path, own, columns, first.path)
         _check_types(part, label_col, columns)
         if time_col is not None:
@@ -572,7 +572,7 @@ def _check_types(part: _ParquetFile, label_col: str, columns: list[str]) -> None
     checks run on an empty table of the file's columns."""
     empty = part.schema.empty_table()
     parquet_labels(part.path, empty, label_col)  # type: ignore[arg-type]
-    _parquet_scores(Path(part.path), empty, columns)
+    parquet_scores(Path(part.path), empty, columns)
 
 
 def _check_time_column(part: _ParquetFile, time_col: str, columns: list[str]) -> None:

@@ -237,7 +237,7 @@ class TableDataset(Dataset):
     feature_columns: list[str] = field(default_factory=list)
 
     def batches(self, inputs: Sequence[Any], batch_size: int) -> Iterator[FeatureBatch]:
-        from .table import read_text_columns
+        from .csv_reader import read_text_columns
 
         columns = self._columns_per_input(inputs)
         blocks = {}
@@ -586,7 +586,7 @@ def _read_array_labels(
 def _labels_from_csv(file: Path) -> np.ndarray:
     import pandas as pd
 
-    from .table import check_text_encoding
+    from .csv_reader import check_text_encoding
 
     check_text_encoding(file, what="CSV: one label per line, or a header with a 'label' column")
     try:
@@ -649,7 +649,9 @@ def _load_table(
 ) -> Dataset:
     import fnmatch
 
-    from .table import load_feature_table, read_text_columns, require_label_column
+    from .csv_reader import read_text_columns
+    from .feature_table import load_feature_table
+    from .prediction_columns import require_label_column
 
     frame, line_of = load_feature_table(file, label_col, label_optional=True)
     columns = [str(c) for c in frame.columns]

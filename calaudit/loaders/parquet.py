@@ -96,7 +96,7 @@ def parquet_id_texts(path: Path, table, id_col: str) -> np.ndarray:
     return values
 
 
-def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 0,
+def parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 0,
                     out: np.ndarray | None = None, expected: str = "a probability",
                     numbers: str = "probabilities", location: Location | None = None,
                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -153,7 +153,7 @@ def _parquet_score_matrix(
     path: Path, probability_columns: Sequence[str], expected: str = "a probability", numbers: str = "probabilities",
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The probability columns (or other number columns: ``expected`` and ``numbers``
-    as for :func:`_parquet_scores`), decoded one row group at a time into one
+    as for :func:`parquet_scores`), decoded one row group at a time into one
     preallocated matrix, so the file's columns are never all held in memory beside the
     matrix."""
     import pyarrow.parquet as pq
@@ -166,7 +166,7 @@ def _parquet_score_matrix(
         for group in range(handle.metadata.num_row_groups):  # a writer's row group: the unit Parquet decodes
             block = handle.read_row_group(group, columns=list(probability_columns))
             rows = block.num_rows
-            _, block_texts = _parquet_scores(path, block, probability_columns, start,
+            _, block_texts = parquet_scores(path, block, probability_columns, start,
                                              out=matrix[start : start + rows], expected=expected, numbers=numbers)
             del block
             for name, raw in block_texts.items():
