@@ -25,7 +25,8 @@ from calaudit.engine.scoring import estimated_model_audit_bytes, open_model_scor
 from calaudit.engine.statistics import StreamStatistics
 from calaudit.engine.stream import stream_statistics
 from calaudit.errors import InvalidInputError, UsageError
-from calaudit.loaders import datadir, model_run
+from calaudit.loaders import arrays as datadir
+from calaudit.loaders import model_run
 from streamcheck import assert_streamed_metrics
 from clitools import error_line, invoke
 

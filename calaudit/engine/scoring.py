@@ -393,18 +393,18 @@ def _data_rows(path: Path, data_format: str) -> int | None:
     about (a Python 2 file) is the loader's to judge."""
     import warnings
 
-    from ..loaders.datadir import _detect, _single_table
+    from ..loaders.datadir import detect_layout, single_table
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             if path.is_file():
                 return _table_rows(path)
-            kind = data_format if data_format != "auto" else _detect(path)
+            kind = data_format if data_format != "auto" else detect_layout(path)
             if kind == "arrays":
                 return _array_rows(path)
             if kind == "table":
-                return _table_rows(_single_table(path))
+                return _table_rows(single_table(path))
             if kind == "images":
                 folders = [child for child in path.iterdir() if child.is_dir() and not child.name.startswith(".")]
                 return sum(sum(1 for entry in folder.iterdir() if entry.suffix.lower() in IMAGE_SUFFIXES)
