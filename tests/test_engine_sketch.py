@@ -20,15 +20,15 @@ from hypothesis import strategies as st
 
 from calaudit.stats import estimators
 from calaudit.stats.binning import BinStatistics, equal_mass_bin_ids, equal_width_bin_ids
-from calaudit.engine import sketch
+from calaudit.engine import sketch_smooth as sketch
 from calaudit.engine.sketch import (
     FLOAT_SLACK,
     SKETCH_METRICS,
     boundary_rank_errors,
     equal_mass_fine_layout,
     sketch_figures,
-    smooth_grids,
 )
+from calaudit.engine.sketch_smooth import smooth_grids
 from calaudit.stats.estimates import compute_estimates
 from calaudit.stats.metrics import compute_metrics
 from calaudit.predictions import Predictions

@@ -64,6 +64,10 @@ __all__ = ["FINE_BINS", "MAX_FINE_BINS", "REPORT_BANDS", "ReliabilityBins", "Str
 
 #: Bins of the fine top-label histogram: width 2**-14 (about 6.1e-5), 393 KB of sums.
 FINE_BINS = 2**14
+#: Added to every bound of a figure computed from these sums (:mod:`.sketch`): float64
+#: rounding of sums in a different order (a merged stream adds batch sums; the
+#: in-memory audit adds rows), far above its real size.
+FLOAT_SLACK = 1e-9
 #: Largest fine histogram accepted (2**24 bins hold 400 MB of sums).
 MAX_FINE_BINS = 2**24
 #: The report's confidence bands; equal to :data:`calaudit.auditing.REPORT_BANDS`
