@@ -21,14 +21,11 @@ from calaudit.engine.windows import (
     MIN_WINDOW_ROWS,
     WINDOW_METRICS,
     WindowStatistics,
-    format_instant,
-    parse_instant,
-    parse_window,
-    read_times,
     window_change,
     window_extras,
     window_results,
 )
+from calaudit.engine.times import format_instant, parse_instant, parse_window, read_times
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.table import load_prediction_file
 from calaudit.stats.metrics import compute_metrics

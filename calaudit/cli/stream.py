@@ -165,7 +165,8 @@ def _window_statistics(options: dict[str, Any]) -> Any:
         return None
     if time_col is None:
         raise click.UsageError("--window needs the time column: give --time-col COL")
-    from ..engine.windows import WindowStatistics, parse_window
+    from ..engine.times import parse_window
+    from ..engine.windows import WindowStatistics
 
     return WindowStatistics(parse_window(window), n_bins=options["n_bins"])
 

@@ -211,7 +211,7 @@ def dask_statistics(
 ) -> tuple[StreamStatistics, dict[str, Any]]:
     """Merged statistics of every row of ``dataset``, read and reduced on a Dask cluster.
 
-    With ``window`` (a :func:`calaudit.engine.windows.parse_window` size), every task
+    With ``window`` (a :func:`calaudit.engine.times.parse_window` size), every task
     also accumulates its rows' :class:`~calaudit.engine.windows.WindowStatistics`,
     merged like the statistics and returned as ``info["windows"]``.
 

@@ -341,7 +341,7 @@ class PredictionDataset:
         positions of the rows within ``since`` / ``until`` (``None``: every row)."""
         if self.time_column is None:
             return None, None
-        from .windows import read_times
+        from .times import read_times
 
         location = BatchLocation(file, [self.time_column], True, None, group, group_row, file_row)
         times = read_times(block.column(self.time_column), where=lambda row: location.cell(row, 0))
@@ -391,7 +391,7 @@ def open_prediction_dataset(
 
     ``time_col`` names a column every file must have, read into :attr:`Batch.time`
     (timestamps of any unit, with a time zone or without one (read as UTC), dates, or
-    ISO-8601 text: :func:`calaudit.engine.windows.read_times`). ``since`` and
+    ISO-8601 text: :func:`calaudit.engine.times.read_times`). ``since`` and
     ``until`` (a datetime, date, ``numpy.datetime64`` or ISO-8601 text; UTC unless
     they say otherwise) keep the rows with ``since <= t < until``. The bound is pushed
     into the scan as a ``pyarrow.dataset`` expression evaluated against each row
@@ -441,7 +441,7 @@ def open_prediction_dataset(
         n_rows = sum(rows for part in parts for group, rows in enumerate(part.row_group_rows)
                      if part.selected_groups is None or group in part.selected_groups)
         if n_rows == 0:
-            from .windows import format_instant
+            from .times import format_instant
 
             raise InvalidInputError(
                 f"{source}: no row group holds times from {format_instant(since) or 'the start'} to "
@@ -460,7 +460,7 @@ def _time_bounds(time_col: str | None, since: Any, until: Any, label_col: str, p
                  score_col: str | None) -> tuple[np.datetime64 | None, np.datetime64 | None]:
     """``since`` / ``until`` as ``numpy.datetime64`` (UTC), and the usage errors of the
     time options."""
-    from .windows import format_instant, parse_instant
+    from .times import format_instant, parse_instant
 
     since, until = parse_instant(since, option="--since"), parse_instant(until, option="--until")
     if time_col is None:
@@ -577,7 +577,7 @@ def _check_types(part: _ParquetFile, label_col: str, columns: list[str]) -> None
 
 def _check_time_column(part: _ParquetFile, time_col: str, columns: list[str]) -> None:
     """The time column is in the file (or its partition keys) and holds times."""
-    from .windows import check_time_type
+    from .times import check_time_type
 
     if time_col in columns:
         raise UsageError(f"--time-col {time_col} is also a probability column; "
@@ -596,7 +596,7 @@ def _select_row_groups(part: _ParquetFile, filesystem: Any, time_col: str, since
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    from .windows import read_times, time_filter
+    from .times import read_times, time_filter
 
     keys = ds.get_partition_keys(part.partition_expression)
     if time_col in keys:

@@ -54,7 +54,6 @@ def _part(name: str, mask: np.ndarray, predictions, *, n_bins: int, resamples: i
           seed: int) -> HumanPart:
     """One side of the split: majority-label and human metrics, with row-bootstrap intervals."""
     from ..stats.metrics import compute_metrics
-    from .intervals import human_intervals
     from .metrics import human_metrics
 
     n_rows = int(mask.sum())

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .narrative import confidence_direction, said
+from .narrative import confidence_direction
 
 if TYPE_CHECKING:
     from ..human.results import HumanAnalysis, HumanPart, HumanSplit
