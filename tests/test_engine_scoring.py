@@ -20,7 +20,7 @@ from PIL import Image
 
 import calaudit.cli.group as cli_module
 import onnx_graphs as g
-from calaudit.engine.scan import Batch
+from calaudit.engine.batch import Batch
 from calaudit.engine.scoring import estimated_model_audit_bytes, open_model_scoring, score_statistics
 from calaudit.engine.statistics import StreamStatistics
 from calaudit.engine.stream import stream_statistics

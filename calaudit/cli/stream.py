@@ -144,8 +144,8 @@ def check_batch_budget(options: dict[str, Any], n_classes: int) -> None:
     memory limit (a batch is held as float64, and validated and accumulated with a few
     copies). Batches up to the default are always allowed: a tiny limit only forces
     streaming."""
+    from ..engine.batch import DEFAULT_BATCH_ROWS
     from ..engine.budget import PEAK_FACTOR, default_memory_limit, format_size
-    from ..engine.scan import DEFAULT_BATCH_ROWS
 
     limit = options.get("memory_limit") or default_memory_limit()
     needed = int(options["batch_rows"]) * max(int(n_classes), 1) * 8 * PEAK_FACTOR

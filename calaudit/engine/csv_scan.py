@@ -6,7 +6,7 @@ its lines for the progress bar). :meth:`CsvPredictionFile.batches` then reads
 ``batch_rows`` rows at a time with pandas' chunked reader and validates each block as
 :func:`calaudit.loaders.table.load_prediction_file` validates a whole file (same column
 rules, label rules, clipping and renormalisation), yielding the
-:class:`calaudit.engine.scan.Batch` es that :func:`calaudit.engine.stream.stream_statistics`
+:class:`calaudit.engine.batch.Batch` es that :func:`calaudit.engine.stream.stream_statistics`
 accumulates. Errors name the file, the row (counted over the whole file, from 1) and its
 line, the column and the value, as for an in-memory read; a cell that is not a number is
 found by a second pass that holds one block at a time.
@@ -35,7 +35,8 @@ from ..loaders.prediction_columns import (
 from ..predictions.labels import batch_reading, check_unique_class_names
 from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
 from ..predictions.value import Predictions
-from .scan import DEFAULT_BATCH_ROWS, Batch, PredictionDataset, check_scan_options
+from .batch import DEFAULT_BATCH_ROWS, Batch, check_scan_options
+from .scan import PredictionDataset
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ model.onnx data/ --engine stream``.
 output choice and preprocessing); :meth:`ModelScoring.batches` then runs it with the
 in-memory run's own loop (:func:`calaudit.loaders.model_run.score_batches`: inference
 batches of ``--batch-size`` rows, padded for a fixed batch size, each checked as it
-comes) and yields :class:`calaudit.engine.scan.Batch` es of at most ``batch_rows`` rows,
+comes) and yields :class:`calaudit.engine.batch.Batch` es of at most ``batch_rows`` rows,
 validated as the in-memory run validates the whole matrix: logits decided by the same
 rule (:func:`calaudit.onnx.scores.decide_logits`, per batch: a batch that is no
 probabilities is the same error), softmax or sigmoid, a single score widened, class
@@ -26,7 +26,7 @@ large data belongs in ``features.npy``), a ``features.npz`` archive's arrays (nu
 decompresses a member whole), and an image folder's list of files.
 
 Per batch, labels are read as a whole file's are (:func:`calaudit.predictions.labels.encode_labels`),
-and each batch says how (:attr:`calaudit.engine.scan.Batch.labels_read_as`): a label
+and each batch says how (:attr:`calaudit.engine.batch.Batch.labels_read_as`): a label
 file using class names in one batch and class indices in another is refused, as one
 batch mixing them is.
 
@@ -64,8 +64,8 @@ from ..predictions.labels import batch_reading
 from ..predictions.transforms import NO_TRANSFORM
 from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
 from ..predictions.value import Source
+from .batch import DEFAULT_BATCH_ROWS, Batch
 from .budget import PEAK_FACTOR, default_memory_limit, format_size
-from .scan import DEFAULT_BATCH_ROWS, Batch
 from .statistics import FINE_BINS, StreamStatistics
 
 #: The options of :func:`open_model_scoring` that open the model and its data.

@@ -85,7 +85,7 @@ class WindowStatistics:
 
     ``size`` is a window length (:func:`parse_window`); ``n_bins`` the audit's
     equal-width bins. :meth:`add` takes one batch of rows with their times;
-    :meth:`observe` wraps an iterator of :class:`calaudit.engine.scan.Batch` es and adds
+    :meth:`observe` wraps an iterator of :class:`calaudit.engine.batch.Batch` es and adds
     each as it passes, so one read feeds both the whole audit and its windows.
     Instances pickle (a Dask task may return one) and merge by window.
     """
@@ -152,7 +152,7 @@ class WindowStatistics:
             self._add(key, y_true[rows], y_proba[rows])
 
     def add_batch(self, batch: Any) -> None:
-        """Add a :class:`calaudit.engine.scan.Batch` read with a time column."""
+        """Add a :class:`calaudit.engine.batch.Batch` read with a time column."""
         if getattr(batch, "time", None) is None:
             raise ValueError("this batch carries no times: open the dataset with time_col")
         self.add(batch.time, batch.y, batch.proba)
