@@ -54,10 +54,10 @@ class Accumulator:
 
     def __init__(self, *, n_bins: int, fine_bins: int) -> None:
         from ..stats.limits import MAX_BINS
-        from .statistics import MAX_FINE_BINS, _check_bins
+        from .statistics import MAX_FINE_BINS, check_bins
 
-        self.n_bins = _check_bins("n_bins", n_bins, MAX_BINS)
-        self.fine_bins = _check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
+        self.n_bins = check_bins("n_bins", n_bins, MAX_BINS)
+        self.fine_bins = check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
         self.kernel = kernel_name()
         self.n_rows = 0
         self._outputs: _Outputs | None = None
@@ -80,9 +80,9 @@ class Accumulator:
                 self._pool = None
 
     def add(self, y: np.ndarray, proba: np.ndarray) -> None:
-        from .statistics import StreamStatistics, _check_batch
+        from .statistics import StreamStatistics, check_batch
 
-        y, proba = _check_batch(y, proba)
+        y, proba = check_batch(y, proba)
         if self.kernel == "numba":
             if self._outputs is None:
                 self._outputs = _Outputs(self.n_bins, self.fine_bins, proba.shape[1])
@@ -126,11 +126,11 @@ def _run(outputs: _Outputs, y: np.ndarray, proba: np.ndarray) -> None:
 def fused_statistics(y: np.ndarray, proba: np.ndarray, *, n_bins: int, fine_bins: int) -> Any:
     """:meth:`StreamStatistics.from_batch` computed by the compiled kernel."""
     from ..stats.limits import MAX_BINS
-    from .statistics import MAX_FINE_BINS, StreamStatistics, _check_batch, _check_bins
+    from .statistics import MAX_FINE_BINS, StreamStatistics, check_batch, check_bins
 
-    n_bins = _check_bins("n_bins", n_bins, MAX_BINS)
-    fine_bins = _check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
-    y, proba = _check_batch(y, proba)
+    n_bins = check_bins("n_bins", n_bins, MAX_BINS)
+    fine_bins = check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
+    y, proba = check_batch(y, proba)
     n_rows, n_classes = proba.shape
     out = _Outputs(n_bins, fine_bins, n_classes)
     _run(out, y, proba)

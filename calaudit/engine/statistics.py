@@ -204,9 +204,9 @@ class StreamStatistics:
         may be empty. Vectorised: one ``np.bincount`` per statistic, no loop over
         rows; the inputs are only read.
         """
-        n_bins = _check_bins("n_bins", n_bins, MAX_BINS)
-        fine_bins = _check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
-        y, proba = _check_batch(y_true, y_proba)
+        n_bins = check_bins("n_bins", n_bins, MAX_BINS)
+        fine_bins = check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
+        y, proba = check_batch(y_true, y_proba)
         n_rows, n_classes = proba.shape
         top = TopLabel.of(y, proba)
         confidence, correct, true_probability = top.confidence, top.correct, top.true_probability
@@ -494,13 +494,14 @@ def _by_outcome(count: np.ndarray, present: np.ndarray) -> np.ndarray:
     return np.stack([count - present, present], axis=-1)
 
 
-def _check_bins(name: str, value: Any, largest: int) -> int:
+def check_bins(name: str, value: Any, largest: int) -> int:
+    """``value`` as a number of bins from 1 to ``largest``, else a usage error naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= largest:
         raise UsageError(f"{name} must be an integer from 1 to {largest}, got {value!r}")
     return int(value)
 
 
-def _check_batch(y_true: Any, y_proba: Any) -> tuple[np.ndarray, np.ndarray]:
+def check_batch(y_true: Any, y_proba: Any) -> tuple[np.ndarray, np.ndarray]:
     """Shapes and label range of a validated batch (the values are trusted, as in
     :func:`calaudit.stats.metrics.compute_metrics`); a label out of range would silently
     land in another class's bins, so it is refused."""

@@ -29,7 +29,7 @@ from typing import Any, Self
 import numpy as np
 
 from ..errors import UsageError
-from ..files.atomic import _fail, output_destination
+from ..files.atomic import output_destination, output_error
 from ..files.formats import table_format
 
 #: What ``--save-predictions`` writes, by file name.
@@ -74,7 +74,7 @@ class PredictionFileWriter:
                 self._temporary = Path(temporary)
                 self._handle = os.fdopen(descriptor, "wb")
         except OSError as exc:
-            raise _fail(self.path, exc, writing=False) from None
+            raise output_error(self.path, exc, writing=False) from None
         self._destination = destination
         return self
 
@@ -99,7 +99,7 @@ class PredictionFileWriter:
             else:
                 self._write_csv(frame)
         except OSError as exc:
-            raise _fail(self.path, exc, writing=True) from None
+            raise output_error(self.path, exc, writing=True) from None
         self.rows_written += len(frame)
 
     # ------------------------------------------------------------------ formats
@@ -152,7 +152,7 @@ class PredictionFileWriter:
                     os.fsync(self._handle.fileno())
                 self._handle.close()
             except OSError as exc:
-                raise _fail(self.path, exc, writing=True) from None
+                raise output_error(self.path, exc, writing=True) from None
             if self._temporary is None:
                 return
             try:
@@ -165,7 +165,7 @@ class PredictionFileWriter:
                 os.chmod(self._temporary, mode)
                 os.replace(self._temporary, self._destination)
             except OSError as exc:
-                raise _fail(self.path, exc, writing=False) from None
+                raise output_error(self.path, exc, writing=False) from None
             self._temporary = None
         except BaseException:
             self._discard()

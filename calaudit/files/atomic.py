@@ -35,7 +35,10 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _fail(path: Path, exc: OSError, *, writing: bool) -> Exception:
+def output_error(path: Path, exc: OSError, *, writing: bool) -> Exception:
+    """The one-line error of an output ``path`` that ``exc`` kept from being written: a
+    full disk or an I/O error while ``writing`` is a file problem (exit 3), anything else
+    a place that cannot be written to (exit 2)."""
     if writing and exc.errno in _WRITE_FAILURES:
         return OutputWriteError(f"{path}: cannot write the output ({_reason(exc)})")
     return UsageError(f"{path}: cannot write here ({_reason(exc)})")
@@ -61,7 +64,7 @@ def output_destination(path: str | Path) -> tuple[Path, str]:
         if exc.errno == errno.ELOOP:
             raise UsageError(f"{path}: symlink loop; expected a file to write the output to") from None
         if exc.errno != errno.ENOENT:
-            raise _fail(path, exc, writing=False) from None
+            raise output_error(path, exc, writing=False) from None
     kind = _kind(destination)
     if kind in ("directory", "block device", "socket"):
         raise UsageError(f"{path}: is a {kind}; expected a file to write the output to")
@@ -107,13 +110,13 @@ def _stream(shown: Path, destination: Path, payload: bytes) -> None:
     try:
         handle = open(destination, "wb")  # noqa: SIM115 - closed below, errors mapped
     except OSError as exc:
-        raise _fail(shown, exc, writing=False) from None
+        raise output_error(shown, exc, writing=False) from None
     try:
         with handle:
             handle.write(payload)
             handle.flush()
     except OSError as exc:
-        raise _fail(shown, exc, writing=True) from None
+        raise output_error(shown, exc, writing=True) from None
 
 
 def _replace(shown: Path, destination: Path, payload: bytes) -> None:
@@ -121,7 +124,7 @@ def _replace(shown: Path, destination: Path, payload: bytes) -> None:
         destination.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
     except OSError as exc:
-        raise _fail(shown, exc, writing=False) from None
+        raise output_error(shown, exc, writing=False) from None
     try:
         try:
             with os.fdopen(handle, "wb") as out:
@@ -129,7 +132,7 @@ def _replace(shown: Path, destination: Path, payload: bytes) -> None:
                 out.flush()
                 os.fsync(out.fileno())
         except OSError as exc:
-            raise _fail(shown, exc, writing=True) from None
+            raise output_error(shown, exc, writing=True) from None
         try:
             mode = stat.S_IMODE(os.stat(destination).st_mode)  # an existing file keeps its mode
         except OSError:
@@ -140,7 +143,7 @@ def _replace(shown: Path, destination: Path, payload: bytes) -> None:
             os.chmod(temporary, mode)
             os.replace(temporary, destination)
         except OSError as exc:
-            raise _fail(shown, exc, writing=False) from None
+            raise output_error(shown, exc, writing=False) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -80,7 +80,7 @@ import numpy as np
 from ..predictions.human_labels import HumanLabels
 from ..stats.bootstrap import DEFAULT_LEVEL, INTERVAL_METHOD, BootstrapResult, Interval, basic_interval
 from ..stats.metric_info import NLL_EPS
-from .metrics import HUMAN_METRICS, MEAN_METRICS, TERM_NAMES, _log_or_zero, row_terms
+from .metrics import HUMAN_METRICS, MEAN_METRICS, TERM_NAMES, log_or_zero, row_terms
 
 #: Exact row bootstrap while resamples x N stays within this (about a second).
 ROW_BUDGET = 5e7
@@ -264,7 +264,7 @@ class _Support:
         self._table = None
         if most <= _TABLE_LIMIT:
             counts = np.arange(most + 1, dtype=np.float64)
-            self._table = counts * _log_or_zero(counts)
+            self._table = counts * log_or_zero(counts)
         self.outside = np.empty(n_rows)
         self.entropy_p = np.empty(n_rows)
         self.top = np.empty(n_rows, dtype=np.intp)
@@ -279,7 +279,7 @@ class _Support:
             self.log_p[start + row, position] = np.log(np.maximum(p[row, col], NLL_EPS))
             self.h[start + row, position] = v[row, col] / self.votes[start + row]
             self.outside[start:stop] = np.where(mask, 0.0, p).sum(axis=1)
-            self.entropy_p[start:stop] = -np.einsum("ij,ij->i", p, _log_or_zero(p))
+            self.entropy_p[start:stop] = -np.einsum("ij,ij->i", p, log_or_zero(p))
             local = np.arange(stop - start)
             predicted = p.argmax(axis=1)
             self.top[start:stop] = np.where(mask[local, predicted], mask.cumsum(axis=1)[local, predicted] - 1, -1)
@@ -326,7 +326,7 @@ class _Support:
     def _count_log_count(self, counts: np.ndarray) -> np.ndarray:
         """``c log c`` (0 at c = 0), from a table of every count up to the most votes."""
         if self._table is None:
-            return counts * _log_or_zero(counts.astype(np.float64))
+            return counts * log_or_zero(counts.astype(np.float64))
         return self._table[counts]
 
 

@@ -115,11 +115,11 @@ def row_terms(proba: np.ndarray, distribution: np.ndarray, *,
         stop = min(start + block, n_rows)
         p, h = p_all[start:stop], h_all[start:stop]
         log_p = np.log(np.maximum(p, NLL_EPS))
-        log_h = _log_or_zero(h)  # 0 where H = 0, so H log H = 0 there
+        log_h = log_or_zero(h)  # 0 where H = 0, so H log H = 0 there
         out["human_tvd"][start:stop] = np.minimum(0.5 * np.abs(p - h).sum(axis=1), 1.0)
         out["human_kl"][start:stop] = np.maximum(np.einsum("ij,ij->i", h, log_h - log_p), 0.0)
         out["human_cross_entropy"][start:stop] = -np.einsum("ij,ij->i", h, log_p)
-        gap = np.einsum("ij,ij->i", h, log_h) - np.einsum("ij,ij->i", p, _log_or_zero(p))
+        gap = np.einsum("ij,ij->i", h, log_h) - np.einsum("ij,ij->i", p, log_or_zero(p))
         out["human_entropy_gap"][start:stop] = gap
         out["human_entropy_gap_abs"][start:stop] = np.abs(gap)
         counted = ~tied_mask(h, tie_tolerance)
@@ -146,6 +146,6 @@ def human_metrics(proba: np.ndarray, distribution: np.ndarray, *,
     return metrics_from_terms(row_terms(proba, distribution, tie_tolerance=tie_tolerance))
 
 
-def _log_or_zero(values: np.ndarray) -> np.ndarray:
+def log_or_zero(values: np.ndarray) -> np.ndarray:
     """``log(values)`` where positive, 0 elsewhere (so ``0 log 0`` comes out 0)."""
     return np.log(np.where(values > 0, values, 1.0))

@@ -16,7 +16,7 @@ from ..report import decision_narrative
 from ..report.decision_charts import compare_charts
 from ..report.templating import environment
 from ..stats.metric_info import BETTER_WORDS, METRICS
-from .html import GLOSSARY, VERDICT_ICONS, _created_display, plotly_source
+from .html import GLOSSARY, VERDICT_ICONS, created_display, plotly_source
 
 if TYPE_CHECKING:
     from ..decisions.comparison_result import ComparisonResult
@@ -91,7 +91,7 @@ def render(comparison: ComparisonResult) -> str:
         "comparison": comparison,
         "title": decision_narrative.compare_title(comparison),
         "names": decision_narrative.join_names([model.name for model in comparison.models]),
-        "created_display": _created_display(comparison.created_at),
+        "created_display": created_display(comparison.created_at),
         "models": models,
         "verdict_icons": VERDICT_ICONS,
         "metric_rows": _metric_rows(comparison),

@@ -134,7 +134,8 @@ def _points(share: float) -> str:
     return f"{points:.1g} percentage points"
 
 
-def _created_display(stamp: str) -> str:
+def created_display(stamp: str) -> str:
+    """A result's ISO creation time as the report prints it (``07 December 2026, 09:21 UTC``)."""
     try:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).strftime("%d %B %Y, %H:%M UTC")
     except ValueError:
@@ -167,7 +168,7 @@ def render(result: AuditResult) -> str:
         "input_name": _input_name(result),
         "model_phrase": "the model" if result.source.get("kind") == "onnx" else "the model behind",
         "interval_title": f"{result.intervals.level * 100:.0f}% interval" if result.intervals else "Interval",
-        "created_display": _created_display(result.created_at),
+        "created_display": created_display(result.created_at),
         "bands": bands,
         "best": best,
         "worst": worst,
