@@ -69,7 +69,7 @@ def best_time(function, repeat: int) -> float:
 
 
 def core_suite(y: np.ndarray, proba: np.ndarray) -> None:
-    from calaudit.metrics import compute_metrics
+    from calaudit.stats.metrics import compute_metrics
     from calaudit.predictions import Predictions
 
     predictions = Predictions.from_arrays(y, proba)

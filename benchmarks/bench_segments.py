@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--draw-every-family", action="store_true")
     args = parser.parse_args()
 
-    from calaudit import bootstrap as bootstrap_module
+    from calaudit.stats import bootstrap as bootstrap_module
     from calaudit.decisions.segments import group_segments
     from calaudit.predictions import Predictions
 

@@ -5,10 +5,16 @@ The public API is loaded lazily so that ``calaudit --help`` starts instantly::
     import calaudit
     result = calaudit.audit(y_true, y_proba, class_names=["cat", "dog"])
     result.metrics["ece"], result.to_frame()
+
+Modules that moved keep their documented names: ``calaudit.metrics`` is
+:mod:`calaudit.stats.metrics` and ``calaudit.metric_functions`` is
+:mod:`calaudit.stats.metric_functions` (the same module objects, imported on first use).
 """
 
 from __future__ import annotations
 
+import sys
+from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -18,6 +24,7 @@ __all__ = [
     "CalauditError",
     "InvalidInputError",
     "METRICS",
+    "METRIC_FUNCTIONS",
     "Predictions",
     "__version__",
     "audit",
@@ -30,7 +37,8 @@ _LAZY = {
     "audit_predictions": "calaudit.auditing",
     "AuditResult": "calaudit.result",
     "Predictions": "calaudit.predictions",
-    "METRICS": "calaudit.metrics",
+    "METRICS": "calaudit.stats.metric_info",
+    "METRIC_FUNCTIONS": "calaudit.stats.metric_functions",
     "CalauditError": "calaudit.errors",
     "InvalidInputError": "calaudit.errors",
     "load_prediction_file": "calaudit.loaders.table",
@@ -40,9 +48,10 @@ if TYPE_CHECKING:
     from .auditing import audit, audit_predictions
     from .errors import CalauditError, InvalidInputError
     from .loaders.table import load_prediction_file
-    from .metrics import METRICS
-    from .predictions import Predictions
+    from .predictions.value import Predictions
     from .result import AuditResult
+    from .stats.metric_functions import METRIC_FUNCTIONS
+    from .stats.metric_info import METRICS
 
 
 def __getattr__(name: str) -> Any:
@@ -54,3 +63,36 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+#: Documented module paths that moved, and where each module lives now.
+MOVED_MODULES = {
+    "calaudit.metrics": "calaudit.stats.metrics",
+    "calaudit.metric_functions": "calaudit.stats.metric_functions",
+}
+
+
+class MovedModules:
+    """Finder and loader of :data:`MOVED_MODULES`: importing an old name gives the module
+    at its new place (the same object, so a patch or a registry entry is shared); no
+    file stays at the old path."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        return ModuleSpec(name, MovedModules) if name in MOVED_MODULES else None
+
+    @staticmethod
+    def create_module(spec: ModuleSpec) -> Any:
+        import importlib
+
+        module = importlib.import_module(MOVED_MODULES[spec.name])
+        spec.loader_state = module.__spec__  # the import machinery overwrites __spec__
+        return module
+
+    @staticmethod
+    def exec_module(module: Any) -> None:
+        module.__spec__ = module.__spec__.loader_state  # the module keeps its own spec
+
+
+if MovedModules not in sys.meta_path:
+    sys.meta_path.append(MovedModules)

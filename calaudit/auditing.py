@@ -10,19 +10,19 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .binning import BinStatistics
 from .errors import UsageError
-from .bootstrap import DEFAULT_LEVEL
-from .limits import MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
-from .bootstrap import bootstrap as run_bootstrap
-from .estimates import UNDEFINED, UNDEFINED_REASONS, compute_estimates
-from .limits import MAX_BINS
-from .metrics import DEFAULT_N_BINS, METRICS, MetricSuite, compute_metrics
-from .predictions import Predictions
-from .reliability import reliability_table
+from .predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
+from .predictions.value import Predictions
 from .result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
-from .validation import DEFAULT_ROW_SUM_TOLERANCE
-from .verdict import decide_verdict
+from .stats.binning import BinStatistics
+from .stats.bootstrap import DEFAULT_LEVEL
+from .stats.bootstrap import bootstrap as run_bootstrap
+from .stats.estimates import UNDEFINED, UNDEFINED_REASONS, compute_estimates
+from .stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
+from .stats.metric_info import METRICS
+from .stats.metrics import DEFAULT_N_BINS, MetricSuite, compute_metrics
+from .stats.reliability import reliability_table
+from .stats.verdict import decide_verdict
 
 #: Confidence bands of the report's plain-language sentences (10 points each).
 REPORT_BANDS = 10
@@ -114,13 +114,13 @@ def audit(
 
 
 def _human_arrays(votes: Any, soft_labels: Any, row_sum_tolerance: float) -> Any:
-    """Validated :class:`~calaudit.human.votes.HumanLabels` from the API's arrays, or None."""
+    """Validated :class:`~calaudit.predictions.human_labels.HumanLabels` from the API's arrays, or None."""
     if votes is None and soft_labels is None:
         return None
     if votes is not None and soft_labels is not None:
         raise UsageError("give votes or soft_labels, not both")
-    from .human.votes import human_from_soft, human_from_votes
-    from .location import Location
+    from .errors import Location
+    from .predictions.human_labels import human_from_soft, human_from_votes
 
     if votes is not None:
         found = human_from_votes(np.asarray(votes), location=Location("votes"))
@@ -154,12 +154,12 @@ def audit_predictions(
     holds the metrics against the human distribution, split into hard and easy rows by
     ``hard_split``, and every baseline is measured on them too.
 
-    ``bootstrap`` resamples (0: none; ``None``: :data:`calaudit.bootstrap.DEFAULT_RESAMPLES`,
+    ``bootstrap`` resamples (0: none; ``None``: :data:`calaudit.stats.bootstrap.DEFAULT_RESAMPLES`,
     1,000) give a ``level`` interval for every metric; ``seed`` makes them, and the
     calibration test's simulations, reproducible.
     """
     if bootstrap is None:
-        from . import bootstrap as bootstrap_module
+        from .stats import bootstrap as bootstrap_module
 
         bootstrap = bootstrap_module.DEFAULT_RESAMPLES
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or not 1 <= n_bins <= MAX_BINS:

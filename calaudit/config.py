@@ -11,9 +11,10 @@ click gives the command line and environment precedence over them.
 Values are checked here, strictly, before click sees them: click would read
 ``bins = 7.5`` as 7 and ``bins = true`` as 1. A flag takes ``true`` / ``false``, an
 integer option an integer, a number option an integer or a float (finite), a text,
-choice or path option a string, and only a repeatable option a list (or, for
-``max-increase`` / ``max-decrease``, a table of ``metric = allowance``). Each value then
-goes through the option's own click type (:mod:`calaudit.cli_types`), so the ranges
+choice or path option a string, and only a repeatable option a list (or, for an option
+whose click type says ``table_of_numbers = True``, such as ``max-increase`` /
+``max-decrease``, a table of ``metric = allowance``). Each value then
+goes through the option's own click type (:mod:`calaudit.cli.types`), so the ranges
 are those of the command line. A bad value is a usage error (exit 2) naming the file,
 the key, the value and what was expected.
 """
@@ -30,9 +31,8 @@ from typing import Any
 
 import click
 
-from .cli_types import Allowance
 from .errors import UsageError
-from .fileinfo import path_problem
+from .files.info import path_problem
 
 CONFIG_FILE = "calaudit.toml"
 #: Options that make no sense in a shared file (outputs and inputs of one run).
@@ -194,7 +194,7 @@ def _setting_value(param: click.Option, key: str, value: Any, path: Path, ctx: c
     """The file's ``value`` for ``param``, checked, in the shape click's ``default_map`` takes."""
     where = f"{path}: {key} = {_toml(value)}"
     if isinstance(value, dict):
-        if not isinstance(param.type, Allowance):
+        if not getattr(param.type, "table_of_numbers", False):  # see the module docstring
             raise UsageError(f"{where}: expected {_expected(param)}, not a table")
         for metric, allowance in value.items():  # max-increase = {ece = 0.01} -> ["ece=0.01"]
             if isinstance(allowance, bool) or not isinstance(allowance, (int, float)):

@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-
-from .output_paths import check_output_paths
+from .files.output_paths import check_output_paths
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,8 @@ def fix_model(model_path: Path, data_path: Path, output_path: Path, *, load_opti
     from .baselines.comparison import run_baselines
     from .baselines.recalibration import fit_temperature, log_scores
     from .loaders.model_run import load_model_predictions
-    from .onnx_fix import temperature_scaled_model, write_model
-    from .onnx_model import load_model
+    from .onnx.model import load_model
+    from .onnx.temperature import temperature_scaled_model, write_model
 
     check_output_paths([("-o", output_path)], [("the model", model_path), ("the data", data_path)])
     model = load_model(model_path, device=load_options.get("device", "auto"))
@@ -83,16 +82,3 @@ def fix_model(model_path: Path, data_path: Path, output_path: Path, *, load_opti
         agreement_tolerance=tolerance, agrees=bool(abs(ece_after - cross_fitted.metrics["ece"]) <= tolerance),
     )
     return summary, after
-
-
-def render_summary(summary: FixSummary) -> str:
-    agree = "agrees with" if summary.agrees else "DOES NOT agree with"
-    return "\n".join([
-        f"calaudit fix: wrote {summary.written}",
-        f"Temperature {summary.temperature:.4f} fitted on the {summary.scores} of {summary.model} "
-        f"({'above 1: the model was overconfident' if summary.temperature > 1 else 'below 1: the model was underconfident'}).",
-        f"ECE before: {summary.ece_before:.4f}; expected on new data (cross-fitted): {summary.ece_cross_fitted:.4f}; "
-        f"the written model on this data: {summary.ece_after:.4f} ({agree} the estimate within {summary.agreement_tolerance:.4f}).",
-        f"NLL {summary.nll_before:.4f} -> {summary.nll_after:.4f}; accuracy {summary.accuracy_before:.4f} -> "
-        f"{summary.accuracy_after:.4f} (temperature scaling never changes which class is predicted).",
-    ]) + "\n"

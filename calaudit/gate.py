@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import UsageError
 from .human.metrics import HUMAN_METRICS
-from .metrics import BETTER_WORDS, METRICS
+from .stats.metric_info import BETTER_WORDS, METRICS
 
 #: Every metric a gate may name: the audit's and those against human labels.
 GATED = {**METRICS, **HUMAN_METRICS}

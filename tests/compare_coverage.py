@@ -78,7 +78,7 @@ def pair(n: int, rng: np.random.Generator, curves=DEFAULT_CURVES,
 def population(curves=DEFAULT_CURVES, unsure: float = UNSURE,
                draws: int = POPULATION_DRAWS) -> list[dict[str, float]]:
     """Each model's population ECE and MCE (15 equal-width bins of the top confidence)."""
-    from calaudit.binning import equal_width_bin_ids
+    from calaudit.stats.binning import equal_width_bin_ids
 
     out = []
     for c, curve in zip(confidences(draws, np.random.default_rng(12345), unsure), curves):
@@ -97,9 +97,9 @@ def coverage(repetitions: int, *, n: int = N_ITEMS, resamples: int = 200, curves
     """For each metric and reading (``basic``, ``percentile``, and ``calaudit``, the
     interval compare reports): the share of ``repetitions`` whose interval holds the
     population difference, the share called distinguishable and the mean width."""
-    from calaudit.bootstrap import basic_interval
+    from calaudit.stats.bootstrap import basic_interval
     from calaudit.decisions.compare import difference_interval, paired_draws, percentile_interval
-    from calaudit.metrics import compute_metrics
+    from calaudit.stats.metrics import compute_metrics
     from calaudit.predictions import Predictions
 
     truth = population(curves, unsure)

@@ -27,11 +27,11 @@ REAL_DEFAULT_RESAMPLES: int | None = None
 def _no_default_bootstrap():
     """No bootstrap by default, for every test and every fixture of the session."""
     global REAL_DEFAULT_RESAMPLES
-    import calaudit.bootstrap
+    import calaudit.stats.bootstrap
 
-    REAL_DEFAULT_RESAMPLES = calaudit.bootstrap.DEFAULT_RESAMPLES
+    REAL_DEFAULT_RESAMPLES = calaudit.stats.bootstrap.DEFAULT_RESAMPLES
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(calaudit.bootstrap, "DEFAULT_RESAMPLES", 0)
+        patch.setattr(calaudit.stats.bootstrap, "DEFAULT_RESAMPLES", 0)
         yield
 
 
@@ -41,16 +41,16 @@ def _real_default_bootstrap_when_marked(request, _no_default_bootstrap):
     if request.node.get_closest_marker("bootstrap") is None:
         yield
         return
-    import calaudit.bootstrap
+    import calaudit.stats.bootstrap
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(calaudit.bootstrap, "DEFAULT_RESAMPLES", REAL_DEFAULT_RESAMPLES)
+        patch.setattr(calaudit.stats.bootstrap, "DEFAULT_RESAMPLES", REAL_DEFAULT_RESAMPLES)
         yield
 
 
 @pytest.fixture(autouse=True)
 def _no_debug_flag(monkeypatch):
     """Every test starts without --debug (the CLI keeps the flag in module state)."""
-    import calaudit.cli
+    import calaudit.cli.group
 
-    monkeypatch.setitem(calaudit.cli._state, "debug", False)
+    monkeypatch.setitem(calaudit.cli.group._state, "debug", False)

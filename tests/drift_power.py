@@ -94,7 +94,8 @@ def prediction_log(scenario: Scenario, rng: np.random.Generator) -> tuple[np.nda
 def directions(scenario: Scenario, repetitions: int, *, seed: int = 0, resamples: int = 0) -> Counter:
     """How often each direction is said over ``repetitions`` seeded logs (``resamples``:
     the bootstrap of each window, which the verdict does not use)."""
-    from calaudit.engine.windows import WindowStatistics, parse_window, window_change
+    from calaudit.engine.windows import WindowStatistics, window_change
+    from calaudit.engine.times import parse_window
 
     found: Counter = Counter()
     for repetition in range(repetitions):

@@ -79,8 +79,8 @@ def runs(n: int, resamples: int, repetitions: int, seed: int = 5000, process: st
     ``r`` draws its items and votes from seed ``seed + r`` and its resamples from seed ``r``."""
     from calaudit.human.intervals import human_intervals
     from calaudit.human.metrics import human_metrics
-    from calaudit.human.votes import human_from_votes
-    from calaudit.location import Location
+    from calaudit.predictions.human_labels import human_from_votes
+    from calaudit.errors import Location
 
     targets = estimands(process, votes)
     values_by_key: dict[tuple[str, str], dict[str, np.ndarray]] = {}

@@ -47,8 +47,8 @@ PROCESSES = {"overconfident-binary": overconfident_binary, "calibrated-3-class":
 def estimates(y: np.ndarray, proba: np.ndarray) -> tuple[dict[str, float], object, float]:
     """Every metric with an interval (the audit's estimators, without the p-value
     simulations), the metric suite and the smooth-ECE bandwidth."""
-    from calaudit import estimators
-    from calaudit.metrics import compute_metrics
+    from calaudit.stats import estimators
+    from calaudit.stats.metrics import compute_metrics
 
     suite = compute_metrics(y, proba, n_bins=N_BINS)
     n = y.shape[0]
@@ -74,7 +74,7 @@ def indicators(process: str, n: int, resamples: int, repetitions: int, method: s
     """Per metric, one boolean per repetition: whether its interval held the population
     value, and whether it held the estimate (always, by construction). Repetition ``r``
     draws its rows from seed ``seed + r`` and its resamples from seed ``r``."""
-    import calaudit.bootstrap as bootstrap_module
+    import calaudit.stats.bootstrap as bootstrap_module
 
     truth = population(process)
     covered: dict[str, np.ndarray] = {}

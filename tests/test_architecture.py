@@ -1,21 +1,59 @@
-"""The package's import graph: one-way data flow, no cycles (docs: style guide).
+"""The package's shape: folders by concern, imports pointing down, no cycles (docs/architecture.md).
 
-Every import counts, including those inside functions (a lazy import is still a
-dependency), so a cycle cannot hide behind ``import`` statements moved into a body.
+Every import counts, including those inside functions and under ``TYPE_CHECKING`` (a
+lazy import is still a dependency), so neither a cycle nor an upward import can hide
+behind an ``import`` statement moved into a body.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "calaudit"
 #: What computes statistics: the reporters read results and never import these.
-COMPUTING = {"calaudit.bootstrap", "calaudit.estimators", "calaudit.estimates", "calaudit.binning",
-             "calaudit.auditing", "calaudit.metric_functions", "calaudit.decisions.compare",
-             "calaudit.decisions.segments", "calaudit.decisions.segment_test", "calaudit.decisions.segment_levels",
-             "calaudit.decisions.routing", "calaudit.decisions.sequences", "calaudit.human.metrics",
-             "calaudit.human.intervals", "calaudit.human.analysis"}
+COMPUTING = {
+    "calaudit.auditing", "calaudit.fixing",
+    "calaudit.stats.binning", "calaudit.stats.bootstrap", "calaudit.stats.grouped_bootstrap",
+    "calaudit.stats.estimators", "calaudit.stats.estimates", "calaudit.stats.metrics",
+    "calaudit.stats.metric_functions", "calaudit.stats.reliability",
+    "calaudit.decisions.compare", "calaudit.decisions.segments", "calaudit.decisions.segment_test",
+    "calaudit.decisions.segment_levels", "calaudit.decisions.routing", "calaudit.decisions.sequences",
+    "calaudit.decisions.analysis",
+    "calaudit.human.metrics", "calaudit.human.intervals", "calaudit.human.analysis",
+    "calaudit.baselines.comparison", "calaudit.baselines.recalibration", "calaudit.baselines.label_smoothing",
+    "calaudit.engine.statistics", "calaudit.engine.kernel", "calaudit.engine.stream", "calaudit.engine.resample",
+    "calaudit.engine.sketch", "calaudit.engine.sketch_smooth", "calaudit.engine.windows", "calaudit.engine.drift",
+    "calaudit.engine.distributed",
+}
+#: The packages and top-level modules from the bottom up: each may import its own
+#: modules and those of the layers below it, never one beside or above it
+#: (docs/architecture.md says what each holds).
+LAYERS = (
+    ("calaudit._version", "calaudit.errors"),
+    ("calaudit.predictions",),
+    ("calaudit.files", "calaudit.stats"),
+    ("calaudit.human",),
+    ("calaudit.baselines",),
+    ("calaudit.gate",),
+    ("calaudit.result",),
+    ("calaudit.config",),
+    ("calaudit.onnx",),
+    ("calaudit.loaders",),
+    ("calaudit.auditing",),
+    ("calaudit.fixing",),
+    ("calaudit.decisions",),
+    ("calaudit.engine",),
+    ("calaudit.report",),
+    ("calaudit.reporters",),
+    ("calaudit.cli",),
+    ("calaudit", "calaudit.__main__"),
+)
+#: The modules at the top of the package: the public API, the result, errors and settings.
+TOP_LEVEL = {"__init__", "__main__", "_version", "auditing", "config", "errors", "fixing", "gate", "result"}
+MAX_LINES = 600
 
 
 def _modules() -> dict[str, Path]:
@@ -91,6 +129,61 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def unit(module: str) -> str:
+    """The package or top-level module a module belongs to: ``calaudit.stats.metrics`` ->
+    ``calaudit.stats``; the package's ``__init__`` is ``calaudit``."""
+    return ".".join(module.split(".")[:2])
+
+
+def upward_imports(graph: dict[str, set[str]], layers=LAYERS) -> list[tuple[str, str]]:
+    """Imports of a unit beside or above the importer's layer (or of a unit in no layer)."""
+    rank = {name: level for level, names in enumerate(layers) for name in names}
+    bad = []
+    for module, imported in graph.items():
+        for other in imported:
+            if unit(module) == unit(other):
+                continue
+            if rank.get(unit(other), len(layers)) >= rank.get(unit(module), -1):
+                bad.append((module, other))
+    return sorted(bad)
+
+
+def private_uses(path: Path, defined_elsewhere: dict[str, set[Path]]) -> list[str]:
+    """``from x import _y`` of a calaudit module, and ``obj._y`` where ``_y`` is defined in
+    another module of the package and not in this one (``self`` and ``cls`` aside)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("calaudit")):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__") and alias.name != "_version":
+                    found.append(f"{path.name}:{node.lineno}: imports {alias.name}")
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                continue
+            owners = defined_elsewhere.get(node.attr, set())
+            if owners and path not in owners:
+                found.append(f"{path.name}:{node.lineno}: uses {ast.unparse(node)}")
+    return found
+
+
+def _definitions() -> dict[str, set[Path]]:
+    """Where each name is defined: functions, classes, assigned names and attributes."""
+    where: dict[str, set[Path]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = node.name
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                name = node.id
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                name = node.attr
+            else:
+                continue
+            where.setdefault(name, set()).add(path)
+    return where
+
+
 def test_the_import_graph_has_no_cycles():
     assert cycles(import_graph()) == []
 
@@ -102,14 +195,109 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 
 def test_the_graph_sees_imports_inside_functions():
     graph = import_graph()
-    # calaudit.cli imports the audit only inside the run command.
-    assert "calaudit.auditing" in graph["calaudit.cli"]
+    # The run command imports the audit only inside its body.
+    assert "calaudit.auditing" in graph["calaudit.cli.run"]
 
 
 def test_reporters_compute_no_statistic():
     graph = import_graph()
+    assert COMPUTING <= set(graph), sorted(COMPUTING - set(graph))  # no stale name weakens the rule
     reporters = [m for m in graph if m.startswith(("calaudit.reporters", "calaudit.report."))]
     assert reporters
     for module in reporters:
         computing = sorted(graph[module] & COMPUTING)
         assert computing == [], f"{module} imports {computing}"
+
+
+def test_imports_point_down_the_layers():
+    graph = import_graph()
+    assert {unit(module) for module in graph} == {name for names in LAYERS for name in names}
+    assert upward_imports(graph) == []
+
+
+def test_the_layer_check_finds_planted_upward_imports():
+    layers = (("calaudit.errors",), ("calaudit.stats", "calaudit.files"), ("calaudit.report",))
+    graph = {
+        "calaudit.stats.metrics": {"calaudit.errors", "calaudit.stats.binning", "calaudit.report.charts"},
+        "calaudit.files.info": {"calaudit.stats.metrics"},
+        "calaudit.report.charts": {"calaudit.stats.metrics"},
+        "calaudit.errors": {"calaudit.cli.group"},
+    }
+    assert upward_imports(graph, layers) == [
+        ("calaudit.errors", "calaudit.cli.group"),
+        ("calaudit.files.info", "calaudit.stats.metrics"),
+        ("calaudit.stats.metrics", "calaudit.report.charts"),
+    ]
+
+
+def test_the_top_level_holds_only_the_listed_modules():
+    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    assert modules == TOP_LEVEL
+    assert len(TOP_LEVEL) <= 10
+
+
+def test_no_module_uses_another_modules_private_names():
+    where = _definitions()
+    found = [use for path in sorted(PACKAGE.rglob("*.py")) for use in private_uses(path, where)]
+    assert found == []
+
+
+def test_the_private_name_check_finds_planted_uses(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text(
+        "from .stats.binning import _helper\n"
+        "from . import estimators\n"
+        "value = estimators._kernel(3, 0.1)\n"
+        "def _own():\n"
+        "    return self_made._own\n",
+        encoding="utf-8",
+    )
+    where = {"_kernel": {PACKAGE / "stats" / "estimators.py"}, "_own": {planted}}
+    assert private_uses(planted, where) == ["planted.py:1: imports _helper", "planted.py:3: uses estimators._kernel"]
+
+
+def test_no_module_is_over_600_lines():
+    long = {str(path.relative_to(PACKAGE)): n for path in PACKAGE.rglob("*.py")
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def _fresh(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_documented_imports_keep_working():
+    """README's imports: calaudit.metrics and calaudit.metric_functions are the moved
+    modules themselves, and importing calaudit alone loads no numpy."""
+    out = _fresh(
+        "import sys, calaudit\n"
+        "print('numpy' in sys.modules)\n"
+        "import calaudit.metrics, calaudit.stats.metrics, calaudit.metric_functions, calaudit.stats.metric_functions\n"
+        "from calaudit.metrics import expected_calibration_error, METRICS\n"
+        "from calaudit.metric_functions import METRIC_FUNCTIONS\n"
+        "from calaudit.predictions import Predictions\n"
+        "from calaudit.gate import evaluate_gate\n"
+        "from calaudit.cli import cli, main\n"
+        "print(calaudit.metrics is calaudit.stats.metrics, calaudit.metric_functions is calaudit.stats.metric_functions,\n"
+        "      expected_calibration_error is calaudit.stats.metrics.expected_calibration_error,\n"
+        "      METRIC_FUNCTIONS is calaudit.METRIC_FUNCTIONS, METRICS is calaudit.METRICS,\n"
+        "      Predictions is calaudit.Predictions, calaudit.metrics.__spec__.name, sorted(cli.commands))\n"
+    )
+    assert out.splitlines() == [
+        "False",
+        "True True True True True True calaudit.stats.metrics ['check', 'compare', 'fix', 'run']",
+    ]
+
+
+def test_only_the_listed_old_names_are_importable():
+    out = _fresh(
+        "import importlib\n"
+        "for name in ('calaudit.bootstrap', 'calaudit.cli_types', 'calaudit.location'):\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ModuleNotFoundError:\n"
+        "        print('missing', name)\n"
+    )
+    assert out.splitlines() == ["missing calaudit.bootstrap", "missing calaudit.cli_types", "missing calaudit.location"]

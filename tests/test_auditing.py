@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import calaudit
-from calaudit.intervals import wilson_interval
-from calaudit.metrics import METRICS
+from calaudit.stats.intervals import wilson_interval
+from calaudit.stats.metrics import METRICS
 from calaudit.result import AuditResult
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -291,7 +291,7 @@ def independent_wilson(k, n):
 def test_wilson_constant_is_the_normal_quantile():
     from scipy.stats import norm
 
-    from calaudit.intervals import Z_95
+    from calaudit.stats.intervals import Z_95
 
     assert Z_95 == pytest.approx(norm.ppf(0.975), abs=1e-15)
 

@@ -30,13 +30,13 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import log_softmax, softmax
 
 import calaudit
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 from calaudit.auditing import audit_predictions
 from calaudit.baselines import comparison, label_smoothing, recalibration
 from calaudit.baselines.folds import stratified_folds
 from calaudit.cli import cli
 from calaudit.errors import UsageError
-from calaudit.narrative import baseline_sentences
+from calaudit.report.narrative import baseline_sentences
 from calaudit.predictions import Predictions
 from calaudit.result import AuditResult
 

@@ -13,12 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import calaudit
-from calaudit.binning import (
-    BinStatistics,
-    equal_mass_bin_ids,
-    equal_width_bin_ids,
-    equal_width_edges,
-)
+from calaudit.stats.binning import BinStatistics, equal_mass_bin_ids, equal_width_bin_ids, equal_width_edges
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -20,9 +20,9 @@ import pytest
 from scipy import integrate, stats
 
 import calaudit
-import calaudit.bootstrap as bootstrap_module
-from calaudit import estimators
-from calaudit.metrics import METRICS, compute_metrics
+import calaudit.stats.bootstrap as bootstrap_module
+from calaudit.stats import estimators
+from calaudit.stats.metrics import METRICS, compute_metrics
 from calaudit.result import AuditResult
 
 N_BINS = 15

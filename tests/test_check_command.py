@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 from calaudit.cli import cli
 from calaudit.config import find_config
 

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 import calaudit
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 from calaudit.cli import cli
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"

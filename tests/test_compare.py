@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import calaudit.bootstrap as bootstrap_module
+import calaudit.stats.bootstrap as bootstrap_module
 from calaudit.auditing import audit_predictions
 from calaudit.decisions.alignment import align_predictions
 from calaudit.decisions.compare import (
@@ -29,10 +29,10 @@ from calaudit.decisions.compare import (
     paired_draws,
     rank_models,
 )
-from calaudit.decisions.results import Difference
+from calaudit.decisions.comparison_result import Difference
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.table import load_prediction_file
-from calaudit.metrics import METRICS, compute_metrics
+from calaudit.stats.metrics import METRICS, compute_metrics
 from calaudit.predictions import Predictions
 from nominal_coverage import CATCH, PASS, cutoff, probabilities, verdict
 

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calaudit.bootstrap import TOP_LABEL_METRICS
+from calaudit.stats.bootstrap import TOP_LABEL_METRICS
 from calaudit.decisions.compare import difference_interval, paired_differences, paired_draws, percentile_interval
-from calaudit.metrics import METRICS, compute_metrics
+from calaudit.stats.metrics import METRICS, compute_metrics
 from calaudit.predictions import Predictions
 
 sys.path.insert(0, str(Path(__file__).parent))

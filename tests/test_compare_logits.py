@@ -21,15 +21,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calaudit.cli_logits import _input_named
+from calaudit.cli.logits import _input_named
 from calaudit.decisions.alignment import align_predictions
 from calaudit.decisions.compare import rank_models
-from calaudit.decisions.results import Difference
+from calaudit.decisions.comparison_result import Difference
 from calaudit.errors import ProbabilitiesAsLogitsError, UsageError
 from calaudit.loaders.table import load_prediction_file
 from calaudit.predictions import Predictions
-from calaudit.scores import decide_logits
-from calaudit.transforms import softmax
+from calaudit.onnx.scores import decide_logits
+from calaudit.predictions.transforms import softmax
 from clitools import error_line, invoke
 
 CLASSES = ("cat", "dog", "eel")

@@ -16,7 +16,7 @@ import onnx_graphs as g
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.datadir import load_data_directory
 from calaudit.loaders.model_run import load_model_predictions
-from calaudit.onnx_model import load_model
+from calaudit.onnx.model import load_model
 
 N, F, K = 9, 4, 3
 NAMES = np.array(["ant", "bee", "cow"])

@@ -236,7 +236,7 @@ def test_a_scheduler_without_the_dask_engine_is_a_usage_error(tmp_path, engine, 
 
 def test_counts_agree_with_their_nouns_in_the_terminal_and_the_report(tmp_path):
     """'from 1 file', '1 batch', '3 files': no 'file(s)', 'batch(es)' or '?'."""
-    from calaudit.templating import counted
+    from calaudit.report.templating import counted
 
     assert [counted(1, "file"), counted(3, "file"), counted(1, "batch", "batches"), counted(12345, "row")] == [
         "1 file", "3 files", "1 batch", "12,345 rows"]

@@ -16,7 +16,7 @@ from calaudit.engine.csv_scan import open_csv_predictions
 from calaudit.engine.stream import stream_statistics
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.table import load_prediction_file
-from calaudit.metrics import compute_metrics
+from calaudit.stats.metrics import compute_metrics
 from streamcheck import assert_streamed_metrics
 from clitools import error_line, invoke
 

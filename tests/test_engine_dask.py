@@ -28,7 +28,7 @@ from calaudit.engine.scan import open_prediction_dataset
 from calaudit.engine.stream import stream_statistics
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.table import load_prediction_file
-from calaudit.metrics import compute_metrics
+from calaudit.stats.metrics import compute_metrics
 
 CLASSES = ["cat", "dog", "bird"]
 ROW_GROUP = 5  # tiny row groups, partitions and batches, so that every path is taken

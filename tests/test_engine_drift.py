@@ -18,7 +18,8 @@ from scipy import stats
 
 from calaudit.engine.drift import DIRECTIONS, change_direction, change_test, gap_test
 from calaudit.engine.statistics import StreamStatistics
-from calaudit.engine.windows import WindowStatistics, parse_window, window_change, window_extras
+from calaudit.engine.windows import WindowStatistics, window_change, window_extras
+from calaudit.engine.times import parse_window
 from clitools import error_line, invoke
 from drift_power import BY_NAME, Scenario, directions, prediction_log
 
@@ -165,7 +166,7 @@ def windowed_audit(scenario: Scenario, seed: int, *, since=None, until=None, siz
     from dataclasses import replace
 
     from calaudit.engine.stream import audit_statistics
-    from calaudit.engine.windows import parse_instant
+    from calaudit.engine.times import parse_instant
 
     times, labels, proba = prediction_log(scenario, np.random.default_rng([0, seed]))
     since, until = parse_instant(since), parse_instant(until, option="--until")

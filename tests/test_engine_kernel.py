@@ -101,8 +101,8 @@ def _columns(n, k, dtype, seed=0, off=0.0):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("off", [0.0, 1e-7])
 def test_fused_validation_is_bit_for_bit_check_probabilities(k, dtype, off):
-    from calaudit.location import Location
-    from calaudit.validation import check_probabilities
+    from calaudit.errors import Location
+    from calaudit.predictions.validation import check_probabilities
 
     proba, columns = _columns(3000, k, dtype, seed=k, off=off)
     got = kernel.fused_probabilities(columns, row_sum_tolerance=1e-3)

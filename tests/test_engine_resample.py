@@ -24,16 +24,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import calaudit.bootstrap as bootstrap_module
+import calaudit.stats.bootstrap as bootstrap_module
 import calaudit.engine.resample as resample_module
-from calaudit.binning import _equal_mass_layout
-from calaudit.bootstrap import GROUPED_BLOCK, BootstrapResult, GroupedSample, draw_grouped
+from calaudit.stats.binning import equal_mass_layout as _equal_mass_layout
+from calaudit.stats.bootstrap import GROUPED_BLOCK, BootstrapResult
+from calaudit.stats.grouped_bootstrap import GroupedSample, draw_grouped
 from calaudit.engine.resample import grouped_sample, stream_intervals
 from calaudit.engine.sketch import sketch_figures
 from calaudit.engine.statistics import FINE_BINS, StreamStatistics
 from calaudit.errors import UsageError
-from calaudit.limits import MAX_RESAMPLES
-from calaudit.metrics import METRICS
+from calaudit.stats.limits import MAX_RESAMPLES
+from calaudit.stats.metrics import METRICS
 from calaudit.predictions import Predictions
 
 N_BINS = 15

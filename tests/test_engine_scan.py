@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from calaudit.engine.scan import Batch, open_prediction_dataset
+from calaudit.engine.batch import Batch
+from calaudit.engine.scan import open_prediction_dataset
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.table import load_prediction_file
 

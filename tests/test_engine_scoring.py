@@ -18,14 +18,15 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 import onnx_graphs as g
-from calaudit.engine.scan import Batch
+from calaudit.engine.batch import Batch
 from calaudit.engine.scoring import estimated_model_audit_bytes, open_model_scoring, score_statistics
 from calaudit.engine.statistics import StreamStatistics
 from calaudit.engine.stream import stream_statistics
 from calaudit.errors import InvalidInputError, UsageError
-from calaudit.loaders import datadir, model_run
+from calaudit.loaders import arrays as datadir
+from calaudit.loaders import model_run
 from streamcheck import assert_streamed_metrics
 from clitools import error_line, invoke
 

@@ -18,19 +18,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calaudit import estimators
-from calaudit.binning import BinStatistics, equal_mass_bin_ids, equal_width_bin_ids
-from calaudit.engine import sketch
+from calaudit.stats import estimators
+from calaudit.stats.binning import BinStatistics, equal_mass_bin_ids, equal_width_bin_ids
+from calaudit.engine import sketch_smooth as sketch
 from calaudit.engine.sketch import (
     FLOAT_SLACK,
     SKETCH_METRICS,
     boundary_rank_errors,
     equal_mass_fine_layout,
     sketch_figures,
-    smooth_grids,
 )
-from calaudit.estimates import compute_estimates
-from calaudit.metrics import compute_metrics
+from calaudit.engine.sketch_smooth import smooth_grids
+from calaudit.stats.estimates import compute_estimates
+from calaudit.stats.metrics import compute_metrics
 from calaudit.predictions import Predictions
 
 FINE = 2**14
@@ -327,7 +327,7 @@ def test_the_smoothing_envelope_bounds_every_second_difference_pattern(sigma):
         pattern[:-2] += e[1:-1]
         pattern[1:-1] -= 2.0 * e[1:-1]
         pattern[2:] += e[1:-1]
-        smoothed = estimators._reflected_smooth(pattern, sigma)
+        smoothed = estimators.reflected_smooth(pattern, sigma)
         assert np.all(np.abs(smoothed) <= envelope * (1 + 1e-9) + 1e-12)
 
 

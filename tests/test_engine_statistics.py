@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import calaudit
 import calaudit.auditing
-from calaudit import estimators
-from calaudit.binning import BinStatistics
+from calaudit.stats import estimators
+from calaudit.stats.binning import BinStatistics
 from calaudit.engine.statistics import (
     CLASS_MOMENTS,
     FINE_BINS,
@@ -30,9 +30,9 @@ from calaudit.engine.statistics import (
     StreamStatistics,
 )
 from calaudit.errors import UsageError
-from calaudit.metrics import compute_metrics
+from calaudit.stats.metrics import compute_metrics
 from calaudit.predictions import Predictions
-from calaudit.reliability import reliability_table
+from calaudit.stats.reliability import reliability_table
 
 TOL = 1e-9
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -21,17 +21,14 @@ from calaudit.engine.windows import (
     MIN_WINDOW_ROWS,
     WINDOW_METRICS,
     WindowStatistics,
-    format_instant,
-    parse_instant,
-    parse_window,
-    read_times,
     window_change,
     window_extras,
     window_results,
 )
+from calaudit.engine.times import format_instant, parse_instant, parse_window, read_times
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.table import load_prediction_file
-from calaudit.metrics import compute_metrics
+from calaudit.stats.metrics import compute_metrics
 
 CLASSES = ["cat", "dog", "bird"]
 DAY = np.timedelta64(1, "D").astype("timedelta64[ns]").astype(np.int64)

@@ -23,10 +23,10 @@ import pytest
 from scipy import stats
 
 import calaudit
-from calaudit import estimators
-from calaudit.binning import BinStatistics
-from calaudit.metric_functions import METRIC_FUNCTIONS
-from calaudit.metrics import METRICS, compute_metrics
+from calaudit.stats import estimators
+from calaudit.stats.binning import BinStatistics
+from calaudit.stats.metric_functions import METRIC_FUNCTIONS
+from calaudit.stats.metrics import METRICS, compute_metrics
 
 N_BINS = 15
 ESTIMATOR_NAMES = [

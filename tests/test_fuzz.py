@@ -804,7 +804,7 @@ def corrupt_gzip(content: bytes) -> bytes:
 
 
 def test_read_head_of_a_corrupt_gzip_stream_is_empty(tmp_path):
-    from calaudit.fileinfo import read_head, utf16_problem
+    from calaudit.files.info import read_head, utf16_problem
 
     path = write(tmp_path / "preds.csv.gz", corrupt_gzip(VALID_CSV))
     assert read_head(path, compressed=True) == b""
@@ -827,7 +827,7 @@ def gzip_failing_its_crc() -> bytes:
 
 def test_first_invalid_utf8_of_a_gzip_failing_its_crc_names_the_file(tmp_path):
     from calaudit.errors import InvalidInputError
-    from calaudit.fileinfo import first_invalid_utf8
+    from calaudit.files.info import first_invalid_utf8
 
     path = write(tmp_path / "preds.csv.gz", gzip_failing_its_crc())
     with pytest.raises(InvalidInputError, match="CRC check failed"):

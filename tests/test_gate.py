@@ -26,7 +26,7 @@ from calaudit.gate import (
     parse_condition,
     thresholds_from_options,
 )
-from calaudit.metrics import METRICS
+from calaudit.stats.metrics import METRICS
 
 # A 10-class model: no binary-only metrics.
 MULTICLASS = {

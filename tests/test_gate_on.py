@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 from calaudit.cli import cli
 from calaudit.config import find_config
 from calaudit.errors import UsageError

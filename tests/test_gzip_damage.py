@@ -10,7 +10,8 @@ import gzip
 import pytest
 
 from calaudit.errors import InvalidInputError
-from calaudit.loaders.table import CsvLineIndex, load_prediction_file
+from calaudit.loaders.csv_reader import CsvLineIndex
+from calaudit.loaders.table import load_prediction_file
 from clitools import error_line, invoke
 
 ROWS = 40000  # over 256 KiB of text: pandas meets the bad cell before the end of the stream

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from calaudit.human.intervals import _Support
-from calaudit.human.votes import MAX_VOTE_COUNT
+from calaudit.predictions.human_labels import MAX_VOTE_COUNT
 from clitools import error_line, invoke
 
 CLASSES = ("neg", "neu", "pos")

@@ -21,8 +21,8 @@ from nominal_coverage import CATCH, PASS, cutoff, per_repetition, probabilities,
 import calaudit.human.intervals as intervals_module
 from calaudit.human.intervals import HumanIntervals, human_intervals
 from calaudit.human.metrics import HUMAN_METRICS, TERM_NAMES, human_metrics, row_terms
-from calaudit.human.votes import human_from_soft, human_from_votes
-from calaudit.location import Location
+from calaudit.predictions.human_labels import human_from_soft, human_from_votes
+from calaudit.errors import Location
 
 NAMES = list(HUMAN_METRICS)
 

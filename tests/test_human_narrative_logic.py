@@ -28,12 +28,12 @@ import pytest
 
 import calaudit
 from calaudit.baselines.comparison import AnnotationValue, BaselineResult, Comparison, SmoothingSweep, annotation_conclusion
-from calaudit.bootstrap import BootstrapResult, Interval
+from calaudit.stats.bootstrap import BootstrapResult, Interval
 from calaudit.human.results import HumanAnalysis, HumanPart, HumanSplit
-from calaudit.human.votes import TIE_RULE
-from calaudit.narrative import BandSentence, decisions, direction_sentence
+from calaudit.predictions.human_labels import TIE_RULE
+from calaudit.report.narrative import BandSentence, decisions, direction_sentence
 from calaudit.report.human_narrative import human_report
-from calaudit.verdict import Verdict
+from calaudit.stats.verdict import Verdict
 
 CASES = 300
 COMPARATIVE = re.compile(

@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from calaudit.errors import InvalidInputError
 from calaudit.human.split import entropy_rows, hard_rows, parse_hard_split, two_way_entropy
-from calaudit.human.votes import (
+from calaudit.predictions.human_labels import (
     human_from_soft,
     human_from_votes,
     match_columns,
@@ -20,7 +20,7 @@ from calaudit.human.votes import (
     plurality_labels,
     tied_mask,
 )
-from calaudit.location import Location
+from calaudit.errors import Location
 
 FILE = Location("crowd.csv", ["votes_a", "votes_b", "votes_c"], True)
 

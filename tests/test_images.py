@@ -13,14 +13,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 import onnx_graphs as g
 from calaudit.cli import cli
 from calaudit.errors import InvalidInputError, UsageError
 from calaudit.loaders.datadir import load_data_directory
 from calaudit.loaders.images import load_image_folder
 from calaudit.loaders.model_run import load_model_predictions
-from calaudit.onnx_model import load_model
+from calaudit.onnx.model import load_model
 
 H, W = 6, 5
 FORMATS = {"png": "PNG", "jpg": "JPEG", "bmp": "BMP", "webp": "WEBP"}

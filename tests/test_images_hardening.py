@@ -28,7 +28,7 @@ from calaudit.loaders.images import (
     resized_size,
 )
 from calaudit.loaders.model_run import load_model_predictions
-from calaudit.onnx_model import load_model
+from calaudit.onnx.model import load_model
 from clitools import error_line, invoke
 
 H, W = 6, 5

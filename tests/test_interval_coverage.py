@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 import calaudit
-from calaudit.metrics import METRICS
+from calaudit.stats.metrics import METRICS
 from interval_coverage import PROCESSES, indicators, population, rates
 from nominal_coverage import CATCH, MIN_TRIALS, PASS, cutoff, fewest_trials, per_repetition, probabilities, verdict
 
@@ -154,7 +154,7 @@ def test_every_interval_holds_its_estimate(process, n):
 
 @pytest.mark.parametrize("k", [2, 5, 12])
 def test_grouped_intervals_hold_their_estimate(k, monkeypatch):
-    import calaudit.bootstrap as bootstrap_module
+    import calaudit.stats.bootstrap as bootstrap_module
 
     monkeypatch.setattr(bootstrap_module, "EXACT_BUDGET", 1.0)  # force the grouped path
     rng = np.random.default_rng(k)

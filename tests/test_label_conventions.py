@@ -15,7 +15,7 @@ from calaudit.engine.distributed import _merge_info
 from calaudit.engine.scan import open_prediction_dataset
 from calaudit.engine.stream import stream_statistics
 from calaudit.errors import InvalidInputError
-from calaudit.labels import LabelReading, LabelReadings
+from calaudit.predictions.labels import LabelReading, LabelReadings
 from clitools import error_line, invoke
 
 BATCH_ROWS = ("1", "2", "7", None)  # None: the default (one batch here)

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calaudit.errors import InvalidInputError
-from calaudit.labels import encode_labels
-from calaudit.location import Location
+from calaudit.predictions.labels import encode_labels
+from calaudit.errors import Location
 
 ARRAY = Location("y_true")
 FILE = Location("preds.csv", ["label"], True, lambda row: row + 2)  # header on line 1

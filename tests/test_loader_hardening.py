@@ -227,11 +227,11 @@ def test_parquet_text_probabilities_read_like_csv(tmp_path):
 
 def test_only_distinct_labels_are_converted_to_text(tmp_path, monkeypatch):
     # The text of a label is computed once per distinct value, not per row.
-    import calaudit.labels
+    import calaudit.predictions.labels
 
     seen = []
-    original = calaudit.labels.csv_texts
-    monkeypatch.setattr(calaudit.labels, "csv_texts", lambda uniques: seen.append(len(uniques)) or original(uniques))
+    original = calaudit.predictions.labels.csv_texts
+    monkeypatch.setattr(calaudit.predictions.labels, "csv_texts", lambda uniques: seen.append(len(uniques)) or original(uniques))
     n = 100_000
     dates = pd.to_datetime(["2024-01-05", "2024-01-06", "2024-01-07"])
     frame = pd.DataFrame({"label": dates[np.arange(n) % 3], "prob_2024-01-05": 0.5, "prob_2024-01-06": 0.25,

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import calaudit
-from calaudit.metric_functions import METRIC_FUNCTIONS
-from calaudit.metrics import METRICS
+from calaudit.stats.metric_functions import METRIC_FUNCTIONS
+from calaudit.stats.metrics import METRICS
 
 EPS = 2.220446049250313e-16
 TOL = 1e-9
@@ -385,7 +385,7 @@ def test_audit_reports_exactly_the_applicable_metrics():
 
 
 def test_ece_binning_option():
-    from calaudit.metrics import expected_calibration_error
+    from calaudit.stats.metrics import expected_calibration_error
 
     y, proba = dirichlet_data(300, 4, 0.5, seed=5)
     ref = ref_metrics(y, proba, 9)

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import calaudit
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 import onnx_graphs as g
 from calaudit.cli import cli
 

@@ -24,10 +24,10 @@ import pytest
 from click.testing import CliRunner
 
 import calaudit
-import calaudit.bootstrap
-import calaudit.cli as cli_module
+import calaudit.stats.bootstrap
+import calaudit.cli.group as cli_module
 from calaudit.cli import cli
-from calaudit.metrics import METRICS, classwise_statistics, compute_metrics
+from calaudit.stats.metrics import METRICS, classwise_statistics, compute_metrics
 from calaudit.reporters import html as html_reporter
 from calaudit.reporters import json_report, terminal
 
@@ -55,12 +55,12 @@ def _softmax_model(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def module_scoped_audit():
     """What a module-scoped fixture sees: it is set up before any function-scoped fixture."""
     y, proba = _softmax_model(120, 3, seed=1)
-    return calaudit.bootstrap.DEFAULT_RESAMPLES, calaudit.audit(y, proba)
+    return calaudit.stats.bootstrap.DEFAULT_RESAMPLES, calaudit.audit(y, proba)
 
 
 def test_module_scoped_fixtures_share_the_session_default(module_scoped_audit):
     default, result = module_scoped_audit
-    assert default == calaudit.bootstrap.DEFAULT_RESAMPLES == 0
+    assert default == calaudit.stats.bootstrap.DEFAULT_RESAMPLES == 0
     assert result.intervals is None and result.options["bootstrap"] == 0
 
 
@@ -72,7 +72,7 @@ def test_an_explicit_count_is_not_the_default():
 
 @pytest.mark.bootstrap
 def test_marked_tests_get_the_real_default(module_scoped_audit):
-    assert calaudit.bootstrap.DEFAULT_RESAMPLES == DOCUMENTED_DEFAULT_RESAMPLES
+    assert calaudit.stats.bootstrap.DEFAULT_RESAMPLES == DOCUMENTED_DEFAULT_RESAMPLES
     # A fixture wider than the test keeps the session's default.
     assert module_scoped_audit[0] == 0
 

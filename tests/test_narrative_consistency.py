@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import calaudit
-from calaudit import narrative
+from calaudit.report import narrative
 from calaudit.reporters import markdown, terminal
-from calaudit.verdict import COLOUR_KEY, LEVEL_MEANINGS
+from calaudit.stats.verdict import COLOUR_KEY, LEVEL_MEANINGS
 
 # ---------------------------------------------------------------- simulated audits
 

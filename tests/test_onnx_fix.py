@@ -18,8 +18,8 @@ import onnx_graphs as g
 from calaudit._version import __version__
 from calaudit.errors import InvalidInputError
 from calaudit.loaders.model_run import load_model_predictions
-from calaudit.onnx_fix import temperature_scaled_model, write_model
-from calaudit.onnx_model import ScoreOutput, load_model
+from calaudit.onnx.temperature import temperature_scaled_model, write_model
+from calaudit.onnx.model import ScoreOutput, load_model
 
 N_ROWS, N_FEATURES, N_CLASSES = 13, 4, 3
 TEMPERATURES = (0.5, 1.0, 2.5)

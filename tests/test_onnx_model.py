@@ -15,8 +15,8 @@ import pytest
 import onnx_graphs as g
 from calaudit.errors import CalauditError, InvalidInputError, UsageError
 from calaudit.loaders.model_run import load_model_predictions
-from calaudit.onnx_model import VendorModel, load_model
-from calaudit.scores import decide_logits
+from calaudit.onnx.model import VendorModel, load_model
+from calaudit.onnx.scores import decide_logits
 
 N_ROWS, N_FEATURES, N_CLASSES = 11, 4, 3
 
@@ -213,7 +213,7 @@ def test_zipmap_with_int64_keys(tmp_path, wb, x, y):
 
 @pytest.mark.parametrize("keys", [["a", "b", "c"], [3, 5, 7]])
 def test_zipmap_maps_are_read_when_the_input_cannot_be_exposed(tmp_path, monkeypatch, wb, x, y, keys):
-    monkeypatch.setattr(VendorModel, "_expose", lambda self, tensor: False)
+    monkeypatch.setattr(VendorModel, "expose", lambda self, tensor: False)
     model = g.zipmap_model(*wb, keys)
     data = g.write_arrays(tmp_path / "data", x, np.array(keys)[y])
     predictions = run(tmp_path, model, data)

@@ -26,11 +26,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import calaudit.bootstrap
-import calaudit.cli as cli_module
+import calaudit.stats.bootstrap
+import calaudit.cli.group as cli_module
 import calaudit.config as config_module
 import calaudit.metrics
-from calaudit import cli_types
+from calaudit.cli import types as cli_types
 from calaudit.config import find_config
 from calaudit.errors import UsageError
 from calaudit.gate import (
@@ -82,7 +82,7 @@ def isolated(tmp_path, monkeypatch):
 
 def test_bounds_match_the_library():
     assert cli_types.MAX_BINS == calaudit.metrics.MAX_BINS
-    assert cli_types.MIN_RESAMPLES == calaudit.bootstrap.MIN_RESAMPLES
+    assert cli_types.MIN_RESAMPLES == calaudit.stats.bootstrap.MIN_RESAMPLES
 
 
 def test_max_seed_is_what_numpy_and_scikit_learn_take():

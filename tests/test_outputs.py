@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calaudit.atomic import output_destination, write_atomic
+from calaudit.files.atomic import output_destination, write_atomic
 from calaudit.errors import OutputWriteError, UsageError
 from clitools import error_line, invoke
 from onnx_graphs import prob_model, save, weights, write_arrays

@@ -11,7 +11,7 @@ import pytest
 
 import onnx_graphs as g
 from calaudit.errors import UsageError
-from calaudit.providers import CPU, CUDA, ProviderChoice, create_session, requested_providers
+from calaudit.onnx.providers import CPU, CUDA, ProviderChoice, create_session, requested_providers
 
 TRT = "TensorrtExecutionProvider"
 
@@ -204,7 +204,7 @@ def test_real_onnxruntime_auto_is_quiet_in_a_fresh_process(tmp_path):
     w, b = g.weights(4, 3)
     model = g.save(g.prob_model(w, b), tmp_path / "m.onnx")
     code = (
-        "import sys; from calaudit.providers import create_session; "
+        "import sys; from calaudit.onnx.providers import create_session; "
         "s, c = create_session(open(sys.argv[1], 'rb').read(), 'auto'); "
         "print(c.provider, s.get_providers()[0])"
     )

@@ -42,9 +42,9 @@ import pytest
 from click.testing import CliRunner
 
 import calaudit
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 from calaudit.cli import cli
-from calaudit.narrative import MIN_BAND_CASES
+from calaudit.report.narrative import MIN_BAND_CASES
 from calaudit.reporters import html as html_reporter
 from calaudit.result import AuditResult
 
@@ -1220,7 +1220,7 @@ def test_installed_wheel_renders_the_report(tmp_path: Path) -> None:
     env = clean_env(PYTHONPATH=str(site))
     probe = subprocess.run(
         [sys.executable, "-c",
-         "import calaudit, calaudit.templating as t; print(calaudit.__file__); print(t.templates_dir())"],
+         "import calaudit, calaudit.report.templating as t; print(calaudit.__file__); print(t.templates_dir())"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env,
     )
     assert probe.returncode == 0, probe.stderr

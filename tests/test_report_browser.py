@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 from browser import _load, _open_page, artifact_path, inspect_page, print_to_pdf
 from calaudit.cli import cli
 

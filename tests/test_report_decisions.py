@@ -24,17 +24,10 @@ import numpy as np
 import pytest
 
 import calaudit
-from calaudit.bootstrap import Interval
+from calaudit.stats.bootstrap import Interval
 from calaudit.decisions.comparison_result import ComparedModel, ComparisonResult
-from calaudit.decisions.results import (
-    Difference,
-    Ranking,
-    RiskCoverage,
-    Routing,
-    RoutingTarget,
-    Segment,
-    SegmentAnalysis,
-)
+from calaudit.decisions.comparison_result import Difference, Ranking
+from calaudit.result import RiskCoverage, Routing, RoutingTarget, Segment, SegmentAnalysis
 from calaudit.gate import Threshold, evaluate_gate
 from calaudit.reporters import compare_html
 from calaudit.reporters import html as html_reporter

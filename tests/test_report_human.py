@@ -22,9 +22,9 @@ import pytest
 
 import calaudit
 from calaudit.baselines.comparison import COMPARED, AnnotationValue, BaselineResult, Comparison, SmoothingSweep
-from calaudit.bootstrap import BootstrapResult, Interval
+from calaudit.stats.bootstrap import BootstrapResult, Interval
 from calaudit.human.results import HumanAnalysis, HumanPart, HumanSplit
-from calaudit.narrative import DIRECTION_FLOOR, DIRECTION_SHARE, baseline_sentences, confidence_direction, said
+from calaudit.report.narrative import DIRECTION_FLOOR, DIRECTION_SHARE, baseline_sentences, confidence_direction, said
 from calaudit.reporters import html as html_reporter
 from calaudit.reporters import markdown, terminal
 from calaudit.result import AuditResult
@@ -525,7 +525,7 @@ def test_report_modules_compute_no_statistic():
     modules = [m for m in graph if m == "calaudit.report" or m.startswith("calaudit.report.")]
     assert "calaudit.report.human_narrative" in modules and "calaudit.report.human_charts" in modules
     computing = COMPUTING | {"calaudit.human.metrics", "calaudit.human.intervals", "calaudit.human.analysis",
-                             "calaudit.baselines.comparison", "calaudit.metrics"}
+                             "calaudit.baselines.comparison", "calaudit.stats.metrics"}
     for module in modules:
         assert sorted(graph[module] & computing) == [], module
 
@@ -536,8 +536,8 @@ def test_report_modules_compute_no_statistic():
 def test_real_audit_with_votes_and_baselines_reports_its_own_figures():
     """The real pipeline: votes in, the report's figures are those of the result."""
     from calaudit.auditing import audit_predictions
-    from calaudit.human.votes import human_from_votes, plurality_labels
-    from calaudit.location import Location
+    from calaudit.predictions.human_labels import human_from_votes, plurality_labels
+    from calaudit.errors import Location
     from calaudit.predictions import Predictions
 
     rng = np.random.default_rng(3)

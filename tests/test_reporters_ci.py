@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 import calaudit
-import calaudit.cli as cli_module
+import calaudit.cli.group as cli_module
 from calaudit.cli import cli
 from calaudit.config import find_config
 from calaudit.gate import evaluate_gate, parse_condition, thresholds_from_options

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import calaudit
-import calaudit.bootstrap as bootstrap_module
+import calaudit.stats.bootstrap as bootstrap_module
 from calaudit.errors import UsageError
-from calaudit.limits import MAX_BINS, MAX_RESAMPLES, MIN_RESAMPLES
+from calaudit.stats.limits import MAX_BINS, MAX_RESAMPLES, MIN_RESAMPLES
 
 
 def _binary(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -191,13 +191,13 @@ def test_validation_never_writes_into_the_callers_matrix():
 def test_grouped_classwise_draws_keep_only_occupied_bins():
     """The grouped bootstrap's per-class groups cost what the column occupies, not K x bins,
     and sum bin by bin exactly as the full (bins x outcome) layout does."""
-    from calaudit.binning import equal_width_bin_ids
+    from calaudit.stats.binning import equal_width_bin_ids
+    from calaudit.stats.grouped_bootstrap import BinOutcomeGroups
 
     rng = np.random.default_rng(5)
     column = rng.beta(0.3, 8.0, 2000)  # a minority class's probabilities: a few low bins
     outcome = (rng.random(2000) < column).astype(float)
-    groups = bootstrap_module._BinOutcomeGroups(equal_width_bin_ids(column, MAX_BINS), outcome, MAX_BINS,
-                                                {"p": column})
+    groups = BinOutcomeGroups(equal_width_bin_ids(column, MAX_BINS), outcome, MAX_BINS, {"p": column})
     occupied = np.unique(equal_width_bin_ids(column, MAX_BINS) * 2 + outcome.astype(int))
     np.testing.assert_array_equal(groups.keys, occupied)
     assert groups.keys.size < 2 * MAX_BINS / 4

@@ -36,7 +36,7 @@ from scipy.special import log_softmax, softmax
 from scipy.stats import binom
 
 from calaudit.baselines.folds import stratified_folds
-from calaudit.decisions.results import Routing
+from calaudit.result import Routing
 from calaudit.decisions.routing import (
     DEFAULT_TARGETS, MAX_CURVE_POINTS, RECALIBRATED_SCORES, clopper_pearson, lower_bound, route, route_predictions,
     smallest_provable_slice,

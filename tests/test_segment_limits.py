@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calaudit import bootstrap as bootstrap_module
+from calaudit.stats import bootstrap as bootstrap_module
 from calaudit.decisions.segment_levels import check_level_cap, column_levels, id_like
 from calaudit.decisions.segments import group_levels, group_segments, search_split
 from calaudit.errors import UsageError
-from calaudit.metrics import compute_metrics
+from calaudit.stats.metrics import compute_metrics
 from calaudit.predictions import Predictions
 from clitools import error_line, invoke
 

@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calaudit.binning import equal_width_bin_ids
-from calaudit.decisions.results import SegmentAnalysis
+from calaudit.stats.binning import equal_width_bin_ids
+from calaudit.result import SegmentAnalysis
 from calaudit.decisions.segments import (
     MISSING, BinCounts, benjamini_hochberg, column_levels, find_segments, group_segments, holm, reliability_curve,
     search_split, simulations_for, worse_than_rest_test,
 )
 from calaudit.errors import InvalidInputError, UsageError
-from calaudit.metrics import compute_metrics
+from calaudit.stats.metrics import compute_metrics
 from calaudit.predictions import Predictions
 
 ALPHA = 0.05
@@ -444,13 +444,13 @@ def test_analyses_round_trip_through_json(channel_data):
 
 
 def test_the_default_resamples_are_the_audits_and_inputs_stay_as_they_were(channel_data, monkeypatch):
-    import calaudit.bootstrap
+    import calaudit.stats.bootstrap
 
     predictions, groups = channel_data
     before = {name: values.copy() for name, values in groups.items()}
     proba = predictions.y_proba.copy()
     assert all(s.intervals is None for s in group_segments(predictions, groups).segments)  # session default: 0
-    monkeypatch.setattr(calaudit.bootstrap, "DEFAULT_RESAMPLES", 200)
+    monkeypatch.setattr(calaudit.stats.bootstrap, "DEFAULT_RESAMPLES", 200)
     analysis = group_segments(predictions, {"channel": groups["channel"]})
     assert all(s.intervals for s in analysis.segments if not s.too_small)
     find_segments(predictions, groups, bootstrap=0)

@@ -40,8 +40,8 @@ from calaudit.baselines import comparison, label_smoothing, recalibration
 from calaudit.baselines.comparison import BaselineResult, Comparison, annotation_value, run_baselines
 from calaudit.baselines.label_smoothing import expand, expand_targets, fit_predict, smoothed_targets
 from calaudit.errors import UsageError
-from calaudit.human.votes import human_from_votes, plurality_labels
-from calaudit.location import Location
+from calaudit.predictions.human_labels import human_from_votes, plurality_labels
+from calaudit.errors import Location
 from calaudit.predictions import Predictions
 
 NLL_EPS = 2.220446049250313e-16
@@ -703,8 +703,8 @@ def test_a_difference_that_is_numerically_nothing_is_never_better():
 
 def test_soft_labels_are_called_soft_labels_not_votes():
     """Issue 19: the baseline fitted on soft labels said "fitted on the human votes"."""
-    from calaudit.human.votes import human_from_soft
-    from calaudit.narrative import baseline_sentences
+    from calaudit.predictions.human_labels import human_from_soft
+    from calaudit.report.narrative import baseline_sentences
     from calaudit.report.human_narrative import annotation_paragraph
 
     rng = np.random.default_rng(4)

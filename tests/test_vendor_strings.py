@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from calaudit.location import one_line, printable
+from calaudit.errors import one_line, printable
 from clitools import invoke
 
 ODD = "ca\nt\x1b[31m\u2028"  # a line break, an ANSI colour code and a Unicode line separator

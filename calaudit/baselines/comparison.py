@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ..bootstrap import EXACT_BUDGET, basic_interval, resampled_metrics
 from ..errors import UsageError
-from ..metrics import compute_metrics
-from ..reliability import ReliabilityTable, reliability_table
+from ..stats.bootstrap import EXACT_BUDGET, basic_interval, resampled_metrics
+from ..stats.metrics import compute_metrics
+from ..stats.reliability import ReliabilityTable, reliability_table
 from . import label_smoothing, recalibration
 from .folds import stratified_folds
 

@@ -117,7 +117,7 @@ def isotonic(train_p: np.ndarray, train_y: np.ndarray, test_p: np.ndarray) -> np
 
 def histogram_binning(train_p: np.ndarray, train_y: np.ndarray, test_p: np.ndarray,
                       n_bins: int = HISTOGRAM_BINS) -> np.ndarray:
-    from ..binning import equal_width_bin_ids
+    from ..stats.binning import equal_width_bin_ids
 
     n_classes = train_p.shape[1]
     out = np.empty_like(test_p)

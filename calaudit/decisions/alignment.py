@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..labels import label_texts
-from ..location import one_line
-from ..predictions import Predictions
+from ..errors import InvalidInputError, one_line
+from ..predictions.labels import label_texts
+from ..predictions.value import Predictions
 
 #: Class names listed in a message before it says how many there are in all.
 _PREVIEW = 8
@@ -31,7 +30,7 @@ def align_predictions(
     """The prediction sets with their rows and classes in the first one's order.
 
     With ``id_col``, rows are matched by that column of each set's ``extra_columns``
-    (ids compared as text, the text a CSV file holds: :func:`calaudit.labels.label_texts`):
+    (ids compared as text, the text a CSV file holds: :func:`calaudit.predictions.labels.label_texts`):
     every id must appear exactly once in every set. Without it, rows are matched by
     position, so the sets must have as many rows. Then, row by row, the true labels
     must agree. Probability columns are reordered by class name when a set lists the
@@ -116,8 +115,8 @@ def _written(p: Predictions, id_col: str, values: np.ndarray) -> np.ndarray:
         return values
     if p.source.format not in ("csv", "csv.gz") or not p.source.path:
         return values
-    from ..fileinfo import file_present
-    from ..loaders.table import read_text_columns
+    from ..files.info import file_present
+    from ..loaders.csv_reader import read_text_columns
 
     path = Path(p.source.path)
     if not file_present(path):
@@ -270,7 +269,7 @@ def _where(p: Predictions, name: str) -> str:
 
 def _row(p: Predictions, index: int) -> str:
     """Rows of a file count from 1 (the first data row is row 1), of arrays from 0,
-    as :class:`calaudit.location.Location` writes them."""
+    as :class:`calaudit.errors.Location` writes them."""
     return f"row {index + 1}" if p.source.path else f"row {index}"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..predictions import Predictions
+from ..predictions.value import Predictions
 from ..result import AuditResult
 from .routing import DEFAULT_TARGETS, route_predictions
 from .segments import DEFAULT_GROUP_MAX_LEVELS, find_segments, group_segments

@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..bootstrap import DEFAULT_LEVEL, Interval, basic_interval, exact_block_size, resampled_metrics
 from ..errors import UsageError
-from ..limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
-from ..metrics import METRICS, compute_metrics
-from ..predictions import Predictions
+from ..predictions.value import Predictions
 from ..result import AuditResult
-from .comparison_result import ComparedModel, ComparisonResult
-from .results import ROUNDING, Difference, Ranking
+from ..stats.bootstrap import DEFAULT_LEVEL, Interval, basic_interval, exact_block_size, resampled_metrics
+from ..stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
+from ..stats.metric_info import METRICS
+from ..stats.metrics import compute_metrics
+from .comparison_result import ROUNDING, ComparedModel, ComparisonResult, Difference, Ranking
 
 #: The metric models are ranked on.
 RANKING_METRIC = "ece"
@@ -60,7 +60,7 @@ def compare_audits(
     ``predictions`` are the aligned sets (:func:`calaudit.decisions.alignment.align_predictions`),
     ``names`` their display names and ``audits`` each one's full audit, made with the
     same ``n_bins``. The paired bootstrap draws ``bootstrap`` resamples of the rows
-    (``None``: :data:`calaudit.bootstrap.DEFAULT_RESAMPLES`), the same for every model,
+    (``None``: :data:`calaudit.stats.bootstrap.DEFAULT_RESAMPLES`), the same for every model,
     seeded by ``seed``; for each pair ``(a, b)``, ``a`` before ``b`` in input order, and
     each metric with an interval that both audits hold, it gives ``metric(a) -
     metric(b)`` with its ``level`` interval. Models are ranked on ECE.
@@ -70,7 +70,7 @@ def compare_audits(
     models and two models with the same name.
     """
     if bootstrap is None:
-        from .. import bootstrap as bootstrap_module
+        from ..stats import bootstrap as bootstrap_module
 
         bootstrap = bootstrap_module.DEFAULT_RESAMPLES
     _check_options(n_bins, bootstrap, seed, level)
@@ -157,7 +157,7 @@ def paired_draws(
     The rows are drawn once per block of resamples (``rng.integers(0, N, (B, N))``,
     ``rng = numpy.random.default_rng(seed)``) and every model is measured on that
     block before the next is drawn, so memory stays within the exact bootstrap's
-    budget (:func:`calaudit.bootstrap.exact_block_size`) whatever the number of
+    budget (:func:`calaudit.stats.bootstrap.exact_block_size`) whatever the number of
     resamples. ``references`` are each model's full-data metrics (the calibration
     slope's fit starts there), ``bandwidths`` the smooth ECE's bandwidth on the full
     data (found when not given). ``metrics`` limits what is computed (``{"ece"}``
@@ -173,7 +173,7 @@ def paired_draws(
         suite = compute_metrics(p.y_true, p.y_proba, n_bins=n_bins)
         bandwidth = bandwidths[k] if bandwidths is not None else None
         if bandwidth is None and (metrics is None or "smooth_ece" in metrics):
-            from ..estimators import smooth_ece
+            from ..stats.estimators import smooth_ece
 
             bandwidth = smooth_ece(suite.top.confidence, suite.top.correct)[1].bandwidth
         reference = dict(references[k]) if references is not None else dict(suite.values)
@@ -198,7 +198,7 @@ def difference_interval(
 
     The basic bootstrap interval, or the percentile one for ``metric`` in
     :data:`PERCENTILE_DIFFERENCES`; clipped to the range a difference of ``metric`` can
-    take (``[low - high, high - low]`` of its range in :data:`calaudit.metrics.METRICS`:
+    take (``[low - high, high - low]`` of its range in :data:`calaudit.stats.metric_info.METRICS`:
     ``[-1, 1]`` for two ECEs; unbounded without ``metric``), then widened to hold
     ``estimate``, so ``low <= estimate <= high`` always.
 
@@ -237,7 +237,7 @@ def paired_differences(
     level: float = DEFAULT_LEVEL,
 ) -> tuple[tuple[Difference, ...], list[dict[str, str]]]:
     """Every ``metric(a) - metric(b)`` for ``a`` before ``b`` in ``names``, with its paired
-    interval: the metrics with an interval (:data:`calaudit.metrics.METRICS`) that both
+    interval: the metrics with an interval (:data:`calaudit.stats.metric_info.METRICS`) that both
     models have, in the registry's order.
 
     Returns the differences and the pairs left without an interval (``a``, ``b``,

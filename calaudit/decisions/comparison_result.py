@@ -7,12 +7,52 @@ differences and the ranking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..gate import GateResult
 from ..result import AuditResult
-from .results import COMPARE_FORMAT, COMPARE_FORMAT_VERSION, Difference, Ranking
+
+COMPARE_FORMAT = "calaudit.compare"
+COMPARE_FORMAT_VERSION = 1
+#: Differences no further than this from 0 are float rounding, not a difference between
+#: models: the same model read once as probabilities and once as logits differs by
+#: ~1e-16 on every resample, an interval that excludes 0. A float64 mean over N rows
+#: rounds by about sqrt(N) x 1e-16 (1e-11 on ten billion rows); 1e-9 is a ten-millionth
+#: of a point of calibration error.
+ROUNDING = 1e-9
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``difference = metric(a) - metric(b)`` on the same rows, with the paired
+    bootstrap interval; ``distinguishable`` when the interval excludes 0; ``interval``
+    how it was read off the resamples (``basic``, or ``percentile`` for MCE)."""
+
+    a: str
+    b: str
+    metric: str
+    difference: float
+    low: float
+    high: float
+    distinguishable: bool
+    interval: str = "basic"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Models ordered by ``metric`` (best first) and the plain sentence that ranks
+    them, saying which differences are beyond chance."""
+
+    metric: str
+    order: tuple[str, ...]
+    sentence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "order": list(self.order), "sentence": self.sentence}
 
 
 @dataclass(frozen=True)

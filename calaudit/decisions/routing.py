@@ -42,9 +42,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
-from ..metrics import TopLabel
-from ..percent_text import target_percent
-from .results import RiskCoverage, Routing, RoutingTarget
+from ..result import RiskCoverage, Routing, RoutingTarget
+from ..stats.metrics import TopLabel
+from .percent_text import target_percent
 from .sequences import Start, chained_sequences, start_rows, starts
 
 #: The targets the report shows when none are asked for.

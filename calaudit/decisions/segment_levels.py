@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
-from ..labels import csv_texts
+from ..predictions.labels import csv_texts
 
 #: The value shown for rows where a segment column is empty (None, NaN, NaT).
 MISSING = "(missing)"

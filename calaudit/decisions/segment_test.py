@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..estimators import logistic_fit, logit
+from ..stats.estimators import logistic_fit, logit
 
 #: What :attr:`SegmentAnalysis.test` says.
 TEST = ("one-sided: the segment's ECE against its law were it calibrated like the rest (per-bin binomial at the "

@@ -4,7 +4,7 @@ Two entry points, both fed by :class:`calaudit.predictions.Predictions`:
 
 * :func:`group_segments` (``--group-by``): every value of the named columns is a
   segment. Segments of at least ``min_group_size`` rows get the metrics of
-  :func:`calaudit.metrics.compute_metrics` on their rows, bootstrap intervals, and a
+  :func:`calaudit.stats.metrics.compute_metrics` on their rows, bootstrap intervals, and a
   one-sided test of "this segment's ECE is worse than the rest of the data's";
   the tests are Holm-corrected together (family-wise error rate ``alpha``).
 * :func:`find_segments` (``--find-segments``): candidates are every level of each
@@ -29,20 +29,36 @@ from typing import Any
 
 import numpy as np
 
-from .. import bootstrap as bootstrap_module
-from ..binning import equal_width_bin_ids
 from ..errors import UsageError
-from ..limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
-from ..metrics import DEFAULT_N_BINS, TopLabel, compute_metrics
-from ..predictions import Predictions
-from .results import Segment, SegmentAnalysis
+from ..predictions.value import Predictions
+from ..result import Segment, SegmentAnalysis
+from ..stats import bootstrap as bootstrap_module
+from ..stats.binning import equal_width_bin_ids
+from ..stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
+from ..stats.metrics import DEFAULT_N_BINS, TopLabel, compute_metrics
 from .segment_levels import (  # noqa: F401 - re-exported
-    DEFAULT_GROUP_MAX_LEVELS, MISSING, NUMERIC_AS_LEVELS, Levels, check_level_cap, column_levels, id_like,
-    levels_or_none, quartile_levels,
+    DEFAULT_GROUP_MAX_LEVELS,
+    MISSING,
+    NUMERIC_AS_LEVELS,
+    Levels,
+    check_level_cap,
+    column_levels,
+    id_like,
+    levels_or_none,
+    quartile_levels,
 )
 from .segment_test import (  # noqa: F401 - re-exported
-    BENJAMINI_HOCHBERG, HOLM, STOP_AFTER, TEST, BinCounts, RestTest, benjamini_hochberg, holm, reliability_curve,
-    simulations_for, worse_than_rest_test,
+    BENJAMINI_HOCHBERG,
+    HOLM,
+    STOP_AFTER,
+    TEST,
+    BinCounts,
+    RestTest,
+    benjamini_hochberg,
+    holm,
+    reliability_curve,
+    simulations_for,
+    worse_than_rest_test,
 )
 
 DEFAULT_MIN_GROUP_SIZE = 50
@@ -116,7 +132,7 @@ def _measured(predictions: Predictions, rows: np.ndarray, column: str, value: st
     suite = compute_metrics(y, proba, n_bins=options.n_bins)
     intervals = None
     if options.resamples:
-        # Grouped resampling (calaudit.bootstrap, whose tests check it against the exact
+        # Grouped resampling (calaudit.stats.bootstrap, whose tests check it against the exact
         # method): the exact one refits every estimator per resample, seconds a segment.
         drawn = bootstrap_module.bootstrap(
             y, proba, suite, n_bins=options.n_bins, smooth_bandwidth=_SMOOTH_BANDWIDTH, reference=suite.values,

@@ -1,12 +1,14 @@
 """Streamed audits: predictions read batch by batch into mergeable statistics.
 
-Readers yield validated :class:`~calaudit.engine.scan.Batch` es: ``scan`` (Parquet
-datasets, hive partitions, time filters), ``csv_scan`` (one CSV file) and ``scoring``
-(an ONNX model over a data directory; ``writer`` saves its predictions in chunks).
-``statistics`` holds the mergeable sufficient statistics, filled by ``kernel``
-(compiled with numba when installed, numpy otherwise) and reduced by ``stream`` in one
-process or by ``distributed`` on a Dask cluster. ``stream.audit_statistics`` turns them
-into an :class:`~calaudit.result.AuditResult`, with ``sketch`` (figures from the fine
-histogram, with bounds), ``resample`` (grouped bootstrap intervals) and ``windows``
-(figures per window of time). ``budget`` decides when a file is too large for memory.
+Readers yield validated :class:`~calaudit.engine.batch.Batch` es: ``scan`` (Parquet
+datasets, hive partitions, time filters read by ``times``), ``csv_scan`` (one CSV
+file) and ``scoring`` (an ONNX model over a data directory; ``writer`` saves its
+predictions in chunks). ``statistics`` holds the mergeable sufficient statistics,
+filled by ``kernel`` (compiled with numba when installed, numpy otherwise) and reduced
+by ``stream`` in one process or by ``distributed`` on a Dask cluster.
+``stream.audit_statistics`` turns them into an :class:`~calaudit.result.AuditResult`,
+with ``sketch`` and ``sketch_smooth`` (figures from the fine histogram, with bounds),
+``resample`` (grouped bootstrap intervals), ``windows`` (figures per window of time)
+and ``drift`` (whether the latest window changed). ``budget`` decides when a file is
+too large for memory.
 """

@@ -6,7 +6,7 @@ its lines for the progress bar). :meth:`CsvPredictionFile.batches` then reads
 ``batch_rows`` rows at a time with pandas' chunked reader and validates each block as
 :func:`calaudit.loaders.table.load_prediction_file` validates a whole file (same column
 rules, label rules, clipping and renormalisation), yielding the
-:class:`calaudit.engine.scan.Batch` es that :func:`calaudit.engine.stream.stream_statistics`
+:class:`calaudit.engine.batch.Batch` es that :func:`calaudit.engine.stream.stream_statistics`
 accumulates. Errors name the file, the row (counted over the whole file, from 1) and its
 line, the column and the value, as for an in-memory read; a cell that is not a number is
 found by a second pass that holds one block at a time.
@@ -20,18 +20,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..fileinfo import require_file
-from ..labels import batch_reading, check_unique_class_names
-from ..loaders.formats import table_format
-from ..loaders.table import (
-    DEFAULT_LABEL_COLUMN, CsvLineIndex, _line_count, _probability_columns, _raise_missing_score, _read_columns,
-    _resolve_class_names, iter_csv_blocks, require_label_column,
+from ..errors import InvalidInputError, Location
+from ..files.formats import table_format
+from ..files.info import require_file
+from ..loaders.csv_reader import CsvLineIndex, iter_csv_blocks, line_count
+from ..loaders.prediction_columns import (
+    DEFAULT_LABEL_COLUMN,
+    raise_missing_score,
+    read_columns,
+    require_label_column,
+    resolve_class_names,
+    select_probability_columns,
 )
-from ..location import Location
-from ..predictions import Predictions
-from ..validation import DEFAULT_ROW_SUM_TOLERANCE
-from .scan import DEFAULT_BATCH_ROWS, Batch, PredictionDataset, check_scan_options
+from ..predictions.labels import batch_reading, check_unique_class_names
+from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.value import Predictions
+from .batch import DEFAULT_BATCH_ROWS, Batch, check_scan_options
+from .scan import PredictionDataset
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ class CsvPredictionFile:
         missing = np.isnan(scores)
         if missing.any():
             row, col = divmod(int(np.argmax(missing.ravel())), scores.shape[1])
-            _raise_missing_score(path, self.fmt, columns[col], row, proba_location, col, None)
+            raise_missing_score(path, self.fmt, columns[col], row, proba_location, col, None)
         labels = frame[self.label_column].to_numpy(dtype=object)
         labels = np.where(labels == "", None, labels)  # an empty field is a missing label
         predictions = Predictions.from_arrays(
@@ -133,13 +138,13 @@ def open_csv_predictions(
     fmt = table_format(path)
     if fmt not in ("csv", "csv.gz"):
         raise InvalidInputError(f"{shown}: unknown file type {path.suffix!r}; expected .csv or .csv.gz")
-    columns = _read_columns(path, fmt)
+    columns = read_columns(path, fmt)
     require_label_column(shown, columns, label_col)
-    probability_columns, derived = _probability_columns(shown, columns, prob_cols, score_col, label_col)
-    names = tuple(_resolve_class_names(shown, class_names, derived, single_score=score_col is not None))
+    probability_columns, derived = select_probability_columns(shown, columns, prob_cols, score_col, label_col)
+    names = tuple(resolve_class_names(shown, class_names, derived, single_score=score_col is not None))
     check_unique_class_names(names, shown)
     return CsvPredictionFile(
-        source=shown, files=(shown,), n_rows=_line_count(path) if fmt == "csv" else None, class_names=names,
+        source=shown, files=(shown,), n_rows=line_count(path) if fmt == "csv" else None, class_names=names,
         probability_columns=tuple(probability_columns), label_column=label_col, score_column=score_col,
         logits=logits, row_sum_tolerance=row_sum_tolerance, batch_rows=int(batch_rows), fmt=fmt,
     )

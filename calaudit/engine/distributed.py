@@ -52,7 +52,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import CalauditError, UsageError, first_line
-from ..labels import LabelReadings
+from ..predictions.labels import LabelReadings
 from .scan import PredictionDataset
 from .statistics import FINE_BINS, StreamStatistics
 from .stream import stream_statistics
@@ -211,7 +211,7 @@ def dask_statistics(
 ) -> tuple[StreamStatistics, dict[str, Any]]:
     """Merged statistics of every row of ``dataset``, read and reduced on a Dask cluster.
 
-    With ``window`` (a :func:`calaudit.engine.windows.parse_window` size), every task
+    With ``window`` (a :func:`calaudit.engine.times.parse_window` size), every task
     also accumulates its rows' :class:`~calaudit.engine.windows.WindowStatistics`,
     merged like the statistics and returned as ``info["windows"]``.
 

@@ -9,10 +9,10 @@ read once, while they are in cache. The tests check it against the numpy referen
 (counts equal, sums to 1e-12 relative), and ``CALAUDIT_KERNEL=numpy`` forces the
 reference (``execution.kernel`` in the JSON says which ran).
 
-Bin ids follow :class:`calaudit.binning.EqualWidthBinner` exactly (a candidate from
+Bin ids follow :class:`calaudit.stats.binning.EqualWidthBinner` exactly (a candidate from
 ``ceil(v * M * (1 + 8 eps))``, corrected by one comparison with the float64 edge),
 the argmax takes the first of tied maxima as ``np.argmax`` does, and the
-log-likelihood clips at :data:`calaudit.metrics.NLL_EPS`. Only the order in which
+log-likelihood clips at :data:`calaudit.stats.metric_info.NLL_EPS`. Only the order in which
 floats are added differs from the reference.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..estimators import LOGIT_EPS
-from ..metrics import NLL_EPS
+from ..stats.estimators import LOGIT_EPS
+from ..stats.metric_info import NLL_EPS
 
 #: ``CALAUDIT_KERNEL``: ``auto`` (numba when installed), ``numba`` (required), ``numpy``.
 KERNEL_VARIABLE = "CALAUDIT_KERNEL"
@@ -53,11 +53,11 @@ class Accumulator:
     """
 
     def __init__(self, *, n_bins: int, fine_bins: int) -> None:
-        from ..limits import MAX_BINS
-        from .statistics import MAX_FINE_BINS, _check_bins
+        from ..stats.limits import MAX_BINS
+        from .statistics import MAX_FINE_BINS, check_bins
 
-        self.n_bins = _check_bins("n_bins", n_bins, MAX_BINS)
-        self.fine_bins = _check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
+        self.n_bins = check_bins("n_bins", n_bins, MAX_BINS)
+        self.fine_bins = check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
         self.kernel = kernel_name()
         self.n_rows = 0
         self._outputs: _Outputs | None = None
@@ -80,9 +80,9 @@ class Accumulator:
                 self._pool = None
 
     def add(self, y: np.ndarray, proba: np.ndarray) -> None:
-        from .statistics import StreamStatistics, _check_batch
+        from .statistics import StreamStatistics, check_batch
 
-        y, proba = _check_batch(y, proba)
+        y, proba = check_batch(y, proba)
         if self.kernel == "numba":
             if self._outputs is None:
                 self._outputs = _Outputs(self.n_bins, self.fine_bins, proba.shape[1])
@@ -125,12 +125,12 @@ def _run(outputs: _Outputs, y: np.ndarray, proba: np.ndarray) -> None:
 
 def fused_statistics(y: np.ndarray, proba: np.ndarray, *, n_bins: int, fine_bins: int) -> Any:
     """:meth:`StreamStatistics.from_batch` computed by the compiled kernel."""
-    from ..limits import MAX_BINS
-    from .statistics import MAX_FINE_BINS, StreamStatistics, _check_batch, _check_bins
+    from ..stats.limits import MAX_BINS
+    from .statistics import MAX_FINE_BINS, StreamStatistics, check_batch, check_bins
 
-    n_bins = _check_bins("n_bins", n_bins, MAX_BINS)
-    fine_bins = _check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
-    y, proba = _check_batch(y, proba)
+    n_bins = check_bins("n_bins", n_bins, MAX_BINS)
+    fine_bins = check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
+    y, proba = check_batch(y, proba)
     n_rows, n_classes = proba.shape
     out = _Outputs(n_bins, fine_bins, n_classes)
     _run(out, y, proba)
@@ -340,7 +340,7 @@ FUSED_MAX_CLASSES = 128
 def fused_probabilities(columns: list[np.ndarray], *, row_sum_tolerance: float) -> tuple[np.ndarray, float] | None:
     """The validated float64 ``(n, K)`` matrix of ``K`` float probability columns and
     its largest ``|row sum - 1|``, in one compiled pass, bit for bit what
-    :func:`calaudit.validation.check_probabilities` gives (rows divided by their numpy
+    :func:`calaudit.predictions.validation.check_probabilities` gives (rows divided by their numpy
     row sum when any row misses 1); ``None`` whenever that function would do anything
     else (a value that is not in [0, 1], NaN included, so it would clip or raise; a row
     sum beyond the tolerance; an empty row; more than :data:`FUSED_MAX_CLASSES`

@@ -1,6 +1,6 @@
 """Bootstrap intervals of a streamed audit, from merged statistics alone.
 
-:func:`stream_intervals` is the grouped bootstrap of :mod:`calaudit.bootstrap` (the
+:func:`stream_intervals` is the grouped bootstrap of :mod:`calaudit.stats.bootstrap` (the
 method the in-memory audit uses above its exact budget, docs/metrics.md section 9)
 built from :class:`~calaudit.engine.statistics.StreamStatistics` instead of rows. A
 group is a bin and an outcome (0 = wrong or absent, 1 = right or present); the
@@ -8,7 +8,7 @@ statistics hold each group's rows and, per resampled value, its sum and sum of
 squares, which is all the method uses. One resample draws the groups' counts from the
 multinomial law and each group's sums from the normal law with the group's mean and
 standard deviation; the groups are built by the same classes and the draws made by the
-same function (:func:`calaudit.bootstrap.draw_grouped`) as in memory, so on the same
+same function (:func:`calaudit.stats.grouped_bootstrap.draw_grouped`) as in memory, so on the same
 rows the two paths resample the same groups.
 
 * **Equal-width metrics** (accuracy, confidence gap, ECE, MCE, Brier, NLL, classwise ECE,
@@ -42,25 +42,21 @@ from typing import Any
 
 import numpy as np
 
-from ..binning import _equal_mass_layout
-from ..bootstrap import (
-    _SLOPE_GROUPS,
-    GROUPED_BLOCK,
+from ..errors import UsageError
+from ..stats.binning import equal_mass_layout
+from ..stats.bootstrap import GROUPED_BLOCK, INTERVAL_METHOD, BootstrapResult, Interval, basic_interval
+from ..stats.grouped_bootstrap import (
     GROUPED_FAMILIES,
-    INTERVAL_METHOD,
-    BootstrapResult,
+    SLOPE_GROUPS,
+    BinOutcomeGroups,
     GroupedSample,
-    Interval,
-    _BinOutcomeGroups,
-    _Groups,
-    _SlopeGroups,
-    _SmoothGroups,
-    basic_interval,
+    Groups,
+    SlopeGroups,
+    SmoothGroups,
     draw_grouped,
 )
-from ..errors import UsageError
-from ..limits import MAX_RESAMPLES, MAX_SEED
-from ..metrics import METRICS
+from ..stats.limits import MAX_RESAMPLES, MAX_SEED
+from ..stats.metric_info import METRICS
 from .statistics import StreamStatistics
 
 __all__ = ["SKETCH_METRICS", "NamedStreams", "grouped_sample", "stream_intervals", "wanted_metrics"]
@@ -96,7 +92,7 @@ def stream_intervals(
 
     ``reference`` holds the full-data figures: each interval is built around its
     metric's value there, and a metric missing from it (or not finite) gets no
-    interval, as in :func:`calaudit.bootstrap.bootstrap`. ``metrics`` limits the work
+    interval, as in :func:`calaudit.stats.bootstrap.bootstrap`. ``metrics`` limits the work
     to the named metrics (``None``: every metric with an interval that these
     statistics give: the binary-only ones for ``K = 2`` only); drawing
     ``("accuracy", "ece", "confidence_gap")`` touches the top label's ``2 x n_bins``
@@ -105,7 +101,7 @@ def stream_intervals(
     computed when the smooth ECE is wanted and ``sketch`` is not given.
 
     The defaults are the audit's (1,000 resamples, level 0.95; a literal here, as the
-    test session sets :data:`calaudit.bootstrap.DEFAULT_RESAMPLES` to 0). Each interval
+    test session sets :data:`calaudit.stats.bootstrap.DEFAULT_RESAMPLES` to 0). Each interval
     is ``[2 t - q(1 - a/2), 2 t - q(a/2)]`` clipped to the metric's range
     and widened to hold ``t`` (listed in ``widened``). ``UsageError`` for a bad
     ``resamples`` (1 to ``MAX_RESAMPLES``), ``level`` (strictly between 0 and 1),
@@ -180,24 +176,24 @@ def grouped_sample(
     parts: dict[str, Any] = {}
     if wanted(*GROUPED_FAMILIES["top"]):
         moments = stats.top_moments
-        parts["top"] = _Groups.from_sums(stats.top_outcome_count.reshape(-1), {
+        parts["top"] = Groups.from_sums(stats.top_outcome_count.reshape(-1), {
             "confidence": _pair(moments, 0), "brier": _pair(moments, 2), "nll": _pair(moments, 4)})
     if wanted(*GROUPED_FAMILIES["classwise"]):
         parts["class_support"] = stats.class_support
     if wanted("classwise_ece", "brier_reliability", "brier_resolution"):
         counts, moments = stats.class_outcome_count, stats.class_moments
         parts["classes"] = tuple(
-            _BinOutcomeGroups.from_sums(counts[k].reshape(-1), {"p": _pair(moments[k], 0)})
+            BinOutcomeGroups.from_sums(counts[k].reshape(-1), {"p": _pair(moments[k], 0)})
             for k in (range(n_classes) if n_classes > 2 else (1,))  # binary: class 0 mirrors class 1
         )
     if n_classes == 2 and wanted(*GROUPED_FAMILIES["positive"]):
-        parts["positive"] = _Groups.from_sums(stats.class_outcome_count[1].reshape(-1), {
+        parts["positive"] = Groups.from_sums(stats.class_outcome_count[1].reshape(-1), {
             "p": _pair(stats.class_moments[1], 0), "squared": _pair(stats.positive_moments, 0)})
     if wanted(*SKETCH_METRICS):
         fine_count, fine_moments = stats.fine_outcome_count, stats.fine_moments
     if wanted(*GROUPED_FAMILIES["mass"]):
         count, sums = _rank_shared_sums(fine_count, fine_moments[:, :, :2], n_bins)
-        parts["mass"] = _Groups.from_sums(count, {"confidence": (sums[:, 0], sums[:, 1])})
+        parts["mass"] = Groups.from_sums(count, {"confidence": (sums[:, 0], sums[:, 1])})
     if wanted(*GROUPED_FAMILIES["smooth"]):
         if sketch is None:
             from .sketch import sketch_figures
@@ -207,8 +203,8 @@ def grouped_sample(
             raise ValueError(f"the sketch holds {sketch.n_rows} rows, the statistics {n_rows}")
         parts["smooth"] = _smooth_groups(fine_count, fine_moments, float(sketch.smooth_bandwidth))
     if wanted(*GROUPED_FAMILIES["slope"]):
-        count, sums = _rank_shared_sums(fine_count, fine_moments[:, :, 2:], _SLOPE_GROUPS)
-        parts["slope"] = _SlopeGroups(_Groups.from_sums(count, {"x": (sums[:, 0], None)}))
+        count, sums = _rank_shared_sums(fine_count, fine_moments[:, :, 2:], SLOPE_GROUPS)
+        parts["slope"] = SlopeGroups(Groups.from_sums(count, {"x": (sums[:, 0], None)}))
     return GroupedSample(n_rows, n_classes, n_bins, **parts)
 
 
@@ -238,7 +234,7 @@ def _rank_shared_sums(fine_count: np.ndarray, fine_sums: np.ndarray, n_bins: int
     counts need not be integers) and ``sums`` ``(2 n_bins, S)``.
     """
     fine_total = fine_count.sum(axis=1)
-    _, starts = _equal_mass_layout(int(fine_total.sum()), n_bins)
+    _, starts = equal_mass_layout(int(fine_total.sum()), n_bins)
     after = np.cumsum(fine_total)
     # Pieces of the order between consecutive fine-bin ends and bin starts: each lies
     # in one fine bin and one equal-mass bin.
@@ -256,12 +252,12 @@ def _rank_shared_sums(fine_count: np.ndarray, fine_sums: np.ndarray, n_bins: int
     return count, sums
 
 
-def _smooth_groups(fine_count: np.ndarray, fine_moments: np.ndarray, bandwidth: float) -> _SmoothGroups:
+def _smooth_groups(fine_count: np.ndarray, fine_moments: np.ndarray, bandwidth: float) -> SmoothGroups:
     """The smoothing grid's (cell, outcome) groups from the fine histogram: each fine bin
     goes whole to the cell of its mean confidence, and the per-row sums the in-memory
     groups take (``frac``, the position in the cell; ``residual`` = ``c - outcome``; their
     product) follow from the sums of ``c`` and ``c**2``."""
-    points = _SmoothGroups.grid_points(bandwidth)
+    points = SmoothGroups.grid_points(bandwidth)
     rows = fine_count.astype(np.float64)  # (F, 2)
     sum_c, sum_c2 = fine_moments[:, :, 0], fine_moments[:, :, 1]
     mean = sum_c / np.where(rows > 0, rows, 1.0)
@@ -277,6 +273,6 @@ def _smooth_groups(fine_count: np.ndarray, fine_moments: np.ndarray, bandwidth: 
     def per_cell(weights: np.ndarray) -> np.ndarray:
         return np.bincount(keys, weights=weights.reshape(-1), minlength=size)
 
-    groups = _Groups.from_sums(per_cell(rows), {"frac": (per_cell(frac), None), "residual": (per_cell(residual), None),
+    groups = Groups.from_sums(per_cell(rows), {"frac": (per_cell(frac), None), "residual": (per_cell(residual), None),
                                                 "frac_residual": (per_cell(frac_residual), None)})
-    return _SmoothGroups(groups, points, bandwidth)
+    return SmoothGroups(groups, points, bandwidth)

@@ -46,76 +46,25 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError, first_line
-from ..labels import LabelReading, batch_reading, check_unique_class_names, encode_labels
-from ..loaders.parquet import _parquet_scores, parquet_labels
-from ..loaders.table import (
-    DEFAULT_LABEL_COLUMN, _probability_columns, _raise_missing_score, _resolve_class_names, require_label_column,
+from ..loaders.parquet import parquet_labels, parquet_scores
+from ..loaders.prediction_columns import (
+    DEFAULT_LABEL_COLUMN,
+    raise_missing_score,
+    require_label_column,
+    resolve_class_names,
+    select_probability_columns,
 )
-from ..location import Location
-from ..predictions import Predictions
-from ..transforms import NO_TRANSFORM, SIGMOID, SOFTMAX
-from ..validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.labels import LabelReading, batch_reading, check_unique_class_names, encode_labels
+from ..predictions.transforms import NO_TRANSFORM, SIGMOID, SOFTMAX
+from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.value import Predictions
+from .batch import DEFAULT_BATCH_ROWS, Batch, BatchLocation, check_scan_options
 
-#: Rows per batch unless told otherwise: 65,536 rows of 10 classes are 5 MB of float64.
-DEFAULT_BATCH_ROWS = 65536
 #: Batches pyarrow decodes ahead of the one being validated. At least 1: pyarrow 26
 #: can hang with no readahead at all.
 BATCH_READAHEAD = 1
 #: What a dataset source is, for the messages.
 EXPECTED_SOURCE = "expected a directory of Parquet files, a Parquet file or a glob matching Parquet files"
-
-
-@dataclass(frozen=True, eq=False)
-class Batch:
-    """One validated block of a dataset's rows.
-
-    ``y`` holds ``(n,)`` class indices (``intp``) and ``proba`` the ``(n, K)`` float64
-    probabilities, validated, clipped and renormalised as
-    :meth:`calaudit.Predictions.from_arrays` does; both are read-only. ``file`` is the
-    file the rows came from, ``row_group`` its row group (counted from 0) and
-    ``first_row`` the file's row (from 0) that is the batch's first.
-    ``max_row_sum_deviation`` and ``clipped_values`` are this batch's part of the
-    diagnostics of :class:`calaudit.Predictions` (merge: maximum and sum). ``time``
-    holds each row's time as int64 nanoseconds since 1970-01-01T00:00:00Z (UTC) when
-    the dataset was opened with a ``time_col``, else ``None``; with ``since`` /
-    ``until``, a batch holds only the rows within them, so ``first_row`` is where the
-    batch's block of the file starts, not necessarily its first row's position.
-    ``labels_read_as`` says whether its labels were class names or indices (``None``
-    when the class names are numbers): the consumer holds the batches to one.
-    """
-
-    y: np.ndarray
-    proba: np.ndarray
-    file: str
-    row_group: int
-    first_row: int
-    max_row_sum_deviation: float = 0.0
-    clipped_values: int = 0
-    time: np.ndarray | None = None
-    #: How its labels were read (names or indices), for :class:`calaudit.labels.LabelReadings`.
-    labels_read_as: LabelReading | None = None
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.y.shape[0])
-
-
-@dataclass(frozen=True)
-class BatchLocation(Location):
-    """A :class:`~calaudit.location.Location` for the rows of one batch: row ``i`` of the
-    batch is described by its row group and its row in the group and in the file."""
-
-    row_group: int = 0
-    group_row: int = 0
-    file_row: int = 0
-    #: With a time filter: the position in the block read of each row kept.
-    kept: Any = field(default=None, compare=False, repr=False)
-
-    def row(self, index: int) -> str:
-        if self.kept is not None:
-            index = int(self.kept[index])
-        return (f"row group {self.row_group + 1:,}, row {self.group_row + index + 1:,} "
-                f"(row {self.file_row + index + 1:,} of the file)")
 
 
 @dataclass(frozen=True)
@@ -178,10 +127,10 @@ class PredictionDataset:
         """Every row of the dataset as validated :class:`Batch` es of at most
         ``batch_rows`` rows, file by file and row group by row group.
 
-        Labels are encoded batch by batch (:func:`calaudit.labels.encode_labels`) with
+        Labels are encoded batch by batch (:func:`calaudit.predictions.labels.encode_labels`) with
         the dataset's class names; each batch says how it read them
         (:attr:`Batch.labels_read_as`), so the consumer refuses class names in one batch
-        and class indices in another (:class:`calaudit.labels.LabelReadings`, as
+        and class indices in another (:class:`calaudit.predictions.labels.LabelReadings`, as
         :func:`calaudit.engine.stream.stream_statistics` does). What else only the whole
         column shows is not detected: a timestamp label is written as a date only where
         every timestamp of the batch is midnight (a whole file decides that once).
@@ -296,11 +245,11 @@ class PredictionDataset:
             if times is not None:
                 times.flags.writeable = False
             return Batch(y, proba, file, group, file_row, deviation, 0, times, reading(y))
-        scores, texts = _parquet_scores(Path(file), block, columns, location=proba_location)
+        scores, texts = parquet_scores(Path(file), block, columns, location=proba_location)
         missing = np.isnan(scores)
         if missing.any():
             row, col = divmod(int(np.argmax(missing.ravel())), scores.shape[1])
-            _raise_missing_score(Path(file), "parquet", columns[col], row, proba_location, col,
+            raise_missing_score(Path(file), "parquet", columns[col], row, proba_location, col,
                                  texts.get(columns[col]))
         predictions = Predictions.from_arrays(
             labels, scores, owned=True, class_names=self.class_names, logits=self.logits,
@@ -338,7 +287,7 @@ class PredictionDataset:
         positions of the rows within ``since`` / ``until`` (``None``: every row)."""
         if self.time_column is None:
             return None, None
-        from .windows import read_times
+        from .times import read_times
 
         location = BatchLocation(file, [self.time_column], True, None, group, group_row, file_row)
         times = read_times(block.column(self.time_column), where=lambda row: location.cell(row, 0))
@@ -350,14 +299,6 @@ class PredictionDataset:
         if self.until is not None:
             keep &= times < self.until.astype(np.int64)
         return times, None if keep.all() else np.flatnonzero(keep)
-
-
-def check_scan_options(batch_rows: Any, prob_cols: Sequence[str] | None, score_col: str | None) -> None:
-    """The options every prediction scan refuses (:class:`UsageError`)."""
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
-        raise UsageError(f"batch_rows is {batch_rows!r}; expected a whole number of rows, at least 1")
-    if prob_cols and score_col:
-        raise UsageError("give either --prob-cols or --score-col, not both")
 
 
 def open_prediction_dataset(
@@ -388,7 +329,7 @@ def open_prediction_dataset(
 
     ``time_col`` names a column every file must have, read into :attr:`Batch.time`
     (timestamps of any unit, with a time zone or without one (read as UTC), dates, or
-    ISO-8601 text: :func:`calaudit.engine.windows.read_times`). ``since`` and
+    ISO-8601 text: :func:`calaudit.engine.times.read_times`). ``since`` and
     ``until`` (a datetime, date, ``numpy.datetime64`` or ISO-8601 text; UTC unless
     they say otherwise) keep the rows with ``since <= t < until``. The bound is pushed
     into the scan as a ``pyarrow.dataset`` expression evaluated against each row
@@ -416,14 +357,14 @@ def open_prediction_dataset(
     first = parts[0]
     first_columns = list(first.schema.names)
     _check_columns(first.path, first_columns, label_col)
-    columns, derived = _probability_columns(first.path, first_columns, prob_cols, score_col, label_col)
-    names = tuple(_resolve_class_names(first.path, class_names, derived, single_score=score_col is not None))
+    columns, derived = select_probability_columns(first.path, first_columns, prob_cols, score_col, label_col)
+    names = tuple(resolve_class_names(first.path, class_names, derived, single_score=score_col is not None))
     check_unique_class_names(names, first.path)
     for part in parts:
         file_columns = list(part.schema.names)
         if part is not first:
             _check_columns(part.path, file_columns, label_col)
-            own, _ = _probability_columns(part.path, file_columns, prob_cols, score_col, label_col)
+            own, _ = select_probability_columns(part.path, file_columns, prob_cols, score_col, label_col)
             _require_same_columns(part.path, own, columns, first.path)
         _check_types(part, label_col, columns)
         if time_col is not None:
@@ -438,7 +379,7 @@ def open_prediction_dataset(
         n_rows = sum(rows for part in parts for group, rows in enumerate(part.row_group_rows)
                      if part.selected_groups is None or group in part.selected_groups)
         if n_rows == 0:
-            from .windows import format_instant
+            from .times import format_instant
 
             raise InvalidInputError(
                 f"{source}: no row group holds times from {format_instant(since) or 'the start'} to "
@@ -457,7 +398,7 @@ def _time_bounds(time_col: str | None, since: Any, until: Any, label_col: str, p
                  score_col: str | None) -> tuple[np.datetime64 | None, np.datetime64 | None]:
     """``since`` / ``until`` as ``numpy.datetime64`` (UTC), and the usage errors of the
     time options."""
-    from .windows import format_instant, parse_instant
+    from .times import format_instant, parse_instant
 
     since, until = parse_instant(since, option="--since"), parse_instant(until, option="--until")
     if time_col is None:
@@ -569,12 +510,12 @@ def _check_types(part: _ParquetFile, label_col: str, columns: list[str]) -> None
     checks run on an empty table of the file's columns."""
     empty = part.schema.empty_table()
     parquet_labels(part.path, empty, label_col)  # type: ignore[arg-type]
-    _parquet_scores(Path(part.path), empty, columns)
+    parquet_scores(Path(part.path), empty, columns)
 
 
 def _check_time_column(part: _ParquetFile, time_col: str, columns: list[str]) -> None:
     """The time column is in the file (or its partition keys) and holds times."""
-    from .windows import check_time_type
+    from .times import check_time_type
 
     if time_col in columns:
         raise UsageError(f"--time-col {time_col} is also a probability column; "
@@ -593,7 +534,7 @@ def _select_row_groups(part: _ParquetFile, filesystem: Any, time_col: str, since
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    from .windows import read_times, time_filter
+    from .times import read_times, time_filter
 
     keys = ds.get_partition_keys(part.partition_expression)
     if time_col in keys:

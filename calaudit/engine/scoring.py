@@ -6,9 +6,9 @@ model.onnx data/ --engine stream``.
 output choice and preprocessing); :meth:`ModelScoring.batches` then runs it with the
 in-memory run's own loop (:func:`calaudit.loaders.model_run.score_batches`: inference
 batches of ``--batch-size`` rows, padded for a fixed batch size, each checked as it
-comes) and yields :class:`calaudit.engine.scan.Batch` es of at most ``batch_rows`` rows,
+comes) and yields :class:`calaudit.engine.batch.Batch` es of at most ``batch_rows`` rows,
 validated as the in-memory run validates the whole matrix: logits decided by the same
-rule (:func:`calaudit.scores.decide_logits`, per batch: a batch that is no
+rule (:func:`calaudit.onnx.scores.decide_logits`, per batch: a batch that is no
 probabilities is the same error), softmax or sigmoid, a single score widened, class
 names from the same sources, the same clipping, renormalisation and label rules
 (:meth:`calaudit.Predictions.from_arrays`). So
@@ -25,8 +25,8 @@ memory-mapped), a table's whole frame (a CSV or Parquet table is read into memor
 large data belongs in ``features.npy``), a ``features.npz`` archive's arrays (numpy
 decompresses a member whole), and an image folder's list of files.
 
-Per batch, labels are read as a whole file's are (:func:`calaudit.labels.encode_labels`),
-and each batch says how (:attr:`calaudit.engine.scan.Batch.labels_read_as`): a label
+Per batch, labels are read as a whole file's are (:func:`calaudit.predictions.labels.encode_labels`),
+and each batch says how (:attr:`calaudit.engine.batch.Batch.labels_read_as`): a label
 file using class names in one batch and class indices in another is refused, as one
 batch mixing them is.
 
@@ -46,8 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
-from ..labels import batch_reading
+from ..errors import Location, UsageError
 from ..loaders.dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch
 from ..loaders.model_run import (
     DEFAULT_BATCH_SIZE,
@@ -60,13 +59,13 @@ from ..loaders.model_run import (
     score_batches,
     validated_predictions,
 )
-from ..location import Location
-from ..predictions import Source
-from ..scores import decide_logits
-from ..transforms import NO_TRANSFORM
-from ..validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..onnx.scores import decide_logits
+from ..predictions.labels import batch_reading
+from ..predictions.transforms import NO_TRANSFORM
+from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.value import Source
+from .batch import DEFAULT_BATCH_ROWS, Batch
 from .budget import PEAK_FACTOR, default_memory_limit, format_size
-from .scan import DEFAULT_BATCH_ROWS, Batch
 from .statistics import FINE_BINS, StreamStatistics
 
 #: The options of :func:`open_model_scoring` that open the model and its data.
@@ -76,7 +75,7 @@ OPEN_OPTIONS = ("device", "output", "data_format", "label_col", "feature_cols", 
 
 @dataclass(frozen=True, eq=False)
 class _BatchRows(Location):
-    """A :class:`~calaudit.location.Location` for a batch's rows: row ``i`` of the batch
+    """A :class:`~calaudit.errors.Location` for a batch's rows: row ``i`` of the batch
     is data row ``rows[i]`` of the location it was made from (so messages name the data
     row, its line in a text file, as the in-memory run's do)."""
 
@@ -394,18 +393,18 @@ def _data_rows(path: Path, data_format: str) -> int | None:
     about (a Python 2 file) is the loader's to judge."""
     import warnings
 
-    from ..loaders.datadir import _detect, _single_table
+    from ..loaders.datadir import detect_layout, single_table
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             if path.is_file():
                 return _table_rows(path)
-            kind = data_format if data_format != "auto" else _detect(path)
+            kind = data_format if data_format != "auto" else detect_layout(path)
             if kind == "arrays":
                 return _array_rows(path)
             if kind == "table":
-                return _table_rows(_single_table(path))
+                return _table_rows(single_table(path))
             if kind == "images":
                 folders = [child for child in path.iterdir() if child.is_dir() and not child.name.startswith(".")]
                 return sum(sum(1 for entry in folder.iterdir() if entry.suffix.lower() in IMAGE_SUFFIXES)

@@ -3,12 +3,12 @@ from the fine top-label histogram, each with a bound on its distance to the exac
 in-memory figure (docs/metrics.md, section 14).
 
 A streamed audit never holds the rows. For the top-label confidence ``c`` it holds a
-fine histogram: ``F`` right-closed equal-width bins (:func:`calaudit.binning.equal_width_bin_ids`,
+fine histogram: ``F`` right-closed equal-width bins (:func:`calaudit.stats.binning.equal_width_bin_ids`,
 default ``F = 2**14``), and per fine bin ``f`` and outcome ``o`` (0 wrong, 1 right):
 
 * ``count[f, o]``: the number of rows (int);
 * ``moments[f, o]``: the sums of ``c``, of ``c**2`` and of
-  :func:`calaudit.estimators.logit` ``(c)`` over those rows (float64).
+  :func:`calaudit.stats.estimators.logit` ``(c)`` over those rows (float64).
 
 Everything here is computed from those two arrays, vectorised (loops run over the
 equal-mass boundaries, bisection steps and Newton steps, never over rows or fine bins):
@@ -33,24 +33,16 @@ equal-mass boundaries, bisection steps and Newton steps, never over rows or fine
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .. import estimators
-from ..binning import BinStatistics, _equal_mass_layout, equal_width_edges
-from ..estimators import (
-    SMOOTH_BANDWIDTH_EPS,
-    SMOOTH_BISECTION_STEPS,
-    SMOOTH_DENSITY_EPS,
-    SMOOTH_MESH_POINTS,
-    SmoothCurve,
-    _interpolate,
-    _kernel,
-    _reflected_smooth,
-)
+from ..stats import estimators
+from ..stats.binning import BinStatistics, equal_mass_layout, equal_width_edges
+from ..stats.estimators import SmoothCurve
+from .sketch_smooth import sketch_smooth_ece
+from .statistics import FLOAT_SLACK
 
 __all__ = [
     "FLOAT_SLACK",
@@ -58,26 +50,18 @@ __all__ = [
     "SKETCH_METRICS",
     "SLOPE_SAFETY",
     "SketchFigures",
-    "SmoothGrids",
     "boundary_rank_errors",
     "equal_mass_fine_layout",
     "sketch_figures",
-    "smooth_grids",
 ]
 
 #: Name of the sketch in ``execution.sketch`` of the JSON.
 SKETCH_KIND = "fine-histogram"
 #: The figures a sketch gives, each with a bound.
 SKETCH_METRICS = ("ece_equal_mass", "ece_debiased", "smooth_ece", "calibration_slope", "calibration_intercept")
-#: Added to every bound: float64 rounding of sums in a different order (a merged
-#: stream adds batch sums; the in-memory audit adds rows), far above its real size.
-FLOAT_SLACK = 1e-9
 #: Factor on the first-order bound of the calibration slope and intercept (the
 #: linearisation ignores second-order terms; measured errors stay below half of it).
 SLOPE_SAFETY = 2.0
-#: Largest number of bandwidths the smooth ECE's bisection could end on before the
-#: bound gives up (it is 1 or 2 in practice: see :func:`_smooth_search`).
-_MAX_BANDWIDTH_PATHS = 64
 #: Where |sigmoid''| peaks: eta = log(2 + sqrt(3)).
 _SIGMOID_CURVATURE_PEAK = math.log(2.0 + math.sqrt(3.0))
 
@@ -95,13 +79,13 @@ def _boundaries(fine_total: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.nda
     """Where each equal-mass boundary falls in the fine histogram.
 
     Returns ``sizes`` and ``positions`` (the ``n_bins + 1`` ranks ``0, starts[1:], N``
-    of :func:`calaudit.binning.equal_mass_bin_ids`), the fine bin each position falls
+    of :func:`calaudit.stats.binning.equal_mass_bin_ids`), the fine bin each position falls
     in (``F`` for rank ``N``) and ``below``: the rows of that fine bin ranked before
     the position (0 when the position falls between two fine bins).
     """
     fine_total = np.asarray(fine_total, dtype=np.int64)
     n_rows = int(fine_total.sum())
-    sizes, starts = _equal_mass_layout(n_rows, n_bins)
+    sizes, starts = equal_mass_layout(n_rows, n_bins)
     positions = np.append(starts, n_rows).astype(np.int64)
     first, after = _fine_ranks(fine_total)
     fine = np.searchsorted(after, positions, side="right")  # first fine bin ending after the rank
@@ -113,7 +97,7 @@ def equal_mass_fine_layout(fine_total: np.ndarray, n_bins: int) -> np.ndarray:
     """The equal-mass bin (0-based) of every fine bin, shape ``(F,)`` intp.
 
     ``fine_total`` holds the rows per fine bin of the top-label confidence. The exact
-    bins are ``array_split`` of the stable order (:func:`calaudit.binning.equal_mass_bin_ids`);
+    bins are ``array_split`` of the stable order (:func:`calaudit.stats.binning.equal_mass_bin_ids`);
     a fine bin's rows are consecutive in that order, so a fine bin that no boundary
     cuts belongs wholly to one exact bin and gets it. A fine bin a boundary cuts goes
     to the bin holding most of its rows (the lower one on a tie), which misplaces the
@@ -124,7 +108,7 @@ def equal_mass_fine_layout(fine_total: np.ndarray, n_bins: int) -> np.ndarray:
     """
     fine_total = np.asarray(fine_total, dtype=np.int64)
     n_rows = int(fine_total.sum())
-    sizes, starts = _equal_mass_layout(n_rows, n_bins)
+    sizes, starts = equal_mass_layout(n_rows, n_bins)
     filled = max(int(np.count_nonzero(sizes)), 1)
     first, after = _fine_ranks(fine_total)
     ends = np.append(starts, n_rows)
@@ -318,224 +302,6 @@ def _debiased_bound(sketch: _EqualMassSketch, n_rows: int, debiased: float) -> f
     return max(upper - debiased, debiased - lower, 0.0) + FLOAT_SLACK
 
 
-# ---------------------------------------------------------------- smooth ECE
-
-
-@dataclass(frozen=True, eq=False)
-class SmoothGrids:
-    """The rows of a fine histogram spread onto the smooth ECE's grid of ``points``.
-
-    ``residual`` (weights ``c - a``), ``count`` (weight 1) and ``confidence`` (weight
-    ``c``) are what :func:`calaudit.estimators._round_to_grid` gives on the rows, up
-    to a second difference at each grid point inside a fine bin:
-    ``exact = grid + sum_k E_k (e_{k-1} - 2 e_k + e_{k+1})`` with
-    ``|E_k| <= residual_halfwidth[k]`` (``count_halfwidth[k]`` for the count grid).
-    """
-
-    points: int
-    residual: np.ndarray
-    count: np.ndarray
-    confidence: np.ndarray
-    residual_halfwidth: np.ndarray
-    count_halfwidth: np.ndarray
-
-
-def smooth_grids(count: np.ndarray, moments: np.ndarray, points: int) -> SmoothGrids:
-    """Spread a fine histogram (``count (F, 2)``, ``moments (F, 2, 3)``) onto ``points`` grid points.
-
-    A row at ``c`` puts ``1 - frac`` of its weight on grid point ``left`` and
-    ``frac`` on ``left + 1`` (``frac = c (G - 1) - left``). Inside one grid cell that
-    is linear in ``c``, so per fine bin the sums of ``c`` and ``c**2`` give it exactly
-    for weights 1, ``c`` and ``c - a``. A grid point ``t_k`` inside a fine bin bends
-    the weight: the rows above it add ``E_k = (G - 1) sum w (c - t_k)_+`` times a
-    second difference. ``(c - t_k)_+`` is convex, so over rows in ``(lo, hi]`` with
-    mean ``mu`` its sum lies in ``[n (mu - t_k)_+, n (mu - lo)(hi - t_k)/(hi - lo)]``
-    (Jensen, and the chord); the grids take the middle of the range of ``E_k`` and
-    the half-widths record the rest.
-    """
-    count = np.asarray(count, dtype=np.float64)
-    n_fine = count.shape[0]
-    g1 = points - 1
-    edges = equal_width_edges(n_fine)
-    fine = np.arange(n_fine, dtype=np.int64)
-    left = np.minimum((fine * g1) // n_fine, points - 2)  # the cell of the fine bin's lower edge
-    s1, s2 = moments[:, :, 0], moments[:, :, 1]
-    outcome = np.array([0.0, 1.0])
-    lf = left[:, None].astype(np.float64)
-    # Per (fine bin, outcome): the total weight and the weight sent to left + 1.
-    weight = {
-        "count": (count, g1 * s1 - lf * count),
-        "residual": (s1 - outcome * count, g1 * s2 - lf * s1 - outcome * (g1 * s1 - lf * count)),
-        "confidence": (s1, g1 * s2 - lf * s1),
-    }
-    grids = {}
-    for name, (total, upper) in weight.items():  # three weights, not rows
-        total, upper = total.sum(axis=1), upper.sum(axis=1)
-        grid = np.bincount(left, weights=total - upper, minlength=points)
-        grid += np.bincount(left + 1, weights=upper, minlength=points)
-        grids[name] = grid
-    # Grid points strictly inside each fine bin: left + 1 .. last.
-    last = ((fine + 1) * g1 - 1) // n_fine
-    inner = np.maximum(last - left, 0)
-    halfwidth = {"count": np.zeros(points), "residual": np.zeros(points)}
-    if inner.any():
-        owner = np.repeat(fine, inner)
-        offset = np.arange(owner.shape[0]) - np.repeat(np.cumsum(inner) - inner, inner)
-        knot = left[owner] + 1 + offset
-        t = knot / g1
-        lo, hi = edges[owner], edges[owner + 1]
-        n = count[owner]  # (P, 2)
-        total_c = s1[owner]
-        safe = np.where(n > 0, n, 1.0)
-        hinge_low = n * np.maximum(total_c / safe - t[:, None], 0.0)
-        hinge_high = np.maximum(np.maximum(total_c - n * lo[:, None], 0.0) * ((hi - t) / (hi - lo))[:, None],
-                                hinge_low)
-        ranges = {
-            "count": (hinge_low.sum(axis=1), hinge_high.sum(axis=1)),
-            # Rows above t_k have c in (t_k, hi]: c - 0 in [t_k, hi], c - 1 in [t_k - 1, hi - 1].
-            "residual": (t * hinge_low[:, 0] + (t - 1.0) * hinge_high[:, 1],
-                         hi * hinge_high[:, 0] + (hi - 1.0) * hinge_low[:, 1]),
-            "confidence": (t * hinge_low.sum(axis=1), hi * hinge_high.sum(axis=1)),
-        }
-        for name, (low, high) in ranges.items():  # three weights, not rows
-            middle = g1 * (low + high) / 2.0
-            grids[name] += np.bincount(knot - 1, weights=middle, minlength=points)
-            grids[name] -= 2.0 * np.bincount(knot, weights=middle, minlength=points)
-            grids[name] += np.bincount(knot + 1, weights=middle, minlength=points)
-            if name in halfwidth:
-                halfwidth[name] = np.bincount(knot, weights=g1 * (high - low) / 2.0, minlength=points)
-    return SmoothGrids(points, grids["residual"], grids["count"], grids["confidence"],
-                       halfwidth["residual"], halfwidth["count"])
-
-
-def _smoothing_envelope(halfwidth: np.ndarray, sigma: float) -> np.ndarray:
-    """Pointwise bound on ``|_reflected_smooth(sum_k E_k (e_{k-1} - 2 e_k + e_{k+1}))|``
-    over every ``|E_k| <= halfwidth[k]`` (grid points 1 .. G-2).
-
-    The reflected smoothing is a convolution over the grid and its two mirror
-    images, so a second difference of the grid becomes a second difference of the
-    (zero-padded) kernel: ``|D2 K|`` convolved with the half-widths and their images.
-    The mirrors do not repeat the end points, which breaks the second difference at
-    ``k = 1`` and ``k = G - 2``; the term that breaks off is added back.
-    """
-    points = halfwidth.shape[0]
-    kernel = _kernel(points, sigma)
-    padded = np.concatenate(([0.0, 0.0], kernel, [0.0, 0.0]))
-    second = np.abs(padded[:-2] - 2.0 * padded[1:-1] + padded[2:])  # D2 K at offsets -1 .. G
-    extended = np.concatenate([np.flip(halfwidth)[:-1], halfwidth, np.flip(halfwidth)[1:]])
-    half = points // 2
-    envelope = np.convolve(extended, second)[half + points : half + 2 * points]
-    shift = np.arange(points) + half
-    envelope += halfwidth[1] * np.where(shift <= points - 1, kernel[np.minimum(shift, points - 1)], 0.0)
-    shift = shift - (points - 1)
-    envelope += halfwidth[points - 2] * np.where(shift >= 0, kernel[np.maximum(shift, 0)], 0.0)
-    return envelope
-
-
-def _smooth_points(sigma: float) -> int:
-    return max(2000, round(20 / sigma)) // 2 + 1  # as estimators._smooth_at
-
-
-def _smooth_value(grids: SmoothGrids, sigma: float) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
-    """smECE at ``sigma`` (as :func:`calaudit.estimators._smooth_at`) and a bound on
-    its distance to the value of the rows; also the mesh, mean residual and density."""
-    mesh = max(round(10 / sigma), SMOOTH_MESH_POINTS)
-    t = np.linspace(0.0, 1.0, mesh)
-    smoothed_residual = _interpolate(t, _reflected_smooth(grids.residual, sigma))
-    density = _interpolate(t, _reflected_smooth(grids.count, sigma)) + SMOOTH_DENSITY_EPS
-    mean_residual = smoothed_residual / density
-    numerator = float(np.sum(np.abs(mean_residual) * density))
-    denominator = float(np.sum(density))
-    value = numerator / denominator
-    # value = sum_t |S r(t)| / sum_t d(t): both sums are linear in the grids.
-    d_numerator = float(np.sum(_interpolate(t, _smoothing_envelope(grids.residual_halfwidth, sigma))))
-    d_denominator = float(np.sum(_interpolate(t, _smoothing_envelope(grids.count_halfwidth, sigma))))
-    if d_denominator >= denominator:
-        bound = math.inf
-    else:
-        bound = (d_numerator + value * d_denominator) / (denominator - d_denominator)
-    return value, bound + FLOAT_SLACK, t, mean_residual, density
-
-
-def _smooth_search(evaluate: Callable[[float], tuple[float, float]]) -> tuple[float, float, float]:
-    """The bandwidth bisection of :func:`calaudit.estimators.smooth_ece` on the sketch.
-
-    Returns the sketch's bandwidth, its smooth ECE and a bound on the distance to the
-    exact smooth ECE. Where the sketch cannot tell which way the exact bisection goes
-    (``|sigma - smECE_sigma|`` within the bound), both ways are followed; the bound
-    covers every bandwidth the exact search could end on.
-    """
-
-    def ways(sigma: float) -> tuple[bool, tuple[bool, ...]]:
-        """The sketch's answer to "wide enough?" and the exact search's possible answers."""
-        if sigma < SMOOTH_BANDWIDTH_EPS:
-            return True, (True,)
-        value, bound = evaluate(sigma)
-        if sigma < value - bound:
-            return True, (True,)
-        if sigma >= value + bound:
-            return False, (False,)
-        return sigma < value, (True, False)
-
-    def own_path() -> float:
-        wide, _ = ways(1.0)
-        if wide:
-            return 1.0
-        high, low = 1.0, 0.0
-        for _ in range(SMOOTH_BISECTION_STEPS):  # bisection steps, not rows
-            middle = (high + low) / 2
-            if ways(middle)[0]:
-                low = middle
-            else:
-                high = middle
-        return high
-
-    sigma = own_path()
-    value = evaluate(sigma)[0]
-    finals: set[float] = set()
-    _, first = ways(1.0)
-    if True in first:
-        finals.add(1.0)
-    states = [(1.0, 0.0, 0)] if False in first else []
-    while states:  # at most _MAX_BANDWIDTH_PATHS open paths, each 10 steps
-        high, low, step = states.pop()
-        if step == SMOOTH_BISECTION_STEPS:
-            finals.add(high)
-            continue
-        middle = (high + low) / 2
-        for wide in ways(middle)[1]:
-            states.append((high, middle, step + 1) if wide else (middle, low, step + 1))
-        if len(states) + len(finals) > _MAX_BANDWIDTH_PATHS:
-            return sigma, value, math.inf  # cannot tell which bandwidth the rows give
-    bound = max(abs(evaluate(other)[0] - value) + evaluate(other)[1] for other in finals)
-    return sigma, value, bound
-
-
-def _sketch_smooth(count: np.ndarray, moments: np.ndarray) -> tuple[float, float, SmoothCurve]:
-    cache: dict[int, SmoothGrids] = {}
-    results: dict[float, tuple[float, float, np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def evaluate_full(sigma: float) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
-        if sigma not in results:
-            points = _smooth_points(sigma)
-            if points not in cache:
-                cache[points] = smooth_grids(count, moments, points)
-            results[sigma] = _smooth_value(cache[points], sigma)
-        return results[sigma]
-
-    sigma, value, bound = _smooth_search(lambda s: evaluate_full(s)[:2])
-    # The exact smECE is a weighted mean of |smoothed residual| / density, in [0, 1];
-    # a coarse histogram (F well below the grid's points) can put the sketch outside.
-    value = min(max(value, 0.0), 1.0)
-    bound = min(bound, max(value, 1.0 - value) + FLOAT_SLACK)
-    _, _, t, mean_residual, density = evaluate_full(sigma)
-    grids = cache[_smooth_points(sigma)]
-    # The curve as estimators.smooth_ece draws it: smoothed confidence / density - mean residual.
-    smoothed_confidence = _interpolate(t, _reflected_smooth(grids.confidence, sigma))
-    accuracy = smoothed_confidence / density - mean_residual
-    return value, bound, SmoothCurve(sigma, t, accuracy, density / density.mean())
-
-
 # ---------------------------------------------------------------- calibration slope
 
 
@@ -707,7 +473,7 @@ def sketch_figures(count: np.ndarray, moments: np.ndarray, n_bins: int, *, n_row
     ece = float(sketch.statistics.weighted_error(total))
     debiased = estimators.debiased_ece(sketch.statistics, total)
     ece_bound, debiased_bound = _ece_bound(sketch, total), _debiased_bound(sketch, total, debiased)
-    smooth, smooth_bound, curve = _sketch_smooth(count, moments)
+    smooth, smooth_bound, curve = sketch_smooth_ece(count, moments)
     slope, intercept, slope_bound, intercept_bound = _sketch_slope(count, moments)
     values = {"ece_equal_mass": ece, "ece_debiased": debiased, "smooth_ece": smooth,
               "calibration_slope": slope, "calibration_intercept": intercept}

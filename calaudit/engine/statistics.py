@@ -4,7 +4,7 @@
 from which every equal-width figure of the in-memory audit is recomputed:
 
 * the top-label confidence's equal-width bins (``n_bins`` bins, calaudit's
-  right-closed rule of :mod:`calaudit.binning`): count, sum of the confidence ``c``,
+  right-closed rule of :mod:`calaudit.stats.binning`): count, sum of the confidence ``c``,
   number right, and the sum of ``c (1 - c)`` (the variance of a calibrated outcome,
   which is all the large-sample consistency test needs);
 * the same for the report's ten confidence bands (:data:`REPORT_BANDS`);
@@ -12,14 +12,14 @@ from which every equal-width figure of the in-memory audit is recomputed:
   rows with ``y == k`` (classwise ECE, the per-class tables, the Brier decomposition,
   and for ``K = 2`` the positive-class ECE, which is column 1's bins);
 * plain sums: squared probabilities and the true-class probability (Brier), the
-  clipped log-likelihood (NLL, with :data:`calaudit.metrics.NLL_EPS`), the predicted
+  clipped log-likelihood (NLL, with :data:`calaudit.stats.metric_info.NLL_EPS`), the predicted
   count per class, and for ``K = 2`` the positive-class squared error and the two
   sums of Spiegelhalter's Z;
 * a fine histogram of the top-label confidence (``fine_bins`` equal-width bins,
   default :data:`FINE_BINS`: count, sum of ``c``, number right), from which a later
   step derives equal-mass bins, debiased and smooth ECE within a stated error bound;
 * the per-group moments the grouped bootstrap resamples (:mod:`calaudit.engine.resample`,
-  the same method as :mod:`calaudit.bootstrap`'s "grouped" path): per bin and outcome
+  the same method as :mod:`calaudit.stats.bootstrap`'s "grouped" path): per bin and outcome
   (axis of length 2: 0 = wrong or absent, 1 = right or present), sums of each per-row
   value and of its square, so every group's count, mean and standard deviation follow.
   ``top_moments`` ``(n_bins, 2, 6)``: bins of ``c`` by right/wrong, sums of ``c``,
@@ -29,7 +29,7 @@ from which every equal-width figure of the in-memory audit is recomputed:
   ``positive_moments`` ``(n_bins, 2, 2)`` (``K = 2``, else zeros): bins of ``P[:, 1]`` by
   ``y == 1``, sums of ``(p - y)**2`` and of its square; ``fine_moments``
   ``(fine_bins, 2, 3)``: fine bins of ``c`` by right/wrong, sums of ``c``, ``c**2`` and
-  :func:`calaudit.estimators.logit` ``(c)``.
+  :func:`calaudit.stats.estimators.logit` ``(c)``.
 
 Everything adds across batches (:meth:`StreamStatistics.merge`): counts exactly
 (they are int64), float sums up to the rounding of the addition order, so merged
@@ -53,16 +53,21 @@ from typing import Any
 
 import numpy as np
 
-from .. import estimators
-from ..binning import BinStatistics, EqualWidthBinner, equal_width_bin_ids, equal_width_edges
 from ..errors import UsageError
-from ..limits import MAX_BINS
-from ..metrics import DEFAULT_N_BINS, METRICS, NLL_EPS, TopLabel
+from ..stats import estimators
+from ..stats.binning import BinStatistics, EqualWidthBinner, equal_width_bin_ids, equal_width_edges
+from ..stats.limits import MAX_BINS
+from ..stats.metric_info import METRICS, NLL_EPS
+from ..stats.metrics import DEFAULT_N_BINS, TopLabel
 
 __all__ = ["FINE_BINS", "MAX_FINE_BINS", "REPORT_BANDS", "ReliabilityBins", "StreamStatistics"]
 
 #: Bins of the fine top-label histogram: width 2**-14 (about 6.1e-5), 393 KB of sums.
 FINE_BINS = 2**14
+#: Added to every bound of a figure computed from these sums (:mod:`.sketch`): float64
+#: rounding of sums in a different order (a merged stream adds batch sums; the
+#: in-memory audit adds rows), far above its real size.
+FLOAT_SLACK = 1e-9
 #: Largest fine histogram accepted (2**24 bins hold 400 MB of sums).
 MAX_FINE_BINS = 2**24
 #: The report's confidence bands; equal to :data:`calaudit.auditing.REPORT_BANDS`
@@ -92,7 +97,7 @@ class ReliabilityBins:
     ``top_label`` (``n_bins``), ``bands`` (:data:`REPORT_BANDS` bins of the
     confidence, for the report's sentences), ``classwise`` (``K x n_bins``) and, for
     ``K = 2``, ``positive`` (column 1's bins against ``y == 1``; else ``None``). Each
-    feeds :func:`calaudit.reliability.reliability_table` as the in-memory ones do.
+    feeds :func:`calaudit.stats.reliability.reliability_table` as the in-memory ones do.
     """
 
     top_label: BinStatistics
@@ -199,9 +204,9 @@ class StreamStatistics:
         may be empty. Vectorised: one ``np.bincount`` per statistic, no loop over
         rows; the inputs are only read.
         """
-        n_bins = _check_bins("n_bins", n_bins, MAX_BINS)
-        fine_bins = _check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
-        y, proba = _check_batch(y_true, y_proba)
+        n_bins = check_bins("n_bins", n_bins, MAX_BINS)
+        fine_bins = check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
+        y, proba = check_batch(y_true, y_proba)
         n_rows, n_classes = proba.shape
         top = TopLabel.of(y, proba)
         confidence, correct, true_probability = top.confidence, top.correct, top.true_probability
@@ -356,7 +361,7 @@ class StreamStatistics:
     # ---------------------------------------------------------------- figures
 
     def reliability_bins(self) -> ReliabilityBins:
-        """The equal-width :class:`~calaudit.binning.BinStatistics` of the audit."""
+        """The equal-width :class:`~calaudit.stats.binning.BinStatistics` of the audit."""
         edges = equal_width_edges(self.n_bins)
         top = BinStatistics(self.top_count.astype(np.float64), self.top_sum_confidence.copy(),
                             self.top_correct.astype(np.float64), edges)
@@ -381,12 +386,12 @@ class StreamStatistics:
 
     def brier_decomposition(self) -> estimators.BrierDecomposition:
         """Murphy's decomposition over the classwise bins, as the in-memory audit makes
-        it (:func:`calaudit.estimators.brier_decomposition`); ``within_bin`` is the
+        it (:func:`calaudit.stats.estimators.brier_decomposition`); ``within_bin`` is the
         audit's ``diagnostics.brier_within_bin``."""
         return estimators.brier_decomposition(self.reliability_bins().classwise, self.brier(), self._rows())
 
     def metrics(self) -> dict[str, float]:
-        """Every metric of :data:`calaudit.metrics.METRICS` these sums give exactly.
+        """Every metric of :data:`calaudit.stats.metric_info.METRICS` these sums give exactly.
 
         ``accuracy``, ``ece``, ``mce``, ``classwise_ece``, ``brier``, ``nll``,
         ``confidence_gap``, ``brier_reliability``, ``brier_resolution``,
@@ -427,7 +432,7 @@ class StreamStatistics:
 
         Each bin's number of right answers under perfect calibration is drawn from the
         normal law with variance ``sum c (1 - c)`` over the bin: exactly
-        :func:`calaudit.estimators.consistency_test` when it takes its ``"normal"``
+        :func:`calaudit.stats.estimators.consistency_test` when it takes its ``"normal"``
         path (``N * simulations`` above its exact budget, 2e7), with the same seed
         giving the same draws. Below that budget the in-memory test simulates every
         row, which sums cannot reproduce.
@@ -489,15 +494,16 @@ def _by_outcome(count: np.ndarray, present: np.ndarray) -> np.ndarray:
     return np.stack([count - present, present], axis=-1)
 
 
-def _check_bins(name: str, value: Any, largest: int) -> int:
+def check_bins(name: str, value: Any, largest: int) -> int:
+    """``value`` as a number of bins from 1 to ``largest``, else a usage error naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= largest:
         raise UsageError(f"{name} must be an integer from 1 to {largest}, got {value!r}")
     return int(value)
 
 
-def _check_batch(y_true: Any, y_proba: Any) -> tuple[np.ndarray, np.ndarray]:
+def check_batch(y_true: Any, y_proba: Any) -> tuple[np.ndarray, np.ndarray]:
     """Shapes and label range of a validated batch (the values are trusted, as in
-    :func:`calaudit.metrics.compute_metrics`); a label out of range would silently
+    :func:`calaudit.stats.metrics.compute_metrics`); a label out of range would silently
     land in another class's bins, so it is refused."""
     proba = np.asarray(y_proba, dtype=np.float64)
     y = np.asarray(y_true)
@@ -540,7 +546,7 @@ def _class_sums(y: np.ndarray, proba: np.ndarray, n_bins: int) -> tuple[np.ndarr
 
     The key of cell ``(i, k)`` is ``(k * n_bins + bin) * 2 + [y_i == k]``. Rows are
     processed in blocks of about 130,000 cells with reused buffers, as
-    :func:`calaudit.metrics.classwise_statistics` does, so no ``N x K`` temporary is built.
+    :func:`calaudit.stats.metrics.classwise_statistics` does, so no ``N x K`` temporary is built.
     """
     n_rows, n_classes = proba.shape
     size = 2 * n_classes * n_bins

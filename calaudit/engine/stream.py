@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..estimates import UNDEFINED, UNDEFINED_REASONS
-from ..labels import LabelReadings, MixedLabelsError
-from ..metrics import DEFAULT_N_BINS, METRICS
-from ..reliability import reliability_table
+from ..predictions.labels import LabelReadings, MixedLabelsError
 from ..result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
-from ..verdict import decide_verdict
+from ..stats.estimates import UNDEFINED, UNDEFINED_REASONS
+from ..stats.metric_info import METRICS
+from ..stats.metrics import DEFAULT_N_BINS
+from ..stats.reliability import reliability_table
+from ..stats.verdict import decide_verdict
 from .kernel import Accumulator
 from .sketch import SKETCH_METRICS, sketch_figures
 from .statistics import FINE_BINS, StreamStatistics
@@ -57,7 +58,7 @@ def stream_statistics(
 
     Batches that say how their labels were read (``labels_read_as``) are held to one
     convention: class names in one and class indices in another stop the reading
-    (:class:`calaudit.labels.LabelReadings`). With ``check_labels`` false (one task of
+    (:class:`calaudit.predictions.labels.LabelReadings`). With ``check_labels`` false (one task of
     a parallel reduction) ``info["label_readings"]`` keeps what was seen instead, for
     the merge to check."""
     accumulator = Accumulator(n_bins=n_bins, fine_bins=fine_bins)
@@ -107,9 +108,9 @@ def audit_statistics(
 ) -> AuditResult:
     """The :class:`AuditResult` of merged statistics (see the module docstring);
     ``resamples`` > 0 adds grouped-bootstrap intervals (``None``: the audit's default,
-    :data:`calaudit.bootstrap.DEFAULT_RESAMPLES`)."""
+    :data:`calaudit.stats.bootstrap.DEFAULT_RESAMPLES`)."""
     if resamples is None:
-        from .. import bootstrap as bootstrap_module
+        from ..stats import bootstrap as bootstrap_module
 
         resamples = bootstrap_module.DEFAULT_RESAMPLES
     n_rows, n_classes = statistics.n_rows, statistics.n_classes

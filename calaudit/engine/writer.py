@@ -1,6 +1,6 @@
 """Writing a prediction file chunk by chunk: ``--save-predictions`` of a streamed run.
 
-The file is the one :func:`calaudit.export.save_prediction_file` writes for the same
+The file is the one :func:`calaudit.files.prediction_file.save_prediction_file` writes for the same
 rows (the row id column, ``label`` with class names, ``prob_<class>`` with full
 round-trip precision; read back, the frames are equal), but it is written as the
 batches come, so the whole probability matrix is never held:
@@ -9,7 +9,7 @@ batches come, so the whole probability matrix is never held:
 * CSV (and gzip-compressed CSV) through pandas, one block of lines per batch (the
   header once), byte for byte the text of the in-memory save.
 
-Atomically, as :mod:`calaudit.atomic` writes every output: a temporary file in the
+Atomically, as :mod:`calaudit.files.atomic` writes every output: a temporary file in the
 destination's directory, renamed over it when the run succeeded and removed on any
 error (``KeyboardInterrupt`` too), so a failed run leaves no partial file and an
 existing file untouched. A symbolic link is followed; a character device or a FIFO is
@@ -28,9 +28,9 @@ from typing import Any, Self
 
 import numpy as np
 
-from ..atomic import _fail, output_destination
 from ..errors import UsageError
-from ..loaders.formats import table_format
+from ..files.atomic import output_destination, output_error
+from ..files.formats import table_format
 
 #: What ``--save-predictions`` writes, by file name.
 SUPPORTED_FORMATS = ".parquet, .csv or .csv.gz"
@@ -74,7 +74,7 @@ class PredictionFileWriter:
                 self._temporary = Path(temporary)
                 self._handle = os.fdopen(descriptor, "wb")
         except OSError as exc:
-            raise _fail(self.path, exc, writing=False) from None
+            raise output_error(self.path, exc, writing=False) from None
         self._destination = destination
         return self
 
@@ -99,12 +99,12 @@ class PredictionFileWriter:
             else:
                 self._write_csv(frame)
         except OSError as exc:
-            raise _fail(self.path, exc, writing=True) from None
+            raise output_error(self.path, exc, writing=True) from None
         self.rows_written += len(frame)
 
     # ------------------------------------------------------------------ formats
     def _frame(self, row_ids: np.ndarray, labels: np.ndarray, proba: np.ndarray) -> Any:
-        """The batch as the in-memory save's DataFrame (:func:`calaudit.export.save_prediction_file`)."""
+        """The batch as the in-memory save's DataFrame (:func:`calaudit.files.prediction_file.save_prediction_file`)."""
         import pandas as pd
 
         columns: dict[str, Any] = {}
@@ -152,7 +152,7 @@ class PredictionFileWriter:
                     os.fsync(self._handle.fileno())
                 self._handle.close()
             except OSError as exc:
-                raise _fail(self.path, exc, writing=True) from None
+                raise output_error(self.path, exc, writing=True) from None
             if self._temporary is None:
                 return
             try:
@@ -165,7 +165,7 @@ class PredictionFileWriter:
                 os.chmod(self._temporary, mode)
                 os.replace(self._temporary, self._destination)
             except OSError as exc:
-                raise _fail(self.path, exc, writing=False) from None
+                raise output_error(self.path, exc, writing=False) from None
             self._temporary = None
         except BaseException:
             self._discard()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bootstrap import BootstrapResult
+from ..predictions.human_labels import TIE_RULE, HumanLabels
+from ..stats.bootstrap import BootstrapResult
 from .results import HumanAnalysis, HumanPart, HumanSplit
 from .split import DEFAULT_SPLIT, hard_rows
-from .votes import TIE_RULE, HumanLabels
 
 #: The majority-label metrics reported on each side of the split, with the human ones.
 PART_METRICS = ("accuracy", "ece", "nll")
@@ -53,8 +53,7 @@ def analyse_human(
 def _part(name: str, mask: np.ndarray, predictions, *, n_bins: int, resamples: int, level: float,
           seed: int) -> HumanPart:
     """One side of the split: majority-label and human metrics, with row-bootstrap intervals."""
-    from ..metrics import compute_metrics
-    from .intervals import human_intervals
+    from ..stats.metrics import compute_metrics
     from .metrics import human_metrics
 
     n_rows = int(mask.sum())
@@ -82,7 +81,7 @@ def _part(name: str, mask: np.ndarray, predictions, *, n_bins: int, resamples: i
 def model_share(proba: np.ndarray, human: HumanLabels) -> float:
     """The mean probability the model gave the most common human answer. A tied row's
     "most common answer" is any of its tied classes, each as likely (the fair tie-break
-    of :func:`calaudit.human.votes.plurality_labels`), so the row counts the mean of the
+    of :func:`calaudit.predictions.human_labels.plurality_labels`), so the row counts the mean of the
     model's probabilities over them; the first tied class would favour the classes
     listed first."""
     distribution = human.distribution
@@ -95,7 +94,7 @@ def model_share(proba: np.ndarray, human: HumanLabels) -> float:
 def _part_intervals(y, proba, suite, human, majority, humans, *, n_bins, resamples, level, seed) -> BootstrapResult:
     """Row-bootstrap intervals of a part's figures: the audit's own bootstrap for the
     majority-label metrics (exact or grouped by size) and the human row bootstrap."""
-    from ..bootstrap import bootstrap as run_bootstrap
+    from ..stats.bootstrap import bootstrap as run_bootstrap
     from .intervals import human_intervals
 
     # The smoothing bandwidth only matters for smooth ECE, which a part does not report.

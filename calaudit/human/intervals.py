@@ -15,7 +15,7 @@ drawn row's votes are redrawn from ``Multinomial(n_i, H_i)`` (``n_i`` its number
 votes; a row drawn twice gets two independent redraws); ``H`` is recomputed from the
 redrawn votes and every metric recomputed with the model's ``P`` fixed.
 
-Both intervals are basic bootstrap intervals (:func:`calaudit.bootstrap.basic_interval`:
+Both intervals are basic bootstrap intervals (:func:`calaudit.stats.bootstrap.basic_interval`:
 ``[2 t - q(1 - a/2), 2 t - q(a/2)]`` around the estimate ``t``), clipped to the
 metric's range and widened where needed to hold the estimate; the widened metrics are
 listed.
@@ -65,7 +65,7 @@ at most 5 whatever K is):
 Memory never depends on the size of a vote count: a redraw is one multinomial draw
 per row (numpy's, by conditional binomials, whatever ``n_i``), and ``c log c`` comes
 from a table only for counts up to ``2^16`` (computed beyond it); a count of 10^9
-costs what a count of 5 does (:data:`calaudit.human.votes.MAX_VOTE_COUNT` bounds them).
+costs what a count of 5 does (:data:`calaudit.predictions.human_labels.MAX_VOTE_COUNT` bounds them).
 
 Everything is seeded (``numpy.random.default_rng(seed)``): the same inputs and seed
 give the same intervals.
@@ -77,10 +77,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bootstrap import DEFAULT_LEVEL, INTERVAL_METHOD, BootstrapResult, Interval, basic_interval
-from ..metrics import NLL_EPS
-from .metrics import HUMAN_METRICS, MEAN_METRICS, TERM_NAMES, _log_or_zero, row_terms
-from .votes import HumanLabels
+from ..predictions.human_labels import HumanLabels
+from ..stats.bootstrap import DEFAULT_LEVEL, INTERVAL_METHOD, BootstrapResult, Interval, basic_interval
+from ..stats.metric_info import NLL_EPS
+from .metrics import HUMAN_METRICS, MEAN_METRICS, TERM_NAMES, log_or_zero, row_terms
 
 #: Exact row bootstrap while resamples x N stays within this (about a second).
 ROW_BUDGET = 5e7
@@ -264,7 +264,7 @@ class _Support:
         self._table = None
         if most <= _TABLE_LIMIT:
             counts = np.arange(most + 1, dtype=np.float64)
-            self._table = counts * _log_or_zero(counts)
+            self._table = counts * log_or_zero(counts)
         self.outside = np.empty(n_rows)
         self.entropy_p = np.empty(n_rows)
         self.top = np.empty(n_rows, dtype=np.intp)
@@ -279,7 +279,7 @@ class _Support:
             self.log_p[start + row, position] = np.log(np.maximum(p[row, col], NLL_EPS))
             self.h[start + row, position] = v[row, col] / self.votes[start + row]
             self.outside[start:stop] = np.where(mask, 0.0, p).sum(axis=1)
-            self.entropy_p[start:stop] = -np.einsum("ij,ij->i", p, _log_or_zero(p))
+            self.entropy_p[start:stop] = -np.einsum("ij,ij->i", p, log_or_zero(p))
             local = np.arange(stop - start)
             predicted = p.argmax(axis=1)
             self.top[start:stop] = np.where(mask[local, predicted], mask.cumsum(axis=1)[local, predicted] - 1, -1)
@@ -326,7 +326,7 @@ class _Support:
     def _count_log_count(self, counts: np.ndarray) -> np.ndarray:
         """``c log c`` (0 at c = 0), from a table of every count up to the most votes."""
         if self._table is None:
-            return counts * _log_or_zero(counts.astype(np.float64))
+            return counts * log_or_zero(counts.astype(np.float64))
         return self._table[counts]
 
 

@@ -3,7 +3,7 @@ what people said (docs/metrics.md, section 13).
 
 ``P`` is the model's ``(N, K)`` probability matrix, ``H`` the human distribution of
 the same rows (``H = votes / votes.sum(row)``, or the soft labels), ``eps`` =
-:data:`calaudit.metrics.NLL_EPS` = 2.220446049250313e-16, logs are natural and
+:data:`calaudit.stats.metric_info.NLL_EPS` = 2.220446049250313e-16, logs are natural and
 ``0 log 0 = 0``. With ``entropy(p) = -sum_k p_k log p_k``:
 
 * ``human_tvd`` = ``mean_i 1/2 sum_k |P_ik - H_ik|``: the total variation distance,
@@ -21,8 +21,8 @@ the same rows (``H = votes / votes.sum(row)``, or the soft labels), ``eps`` =
   EntCE;
 * ``human_plurality_agreement`` = the share of rows whose ``argmax_k P_ik`` (ties: the
   first index, as everywhere in calaudit) is the **unique** plurality class of ``H_i``,
-  among the rows whose plurality is not tied (:func:`calaudit.human.votes.tied_mask`
-  with ``tie_tolerance``: 0 for vote counts, :data:`~calaudit.human.votes.SOFT_TIE_TOLERANCE`
+  among the rows whose plurality is not tied (:func:`calaudit.predictions.human_labels.tied_mask`
+  with ``tie_tolerance``: 0 for vote counts, :data:`~calaudit.predictions.human_labels.SOFT_TIE_TOLERANCE`
   for soft labels, the default); NaN when every row is tied.
 
 Reference: Baan, Aziz, Plank & Fernandez (2022), "Stop Measuring Calibration When
@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import NLL_EPS, MetricInfo
-from .votes import SOFT_TIE_TOLERANCE, tied_mask
+from ..predictions.human_labels import SOFT_TIE_TOLERANCE, tied_mask
+from ..stats.metric_info import NLL_EPS, MetricInfo
 
 #: Largest ``-log max(p, eps)``: the ceiling of the cross-entropy and the KL divergence.
 _LOG_FLOOR = float(-np.log(NLL_EPS))
@@ -97,7 +97,7 @@ def row_terms(proba: np.ndarray, distribution: np.ndarray, *,
 
     ``proba`` (P) and ``distribution`` (H) are ``(N, K)`` matrices in the same row and
     class order, rows summing to 1 (as :class:`calaudit.Predictions` and
-    :class:`calaudit.human.votes.HumanLabels` guarantee). Keys: :data:`TERM_NAMES`.
+    :class:`calaudit.predictions.human_labels.HumanLabels` guarantee). Keys: :data:`TERM_NAMES`.
     ``tie_tolerance`` decides which pluralities are tied (``HumanLabels.tie_tolerance``).
     Rows are processed in blocks, so no temporary is larger than a block.
     """
@@ -115,11 +115,11 @@ def row_terms(proba: np.ndarray, distribution: np.ndarray, *,
         stop = min(start + block, n_rows)
         p, h = p_all[start:stop], h_all[start:stop]
         log_p = np.log(np.maximum(p, NLL_EPS))
-        log_h = _log_or_zero(h)  # 0 where H = 0, so H log H = 0 there
+        log_h = log_or_zero(h)  # 0 where H = 0, so H log H = 0 there
         out["human_tvd"][start:stop] = np.minimum(0.5 * np.abs(p - h).sum(axis=1), 1.0)
         out["human_kl"][start:stop] = np.maximum(np.einsum("ij,ij->i", h, log_h - log_p), 0.0)
         out["human_cross_entropy"][start:stop] = -np.einsum("ij,ij->i", h, log_p)
-        gap = np.einsum("ij,ij->i", h, log_h) - np.einsum("ij,ij->i", p, _log_or_zero(p))
+        gap = np.einsum("ij,ij->i", h, log_h) - np.einsum("ij,ij->i", p, log_or_zero(p))
         out["human_entropy_gap"][start:stop] = gap
         out["human_entropy_gap_abs"][start:stop] = np.abs(gap)
         counted = ~tied_mask(h, tie_tolerance)
@@ -146,6 +146,6 @@ def human_metrics(proba: np.ndarray, distribution: np.ndarray, *,
     return metrics_from_terms(row_terms(proba, distribution, tie_tolerance=tie_tolerance))
 
 
-def _log_or_zero(values: np.ndarray) -> np.ndarray:
+def log_or_zero(values: np.ndarray) -> np.ndarray:
     """``log(values)`` where positive, 0 elsewhere (so ``0 log 0`` comes out 0)."""
     return np.log(np.where(values > 0, values, 1.0))

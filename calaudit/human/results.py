@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..bootstrap import BootstrapResult
+from ..stats.bootstrap import BootstrapResult
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """What every data directory loader returns: labelled rows and their model inputs.
 
-:mod:`calaudit.loaders.datadir` (arrays, tables) and :mod:`calaudit.loaders.images`
-(class folders) both build a :class:`Dataset`; this module holds what they share, so
-that neither imports the other's internals.
+:mod:`calaudit.loaders.arrays`, :mod:`calaudit.loaders.datadir` (tables) and
+:mod:`calaudit.loaders.images` (class folders) each build a :class:`Dataset`; this
+module holds what they share, so that none imports another's internals.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..fileinfo import Digests, file_present, read_head, utf16_problem
-from ..location import Location
+from ..errors import InvalidInputError, Location
+from ..files.info import Digests, file_present, read_head, utf16_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -98,10 +97,10 @@ class Dataset:
 def read_class_names_file(path: Path) -> tuple[str, ...] | None:
     """``classes.txt``: one class name per line, in the model's output order.
 
-    The names remember their line numbers (:class:`calaudit.labels.ClassNames`), so a
+    The names remember their line numbers (:class:`calaudit.predictions.labels.ClassNames`), so a
     name given twice is reported with both lines where the names are used.
     """
-    from ..labels import ClassNames
+    from ..predictions.labels import ClassNames
 
     if not file_present(path):
         return None
@@ -123,3 +122,28 @@ def read_utf8(path: Path, expected: str) -> str:
         raise InvalidInputError(f"{path}: not UTF-8 text{hint}; expected {expected}") from None
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot be read ({exc.strerror or exc}); expected {expected}") from None
+
+
+def with_human(dataset: Dataset, human: HumanData | None, rows: str) -> Dataset:
+    """``dataset`` with its human labels, when their row count matches the data's."""
+    if human is None:
+        return dataset
+    if dataset.labels is not None and human.values.shape[0] != dataset.n_rows:
+        raise InvalidInputError(
+            f"{human.source}: {human.values.shape[0]} rows of human labels for {dataset.n_rows} data rows of "
+            f"{dataset.path} ({rows}); expected one row per data row, in the same order"
+        )
+    dataset.human = human
+    dataset.files.add(Path(human.source).name, Path(human.source))
+    return dataset
+
+
+def class_names_file(path: Path, *, per_row_labels: bool) -> tuple[tuple[str, ...] | None, str | None]:
+    names = read_class_names_file(path / "classes.txt")
+    if names is not None:
+        return names, "classes.txt"
+    if not per_row_labels:
+        names = read_class_names_file(path / "labels.txt")
+        if names is not None:
+            return names, "labels.txt"
+    return None, None

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
-from ..fileinfo import file_present
-from .formats import table_format
+from ..files.formats import table_format
+from ..files.info import file_present
 
 GROUPS_FILE = "groups.csv"
 
@@ -90,9 +90,9 @@ def _data_sources(data_path: Path, n_rows: int, label_col: str, data_format: str
     if data_path.is_file() and table_format(data_path) is not None:
         table = data_path
     elif data_path.is_dir() and data_format == "table":
-        from .datadir import _single_table
+        from .datadir import single_table
 
-        table = _single_table(data_path)
+        table = single_table(data_path)
     if table is not None:
         frame = _read_table(table, "data table")
         # The label and the human votes are outcomes, not segments.

@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError
-from ..human.votes import SOFT, VOTES, HumanLabels, human_from_soft, human_from_votes, match_columns
-from ..location import Location
+from ..errors import InvalidInputError, Location, UsageError
+from ..predictions.human_labels import SOFT, VOTES, HumanLabels, human_from_soft, human_from_votes, match_columns
 
 #: The columns read as human labels when no option names them.
 DEFAULT_GLOBS = {VOTES: "votes_*", SOFT: "soft_*"}
@@ -208,7 +207,7 @@ def plurality_label_indices(
     human: HumanLabels, seed: int, class_names: Sequence[object] | None = None, scores: np.ndarray | None = None,
 ) -> tuple[HumanLabels, np.ndarray]:
     """Labels taken from the plurality vote (ties broken by the seeded rule of
-    :func:`calaudit.human.votes.plurality_labels`, keyed by each row's votes, its
+    :func:`calaudit.predictions.human_labels.plurality_labels`, keyed by each row's votes, its
     ``scores`` as read and the class names), and ``human`` marked as their source."""
     labels = human.plurality_labels(seed=seed, class_names=class_names, row_values=scores)
     return replace(human, label_from="plurality"), labels

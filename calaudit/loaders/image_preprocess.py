@@ -445,7 +445,7 @@ def resolve_preprocess(
     metadata (``metadata_where`` names it) that contradicts the model's input is the
     model's fault (exit 3), one from the options or ``preprocess.json`` a usage error.
     """
-    from ..onnx_model import INPUT_DTYPES
+    from ..onnx.model import INPUT_DTYPES
 
     sources = dict(sources or {})
 

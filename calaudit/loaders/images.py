@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError, first_line
-from ..fileinfo import path_problem
-from ..location import Location
+from ..errors import InvalidInputError, Location, UsageError, first_line
+from ..files.info import path_problem
 from .dataset import IMAGE_SUFFIXES, Dataset, FeatureBatch, read_class_names_file
 from .image_preprocess import (  # noqa: F401 - re-exported: the image loader's public names
     COLORS,
@@ -253,7 +252,7 @@ def load_image_folder(
     Settings: ``preprocess`` (the options) > ``preprocess.json`` > ``model``'s
     ``preprocessing`` metadata entry > the model's input shape > defaults.
     """
-    from ..fileinfo import Digests
+    from ..files.info import Digests
 
     folders = _class_folders(path)
     files: list[Path] = []

@@ -15,14 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UsageError
-from ..human.votes import HumanLabels
-from ..location import Location, show
-from ..onnx_model import VendorModel, class_names_from_sources, load_model
-from ..predictions import Predictions, Source, logit_matrix, to_probabilities, widen_binary
-from ..scores import decide_logits
-from ..transforms import NO_TRANSFORM
-from ..validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..errors import InvalidInputError, Location, UsageError, show
+from ..onnx.model import VendorModel, class_names_from_sources, load_model
+from ..onnx.scores import decide_logits
+from ..predictions.human_labels import HumanLabels
+from ..predictions.transforms import NO_TRANSFORM
+from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
+from ..predictions.value import Predictions, Source, logit_matrix, to_probabilities, widen_binary
 from .datadir import load_data_directory
 from .dataset import Dataset, HumanData
 from .human_columns import HumanColumns, human_details, human_labels, plurality_label_indices
@@ -38,7 +37,7 @@ class ModelSetup:
 
     model: VendorModel
     dataset: Dataset
-    score_output: Any  # calaudit.onnx_model.ScoreOutput
+    score_output: Any  # calaudit.onnx.model.ScoreOutput
 
 
 def open_model_run(
@@ -111,7 +110,7 @@ def load_model_predictions(
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; got {batch_size}")
     if save_predictions is not None:
-        from ..output_paths import check_output_paths
+        from ..files.output_paths import check_output_paths
 
         check_output_paths([("--save-predictions", save_predictions)],
                            [("the model", model_path), ("the data", data_path)])
@@ -124,7 +123,7 @@ def load_model_predictions(
     embedding = None
     if want_features:
         embedding = embedding_output or model.penultimate_tensor(score_output.fetch)
-        if embedding is not None and not model._expose(embedding):
+        if embedding is not None and not model.expose(embedding):
             if embedding_output:
                 raise InvalidInputError(f"{model.path}: --embedding-output {embedding_output!r} cannot be read from the graph")
             embedding = None
@@ -170,7 +169,7 @@ def load_model_predictions(
         predictions = dataclasses.replace(predictions, logits=raw_logits, features=features,
                                           features_source=features_source)
     if save_predictions is not None:
-        from ..export import save_prediction_file
+        from ..files.prediction_file import save_prediction_file
 
         # The matrix before renormalisation: reading it back repeats the same
         # validation and division, so the audit of the file is bit-for-bit this one.

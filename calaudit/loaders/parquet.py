@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InvalidInputError, first_line
-from ..location import Location
-from .formats import MISSING_MARKERS
+from ..errors import InvalidInputError, Location, first_line
+from ..files.formats import MISSING_MARKERS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,11 +44,11 @@ def _decoded(column):
 
 def parquet_labels(path: Path, table, label_col: str, *, expected: str = "one class name or index per row",
                    ) -> np.ndarray:
-    """The label column of a Parquet table, for :func:`calaudit.labels.encode_labels`.
+    """The label column of a Parquet table, for :func:`calaudit.predictions.labels.encode_labels`.
 
     A column of any type gives the labels the same data saved as CSV by pandas gives:
     each distinct value becomes the text ``to_csv`` writes for it
-    (:func:`calaudit.labels.csv_texts`), one object per row (``None`` when missing).
+    (:func:`calaudit.predictions.labels.csv_texts`), one object per row (``None`` when missing).
     The column is dictionary-encoded by Arrow first, so only the distinct values are
     converted. Integers, floats and booleans without nulls are returned as numpy
     arrays, which ``encode_labels`` reads through the same text. Lists and structs
@@ -57,7 +56,7 @@ def parquet_labels(path: Path, table, label_col: str, *, expected: str = "one cl
     """
     import pyarrow as pa
 
-    from ..labels import csv_texts, texts_per_row
+    from ..predictions.labels import csv_texts, texts_per_row
 
     column = table.column(label_col)
     kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
@@ -89,7 +88,7 @@ def parquet_id_texts(path: Path, table, id_col: str) -> np.ndarray:
     """An id column as text, one object per row (``None`` when missing): the text the
     same column saved as CSV by pandas holds, so the integer ``7`` is ``"7"`` (and never
     ``"007"``), the string ``"0001"`` stays ``"0001"``."""
-    from ..labels import label_texts, texts_per_row
+    from ..predictions.labels import label_texts, texts_per_row
 
     values = parquet_labels(path, table, id_col, expected="one id per row")
     if values.dtype.kind != "O":  # numbers without nulls, returned as numpy values
@@ -97,7 +96,7 @@ def parquet_id_texts(path: Path, table, id_col: str) -> np.ndarray:
     return values
 
 
-def _parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 0,
+def parquet_scores(path: Path, table, columns: Sequence[str], first_row: int = 0,
                     out: np.ndarray | None = None, expected: str = "a probability",
                     numbers: str = "probabilities", location: Location | None = None,
                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -154,7 +153,7 @@ def _parquet_score_matrix(
     path: Path, probability_columns: Sequence[str], expected: str = "a probability", numbers: str = "probabilities",
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The probability columns (or other number columns: ``expected`` and ``numbers``
-    as for :func:`_parquet_scores`), decoded one row group at a time into one
+    as for :func:`parquet_scores`), decoded one row group at a time into one
     preallocated matrix, so the file's columns are never all held in memory beside the
     matrix."""
     import pyarrow.parquet as pq
@@ -167,7 +166,7 @@ def _parquet_score_matrix(
         for group in range(handle.metadata.num_row_groups):  # a writer's row group: the unit Parquet decodes
             block = handle.read_row_group(group, columns=list(probability_columns))
             rows = block.num_rows
-            _, block_texts = _parquet_scores(path, block, probability_columns, start,
+            _, block_texts = parquet_scores(path, block, probability_columns, start,
                                              out=matrix[start : start + rows], expected=expected, numbers=numbers)
             del block
             for name, raw in block_texts.items():

@@ -1,6 +1,6 @@
 """Plotly figures of the human-label sections, as plain JSON-ready dicts.
 
-Like :mod:`calaudit.charts` and :mod:`calaudit.decision_charts`: each figure is
+Like :mod:`calaudit.report.charts` and :mod:`calaudit.report.decision_charts`: each figure is
 prepared from the result's plain data only (no statistic is computed here), asks one
 question, labels its axes in words, uses the Okabe-Ito palette and never carries
 meaning by colour alone (each series has its own pattern or marker, and a label).
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..charts import BLUE, CONFIG, FONT, GREY, ORANGE, VERMILLION
+from .charts import BLUE, CONFIG, FONT, GREY, ORANGE, VERMILLION
 
 if TYPE_CHECKING:
     from ..human.results import HumanAnalysis

@@ -1,7 +1,7 @@
 """Plain-language sentences about human labels: how the model compares with what
 people said, what human annotation buys, and how much label smoothing calibrates best.
 
-Written like :mod:`calaudit.narrative` (see the report guide): the count behind
+Written like :mod:`calaudit.report.narrative` (see the report guide): the count behind
 every rate, uncertainty as a range in words ("between 10.9 and 13.2 points"), the
 metric names kept to the table, where each is explained in words. Nothing here
 computes a statistic: the sentences only choose among and phrase the figures of
@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..narrative import confidence_direction, said
+from .narrative import confidence_direction
 
 if TYPE_CHECKING:
     from ..human.results import HumanAnalysis, HumanPart, HumanSplit
@@ -120,7 +120,7 @@ def range_text(name: str, interval: Any) -> str:
 
 
 def _interval(intervals: Any, name: str) -> Any:
-    """The :class:`~calaudit.bootstrap.Interval` of ``name`` in a ``BootstrapResult`` (or None)."""
+    """The :class:`~calaudit.stats.bootstrap.Interval` of ``name`` in a ``BootstrapResult`` (or None)."""
     if intervals is None:
         return None
     return intervals.intervals.get(name)

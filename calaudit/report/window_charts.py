@@ -5,7 +5,7 @@ Everything here reads the result's plain data only (``extras["windows"]`` and
 ``extras["window"]``, written by :func:`calaudit.engine.windows.window_extras`): no
 figure is computed, and nothing is decided that the engine did not decide (a change
 is called "worse" or "better" only when :func:`calaudit.engine.windows.window_change`
-says so). Like :mod:`calaudit.charts`: one question per chart, axes in words, the
+says so). Like :mod:`calaudit.report.charts`: one question per chart, axes in words, the
 Okabe-Ito palette, meaning never carried by colour alone (each series has its own
 marker or dash, and a label). The time column's name, a vendor string, never reaches
 a chart; templates autoescape it.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..charts import BLUE, CONFIG, FONT, GREEN, GREY, VERMILLION
+from .charts import BLUE, CONFIG, FONT, GREEN, GREY, VERMILLION
 
 if TYPE_CHECKING:
     from ..result import AuditResult

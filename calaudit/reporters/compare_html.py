@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import decision_narrative
-from ..decision_charts import compare_charts
-from ..metrics import BETTER_WORDS, METRICS
-from ..templating import environment
-from .html import GLOSSARY, VERDICT_ICONS, _created_display, plotly_source
+from ..report import decision_narrative
+from ..report.decision_charts import compare_charts
+from ..report.templating import environment
+from ..stats.metric_info import BETTER_WORDS, METRICS
+from .html import GLOSSARY, VERDICT_ICONS, created_display, plotly_source
 
 if TYPE_CHECKING:
     from ..decisions.comparison_result import ComparisonResult
@@ -91,7 +91,7 @@ def render(comparison: ComparisonResult) -> str:
         "comparison": comparison,
         "title": decision_narrative.compare_title(comparison),
         "names": decision_narrative.join_names([model.name for model in comparison.models]),
-        "created_display": _created_display(comparison.created_at),
+        "created_display": created_display(comparison.created_at),
         "models": models,
         "verdict_icons": VERDICT_ICONS,
         "metric_rows": _metric_rows(comparison),

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 from .._version import __version__
-from ..decisions.comparison_result import ComparisonResult
-from ..decisions.results import ROUNDING
-from ..location import one_line
+from ..decisions.comparison_result import ROUNDING, ComparisonResult
+from ..errors import one_line
 from .terminal import routing_lines, segment_lines
 
 #: Metrics of the side-by-side table (each model's value, then the paired differences).

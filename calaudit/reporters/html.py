@@ -14,16 +14,16 @@ from importlib import resources
 from pathlib import PurePath
 from typing import Any
 
-from .. import decision_narrative, narrative
-from ..charts import report_charts
-from ..decision_charts import decision_charts
-from ..metrics import BETTER_WORDS, METRICS
+from ..report import decision_narrative, narrative
+from ..report.charts import report_charts
+from ..report.decision_charts import decision_charts
 from ..report.human_charts import human_charts
 from ..report.human_narrative import human_report
+from ..report.templating import environment
 from ..report.window_charts import window_charts, window_section
 from ..result import AuditResult
-from ..templating import environment
-from ..verdict import COLOUR_KEY
+from ..stats.metric_info import BETTER_WORDS, METRICS
+from ..stats.verdict import COLOUR_KEY
 
 #: Options that only mean something for an ONNX run (left out of a prediction file's provenance).
 MODEL_ONLY_OPTIONS = {
@@ -134,7 +134,8 @@ def _points(share: float) -> str:
     return f"{points:.1g} percentage points"
 
 
-def _created_display(stamp: str) -> str:
+def created_display(stamp: str) -> str:
+    """A result's ISO creation time as the report prints it (``07 December 2026, 09:21 UTC``)."""
     try:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).strftime("%d %B %Y, %H:%M UTC")
     except ValueError:
@@ -167,7 +168,7 @@ def render(result: AuditResult) -> str:
         "input_name": _input_name(result),
         "model_phrase": "the model" if result.source.get("kind") == "onnx" else "the model behind",
         "interval_title": f"{result.intervals.level * 100:.0f}% interval" if result.intervals else "Interval",
-        "created_display": _created_display(result.created_at),
+        "created_display": created_display(result.created_at),
         "bands": bands,
         "best": best,
         "worst": worst,

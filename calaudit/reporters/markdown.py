@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..location import one_line
-from ..metrics import BETTER_WORDS, METRICS
+from ..errors import one_line
 from ..result import AuditResult
+from ..stats.metric_info import BETTER_WORDS, METRICS
 
 
 def _cell(text: object) -> str:
@@ -46,7 +46,7 @@ def _routing_lines(result: AuditResult) -> list[str]:
     every digit and the thresholds rounded for a reader."""
     if result.routing is None:
         return []
-    from ..decision_narrative import routing_text
+    from ..report.decision_narrative import routing_text
 
     text = routing_text(result.routing)
     return ["", "#### Which cases should a person review?", "", *[f"- {_cell(sentence)}" for sentence in text.targets]]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from .._version import __version__
-from ..location import one_line
-from ..metrics import BETTER_WORDS, METRICS
+from ..errors import one_line
+from ..report.templating import counted
 from ..result import AuditResult
-from ..templating import counted
+from ..stats.metric_info import BETTER_WORDS, METRICS
 
 
 def _percent(value: float) -> str:
@@ -329,8 +329,8 @@ def segment_lines(analysis: Any) -> list[str]:
 def routing_lines(routing: Any) -> list[str]:
     """Review thresholds per target accuracy (targets with every digit, thresholds
     rounded for a reader), what they mean in a sentence, and the recalibrated ones."""
-    from ..decision_narrative import routing_text
-    from ..percent_text import target_percent, threshold_percent
+    from ..decisions.percent_text import target_percent, threshold_percent
+    from ..report.decision_narrative import routing_text
 
     text = routing_text(routing)
     lines = [

@@ -1,0 +1,78 @@
+"""What every streamed reader yields: validated batches of rows, and where their rows
+came from for error messages (:mod:`.scan` for Parquet datasets, :mod:`.csv_scan` for
+a CSV file, :mod:`.scoring` for a model run over a data directory)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import Location, UsageError
+from ..predictions.labels import LabelReading
+
+#: Rows per batch unless told otherwise: 65,536 rows of 10 classes are 5 MB of float64.
+DEFAULT_BATCH_ROWS = 65536
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """One validated block of a dataset's rows.
+
+    ``y`` holds ``(n,)`` class indices (``intp``) and ``proba`` the ``(n, K)`` float64
+    probabilities, validated, clipped and renormalised as
+    :meth:`calaudit.Predictions.from_arrays` does; both are read-only. ``file`` is the
+    file the rows came from, ``row_group`` its row group (counted from 0) and
+    ``first_row`` the file's row (from 0) that is the batch's first.
+    ``max_row_sum_deviation`` and ``clipped_values`` are this batch's part of the
+    diagnostics of :class:`calaudit.Predictions` (merge: maximum and sum). ``time``
+    holds each row's time as int64 nanoseconds since 1970-01-01T00:00:00Z (UTC) when
+    the dataset was opened with a ``time_col``, else ``None``; with ``since`` /
+    ``until``, a batch holds only the rows within them, so ``first_row`` is where the
+    batch's block of the file starts, not necessarily its first row's position.
+    ``labels_read_as`` says whether its labels were class names or indices (``None``
+    when the class names are numbers): the consumer holds the batches to one.
+    """
+
+    y: np.ndarray
+    proba: np.ndarray
+    file: str
+    row_group: int
+    first_row: int
+    max_row_sum_deviation: float = 0.0
+    clipped_values: int = 0
+    time: np.ndarray | None = None
+    #: How its labels were read (names or indices), for :class:`calaudit.predictions.labels.LabelReadings`.
+    labels_read_as: LabelReading | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class BatchLocation(Location):
+    """A :class:`~calaudit.errors.Location` for the rows of one batch: row ``i`` of the
+    batch is described by its row group and its row in the group and in the file."""
+
+    row_group: int = 0
+    group_row: int = 0
+    file_row: int = 0
+    #: With a time filter: the position in the block read of each row kept.
+    kept: Any = field(default=None, compare=False, repr=False)
+
+    def row(self, index: int) -> str:
+        if self.kept is not None:
+            index = int(self.kept[index])
+        return (f"row group {self.row_group + 1:,}, row {self.group_row + index + 1:,} "
+                f"(row {self.file_row + index + 1:,} of the file)")
+
+
+def check_scan_options(batch_rows: Any, prob_cols: Sequence[str] | None, score_col: str | None) -> None:
+    """The options every prediction scan refuses (:class:`UsageError`)."""
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
+        raise UsageError(f"batch_rows is {batch_rows!r}; expected a whole number of rows, at least 1")
+    if prob_cols and score_col:
+        raise UsageError("give either --prob-cols or --score-col, not both")

@@ -1,0 +1,397 @@
+"""Estimators beyond the binned metrics (docs/metrics.md, sections 8-12).
+
+* debiased ECE: Kumar, Liang & Ma (2019), "Verified uncertainty calibration";
+* smooth ECE and its reliability curve: Blasiok & Nakkiran (2023), "Smooth ECE:
+  principled reliability diagrams via kernel smoothing" (the algorithm of their
+  ``relplot`` package, with bincounts in place of ``np.add.at``);
+* the Murphy decomposition of the Brier score (Murphy 1973), with the within-bin
+  terms of Stephenson, Coelho & Jolliffe (2008) so that the parts add up exactly;
+* calibration slope and intercept: logistic recalibration (Cox 1958);
+* tests of perfect calibration: consistency resampling (Broecker & Smith 2007) of
+  the top-label ECE, and Spiegelhalter's (1986) Z for binary models.
+
+Every function takes validated arrays (as :class:`calaudit.Predictions` holds them)
+and is vectorised; loops run over bisection steps, Newton steps or resamples, never
+over rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .binning import BinStatistics
+
+#: relplot's constants (metrics.py / kernels.py), kept so results agree with it.
+SMOOTH_MESH_POINTS = 200
+SMOOTH_DENSITY_EPS = 1e-4
+SMOOTH_BANDWIDTH_EPS = 1e-3
+SMOOTH_BISECTION_STEPS = 10
+#: Probabilities are kept within [eps, 1 - eps] before a logit (confidence 1.0 exists).
+LOGIT_EPS = 1e-12
+
+
+# ------------------------------------------------------------------ debiased ECE
+
+
+def debiased_ece(equal_mass: BinStatistics, n_total: int) -> float:
+    """Debiased l2 calibration error over equal-mass bins (Kumar et al. 2019).
+
+    ``sqrt(max(0, sum_m (n_m/N) [(acc_m - conf_m)^2 - acc_m (1 - acc_m) / (n_m - 1)]))``:
+    the plug-in squared gap overstates the truth by the sampling variance of each
+    bin's accuracy, which is subtracted; bins with fewer than 2 rows contribute 0.
+    """
+    count = equal_mass.count
+    usable = count >= 2
+    acc = np.where(usable, equal_mass.sum_outcome / np.where(usable, count, 1), 0.0)
+    conf = np.where(usable, equal_mass.sum_value / np.where(usable, count, 1), 0.0)
+    variance = np.where(usable, acc * (1.0 - acc) / np.where(usable, count - 1.0, 1.0), 0.0)
+    squared = np.sum(np.where(usable, (count / n_total) * ((acc - conf) ** 2 - variance), 0.0))
+    return float(math.sqrt(max(squared, 0.0)))
+
+
+# ------------------------------------------------------------------ smooth ECE
+
+
+def gaussian_kernel(points: int, sigma: float) -> np.ndarray:
+    """The Gaussian of width ``sigma`` on ``points`` grid points of [0, 1], centred at 0.5."""
+    t = np.linspace(0.0, 1.0, points)
+    kernel = np.exp(-(t - 0.5) ** 2 / (2.0 * sigma**2))
+    return kernel / (math.sqrt(2.0 * math.pi) * sigma)
+
+
+def _round_to_grid(f: np.ndarray, weights: np.ndarray, points: int) -> np.ndarray:
+    """Split each weight linearly between its two neighbouring grid points."""
+    position = f * (points - 1)
+    left = position.astype(np.intp).clip(0, points - 2)
+    frac = position - left
+    grid = np.bincount(left, weights=(1.0 - frac) * weights, minlength=points)
+    grid += np.bincount(left + 1, weights=frac * weights, minlength=points)
+    return grid
+
+
+def reflected_smooth(grid: np.ndarray, sigma: float) -> np.ndarray:
+    """Convolve with a Gaussian, reflecting at 0 and 1 (no mass leaks off [0, 1])."""
+    points = grid.shape[-1]
+    kernel = gaussian_kernel(points, sigma)
+    extended = np.concatenate([np.flip(grid)[:-1], grid, np.flip(grid)[1:]])
+    return np.convolve(extended, kernel, "valid")[points // 2 : points // 2 + points]
+
+
+def interpolate_grid(t: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` on an even grid of [0, 1], linearly interpolated at the points ``t``."""
+    buckets = values.shape[0]
+    size = 1.0 / (buckets - 1)
+    index = (t * (buckets - 1)).astype(np.intp).clip(0, buckets - 2)
+    residual = (t - index * size) / size
+    return values[index] * (1.0 - residual) + values[index + 1] * residual
+
+
+@dataclass(frozen=True)
+class SmoothCurve:
+    """The smoothed reliability curve: at confidence ``t``, the kernel-weighted mean
+    of the outcomes of nearby rows, and the kernel density of the confidences (how
+    much data supports it)."""
+
+    bandwidth: float
+    t: np.ndarray
+    accuracy: np.ndarray
+    density: np.ndarray
+
+
+def _smooth_at(
+    f: np.ndarray, residual: np.ndarray, sigma: float, grids: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """smECE at width ``sigma``; ``grids`` caches the rows spread onto each grid size
+    (the bandwidth search reuses them: only the convolution depends on ``sigma``)."""
+    mesh = max(round(10 / sigma), SMOOTH_MESH_POINTS)
+    t = np.linspace(0.0, 1.0, mesh)
+    points = max(2000, round(20 / sigma)) // 2 + 1
+    if grids is not None and points in grids:
+        residual_grid, count_grid = grids[points]
+    else:
+        residual_grid, count_grid = _round_to_grid(f, residual, points), _round_to_grid(f, np.ones_like(f), points)
+        if grids is not None:
+            grids[points] = (residual_grid, count_grid)
+    smoothed_residual = interpolate_grid(t, reflected_smooth(residual_grid, sigma))
+    density = interpolate_grid(t, reflected_smooth(count_grid, sigma)) + SMOOTH_DENSITY_EPS
+    mean_residual = smoothed_residual / density
+    value = float(np.sum(np.abs(mean_residual) * density) / np.sum(density))
+    return value, t, mean_residual, density
+
+
+def smooth_ece(confidence: np.ndarray, correct: np.ndarray) -> tuple[float, SmoothCurve]:
+    """smECE of Blasiok & Nakkiran (2023) for top-label confidences.
+
+    The residuals ``r_i = c_i - a_i`` are kernel-smoothed over the confidence with a
+    Gaussian of width ``sigma`` reflected at 0 and 1; ``smECE_sigma`` is the
+    density-weighted mean of ``|smoothed r|``. The width is the fixed point
+    ``sigma = smECE_sigma``, found by bisection (10 steps from 1), as in ``relplot``.
+    """
+    f = np.asarray(confidence, dtype=np.float64)
+    residual = f - np.asarray(correct, dtype=np.float64)
+    grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def wide_enough(sigma: float) -> bool:
+        return sigma < SMOOTH_BANDWIDTH_EPS or sigma < _smooth_at(f, residual, sigma, grids)[0]
+
+    sigma = 1.0
+    if not wide_enough(sigma):
+        high, low = 1.0, 0.0
+        for _ in range(SMOOTH_BISECTION_STEPS):  # bisection steps, not rows
+            middle = (high + low) / 2
+            if wide_enough(middle):
+                low = middle
+            else:
+                high = middle
+        sigma = high
+    value, t, mean_residual, density = _smooth_at(f, residual, sigma, grids)
+    # The curve is the kernel-weighted mean outcome S(a)/d = S(c)/d - S(c - a)/d: the
+    # smoothed mean confidence near t, not t itself, minus the smoothed residual (t
+    # would add a smoothing bias that grows with the bandwidth).
+    points = max(2000, round(20 / sigma)) // 2 + 1
+    smoothed_confidence = interpolate_grid(t, reflected_smooth(_round_to_grid(f, f, points), sigma))
+    accuracy = smoothed_confidence / density - mean_residual
+    return value, SmoothCurve(sigma, t, accuracy, density / density.mean())
+
+
+def _smoothing_operator(points: int, bandwidth: float, mesh: int) -> np.ndarray:
+    """The ``(mesh, points)`` matrix of relplot's smoothing: reflected convolution of a
+    grid with the Gaussian kernel, then linear interpolation at the mesh points.
+
+    ``np.convolve(ext, kernel, "valid")[P//2 + i]`` with ``ext = [flip(v)[:-1], v,
+    flip(v)[1:]]`` weighs ``v[j]`` by ``kernel[e - P//2 - i]`` for each of its three
+    places ``e`` in ``ext``; applying the matrix to a batch of grids is one BLAS call
+    instead of one FFT convolution per resample. Only the rows the interpolation reads
+    are built, each as three gathers from a zero-padded kernel.
+    """
+    kernel = gaussian_kernel(points, bandwidth)
+    t = np.linspace(0.0, 1.0, mesh)
+    index = (t * (points - 1)).astype(np.intp).clip(0, points - 2)
+    share = (t - index * (1.0 / (points - 1))) / (1.0 / (points - 1))
+    needed, where = np.unique(np.concatenate([index, index + 1]), return_inverse=True)
+    pad = 2 * points  # every offset below lies in (-2P, 2P): out-of-kernel offsets read 0
+    padded = np.zeros(points + 2 * pad)
+    padded[pad : pad + points] = kernel
+    i = needed[:, None]
+    j = np.arange(points)[None, :]
+    base = pad - points // 2 - i
+    rows = padded[base + (points - 1) + j]
+    rows += np.where(j >= 1, padded[base + (points - 1) - j], 0.0)
+    rows += np.where(j <= points - 2, padded[base + (3 * points - 3) - j], 0.0)
+    lower, upper = where[:mesh], where[mesh:]
+    return rows[lower] * (1.0 - share)[:, None] + rows[upper] * share[:, None]
+
+
+def batch_smooth_ece(
+    residual_grid: np.ndarray, count_grid: np.ndarray, bandwidth: float, mesh: int | None = None
+) -> np.ndarray:
+    """relplot's smECE at a fixed bandwidth for every row of a batch of grids (the
+    bootstrap's resamples): ``(B, points)`` residual and count grids, one matrix product
+    each."""
+    points = residual_grid.shape[1]
+    mesh = mesh or max(round(10 / bandwidth), SMOOTH_MESH_POINTS)
+    operator = _smoothing_operator(points, bandwidth, mesh).T
+    rs = residual_grid @ operator
+    density = count_grid @ operator + SMOOTH_DENSITY_EPS
+    return np.sum(np.abs(rs), axis=1) / np.sum(density, axis=1)
+
+
+# ------------------------------------------------------------------ Brier decomposition
+
+
+@dataclass(frozen=True)
+class BrierDecomposition:
+    """``brier = reliability - resolution + uncertainty + within_bin`` (exactly).
+
+    Computed one-vs-rest over the classwise equal-width bins and summed over classes,
+    so the parts add up to the multiclass Brier score. ``reliability`` (lower is
+    better) is the miscalibration part, ``resolution`` (higher is better) how much
+    the forecasts separate outcomes, ``uncertainty`` the base-rate variance the data
+    carry whatever the model; ``within_bin`` is the term binning leaves over
+    (Stephenson et al. 2008).
+    """
+
+    reliability: float
+    resolution: float
+    uncertainty: float
+    within_bin: float
+
+
+def brier_decomposition(classwise: BinStatistics, brier: float, n_total: int) -> BrierDecomposition:
+    count = classwise.count
+    nonempty = count > 0
+    safe = np.where(nonempty, count, 1.0)
+    forecast = classwise.sum_value / safe
+    observed = classwise.sum_outcome / safe
+    base_rate = classwise.sum_outcome.sum(axis=1, keepdims=True) / n_total
+    weight = count / n_total
+    reliability = float(np.sum(np.where(nonempty, weight * (forecast - observed) ** 2, 0.0)))
+    resolution = float(np.sum(np.where(nonempty, weight * (observed - base_rate) ** 2, 0.0)))
+    uncertainty = float(np.sum(base_rate * (1.0 - base_rate)))
+    return BrierDecomposition(reliability, resolution, uncertainty, brier - (reliability - resolution + uncertainty))
+
+
+# ------------------------------------------------------------------ logistic recalibration
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), LOGIT_EPS, 1.0 - LOGIT_EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def logistic_fit(
+    x: np.ndarray, successes: np.ndarray, trials: np.ndarray, *, iterations: int = 40,
+    start: np.ndarray | None = None,
+) -> np.ndarray:
+    """Maximum-likelihood ``(intercept, slope)`` of ``P(1) = sigmoid(a + b x)``.
+
+    Grouped data: ``successes`` out of ``trials`` at each ``x``; leading axes are
+    independent problems (bootstrap resamples). Newton's method with step halving;
+    ``nan`` where the fit does not exist (all successes or all failures, complete or
+    quasi-complete separation: every success at or beyond every failure along ``x``,
+    or the reverse) or the slope is not identified (a single value of ``x``).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    s = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    shape = np.broadcast_shapes(x.shape, s.shape, n.shape)[:-1]
+    x, s, n = np.broadcast_to(x, shape + x.shape[-1:]), np.broadcast_to(s, shape + s.shape[-1:]), n
+    n = np.broadcast_to(n, x.shape)
+    params = np.zeros(shape + (2,))
+    total, hits = n.sum(axis=-1), s.sum(axis=-1)
+    rate = np.clip(hits / np.where(total > 0, total, 1), 1e-6, 1 - 1e-6)
+    params[..., 0] = np.log(rate) - np.log1p(-rate)
+    params[..., 1] = 1.0
+    if start is not None and np.all(np.isfinite(start)):
+        params[...] = start
+
+    def loglik(p: np.ndarray) -> np.ndarray:
+        eta = p[..., :1] + p[..., 1:] * x
+        return np.sum(s * eta - n * np.logaddexp(0.0, eta), axis=-1)
+
+    current = loglik(params)
+    last_step = np.full(shape, np.inf)
+    for _ in range(iterations):  # Newton steps, not rows
+        eta = params[..., :1] + params[..., 1:] * x
+        mu = 0.5 * (1.0 + np.tanh(0.5 * eta))
+        w = n * mu * (1.0 - mu)
+        g0, g1 = np.sum(s - n * mu, axis=-1), np.sum((s - n * mu) * x, axis=-1)
+        h00, h01, h11 = np.sum(w, axis=-1), np.sum(w * x, axis=-1), np.sum(w * x * x, axis=-1)
+        det = h00 * h11 - h01 * h01
+        ok = det > 1e-300
+        step = np.stack([np.where(ok, (h11 * g0 - h01 * g1) / np.where(ok, det, 1), 0.0),
+                         np.where(ok, (h00 * g1 - h01 * g0) / np.where(ok, det, 1), 0.0)], axis=-1)
+        scale = np.ones(shape)
+        for _ in range(30):  # step halving until the likelihood does not fall
+            trial = params + scale[..., None] * step
+            trial_loglik = loglik(trial)
+            better = trial_loglik >= current - 1e-12
+            if np.all(better):
+                break
+            scale = np.where(better, scale, scale / 2)
+        params, current = trial, trial_loglik
+        last_step = np.abs(step * scale[..., None]).max(axis=-1)
+        if np.max(last_step, initial=0.0) < 1e-9:
+            break
+    # No finite maximum (all one outcome, separation) shows as a fit that runs off or
+    # never settles; such a slope means nothing and is reported as undefined.
+    unsettled = last_step > 1e-6 * (1.0 + np.abs(params).max(axis=-1))
+    # One value of x (every confidence the same): any slope fits as well as any other,
+    # and Newton would stop at its starting slope of 1 as if the model were calibrated.
+    used = n > 0
+    spread = np.max(np.where(used, x, -np.inf), axis=-1) - np.min(np.where(used, x, np.inf), axis=-1)
+    constant = ~(spread > 1e-12 * (1.0 + np.max(np.where(used, np.abs(x), 0.0), axis=-1)))
+    # (Quasi-)separation: every success at or beyond every failure along x (or the
+    # reverse) leaves no finite maximum; Newton then creeps along a ridge and stops
+    # wherever its tolerance lets it, at a value that depends on the order of the sums.
+    has_success, has_failure = used & (s > 0), used & (n - s > 0)
+    success_low = np.min(np.where(has_success, x, np.inf), axis=-1)
+    success_high = np.max(np.where(has_success, x, -np.inf), axis=-1)
+    failure_low = np.min(np.where(has_failure, x, np.inf), axis=-1)
+    failure_high = np.max(np.where(has_failure, x, -np.inf), axis=-1)
+    separated = (failure_high <= success_low) | (success_high <= failure_low)
+    degenerate = ((hits <= 0) | (hits >= total) | (np.abs(params).max(axis=-1) > 100.0) | unsettled | constant
+                  | separated)
+    return np.where(degenerate[..., None], np.nan, params)
+
+
+def calibration_slope_intercept(confidence: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
+    """Logistic recalibration of the top label: ``P(right) = sigmoid(a + b logit(conf))``.
+
+    A calibrated model has slope 1 and intercept 0; a slope below 1 means its
+    confidence is too extreme (overconfident), above 1 too timid (Cox 1958).
+    """
+    x = logit(confidence)
+    params = logistic_fit(x, np.asarray(correct, dtype=np.float64), np.ones_like(x))
+    return float(params[1]), float(params[0])
+
+
+# ------------------------------------------------------------------ calibration tests
+
+
+@dataclass(frozen=True)
+class ConsistencyTest:
+    """What a perfectly calibrated model with these confidences would show.
+
+    ``noise_floor`` is the mean ECE of simulated calibrated outcomes on the same rows,
+    ``noise_95`` its 95th percentile; ``p_value`` is the share of simulations with an
+    ECE at least the measured one (Broecker & Smith 2007, consistency resampling).
+    """
+
+    noise_floor: float
+    noise_95: float
+    p_value: float
+    simulations: int
+    method: str
+
+
+def consistency_test(
+    confidence: np.ndarray, top_bins: BinStatistics, bin_ids: np.ndarray, measured_ece: float, *,
+    simulations: int = 1000, seed: int = 0, exact_budget: float = 2e7,
+) -> ConsistencyTest:
+    """Simulate outcomes ``a*_i ~ Bernoulli(c_i)`` and the ECE they give.
+
+    Exactly (one uniform per row per simulation) when ``N * simulations`` is within
+    ``exact_budget``; above it, each bin's number of right answers is drawn from the
+    normal law with the same mean and variance (``sum c_i``, ``sum c_i (1 - c_i)``).
+    """
+    rng = np.random.default_rng(seed)
+    n_rows = confidence.shape[0]
+    n_bins = top_bins.n_bins
+    if n_rows * simulations <= exact_budget:
+        method = "exact"
+        chunk = max(1, int(exact_budget // max(n_rows, 1) // 8))
+        ece = np.empty(simulations)
+        for start in range(0, simulations, chunk):  # blocks of simulations, not rows
+            size = min(chunk, simulations - start)
+            outcomes = rng.random((size, n_rows)) < confidence
+            keys = (np.arange(size)[:, None] * n_bins + bin_ids).ravel()
+            right = np.bincount(keys, weights=outcomes.ravel(), minlength=size * n_bins).reshape(size, n_bins)
+            ece[start : start + size] = np.abs(right - top_bins.sum_value).sum(axis=1) / n_rows
+    else:
+        method = "normal"
+        variance = np.bincount(bin_ids, weights=confidence * (1.0 - confidence), minlength=n_bins)
+        right = top_bins.sum_value + np.sqrt(variance) * rng.standard_normal((simulations, n_bins))
+        ece = np.abs(right - top_bins.sum_value).sum(axis=1) / n_rows
+    p_value = float((1 + np.count_nonzero(ece >= measured_ece - 1e-15)) / (simulations + 1))
+    return ConsistencyTest(float(ece.mean()), float(np.quantile(ece, 0.95)), p_value, simulations, method)
+
+
+def spiegelhalter_p_value(positive_probability: np.ndarray, positive: np.ndarray) -> float:
+    """Two-sided p-value of Spiegelhalter's Z for a binary model (Spiegelhalter 1986).
+
+    ``Z = sum (y - p)(1 - 2p) / sqrt(sum (1 - 2p)^2 p (1 - p))``, standard normal
+    under perfect calibration.
+    """
+    from scipy.special import ndtr
+
+    p = np.asarray(positive_probability, dtype=np.float64)
+    y = np.asarray(positive, dtype=np.float64)
+    spread = float(np.sum((1.0 - 2.0 * p) ** 2 * p * (1.0 - p)))
+    if spread <= 0.0:
+        return float("nan")
+    z = float(np.sum((y - p) * (1.0 - 2.0 * p))) / math.sqrt(spread)
+    return float(2.0 * ndtr(-abs(z)))
