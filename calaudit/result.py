@@ -1,7 +1,7 @@
 """The audit result: plain data that reporters read and the gate judges.
 
 :meth:`AuditResult.to_dict` is the JSON document ``calaudit run --json`` writes. Its
-layout is a public contract (README, "The JSON result"): a change to it bumps
+layout is a public contract (docs/json.md, "The JSON result"): a change to it bumps
 :data:`FORMAT_VERSION`. The parts of it the vendor decisions fill in (segments and
 review routing, made by :mod:`calaudit.decisions`) are defined here too, so the result
 reads back without the code that computes them; nothing here computes a statistic.
@@ -388,7 +388,7 @@ class AuditResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The versioned JSON document (README, "The JSON result")."""
+        """The versioned JSON document (docs/json.md, "The JSON result")."""
         return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,

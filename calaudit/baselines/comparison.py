@@ -533,7 +533,7 @@ def cross_fitted_recalibration(
 
 
 def _features(predictions: Any, proba: np.ndarray) -> tuple[np.ndarray, str]:
-    """What the retraining baseline learns from (README, "Baselines")."""
+    """What the retraining baseline learns from (docs/baselines.md, "Baselines")."""
     if predictions.features is not None:
         return predictions.features, predictions.features_source
     return np.log(np.maximum(proba, recalibration.EPS)), "the vendor model's log-probabilities (no features given)"

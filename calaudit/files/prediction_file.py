@@ -1,6 +1,6 @@
 """Writing predictions as a prediction file that ``calaudit run FILE`` reads back.
 
-The file follows the README conventions (``label`` column with class names,
+The file follows the conventions of docs/prediction-files.md (``label`` column with class names,
 ``prob_<class>`` columns, and ``votes_<class>`` or ``soft_<class>`` columns when the
 predictions carry human labels); floats are written with full round-trip precision, so
 auditing the file reproduces the audit of the predictions exactly.

@@ -1,4 +1,4 @@
-"""Labelled data directories that a model is run over (README, "Data directories").
+"""Labelled data directories that a model is run over (docs/onnx.md, "Data directories").
 
 Three layouts, detected in this order (or chosen with ``data_format``):
 
@@ -175,7 +175,7 @@ def detect_layout(path: Path) -> str:
         return "images"
     raise InvalidInputError(
         f"{path}: no features.npy/.npz, no .csv/.parquet table and no class folders of images; "
-        "expected one of the layouts in the README (Data directories)"
+        "expected one of the layouts of docs/onnx.md (Data directories)"
     )
 
 

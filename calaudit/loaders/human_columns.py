@@ -1,7 +1,7 @@
 """Which columns of a table hold human labels, and how they become :class:`HumanLabels`.
 
 A prediction file or an ONNX data table may carry what annotators said about each row
-(README, "Human labels"):
+(docs/human-votes.md, "Human labels"):
 
 * ``votes_<class>`` columns: vote counts, one column per class;
 * ``soft_<class>`` columns: distributions (shares summing to 1), one column per class.

@@ -3,7 +3,7 @@
 Resize, centre crop, scale, mean/std, channel layout and colour. Each setting comes
 from the options, else ``preprocess.json`` in the data directory, else the model's
 ``preprocessing`` metadata entry, else the model's input shape where it is fixed,
-else the default (README, "Image preprocessing"). The resize and the centre crop
+else the default (docs/onnx.md, "Image preprocessing"). The resize and the centre crop
 follow torchvision's ``Resize(int)`` and ``CenterCrop`` unless ``resize_rounding`` is
 ``pil``. :mod:`calaudit.loaders.images` reads the folders and feeds the model.
 """
@@ -118,7 +118,7 @@ class MetadataPreprocessing:
 
 
 def read_metadata(text: str, *, where: str) -> MetadataPreprocessing:
-    """A model's ``preprocessing`` metadata entry (README, "Image preprocessing").
+    """A model's ``preprocessing`` metadata entry (docs/onnx.md, "Image preprocessing").
 
     Settings only when it parses as a JSON object with ``preprocess.json``'s keys;
     anything else ("resize shorter side 256, center crop 224, ...") is the vendor's

@@ -1,6 +1,6 @@
 """Prediction files: a CSV (optionally gzip-compressed) or Parquet table.
 
-Conventions (README, "Prediction files"), each overridable:
+Conventions (docs/prediction-files.md, "Prediction files"), each overridable:
 
 * the true class is in the column ``label`` (``label_col``);
 * the probabilities are the columns ``prob_<class>``, in file order, and the class

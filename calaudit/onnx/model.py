@@ -2,7 +2,7 @@
 
 The model file is untrusted: it is parsed as protobuf (never unpickled), its
 strings are only ever shown escaped, and nothing is written beside it. The output
-holding the class scores is chosen by rule (README, "Running an ONNX model"): a
+holding the class scores is chosen by rule (docs/onnx.md, "Running an ONNX model"): a
 probability tensor or a ZipMap sequence of maps; label outputs are ignored. A
 ZipMap output is read through the tensor that feeds it, exposed as an extra graph
 output, so no Python loop turns per-row dictionaries into a matrix.
@@ -173,7 +173,7 @@ class VendorModel:
 
     # ------------------------------------------------------------------ outputs
     def choose_score_output(self, requested: str | None = None) -> ScoreOutput:
-        """Pick the output that holds class scores (README rule), or ``requested``."""
+        """Pick the output that holds class scores (the rule of docs/onnx.md), or ``requested``."""
         names = ", ".join(spec.describe() for spec in self.outputs)
         if requested is not None:
             spec = next((s for s in self.outputs if s.name == requested), None)

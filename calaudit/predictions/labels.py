@@ -5,7 +5,7 @@ Every label is first turned into text, the text pandas' ``to_csv`` writes for it
 as text from a CSV file, typed from a Parquet file (bool, int, float, categorical,
 date, timestamp) or as a numpy array through the Python API. Only the distinct labels
 are converted: the cost is one factorisation of the column. Then one set of rules
-(README, "Labels"):
+(docs/prediction-files.md, "Labels"):
 
 * a missing label (null, NaN, NaT; an empty field of a file) is an error naming the row;
 * a label equal to a class name maps to that class, always first;

@@ -19,7 +19,7 @@ def _rounded(value: float) -> float:
 
 
 def render_json(comparison: ComparisonResult) -> str:
-    """The ``calaudit.compare`` document (README, "Comparing models")."""
+    """The ``calaudit.compare`` document (docs/vendor-decisions.md, "Comparing models")."""
     return json.dumps(comparison.to_dict(), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""The JSON result document (layout: README, "The JSON result")."""
+"""The JSON result document (layout: docs/json.md, "The JSON result")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Bounds on option values, kept free of numpy so the CLI can check them while it parses.
 
 Each bound keeps memory and time at the scale of the data whatever the option says
-(README, "Options of calaudit run"); a value beyond one is a usage error (exit 2).
+(docs/prediction-files.md, "Options of calaudit run"); a value beyond one is a usage error (exit 2).
 """
 
 from __future__ import annotations
