@@ -10,6 +10,7 @@ gate, the outputs and the exit code stay in :mod:`calaudit.cli`). It never impor
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,7 @@ from .model import model_load_options
 
 #: Options a streamed audit cannot honour yet, with the option's name.
 NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_segments", "--find-segments"),
-                ("target_accuracy", "--target-accuracy"), ("votes_cols", "--votes-cols"),
-                ("soft_cols", "--soft-cols"), ("save_predictions", "--save-predictions"))
+                ("votes_cols", "--votes-cols"), ("soft_cols", "--soft-cols"), ("save_predictions", "--save-predictions"))
 
 
 #: Options only a streamed audit honours (windows over time).
@@ -73,12 +73,16 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
     """A usage error for an option a streamed audit cannot honour yet."""
     for key, name in NOT_STREAMED:
         if options.get(key):
-            raise click.UsageError(f"{name} is not available in a streamed audit yet; audit a prediction file "
-                                   "(--engine memory) for it")
+            # Temperature-scaled routing fits a temperature on the rows: not from counts.
+            also = (" (nor the temperature-scaled review routing it adds: the temperature is fitted on the rows; "
+                    "streamed routing uses the model's own confidences)"
+                    if key == "baselines" and {"temperature", "all"} & set(options[key]) else "")
+            raise click.UsageError(f"{name} is not available in a streamed audit yet{also}; audit a prediction "
+                                   "file (--engine memory) for it")
 
 
 #: What a streamed audit leaves out (``execution.not_streamed``).
-LEFT_OUT = ["baselines", "segments", "routing", "human labels"]
+LEFT_OUT = ["baselines", "segments", "temperature-scaled routing", "human labels"]
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],
@@ -92,6 +96,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     text = str(input_path)
     engine = "dask" if options["engine"] == "dask" else "stream"
     windows = _window_statistics(options)
+    routing = _routing_histogram()
     if engine == "dask":
         from ..engine.distributed import require_dask
 
@@ -105,12 +110,14 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
 
                 statistics, info = dask_statistics(dataset, n_bins=options["n_bins"], scheduler=options["scheduler"],
                                                    progress=bar.update,
-                                                   window=windows.size if windows is not None else None)
+                                                   window=windows.size if windows is not None else None, routing=True)
                 if windows is not None:  # the workers' windows, merged
                     windows = info.pop("windows", None) or windows
+                routing = info.pop("routing_bins")
             else:
                 batches = windows.observe(dataset.batches()) if windows is not None else dataset.batches()
-                statistics, info = stream_statistics(batches, n_bins=options["n_bins"], progress=bar.update)
+                statistics, info = stream_statistics(routing.observe(batches), n_bins=options["n_bins"],
+                                                     progress=bar.update)
         except InvalidInputError:
             raise
         except ValueError as exc:  # "no rows were read"
@@ -125,18 +132,32 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     diagnostics = {"max_row_sum_deviation": info["max_row_sum_deviation"],
                    "renormalised": info["max_row_sum_deviation"] > 0.0, "clipped_values": info["clipped_values"],
                    "transform": dataset.transform}
+    decided, execution["routing"] = _streamed_routing(routing, options)
     result = audit_statistics(statistics, class_names=tuple(dataset.class_names), source=source,
                               options=recorded_options, execution=execution, diagnostics=diagnostics,
                               seed=options["seed"], resamples=options["resamples"])
+    result = replace(result, routing=decided)
     if windows is not None:
-        from dataclasses import replace
-
         from ..engine.windows import window_extras
 
         result = replace(result, extras={**result.extras, **window_extras(
             windows, column=options["time_col"], since=dataset.since, until=dataset.until,
             resamples=int(result.options["bootstrap"]), seed=options["seed"])})
     return result
+
+
+def _routing_histogram() -> Any:
+    from ..engine.routing_bins import RoutingHistogram
+
+    return RoutingHistogram()
+
+
+def _streamed_routing(histogram: Any, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Review routing from the exact counts per fine confidence bin (``--target-accuracy``;
+    the report's 90/95/99% by default), and what ``execution.routing`` says of it."""
+    from ..engine.routing_bins import streamed_routing
+
+    return streamed_routing(histogram, tuple(dict.fromkeys(options.get("target_accuracy") or ())))
 
 
 def check_batch_budget(options: dict[str, Any], n_classes: int) -> None:
@@ -254,13 +275,15 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
     if scoring.class_names_option:  # the classes are known before any batch is scored
         check_batch_budget(options, len(scoring.class_names_option))
     extra: dict[str, Any] = {}
+    routing = _routing_histogram()
     with progress_bar(options, scoring.n_rows, "Running the model") as bar, (writer or nullcontext()) as sink:
         if engine == "dask":
             statistics, info = _score_on_dask(model_path, data_path, scoring, settings, options, bar)
             extra = {key: info[key] for key in ("workers", "partitions", "partition_rows", "scheduler")}
+            routing = info.pop("routing_bins")
         else:
-            statistics, info = stream_statistics(scoring.batches(writer=sink), n_bins=options["n_bins"],
-                                                 progress=bar.update)
+            statistics, info = stream_statistics(routing.observe(scoring.batches(writer=sink)),
+                                                 n_bins=options["n_bins"], progress=bar.update)
     execution = {"engine": engine, "reason": reason, "batch_rows": options["batch_rows"],
                  "inference_batch_size": scoring.inference_batch_size, "rows": statistics.n_rows,
                  "fine_bins": statistics.fine_bins, "not_streamed": LEFT_OUT, **extra,
@@ -268,9 +291,11 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
     diagnostics = {"max_row_sum_deviation": info["max_row_sum_deviation"],
                    "renormalised": info["max_row_sum_deviation"] > 0.0, "clipped_values": info["clipped_values"],
                    "transform": scoring.transform}
-    return audit_statistics(statistics, class_names=tuple(scoring.class_names or ()), source=scoring.source(),
-                            options=recorded_options, execution=execution, diagnostics=diagnostics,
-                            seed=options["seed"], resamples=options["resamples"])
+    decided, execution["routing"] = _streamed_routing(routing, options)
+    result = audit_statistics(statistics, class_names=tuple(scoring.class_names or ()), source=scoring.source(),
+                              options=recorded_options, execution=execution, diagnostics=diagnostics,
+                              seed=options["seed"], resamples=options["resamples"])
+    return replace(result, routing=decided)
 
 
 def _score_on_dask(model_path: Path, data_path: Path, scoring: Any, settings: dict[str, Any],
@@ -283,7 +308,7 @@ def _score_on_dask(model_path: Path, data_path: Path, scoring: Any, settings: di
     partitions = plan_model_partitions(str(model_path), str(data_path), scoring.n_rows, splittable=splittable,
                                        options=settings)
     statistics, info = dask_model_statistics(partitions, n_bins=options["n_bins"], scheduler=options["scheduler"],
-                                             progress=bar.update)
+                                             progress=bar.update, routing=True)
     for key, what in (("transforms", "read the scores differently (probabilities in some row ranges, logits in "
                                      "others): give --logits, or check the model's output"),
                       ("class_names", "found different class names")):

@@ -62,8 +62,10 @@ class TopSlices:
     """The candidate top slices, most confident first.
 
     Slice ``j`` is every row whose confidence is ``>= threshold[j]``: ``n[j]`` rows, of
-    which ``right[j]`` are right. ``threshold`` holds the distinct confidences, in
-    descending order, so ``n`` is increasing and ``n[-1]`` is every row.
+    which ``right[j]`` are right. ``threshold`` holds confidences that rows have, in
+    descending order, so ``n`` is increasing and ``n[-1]`` is every row: every distinct
+    confidence (:meth:`of`), or in a streamed audit the lowest confidence of each
+    non-empty fine bin (:mod:`calaudit.engine.routing_bins`).
     """
 
     threshold: np.ndarray
@@ -103,11 +105,22 @@ def route(
     confidences these are. Raises :class:`UsageError` for a target or level outside
     (0, 1), :class:`InvalidInputError` for empty, mismatched or invalid arrays.
     """
+    level, targets = _level(level), _targets(targets)  # usage errors before the arrays are read
+    confidence, correct = _validated(confidence, correct)
+    return route_slices(TopSlices.of(confidence, correct), targets, level=level, scores=scores)
+
+
+def route_slices(
+    slices: TopSlices, targets: Iterable[float] = DEFAULT_TARGETS, *, level: float = 0.95, scores: str = VENDOR_SCORES,
+) -> Routing:
+    """:func:`route` on candidate top slices given directly: the decision code shared by
+    the in-memory audit (slices at every distinct confidence, :meth:`TopSlices.of`) and
+    a streamed one (slices at the boundaries of fine confidence bins, from their exact
+    counts: :mod:`calaudit.engine.routing_bins`). The candidates and their thresholds
+    must depend on the confidences only; ``slices.n[-1]`` is every row."""
     level = _level(level)
     wanted = _targets(targets)
-    confidence, correct = _validated(confidence, correct)
-    slices = TopSlices.of(confidence, correct)
-    n_rows = int(confidence.shape[0])
+    n_rows = int(slices.n[-1])
     routed = tuple(_route_target(slices, target, level, n_rows) for target in wanted)
     return Routing(level, METHOD, n_rows, scores, routed, risk_coverage(slices, n_rows))
 

@@ -135,7 +135,7 @@ def plan_model_partitions(model_path: str, data_path: str, n_rows: int, *, split
 
 def dask_model_statistics(
     partitions: list[ModelPartition], *, n_bins: int, fine_bins: int = FINE_BINS, scheduler: str | None = None,
-    progress: Callable[[int], None] | None = None, connect_timeout: float = CONNECT_TIMEOUT,
+    progress: Callable[[int], None] | None = None, connect_timeout: float = CONNECT_TIMEOUT, routing: bool = False,
 ) -> tuple[StreamStatistics, dict[str, Any]]:
     """Merged statistics of an ONNX model scored on a Dask cluster: each partition is a
     task that loads the model once and scores its rows into the stream engine's
@@ -143,13 +143,13 @@ def dask_model_statistics(
     merged on the workers as for :func:`dask_statistics`, whose ``info`` keys this
     returns, plus ``transforms`` and ``class_names`` as the partitions found them
     (the caller checks that they agree). The workers read the model and the data
-    directory by path."""
+    directory by path. ``routing`` as for :func:`dask_statistics`."""
     require_dask()
     address, setting = scheduler_setting(scheduler)
     with quiet_logs(), _client(address, setting, connect_timeout) as client:
         workers = len(client.nthreads())
         statistics, info = _reduce(client, partitions, n_bins, fine_bins, progress, address, setting,
-                                   task=_model_partition_statistics)
+                                   task=partial(_model_partition_statistics, routing=routing))
     info.update(workers=workers, partitions=len(partitions), scheduler=address or "local",
                 partition_rows=max(partition.rows for partition in partitions))
     return statistics, info
@@ -207,13 +207,16 @@ def plan_partitions(dataset: PredictionDataset, partition_rows: int = DEFAULT_PA
 def dask_statistics(
     dataset: PredictionDataset, *, n_bins: int, fine_bins: int = FINE_BINS, scheduler: str | None = None,
     progress: Callable[[int], None] | None = None, partition_rows: int = DEFAULT_PARTITION_ROWS,
-    connect_timeout: float = CONNECT_TIMEOUT, window: Any = None,
+    connect_timeout: float = CONNECT_TIMEOUT, window: Any = None, routing: bool = False,
 ) -> tuple[StreamStatistics, dict[str, Any]]:
     """Merged statistics of every row of ``dataset``, read and reduced on a Dask cluster.
 
     With ``window`` (a :func:`calaudit.engine.times.parse_window` size), every task
     also accumulates its rows' :class:`~calaudit.engine.windows.WindowStatistics`,
-    merged like the statistics and returned as ``info["windows"]``.
+    merged like the statistics and returned as ``info["windows"]``. With ``routing``,
+    every task also counts its rows per fine confidence bin
+    (:class:`~calaudit.engine.routing_bins.RoutingHistogram`), returned merged as
+    ``info["routing_bins"]``.
 
     Returns what :func:`calaudit.engine.stream.stream_statistics` returns (the same
     ``info`` keys), plus ``workers`` (when the reduction started), ``partitions``,
@@ -232,7 +235,7 @@ def dask_statistics(
     with quiet_logs(), _client(address, setting, connect_timeout) as client:
         workers = len(client.nthreads())
         statistics, info = _reduce(client, partitions, n_bins, fine_bins, progress, address, setting,
-                                   task=partial(_partition_statistics, window=window))
+                                   task=partial(_partition_statistics, window=window, routing=routing))
     info.update(workers=workers, partitions=len(partitions), partition_rows=partition_rows,
                 scheduler=address or "local")
     return statistics, info
@@ -482,7 +485,7 @@ def _raise_task_failure(future: Any, address: str | None, setting: str | None) -
 
 
 def _partition_statistics(partition: Partition, n_bins: int, fine_bins: int, version: str,
-                          window: Any = None) -> Partial:
+                          window: Any = None, routing: bool = False) -> Partial:
     """A worker's task: the statistics of one partition, by the stream engine (and its
     windows' with ``window``); ``None`` when it yields no row (a time filter kept none
     of its rows)."""
@@ -500,13 +503,22 @@ def _partition_statistics(partition: Partition, n_bins: int, fine_bins: int, ver
 
         windows = WindowStatistics(window, n_bins=n_bins)
         batches = windows.observe(batches)
+    histogram = None
+    if routing:
+        from .routing_bins import RoutingHistogram
+
+        histogram = RoutingHistogram()
+        batches = histogram.observe(batches)
     statistics, info = stream_statistics(batches, n_bins=n_bins, fine_bins=fine_bins, check_labels=False)
     if windows is not None:
         info["windows"] = windows
+    if histogram is not None:
+        info["routing_bins"] = histogram
     return statistics, info
 
 
-def _model_partition_statistics(partition: ModelPartition, n_bins: int, fine_bins: int, version: str) -> Partial:
+def _model_partition_statistics(partition: ModelPartition, n_bins: int, fine_bins: int, version: str,
+                                routing: bool = False) -> Partial:
     """A worker's task: one row range of a model run, scored and accumulated."""
     from .scoring import score_statistics
 
@@ -515,9 +527,9 @@ def _model_partition_statistics(partition: ModelPartition, n_bins: int, fine_bin
                          f"install calaudit {version} on every worker")
     statistics, found = score_statistics(partition.model_path, partition.data_path, partition.start,
                                          partition.stop, n_bins=n_bins, fine_bins=fine_bins, check_labels=False,
-                                         **partition.options)
+                                         routing=routing, **partition.options)
     info = {key: found[key] for key in ("batches", "largest_batch_rows", "max_row_sum_deviation", "clipped_values",
-                                        "kernel", "label_readings") if key in found}
+                                        "kernel", "label_readings", "routing_bins") if key in found}
     info.update(transforms=[found["transform"]], class_names=[list(found["class_names"])])
     if partition.start == 0:
         info["facts"] = found["facts"]  # how the first rows were read, for the client's source
@@ -548,6 +560,9 @@ def _merge_info(infos: Iterable[dict[str, Any]]) -> dict[str, Any]:
                         merged[key].append(value)
         if "facts" in info:
             merged["facts"] = info["facts"]
+        if "routing_bins" in info:  # counts per fine confidence bin, for review routing
+            merged["routing_bins"] = (info["routing_bins"] if "routing_bins" not in merged
+                                      else merged["routing_bins"].merge(info["routing_bins"]))
         if "windows" in info:  # per-window statistics of --window
             merged["windows"] = info["windows"] if "windows" not in merged else merged["windows"].merge(info["windows"])
         if "label_readings" in info:  # checked by the client once every partition is in

@@ -241,6 +241,7 @@ def score_statistics(
     n_bins: int,
     fine_bins: int = FINE_BINS,
     check_labels: bool = True,
+    routing: bool = False,
     **options: Any,
 ) -> tuple[StreamStatistics, dict[str, Any]]:
     """Score data rows ``start`` to ``stop`` (0-based, ``stop`` excluded; ``None``: to
@@ -253,15 +254,25 @@ def score_statistics(
     :func:`calaudit.engine.stream.stream_statistics`'s (batches, largest batch, largest
     row-sum deviation, clipped values) plus ``rows`` (``[start, stop]``),
     ``class_names``, ``transform`` and ``source``; the partitions of one run agree on
-    the class names and the transform (the client checks that when it merges).
+    the class names and the transform (the client checks that when it merges). With
+    ``routing``, ``info["routing_bins"]`` holds the rows' counts per fine confidence bin
+    (:class:`calaudit.engine.routing_bins.RoutingHistogram`).
     A partition of a table is a usage error: a table is read whole (score it in one
     call), arrays and image folders are read by row range.
     """
     from .stream import stream_statistics
 
     scoring = open_model_scoring(model_path, data_path, **options)
-    statistics, info = stream_statistics(scoring.batches(start=start, stop=stop), n_bins=n_bins, fine_bins=fine_bins,
-                                         check_labels=check_labels)
+    batches = scoring.batches(start=start, stop=stop)
+    histogram = None
+    if routing:
+        from .routing_bins import RoutingHistogram
+
+        histogram = RoutingHistogram()
+        batches = histogram.observe(batches)
+    statistics, info = stream_statistics(batches, n_bins=n_bins, fine_bins=fine_bins, check_labels=check_labels)
+    if histogram is not None:
+        info["routing_bins"] = histogram
     info.update(rows=[int(start), int(stop if stop is not None else scoring.n_rows)],
                 class_names=list(scoring.class_names or ()), transform=scoring.transform, source=scoring.source(),
                 facts=scoring.facts())

@@ -19,7 +19,9 @@ What a streamed audit gives (``execution`` in the JSON says so):
 * bootstrap intervals by the grouped bootstrap on the merged statistics
   (:mod:`calaudit.engine.resample`).
 
-Not streamed: baselines, segments, routing and human labels (the CLI refuses them).
+Review routing comes from exact counts per fine confidence bin
+(:mod:`calaudit.engine.routing_bins`). Not streamed: baselines (and the
+temperature-scaled routing they add), segments and human labels (the CLI refuses them).
 """
 
 from __future__ import annotations

@@ -62,10 +62,22 @@ def _execution_lines(result: AuditResult) -> list[str]:
         shown = ", ".join(f"{name} \u00b1{bound:.1e}" if bound is not None else f"{name} (bound unknown)"
                           for name, bound in bounds.items())
         lines.append(f"From a {count('bins', sketch)}-bin histogram, within: {shown}.")
+    lines.extend(_streamed_routing_lines(execution.get("routing") or {}))
     left_out = execution.get("not_streamed") or execution.get("not_streamed_yet") or []
     if left_out:
         lines.append(f"Not in a streamed audit: {', '.join(left_out)}.")
     return lines
+
+
+def _streamed_routing_lines(routing: dict) -> list[str]:
+    """Where a streamed audit's review thresholds came from, and its AURC's interval."""
+    bins, bounds = routing.get("bins"), routing.get("aurc_bounds")
+    if not isinstance(bins, int) or not bounds:
+        return []
+    low, high = bounds
+    aurc = "AURC exact" if high <= low else f"AURC within {high - low:.1e} of the in-memory value"
+    return [f"Review thresholds from exact counts in {counted(bins, 'confidence bin')} (each threshold is the "
+            f"lowest confidence in its bin); {aurc}."]
 
 
 def _vendor_note_lines(result: AuditResult) -> list[str]:
