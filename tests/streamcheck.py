@@ -28,3 +28,22 @@ def assert_streamed_metrics(streamed: dict[str, Any], memory: dict[str, Any]) ->
             assert 0.0 < value <= 1.0
         else:
             assert value == pytest.approx(memory["metrics"][name], abs=1e-9), name
+
+
+def assert_streamed_routing(streamed: dict[str, Any], predictions: Any) -> None:
+    """``streamed["routing"]`` is the in-memory routing of ``predictions`` (the same
+    rows, a :class:`calaudit.Predictions`) with each confidence snapped down to the
+    lowest confidence of its bin (pandas, not the engine): the in-memory procedure with
+    one candidate per bin (calaudit.engine.routing_bins)."""
+    import numpy as np
+    import pandas as pd
+
+    from calaudit.decisions.routing import route
+    from calaudit.engine.routing_bins import routing_edges
+    from calaudit.stats.metrics import TopLabel
+
+    top = TopLabel.of(predictions.y_true, predictions.y_proba)
+    bins = np.digitize(top.confidence, routing_edges(), right=True)
+    snapped = pd.Series(top.confidence).groupby(bins).transform("min").to_numpy()
+    targets = tuple(target["target"] for target in streamed["routing"]["targets"])
+    assert streamed["routing"] == route(snapped, top.correct, targets).to_dict()

@@ -12,7 +12,8 @@ from distributed import LocalCluster
 import onnx_graphs as g
 from calaudit.engine import distributed as engine_distributed
 from clitools import error_line, invoke
-from streamcheck import assert_streamed_metrics
+from calaudit.loaders.table import load_prediction_file
+from streamcheck import assert_streamed_metrics, assert_streamed_routing
 
 N, F, K = 103, 4, 3
 
@@ -38,7 +39,8 @@ def test_a_model_scored_on_dask_equals_the_in_memory_run(tmp_path, monkeypatch, 
     model, data = _model_and_data(tmp_path, kind)
     dask = invoke("run", model, data, "--engine", "dask", "--scheduler", scheduler, "--batch-rows", "7",
                   "--bootstrap", "0", "--json", tmp_path / "dask.json")
-    memory = invoke("run", model, data, "--engine", "memory", "--bootstrap", "0", "--json", "-")
+    memory = invoke("run", model, data, "--engine", "memory", "--bootstrap", "0", "--json", "-",
+                    "--save-predictions", tmp_path / "p.parquet")
     assert dask.exit_code == 0 and memory.exit_code == 0, dask.output
     got, want = json.loads((tmp_path / "dask.json").read_text()), json.loads(memory.stdout)
     assert f"Streamed: {N} rows scored by the model on Dask (2 workers, 6 partitions)." in dask.stdout.splitlines()
@@ -47,6 +49,8 @@ def test_a_model_scored_on_dask_equals_the_in_memory_run(tmp_path, monkeypatch, 
     assert_streamed_metrics(got, want)
     assert got["diagnostics"]["transform"] == want["diagnostics"]["transform"]
     assert got["input"] == want["input"]  # the same provenance: model, data, scores, class names
+    # Review routing from the merged bins: the in-memory routing with one candidate per bin.
+    assert_streamed_routing(got, load_prediction_file(tmp_path / "p.parquet"))
 
 
 def test_a_bad_label_in_one_row_range_is_one_line_naming_the_row(tmp_path, monkeypatch, scheduler):

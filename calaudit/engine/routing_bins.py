@@ -38,8 +38,8 @@ p-values change smoothly they pass at the same place, to within one bin.
 **Risk-coverage.** The curve and AURC are computed from the slices as in memory, rows
 of a bin sharing its error rate (as tied rows do). That is the in-memory AURC when
 every bin holds one distinct confidence (``low == high``); otherwise
-:meth:`RoutingHistogram.aurc_bounds` gives an interval that contains the in-memory
-AURC whatever the order within the bins.
+:meth:`RoutingHistogram.aurc_bounds` gives the least and the greatest AURC the rows
+could have in memory, over every order and tie within the bins (``execution.routing``).
 """
 
 from __future__ import annotations
@@ -212,28 +212,49 @@ class RoutingHistogram:
         return TopSlices(self.low[full].copy(), np.cumsum(self.count[full]), np.cumsum(self.right[full]))
 
     def aurc_bounds(self) -> tuple[float, float]:
-        """An interval holding the in-memory AURC, whatever the order (and ties) of the
-        rows within each bin. Rows of bin ``b`` (``m`` rows, ``r`` right, ``e`` wrong;
-        ``n_`` rows and ``E_`` errors in the bins above) have in memory the error rate
-        ``E(n) / n`` of a top slice ending inside the bin, ``n`` in ``(n_, n_ + m]``;
-        it is at most ``(E_ + e) / (n_ + max(e, 1))`` (errors first) and at least
-        ``(E_ + [r = 0]) / (n_ + max(r, 1))`` (right answers first). A bin holding a
-        single confidence (``low == high``) is one tie in memory too: its rate is exact.
-        Both ends are the streamed AURC when every bin holds a single confidence."""
+        """The least and the greatest AURC the in-memory audit could give for these
+        counts, over every order and every tie within each bin (both attained).
+
+        In memory a row's risk is ``E(n) / n``, the error rate of the smallest top
+        slice holding it (its tie's end ``n``). Take a bin of ``m`` rows, ``r`` right
+        and ``e`` wrong, below ``n0`` rows holding ``E0`` errors (``E = E0 + e``). The
+        ``i``-th row of the bin has ``n >= n0 + i``, and ``E(n) / n`` is at most
+        ``E / (n0 + e)`` (errors first) for ``i <= e`` and ``E / (n0 + i)`` after; at
+        least ``E0 / (n0 + r)`` (right answers first) for ``i <= r`` and
+        ``(E0 + i - r) / (n0 + i)`` after. Ties of all the errors (or all the right
+        answers) at the top of the bin reach the bounds. Summed over the bin::
+
+            high = e E / (n0 + e) + E (H(n0 + m) - H(n0 + e))
+            low  = r E0 / (n0 + r) + e - (n0 - E0 + r) (H(n0 + m) - H(n0 + r))
+
+        with ``H`` the harmonic numbers (``digamma(k + 1)`` up to a constant). A bin
+        holding a single confidence (``low == high``) is one tie in memory too: ``m E /
+        (n0 + m)`` exactly, summed as :func:`~calaudit.decisions.routing.risk_coverage`
+        sums it. Both ends divided by ``N``; equal, and the streamed AURC, when every
+        bin holds one confidence."""
+        from scipy.special import digamma
+
         full = np.flatnonzero(self.count)[::-1]
         slices = self.top_slices()
         m = np.diff(slices.n, prepend=0)
-        r = self.right[full]
-        e = (m - r).astype(np.float64)
-        n_above = (slices.n - m).astype(np.float64)
-        e_above = (slices.n - slices.right).astype(np.float64) - e
-        high = (e_above + e) / (n_above + np.maximum(e, 1.0))
-        low = (e_above + (r == 0)) / (n_above + np.maximum(r, 1.0))
+        r = self.right[full].astype(np.float64)
+        e = m - r
+        n0 = (slices.n - m).astype(np.float64)
+        e0 = (slices.n - slices.right).astype(np.float64) - e
+        errors = e0 + e
+        h_all = digamma(n0 + m + 1.0)
+        high = (np.where(e > 0, e * errors / np.maximum(n0 + e, 1.0), 0.0)
+                + errors * (h_all - digamma(n0 + e + 1.0)))
+        low = (np.where(r > 0, r * e0 / np.maximum(n0 + r, 1.0), 0.0)
+               + e - (n0 - e0 + r) * (h_all - digamma(n0 + r + 1.0)))
+        exact = m * (1.0 - slices.right / slices.n)  # as risk_coverage computes it: the same float sums
         single = self.low[full] == self.high[full]
-        exact = 1.0 - slices.right / slices.n  # as risk_coverage computes it: the same float sums
-        high, low = np.where(single, exact, high), np.where(single, exact, low)
         total = int(slices.n[-1])
-        return float(np.dot(m, low) / total), float(np.dot(m, high) / total)
+        low_sum = float(np.sum(np.where(single, exact, np.minimum(low, exact))) / total)
+        high_sum = float(np.sum(np.where(single, exact, np.maximum(high, exact))) / total)
+        if single.all():  # the streamed AURC itself, to the last bit
+            low_sum = high_sum = float(np.dot(m, 1.0 - slices.right / slices.n) / total)
+        return low_sum, high_sum
 
     def describe(self) -> dict[str, Any]:
         """What ``execution.routing`` says: where the thresholds came from, the
