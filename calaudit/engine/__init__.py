@@ -8,7 +8,8 @@ filled by ``kernel`` (compiled with numba when installed, numpy otherwise) and r
 by ``stream`` in one process or by ``distributed`` on a Dask cluster.
 ``stream.audit_statistics`` turns them into an :class:`~calaudit.result.AuditResult`,
 with ``sketch`` and ``sketch_smooth`` (figures from the fine histogram, with bounds),
-``resample`` (grouped bootstrap intervals), ``windows`` (figures per window of time)
-and ``drift`` (whether the latest window changed). ``budget`` decides when a file is
+``resample`` (grouped bootstrap intervals), ``windows`` (figures per window of time),
+``drift`` (whether the latest window changed) and ``routing_bins`` (review routing
+from exact counts per fine confidence bin). ``budget`` decides when a file is
 too large for memory.
 """
