@@ -135,7 +135,8 @@ def test_the_icon_array_and_the_diagram_show_the_rows(audited):
     confidence, right = proba.max(axis=1), proba.argmax(axis=1) == y
     top = confidence > 0.9  # the report's most confident band, 90-100%
     assert top.sum() >= 0.02 * y.size  # enough calls to be quoted
-    marks = [attrs["class"] for tag, attrs in parsed.tags if tag == "span" and attrs.get("class", "").startswith("mark")]
+    marks = [attrs["class"] for tag, attrs in parsed.tags
+             if tag == "span" and attrs.get("class", "").startswith("mark")]
     assert marks[:100].count("mark right") == round(100 * right[top].mean())
     assert len(marks) == 102  # 100 in the array, 2 in its legend
     circles = [attrs for tag, attrs in parsed.tags if tag == "circle"]

@@ -43,8 +43,9 @@ from calaudit.stats.metrics import compute_metrics
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("cat", "dog", "eel")
 #: Every label the run below can show (a bar is drawn only for a step that ran).
-LABELS = ("Resampling for the intervals", "Fitting baselines", "Resampling the smoothing sweep", "Pairing columns",
-          "Testing candidate segments", "Measuring segments", "Paired bootstrap", "Measuring windows")
+LABELS = ("Resampling for the intervals", "Recalibrating", "Retraining the reference model",
+          "Resampling the smoothing sweep", "Pairing columns", "Testing candidate segments", "Measuring segments",
+          "Paired bootstrap", "Measuring windows")
 
 
 class Recorder(list):
@@ -104,11 +105,11 @@ def test_a_bar_per_step_on_a_terminal(monkeypatch):
     monkeypatch.setattr(progress_module, "SHOW_AFTER", 0.0)
     with step_progress({"quiet": False}) as progress:
         for done in range(5):
-            progress("Fitting baselines", done, 4)
+            progress("Recalibrating", done, 4)
         progress("Paired bootstrap", 0, 200)
         progress("Paired bootstrap", 200, 200)
     text = terminal.getvalue()
-    assert text.index("Fitting baselines") < text.index("Paired bootstrap")
+    assert text.index("Recalibrating") < text.index("Paired bootstrap")
     assert text.count("100%") == 2  # each bar reached its end, then closed
 
 
@@ -117,8 +118,8 @@ def test_nothing_is_drawn_off_a_terminal_or_with_quiet(monkeypatch):
     for stream, options in ((io.StringIO(), {"quiet": False}), (Terminal(), {"quiet": True})):
         monkeypatch.setattr(sys, "stderr", stream)
         with step_progress(options) as progress:
-            progress("Fitting baselines", 0, 3)
-            progress("Fitting baselines", 3, 3)
+            progress("Recalibrating", 0, 3)
+            progress("Recalibrating", 3, 3)
         assert stream.getvalue() == ""
 
 
@@ -144,8 +145,8 @@ def test_nested_steps_share_one_bar_and_compare_names_the_model(monkeypatch):
     with step_progress({"quiet": False}) as outer, step_progress({"quiet": False}) as inner:
         assert inner is outer
     calls = Recorder()
-    labelled(calls, "vendor_a")("Fitting baselines", 1, 5)
-    assert calls == [("vendor_a: fitting baselines", 1, 5)]
+    labelled(calls, "vendor_a")("Recalibrating", 1, 5)
+    assert calls == [("vendor_a: recalibrating", 1, 5)]
     assert labelled(None, "vendor_a") is None
 
 
@@ -158,8 +159,12 @@ def test_baselines_tell_every_fold_fit_and_the_sweep_resamples_without_changing_
     calls = Recorder()
     options = dict(n_bins=10, folds=3, seed=2, resamples=200)
     told = run_baselines(given, ["temperature", "isotonic", "label-smoothing"], progress=calls, **options)
-    fits = 3 * (2 + len(SWEEP))  # 3 folds of temperature, isotonic and each smoothing amount
-    assert calls.steps("Fitting baselines") == [(done, fits) for done in range(fits + 1)]
+    # 3 folds of temperature and isotonic, then of the reference model at each smoothing amount
+    assert calls.steps("Recalibrating") == [(done, 6) for done in range(7)]
+    retrained = 3 * len(SWEEP)
+    assert calls.steps("Retraining the reference model") == [(done, retrained) for done in range(retrained + 1)]
+    labels = [label for label, _, _ in calls]
+    assert labels.index("Retraining the reference model") > max(i for i, x in enumerate(labels) if x == "Recalibrating")
     assert_counts_to_its_total(calls.steps("Resampling the smoothing sweep"), 200)
     quiet = run_baselines(given, ["temperature", "isotonic", "label-smoothing"], **options)
     assert told.to_dict() == quiet.to_dict()
@@ -257,7 +262,7 @@ def test_a_run_draws_its_steps_on_the_terminal_and_keeps_stdout_a_clean_json(tmp
     assert code == 0, terminal
     document = json.loads(stdout)  # nothing but the document on stdout
     assert document["baselines"] is not None and document["group_tests"]
-    for label in ("Resampling for the intervals", "Fitting baselines", "Pairing columns",
+    for label in ("Resampling for the intervals", "Recalibrating", "Pairing columns",
                   "Testing candidate segments"):
         assert label in terminal, (label, terminal)
     assert "Traceback" not in terminal

@@ -220,8 +220,8 @@ def run_baselines(
     fold_of = stratified_folds(y, folds, seed)
     n_folds = int(fold_of.max()) + 1
     wanted = [m for m in recalibration.METHODS if m in methods or (soft and m == "temperature")]
-    fits = len(wanted) + int(soft) + (len(amounts) + int(soft) if retrain else 0)
-    fitted = StepCounter(progress, "Fitting baselines", fits * n_folds)
+    # Two steps, each fit of a step costing about the same: one bar's pace holds.
+    fitted = StepCounter(progress, "Recalibrating", (len(wanted) + int(soft)) * n_folds)
     distribution = hard = None
     if human is not None:
         distribution = human.distribution
@@ -253,6 +253,7 @@ def run_baselines(
                 f"the {what} baseline would train on {features.shape[0] * n_classes:,} expanded rows "
                 f"(N x K); audit a sample of at most {MAX_EXPANDED_ROWS // n_classes:,} rows for it"
             )
+        fitted = StepCounter(progress, "Retraining the reference model", (len(amounts) + int(soft)) * n_folds)
         for eps in amounts:
             out = _cross_fitted_retraining(features, y, fold_of, n_classes, eps, model=model, seed=seed,
                                            on_fold=fitted)

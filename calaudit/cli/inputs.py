@@ -68,6 +68,7 @@ def run_model(model_path: Path, data_path: Path, options: dict[str, Any], label:
         return load_model_predictions(
             model_path, data_path, **model_load_options(options), progress=progress,
             save_predictions=options["save_predictions"],
-            want_features=bool({"label-smoothing", "soft-labels"} & set(baseline_keys(options["baselines"], human=True))),
+            want_features=bool({"label-smoothing", "soft-labels"}
+                               & set(baseline_keys(options["baselines"], human=True))),
             embedding_output=options["embedding_output"],
         )
