@@ -18,6 +18,7 @@ from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .display import register_html
 
 __all__ = [
     "AuditResult",
@@ -96,3 +97,21 @@ class MovedModules:
 
 if MovedModules not in sys.meta_path:
     sys.meta_path.append(MovedModules)
+
+
+def _audit_card(result: Any) -> str:
+    from .reporters.card import render
+
+    return render(result)
+
+
+def _comparison_card(comparison: Any) -> str:
+    from .reporters.card import render_comparison
+
+    return render_comparison(comparison)
+
+
+# A result shows itself in a notebook as a card (calaudit.display says why it is
+# registered here, at the top of the layers, and not imported by the result types).
+register_html("calaudit.result.AuditResult", _audit_card)
+register_html("calaudit.decisions.comparison_result.ComparisonResult", _comparison_card)

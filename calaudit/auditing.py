@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -143,6 +143,7 @@ def audit_predictions(
     smoothing: Sequence[float] | None = None,
     baseline_model: str = "logistic",
     hard_split: str = "70/30",
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> AuditResult:
     """Audit already validated :class:`Predictions` (what every loader returns).
 
@@ -157,6 +158,9 @@ def audit_predictions(
     ``bootstrap`` resamples (0: none; ``None``: :data:`calaudit.stats.bootstrap.DEFAULT_RESAMPLES`,
     1,000) give a ``level`` interval for every metric; ``seed`` makes them, and the
     calibration test's simulations, reproducible.
+
+    ``progress(label, done, total)``, when given, is told how the long steps advance
+    (the resamples, each baseline fit); the CLI draws it as a progress bar.
     """
     if bootstrap is None:
         from .stats import bootstrap as bootstrap_module
@@ -193,7 +197,7 @@ def audit_predictions(
         intervals = run_bootstrap(
             predictions.y_true, predictions.y_proba, suite, n_bins=n_bins,
             smooth_bandwidth=estimates.smooth_curve.bandwidth, reference=values, resamples=int(bootstrap),
-            level=level, seed=seed,
+            level=level, seed=seed, progress=progress,
         )
     human = hard_mask = None
     if predictions.human is not None:
@@ -210,7 +214,7 @@ def audit_predictions(
         comparison = run_baselines(predictions, list(baselines), n_bins=n_bins, folds=folds, seed=seed,
                                    smoothing=None if smoothing is None else tuple(smoothing), model=baseline_model,
                                    hard_mask=hard_mask, resamples=int(bootstrap), level=level,
-                                   hard_split=hard_split)
+                                   hard_split=hard_split, progress=progress)
     class_names = predictions.class_names
     positive = None
     if suite.positive is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .baselines.comparison import Comparison
+from .display import html_of
 from .gate import GateResult
 from .human.results import HumanAnalysis
 from .stats.bootstrap import BootstrapResult, Interval
@@ -373,6 +374,12 @@ class AuditResult:
     def to_frame(self) -> pd.DataFrame:
         """The top-label reliability table as a DataFrame."""
         return self.reliability.to_frame()
+
+    def _repr_html_(self) -> str | None:
+        """The card Jupyter shows for a result: the verdict, the icon array, a small
+        reliability diagram and the key metrics with their intervals, self-contained
+        (:mod:`calaudit.reporters.card`, found through :mod:`calaudit.display`)."""
+        return html_of(self)
 
     def metric_definitions(self) -> dict[str, dict[str, Any]]:
         """Direction, parameters and meaning of each metric present."""

@@ -32,7 +32,7 @@ COMPUTING = {
 #: modules and those of the layers below it, never one beside or above it
 #: (docs/architecture.md says what each holds).
 LAYERS = (
-    ("calaudit._version", "calaudit.errors"),
+    ("calaudit._version", "calaudit.errors", "calaudit.display"),
     ("calaudit.predictions",),
     ("calaudit.files", "calaudit.stats"),
     ("calaudit.human",),
@@ -51,8 +51,10 @@ LAYERS = (
     ("calaudit.cli",),
     ("calaudit", "calaudit.__main__"),
 )
-#: The modules at the top of the package: the public API, the result, errors and settings.
-TOP_LEVEL = {"__init__", "__main__", "_version", "auditing", "config", "errors", "fixing", "gate", "result"}
+#: The modules at the top of the package: the public API, the result, errors, settings,
+#: and the registry through which results show themselves in a notebook.
+TOP_LEVEL = {"__init__", "__main__", "_version", "auditing", "config", "display", "errors", "fixing", "gate",
+             "result"}
 MAX_LINES = 600
 
 

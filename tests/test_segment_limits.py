@@ -338,6 +338,6 @@ def test_group_segments_reports_progress_once_per_measured_segment():
     shop = np.array(["a"] * 300 + ["b"] * 250 + ["c"] * 50, dtype=object)
     calls = []
     analysis = group_segments(Predictions.from_arrays(y, proba), {"shop": shop}, min_group_size=60, bootstrap=0,
-                              progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(1, 2), (2, 2)]
+                              progress=lambda step, done, total: calls.append((step, done, total)))
+    assert [(done, total) for step, done, total in calls if step == "Measuring segments"] == [(1, 2), (2, 2)]
     assert sum(not s.too_small for s in analysis.segments) == 2

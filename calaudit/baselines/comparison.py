@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,7 @@ from ..stats.bootstrap import EXACT_BUDGET, basic_interval, resampled_metrics
 from ..stats.metrics import compute_metrics
 from ..stats.reliability import ReliabilityTable, reliability_table
 from . import label_smoothing, recalibration
-from .folds import stratified_folds
+from .folds import StepCounter, stratified_folds
 
 BASELINES = ("label-smoothing", "temperature", "vector", "isotonic", "histogram", "soft-labels")
 #: Label-smoothing amounts swept on the same folds when none is given (0: hard labels).
@@ -178,6 +178,7 @@ def run_baselines(
     resamples: int = 0,
     level: float = 0.95,
     hard_split: str = "70/30",
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Comparison:
     """Run ``methods`` (keys of :data:`BASELINES`) cross-fitted on ``folds`` stratified folds.
 
@@ -194,7 +195,8 @@ def run_baselines(
     metrics on the hard and easy rows (``hard_mask`` and its complement; by default
     the ``hard_split`` rule of :func:`calaudit.human.split.hard_rows`). The annotation
     question is asked on as many rows as are hard, chosen from the items
-    (:func:`contested_rows`).
+    (:func:`contested_rows`). ``progress(label, done, total)`` is told of each fold's
+    fit and of the sweep's resamples.
     """
     unknown = [m for m in methods if m not in BASELINES]
     if unknown:
@@ -216,6 +218,10 @@ def run_baselines(
     n_classes = proba.shape[1]
     check_folds(y, folds, "baselines")
     fold_of = stratified_folds(y, folds, seed)
+    n_folds = int(fold_of.max()) + 1
+    wanted = [m for m in recalibration.METHODS if m in methods or (soft and m == "temperature")]
+    # Two steps, each fit of a step costing about the same: one bar's pace holds.
+    fitted = StepCounter(progress, "Recalibrating", (len(wanted) + int(soft)) * n_folds)
     distribution = hard = None
     if human is not None:
         distribution = human.distribution
@@ -225,10 +231,9 @@ def run_baselines(
         ("vendor", "The vendor's model", "vendor", proba, {})]
     z = recalibration.log_scores(proba, predictions.logits)
     on = {"on": "logits" if predictions.logits is not None else "log-probabilities"}
-    wanted = [m for m in recalibration.METHODS if m in methods or (soft and m == "temperature")]
     for key in wanted:
         name, _ = recalibration.METHODS[key]
-        out, params = cross_fitted_recalibration(key, proba, z, y, fold_of)
+        out, params = cross_fitted_recalibration(key, proba, z, y, fold_of, on_fold=fitted)
         details = dict(on)
         if key == "temperature":
             details["temperatures"] = [p["temperature"] for p in params]
@@ -236,7 +241,7 @@ def run_baselines(
     if soft:
         key = recalibration.TEMPERATURE_SOFT[0]
         name = recalibration.TEMPERATURE_SOFT_NAMES.get(human.kind, recalibration.TEMPERATURE_SOFT[1])
-        out, params = cross_fitted_soft_temperature(z, distribution, fold_of)
+        out, params = cross_fitted_soft_temperature(z, distribution, fold_of, on_fold=fitted)
         runs.append((key, name, "recalibration", out, {**on, "temperatures": [p["temperature"] for p in params],
                                                        "targets": "human distribution"}))
     features_used = ""
@@ -248,15 +253,17 @@ def run_baselines(
                 f"the {what} baseline would train on {features.shape[0] * n_classes:,} expanded rows "
                 f"(N x K); audit a sample of at most {MAX_EXPANDED_ROWS // n_classes:,} rows for it"
             )
+        fitted = StepCounter(progress, "Retraining the reference model", (len(amounts) + int(soft)) * n_folds)
         for eps in amounts:
-            out = _cross_fitted_retraining(features, y, fold_of, n_classes, eps, model=model, seed=seed)
+            out = _cross_fitted_retraining(features, y, fold_of, n_classes, eps, model=model, seed=seed,
+                                           on_fold=fitted)
             key = smoothing_key(eps)
             name = ("Retrained reference model, hard labels" if eps == 0.0
                     else f"Retrained reference model, label smoothing {eps:g}")
             runs.append((key, name, "retraining", out, {"smoothing": eps, "model": model, "features": features_used}))
         if soft:
             out = _cross_fitted_retraining(features, y, fold_of, n_classes, 0.0, model=model, seed=seed,
-                                           targets=distribution)
+                                           targets=distribution, on_fold=fitted)
             runs.append(("soft-labels", "Retrained reference model, human soft labels", "retraining", out,
                          {"smoothing": None, "targets": "human distribution", "model": model,
                           "features": features_used}))
@@ -267,7 +274,7 @@ def run_baselines(
     if retrain and smoothing is None:
         swept = {key: (outputs[key], suites[key]) for key in map(smoothing_key, amounts)}
         sweep, ece_intervals = _smoothing_sweep(y, swept, amounts, n_bins=n_bins, resamples=resamples, level=level,
-                                                seed=seed)
+                                                seed=seed, progress=progress)
     results = []
     for key, name, kind, out, details in runs:
         metrics = {metric: suites[key].values[metric] for metric in COMPARED}
@@ -403,7 +410,7 @@ def shown_difference(value: float, measure: str = ANNOTATION_MEASURE) -> float:
 
 def _smoothing_sweep(
     y: np.ndarray, swept: dict[str, tuple[np.ndarray, Any]], amounts: Sequence[float], *, n_bins: int,
-    resamples: int, level: float, seed: int,
+    resamples: int, level: float, seed: int, progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[SmoothingSweep, dict[str, tuple[float, float]]]:
     """The sweep's ECEs and, with ``resamples``, their row-bootstrap intervals (every
     amount measured on the same resampled rows). ``swept`` maps each amount's result
@@ -414,11 +421,13 @@ def _smoothing_sweep(
     intervals: dict[str, tuple[float, float]] = {}
     if resamples > 0:
         resampled: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+        told = StepCounter(progress, "Resampling the smoothing sweep", resamples)
         for rows in _row_draws(y.shape[0], resamples, seed):
             for key in keys:
                 # Only the top label's bins are needed for the ECE; no smoothing grid is used.
                 resampled[key].append(resampled_metrics(rows, y, swept[key][0], suites[key], n_bins=n_bins,
                                                         smooth_bandwidth=1.0, names=ECE_ONLY)["ece"])
+            told(rows.shape[0])
         for key, value in zip(keys, ece):
             interval, _ = basic_interval(np.concatenate(resampled[key]), value, level=level, bounds=(0.0, 1.0))
             intervals[key] = (interval.low, interval.high)
@@ -476,7 +485,7 @@ def _human_parts(
 
 def _cross_fitted_retraining(
     features: np.ndarray, y: np.ndarray, fold_of: np.ndarray, n_classes: int, eps: float, *, model: str, seed: int,
-    targets: np.ndarray | None = None,
+    targets: np.ndarray | None = None, on_fold: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Out-of-fold probabilities of the reference model trained with label smoothing
     ``eps``, or on ``targets`` (the human distributions) when given."""
@@ -486,11 +495,13 @@ def _cross_fitted_retraining(
         extra = {} if targets is None else {"targets": targets[train]}
         out[test] = label_smoothing.fit_predict(features[train], y[train], features[test], n_classes, eps,
                                                 kind=model, seed=seed, **extra)
+        if on_fold is not None:
+            on_fold()
     return out
 
 
 def cross_fitted_soft_temperature(
-    z: np.ndarray, distribution: np.ndarray, fold_of: np.ndarray,
+    z: np.ndarray, distribution: np.ndarray, fold_of: np.ndarray, on_fold: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, list[dict]]:
     """Temperature scaling fitted on the human distributions, cross-fitted like
     :func:`cross_fitted_recalibration`."""
@@ -500,6 +511,8 @@ def cross_fitted_soft_temperature(
         train, test = fold_of != fold, fold_of == fold
         out[test], fitted = recalibration.temperature_soft(z[train], distribution[train], z[test])
         params.append(fitted)
+        if on_fold is not None:
+            on_fold()
     return out, params
 
 
@@ -519,9 +532,11 @@ def check_folds(y: np.ndarray, folds: int, what: str) -> None:
 
 def cross_fitted_recalibration(
     key: str, proba: np.ndarray, z: np.ndarray, y: np.ndarray, fold_of: np.ndarray,
+    on_fold: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, list[dict]]:
-    """Recalibration ``key`` cross-fitted: each fold scored by a fit on the other folds;
-    returns the out-of-fold probabilities and each fold's fitted parameters."""
+    """Recalibration ``key`` cross-fitted: each fold scored by a fit on the other folds
+    (``on_fold`` called after each); returns the out-of-fold probabilities and each
+    fold's fitted parameters."""
     _, method = recalibration.METHODS[key]
     out = np.empty_like(proba)
     params: list[dict] = []
@@ -529,6 +544,8 @@ def cross_fitted_recalibration(
         train, test = fold_of != fold, fold_of == fold
         out[test], fitted = method(proba[train], z[train], y[train], proba[test], z[test])
         params.append(fitted)
+        if on_fold is not None:
+            on_fold()
     return out, params
 
 

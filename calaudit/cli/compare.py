@@ -65,10 +65,8 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
     resampled rows for every model) gives each difference an interval. Thresholds
     (--max-ece, ...) apply to every model: exit 1 if any model breaches one.
     """
-    from ..decisions.alignment import align_predictions
-    from ..decisions.compare import compare_audits
-    from ..errors import ProbabilitiesAsLogitsError
-    from .logits import compare_remedy, logits_per_input
+    from .logits import logits_per_input
+    from .progress import step_progress
 
     if len(input_paths) < 2:
         raise click.UsageError("compare needs at least two inputs: calaudit compare INPUT INPUT [INPUT...]")
@@ -91,26 +89,8 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
                    [*[("an input", path) for path in input_paths], data_input(data_path)])
     flags, every = logits_per_input(ctx, options, input_paths, display)
     each = [{**options, "logits": flag} for flag in flags]
-    loaded = []
-    for path, is_model, name, own in zip(input_paths, models, display, each):
-        try:
-            loaded.append(run_model(path, data_path, {**own, "save_predictions": None, "embedding_output": None})
-                          if is_model else load_file(path, own))
-        except ProbabilitiesAsLogitsError as exc:
-            raise compare_remedy(exc, name, every) from None
-    # A tied plurality vote is settled by the item's id (or row number, by which files
-    # without ids are aligned): the same label in every file, whatever its scores.
-    from ..loaders.human_columns import break_ties_by_id
-
-    loaded = [break_ties_by_id(predictions, options["id_col"], options["seed"]) for predictions in loaded]
-    aligned, alignment = align_predictions(loaded, display, id_col=options["id_col"])
-    exclude = (options["id_col"],) if options["id_col"] else ()
-    audits = [apply_gate(audit_with_options(ctx, predictions, own, data_path, exclude), options)
-              for predictions, own in zip(aligned, each)]
-    comparison = compare_audits(
-        aligned, display, audits, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
-        level=0.95, alignment=alignment, options=recorded_options(ctx, options),
-    )
+    with step_progress(options) as progress:
+        comparison = _compare(ctx, input_paths, data_path, display, models, each, every, options, progress)
     _write_comparison(comparison, options)
     failed = [(name, gate) for name, gate in comparison.gates.items() if not gate.passed]
     if failed:
@@ -119,6 +99,40 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
                 if len(failed) > 1 else "")
         click.echo(f"calaudit: gate failed: {one_line(name)}: {one_line(gate.failures[0].message)}{more}", err=True)
         ctx.exit(int(ExitCode.GATE_FAILED))
+
+
+def _compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path | None, display: list[str],
+             models: list[bool], each: list[dict[str, Any]], every: bool, options: dict[str, Any],
+             progress: Any) -> Any:
+    """Read, align and audit every model, then compare them; ``progress`` is told of
+    each step (the models read, each model's long steps, the paired bootstrap)."""
+    from ..decisions.alignment import align_predictions
+    from ..decisions.compare import compare_audits
+    from ..errors import ProbabilitiesAsLogitsError
+    from .logits import compare_remedy
+
+    loaded = []
+    for done, (path, is_model, name, own) in enumerate(zip(input_paths, models, display, each)):
+        progress("Reading the models", done, len(input_paths))
+        try:
+            loaded.append(run_model(path, data_path, {**own, "save_predictions": None, "embedding_output": None},
+                                    label=f"{name}: running the model") if is_model else load_file(path, own))
+        except ProbabilitiesAsLogitsError as exc:
+            raise compare_remedy(exc, name, every) from None
+    progress("Reading the models", len(input_paths), len(input_paths))
+    # A tied plurality vote is settled by the item's id (or row number, by which files
+    # without ids are aligned): the same label in every file, whatever its scores.
+    from ..loaders.human_columns import break_ties_by_id
+
+    loaded = [break_ties_by_id(predictions, options["id_col"], options["seed"]) for predictions in loaded]
+    aligned, alignment = align_predictions(loaded, display, id_col=options["id_col"])
+    exclude = (options["id_col"],) if options["id_col"] else ()
+    audits = [apply_gate(audit_with_options(ctx, predictions, own, data_path, exclude, name=name), options)
+              for predictions, own, name in zip(aligned, each, display)]
+    return compare_audits(
+        aligned, display, audits, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
+        level=0.95, alignment=alignment, options=recorded_options(ctx, options), progress=progress,
+    )
 
 
 def _display_name(path: Path) -> str:

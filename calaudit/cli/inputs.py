@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,28 +52,23 @@ def _refuse_missing_label_column(input_path: Path, predictions: Any, label_col: 
         )
 
 
-def run_model(model_path: Path, data_path: Path, options: dict[str, Any]) -> Any:
+def run_model(model_path: Path, data_path: Path, options: dict[str, Any], label: str = "Running the model") -> Any:
+    """The predictions of an ONNX model run over ``data_path``, with a progress bar
+    named ``label`` on a terminal's stderr."""
     from ..loaders.model_run import load_model_predictions
+    from .progress import step_progress
 
-    show_progress = not options["quiet"] and sys.stderr.isatty()
-    bars: list[Any] = []  # made at the first batch, once the number of rows is known
+    with step_progress(options) as steps:
+        scored = [0]
 
-    def progress(rows: int, total: int) -> None:
-        if not show_progress:
-            return
-        if not bars:
-            bars.append(click.progressbar(length=total, label="Running the model", file=sys.stderr))
-            bars[0].__enter__()
-        bars[0].update(rows)
+        def progress(rows: int, total: int) -> None:  # told the rows of each batch
+            scored[0] += rows
+            steps(label, scored[0], total)
 
-    try:
-        predictions = load_model_predictions(
+        return load_model_predictions(
             model_path, data_path, **model_load_options(options), progress=progress,
             save_predictions=options["save_predictions"],
-            want_features=bool({"label-smoothing", "soft-labels"} & set(baseline_keys(options["baselines"], human=True))),
+            want_features=bool({"label-smoothing", "soft-labels"}
+                               & set(baseline_keys(options["baselines"], human=True))),
             embedding_output=options["embedding_output"],
         )
-    finally:
-        if bars:
-            bars[0].__exit__(None, None, None)
-    return predictions

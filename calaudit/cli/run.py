@@ -150,19 +150,23 @@ def recorded_options(ctx: click.Context, options: dict[str, Any]) -> dict[str, A
 
 
 def audit_with_options(ctx: click.Context, predictions: Any, options: dict[str, Any], data_path: Path | None,
-           exclude: tuple[str, ...] = ()) -> Any:
-    """One model's audit with the command's options: metrics, baselines, segments, routing."""
+           exclude: tuple[str, ...] = (), name: str | None = None) -> Any:
+    """One model's audit with the command's options: metrics, baselines, segments, routing.
+    Its long steps show progress bars on a terminal's stderr, led by ``name`` when given."""
     from ..auditing import audit_predictions
+    from .progress import labelled, step_progress
 
     columns = _decision_columns(predictions, options, data_path, exclude)  # refused before the audit's work
-    result = audit_predictions(
-        predictions, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
-        options=recorded_options(ctx, options),
-        baselines=baseline_keys(options["baselines"], human=predictions.human is not None),
-        folds=options["folds"], smoothing=options["smoothing"] or None, baseline_model=options["baseline_model"],
-        hard_split=options.get("hard_split") or "70/30",
-    )
-    return _add_decisions(result, predictions, options, columns)
+    with step_progress(options) as steps:
+        progress = labelled(steps, name) if name else steps
+        result = audit_predictions(
+            predictions, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
+            options=recorded_options(ctx, options),
+            baselines=baseline_keys(options["baselines"], human=predictions.human is not None),
+            folds=options["folds"], smoothing=options["smoothing"] or None, baseline_model=options["baseline_model"],
+            hard_split=options.get("hard_split") or "70/30", progress=progress,
+        )
+        return _add_decisions(result, predictions, options, columns, progress)
 
 
 def _decision_columns(predictions: Any, options: dict[str, Any], data_path: Path | None,
@@ -183,17 +187,16 @@ def _decision_columns(predictions: Any, options: dict[str, Any], data_path: Path
     return groups, search
 
 
-def _add_decisions(result: Any, predictions: Any, options: dict[str, Any], columns: tuple[Any, Any]) -> Any:
+def _add_decisions(result: Any, predictions: Any, options: dict[str, Any], columns: tuple[Any, Any],
+                   progress: Any) -> Any:
     """Segments (--group-by, --find-segments) and review routing (--target-accuracy)."""
     from ..decisions.analysis import add_decisions
-    from .progress import lazy_progress
 
     groups, search = columns
-    with lazy_progress(options, "Measuring segments") as progress:
-        return add_decisions(
-            result, predictions, groups=groups, search=search, min_group_size=options["min_group_size"],
-            max_levels=options["max_levels"], progress=progress,
-            targets=tuple(dict.fromkeys(options["target_accuracy"])),
-            recalibrate="temperature" in baseline_keys(options["baselines"]), folds=options["folds"],
-            seed=options["seed"],
-        )
+    return add_decisions(
+        result, predictions, groups=groups, search=search, min_group_size=options["min_group_size"],
+        max_levels=options["max_levels"], progress=progress,
+        targets=tuple(dict.fromkeys(options["target_accuracy"])),
+        recalibrate="temperature" in baseline_keys(options["baselines"]), folds=options["folds"],
+        seed=options["seed"],
+    )

@@ -139,10 +139,12 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     result = replace(result, routing=decided)
     if windows is not None:
         from ..engine.windows import window_extras
+        from .progress import step_progress
 
-        result = replace(result, extras={**result.extras, **window_extras(
-            windows, column=options["time_col"], since=dataset.since, until=dataset.until,
-            resamples=int(result.options["bootstrap"]), seed=options["seed"])})
+        with step_progress(options) as progress:
+            result = replace(result, extras={**result.extras, **window_extras(
+                windows, column=options["time_col"], since=dataset.since, until=dataset.until,
+                resamples=int(result.options["bootstrap"]), seed=options["seed"], progress=progress)})
     return result
 
 

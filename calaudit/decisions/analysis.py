@@ -26,7 +26,7 @@ def add_decisions(
     search: dict[str, np.ndarray] | None = None,
     min_group_size: int = 50,
     max_levels: int = DEFAULT_GROUP_MAX_LEVELS,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     targets: Sequence[float] = (),
     recalibrate: bool = False,
     folds: int = 5,
@@ -36,7 +36,8 @@ def add_decisions(
     the columns ``--find-segments`` searches) and its review routing (``targets``, the
     report's 90/95/99% when empty; with ``recalibrate``, also after cross-fitted
     temperature scaling). A ``groups`` column with more than ``max_levels`` distinct
-    values is refused; ``progress`` is told of each segment measured.
+    values is refused; ``progress(step, done, total)`` is told how the segment tests,
+    the search and the measuring advance.
 
     Segments and routing use the audit's bins, resamples, seed and level.
     """

@@ -16,7 +16,7 @@ gives a perfectly calibrated model.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -54,6 +54,7 @@ def compare_audits(
     level: float = DEFAULT_LEVEL,
     alignment: dict[str, Any],
     options: dict[str, Any] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ComparisonResult:
     """Compare models audited on the same rows.
 
@@ -67,7 +68,8 @@ def compare_audits(
 
     Without resamples there is nothing to compare (the comparison is the interval):
     ``bootstrap=0`` is a :class:`calaudit.errors.UsageError`, as are fewer than two
-    models and two models with the same name.
+    models and two models with the same name. ``progress(label, done, total)`` is told
+    of the paired resamples drawn.
     """
     if bootstrap is None:
         from ..stats import bootstrap as bootstrap_module
@@ -93,7 +95,7 @@ def compare_audits(
     bandwidths = [audit.smooth_reliability.bandwidth if audit.smooth_reliability is not None else None
                   for audit in audits]
     draws = paired_draws(predictions, n_bins=n_bins, resamples=int(bootstrap), seed=seed, references=references,
-                         bandwidths=bandwidths)
+                         bandwidths=bandwidths, progress=progress)
     differences, without = paired_differences(names, references, draws, level=level)
     # Models whose ECE is within chance of a perfectly calibrated model's (the audit's noise floor).
     within_noise = [name for name, audit in zip(names, audits)
@@ -151,6 +153,7 @@ def paired_draws(
     references: Sequence[dict[str, float]] | None = None,
     bandwidths: Sequence[float | None] | None = None,
     metrics: frozenset[str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Each model's metrics on the same ``resamples`` resamples of the rows.
 
@@ -161,7 +164,8 @@ def paired_draws(
     resamples. ``references`` are each model's full-data metrics (the calibration
     slope's fit starts there), ``bandwidths`` the smooth ECE's bandwidth on the full
     data (found when not given). ``metrics`` limits what is computed (``{"ece"}``
-    costs a small part of every metric).
+    costs a small part of every metric). ``progress("Paired bootstrap", done, resamples)``
+    is told after each block.
 
     Returns, per model, ``{metric: (resamples,) values}``.
     """
@@ -182,10 +186,14 @@ def paired_draws(
     rng = np.random.default_rng(seed)
     parts: list[list[dict[str, np.ndarray]]] = [[] for _ in models]
     for start in range(0, resamples, block):  # blocks of resamples, each vectorised
+        if progress is not None:
+            progress("Paired bootstrap", start, resamples)
         rows = rng.integers(0, n_rows, (min(block, resamples - start), n_rows))
         for part, (p, suite, bandwidth, reference) in zip(parts, models):
             part.append(resampled_metrics(rows, p.y_true, p.y_proba, suite, n_bins=n_bins,
                                           smooth_bandwidth=bandwidth, reference=reference, names=metrics))
+    if progress is not None:
+        progress("Paired bootstrap", resamples, resamples)
     return [{name: np.concatenate([piece[name] for piece in part]) for name in part[0]} for part in parts]
 
 

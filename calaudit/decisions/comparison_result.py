@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..display import html_of
 from ..gate import GateResult
 from ..result import AuditResult
 
@@ -110,6 +111,12 @@ class ComparisonResult:
     @property
     def passed(self) -> bool:
         return all(gate.passed for gate in self.gates.values())
+
+    def _repr_html_(self) -> str | None:
+        """The card Jupyter shows for a comparison: the ranking sentence and each
+        model's verdict, ECE and accuracy with their intervals
+        (:mod:`calaudit.reporters.card`, found through :mod:`calaudit.display`)."""
+        return html_of(self)
 
     def difference(self, a: str, b: str, metric: str) -> Difference | None:
         for item in self.differences:

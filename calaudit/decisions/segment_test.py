@@ -24,6 +24,7 @@ docs/metrics.md, section 11, gives the reasons.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +146,7 @@ def simulations_for(tested: int, alpha: float) -> int:
 def worse_than_rest_test(
     segment: BinCounts, rest: BinCounts, *, rng: np.random.Generator, max_simulations: int,
     stop_after: int = STOP_AFTER, screen_alpha: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RestTest:
     """One-sided p-values of "segment ``i``'s ECE is worse than if it were calibrated
     like ``rest[i]``" (module docstring), vectorised across segments, simulations and
@@ -156,7 +158,8 @@ def worse_than_rest_test(
     gets ``(1 + exceedances) / (1 + simulations)``. With ``screen_alpha`` (the
     search's screen only), a segment also stops at the end of a round once its
     current p-value passes Benjamini-Hochberg at that level: a screen needs the
-    decision, not the digits (nothing is claimed from it).
+    decision, not the digits (nothing is claimed from it). ``progress(done, total)``
+    is told of the simulations drawn after each batch, out of ``max_simulations``.
     """
     n_segments = segment.count.shape[0]
     p_value = np.full(n_segments, np.nan)
@@ -210,6 +213,8 @@ def worse_than_rest_test(
         active[stopped] = False
         exceed[running_ids] = reached[-1]
         drawn += batch
+        if progress is not None:
+            progress(drawn, max_simulations)
         if drawn < target:
             continue
         still = np.flatnonzero(active)
@@ -224,6 +229,8 @@ def worse_than_rest_test(
             p_value[settled], simulations[settled] = (exceed[settled] + 1.0) / (drawn + 1.0), drawn
             active[settled] = False
         target = min(2 * target, max_simulations)
+    if progress is not None:  # every segment decided: the step is done, whatever was drawn
+        progress(max_simulations, max_simulations)
     with np.errstate(invalid="ignore", divide="ignore"):
         null_ece = null_sum / null_count
     return RestTest(p_value, simulations, null_ece)

@@ -69,8 +69,16 @@ DEFAULT_MAX_LEVELS = 50
 DEFAULT_MAX_SELECTED = 10
 #: Bandwidth handed to the bootstrap, whose smooth ECE gets no interval here.
 _SMOOTH_BANDWIDTH = 0.1
-#: Called with (segments measured, segments to measure) as the measuring goes.
-Progress = Callable[[int, int], None]
+#: Called with (step, units done, units in all) as a step goes: "Testing segments"
+#: (simulations), "Pairing columns" (column pairs), "Measuring segments" (segments).
+Progress = Callable[[str, int, int], None]
+
+
+def _step(progress: Progress | None, label: str) -> Callable[[int, int], None] | None:
+    """``progress`` of one step: a ``(done, total)`` callback, or None."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(label, done, total)
 
 
 # ------------------------------------------------------------------ options
@@ -239,8 +247,8 @@ def group_segments(
     flagged when its adjusted p-value is at most ``alpha``. Smaller segments are
     listed ``too_small`` with their size only. A segment that is every row has no rest
     to be compared with: it is measured but not tested. A column with more than
-    ``max_levels`` distinct values is refused (:func:`group_levels`). ``progress`` is
-    told of each segment measured.
+    ``max_levels`` distinct values is refused (:func:`group_levels`). ``progress``
+    (:data:`Progress`) is told of the test's simulations and each segment measured.
     """
     resamples = _check_options(n_bins, min_group_size, bootstrap, seed, level, alpha)
     options = _Options(int(n_bins), int(min_group_size), resamples, int(seed), float(level), float(alpha),
@@ -265,7 +273,7 @@ def group_segments(
     max_simulations = simulations_for(testable.size, options.alpha)
     rng = np.random.default_rng(np.random.SeedSequence([options.seed, 1]))
     outcome = worse_than_rest_test(stacked.take(testable), rest.take(testable), rng=rng,
-                                   max_simulations=max_simulations)
+                                   max_simulations=max_simulations, progress=_step(progress, "Testing segments"))
     p_values = np.full(len(entries), np.nan)
     adjusted = np.full(len(entries), np.nan)
     p_values[testable] = outcome.p_value
@@ -284,7 +292,7 @@ def group_segments(
                                   options))
         measured += 1
         if progress is not None:
-            progress(measured, to_measure)
+            progress("Measuring segments", measured, to_measure)
     return SegmentAnalysis(
         found_by="group-by", columns=tuple(columns), min_group_size=options.min_group_size, alpha=options.alpha,
         correction=HOLM, test=TEST, tested=int(testable.size), segments=_ordered(segments),
@@ -315,8 +323,8 @@ class _Candidates:
     counts: BinCounts
 
 
-def _candidates(features: list[Levels], search_rows: np.ndarray, search: _Rows,
-                min_group_size: int) -> tuple[_Candidates, dict[str, int]]:
+def _candidates(features: list[Levels], search_rows: np.ndarray, search: _Rows, min_group_size: int,
+                told: Callable[[int, int], None] | None = None) -> tuple[_Candidates, dict[str, int]]:
     """Bin sums on the search half of every level and of every pair of levels from two
     columns (one bincount per column pair on the combined key), keeping those with at
     least ``min_group_size`` rows, some rest, and rows unlike either level alone."""
@@ -347,13 +355,18 @@ def _candidates(features: list[Levels], search_rows: np.ndarray, search: _Rows,
     for i, counts in enumerate(singles):
         levels = np.arange(len(features[i].texts))
         keep(i, levels, -1, np.full(levels.size, -1), counts, np.zeros(levels.size, dtype=bool))
-    for i, j in combinations(range(len(features)), 2):
+    pairs = len(features) * (len(features) - 1) // 2
+    for done, (i, j) in enumerate(combinations(range(len(features)), 2)):
+        if told is not None:
+            told(done, pairs)
         width = len(features[j].texts)
         counts = search.counts(codes[i] * width + codes[j], len(features[i].texts) * width)
         level_i, level_j = np.divmod(np.arange(len(features[i].texts) * width), width)
         # A pair holding exactly the rows of one of its levels repeats that level.
         duplicate = (counts.n == sizes[i][level_i]) | (counts.n == sizes[j][level_j])
         keep(i, level_i, j, level_j, counts, duplicate)
+    if told is not None:
+        told(pairs, pairs)
     candidates = _Candidates(
         *(np.concatenate(found[key]).astype(np.intp) if found[key] else np.zeros(0, dtype=np.intp)
           for key in ("first", "first_level", "second", "second_level")),
@@ -391,7 +404,8 @@ def find_segments(
     intervals and test against the measure half's rest, Holm-corrected over those
     tested. ``tested`` is the number of candidates tested in the search; ``details``
     records the split, the columns searched and skipped, and the screen. ``progress``
-    is told of each kept segment measured.
+    (:data:`Progress`) is told of the column pairs, the screen's simulations and each
+    kept segment measured.
     """
     resamples = _check_options(n_bins, min_group_size, bootstrap, seed, level, alpha)
     max_levels = _positive("max_levels", max_levels)
@@ -427,12 +441,14 @@ def find_segments(
         names.append(name)
         features.append(levels)
     search = _Rows.of(top, bin_ids, options.n_bins, search_rows)
-    candidates, not_tested = _candidates(features, search_rows, search, options.min_group_size)
+    candidates, not_tested = _candidates(features, search_rows, search, options.min_group_size,
+                                         _step(progress, "Pairing columns"))
     tested = candidates.counts.count.shape[0]
     screen = worse_than_rest_test(
         candidates.counts, search.rests(candidates.counts),
         rng=np.random.default_rng(np.random.SeedSequence([options.seed, 3])),
         max_simulations=simulations_for(tested, options.alpha), screen_alpha=options.alpha,
+        progress=_step(progress, "Testing candidate segments"),
     )
     screen_adjusted = benjamini_hochberg(screen.p_value)
     passed = np.flatnonzero(screen_adjusted <= options.alpha)
@@ -488,7 +504,7 @@ def find_segments(
             predictions, measure_rows[masks[position]], column, value, measure_rest.take([position]),
             p_values[position] if tested_here else None, adjusted[position] if tested_here else None, options))
         if progress is not None:
-            progress(int(judged[:position + 1].sum()), int(judged.sum()))
+            progress("Measuring segments", int(judged[:position + 1].sum()), int(judged.sum()))
     details = {
         "split": "random halves of the rows (seeded): candidates tested on the search half, the kept ones "
                  "measured on the measure half",

@@ -49,7 +49,7 @@ Figures
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -282,6 +282,7 @@ def _period(acc: WindowStatistics, index: int, since: np.datetime64 | None,
 def window_results(
     acc: WindowStatistics, *, resamples: int, seed: int = 0, level: float = 0.95, min_rows: int = MIN_WINDOW_ROWS,
     since: np.datetime64 | None = None, until: np.datetime64 | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every window that holds rows, in time order, as a JSON-ready dict::
 
@@ -300,14 +301,20 @@ def window_results(
     perfectly calibrated model with the window's confidences would show
     (:meth:`StreamStatistics.consistency_test`, the large-sample method,
     :data:`NOISE_SIMULATIONS` simulations): the ECE of a window with few rows is
-    mostly this chance part, which the report says.
+    mostly this chance part, which the report says. ``progress("Measuring windows",
+    done, total)`` is told of each window done.
     """
     out = []
-    for index, stats in acc.items():
+    items = acc.items()
+    for done, (index, stats) in enumerate(items):
+        if progress is not None:
+            progress("Measuring windows", done, len(items))
         start, end = _period(acc, index, since, until)
         summary = _summary(stats, resamples=resamples, seed=_window_seed(seed, index), level=level,
                            min_rows=min_rows)
         out.append({"start": format_instant(start), "end": format_instant(end), **summary})
+    if progress is not None:
+        progress("Measuring windows", len(items), len(items))
     return out
 
 
@@ -375,7 +382,7 @@ def window_settings(
 
 def window_extras(
     acc: WindowStatistics, *, column: str, since: np.datetime64 | None = None, until: np.datetime64 | None = None,
-    resamples: int, seed: int = 0, level: float = 0.95,
+    resamples: int, seed: int = 0, level: float = 0.95, progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """What a windowed audit adds to :attr:`calaudit.result.AuditResult.extras`::
 
@@ -383,9 +390,10 @@ def window_extras(
          "window": {**window_settings(...), "resamples": ..., "level": ..., "change": window_change(...)}}
 
     (``windows`` and ``window`` are top-level keys of the JSON; ``level`` is ``None``
-    without resampling)."""
+    without resampling; ``progress`` as in :func:`window_results`)."""
     return {
-        "windows": window_results(acc, resamples=resamples, seed=seed, level=level, since=since, until=until),
+        "windows": window_results(acc, resamples=resamples, seed=seed, level=level, since=since, until=until,
+                                  progress=progress),
         "window": {**window_settings(column=column, size=acc.size, since=since, until=until),
                    "resamples": int(resamples), "level": level if resamples > 0 else None,
                    "change": window_change(acc, resamples=resamples, seed=seed, level=level, since=since,

@@ -27,6 +27,7 @@ and intercept are refitted on each resample.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
@@ -119,6 +120,7 @@ def bootstrap(
     reference: dict[str, float] | None = None,
     resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL, seed: int = 0,
     exact_budget: float | None = None, method: str = "auto", names: frozenset[str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> BootstrapResult:
     """Basic bootstrap intervals for every metric with ``interval=True`` in the registry.
 
@@ -127,6 +129,7 @@ def bootstrap(
     recalibration fit starts from them. ``names`` limits the intervals to those
     metrics; the grouped method then skips the families none of them is in (a
     segment's suite has no smooth ECE or slope: their draws were most of its cost).
+    ``progress(label, done, total)`` is told of the resamples done after each block.
     """
     reference = reference or {}
     exact_budget = EXACT_BUDGET if exact_budget is None else exact_budget
@@ -134,14 +137,21 @@ def bootstrap(
     if method == "auto":
         method = "exact" if n_rows * n_classes * resamples <= exact_budget else "grouped"
     rng = np.random.default_rng(seed)
+    def told(done: int) -> None:
+        if progress is not None:
+            progress("Resampling for the intervals", done, resamples)
+
+    told(0)
     if method == "exact":
-        samples = _exact_draws(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth, resamples, reference)
+        samples = _exact_draws(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth, resamples, reference, told)
     else:
         # Blocks of resamples keep the (resamples x groups) draws small whatever --bootstrap says.
         draws = _grouped_draws if names is None else partial(_grouped_draws, names=names)
-        parts = [draws(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth,
-                       min(GROUPED_BLOCK, resamples - start), reference)
-                 for start in range(0, resamples, GROUPED_BLOCK)]
+        parts = []
+        for start in range(0, resamples, GROUPED_BLOCK):
+            parts.append(draws(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth,
+                               min(GROUPED_BLOCK, resamples - start), reference))
+            told(min(start + GROUPED_BLOCK, resamples))
         samples = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     if names is not None:
         samples = {name: values for name, values in samples.items() if name in names}
@@ -165,7 +175,8 @@ def bootstrap(
 # ------------------------------------------------------------------ exact
 
 
-def _exact_draws(rng, y, proba, suite, n_bins, bandwidth, resamples, reference) -> dict[str, np.ndarray]:
+def _exact_draws(rng, y, proba, suite, n_bins, bandwidth, resamples, reference,
+                 told=lambda done: None) -> dict[str, np.ndarray]:
     """Every metric on every resample, computed for a block of resamples at once.
 
     Each formula is the definition of docs/metrics.md applied along the rows of a
@@ -178,6 +189,7 @@ def _exact_draws(rng, y, proba, suite, n_bins, bandwidth, resamples, reference) 
     for start in range(0, resamples, block):  # blocks of resamples, each vectorised
         rows = rng.integers(0, n_rows, (min(block, resamples - start), n_rows))
         parts.append(_exact_block(rows, y, proba, suite, n_bins, bandwidth, reference))
+        told(start + rows.shape[0])
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
