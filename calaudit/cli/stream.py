@@ -110,7 +110,8 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
                     windows = info.pop("windows", None) or windows
             else:
                 batches = windows.observe(dataset.batches()) if windows is not None else dataset.batches()
-                statistics, info = stream_statistics(batches, n_bins=options["n_bins"], progress=bar.update)
+                statistics, info = stream_statistics(batches, n_bins=options["n_bins"], progress=bar.update,
+                                                     expected_rows=dataset.n_rows)
         except InvalidInputError:
             raise
         except ValueError as exc:  # "no rows were read"
@@ -260,7 +261,7 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
             extra = {key: info[key] for key in ("workers", "partitions", "partition_rows", "scheduler")}
         else:
             statistics, info = stream_statistics(scoring.batches(writer=sink), n_bins=options["n_bins"],
-                                                 progress=bar.update)
+                                                 progress=bar.update, expected_rows=scoring.n_rows)
     execution = {"engine": engine, "reason": reason, "batch_rows": options["batch_rows"],
                  "inference_batch_size": scoring.inference_batch_size, "rows": statistics.n_rows,
                  "fine_bins": statistics.fine_bins, "not_streamed": LEFT_OUT, **extra,
