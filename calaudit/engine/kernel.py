@@ -11,10 +11,10 @@ against the numpy reference (counts equal, sums to 1e-12 relative).
 Which runs (``execution.kernel`` in the JSON says): ``CALAUDIT_KERNEL=numpy`` forces
 the reference, ``numba`` the compiled kernel; by default (``auto``) the compiled
 kernel runs when numba imports and the stream is expected to hold at least
-:data:`COMPILED_MIN_ROWS` rows (or its size is unknown). Loading the compiled code
-costs a process about half a second (a few seconds the first time on a machine, when
-numba compiles and caches it), more than it saves on fewer rows, so small streamed
-audits never import numba.
+:data:`COMPILED_MIN_ROWS` rows (or its size is unknown). Making the compiled code
+ready costs a process 0.5-1 s (a few seconds the first time on a machine, when numba
+compiles and caches it), more than it saves on fewer rows, so smaller streamed audits
+never import numba.
 
 Bin ids follow :class:`calaudit.stats.binning.EqualWidthBinner` exactly (a candidate from
 ``ceil(v * M * (1 + 8 eps))``, corrected by one comparison with the float64 edge),
@@ -38,11 +38,11 @@ from ..stats.metric_info import NLL_EPS
 #: :data:`COMPILED_MIN_ROWS` rows or more), ``numba`` (required, any size), ``numpy``.
 KERNEL_VARIABLE = "CALAUDIT_KERNEL"
 #: Under ``auto``, a stream expected to hold fewer rows uses the numpy reference:
-#: loading the compiled kernel (importing numba, reading its cache) costs a process
-#: about 0.5 s, which numba wins back on about 1.5 million rows of 10 classes
-#: (docs/speed.md). Tools that accumulate in memory can use the same rule:
-#: ``kernel_name(n_rows) == "numba"``.
-COMPILED_MIN_ROWS = 1_000_000
+#: making the compiled kernels ready (importing numba, loading them from its cache)
+#: costs a fresh process 0.5-1 s, which numba wins back at about 0.2 microseconds a row
+#: of 10 classes: even near 4 million rows (measured: docs/streaming.md). Tools that
+#: accumulate in memory can use the same rule: ``kernel_name(n_rows) == "numba"``.
+COMPILED_MIN_ROWS = 4_000_000
 
 
 def available() -> bool:
