@@ -117,7 +117,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
             else:
                 batches = windows.observe(dataset.batches()) if windows is not None else dataset.batches()
                 statistics, info = stream_statistics(routing.observe(batches), n_bins=options["n_bins"],
-                                                     progress=bar.update)
+                                                     progress=bar.update, expected_rows=dataset.n_rows)
         except InvalidInputError:
             raise
         except ValueError as exc:  # "no rows were read"
@@ -285,7 +285,8 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
             routing = info.pop("routing_bins")
         else:
             statistics, info = stream_statistics(routing.observe(scoring.batches(writer=sink)),
-                                                 n_bins=options["n_bins"], progress=bar.update)
+                                                 n_bins=options["n_bins"], progress=bar.update,
+                                                 expected_rows=scoring.n_rows)
     execution = {"engine": engine, "reason": reason, "batch_rows": options["batch_rows"],
                  "inference_batch_size": scoring.inference_batch_size, "rows": statistics.n_rows,
                  "fine_bins": statistics.fine_bins, "not_streamed": LEFT_OUT, **extra,

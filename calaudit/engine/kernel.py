@@ -1,13 +1,20 @@
-"""A fused, compiled pass that builds a batch's :class:`StreamStatistics` (optional).
+"""A fused, compiled pass that builds a batch's :class:`StreamStatistics`.
 
 :meth:`StreamStatistics.from_batch` is the reference: a dozen vectorised numpy passes
 over the batch (argmax, gathers, bin ids, one ``bincount`` per statistic). Streaming
-makes that per-row cost the bottleneck, so when `numba <https://numba.pydata.org>`_ is
-installed (``pip install "calaudit[fast]"``) :class:`Accumulator` computes the
-same sums in one compiled loop over the rows instead: each row's probabilities are
-read once, while they are in cache. The tests check it against the numpy reference
-(counts equal, sums to 1e-12 relative), and ``CALAUDIT_KERNEL=numpy`` forces the
-reference (``execution.kernel`` in the JSON says which ran).
+makes that per-row cost the bottleneck, so :class:`Accumulator` computes the same sums
+in one loop over the rows compiled by `numba <https://numba.pydata.org>`_, a
+dependency of the plain install wherever numba publishes wheels (``pyproject.toml``):
+each row's probabilities are read once, while they are in cache. The tests check it
+against the numpy reference (counts equal, sums to 1e-12 relative).
+
+Which runs (``execution.kernel`` in the JSON says): ``CALAUDIT_KERNEL=numpy`` forces
+the reference, ``numba`` the compiled kernel; by default (``auto``) the compiled
+kernel runs when numba imports and the stream is expected to hold at least
+:data:`COMPILED_MIN_ROWS` rows (or its size is unknown). Making the compiled code
+ready costs a process 0.5-1 s (a few seconds the first time on a machine, when numba
+compiles and caches it), more than it saves on fewer rows, so smaller streamed audits
+never import numba.
 
 Bin ids follow :class:`calaudit.stats.binning.EqualWidthBinner` exactly (a candidate from
 ``ceil(v * M * (1 + 8 eps))``, corrected by one comparison with the float64 edge),
@@ -27,21 +34,39 @@ import numpy as np
 from ..stats.estimators import LOGIT_EPS
 from ..stats.metric_info import NLL_EPS
 
-#: ``CALAUDIT_KERNEL``: ``auto`` (numba when installed), ``numba`` (required), ``numpy``.
+#: ``CALAUDIT_KERNEL``: ``auto`` (numba when it imports, for streams of
+#: :data:`COMPILED_MIN_ROWS` rows or more), ``numba`` (required, any size), ``numpy``.
 KERNEL_VARIABLE = "CALAUDIT_KERNEL"
+#: Under ``auto``, a stream expected to hold fewer rows uses the numpy reference:
+#: making the compiled kernels ready (importing numba, loading them from its cache)
+#: costs a fresh process 0.5-1 s, which numba wins back at about 0.2 microseconds a row
+#: of 10 classes: even near 4 million rows (measured: docs/streaming.md). Tools that
+#: accumulate in memory can use the same rule: ``kernel_name(n_rows) == "numba"``.
+COMPILED_MIN_ROWS = 4_000_000
 
 
-def kernel_name() -> str:
-    """The kernel :class:`Accumulator` uses: ``numba`` or ``numpy``."""
+def available() -> bool:
+    """Whether the compiled kernel can run here (numba imports). Imports numba."""
+    return _compiled() is not None
+
+
+def kernel_name(rows: int | None = None) -> str:
+    """The kernel for a stream of ``rows`` rows (``None``: unknown): ``numba`` or
+    ``numpy``. Under ``auto`` numba is not imported for fewer than
+    :data:`COMPILED_MIN_ROWS` rows."""
     choice = os.environ.get(KERNEL_VARIABLE, "auto").strip().lower()
     if choice == "numpy":
         return "numpy"
-    available = _compiled() is not None
-    if choice == "numba" and not available:
-        from ..errors import UsageError
+    if choice == "numba":
+        if not available():
+            from ..errors import UsageError
 
-        raise UsageError(f'{KERNEL_VARIABLE}=numba, but numba is not installed: pip install "calaudit[fast]"')
-    return "numba" if available else "numpy"
+            raise UsageError(f"{KERNEL_VARIABLE}=numba, but numba cannot be imported here ({_numba_error}); "
+                             f"expected numba installed (pip install numba), or {KERNEL_VARIABLE}=auto")
+        return "numba"
+    if rows is not None and rows < COMPILED_MIN_ROWS:
+        return "numpy"
+    return "numba" if available() else "numpy"
 
 
 class Accumulator:
@@ -49,16 +74,17 @@ class Accumulator:
 
     With the compiled kernel the batches are added straight into the running output
     arrays (no copy per batch); with the numpy reference each batch's statistics are
-    merged into the running total.
+    merged into the running total. ``rows``: the rows the stream is expected to hold,
+    if known (:func:`kernel_name`).
     """
 
-    def __init__(self, *, n_bins: int, fine_bins: int) -> None:
+    def __init__(self, *, n_bins: int, fine_bins: int, rows: int | None = None) -> None:
         from ..stats.limits import MAX_BINS
         from .statistics import MAX_FINE_BINS, check_bins
 
         self.n_bins = check_bins("n_bins", n_bins, MAX_BINS)
         self.fine_bins = check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
-        self.kernel = kernel_name()
+        self.kernel = kernel_name(rows)
         self.n_rows = 0
         self._outputs: _Outputs | None = None
         self._merged: Any = None  # the numpy reference's running StreamStatistics
@@ -193,14 +219,22 @@ def _edge_below(n_bins: int) -> np.ndarray:
     return np.concatenate(([-np.inf, -np.inf], edges[1:-1]))
 
 
+#: Why numba did not import (for the message of ``CALAUDIT_KERNEL=numba``).
+_numba_error = "not tried"
+
+
 @lru_cache(maxsize=1)
 def _compiled() -> Any:
-    """The compiled kernel, or ``None`` without numba."""
+    """The compiled kernel, or ``None`` when numba does not import."""
+    global _bin_jit, _numba_error
     try:
         import numba
-    except ImportError:
+    except Exception as exc:  # not installed, or a numba that refuses this numpy (ImportError), a broken llvmlite
+        from ..errors import first_line
+
+        _numba_error = first_line(exc) or type(exc).__name__
         return None
-    global _bin_jit
+    _numba_error = "imported"
     _bin_jit = numba.njit(inline="always", nogil=True)(_bin)
     try:  # compiled once per machine when numba finds a writable cache directory
         return numba.njit(cache=True, nogil=True, fastmath=False)(_kernel)
@@ -337,16 +371,17 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
 FUSED_MAX_CLASSES = 128
 
 
-def fused_probabilities(columns: list[np.ndarray], *, row_sum_tolerance: float) -> tuple[np.ndarray, float] | None:
+def fused_probabilities(columns: list[np.ndarray], *, row_sum_tolerance: float,
+                        rows: int | None = None) -> tuple[np.ndarray, float] | None:
     """The validated float64 ``(n, K)`` matrix of ``K`` float probability columns and
     its largest ``|row sum - 1|``, in one compiled pass, bit for bit what
     :func:`calaudit.predictions.validation.check_probabilities` gives (rows divided by their numpy
     row sum when any row misses 1); ``None`` whenever that function would do anything
     else (a value that is not in [0, 1], NaN included, so it would clip or raise; a row
     sum beyond the tolerance; an empty row; more than :data:`FUSED_MAX_CLASSES`
-    columns; no numba): the caller then validates the ordinary way, which raises the
-    usual one-line error."""
-    if kernel_name() != "numba" or not columns or len(columns) > FUSED_MAX_CLASSES:
+    columns; no numba, or a stream of fewer than :data:`COMPILED_MIN_ROWS` ``rows``):
+    the caller then validates the ordinary way, which raises the usual one-line error."""
+    if kernel_name(rows) != "numba" or not columns or len(columns) > FUSED_MAX_CLASSES:
         return None
     compiled = _compiled_validation()
     stacked = np.stack(columns)  # (K, n), float32 or float64: one copy of the batch

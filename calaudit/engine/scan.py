@@ -279,7 +279,7 @@ class PredictionDataset:
             arrays.append(column.to_numpy())
         from .kernel import fused_probabilities
 
-        return fused_probabilities(arrays, row_sum_tolerance=self.row_sum_tolerance)
+        return fused_probabilities(arrays, row_sum_tolerance=self.row_sum_tolerance, rows=self.n_rows)
 
     def _times(self, file: str, block: Any, group: int, group_row: int,
                file_row: int) -> tuple[np.ndarray | None, np.ndarray | None]:
