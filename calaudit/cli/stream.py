@@ -96,12 +96,12 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     text = str(input_path)
     engine = "dask" if options["engine"] == "dask" else "stream"
     windows = _window_statistics(options)
-    routing = _routing_histogram()
     if engine == "dask":
         from ..engine.distributed import require_dask
 
         require_dask()
     dataset, fmt = _open_dataset(input_path, options)
+    routing = _routing_histogram(dataset.n_rows)
     check_batch_budget(options, dataset.n_classes)
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:
         try:
@@ -148,10 +148,10 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     return result
 
 
-def _routing_histogram() -> Any:
+def _routing_histogram(expected_rows: int | None) -> Any:
     from ..engine.routing_bins import RoutingHistogram
 
-    return RoutingHistogram()
+    return RoutingHistogram(expected_rows)
 
 
 def _streamed_routing(histogram: Any, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -277,7 +277,7 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
     if scoring.class_names_option:  # the classes are known before any batch is scored
         check_batch_budget(options, len(scoring.class_names_option))
     extra: dict[str, Any] = {}
-    routing = _routing_histogram()
+    routing = _routing_histogram(scoring.n_rows)
     with progress_bar(options, scoring.n_rows, "Running the model") as bar, (writer or nullcontext()) as sink:
         if engine == "dask":
             statistics, info = _score_on_dask(model_path, data_path, scoring, settings, options, bar)

@@ -119,7 +119,10 @@ class RoutingHistogram:
     :meth:`observe` wraps an iterator of :class:`calaudit.engine.batch.Batch` es (one
     read feeds the audit and its routing); instances pickle and :meth:`merge`."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected_rows: int | None = None) -> None:
+        # The kernel rule of the statistics pass (calaudit.engine.kernel.kernel_name):
+        # a stream expected to hold few rows never imports numba.
+        self.expected_rows = expected_rows
         bins = routing_edges().shape[0] - 1
         self.count = np.zeros(bins, dtype=np.int64)
         self.right = np.zeros(bins, dtype=np.int64)
@@ -146,7 +149,7 @@ class RoutingHistogram:
         y, proba = check_batch(y_true, y_proba)
         if not y.shape[0]:
             return
-        compiled = _compiled() if kernel_name() == "numba" else None
+        compiled = _compiled() if kernel_name(self.expected_rows) == "numba" else None
         if compiled is not None:
             compiled(np.ascontiguousarray(proba, dtype=np.float64), np.ascontiguousarray(y, dtype=np.int64),
                      routing_edges(), _width_starts(), self.count, self.right, self.low, self.high)
