@@ -24,6 +24,7 @@ COMPUTING = {
     "calaudit.decisions.analysis",
     "calaudit.human.metrics", "calaudit.human.intervals", "calaudit.human.analysis",
     "calaudit.baselines.comparison", "calaudit.baselines.recalibration", "calaudit.baselines.label_smoothing",
+    "calaudit.baselines.softmax_regression",
     "calaudit.engine.statistics", "calaudit.engine.kernel", "calaudit.engine.stream", "calaudit.engine.resample",
     "calaudit.engine.sketch", "calaudit.engine.sketch_smooth", "calaudit.engine.windows", "calaudit.engine.drift",
     "calaudit.engine.distributed",

@@ -230,16 +230,19 @@ def test_no_row_is_scored_by_a_model_that_saw_it(monkeypatch):
             return _method(train_p, train_z, train_y, test_p, test_z)
 
         monkeypatch.setitem(recalibration.METHODS, key, (name, recording))
-    original_fit = label_smoothing.fit_predict
+    original_path = label_smoothing.fit_predict_path
 
-    def recording_fit(train_x, train_y, test_x, n_classes, smoothing, **kwargs):
+    def recording_path(train_x, train_y, test_x, n_classes, amounts, **kwargs):
+        # One fold's fits, each amount in turn (warm-started from the previous one: the
+        # same training rows, so recorded as each amount's fit on them).
         train = [int(v) for v in train_x[:, 0] - 0.5]
         test = [int(v) for v in test_x[:, 0] - 0.5]
         np.testing.assert_array_equal(train_y, y[train])
-        calls.setdefault(f"smoothing-{smoothing:g}", []).append((set(train), test))
-        return original_fit(train_x, train_y, test_x, n_classes, smoothing, **kwargs)
+        for smoothing in amounts:
+            calls.setdefault(f"smoothing-{smoothing:g}", []).append((set(train), test))
+        return original_path(train_x, train_y, test_x, n_classes, amounts, **kwargs)
 
-    monkeypatch.setattr(label_smoothing, "fit_predict", recording_fit)
+    monkeypatch.setattr(label_smoothing, "fit_predict_path", recording_path)
     # Every baseline that needs no human labels, with the default smoothing sweep: each
     # swept amount is cross-fitted too.
     methods = comparison.baseline_keys(["all"], human=False)
@@ -646,6 +649,19 @@ def test_folds_one_is_a_usage_error():
     with pytest.raises(UsageError, match="folds"):
         comparison.run_baselines(Predictions.from_arrays([0, 1] * 10, np.full((20, 2), 0.5)), ["temperature"],
                                  folds=1)
+
+
+def test_too_many_row_class_targets_for_the_retraining_is_a_usage_error(monkeypatch):
+    """The cap on N x K (the targets of each fit; the logistic model expands no rows,
+    so the message speaks of targets, not expanded rows) and the sample it advises."""
+    monkeypatch.setattr(comparison, "MAX_TARGET_CELLS", 100)
+    predictions = _unique_predictions(40, 3, seed=2)
+    with pytest.raises(UsageError) as raised:
+        comparison.run_baselines(predictions, ["label-smoothing"], folds=2)
+    message = str(raised.value)
+    assert "label-smoothing" in message and "120 row-class targets" in message and "expanded" not in message
+    assert "at most 33 rows" in message
+    comparison.run_baselines(predictions, ["temperature"], folds=2)  # no retraining: no cap
 
 
 def test_too_few_rows_for_the_folds_is_a_usage_error(tmp_path):

@@ -36,7 +36,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import log_softmax, logsumexp, softmax
 
 import calaudit
-from calaudit.baselines import comparison, label_smoothing, recalibration
+from calaudit.baselines import comparison, label_smoothing, recalibration, softmax_regression
 from calaudit.baselines.comparison import BaselineResult, Comparison, annotation_value, run_baselines
 from calaudit.baselines.label_smoothing import expand, expand_targets, fit_predict, smoothed_targets
 from calaudit.errors import UsageError
@@ -268,20 +268,20 @@ def test_soft_label_retraining_is_the_direct_minimiser_of_the_soft_loss(monkeypa
     y = np.argmax(h, axis=1)
     test_x = rng.normal(size=(40, d))
     built = []
-    original = label_smoothing.make_model
+    original = softmax_regression.fit
 
-    def recording_make_model(kind, seed):
-        built.append(original(kind, seed))
+    def recording_fit(*args, **kwargs):
+        built.append(original(*args, **kwargs))
         return built[-1]
 
-    monkeypatch.setattr(label_smoothing, "make_model", recording_make_model)
+    monkeypatch.setattr(softmax_regression, "fit", recording_fit)
     proba = fit_predict(x, y, test_x, k, 0.0, targets=h)
     coef, intercept = _direct_soft_minimum(x, h)
-    fitted = built[0].steps[-1][1]
+    fitted_coef, fitted_intercept = built[0].coef.T, built[0].intercept
     # Normwise relative error of the coefficients at most 1e-4 (the reference model's
     # tol=1e-8, as for label smoothing in tests/test_label_smoothing.py).
-    assert np.abs(fitted.coef_ - coef).max() / np.abs(coef).max() <= 1e-4
-    np.testing.assert_allclose(fitted.intercept_ - fitted.intercept_.mean(), intercept - intercept.mean(),
+    assert np.abs(fitted_coef - coef).max() / np.abs(coef).max() <= 1e-4
+    np.testing.assert_allclose(fitted_intercept - fitted_intercept.mean(), intercept - intercept.mean(),
                                rtol=0, atol=1e-4 * np.abs(intercept).max())
     np.testing.assert_allclose(proba, softmax(test_x @ coef.T + intercept, axis=1), rtol=0, atol=1e-4)
     # The hard-label model on the same rows is a different (sharper) one.
@@ -363,18 +363,18 @@ def test_the_soft_label_model_is_trained_on_the_training_rows_votes_only(monkeyp
     h = predictions.human.distribution
     row_of = {row.tobytes(): i for i, row in enumerate(predictions.features)}
     seen = []
-    original = label_smoothing.fit_predict
+    original = label_smoothing.fit_predict_path
 
-    def recording(train_x, train_y, test_x, n_classes, smoothing, **kwargs):
+    def recording(train_x, train_y, test_x, n_classes, amounts, **kwargs):
         if kwargs.get("targets") is not None:
             train = [row_of[r.tobytes()] for r in train_x]
             test = [row_of[r.tobytes()] for r in test_x]
             np.testing.assert_array_equal(kwargs["targets"], h[train])
             assert not set(train) & set(test)
             seen.append(test)
-        return original(train_x, train_y, test_x, n_classes, smoothing, **kwargs)
+        return original(train_x, train_y, test_x, n_classes, amounts, **kwargs)
 
-    monkeypatch.setattr(label_smoothing, "fit_predict", recording)
+    monkeypatch.setattr(label_smoothing, "fit_predict_path", recording)
     run_baselines(predictions, ["soft-labels"], folds=3, smoothing=[0.1])
     assert sorted(i for test in seen for i in test) == list(range(150))  # every row scored once
 

@@ -32,8 +32,10 @@ ANNOTATION_DIGITS = 3
 ECE_ONLY = frozenset({"ece"})
 #: The metrics compared side by side (lower is better except accuracy).
 COMPARED = ("accuracy", "ece", "ece_equal_mass", "mce", "classwise_ece", "brier", "nll", "confidence_gap")
-#: Above this many expanded rows (N x K) the retraining baseline is refused with advice.
-MAX_EXPANDED_ROWS = 5_000_000
+#: Above this many row-class cells (N x K: the targets of each fit, and the rows the
+#: MLP trains on once each row is expanded into K) the retraining baseline is refused
+#: with advice.
+MAX_TARGET_CELLS = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -247,24 +249,23 @@ def run_baselines(
     features_used = ""
     if retrain:
         features, features_used = _features(predictions, proba)
-        if features.shape[0] * n_classes > MAX_EXPANDED_ROWS:
+        if features.shape[0] * n_classes > MAX_TARGET_CELLS:
             what = "label-smoothing" if "label-smoothing" in methods else "soft-labels"
             raise UsageError(
-                f"the {what} baseline would train on {features.shape[0] * n_classes:,} expanded rows "
-                f"(N x K); audit a sample of at most {MAX_EXPANDED_ROWS // n_classes:,} rows for it"
+                f"the {what} baseline would train on {features.shape[0] * n_classes:,} row-class targets "
+                f"(N x K, at most {MAX_TARGET_CELLS:,}); audit a sample of at most "
+                f"{MAX_TARGET_CELLS // n_classes:,} rows for it"
             )
         fitted = StepCounter(progress, "Retraining the reference model", (len(amounts) + int(soft)) * n_folds)
-        for eps in amounts:
-            out = _cross_fitted_retraining(features, y, fold_of, n_classes, eps, model=model, seed=seed,
-                                           on_fold=fitted)
+        retrained = _cross_fitted_retraining(features, y, fold_of, n_classes, amounts, model=model, seed=seed,
+                                             targets=distribution if soft else None, on_fit=fitted)
+        for eps, out in zip(amounts, retrained):
             key = smoothing_key(eps)
             name = ("Retrained reference model, hard labels" if eps == 0.0
                     else f"Retrained reference model, label smoothing {eps:g}")
             runs.append((key, name, "retraining", out, {"smoothing": eps, "model": model, "features": features_used}))
         if soft:
-            out = _cross_fitted_retraining(features, y, fold_of, n_classes, 0.0, model=model, seed=seed,
-                                           targets=distribution, on_fold=fitted)
-            runs.append(("soft-labels", "Retrained reference model, human soft labels", "retraining", out,
+            runs.append(("soft-labels", "Retrained reference model, human soft labels", "retraining", retrained[-1],
                          {"smoothing": None, "targets": "human distribution", "model": model,
                           "features": features_used}))
     outputs = {key: out for key, _, _, out, _ in runs}
@@ -484,20 +485,22 @@ def _human_parts(
 
 
 def _cross_fitted_retraining(
-    features: np.ndarray, y: np.ndarray, fold_of: np.ndarray, n_classes: int, eps: float, *, model: str, seed: int,
-    targets: np.ndarray | None = None, on_fold: Callable[[], None] | None = None,
-) -> np.ndarray:
-    """Out-of-fold probabilities of the reference model trained with label smoothing
-    ``eps``, or on ``targets`` (the human distributions) when given."""
-    out = np.empty((y.shape[0], n_classes))
-    for fold in range(int(fold_of.max()) + 1):  # one fit per fold
+    features: np.ndarray, y: np.ndarray, fold_of: np.ndarray, n_classes: int, amounts: Sequence[float], *,
+    model: str, seed: int, targets: np.ndarray | None = None, on_fit: Callable[[], None] | None = None,
+) -> list[np.ndarray]:
+    """Out-of-fold probabilities of the reference model trained with each label
+    smoothing of ``amounts``, then, when ``targets`` (the human distributions) are
+    given, on them. Each fold's fits see its training rows only
+    (:func:`.label_smoothing.fit_predict_path`); ``on_fit`` is called after each fit."""
+    outs = [np.empty((y.shape[0], n_classes)) for _ in range(len(amounts) + int(targets is not None))]
+    for fold in range(int(fold_of.max()) + 1):
         train, test = fold_of != fold, fold_of == fold
-        extra = {} if targets is None else {"targets": targets[train]}
-        out[test] = label_smoothing.fit_predict(features[train], y[train], features[test], n_classes, eps,
-                                                kind=model, seed=seed, **extra)
-        if on_fold is not None:
-            on_fold()
-    return out
+        fold_targets = None if targets is None else targets[train]
+        path = label_smoothing.fit_predict_path(features[train], y[train], features[test], n_classes, amounts,
+                                                kind=model, seed=seed, targets=fold_targets, on_fit=on_fit)
+        for out, proba in zip(outs, path):
+            out[test] = proba
+    return outs
 
 
 def cross_fitted_soft_temperature(

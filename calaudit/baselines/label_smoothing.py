@@ -3,27 +3,39 @@ Hinton 2019, "When does label smoothing help?").
 
 A reference model (multinomial logistic regression by default, an MLP as an option)
 is trained on the same features twice: with hard labels, and with labels smoothed to
-``(1 - eps) + eps/K`` for the true class and ``eps/K`` for the others. scikit-learn
-estimators take hard labels only, so the smoothed cross-entropy is trained exactly by
-expanding each row into K rows, one per class, weighted by its smoothed target:
+``(1 - eps) + eps/K`` for the true class and ``eps/K`` for the others, minimising the
+smoothed cross-entropy ``sum_i sum_k q_ik (-log p_k(x_i))`` plus an L2 penalty.
+
+The logistic model is trained on the targets directly (:mod:`.softmax_regression`:
+scikit-learn's ``LogisticRegression(C=1)`` objective, gradient ``X^T (P - Q)``), one
+fold's amounts in turn, each fit starting from the previous one's solution
+(:func:`fit_predict_path`). scikit-learn's estimators take hard labels only, so the
+MLP is trained by expanding each row into K rows, one per class, weighted by its
+target (:func:`expand_targets`):
 
     sum_i sum_k q_ik (-log p_k(x_i))  ==  sum over expanded rows of  w * (-log p_label(x))
 
-with ``w = q_ik`` (tests/test_label_smoothing.py checks the identity and the fitted
-coefficients against a direct minimisation of the smoothed loss).
+with ``w = q_ik``. tests/test_label_smoothing.py checks the identity, and the
+logistic fit against scikit-learn on the expanded rows and a direct minimisation.
 
-The same expansion trains on any target distribution (:func:`expand_targets`): the
-``soft-labels`` baseline uses the human distribution ``H`` (annotator votes) as
-``q``, so it minimises ``sum_i sum_k H_ik (-log p_k(x_i))`` plus the same penalty
+The same fits train on any target distribution: the ``soft-labels`` baseline uses
+the human distribution ``H`` (annotator votes) as ``q``
 (tests/test_soft_label_baselines.py checks it against a direct minimisation).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 DEFAULT_SMOOTHING = 0.1
 MODELS = ("logistic", "mlp")
+#: The logistic reference model: scikit-learn's ``LogisticRegression(C=1)``, solved to a
+#: tight tolerance (the default, 1e-4, stops L-BFGS about 1e-3 short of the minimum).
+LOGISTIC_C, LOGISTIC_TOL, LOGISTIC_MAX_ITER = 1.0, 1e-8, 5000
+#: Below this many multiply-adds per product the logistic fit runs on one BLAS thread.
+SINGLE_THREAD_WORK = 1 << 24
 
 
 def smoothed_targets(y: np.ndarray, n_classes: int, smoothing: float) -> np.ndarray:
@@ -53,16 +65,16 @@ def expand(x: np.ndarray, y: np.ndarray, n_classes: int, smoothing: float) -> tu
 
 
 def make_model(kind: str, seed: int):
-    """A fresh, standardised reference model."""
+    """A fresh, standardised scikit-learn reference model: the MLP, or the
+    ``LogisticRegression`` whose objective :mod:`.softmax_regression` minimises
+    without expanding rows (benchmarks/bench_baselines.py ``--before`` times the two)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     if kind == "logistic":
-        # A tight tolerance: the default (1e-4) stops L-BFGS about 1e-3 short of the
-        # smoothed-loss minimum; the tests compare with a direct minimisation.
-        model = LogisticRegression(max_iter=5000, C=1.0, tol=1e-8)
+        model = LogisticRegression(max_iter=LOGISTIC_MAX_ITER, C=LOGISTIC_C, tol=LOGISTIC_TOL)
     elif kind == "mlp":
         model = MLPClassifier(hidden_layer_sizes=(64,), max_iter=500, early_stopping=False, random_state=seed)
     else:
@@ -80,6 +92,95 @@ def fit_predict(
     ``targets`` (N_train, K) is given, those distributions (``smoothing`` is then
     ignored): the human soft labels of the ``soft-labels`` baseline.
     """
+    if kind == "logistic":
+        q = smoothed_targets(train_y, n_classes, smoothing) if targets is None else targets
+        return _logistic_path(train_x, test_x, [q])[0]
+    return _sklearn_fit_predict(train_x, train_y, test_x, n_classes, smoothing, kind=kind, seed=seed,
+                                targets=targets)
+
+
+def fit_predict_path(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int, amounts: Sequence[float], *,
+    kind: str = "logistic", seed: int = 0, targets: np.ndarray | None = None,
+    on_fit: Callable[[], None] | None = None,
+) -> list[np.ndarray]:
+    """One fold's held-out probabilities at each smoothing amount of ``amounts``, then,
+    when ``targets`` is given, trained on those distributions (one more array);
+    ``on_fit`` is called after each fit.
+
+    The logistic model is standardised once and each fit starts from the previous
+    one's solution: the fits of one fold share its training rows, so a warm start
+    never carries a held-out row into a fit (it changes where the optimiser begins,
+    not the optimum it stops at). The MLP is trained from scratch each time.
+    """
+    target_sets = [smoothed_targets(train_y, n_classes, eps) for eps in amounts]
+    if targets is not None:
+        target_sets.append(targets)
+    if kind == "logistic":
+        return _logistic_path(train_x, test_x, target_sets, on_fit)
+    out = []
+    for eps in amounts:
+        out.append(_sklearn_fit_predict(train_x, train_y, test_x, n_classes, eps, kind=kind, seed=seed))
+        if on_fit is not None:
+            on_fit()
+    if targets is not None:
+        out.append(_sklearn_fit_predict(train_x, train_y, test_x, n_classes, 0.0, kind=kind, seed=seed,
+                                        targets=targets))
+        if on_fit is not None:
+            on_fit()
+    return out
+
+
+def _logistic_path(
+    train_x: np.ndarray, test_x: np.ndarray, target_sets: Sequence[np.ndarray],
+    on_fit: Callable[[], None] | None = None,
+) -> list[np.ndarray]:
+    """The logistic reference model trained on each target matrix in turn
+    (:func:`fit_predict_path`). Every row with the same target (a fold of one class)
+    is fitted exactly by the constant model that predicts it: the gradient is 0 there."""
+    from sklearn.preprocessing import StandardScaler
+
+    from . import softmax_regression
+
+    scaler = StandardScaler().fit(np.asarray(train_x, dtype=np.float64))
+    train_s, test_s = scaler.transform(train_x), scaler.transform(np.asarray(test_x, dtype=np.float64))
+    out: list[np.ndarray] = []
+    previous = None
+    n_classes = max(np.shape(q)[1] for q in target_sets)
+    with _blas_threads(train_s.shape[0] * train_s.shape[1] * n_classes):
+        for q in target_sets:
+            q = np.asarray(q, dtype=np.float64)
+            if np.all(q == q[:1]):
+                out.append(np.repeat(q[:1] / q[0].sum(), test_s.shape[0], axis=0))
+            else:
+                previous = softmax_regression.fit(train_s, q, C=LOGISTIC_C, tol=LOGISTIC_TOL,
+                                                  max_iter=LOGISTIC_MAX_ITER, start=previous)
+                out.append(previous.predict_proba(test_s))
+            if on_fit is not None:
+                on_fit()
+    return out
+
+
+def _blas_threads(work: int):
+    """One BLAS thread while fitting when a product of the fit (``work`` = rows x
+    features x classes multiply-adds) is small: L-BFGS takes some hundred dependent
+    steps of a few milliseconds each, and threads handed so little work spin rather
+    than help (three times slower on a busy two-core machine); larger products keep
+    the machine's threads."""
+    import contextlib
+
+    if work > SINGLE_THREAD_WORK:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _sklearn_fit_predict(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int, smoothing: float, *,
+    kind: str, seed: int, targets: np.ndarray | None = None,
+) -> np.ndarray:
+    """A scikit-learn reference model (the MLP) trained on the expanded rows."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
