@@ -86,7 +86,7 @@ class NamedStreams:
 
 def stream_intervals(
     stats: StreamStatistics, *, reference: dict[str, float], resamples: int = 1000, level: float = 0.95,
-    seed: int = 0, metrics: Collection[str] | None = None, sketch: Any = None,
+    seed: int = 0, metrics: Collection[str] | None = None, sketch: Any = None, smooth_bandwidth: float | None = None,
 ) -> BootstrapResult:
     """Basic bootstrap intervals (method ``"grouped"``) from merged statistics.
 
@@ -98,7 +98,8 @@ def stream_intervals(
     ``("accuracy", "ece", "confidence_gap")`` touches the top label's ``2 x n_bins``
     groups only. ``sketch`` is :func:`calaudit.engine.sketch.sketch_figures` of these
     statistics, whose ``smooth_bandwidth`` the smooth ECE is resampled at; it is
-    computed when the smooth ECE is wanted and ``sketch`` is not given.
+    computed when the smooth ECE is wanted and neither ``sketch`` nor
+    ``smooth_bandwidth`` (the in-memory audit's exact one) is given.
 
     The defaults are the audit's (1,000 resamples, level 0.95; a literal here, as the
     test session sets :data:`calaudit.stats.bootstrap.DEFAULT_RESAMPLES` to 0). Each interval
@@ -110,7 +111,7 @@ def stream_intervals(
     """
     resamples, level, seed = _check_options(resamples, level, seed)
     names = wanted_metrics(stats, reference, metrics)
-    sample = grouped_sample(stats, names, sketch=sketch)
+    sample = grouped_sample(stats, names, sketch=sketch, smooth_bandwidth=smooth_bandwidth)
     streams = NamedStreams(seed)
     start = np.array([reference.get("calibration_intercept", np.nan), reference.get("calibration_slope", np.nan)],
                      dtype=np.float64)
@@ -162,10 +163,12 @@ def _finite(value: Any) -> bool:
 
 
 def grouped_sample(
-    stats: StreamStatistics, names: Collection[str] | None = None, *, sketch: Any = None
+    stats: StreamStatistics, names: Collection[str] | None = None, *, sketch: Any = None,
+    smooth_bandwidth: float | None = None,
 ) -> GroupedSample:
     """The groups of the grouped bootstrap from merged statistics (module docstring),
-    for the families of ``names`` only (``None``: every family)."""
+    for the families of ``names`` only (``None``: every family); the smooth ECE is
+    resampled at ``smooth_bandwidth``, else at ``sketch``'s."""
     if stats.n_rows <= 0:
         raise ValueError("these statistics hold no rows: there is nothing to resample")
 
@@ -194,7 +197,9 @@ def grouped_sample(
     if wanted(*GROUPED_FAMILIES["mass"]):
         count, sums = _rank_shared_sums(fine_count, fine_moments[:, :, :2], n_bins)
         parts["mass"] = Groups.from_sums(count, {"confidence": (sums[:, 0], sums[:, 1])})
-    if wanted(*GROUPED_FAMILIES["smooth"]):
+    if wanted(*GROUPED_FAMILIES["smooth"]) and smooth_bandwidth is not None:
+        parts["smooth"] = _smooth_groups(fine_count, fine_moments, float(smooth_bandwidth))
+    elif wanted(*GROUPED_FAMILIES["smooth"]):
         if sketch is None:
             from .sketch import sketch_figures
 

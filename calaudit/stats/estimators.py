@@ -31,6 +31,8 @@ SMOOTH_BANDWIDTH_EPS = 1e-3
 SMOOTH_BISECTION_STEPS = 10
 #: Probabilities are kept within [eps, 1 - eps] before a logit (confidence 1.0 exists).
 LOGIT_EPS = 1e-12
+#: The consistency test simulates every row while ``N * simulations`` stays within this.
+CONSISTENCY_EXACT_BUDGET = 2e7
 
 
 # ------------------------------------------------------------------ debiased ECE
@@ -350,7 +352,7 @@ class ConsistencyTest:
 
 def consistency_test(
     confidence: np.ndarray, top_bins: BinStatistics, bin_ids: np.ndarray, measured_ece: float, *,
-    simulations: int = 1000, seed: int = 0, exact_budget: float = 2e7,
+    simulations: int = 1000, seed: int = 0, exact_budget: float = CONSISTENCY_EXACT_BUDGET,
 ) -> ConsistencyTest:
     """Simulate outcomes ``a*_i ~ Bernoulli(c_i)`` and the ECE they give.
 

@@ -1,0 +1,170 @@
+"""The in-memory audit: the statistics engine on one batch, plus the row-level extras.
+
+:func:`calaudit.audit` reads its predictions as one batch into
+:class:`~calaudit.engine.statistics.StreamStatistics`, with the same pass a streamed
+audit runs on each of its batches (:class:`~calaudit.engine.kernel.Accumulator`: the
+numba kernel when installed, the numpy reference otherwise). Every figure those sums
+give exactly (accuracy, ECE, MCE, classwise ECE, Brier and its decomposition, NLL, the
+confidence gap, the binary-only figures, the reliability tables, the per-class
+figures) is computed from them by the same function in both audits.
+
+What the sums cannot give exactly, the rows held in memory do (``from_rows`` in
+``execution``):
+
+* equal-mass and debiased ECE (equal-mass bins need the global order of the confidences);
+* smooth ECE (relplot's kernel over the individual confidences);
+* the calibration slope and intercept (a logistic fit over the rows);
+* ``calibration_p_value`` and the noise floor by their exact simulation, one outcome
+  per row, while ``N x simulations`` stays within the estimator's budget (above it, the
+  normal method from the bins' sums of ``c (1 - c)``, as a streamed audit does);
+* bootstrap intervals by exact resampling of the rows while ``N x K x resamples``
+  stays within :data:`calaudit.stats.bootstrap.EXACT_BUDGET`; above it, the grouped
+  bootstrap from the statistics' per-group moments
+  (:func:`calaudit.engine.resample.stream_intervals`, the streamed audit's, with this
+  audit's exact figures as the estimates).
+
+Every figure of an in-memory audit is exact: none is bounded (``execution.approximate``
+is empty), where a streamed audit approximates the row-level ones from its fine
+histogram (:mod:`calaudit.engine.sketch`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..stats import estimators
+from ..stats.binning import BinStatistics, equal_width_bin_ids
+from ..stats.bootstrap import BootstrapResult
+from ..stats.estimates import UNDEFINED, UNDEFINED_REASONS
+from ..stats.metric_info import METRICS
+from ..stats.metrics import MetricSuite, TopLabel
+from .kernel import Accumulator
+from .statistics import FINE_BINS, StreamStatistics
+
+__all__ = ["FROM_ROWS", "MemoryFigures", "memory_execution", "memory_figures", "memory_intervals"]
+
+#: The figures only rows give exactly (the consistency test's exact simulation aside).
+FROM_ROWS = ("ece_equal_mass", "ece_debiased", "smooth_ece", "calibration_slope", "calibration_intercept")
+#: Simulations of the consistency test (``calibration_p_value``, the noise floor).
+SIMULATIONS = 1000
+
+
+@dataclass(frozen=True, eq=False)
+class MemoryFigures:
+    """Every figure of an in-memory audit and what backs it.
+
+    ``values``: the defined metrics in the registry's order; ``undefined``: the others,
+    with their reason; ``from_rows``: the metrics of ``values`` computed from the rows
+    (the rest come from ``statistics``); ``top``: the per-row top label the row-level
+    figures read; ``equal_mass``: the equal-mass bins of the confidence.
+    """
+
+    statistics: StreamStatistics
+    top: TopLabel
+    equal_mass: BinStatistics
+    values: dict[str, float]
+    undefined: dict[str, str]
+    from_rows: tuple[str, ...]
+    consistency: estimators.ConsistencyTest
+    smooth_curve: estimators.SmoothCurve
+    kernel: str
+
+
+def one_batch_statistics(y: np.ndarray, proba: np.ndarray, *, n_bins: int) -> tuple[StreamStatistics, str]:
+    """The statistics of the rows as one batch, and the kernel that summed them."""
+    accumulator = Accumulator(n_bins=n_bins, fine_bins=FINE_BINS)
+    try:
+        accumulator.add(y, proba)
+    finally:  # no helper thread is left behind, whatever the pass raised
+        accumulator.close()
+    return accumulator.result(), accumulator.kernel
+
+
+def memory_figures(
+    y: np.ndarray, proba: np.ndarray, *, n_bins: int, seed: int = 0, simulations: int = SIMULATIONS,
+) -> MemoryFigures:
+    """Every metric of validated ``(N,)`` labels and ``(N, K)`` probabilities (what
+    :class:`calaudit.Predictions` holds): the figures of the sums, then the row-level ones."""
+    statistics, kernel = one_batch_statistics(y, proba, n_bins=n_bins)
+    n_rows = statistics.n_rows
+    from_sums = statistics.metrics()
+    top = TopLabel.of(y, proba)
+    equal_mass = BinStatistics.equal_mass(top.confidence, top.correct, n_bins)
+    smooth, curve = estimators.smooth_ece(top.confidence, top.correct)
+    slope, intercept = estimators.calibration_slope_intercept(top.confidence, top.correct)
+    row_values = {
+        "ece_equal_mass": float(equal_mass.weighted_error(n_rows)),
+        "ece_debiased": estimators.debiased_ece(equal_mass, n_rows),
+        "smooth_ece": smooth,
+        "calibration_slope": slope,
+        "calibration_intercept": intercept,
+    }
+    consistency = _consistency(statistics, top, from_sums["ece"], simulations=simulations, seed=seed)
+    row_values["calibration_p_value"] = consistency.p_value
+    every = {**from_sums, **row_values}
+    undefined = {name: UNDEFINED_REASONS.get(name, UNDEFINED) for name, value in every.items()
+                 if not np.isfinite(value)}
+    if statistics.n_classes == 2 and "spiegelhalter_p_value" not in every:  # the sums leave it out
+        undefined["spiegelhalter_p_value"] = UNDEFINED_REASONS["spiegelhalter_p_value"]
+    values = {name: every[name] for name in METRICS if name in every and name not in undefined}
+    rows = tuple(name for name in values if name in FROM_ROWS
+                 or (name == "calibration_p_value" and consistency.method == "exact"))
+    return MemoryFigures(statistics, top, equal_mass, values, undefined, rows, consistency, curve, kernel)
+
+
+def _consistency(statistics: StreamStatistics, top: TopLabel, measured_ece: float, *, simulations: int,
+                 seed: int) -> estimators.ConsistencyTest:
+    """The consistency test: simulated row by row within the estimator's budget, else
+    by the normal method from the bins' sums (the same draws either way as
+    :func:`calaudit.stats.estimators.consistency_test` makes)."""
+    n_rows, n_bins = statistics.n_rows, statistics.n_bins
+    if n_rows * simulations <= estimators.CONSISTENCY_EXACT_BUDGET:
+        bins = statistics.reliability_bins().top_label
+        return estimators.consistency_test(top.confidence, bins, equal_width_bin_ids(top.confidence, n_bins),
+                                           measured_ece, simulations=simulations, seed=seed)
+    return statistics.consistency_test(simulations=simulations, seed=seed)
+
+
+def memory_intervals(
+    figures: MemoryFigures, y: np.ndarray, proba: np.ndarray, *, n_bins: int, resamples: int, level: float,
+    seed: int,
+) -> BootstrapResult:
+    """Bootstrap intervals around ``figures.values``: exact resampling of the rows while
+    ``N x K x resamples`` is within :data:`calaudit.stats.bootstrap.EXACT_BUDGET`, else
+    the grouped bootstrap from the statistics' moments, as a streamed audit draws it."""
+    from ..stats import bootstrap as bootstrap_module
+
+    n_rows, n_classes = proba.shape
+    bandwidth = figures.smooth_curve.bandwidth
+    if n_rows * n_classes * resamples <= bootstrap_module.EXACT_BUDGET:
+        bins = figures.statistics.reliability_bins()
+        top = figures.top
+        suite = MetricSuite(figures.values, equal_width_bin_ids(top.confidence, n_bins), bins.top_label,
+                            figures.equal_mass, bins.classwise, bins.positive, top)
+        return bootstrap_module.bootstrap(y, proba, suite, n_bins=n_bins, smooth_bandwidth=bandwidth,
+                                          reference=figures.values, resamples=resamples, level=level, seed=seed,
+                                          method="exact")
+    from .resample import stream_intervals
+
+    return stream_intervals(figures.statistics, reference=figures.values, resamples=resamples, level=level,
+                            seed=seed, smooth_bandwidth=bandwidth)
+
+
+def memory_execution(figures: MemoryFigures, intervals: BootstrapResult | None) -> dict[str, Any]:
+    """``execution`` of an in-memory audit: every figure exact, which from the sums and
+    which from the rows, and how the noise floor and the intervals were made."""
+    values = figures.values
+    return {
+        "engine": "memory",
+        "kernel": figures.kernel,
+        "rows": figures.statistics.n_rows,
+        "exact": list(values),
+        "approximate": [],
+        "from_sums": [name for name in values if name not in figures.from_rows],
+        "from_rows": list(figures.from_rows),
+        "noise_floor_method": figures.consistency.method,
+        "intervals": None if intervals is None else intervals.method,
+    }
