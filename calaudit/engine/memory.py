@@ -42,6 +42,7 @@ from ..stats.estimates import UNDEFINED, UNDEFINED_REASONS
 from ..stats.metric_info import METRICS
 from ..stats.metrics import MetricSuite, TopLabel
 from .kernel import Accumulator
+from .sketch import fine_slope_fit
 from .statistics import FINE_BINS, StreamStatistics
 
 __all__ = ["FROM_ROWS", "MemoryFigures", "memory_execution", "memory_figures", "memory_intervals"]
@@ -75,12 +76,33 @@ class MemoryFigures:
 
 def one_batch_statistics(y: np.ndarray, proba: np.ndarray, *, n_bins: int) -> tuple[StreamStatistics, str]:
     """The statistics of the rows as one batch, and the kernel that summed them."""
+    statistics, kernel, _ = _statistics_beside(y, proba, n_bins=n_bins, meanwhile=lambda: None)
+    return statistics, kernel
+
+
+def _statistics_beside(y: np.ndarray, proba: np.ndarray, *, n_bins: int, meanwhile) -> tuple[StreamStatistics, str, Any]:
+    """The statistics of the rows as one batch, the kernel that summed them, and what
+    ``meanwhile()`` returned: the compiled kernel sums on its helper thread while this
+    thread runs ``meanwhile`` (the numpy reference sums first)."""
     accumulator = Accumulator(n_bins=n_bins, fine_bins=FINE_BINS)
     try:
         accumulator.add(y, proba)
+        found = meanwhile()
+        return accumulator.result(), accumulator.kernel, found
     finally:  # no helper thread is left behind, whatever the pass raised
         accumulator.close()
-    return accumulator.result(), accumulator.kernel
+
+
+def _smooth_of_rows(y: np.ndarray, proba: np.ndarray, kernel: str):
+    """The top label of every row and the smooth ECE, which need the rows only."""
+    if kernel == "numba":  # the same numbers as the numpy references, in fewer passes
+        from . import row_kernels
+
+        top = row_kernels.top_label(y, proba)
+        spread = row_kernels.spread_to_grid
+    else:
+        top, spread = TopLabel.of(y, proba), estimators.spread_to_grid
+    return top, estimators.smooth_ece(top.confidence, top.correct, spread=spread)
 
 
 def memory_figures(
@@ -88,13 +110,21 @@ def memory_figures(
 ) -> MemoryFigures:
     """Every metric of validated ``(N,)`` labels and ``(N, K)`` probabilities (what
     :class:`calaudit.Predictions` holds): the figures of the sums, then the row-level ones."""
-    statistics, kernel = one_batch_statistics(y, proba, n_bins=n_bins)
+    from .kernel import kernel_name
+
+    kernel = kernel_name()
+    statistics, kernel, (top, (smooth, curve)) = _statistics_beside(
+        y, proba, n_bins=n_bins, meanwhile=lambda: _smooth_of_rows(y, proba, kernel))
     n_rows = statistics.n_rows
     from_sums = statistics.metrics()
-    top = TopLabel.of(y, proba)
-    equal_mass = BinStatistics.equal_mass(top.confidence, top.correct, n_bins)
-    smooth, curve = estimators.smooth_ece(top.confidence, top.correct)
-    slope, intercept = estimators.calibration_slope_intercept(top.confidence, top.correct)
+    # Exact equal-mass bins: the fine histogram places every row but those of the few
+    # fine bins a boundary cuts, which are sorted.
+    equal_mass = BinStatistics.equal_mass_by_histogram(top.confidence, top.correct, n_bins,
+                                                       statistics.fine_histogram())
+    # Newton on the rows starts from the fit on the fine histogram's groups, a few
+    # steps from the rows' own maximum: the answer is the rows' whatever the start.
+    start = fine_slope_fit(statistics.fine_outcome_count, statistics.fine_moments)
+    slope, intercept = estimators.calibration_slope_intercept(top.confidence, top.correct, start=start)
     row_values = {
         "ece_equal_mass": float(equal_mass.weighted_error(n_rows)),
         "ece_debiased": estimators.debiased_ece(equal_mass, n_rows),

@@ -64,22 +64,53 @@ def gaussian_kernel(points: int, sigma: float) -> np.ndarray:
     return kernel / (math.sqrt(2.0 * math.pi) * sigma)
 
 
-def _round_to_grid(f: np.ndarray, weights: np.ndarray, points: int) -> np.ndarray:
-    """Split each weight linearly between its two neighbouring grid points."""
+def spread_to_grid(f: np.ndarray, weights: tuple[np.ndarray | None, ...], points: int) -> tuple[np.ndarray, ...]:
+    """Each row's weights split linearly between the two grid points around ``f``
+    (relplot's rounding onto an even grid of ``points`` points of [0, 1]): one grid per
+    weight, ``None`` standing for 1 (the rows' count). The rows' positions are computed
+    once for every weight; each grid is a sum in row order, so a compiled pass that adds
+    the same products in the same order (:mod:`calaudit.engine.row_kernels`) gives the
+    same grids bit for bit."""
     position = f * (points - 1)
     left = position.astype(np.intp).clip(0, points - 2)
     frac = position - left
-    grid = np.bincount(left, weights=(1.0 - frac) * weights, minlength=points)
-    grid += np.bincount(left + 1, weights=frac * weights, minlength=points)
-    return grid
+    lower_share = 1.0 - frac
+    grids = []
+    for weight in weights:
+        grid = np.bincount(left, weights=lower_share if weight is None else lower_share * weight, minlength=points)
+        upper = np.bincount(left, weights=frac if weight is None else frac * weight, minlength=points)
+        grid[1:] += upper[:-1]
+        grids.append(grid)
+    return tuple(grids)
+
+
+def _round_to_grid(f: np.ndarray, weights: np.ndarray, points: int) -> np.ndarray:
+    """Split each weight linearly between its two neighbouring grid points."""
+    return spread_to_grid(f, (weights,), points)[0]
+
+
+#: Kernel values below this share of the peak are left out of the convolution: their
+#: products fall below the float64 rounding of the sums they would join.
+_KERNEL_NEGLIGIBLE = 1e-30
 
 
 def reflected_smooth(grid: np.ndarray, sigma: float) -> np.ndarray:
-    """Convolve with a Gaussian, reflecting at 0 and 1 (no mass leaks off [0, 1])."""
+    """Convolve with a Gaussian, reflecting at 0 and 1 (no mass leaks off [0, 1]).
+
+    Only the kernel's points within about 12 ``sigma`` of its centre enter the sum (the
+    others weigh less than 1e-30 of its peak, far below float64 rounding), so a narrow
+    kernel on a fine grid costs ``O(points x sigma x points)``, not ``O(points**2)``.
+    """
     points = grid.shape[-1]
     kernel = gaussian_kernel(points, sigma)
+    kept = np.flatnonzero(kernel >= kernel.max() * _KERNEL_NEGLIGIBLE)
+    # The kernel is symmetric about its centre: drop as many points from each end.
+    low = int(min(kept[0], points - 1 - kept[-1]))
     extended = np.concatenate([np.flip(grid)[:-1], grid, np.flip(grid)[1:]])
-    return np.convolve(extended, kernel, "valid")[points // 2 : points // 2 + points]
+    # With the kernel cut to [low, points - low), output n of the full "valid"
+    # convolution is output n + low of the cut one.
+    start = points // 2 + low
+    return np.convolve(extended, kernel[low : points - low], "valid")[start : start + points]
 
 
 def interpolate_grid(t: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -103,18 +134,24 @@ class SmoothCurve:
     density: np.ndarray
 
 
+def smooth_grid_points(sigma: float) -> int:
+    """relplot's grid for width ``sigma``: ``max(2000, round(20 / sigma)) // 2 + 1`` points."""
+    return max(2000, round(20 / sigma)) // 2 + 1
+
+
 def _smooth_at(
-    f: np.ndarray, residual: np.ndarray, sigma: float, grids: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+    f: np.ndarray, residual: np.ndarray, sigma: float, grids: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    spread=spread_to_grid,
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """smECE at width ``sigma``; ``grids`` caches the rows spread onto each grid size
     (the bandwidth search reuses them: only the convolution depends on ``sigma``)."""
     mesh = max(round(10 / sigma), SMOOTH_MESH_POINTS)
     t = np.linspace(0.0, 1.0, mesh)
-    points = max(2000, round(20 / sigma)) // 2 + 1
+    points = smooth_grid_points(sigma)
     if grids is not None and points in grids:
         residual_grid, count_grid = grids[points]
     else:
-        residual_grid, count_grid = _round_to_grid(f, residual, points), _round_to_grid(f, np.ones_like(f), points)
+        residual_grid, count_grid = spread(f, (residual, None), points)
         if grids is not None:
             grids[points] = (residual_grid, count_grid)
     smoothed_residual = interpolate_grid(t, reflected_smooth(residual_grid, sigma))
@@ -124,20 +161,22 @@ def _smooth_at(
     return value, t, mean_residual, density
 
 
-def smooth_ece(confidence: np.ndarray, correct: np.ndarray) -> tuple[float, SmoothCurve]:
+def smooth_ece(confidence: np.ndarray, correct: np.ndarray, *, spread=spread_to_grid) -> tuple[float, SmoothCurve]:
     """smECE of Blasiok & Nakkiran (2023) for top-label confidences.
 
     The residuals ``r_i = c_i - a_i`` are kernel-smoothed over the confidence with a
     Gaussian of width ``sigma`` reflected at 0 and 1; ``smECE_sigma`` is the
     density-weighted mean of ``|smoothed r|``. The width is the fixed point
     ``sigma = smECE_sigma``, found by bisection (10 steps from 1), as in ``relplot``.
+    ``spread`` puts the rows on a grid (:func:`spread_to_grid`, or a compiled pass that
+    gives the same grids).
     """
     f = np.asarray(confidence, dtype=np.float64)
     residual = f - np.asarray(correct, dtype=np.float64)
     grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def wide_enough(sigma: float) -> bool:
-        return sigma < SMOOTH_BANDWIDTH_EPS or sigma < _smooth_at(f, residual, sigma, grids)[0]
+        return sigma < SMOOTH_BANDWIDTH_EPS or sigma < _smooth_at(f, residual, sigma, grids, spread)[0]
 
     sigma = 1.0
     if not wide_enough(sigma):
@@ -149,12 +188,12 @@ def smooth_ece(confidence: np.ndarray, correct: np.ndarray) -> tuple[float, Smoo
             else:
                 high = middle
         sigma = high
-    value, t, mean_residual, density = _smooth_at(f, residual, sigma, grids)
+    value, t, mean_residual, density = _smooth_at(f, residual, sigma, grids, spread)
     # The curve is the kernel-weighted mean outcome S(a)/d = S(c)/d - S(c - a)/d: the
     # smoothed mean confidence near t, not t itself, minus the smoothed residual (t
     # would add a smoothing bias that grows with the bandwidth).
-    points = max(2000, round(20 / sigma)) // 2 + 1
-    smoothed_confidence = interpolate_grid(t, reflected_smooth(_round_to_grid(f, f, points), sigma))
+    (confidence_grid,) = spread(f, (f,), smooth_grid_points(sigma))
+    smoothed_confidence = interpolate_grid(t, reflected_smooth(confidence_grid, sigma))
     accuracy = smoothed_confidence / density - mean_residual
     return value, SmoothCurve(sigma, t, accuracy, density / density.mean())
 
@@ -245,71 +284,126 @@ def logit(p: np.ndarray) -> np.ndarray:
 
 
 def logistic_fit(
-    x: np.ndarray, successes: np.ndarray, trials: np.ndarray, *, iterations: int = 40,
+    x: np.ndarray, successes: np.ndarray, trials: np.ndarray | None, *, iterations: int = 40,
     start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Maximum-likelihood ``(intercept, slope)`` of ``P(1) = sigmoid(a + b x)``.
 
-    Grouped data: ``successes`` out of ``trials`` at each ``x``; leading axes are
-    independent problems (bootstrap resamples). Newton's method with step halving;
-    ``nan`` where the fit does not exist (all successes or all failures, complete or
-    quasi-complete separation: every success at or beyond every failure along ``x``,
-    or the reverse) or the slope is not identified (a single value of ``x``).
+    Grouped data: ``successes`` out of ``trials`` at each ``x`` (``trials`` ``None``: one
+    trial each, the rows of an audit); leading axes are independent problems
+    (bootstrap resamples). Newton's method with step halving, from ``start`` when it is
+    finite (``(intercept, slope)``, e.g. a fit on grouped data near the answer; the
+    answer does not depend on it); ``nan`` where the fit does not exist (all successes
+    or all failures, complete or quasi-complete separation: every success at or beyond
+    every failure along ``x``, or the reverse) or the slope is not identified (a single
+    value of ``x``).
     """
     x = np.asarray(x, dtype=np.float64)
     s = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
-    shape = np.broadcast_shapes(x.shape, s.shape, n.shape)[:-1]
-    x, s, n = np.broadcast_to(x, shape + x.shape[-1:]), np.broadcast_to(s, shape + s.shape[-1:]), n
-    n = np.broadcast_to(n, x.shape)
+    n = None if trials is None else np.asarray(trials, dtype=np.float64)
+    shapes = (x.shape, s.shape) if n is None else (x.shape, s.shape, n.shape)
+    full = np.broadcast_shapes(*shapes)
+    shape = full[:-1]
+    x, s = np.broadcast_to(x, full), np.broadcast_to(s, full)
+    if n is not None:
+        n = np.broadcast_to(n, full)
     params = np.zeros(shape + (2,))
-    total, hits = n.sum(axis=-1), s.sum(axis=-1)
+    total = float(full[-1]) if n is None else n.sum(axis=-1)
+    hits = s.sum(axis=-1)
     rate = np.clip(hits / np.where(total > 0, total, 1), 1e-6, 1 - 1e-6)
     params[..., 0] = np.log(rate) - np.log1p(-rate)
     params[..., 1] = 1.0
     if start is not None and np.all(np.isfinite(start)):
         params[...] = start
+    # The problems as rows of (problems, values) views; each Newton step works on the
+    # problems still moving only (a bootstrap's resamples settle at different steps).
+    problems = int(np.prod(shape, dtype=np.int64))
+    flat_x, flat_s = x.reshape(problems, full[-1]), s.reshape(problems, full[-1])
+    flat_n = None if n is None else n.reshape(problems, full[-1])
+    flat_params = params.reshape(problems, 2)
 
-    def loglik(p: np.ndarray) -> np.ndarray:
-        eta = p[..., :1] + p[..., 1:] * x
-        return np.sum(s * eta - n * np.logaddexp(0.0, eta), axis=-1)
+    def loglik(p: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        xs = flat_x if rows is None else flat_x[rows]
+        eta = xs * p[:, 1:]
+        eta += p[:, :1]
+        # log(1 + e^eta) = max(eta, 0) + log1p(e^-|eta|), np.logaddexp(0, eta)'s formula
+        # in vectorised steps (several times faster than the ufunc on long rows).
+        softplus = np.abs(eta)
+        np.negative(softplus, out=softplus)
+        np.exp(softplus, out=softplus)
+        np.log1p(softplus, out=softplus)
+        softplus += np.maximum(eta, 0.0)
+        if flat_n is not None:
+            softplus *= flat_n if rows is None else flat_n[rows]
+        # Each row's term s eta - n log(1 + e^eta) before the sum: a confident right
+        # answer's two parts nearly cancel, and summing them apart would lose the
+        # digits the step-halving test compares.
+        eta *= flat_s if rows is None else flat_s[rows]
+        eta -= softplus
+        return eta.sum(axis=1)
 
-    current = loglik(params)
-    last_step = np.full(shape, np.inf)
+    current = loglik(flat_params, None)
+    last_step = np.full(problems, np.inf)
+    moving = np.arange(problems)
     for _ in range(iterations):  # Newton steps, not rows
-        eta = params[..., :1] + params[..., 1:] * x
-        mu = 0.5 * (1.0 + np.tanh(0.5 * eta))
-        w = n * mu * (1.0 - mu)
-        g0, g1 = np.sum(s - n * mu, axis=-1), np.sum((s - n * mu) * x, axis=-1)
-        h00, h01, h11 = np.sum(w, axis=-1), np.sum(w * x, axis=-1), np.sum(w * x * x, axis=-1)
+        rows = None if moving.size == problems else moving  # no copy while every problem moves
+        xs = flat_x if rows is None else flat_x[rows]
+        p = flat_params[moving]
+        mu = xs * p[:, 1:]
+        mu += p[:, :1]
+        mu *= 0.5
+        np.tanh(mu, out=mu)
+        mu += 1.0
+        mu *= 0.5
+        w = 1.0 - mu
+        w *= mu
+        if flat_n is not None:
+            ns = flat_n if rows is None else flat_n[rows]
+            mu *= ns
+            w *= ns
+        residual = (flat_s if rows is None else flat_s[rows]) - mu  # s - n mu
+        wx = w * xs
+        g0, g1 = residual.sum(axis=1), np.einsum("ij,ij->i", residual, xs)
+        h00, h01, h11 = w.sum(axis=1), wx.sum(axis=1), np.einsum("ij,ij->i", wx, xs)
         det = h00 * h11 - h01 * h01
         ok = det > 1e-300
         step = np.stack([np.where(ok, (h11 * g0 - h01 * g1) / np.where(ok, det, 1), 0.0),
                          np.where(ok, (h00 * g1 - h01 * g0) / np.where(ok, det, 1), 0.0)], axis=-1)
-        scale = np.ones(shape)
+        scale = np.ones(moving.size)
+        trial = p + step
+        trial_loglik = loglik(trial, rows)
         for _ in range(30):  # step halving until the likelihood does not fall
-            trial = params + scale[..., None] * step
-            trial_loglik = loglik(trial)
-            better = trial_loglik >= current - 1e-12
-            if np.all(better):
+            worse = np.flatnonzero(~(trial_loglik >= current[moving] - 1e-12))
+            if worse.size == 0:
                 break
-            scale = np.where(better, scale, scale / 2)
-        params, current = trial, trial_loglik
-        last_step = np.abs(step * scale[..., None]).max(axis=-1)
-        if np.max(last_step, initial=0.0) < 1e-9:
+            scale[worse] /= 2
+            trial[worse] = p[worse] + scale[worse, None] * step[worse]
+            trial_loglik[worse] = loglik(trial[worse], moving[worse])
+        flat_params[moving] = trial
+        current[moving] = trial_loglik
+        last_step[moving] = np.abs(step * scale[:, None]).max(axis=1)
+        moving = moving[last_step[moving] >= 1e-9]
+        if moving.size == 0:
             break
+    current = current.reshape(shape)
+    last_step = last_step.reshape(shape)
     # No finite maximum (all one outcome, separation) shows as a fit that runs off or
     # never settles; such a slope means nothing and is reported as undefined.
     unsettled = last_step > 1e-6 * (1.0 + np.abs(params).max(axis=-1))
     # One value of x (every confidence the same): any slope fits as well as any other,
     # and Newton would stop at its starting slope of 1 as if the model were calibrated.
-    used = n > 0
-    spread = np.max(np.where(used, x, -np.inf), axis=-1) - np.min(np.where(used, x, np.inf), axis=-1)
-    constant = ~(spread > 1e-12 * (1.0 + np.max(np.where(used, np.abs(x), 0.0), axis=-1)))
     # (Quasi-)separation: every success at or beyond every failure along x (or the
     # reverse) leaves no finite maximum; Newton then creeps along a ridge and stops
     # wherever its tolerance lets it, at a value that depends on the order of the sums.
-    has_success, has_failure = used & (s > 0), used & (n - s > 0)
+    if n is None:  # every row is used, with a success where s is 1 and a failure where it is 0
+        used, has_success, has_failure = None, s > 0, s < 1
+    else:
+        used = n > 0
+        has_success, has_failure = used & (s > 0), used & (n - s > 0)
+    x_high = x.max(axis=-1) if used is None else np.max(np.where(used, x, -np.inf), axis=-1)
+    x_low = x.min(axis=-1) if used is None else np.min(np.where(used, x, np.inf), axis=-1)
+    largest = np.maximum(np.abs(x_high), np.abs(x_low))  # of |x| over the used x
+    constant = ~(x_high - x_low > 1e-12 * (1.0 + largest))
     success_low = np.min(np.where(has_success, x, np.inf), axis=-1)
     success_high = np.max(np.where(has_success, x, -np.inf), axis=-1)
     failure_low = np.min(np.where(has_failure, x, np.inf), axis=-1)
@@ -320,14 +414,17 @@ def logistic_fit(
     return np.where(degenerate[..., None], np.nan, params)
 
 
-def calibration_slope_intercept(confidence: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
+def calibration_slope_intercept(
+    confidence: np.ndarray, correct: np.ndarray, *, start: np.ndarray | None = None
+) -> tuple[float, float]:
     """Logistic recalibration of the top label: ``P(right) = sigmoid(a + b logit(conf))``.
 
     A calibrated model has slope 1 and intercept 0; a slope below 1 means its
-    confidence is too extreme (overconfident), above 1 too timid (Cox 1958).
+    confidence is too extreme (overconfident), above 1 too timid (Cox 1958). ``start``
+    (``(intercept, slope)``) only saves Newton steps.
     """
     x = logit(confidence)
-    params = logistic_fit(x, np.asarray(correct, dtype=np.float64), np.ones_like(x))
+    params = logistic_fit(x, np.asarray(correct, dtype=np.float64), None, start=start)
     return float(params[1]), float(params[0])
 
 
