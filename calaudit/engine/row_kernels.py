@@ -41,7 +41,7 @@ def top_label(y: np.ndarray, proba: np.ndarray) -> TopLabel:
 def spread_to_grid(f: np.ndarray, weights: tuple[np.ndarray | None, ...], points: int) -> tuple[np.ndarray, ...]:
     """:func:`calaudit.stats.estimators.spread_to_grid` in one compiled pass per weight."""
     f = np.ascontiguousarray(f, dtype=np.float64)
-    if points < 2:  # no interval to spread over: the reference says what happens
+    if points < 2 or f.ndim != 1:  # no interval to spread over, or resamples: the reference
         return estimators.spread_to_grid(f, weights, points)
     spread = _compiled()[1]
     grids = []

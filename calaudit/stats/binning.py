@@ -24,6 +24,8 @@ import numpy as np
 
 __all__ = [
     "BinStatistics",
+    "ece_of_bins",
+    "mce_of_bins",
     "equal_width_edges",
     "equal_width_bin_ids",
     "equal_mass_bin_ids",
@@ -326,14 +328,29 @@ class BinStatistics:
             return self.sum_outcome / self.count
 
     def weighted_error(self, n_total: float | None = None) -> np.ndarray:
-        """``sum_m (n_m / N) |acc_m - conf_m|``, computed as ``sum_m |S_outcome - S_value| / N``.
-
-        ``N`` defaults to the number of rows in the statistics.
-        """
-        n_total = self.total if n_total is None else n_total
-        return np.abs(self.sum_outcome - self.sum_value).sum(axis=-1) / n_total
+        """``sum_m (n_m / N) |acc_m - conf_m|`` (:func:`ece_of_bins`); ``N`` defaults to
+        the number of rows in the statistics."""
+        return ece_of_bins(self.sum_outcome, self.sum_value, self.total if n_total is None else n_total)
 
     def max_error(self) -> np.ndarray:
-        """``max_m |acc_m - conf_m|`` over non-empty bins (0 when every bin is empty)."""
-        gaps = np.abs(self.mean_outcome() - self.mean_value())
-        return np.max(np.where(self.nonempty, gaps, 0.0), axis=-1)
+        """``max_m |acc_m - conf_m|`` over non-empty bins (:func:`mce_of_bins`)."""
+        return mce_of_bins(self.sum_outcome, self.sum_value, self.count)
+
+
+# The binned errors, each defined once: of the audit's bins (BinStatistics), of a
+# bootstrap's resampled bins (leading axes: resamples) and of streamed sums alike.
+
+
+def ece_of_bins(outcome_sum: np.ndarray, value_sum: np.ndarray, n_rows: float | np.ndarray) -> np.ndarray:
+    """ECE ``sum_m (n_m / N) |acc_m - conf_m|`` along the last axis, computed as
+    ``sum_m |S_outcome_m - S_value_m| / N`` (the per-bin sums of the outcome and the
+    binned value; leading axes are independent: classes, resamples)."""
+    return np.abs(outcome_sum - value_sum).sum(axis=-1) / n_rows
+
+
+def mce_of_bins(outcome_sum: np.ndarray, value_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """MCE ``max_m |acc_m - conf_m|`` over the non-empty bins along the last axis (0
+    when every bin is empty), computed as ``|S_outcome_m - S_value_m| / n_m``."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gaps = np.abs(outcome_sum - value_sum) / count
+    return np.max(np.where(count > 0, gaps, 0.0), axis=-1)

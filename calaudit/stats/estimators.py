@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .binning import BinStatistics
+from .binning import BinStatistics, ece_of_bins
 
 #: relplot's constants (metrics.py / kernels.py), kept so results agree with it.
 SMOOTH_MESH_POINTS = 200
@@ -45,13 +45,18 @@ def debiased_ece(equal_mass: BinStatistics, n_total: int) -> float:
     the plug-in squared gap overstates the truth by the sampling variance of each
     bin's accuracy, which is subtracted; bins with fewer than 2 rows contribute 0.
     """
-    count = equal_mass.count
-    usable = count >= 2
-    acc = np.where(usable, equal_mass.sum_outcome / np.where(usable, count, 1), 0.0)
-    conf = np.where(usable, equal_mass.sum_value / np.where(usable, count, 1), 0.0)
-    variance = np.where(usable, acc * (1.0 - acc) / np.where(usable, count - 1.0, 1.0), 0.0)
-    squared = np.sum(np.where(usable, (count / n_total) * ((acc - conf) ** 2 - variance), 0.0))
-    return float(math.sqrt(max(squared, 0.0)))
+    return float(debiased_ece_of_bins(equal_mass.sum_outcome, equal_mass.sum_value, equal_mass.count, n_total))
+
+
+def debiased_ece_of_bins(right: np.ndarray, confidence: np.ndarray, total: np.ndarray, n_rows: int) -> np.ndarray:
+    """:func:`debiased_ece` from per-bin rows right, sums of confidence and rows, along
+    the last axis (leading axes: a bootstrap's resamples)."""
+    usable = total >= 2
+    safe = np.where(usable, total, 1.0)
+    acc, conf = right / safe, confidence / safe
+    variance = acc * (1.0 - acc) / np.where(usable, total - 1.0, 1.0)
+    squared = np.sum(np.where(usable, (total / n_rows) * ((acc - conf) ** 2 - variance), 0.0), axis=-1)
+    return np.sqrt(np.maximum(squared, 0.0))
 
 
 # ------------------------------------------------------------------ smooth ECE
@@ -67,20 +72,30 @@ def gaussian_kernel(points: int, sigma: float) -> np.ndarray:
 def spread_to_grid(f: np.ndarray, weights: tuple[np.ndarray | None, ...], points: int) -> tuple[np.ndarray, ...]:
     """Each row's weights split linearly between the two grid points around ``f``
     (relplot's rounding onto an even grid of ``points`` points of [0, 1]): one grid per
-    weight, ``None`` standing for 1 (the rows' count). The rows' positions are computed
-    once for every weight; each grid is a sum in row order, so a compiled pass that adds
-    the same products in the same order (:mod:`calaudit.engine.row_kernels`) gives the
-    same grids bit for bit."""
+    weight, ``None`` standing for 1 (the rows' count). Leading axes of ``f`` (a
+    bootstrap's resamples) give one grid each. The rows' positions are computed once
+    for every weight; each grid is a sum in row order, so a compiled pass that adds the
+    same products in the same order (:mod:`calaudit.engine.row_kernels`) gives the same
+    grids bit for bit."""
     position = f * (points - 1)
     left = position.astype(np.intp).clip(0, points - 2)
     frac = position - left
     lower_share = 1.0 - frac
+    lead = f.shape[:-1]
+    size = points
+    if lead:  # one grid per leading index: keys offset by the grid's place
+        size = int(np.prod(lead)) * points
+        left = (left + np.arange(0, size, points).reshape(lead + (1,))).ravel()
+        frac, lower_share = frac.ravel(), lower_share.ravel()
     grids = []
     for weight in weights:
-        grid = np.bincount(left, weights=lower_share if weight is None else lower_share * weight, minlength=points)
-        upper = np.bincount(left, weights=frac if weight is None else frac * weight, minlength=points)
+        weight = None if weight is None else np.ravel(weight)
+        grid = np.bincount(left, weights=lower_share if weight is None else lower_share * weight, minlength=size)
+        upper = np.bincount(left, weights=frac if weight is None else frac * weight, minlength=size)
+        # The last point of a grid takes no upper share (left <= points - 2), so the
+        # shift never carries one grid's weight into the next.
         grid[1:] += upper[:-1]
-        grids.append(grid)
+        grids.append(grid.reshape(lead + (points,)))
     return tuple(grids)
 
 
@@ -262,17 +277,27 @@ class BrierDecomposition:
 
 
 def brier_decomposition(classwise: BinStatistics, brier: float, n_total: int) -> BrierDecomposition:
-    count = classwise.count
+    reliability, resolution, uncertainty = brier_parts_of_bins(
+        classwise.count, classwise.sum_value, classwise.sum_outcome, n_total)
+    reliability, resolution, uncertainty = float(reliability), float(resolution), float(uncertainty)
+    return BrierDecomposition(reliability, resolution, uncertainty, brier - (reliability - resolution + uncertainty))
+
+
+def brier_parts_of_bins(
+    count: np.ndarray, value_sum: np.ndarray, outcome_sum: np.ndarray, n_rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reliability, resolution and uncertainty of :class:`BrierDecomposition` from the
+    classwise bins ``(..., K, n_bins)`` (leading axes: a bootstrap's resamples):
+    ``sum_k sum_m (S_value - S_outcome)^2 / (n_km N)``,
+    ``sum_k sum_m n_km (acc_km - f_k)^2 / N`` and ``sum_k f_k (1 - f_k)``, with
+    ``f_k = sum_m S_outcome_km / N`` the frequency of class k."""
     nonempty = count > 0
     safe = np.where(nonempty, count, 1.0)
-    forecast = classwise.sum_value / safe
-    observed = classwise.sum_outcome / safe
-    base_rate = classwise.sum_outcome.sum(axis=1, keepdims=True) / n_total
-    weight = count / n_total
-    reliability = float(np.sum(np.where(nonempty, weight * (forecast - observed) ** 2, 0.0)))
-    resolution = float(np.sum(np.where(nonempty, weight * (observed - base_rate) ** 2, 0.0)))
-    uncertainty = float(np.sum(base_rate * (1.0 - base_rate)))
-    return BrierDecomposition(reliability, resolution, uncertainty, brier - (reliability - resolution + uncertainty))
+    frequency = outcome_sum.sum(axis=-1, keepdims=True) / n_rows
+    reliability = np.sum(np.where(nonempty, (value_sum - outcome_sum) ** 2 / safe, 0.0), axis=(-2, -1)) / n_rows
+    resolution = np.sum(np.where(nonempty, count * (outcome_sum / safe - frequency) ** 2, 0.0), axis=(-2, -1)) / n_rows
+    uncertainty = np.sum(frequency * (1.0 - frequency), axis=(-2, -1))
+    return reliability, resolution, uncertainty
 
 
 # ------------------------------------------------------------------ logistic recalibration
@@ -457,26 +482,37 @@ def consistency_test(
     ``exact_budget``; above it, each bin's number of right answers is drawn from the
     normal law with the same mean and variance (``sum c_i``, ``sum c_i (1 - c_i)``).
     """
-    rng = np.random.default_rng(seed)
     n_rows = confidence.shape[0]
     n_bins = top_bins.n_bins
-    if n_rows * simulations <= exact_budget:
-        method = "exact"
-        chunk = max(1, int(exact_budget // max(n_rows, 1) // 8))
-        ece = np.empty(simulations)
-        for start in range(0, simulations, chunk):  # blocks of simulations, not rows
-            size = min(chunk, simulations - start)
-            outcomes = rng.random((size, n_rows)) < confidence
-            keys = (np.arange(size)[:, None] * n_bins + bin_ids).ravel()
-            right = np.bincount(keys, weights=outcomes.ravel(), minlength=size * n_bins).reshape(size, n_bins)
-            ece[start : start + size] = np.abs(right - top_bins.sum_value).sum(axis=1) / n_rows
-    else:
-        method = "normal"
+    if n_rows * simulations > exact_budget:
         variance = np.bincount(bin_ids, weights=confidence * (1.0 - confidence), minlength=n_bins)
-        right = top_bins.sum_value + np.sqrt(variance) * rng.standard_normal((simulations, n_bins))
-        ece = np.abs(right - top_bins.sum_value).sum(axis=1) / n_rows
+        return normal_consistency_test(variance, measured_ece, n_rows, simulations=simulations, seed=seed)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, int(exact_budget // max(n_rows, 1) // 8))
+    ece = np.empty(simulations)
+    for start in range(0, simulations, chunk):  # blocks of simulations, not rows
+        size = min(chunk, simulations - start)
+        outcomes = rng.random((size, n_rows)) < confidence
+        keys = (np.arange(size)[:, None] * n_bins + bin_ids).ravel()
+        right = np.bincount(keys, weights=outcomes.ravel(), minlength=size * n_bins).reshape(size, n_bins)
+        ece[start : start + size] = ece_of_bins(right, top_bins.sum_value, n_rows)
     p_value = float((1 + np.count_nonzero(ece >= measured_ece - 1e-15)) / (simulations + 1))
-    return ConsistencyTest(float(ece.mean()), float(np.quantile(ece, 0.95)), p_value, simulations, method)
+    return ConsistencyTest(float(ece.mean()), float(np.quantile(ece, 0.95)), p_value, simulations, "exact")
+
+
+def normal_consistency_test(
+    variance: np.ndarray, measured_ece: float, n_rows: int, *, simulations: int = 1000, seed: int = 0,
+) -> ConsistencyTest:
+    """The consistency test by its large-sample method: each bin's number of right
+    answers under perfect calibration is drawn from the normal law with mean ``sum c``
+    and variance ``sum c (1 - c)`` over the bin (``variance``, per bin), so the
+    simulated ECE is ``sum_m |sqrt(variance_m) Z_m| / N``. It needs the bins' sums
+    only: the in-memory audit above the exact budget and a streamed audit use it alike."""
+    rng = np.random.default_rng(seed)
+    noise = np.sqrt(variance) * rng.standard_normal((simulations, variance.shape[-1]))
+    ece = np.abs(noise).sum(axis=1) / n_rows  # |simulated right - sum of confidence|, per bin
+    p_value = float((1 + np.count_nonzero(ece >= measured_ece - 1e-15)) / (simulations + 1))
+    return ConsistencyTest(float(ece.mean()), float(np.quantile(ece, 0.95)), p_value, simulations, "normal")
 
 
 def spiegelhalter_p_value(positive_probability: np.ndarray, positive: np.ndarray) -> float:
@@ -485,12 +521,17 @@ def spiegelhalter_p_value(positive_probability: np.ndarray, positive: np.ndarray
     ``Z = sum (y - p)(1 - 2p) / sqrt(sum (1 - 2p)^2 p (1 - p))``, standard normal
     under perfect calibration.
     """
-    from scipy.special import ndtr
-
     p = np.asarray(positive_probability, dtype=np.float64)
     y = np.asarray(positive, dtype=np.float64)
-    spread = float(np.sum((1.0 - 2.0 * p) ** 2 * p * (1.0 - p)))
+    return spiegelhalter_of_sums(float(np.sum((y - p) * (1.0 - 2.0 * p))),
+                                 float(np.sum((1.0 - 2.0 * p) ** 2 * p * (1.0 - p))))
+
+
+def spiegelhalter_of_sums(deviation: float, spread: float) -> float:
+    """:func:`spiegelhalter_p_value` from its two sums, ``sum (y - p)(1 - 2p)`` and
+    ``sum (1 - 2p)^2 p (1 - p)`` (``nan`` when the spread is 0: every p is 0 or 1)."""
+    from scipy.special import ndtr
+
     if spread <= 0.0:
         return float("nan")
-    z = float(np.sum((y - p) * (1.0 - 2.0 * p))) / math.sqrt(spread)
-    return float(2.0 * ndtr(-abs(z)))
+    return float(2.0 * ndtr(-abs(deviation / math.sqrt(spread))))

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import estimators
-from .binning import equal_mass_bin_ids, equal_width_bin_ids
+from .binning import ece_of_bins, equal_mass_bin_ids, equal_width_bin_ids, mce_of_bins
+from .estimators import debiased_ece_of_bins
+from .metric_info import NLL_EPS
 from .metrics import MetricSuite
 
 #: Equal-mass groups of the logit the calibration slope is refitted on.
@@ -122,11 +124,6 @@ class BinOutcomeGroups(GroupDraws):
         return self.per_bin(counts * self.hit), self.per_bin(counts), value
 
 
-def ece_of_bins(right: np.ndarray, confidence_sum: np.ndarray, n_rows: int) -> np.ndarray:
-    """ECE of each resample from its per-bin rows right and confidence sums, ``(B, bins)``."""
-    return np.abs(right - confidence_sum).sum(axis=-1) / n_rows
-
-
 #: The metrics of each family of the grouped bootstrap, in the order the families are
 #: drawn. A family is drawn when one of its metrics is wanted.
 GROUPED_FAMILIES = {
@@ -170,7 +167,7 @@ class GroupedSample:
         top = suite.top
         correct = top.correct.astype(np.intp)
         brier_rows = (proba * proba).sum(axis=1) - 2.0 * top.true_probability + 1.0
-        nll_rows = -np.log(np.maximum(top.true_probability, 2.220446049250313e-16))
+        nll_rows = -np.log(np.maximum(top.true_probability, NLL_EPS))
         top_groups = Groups(suite.top_bin_ids * 2 + correct, 2 * n_bins,
                              {"confidence": top.confidence, "brier": brier_rows, "nll": nll_rows})
         # Equal-mass bins of the full data.
@@ -224,9 +221,7 @@ def draw_grouped(
                 resamples, n_bins, 2).sum(axis=2)
             out["confidence_gap"] = confidence.sum(axis=1) / n_rows - out["accuracy"]
             out["ece"] = ece_of_bins(right, confidence, n_rows)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                gaps = np.abs(right - confidence) / total
-            out["mce"] = np.where(total > 0, gaps, 0.0).max(axis=1)
+            out["mce"] = mce_of_bins(right, confidence, total)
         if wanted("brier"):
             out["brier"] = groups.sums(streams("top.brier"), counts, "brier").sum(axis=1) / n_rows
         if wanted("nll"):
@@ -279,25 +274,14 @@ def _classwise_draws(sample: GroupedSample, resamples: int, streams, per_class: 
     for groups in sample.classes:
         hits, cell_total, value = groups.cells(rng, n_rows, resamples, "p")
         classwise_terms += weight * ece_of_bins(hits, value, n_rows)
-        frequency = hits.sum(axis=1, keepdims=True) / n_rows
-        safe = np.where(cell_total > 0, cell_total, 1.0)
-        reliability += weight * np.sum(np.where(cell_total > 0, (value - hits) ** 2 / safe, 0.0), axis=1) / n_rows
-        resolution += weight * np.sum(
-            np.where(cell_total > 0, cell_total * (hits / safe - frequency) ** 2, 0.0), axis=1) / n_rows
+        # This class's parts (a class axis of one); the uncertainty is drawn above.
+        class_reliability, class_resolution, _ = estimators.brier_parts_of_bins(
+            cell_total[:, None, :], value[:, None, :], hits[:, None, :], n_rows)
+        reliability += weight * class_reliability
+        resolution += weight * class_resolution
     out["classwise_ece"] = classwise_terms / sample.n_classes
     out["brier_reliability"], out["brier_resolution"] = reliability, resolution
     return {name: out[name] for name in GROUPED_FAMILIES["classwise"]}
-
-
-def debiased_ece_of_bins(right: np.ndarray, confidence: np.ndarray, total: np.ndarray, n_rows: int) -> np.ndarray:
-    """Debiased ECE (:func:`calaudit.stats.estimators.debiased_ece`) of each resample from its
-    per-bin rows right, confidence sums and rows, ``(B, bins)``."""
-    usable = total >= 2
-    safe = np.where(usable, total, 1.0)
-    acc, conf = right / safe, confidence / safe
-    variance = acc * (1.0 - acc) / np.where(usable, total - 1.0, 1.0)
-    squared = np.sum(np.where(usable, (total / n_rows) * ((acc - conf) ** 2 - variance), 0.0), axis=1)
-    return np.sqrt(np.maximum(squared, 0.0))
 
 
 #: Grid of the grouped smooth-ECE bootstrap: four times coarser than relplot's 1,001
@@ -323,7 +307,7 @@ class SmoothGroups:
 
     @staticmethod
     def grid_points(bandwidth: float) -> int:
-        return min(_COARSE_POINTS, max(2000, round(20 / bandwidth)) // 2 + 1)
+        return min(_COARSE_POINTS, estimators.smooth_grid_points(bandwidth))
 
     @classmethod
     def from_rows(cls, confidence: np.ndarray, correct: np.ndarray, bandwidth: float) -> SmoothGroups:
