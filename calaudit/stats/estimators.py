@@ -308,6 +308,18 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+def _softplus(z: np.ndarray, *, reuse: bool = False) -> np.ndarray:
+    """``log(1 + e^z) = max(z, 0) + log1p(e^-|z|)``, np.logaddexp(0, z)'s formula in
+    vectorised steps (several times faster than the ufunc on long rows); ``reuse``
+    lets it overwrite ``z``."""
+    out = np.abs(z)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += np.maximum(z, 0.0, out=z if reuse else None)
+    return out
+
+
 def logistic_fit(
     x: np.ndarray, successes: np.ndarray, trials: np.ndarray | None, *, iterations: int = 40,
     start: np.ndarray | None = None,
@@ -315,7 +327,7 @@ def logistic_fit(
     """Maximum-likelihood ``(intercept, slope)`` of ``P(1) = sigmoid(a + b x)``.
 
     Grouped data: ``successes`` out of ``trials`` at each ``x`` (``trials`` ``None``: one
-    trial each, the rows of an audit); leading axes are independent problems
+    trial each, ``successes`` 0 or 1: the rows of an audit); leading axes are independent problems
     (bootstrap resamples). Newton's method with step halving, from ``start`` when it is
     finite (``(intercept, slope)``, e.g. a fit on grouped data near the answer; the
     answer does not depend on it); ``nan`` where the fit does not exist (all successes
@@ -347,63 +359,66 @@ def logistic_fit(
     flat_n = None if n is None else n.reshape(problems, full[-1])
     flat_params = params.reshape(problems, 2)
 
-    def loglik(p: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    if flat_n is None:  # one trial per row, s 0 or 1
+        flip = 1.0 - 2.0 * flat_s  # -1 for a success, 1 for a failure
+        half = flat_s - 0.5
+        x_squared = flat_x * flat_x
+
+    def evaluate(p: np.ndarray, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The log-likelihood of each problem at ``p`` and its ``eta = a + b x``."""
         xs = flat_x if rows is None else flat_x[rows]
         eta = xs * p[:, 1:]
         eta += p[:, :1]
-        # log(1 + e^eta) = max(eta, 0) + log1p(e^-|eta|), np.logaddexp(0, eta)'s formula
-        # in vectorised steps (several times faster than the ufunc on long rows).
-        softplus = np.abs(eta)
-        np.negative(softplus, out=softplus)
-        np.exp(softplus, out=softplus)
-        np.log1p(softplus, out=softplus)
-        softplus += np.maximum(eta, 0.0)
-        if flat_n is not None:
-            softplus *= flat_n if rows is None else flat_n[rows]
-        # Each row's term s eta - n log(1 + e^eta) before the sum: a confident right
-        # answer's two parts nearly cancel, and summing them apart would lose the
-        # digits the step-halving test compares.
-        eta *= flat_s if rows is None else flat_s[rows]
-        eta -= softplus
-        return eta.sum(axis=1)
+        if flat_n is None:
+            # s eta - log(1 + e^eta) = -log(1 + e^((1 - 2 s) eta)) for s in {0, 1}: no
+            # term cancels, so the sum keeps the digits the step-halving test compares.
+            return -_softplus(eta * (flip if rows is None else flip[rows]), reuse=True).sum(axis=1), eta
+        terms = eta * (flat_s if rows is None else flat_s[rows])
+        terms -= _softplus(eta) * (flat_n if rows is None else flat_n[rows])
+        return terms.sum(axis=1), eta
 
-    current = loglik(flat_params, None)
+    current, etas = evaluate(flat_params, None)
     last_step = np.full(problems, np.inf)
     moving = np.arange(problems)
     for _ in range(iterations):  # Newton steps, not rows
         rows = None if moving.size == problems else moving  # no copy while every problem moves
         xs = flat_x if rows is None else flat_x[rows]
         p = flat_params[moving]
-        mu = xs * p[:, 1:]
-        mu += p[:, :1]
-        mu *= 0.5
-        np.tanh(mu, out=mu)
-        mu += 1.0
-        mu *= 0.5
-        w = 1.0 - mu
-        w *= mu
-        if flat_n is not None:
+        # mu = sigmoid(eta) = (1 + t) / 2 with t = tanh(eta / 2), so mu (1 - mu) = (1 - t^2) / 4.
+        t = (etas if rows is None else etas[rows]) * 0.5
+        np.tanh(t, out=t)
+        w = t * t
+        np.subtract(1.0, w, out=w)  # 4 mu (1 - mu)
+        if flat_n is None:
+            residual = t * -0.5
+            residual += half if rows is None else half[rows]  # s - mu
+            xx = x_squared if rows is None else x_squared[rows]
+        else:
             ns = flat_n if rows is None else flat_n[rows]
-            mu *= ns
             w *= ns
-        residual = (flat_s if rows is None else flat_s[rows]) - mu  # s - n mu
-        wx = w * xs
+            residual = (flat_s if rows is None else flat_s[rows]) - 0.5 * ns * (1.0 + t)  # s - n mu
+            xx = xs * xs
         g0, g1 = residual.sum(axis=1), np.einsum("ij,ij->i", residual, xs)
-        h00, h01, h11 = w.sum(axis=1), wx.sum(axis=1), np.einsum("ij,ij->i", wx, xs)
+        h00, h01, h11 = (0.25 * w.sum(axis=1), 0.25 * np.einsum("ij,ij->i", w, xs),
+                         0.25 * np.einsum("ij,ij->i", w, xx))
         det = h00 * h11 - h01 * h01
         ok = det > 1e-300
         step = np.stack([np.where(ok, (h11 * g0 - h01 * g1) / np.where(ok, det, 1), 0.0),
                          np.where(ok, (h00 * g1 - h01 * g0) / np.where(ok, det, 1), 0.0)], axis=-1)
         scale = np.ones(moving.size)
         trial = p + step
-        trial_loglik = loglik(trial, rows)
+        trial_loglik, trial_eta = evaluate(trial, rows)
+        if rows is None:
+            etas = trial_eta
+        else:
+            etas[moving] = trial_eta
         for _ in range(30):  # step halving until the likelihood does not fall
             worse = np.flatnonzero(~(trial_loglik >= current[moving] - 1e-12))
             if worse.size == 0:
                 break
             scale[worse] /= 2
             trial[worse] = p[worse] + scale[worse, None] * step[worse]
-            trial_loglik[worse] = loglik(trial[worse], moving[worse])
+            trial_loglik[worse], etas[moving[worse]] = evaluate(trial[worse], moving[worse])
         flat_params[moving] = trial
         current[moving] = trial_loglik
         last_step[moving] = np.abs(step * scale[:, None]).max(axis=1)
@@ -420,19 +435,26 @@ def logistic_fit(
     # (Quasi-)separation: every success at or beyond every failure along x (or the
     # reverse) leaves no finite maximum; Newton then creeps along a ridge and stops
     # wherever its tolerance lets it, at a value that depends on the order of the sums.
-    if n is None:  # every row is used, with a success where s is 1 and a failure where it is 0
-        used, has_success, has_failure = None, s > 0, s < 1
+    if n is None and not shape:  # one problem of rows: a success where s is 1, a failure where 0
+        right = s > 0
+        success_x, failure_x = x[right], x[~right]
+        success_low, success_high = (success_x.min(), success_x.max()) if success_x.size else (np.inf, -np.inf)
+        failure_low, failure_high = (failure_x.min(), failure_x.max()) if failure_x.size else (np.inf, -np.inf)
+        x_high, x_low = max(success_high, failure_high), min(success_low, failure_low)
     else:
-        used = n > 0
-        has_success, has_failure = used & (s > 0), used & (n - s > 0)
-    x_high = x.max(axis=-1) if used is None else np.max(np.where(used, x, -np.inf), axis=-1)
-    x_low = x.min(axis=-1) if used is None else np.min(np.where(used, x, np.inf), axis=-1)
+        if n is None:
+            used, has_success, has_failure = np.ones(s.shape, dtype=bool), s > 0, s < 1
+        else:
+            used = n > 0
+            has_success, has_failure = used & (s > 0), used & (n - s > 0)
+        x_high = np.max(np.where(used, x, -np.inf), axis=-1)
+        x_low = np.min(np.where(used, x, np.inf), axis=-1)
+        success_low = np.min(np.where(has_success, x, np.inf), axis=-1)
+        success_high = np.max(np.where(has_success, x, -np.inf), axis=-1)
+        failure_low = np.min(np.where(has_failure, x, np.inf), axis=-1)
+        failure_high = np.max(np.where(has_failure, x, -np.inf), axis=-1)
     largest = np.maximum(np.abs(x_high), np.abs(x_low))  # of |x| over the used x
     constant = ~(x_high - x_low > 1e-12 * (1.0 + largest))
-    success_low = np.min(np.where(has_success, x, np.inf), axis=-1)
-    success_high = np.max(np.where(has_success, x, -np.inf), axis=-1)
-    failure_low = np.min(np.where(has_failure, x, np.inf), axis=-1)
-    failure_high = np.max(np.where(has_failure, x, -np.inf), axis=-1)
     separated = (failure_high <= success_low) | (success_high <= failure_low)
     degenerate = ((hits <= 0) | (hits >= total) | (np.abs(params).max(axis=-1) > 100.0) | unsettled | constant
                   | separated)
