@@ -10,7 +10,9 @@ Two ways to draw a resample, chosen by cost:
   bins, the smoothing grid, ...); a resample draws multinomial counts per group, and
   the sums of per-row values in a group are drawn from the normal law with that
   group's mean and variance. Bins stay those of the full data. A test checks the two
-  agree.
+  agree. (The audit itself takes its grouped intervals from its statistics,
+  :func:`calaudit.engine.resample.stream_intervals`; :func:`bootstrap` resamples the
+  rows of subsets: segments, human votes.)
 
 Intervals are **basic** (reverse-percentile) bootstrap intervals, level 0.95 by
 default: ``[2 t - q(1 - a/2), 2 t - q(a/2)]`` with ``t`` the estimate on the full data

@@ -4,10 +4,11 @@ Above the exact method's budget (:mod:`calaudit.stats.bootstrap`), the rows are 
 by what the metrics sum over (bin x outcome for the top label, each class's bins, the
 smoothing grid, the slope's groups of nearby logits); a resample draws multinomial
 counts per group, and the sums of per-row values in a group are drawn from the normal
-law with that group's mean and variance. The groups are built from rows
-(:meth:`GroupedSample.from_rows`, the in-memory audit) or from per-group sums
-(:mod:`calaudit.engine.resample`, the streamed audit), and :func:`draw_grouped` draws
-both alike.
+law with that group's mean and variance. The groups are built from per-group sums:
+the audits' (in memory and streamed) from their statistics
+(:mod:`calaudit.engine.resample`), and the row subsets' that
+:func:`calaudit.stats.bootstrap.bootstrap` resamples (segments, human votes) from their
+rows (:meth:`GroupedSample.from_rows`); :func:`draw_grouped` draws both alike.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ SLOPE_GROUPS = 64
 class GroupDraws:
     """Resampling of grouped rows: ``count`` per group, ``mean`` and ``sd`` of per-row values.
 
-    The groups are built from rows (the in-memory audit) or from per-group sums
-    (:mod:`calaudit.engine.resample`, the streamed audit): both go through
+    The groups are built from rows (:meth:`GroupedSample.from_rows`) or from per-group
+    sums (:mod:`calaudit.engine.resample`, the audits): both go through
     :meth:`_set_moments`, so the two paths resample the same groups alike.
     """
 
@@ -162,7 +163,8 @@ class GroupedSample:
 
     @classmethod
     def from_rows(cls, y, proba, suite: MetricSuite, n_bins: int, bandwidth: float) -> GroupedSample:
-        """Every family's groups, from the rows of the in-memory audit."""
+        """Every family's groups, from rows (what :func:`calaudit.stats.bootstrap.bootstrap`
+        resamples: a segment's, the human-vote analysis')."""
         n_rows, n_classes = proba.shape
         top = suite.top
         correct = top.correct.astype(np.intp)
@@ -197,9 +199,10 @@ def draw_grouped(
     ``streams(name)`` gives the generator of each draw (``top`` counts, then
     ``top.confidence``, ``top.brier``, ``top.nll``; ``mass``, ``mass.confidence``;
     ``classwise.support``, ``classwise``; ``positive``, ``positive.p``,
-    ``positive.squared``; ``smooth``; ``slope``), in that order: the in-memory audit
-    passes one generator for all, the streamed audit one per name, so that drawing
-    fewer metrics leaves the draws of the others as they are. ``names`` (a set) limits
+    ``positive.squared``; ``smooth``; ``slope``), in that order:
+    :func:`calaudit.stats.bootstrap.bootstrap` passes one generator for all, the audits
+    one per name (:class:`calaudit.engine.resample.NamedStreams`), so that drawing fewer
+    metrics leaves the draws of the others as they are. ``names`` (a set) limits
     the result, and the draws made, to those metrics. ``slope_start`` is the full-data
     ``(intercept, slope)``, where the refits start.
     """
