@@ -108,6 +108,22 @@ def test_numba_and_numpy_kernels_give_the_same_audit(monkeypatch):
         assert (got.low, got.high) == pytest.approx((interval.low, interval.high), rel=1e-8, abs=1e-12), name
 
 
+def test_small_batches_are_summed_by_numpy_unless_told_otherwise(monkeypatch):
+    """Loading the compiled passes costs about half a second once per process: an
+    in-memory audit uses them from a million probabilities on, or when told to."""
+    from calaudit.engine.kernel import kernel_name
+    from calaudit.engine.memory import COMPILED_MIN_CELLS, memory_kernel
+
+    monkeypatch.delenv("CALAUDIT_KERNEL", raising=False)
+    assert memory_kernel(COMPILED_MIN_CELLS - 1) == "numpy"
+    assert memory_kernel(COMPILED_MIN_CELLS) == kernel_name()
+    y, proba = overconfident(200, 3, seed=10)
+    assert calaudit.audit(y, proba, bootstrap=0).extras["execution"]["kernel"] == "numpy"
+    monkeypatch.setenv("CALAUDIT_KERNEL", "numba")
+    assert memory_kernel(10) == "numba"
+    assert calaudit.audit(y, proba, bootstrap=0).extras["execution"]["kernel"] == "numba"
+
+
 # ------------------------------------------------------------------ compiled row passes
 
 

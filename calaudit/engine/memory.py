@@ -3,7 +3,8 @@
 :func:`calaudit.audit` reads its predictions as one batch into
 :class:`~calaudit.engine.statistics.StreamStatistics`, with the same pass a streamed
 audit runs on each of its batches (:class:`~calaudit.engine.kernel.Accumulator`: the
-numba kernel when installed, the numpy reference otherwise). Every figure those sums
+numba kernel when installed and the batch holds a million probabilities or more, the
+numpy reference otherwise; :func:`memory_kernel`). Every figure those sums
 give exactly (accuracy, ECE, MCE, classwise ECE, Brier and its decomposition, NLL, the
 confidence gap, the binary-only figures, the reliability tables, the per-class
 figures) is computed from them by the same function in both audits.
@@ -30,6 +31,7 @@ histogram (:mod:`calaudit.engine.sketch`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,16 +43,18 @@ from ..stats.bootstrap import BootstrapResult
 from ..stats.estimates import UNDEFINED, UNDEFINED_REASONS
 from ..stats.metric_info import METRICS
 from ..stats.metrics import MetricSuite, TopLabel
-from .kernel import Accumulator
+from .kernel import KERNEL_VARIABLE, Accumulator, kernel_name
 from .sketch import fine_slope_fit
 from .statistics import FINE_BINS, StreamStatistics
 
-__all__ = ["FROM_ROWS", "MemoryFigures", "memory_execution", "memory_figures", "memory_intervals"]
+__all__ = ["FROM_ROWS", "MemoryFigures", "memory_execution", "memory_figures", "memory_intervals", "memory_kernel"]
 
 #: The figures only rows give exactly (the consistency test's exact simulation aside).
 FROM_ROWS = ("ece_equal_mass", "ece_debiased", "smooth_ece", "calibration_slope", "calibration_intercept")
 #: Simulations of the consistency test (``calibration_p_value``, the noise floor).
 SIMULATIONS = 1000
+#: Smallest batch (N x K cells) the compiled passes sum unless told to (:func:`memory_kernel`).
+COMPILED_MIN_CELLS = 1_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,16 +78,34 @@ class MemoryFigures:
     kernel: str
 
 
-def one_batch_statistics(y: np.ndarray, proba: np.ndarray, *, n_bins: int) -> tuple[StreamStatistics, str]:
+def memory_kernel(n_cells: int) -> str:
+    """The kernel of an in-memory audit of ``n_cells`` probabilities: ``numba`` when
+    :func:`calaudit.engine.kernel.kernel_name` says so and the batch has at least
+    :data:`COMPILED_MIN_CELLS` cells (loading the compiled passes costs about half a
+    second once per process, more than numpy spends on a small batch), else ``numpy``;
+    ``CALAUDIT_KERNEL=numba`` or ``numpy`` decides whatever the size."""
+    choice = os.environ.get(KERNEL_VARIABLE, "auto").strip().lower()
+    if choice == "auto" and n_cells < COMPILED_MIN_CELLS:
+        return "numpy"
+    return kernel_name()
+
+
+def one_batch_statistics(y: np.ndarray, proba: np.ndarray, *, n_bins: int,
+                         kernel: str | None = None) -> tuple[StreamStatistics, str]:
     """The statistics of the rows as one batch, and the kernel that summed them."""
-    statistics, kernel, _ = _statistics_beside(y, proba, n_bins=n_bins, meanwhile=lambda: None)
+    statistics, kernel, _ = _statistics_beside(y, proba, n_bins=n_bins, kernel=kernel, meanwhile=lambda: None)
     return statistics, kernel
 
 
-def _statistics_beside(y: np.ndarray, proba: np.ndarray, *, n_bins: int, meanwhile) -> tuple[StreamStatistics, str, Any]:
+def _statistics_beside(y: np.ndarray, proba: np.ndarray, *, n_bins: int, kernel: str | None,
+                       meanwhile) -> tuple[StreamStatistics, str, Any]:
     """The statistics of the rows as one batch, the kernel that summed them, and what
     ``meanwhile()`` returned: the compiled kernel sums on its helper thread while this
-    thread runs ``meanwhile`` (the numpy reference sums first)."""
+    thread runs ``meanwhile``; the numpy reference sums first."""
+    kernel = kernel or memory_kernel(proba.size)
+    if kernel == "numpy":
+        statistics = StreamStatistics.from_batch(y, proba, n_bins=n_bins, fine_bins=FINE_BINS)
+        return statistics, kernel, meanwhile()
     accumulator = Accumulator(n_bins=n_bins, fine_bins=FINE_BINS)
     try:
         accumulator.add(y, proba)
@@ -110,11 +132,9 @@ def memory_figures(
 ) -> MemoryFigures:
     """Every metric of validated ``(N,)`` labels and ``(N, K)`` probabilities (what
     :class:`calaudit.Predictions` holds): the figures of the sums, then the row-level ones."""
-    from .kernel import kernel_name
-
-    kernel = kernel_name()
+    kernel = memory_kernel(proba.size)
     statistics, kernel, (top, (smooth, curve)) = _statistics_beside(
-        y, proba, n_bins=n_bins, meanwhile=lambda: _smooth_of_rows(y, proba, kernel))
+        y, proba, n_bins=n_bins, kernel=kernel, meanwhile=lambda: _smooth_of_rows(y, proba, kernel))
     n_rows = statistics.n_rows
     from_sums = statistics.metrics()
     # Exact equal-mass bins: the fine histogram places every row but those of the few
