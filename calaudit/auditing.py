@@ -1,33 +1,30 @@
-"""The audit: validated predictions in, :class:`AuditResult` out."""
+"""The audit: validated predictions in, :class:`AuditResult` out.
+
+The in-memory audit is the statistics engine on one batch (:mod:`calaudit.engine.memory`:
+the sums a streamed audit merges, plus the exact figures only rows give), ending in the
+same :func:`calaudit.engine.audit_result.result_from_statistics` as a streamed audit;
+human votes and baselines are added here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
-from ._version import __version__
+from .engine.audit_result import SHOWN_CLASSES  # noqa: F401 - re-exported
+from .engine.audit_result import result_from_statistics
+from .engine.memory import memory_execution, memory_figures, memory_intervals
+from .engine.statistics import REPORT_BANDS  # noqa: F401 - re-exported: the report's confidence bands
 from .errors import UsageError
 from .predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
 from .predictions.value import Predictions
-from .result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
-from .stats.binning import BinStatistics
+from .result import AuditResult
 from .stats.bootstrap import DEFAULT_LEVEL
-from .stats.bootstrap import bootstrap as run_bootstrap
-from .stats.estimates import UNDEFINED, UNDEFINED_REASONS, compute_estimates
 from .stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
-from .stats.metric_info import METRICS
-from .stats.metrics import DEFAULT_N_BINS, MetricSuite, compute_metrics
-from .stats.reliability import reliability_table
-from .stats.verdict import decide_verdict
-
-#: Confidence bands of the report's plain-language sentences (10 points each).
-REPORT_BANDS = 10
-#: Classes whose reliability diagrams are kept: all up to this many, else the worst.
-SHOWN_CLASSES = 10
+from .stats.metrics import DEFAULT_N_BINS
 
 
 def audit(
@@ -184,21 +181,12 @@ def audit_predictions(
         from .human.split import check_hard_split
 
         check_hard_split(hard_split, predictions.n_classes)
-    suite = compute_metrics(predictions.y_true, predictions.y_proba, n_bins=n_bins)
-    estimates = compute_estimates(predictions.y_true, predictions.y_proba, suite, seed=seed)
-    values = {**suite.values, **estimates.values}
-    # An estimator can be undefined on some data (no recalibration fit exists when every
-    # prediction is right): it is left out of the metrics and the reason recorded.
-    undefined = {name: UNDEFINED_REASONS.get(name, UNDEFINED)
-                 for name, value in values.items() if not np.isfinite(value)}
-    values = {name: values[name] for name in METRICS if name in values and name not in undefined}
+    y, proba = predictions.y_true, predictions.y_proba
+    figures = memory_figures(y, proba, n_bins=n_bins, seed=seed)
     intervals = None
     if bootstrap:
-        intervals = run_bootstrap(
-            predictions.y_true, predictions.y_proba, suite, n_bins=n_bins,
-            smooth_bandwidth=estimates.smooth_curve.bandwidth, reference=values, resamples=int(bootstrap),
-            level=level, seed=seed, progress=progress,
-        )
+        intervals = memory_intervals(figures, y, proba, n_bins=n_bins, resamples=int(bootstrap), level=level,
+                                     seed=seed, progress=progress)
     human = hard_mask = None
     if predictions.human is not None:
         from .human.analysis import analyse_human
@@ -215,80 +203,16 @@ def audit_predictions(
                                    smoothing=None if smoothing is None else tuple(smoothing), model=baseline_model,
                                    hard_mask=hard_mask, resamples=int(bootstrap), level=level,
                                    hard_split=hard_split, progress=progress)
-    class_names = predictions.class_names
-    positive = None
-    if suite.positive is not None:
-        positive = reliability_table(suite.positive, value=f"probability of {class_names[1]}")
-    reliability = reliability_table(suite.top_label, value="confidence")
-    # Ten bands of 10 points each for the report's sentences ("when it said 90-100%...").
-    bands = reliability_table(
-        BinStatistics.equal_width(suite.top.confidence, suite.top.correct, REPORT_BANDS), value="confidence"
-    )
-    verdict = decide_verdict(
-        n_samples=predictions.n_samples, accuracy=suite.values["accuracy"],
-        confidence_gap=suite.values["confidence_gap"], ece=suite.values["ece"], bins=reliability.bins,
-    )
-    return AuditResult(
-        n_samples=predictions.n_samples,
-        n_classes=predictions.n_classes,
-        class_names=class_names,
-        metrics=values,
-        reliability=reliability,
-        per_class=_per_class(predictions, suite),
+    return result_from_statistics(
+        figures.statistics, class_names=predictions.class_names, values=figures.values,
+        undefined=figures.undefined, consistency=figures.consistency, smooth_curve=figures.smooth_curve,
+        intervals=intervals, source=predictions.source.to_dict(),
+        options={"n_bins": n_bins, "bootstrap": int(bootstrap), "seed": seed, "level": level, **(options or {})},
         diagnostics={
             "max_row_sum_deviation": predictions.max_row_sum_deviation,
             "renormalised": predictions.max_row_sum_deviation > 0.0,
             "clipped_values": predictions.clipped_values,
             "transform": predictions.transform,
-            "undefined_metrics": undefined,
-            "brier_within_bin": estimates.brier_within_bin,
         },
-        source=predictions.source.to_dict(),
-        options={"n_bins": n_bins, "bootstrap": int(bootstrap), "seed": seed, "level": level, **(options or {})},
-        tool_version=__version__,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        positive_reliability=positive,
-        bands=bands,
-        class_reliability=_class_reliability(predictions.class_names, suite, predictions.n_samples),
-        verdict=verdict,
-        intervals=intervals,
-        noise=NoiseSummary.from_test(estimates.consistency, values["ece"]),
-        smooth_reliability=SmoothReliability.from_curve(estimates.smooth_curve),
-        baselines=comparison,
-        human=human,
-    )
-
-
-def _class_reliability(
-    class_names: tuple[str, ...], suite: MetricSuite, n_rows: int
-) -> tuple[ClassReliability, ...]:
-    """Per-class reliability tables: every class when there are at most
-    ``SHOWN_CLASSES``, else the ``SHOWN_CLASSES`` with the largest class ECE."""
-    stats = suite.classwise
-    class_ece = stats.weighted_error(n_rows)
-    order = np.argsort(-class_ece, kind="stable")
-    shown = np.arange(len(class_names)) if len(class_names) <= SHOWN_CLASSES else order[:SHOWN_CLASSES]
-    return tuple(
-        ClassReliability(
-            class_names[k], float(class_ece[k]),
-            reliability_table(
-                BinStatistics(stats.count[k], stats.sum_value[k], stats.sum_outcome[k], stats.edges),
-                value=f"probability of {class_names[k]}",
-            ),
-        )
-        for k in shown
-    )
-
-
-def _per_class(predictions: Predictions, suite: MetricSuite) -> tuple[ClassSummary, ...]:
-    n_rows, n_classes = predictions.n_samples, predictions.n_classes
-    support = np.bincount(predictions.y_true, minlength=n_classes)
-    predicted = np.bincount(suite.top.prediction, minlength=n_classes)
-    # Every value of column k falls in exactly one of its bins: the bin sums add up to
-    # the column sum, so no further pass over the matrix is needed.
-    mean_probability = suite.classwise.sum_value.sum(axis=1) / n_rows
-    class_ece = suite.classwise.weighted_error(n_rows)
-    return tuple(
-        ClassSummary(name, int(s), int(p), float(s) / n_rows, float(m), float(e))
-        for name, s, p, m, e in zip(predictions.class_names, support, predicted, mean_probability, class_ece)
+        extras={"execution": memory_execution(figures, intervals)}, baselines=comparison, human=human,
     )

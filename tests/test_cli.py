@@ -679,7 +679,7 @@ def _boom(*args, **kwargs):
 
 
 def test_internal_error_exit_4_one_line(monkeypatch, good_csv):
-    monkeypatch.setattr("calaudit.auditing.compute_metrics", _boom)
+    monkeypatch.setattr("calaudit.auditing.memory_figures", _boom)  # the figures the audit computes
     result = invoke("run", good_csv)
     assert result.exit_code == 4
     lines = result.stderr.splitlines()
@@ -691,7 +691,7 @@ def test_internal_error_exit_4_one_line(monkeypatch, good_csv):
 
 
 def test_internal_error_with_debug_shows_traceback(monkeypatch, good_csv):
-    monkeypatch.setattr("calaudit.auditing.compute_metrics", _boom)
+    monkeypatch.setattr("calaudit.auditing.memory_figures", _boom)  # the figures the audit computes
     result = invoke("run", good_csv, "--debug")
     assert result.exit_code == 4
     assert "Traceback (most recent call last)" in result.stderr
@@ -699,7 +699,7 @@ def test_internal_error_with_debug_shows_traceback(monkeypatch, good_csv):
 
 
 def test_internal_error_writes_no_output(monkeypatch, tmp_path, good_csv):
-    monkeypatch.setattr("calaudit.auditing.compute_metrics", _boom)
+    monkeypatch.setattr("calaudit.auditing.memory_figures", _boom)  # the figures the audit computes
     out_dir = tmp_path / "out"
     assert invoke("run", good_csv, "--out-dir", out_dir, "--json", tmp_path / "r.json").exit_code == 4
     assert not (tmp_path / "r.json").exists()

@@ -315,7 +315,7 @@ def test_smooth_grids_differ_from_the_rows_by_bounded_second_differences():
 
 @pytest.mark.parametrize("sigma", [0.003, 0.05, 0.4])
 def test_the_smoothing_envelope_bounds_every_second_difference_pattern(sigma):
-    points = sketch._smooth_points(sigma)
+    points = estimators.smooth_grid_points(sigma)
     rng = np.random.default_rng(9)
     halfwidth = np.zeros(points)
     knots = np.concatenate([[1, 2, points - 3, points - 2], rng.choice(np.arange(3, points - 3), 40)])

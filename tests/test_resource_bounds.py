@@ -97,14 +97,18 @@ def test_resamples_outside_the_bounds_are_a_usage_error(resamples):
 
 
 def test_grouped_resamples_are_drawn_in_blocks(monkeypatch):
+    # The audit's grouped bootstrap is the streamed one (calaudit.engine.resample), on
+    # the statistics of its one batch.
+    import calaudit.engine.resample as resample_module
+
     blocks = []
-    original = bootstrap_module._grouped_draws
+    original = resample_module.draw_grouped
 
-    def recording(rng, y, proba, suite, n_bins, bandwidth, resamples, reference):
+    def recording(sample, resamples, **options):
         blocks.append(resamples)
-        return original(rng, y, proba, suite, n_bins, bandwidth, resamples, reference)
+        return original(sample, resamples, **options)
 
-    monkeypatch.setattr(bootstrap_module, "_grouped_draws", recording)
+    monkeypatch.setattr(resample_module, "draw_grouped", recording)
     monkeypatch.setattr(bootstrap_module, "EXACT_BUDGET", 1.0)
     y, proba = _binary(300)
     result = calaudit.audit(y, proba, bootstrap=bootstrap_module.GROUPED_BLOCK * 2 + 10)

@@ -1,4 +1,7 @@
-"""Streamed audits: predictions read batch by batch into mergeable statistics.
+"""The statistics engine: predictions read into mergeable statistics, batch by batch
+(streamed audits) or as one batch (the in-memory audit, ``memory``: the statistics plus
+the exact figures only rows give, with compiled row passes in ``row_kernels``); both
+audits end in ``audit_result``.
 
 Readers yield validated :class:`~calaudit.engine.batch.Batch` es: ``scan`` (Parquet
 datasets, hive partitions, time filters read by ``times``), ``csv_scan`` (one CSV

@@ -1,20 +1,24 @@
-"""Bootstrap intervals of a streamed audit, from merged statistics alone.
+"""Bootstrap intervals of an audit from its statistics alone: a streamed audit's, and
+the in-memory audit's above its exact budget (docs/metrics.md section 9).
 
-:func:`stream_intervals` is the grouped bootstrap of :mod:`calaudit.stats.bootstrap` (the
-method the in-memory audit uses above its exact budget, docs/metrics.md section 9)
-built from :class:`~calaudit.engine.statistics.StreamStatistics` instead of rows. A
+:func:`stream_intervals` is the grouped bootstrap of :mod:`calaudit.stats.bootstrap`
+built from :class:`~calaudit.engine.statistics.StreamStatistics` instead of rows (the
+in-memory audit's statistics are those of its one batch, so the statistics pass builds
+every group at once; it passes its exact figures as the estimates and its exact
+smooth-ECE bandwidth). A
 group is a bin and an outcome (0 = wrong or absent, 1 = right or present); the
 statistics hold each group's rows and, per resampled value, its sum and sum of
 squares, which is all the method uses. One resample draws the groups' counts from the
 multinomial law and each group's sums from the normal law with the group's mean and
 standard deviation; the groups are built by the same classes and the draws made by the
-same function (:func:`calaudit.stats.grouped_bootstrap.draw_grouped`) as in memory, so on the same
-rows the two paths resample the same groups.
+same function (:func:`calaudit.stats.grouped_bootstrap.draw_grouped`) as from rows
+(:meth:`~calaudit.stats.grouped_bootstrap.GroupedSample.from_rows`), so on the same rows
+the two resample the same groups.
 
 * **Equal-width metrics** (accuracy, confidence gap, ECE, MCE, Brier, NLL, classwise ECE,
   the Brier decomposition and for ``K = 2`` the positive-class ECE and Brier): the groups
-  are exactly the in-memory ones (same counts, means and standard deviations up to the
-  rounding of the sums).
+  are exactly those built from the rows (same counts, means and standard deviations up
+  to the rounding of the sums).
 * **Sketch metrics** (``ece_equal_mass``, ``ece_debiased``, ``smooth_ece``, the
   calibration slope and intercept): the groups come from the fine histogram of the
   confidence. The equal-mass bins (and the slope's 64 equal-mass groups) take the
@@ -23,14 +27,15 @@ rows the two paths resample the same groups.
   :func:`calaudit.engine.sketch.sketch_figures` shares it, so every bin holds exactly
   its rows and the resamples centre on the sketch's figure. The smoothing grid's cells
   take each fine bin whole, in the cell of its mean confidence (a fine bin is 2**-14
-  wide, a cell 1/250). The smooth ECE is resampled at the sketch's bandwidth.
+  wide, a cell 1/250). The smooth ECE is resampled at the sketch's bandwidth (a streamed
+  audit) or at the exact one (the in-memory audit).
 
 The work is on the group arrays (``O(K x n_bins + fine_bins)`` per resample), whatever
 the number of rows. Every draw has its own random stream, seeded from ``seed`` and the
 draw's name (:class:`NamedStreams`), so asking for fewer metrics (``metrics=``)
-gives the intervals of the full run for those metrics; a streamed run and an in-memory
-run with the same seed draw different numbers (the in-memory audit draws everything
-from one generator) and agree in distribution.
+gives the intervals of the full run for those metrics; a streamed and an in-memory
+audit of the same rows with the same seed draw the same numbers (the in-memory audit's
+intervals differ only by its exact estimates and smooth-ECE bandwidth).
 """
 
 from __future__ import annotations
@@ -86,7 +91,7 @@ class NamedStreams:
 
 def stream_intervals(
     stats: StreamStatistics, *, reference: dict[str, float], resamples: int = 1000, level: float = 0.95,
-    seed: int = 0, metrics: Collection[str] | None = None, sketch: Any = None,
+    seed: int = 0, metrics: Collection[str] | None = None, sketch: Any = None, smooth_bandwidth: float | None = None,
 ) -> BootstrapResult:
     """Basic bootstrap intervals (method ``"grouped"``) from merged statistics.
 
@@ -98,7 +103,8 @@ def stream_intervals(
     ``("accuracy", "ece", "confidence_gap")`` touches the top label's ``2 x n_bins``
     groups only. ``sketch`` is :func:`calaudit.engine.sketch.sketch_figures` of these
     statistics, whose ``smooth_bandwidth`` the smooth ECE is resampled at; it is
-    computed when the smooth ECE is wanted and ``sketch`` is not given.
+    computed when the smooth ECE is wanted and neither ``sketch`` nor
+    ``smooth_bandwidth`` (the in-memory audit's exact one) is given.
 
     The defaults are the audit's (1,000 resamples, level 0.95; a literal here, as the
     test session sets :data:`calaudit.stats.bootstrap.DEFAULT_RESAMPLES` to 0). Each interval
@@ -110,7 +116,7 @@ def stream_intervals(
     """
     resamples, level, seed = _check_options(resamples, level, seed)
     names = wanted_metrics(stats, reference, metrics)
-    sample = grouped_sample(stats, names, sketch=sketch)
+    sample = grouped_sample(stats, names, sketch=sketch, smooth_bandwidth=smooth_bandwidth)
     streams = NamedStreams(seed)
     start = np.array([reference.get("calibration_intercept", np.nan), reference.get("calibration_slope", np.nan)],
                      dtype=np.float64)
@@ -162,10 +168,12 @@ def _finite(value: Any) -> bool:
 
 
 def grouped_sample(
-    stats: StreamStatistics, names: Collection[str] | None = None, *, sketch: Any = None
+    stats: StreamStatistics, names: Collection[str] | None = None, *, sketch: Any = None,
+    smooth_bandwidth: float | None = None,
 ) -> GroupedSample:
     """The groups of the grouped bootstrap from merged statistics (module docstring),
-    for the families of ``names`` only (``None``: every family)."""
+    for the families of ``names`` only (``None``: every family); the smooth ECE is
+    resampled at ``smooth_bandwidth``, else at ``sketch``'s."""
     if stats.n_rows <= 0:
         raise ValueError("these statistics hold no rows: there is nothing to resample")
 
@@ -194,7 +202,9 @@ def grouped_sample(
     if wanted(*GROUPED_FAMILIES["mass"]):
         count, sums = _rank_shared_sums(fine_count, fine_moments[:, :, :2], n_bins)
         parts["mass"] = Groups.from_sums(count, {"confidence": (sums[:, 0], sums[:, 1])})
-    if wanted(*GROUPED_FAMILIES["smooth"]):
+    if wanted(*GROUPED_FAMILIES["smooth"]) and smooth_bandwidth is not None:
+        parts["smooth"] = _smooth_groups(fine_count, fine_moments, float(smooth_bandwidth))
+    elif wanted(*GROUPED_FAMILIES["smooth"]):
         if sketch is None:
             from .sketch import sketch_figures
 

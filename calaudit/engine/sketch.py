@@ -52,6 +52,7 @@ __all__ = [
     "SketchFigures",
     "boundary_rank_errors",
     "equal_mass_fine_layout",
+    "fine_slope_fit",
     "sketch_figures",
 ]
 
@@ -326,14 +327,24 @@ def _sup_curvature(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return mu * (1.0 - mu) * np.abs(1.0 - 2.0 * mu)
 
 
+def fine_slope_fit(count: np.ndarray, moments: np.ndarray) -> np.ndarray:
+    """``(intercept, slope)`` of the logistic recalibration fitted on the fine bin x
+    outcome groups at their mean logit (``nan`` where the fit does not exist): the
+    sketch's figures, and where the in-memory audit's fit on the rows starts."""
+    n = count.astype(np.float64)
+    used = n > 0
+    mean_logit = moments[:, :, 2] / np.where(used, n, 1.0)
+    successes = n * np.array([0.0, 1.0])
+    return estimators.logistic_fit(mean_logit[used], successes[used], n[used])
+
+
 def _sketch_slope(count: np.ndarray, moments: np.ndarray) -> tuple[float, float, float, float]:
     """Slope, intercept and their bounds from the fine bin x outcome groups."""
     n = count.astype(np.float64)
     used = n > 0
     safe = np.where(used, n, 1.0)
     mean_logit = moments[:, :, 2] / safe
-    successes = n * np.array([0.0, 1.0])
-    params = estimators.logistic_fit(mean_logit[used], successes[used], n[used])
+    params = fine_slope_fit(count, moments)
     intercept, slope = float(params[0]), float(params[1])
     if not (math.isfinite(intercept) and math.isfinite(slope)):
         return math.nan, math.nan, math.inf, math.inf

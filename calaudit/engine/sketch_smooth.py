@@ -27,6 +27,7 @@ from ..stats.estimators import (
     gaussian_kernel,
     interpolate_grid,
     reflected_smooth,
+    smooth_grid_points,
 )
 from .statistics import FLOAT_SLACK
 
@@ -146,10 +147,6 @@ def _smoothing_envelope(halfwidth: np.ndarray, sigma: float) -> np.ndarray:
     return envelope
 
 
-def _smooth_points(sigma: float) -> int:
-    return max(2000, round(20 / sigma)) // 2 + 1  # as estimators._smooth_at
-
-
 def _smooth_value(grids: SmoothGrids, sigma: float) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
     """smECE at ``sigma`` (as :func:`calaudit.stats.estimators._smooth_at`) and a bound on
     its distance to the value of the rows; also the mesh, mean residual and density."""
@@ -231,7 +228,7 @@ def sketch_smooth_ece(count: np.ndarray, moments: np.ndarray) -> tuple[float, fl
 
     def evaluate_full(sigma: float) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
         if sigma not in results:
-            points = _smooth_points(sigma)
+            points = smooth_grid_points(sigma)
             if points not in cache:
                 cache[points] = smooth_grids(count, moments, points)
             results[sigma] = _smooth_value(cache[points], sigma)
@@ -243,7 +240,7 @@ def sketch_smooth_ece(count: np.ndarray, moments: np.ndarray) -> tuple[float, fl
     value = min(max(value, 0.0), 1.0)
     bound = min(bound, max(value, 1.0 - value) + FLOAT_SLACK)
     _, _, t, mean_residual, density = evaluate_full(sigma)
-    grids = cache[_smooth_points(sigma)]
+    grids = cache[smooth_grid_points(sigma)]
     # The curve as estimators.smooth_ece draws it: smoothed confidence / density - mean residual.
     smoothed_confidence = interpolate_grid(t, reflected_smooth(grids.confidence, sigma))
     accuracy = smoothed_confidence / density - mean_residual

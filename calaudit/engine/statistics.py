@@ -46,7 +46,6 @@ large-sample normal method is reproduced by :meth:`StreamStatistics.consistency_
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -58,7 +57,7 @@ from ..stats import estimators
 from ..stats.binning import BinStatistics, EqualWidthBinner, equal_width_bin_ids, equal_width_edges
 from ..stats.limits import MAX_BINS
 from ..stats.metric_info import METRICS, NLL_EPS
-from ..stats.metrics import DEFAULT_N_BINS, TopLabel
+from ..stats.metrics import DEFAULT_N_BINS, TopLabel, brier_of_sums, metrics_of_sums
 
 __all__ = ["FINE_BINS", "MAX_FINE_BINS", "REPORT_BANDS", "ReliabilityBins", "StreamStatistics"]
 
@@ -381,8 +380,7 @@ class StreamStatistics:
 
     def brier(self) -> float:
         """``mean_i sum_k (P[i,k] - 1[y_i == k])^2 = (sum P^2 - 2 sum P_y) / N + 1``, in 0..2."""
-        value = (self.sum_squared_probability - 2.0 * self.sum_true_probability) / self._rows() + 1.0
-        return min(max(value, 0.0), 2.0)  # the expansion can round a hair outside 0..2
+        return float(brier_of_sums(self.sum_squared_probability, self.sum_true_probability, self._rows()))
 
     def brier_decomposition(self) -> estimators.BrierDecomposition:
         """Murphy's decomposition over the classwise bins, as the in-memory audit makes
@@ -402,29 +400,18 @@ class StreamStatistics:
         """
         n_rows = self._rows()
         bins = self.reliability_bins()
-        accuracy = int(self.top_correct.sum()) / n_rows
-        brier = self.brier()
+        values = metrics_of_sums(
+            n_rows, n_right=int(self.top_correct.sum()), sum_confidence=float(self.top_sum_confidence.sum()),
+            sum_squared_probability=self.sum_squared_probability, sum_true_probability=self.sum_true_probability,
+            sum_nll=self.sum_nll, top_label=bins.top_label, classwise=bins.classwise, positive=bins.positive,
+            positive_squared_error=self.positive_sum_squared_error,
+        )
         decomposition = self.brier_decomposition()
-        values = {
-            "accuracy": accuracy,
-            "ece": float(bins.top_label.weighted_error(n_rows)),
-            "mce": float(bins.top_label.max_error()),
-            "classwise_ece": float(bins.classwise.weighted_error(n_rows).mean()),
-            "brier": brier,
-            "nll": self.sum_nll / n_rows,
-            "confidence_gap": float(self.top_sum_confidence.sum()) / n_rows - accuracy,
-            "brier_reliability": decomposition.reliability,
-            "brier_resolution": decomposition.resolution,
-            "brier_uncertainty": decomposition.uncertainty,
-        }
-        if bins.positive is not None:
-            values["brier_positive"] = self.positive_sum_squared_error / n_rows
-            values["positive_ece"] = float(bins.positive.weighted_error(n_rows))
-            if self.spiegelhalter_sum_spread > 0.0:
-                from scipy.special import ndtr
-
-                z = self.spiegelhalter_sum_deviation / math.sqrt(self.spiegelhalter_sum_spread)
-                values["spiegelhalter_p_value"] = float(2.0 * ndtr(-abs(z)))
+        values.update(brier_reliability=decomposition.reliability, brier_resolution=decomposition.resolution,
+                      brier_uncertainty=decomposition.uncertainty)
+        if bins.positive is not None and self.spiegelhalter_sum_spread > 0.0:
+            values["spiegelhalter_p_value"] = estimators.spiegelhalter_of_sums(
+                self.spiegelhalter_sum_deviation, self.spiegelhalter_sum_spread)
         return {name: values[name] for name in METRICS if name in values}
 
     def consistency_test(self, *, simulations: int = 1000, seed: int = 0) -> estimators.ConsistencyTest:
@@ -439,12 +426,8 @@ class StreamStatistics:
         """
         n_rows = self._rows()
         measured = float(self.reliability_bins().top_label.weighted_error(n_rows))
-        rng = np.random.default_rng(seed)
-        noise = np.sqrt(self.top_sum_variance) * rng.standard_normal((simulations, self.n_bins))
-        ece = np.abs(noise).sum(axis=1) / n_rows  # |simulated right - sum of confidence|, per bin
-        p_value = float((1 + np.count_nonzero(ece >= measured - 1e-15)) / (simulations + 1))
-        return estimators.ConsistencyTest(float(ece.mean()), float(np.quantile(ece, 0.95)), p_value, simulations,
-                                          "normal")
+        return estimators.normal_consistency_test(self.top_sum_variance, measured, n_rows, simulations=simulations,
+                                                  seed=seed)
 
     def _rows(self) -> int:
         if self.n_rows <= 0:

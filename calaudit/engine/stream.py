@@ -27,25 +27,21 @@ temperature-scaled routing they add), segments and human labels (the CLI refuses
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
-from .._version import __version__
 from ..predictions.labels import LabelReadings, MixedLabelsError
-from ..result import AuditResult, ClassReliability, ClassSummary, NoiseSummary, SmoothReliability
+from ..result import AuditResult
 from ..stats.estimates import UNDEFINED, UNDEFINED_REASONS
 from ..stats.metric_info import METRICS
 from ..stats.metrics import DEFAULT_N_BINS
-from ..stats.reliability import reliability_table
-from ..stats.verdict import decide_verdict
+from .audit_result import SHOWN_CLASSES  # noqa: F401 - re-exported
+from .audit_result import result_from_statistics
 from .kernel import Accumulator
 from .sketch import SKETCH_METRICS, sketch_figures
 from .statistics import FINE_BINS, StreamStatistics
 
-#: Classes whose reliability diagrams are kept (as the in-memory audit).
-SHOWN_CLASSES = 10
 #: Metrics a streamed audit approximates from the fine histogram (bounds in ``execution.sketch``).
 APPROXIMATE = SKETCH_METRICS
 
@@ -135,55 +131,12 @@ def audit_statistics(
                                      seed=seed, sketch=sketch)
     execution = {**execution, "sketch": sketch.to_dict(), "approximate": [m for m in APPROXIMATE if m in values],
                  "noise_floor_method": "normal"}
-    bins = statistics.reliability_bins()
-    reliability = reliability_table(bins.top_label, value="confidence")
-    bands = reliability_table(bins.bands, value="confidence")
-    positive = None
-    if bins.positive is not None:
-        positive = reliability_table(bins.positive, value=f"probability of {class_names[1]}")
     undefined = {**undefined_approximate}
     if n_classes == 2 and "spiegelhalter_p_value" not in values:
         undefined["spiegelhalter_p_value"] = UNDEFINED_REASONS["spiegelhalter_p_value"]
-    verdict = decide_verdict(n_samples=n_rows, accuracy=values["accuracy"], confidence_gap=values["confidence_gap"],
-                             ece=values["ece"], bins=reliability.bins)
-    class_ece = bins.classwise.weighted_error(n_rows)
-    support = statistics.class_support
-    mean_probability = statistics.class_probability_sum / n_rows
-    per_class = tuple(
-        ClassSummary(name, int(support[k]), int(statistics.class_predicted[k]), float(support[k]) / n_rows,
-                     float(mean_probability[k]), float(class_ece[k]))
-        for k, name in enumerate(class_names)
-    )
-    order = np.argsort(-class_ece, kind="stable")
-    shown = np.arange(n_classes) if n_classes <= SHOWN_CLASSES else order[:SHOWN_CLASSES]
-    class_reliability = tuple(
-        ClassReliability(class_names[k], float(class_ece[k]),
-                         reliability_table(bins.class_bins(int(k)), value=f"probability of {class_names[k]}"))
-        for k in shown
-    )
-    return AuditResult(
-        n_samples=n_rows,
-        n_classes=n_classes,
-        class_names=tuple(class_names),
-        metrics=values,
-        reliability=reliability,
-        per_class=per_class,
-        diagnostics={
-            "max_row_sum_deviation": 0.0, "renormalised": False, "clipped_values": 0, "transform": "none",
-            **(diagnostics or {}),
-            "undefined_metrics": undefined,
-            "brier_within_bin": statistics.brier_decomposition().within_bin,
-        },
-        source=source,
+    return result_from_statistics(
+        statistics, class_names=tuple(class_names), values=values, undefined=undefined, consistency=consistency,
+        smooth_curve=sketch.smooth_curve, intervals=intervals, source=source,
         options={"n_bins": statistics.n_bins, "bootstrap": int(resamples), "seed": seed, **options},
-        tool_version=__version__,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        positive_reliability=positive,
-        bands=bands,
-        class_reliability=class_reliability,
-        verdict=verdict,
-        noise=NoiseSummary.from_test(consistency, values["ece"]),
-        intervals=intervals,
-        smooth_reliability=SmoothReliability.from_curve(sketch.smooth_curve),
-        extras={"execution": execution},
+        diagnostics=diagnostics or {}, extras={"execution": execution},
     )

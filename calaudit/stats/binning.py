@@ -24,6 +24,8 @@ import numpy as np
 
 __all__ = [
     "BinStatistics",
+    "ece_of_bins",
+    "mce_of_bins",
     "equal_width_edges",
     "equal_width_bin_ids",
     "equal_mass_bin_ids",
@@ -232,6 +234,61 @@ class BinStatistics:
             )
         return cls(count, sum_value, sum_outcome, None)
 
+    @classmethod
+    def equal_mass_by_histogram(
+        cls, values: np.ndarray, outcomes: np.ndarray, n_bins: int, histogram: BinStatistics,
+    ) -> BinStatistics:
+        """:meth:`equal_mass`, exactly, from a fine equal-width ``histogram`` of the same
+        ``values`` and ``outcomes`` (its counts and outcome sums integers) and the rows of
+        the few fine bins an equal-mass boundary falls in.
+
+        A fine bin is an interval of values, so its rows are consecutive in the stable
+        order: a fine bin no boundary cuts lies wholly in one equal-mass bin and adds its
+        sums, and only the rows of the at most ``n_bins - 1`` cut fine bins are sorted
+        (stably, so ties still go by row order). Counts and outcome sums are those of
+        :meth:`equal_mass`; value sums differ by the rounding of their addition order.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        outcomes = np.asarray(outcomes, dtype=np.float64)
+        n_rows, n_fine = values.shape[0], histogram.n_bins
+        fine_count = histogram.count.astype(np.int64)
+        if int(fine_count.sum()) != n_rows or histogram.edges is None:
+            raise ValueError("the histogram must be an equal-width histogram of the same rows")
+        sizes, starts = equal_mass_layout(n_rows, n_bins)
+        after = np.cumsum(fine_count)
+        first = after - fine_count
+        # Pieces of the stable order between consecutive fine-bin and equal-mass starts:
+        # each lies in one fine bin and one equal-mass bin.
+        cuts = np.union1d(np.union1d(first[fine_count > 0], starts), [n_rows])
+        cuts = cuts[cuts <= n_rows]
+        piece_start, piece_rows = cuts[:-1], np.diff(cuts)
+        fine = np.searchsorted(after, piece_start, side="right")
+        target = np.searchsorted(starts, piece_start, side="right") - 1
+        piece_value = histogram.sum_value[fine].copy() if fine.size else np.zeros(0)
+        piece_outcome = histogram.sum_outcome[fine].copy() if fine.size else np.zeros(0)
+        partial = np.flatnonzero(piece_rows < fine_count[fine])
+        if partial.size:
+            cut_bins = np.unique(fine[partial])
+            fine_ids = EqualWidthBinner(n_fine, n_rows).bin_ids(values)
+            chosen = np.zeros(n_fine, dtype=bool)
+            chosen[cut_bins] = True
+            rows = np.flatnonzero(chosen[fine_ids])  # the rows of the cut fine bins, in row order
+            rows = rows[np.argsort(fine_ids[rows], kind="stable")]  # grouped by fine bin
+            bounds = np.searchsorted(fine_ids[rows], cut_bins, side="left")
+            for f, begin in zip(cut_bins, bounds):  # at most n_bins - 1 cut fine bins, not rows
+                own = rows[begin : begin + fine_count[f]]
+                own = own[np.argsort(values[own], kind="stable")]  # the stable order inside the fine bin
+                pieces = partial[fine[partial] == f]
+                offsets = piece_start[pieces] - first[f]
+                ends = offsets + piece_rows[pieces]
+                cumulative_outcome = np.concatenate(([0.0], np.cumsum(outcomes[own])))  # integers: exact
+                piece_outcome[pieces] = cumulative_outcome[ends] - cumulative_outcome[offsets]
+                piece_value[pieces] = [float(values[own[a:b]].sum()) for a, b in zip(offsets, ends)]
+        count = sizes.astype(np.float64)
+        sum_value = np.bincount(target, weights=piece_value, minlength=n_bins)
+        sum_outcome = np.bincount(target, weights=piece_outcome, minlength=n_bins)
+        return cls(count, sum_value, sum_outcome, None)
+
     def merge(self, other: BinStatistics) -> BinStatistics:
         """Statistics of the union of the two samples (same equal-width bins required)."""
         if self.edges is None or other.edges is None:
@@ -271,14 +328,29 @@ class BinStatistics:
             return self.sum_outcome / self.count
 
     def weighted_error(self, n_total: float | None = None) -> np.ndarray:
-        """``sum_m (n_m / N) |acc_m - conf_m|``, computed as ``sum_m |S_outcome - S_value| / N``.
-
-        ``N`` defaults to the number of rows in the statistics.
-        """
-        n_total = self.total if n_total is None else n_total
-        return np.abs(self.sum_outcome - self.sum_value).sum(axis=-1) / n_total
+        """``sum_m (n_m / N) |acc_m - conf_m|`` (:func:`ece_of_bins`); ``N`` defaults to
+        the number of rows in the statistics."""
+        return ece_of_bins(self.sum_outcome, self.sum_value, self.total if n_total is None else n_total)
 
     def max_error(self) -> np.ndarray:
-        """``max_m |acc_m - conf_m|`` over non-empty bins (0 when every bin is empty)."""
-        gaps = np.abs(self.mean_outcome() - self.mean_value())
-        return np.max(np.where(self.nonempty, gaps, 0.0), axis=-1)
+        """``max_m |acc_m - conf_m|`` over non-empty bins (:func:`mce_of_bins`)."""
+        return mce_of_bins(self.sum_outcome, self.sum_value, self.count)
+
+
+# The binned errors, each defined once: of the audit's bins (BinStatistics), of a
+# bootstrap's resampled bins (leading axes: resamples) and of streamed sums alike.
+
+
+def ece_of_bins(outcome_sum: np.ndarray, value_sum: np.ndarray, n_rows: float | np.ndarray) -> np.ndarray:
+    """ECE ``sum_m (n_m / N) |acc_m - conf_m|`` along the last axis, computed as
+    ``sum_m |S_outcome_m - S_value_m| / N`` (the per-bin sums of the outcome and the
+    binned value; leading axes are independent: classes, resamples)."""
+    return np.abs(outcome_sum - value_sum).sum(axis=-1) / n_rows
+
+
+def mce_of_bins(outcome_sum: np.ndarray, value_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """MCE ``max_m |acc_m - conf_m|`` over the non-empty bins along the last axis (0
+    when every bin is empty), computed as ``|S_outcome_m - S_value_m| / n_m``."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gaps = np.abs(outcome_sum - value_sum) / count
+    return np.max(np.where(count > 0, gaps, 0.0), axis=-1)

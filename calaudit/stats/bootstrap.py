@@ -10,7 +10,9 @@ Two ways to draw a resample, chosen by cost:
   bins, the smoothing grid, ...); a resample draws multinomial counts per group, and
   the sums of per-row values in a group are drawn from the normal law with that
   group's mean and variance. Bins stay those of the full data. A test checks the two
-  agree.
+  agree. (The audit itself takes its grouped intervals from its statistics,
+  :func:`calaudit.engine.resample.stream_intervals`; :func:`bootstrap` resamples the
+  rows of subsets: segments, human votes.)
 
 Intervals are **basic** (reverse-percentile) bootstrap intervals, level 0.95 by
 default: ``[2 t - q(1 - a/2), 2 t - q(a/2)]`` with ``t`` the estimate on the full data
@@ -35,11 +37,12 @@ from typing import Any
 import numpy as np
 
 from . import estimators
-from .binning import equal_width_bin_ids
-from .grouped_bootstrap import GroupedSample, debiased_ece_of_bins, draw_grouped, ece_of_bins
+from .binning import ece_of_bins, equal_width_bin_ids, mce_of_bins
+from .estimators import debiased_ece_of_bins
+from .grouped_bootstrap import GroupedSample, draw_grouped
 from .limits import MAX_RESAMPLES, MIN_RESAMPLES  # noqa: F401 - re-exported
-from .metric_info import METRICS
-from .metrics import MetricSuite
+from .metric_info import METRICS, NLL_EPS
+from .metrics import MetricSuite, brier_of_sums
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_LEVEL = 0.95
@@ -235,8 +238,7 @@ def _top_label_block(conf: np.ndarray, correct: np.ndarray, bin_ids: np.ndarray,
     out = {"accuracy": correct.mean(axis=1)}
     out["confidence_gap"] = conf.mean(axis=1) - out["accuracy"]
     out["ece"] = ece_of_bins(right, conf_sum, n_rows)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["mce"] = np.where(count > 0, np.abs(right - conf_sum) / count, 0.0).max(axis=1)
+    out["mce"] = mce_of_bins(right, conf_sum, count)
     return out
 
 
@@ -257,8 +259,8 @@ def _exact_block(rows, y, proba, suite: MetricSuite, n_bins, bandwidth, referenc
     conf, correct = top.confidence[rows], top.correct[rows]
     out = _top_label_block(conf, correct, suite.top_bin_ids[rows], n_bins)
     squares = np.einsum("ij,ij->i", proba, proba)
-    out["brier"] = (squares[rows] - 2.0 * top.true_probability[rows]).mean(axis=1) + 1.0
-    out["nll"] = -np.log(np.maximum(top.true_probability, 2.220446049250313e-16))[rows].mean(axis=1)
+    out["brier"] = brier_of_sums(squares[rows].sum(axis=1), top.true_probability[rows].sum(axis=1), n_rows)
+    out["nll"] = -np.log(np.maximum(top.true_probability, NLL_EPS))[rows].mean(axis=1)
     # Equal-mass bins are recomputed on each resample: stable sort, then array_split.
     order = np.argsort(conf, axis=1, kind="stable")
     sorted_conf = np.take_along_axis(conf, order, axis=1)
@@ -282,14 +284,9 @@ def _exact_block(rows, y, proba, suite: MetricSuite, n_bins, bandwidth, referenc
     cell_count = cell_count.reshape(resamples, n_classes, n_bins)
     cell_value = cell_value.reshape(resamples, n_classes, n_bins)
     cell_hits = cell_hits.reshape(resamples, n_classes, n_bins)
-    out["classwise_ece"] = (np.abs(cell_hits - cell_value).sum(axis=2) / n_rows).mean(axis=1)
-    safe = np.where(cell_count > 0, cell_count, 1.0)
-    frequency = cell_hits.sum(axis=2, keepdims=True) / n_rows
-    out["brier_reliability"] = np.sum(np.where(cell_count > 0, (cell_value - cell_hits) ** 2 / safe, 0.0),
-                                      axis=(1, 2)) / n_rows
-    out["brier_resolution"] = np.sum(np.where(cell_count > 0, cell_count * (cell_hits / safe - frequency) ** 2, 0.0),
-                                     axis=(1, 2)) / n_rows
-    out["brier_uncertainty"] = np.sum(frequency * (1.0 - frequency), axis=(1, 2))
+    out["classwise_ece"] = ece_of_bins(cell_hits, cell_value, n_rows).mean(axis=1)
+    out["brier_reliability"], out["brier_resolution"], out["brier_uncertainty"] = estimators.brier_parts_of_bins(
+        cell_count, cell_value, cell_hits, n_rows)
     if n_classes == 2:
         positive, outcome = proba[:, 1][rows], (y == 1).astype(np.float64)[rows]
         _, pos_sum, pos_hits = _binned(equal_width_bin_ids(proba[:, 1], n_bins)[rows], n_bins, positive, outcome)
@@ -304,21 +301,9 @@ def _exact_block(rows, y, proba, suite: MetricSuite, n_bins, bandwidth, referenc
 
 def _smooth_batch(confidence: np.ndarray, correct: np.ndarray, bandwidth: float) -> np.ndarray:
     """Smooth ECE at ``bandwidth`` for each row of ``(B, N)`` arrays (relplot's grid)."""
-    resamples = confidence.shape[0]
-    points = max(2000, round(20 / bandwidth)) // 2 + 1
-    position = confidence * (points - 1)
-    left = position.astype(np.intp).clip(0, points - 2)
-    frac = position - left
-    residual = confidence - correct
-    offsets = np.arange(resamples)[:, None] * points
-    size = resamples * points
-
-    def grid(weights: np.ndarray) -> np.ndarray:
-        values = np.bincount((left + offsets).ravel(), weights=((1 - frac) * weights).ravel(), minlength=size)
-        values += np.bincount((left + 1 + offsets).ravel(), weights=(frac * weights).ravel(), minlength=size)
-        return values.reshape(resamples, points)
-
-    return estimators.batch_smooth_ece(grid(residual), grid(np.ones_like(residual)), bandwidth)
+    points = estimators.smooth_grid_points(bandwidth)
+    residual_grid, count_grid = estimators.spread_to_grid(confidence, (confidence - correct, None), points)
+    return estimators.batch_smooth_ece(residual_grid, count_grid, bandwidth)
 
 
 # ------------------------------------------------------------------ grouped

@@ -4,10 +4,11 @@ Above the exact method's budget (:mod:`calaudit.stats.bootstrap`), the rows are 
 by what the metrics sum over (bin x outcome for the top label, each class's bins, the
 smoothing grid, the slope's groups of nearby logits); a resample draws multinomial
 counts per group, and the sums of per-row values in a group are drawn from the normal
-law with that group's mean and variance. The groups are built from rows
-(:meth:`GroupedSample.from_rows`, the in-memory audit) or from per-group sums
-(:mod:`calaudit.engine.resample`, the streamed audit), and :func:`draw_grouped` draws
-both alike.
+law with that group's mean and variance. The groups are built from per-group sums:
+the audits' (in memory and streamed) from their statistics
+(:mod:`calaudit.engine.resample`), and the row subsets' that
+:func:`calaudit.stats.bootstrap.bootstrap` resamples (segments, human votes) from their
+rows (:meth:`GroupedSample.from_rows`); :func:`draw_grouped` draws both alike.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import estimators
-from .binning import equal_mass_bin_ids, equal_width_bin_ids
+from .binning import ece_of_bins, equal_mass_bin_ids, equal_width_bin_ids, mce_of_bins
+from .estimators import debiased_ece_of_bins
+from .metric_info import NLL_EPS
 from .metrics import MetricSuite
 
 #: Equal-mass groups of the logit the calibration slope is refitted on.
@@ -26,8 +29,8 @@ SLOPE_GROUPS = 64
 class GroupDraws:
     """Resampling of grouped rows: ``count`` per group, ``mean`` and ``sd`` of per-row values.
 
-    The groups are built from rows (the in-memory audit) or from per-group sums
-    (:mod:`calaudit.engine.resample`, the streamed audit): both go through
+    The groups are built from rows (:meth:`GroupedSample.from_rows`) or from per-group
+    sums (:mod:`calaudit.engine.resample`, the audits): both go through
     :meth:`_set_moments`, so the two paths resample the same groups alike.
     """
 
@@ -122,11 +125,6 @@ class BinOutcomeGroups(GroupDraws):
         return self.per_bin(counts * self.hit), self.per_bin(counts), value
 
 
-def ece_of_bins(right: np.ndarray, confidence_sum: np.ndarray, n_rows: int) -> np.ndarray:
-    """ECE of each resample from its per-bin rows right and confidence sums, ``(B, bins)``."""
-    return np.abs(right - confidence_sum).sum(axis=-1) / n_rows
-
-
 #: The metrics of each family of the grouped bootstrap, in the order the families are
 #: drawn. A family is drawn when one of its metrics is wanted.
 GROUPED_FAMILIES = {
@@ -165,12 +163,13 @@ class GroupedSample:
 
     @classmethod
     def from_rows(cls, y, proba, suite: MetricSuite, n_bins: int, bandwidth: float) -> GroupedSample:
-        """Every family's groups, from the rows of the in-memory audit."""
+        """Every family's groups, from rows (what :func:`calaudit.stats.bootstrap.bootstrap`
+        resamples: a segment's, the human-vote analysis')."""
         n_rows, n_classes = proba.shape
         top = suite.top
         correct = top.correct.astype(np.intp)
         brier_rows = (proba * proba).sum(axis=1) - 2.0 * top.true_probability + 1.0
-        nll_rows = -np.log(np.maximum(top.true_probability, 2.220446049250313e-16))
+        nll_rows = -np.log(np.maximum(top.true_probability, NLL_EPS))
         top_groups = Groups(suite.top_bin_ids * 2 + correct, 2 * n_bins,
                              {"confidence": top.confidence, "brier": brier_rows, "nll": nll_rows})
         # Equal-mass bins of the full data.
@@ -200,9 +199,10 @@ def draw_grouped(
     ``streams(name)`` gives the generator of each draw (``top`` counts, then
     ``top.confidence``, ``top.brier``, ``top.nll``; ``mass``, ``mass.confidence``;
     ``classwise.support``, ``classwise``; ``positive``, ``positive.p``,
-    ``positive.squared``; ``smooth``; ``slope``), in that order: the in-memory audit
-    passes one generator for all, the streamed audit one per name, so that drawing
-    fewer metrics leaves the draws of the others as they are. ``names`` (a set) limits
+    ``positive.squared``; ``smooth``; ``slope``), in that order:
+    :func:`calaudit.stats.bootstrap.bootstrap` passes one generator for all, the audits
+    one per name (:class:`calaudit.engine.resample.NamedStreams`), so that drawing fewer
+    metrics leaves the draws of the others as they are. ``names`` (a set) limits
     the result, and the draws made, to those metrics. ``slope_start`` is the full-data
     ``(intercept, slope)``, where the refits start.
     """
@@ -224,9 +224,7 @@ def draw_grouped(
                 resamples, n_bins, 2).sum(axis=2)
             out["confidence_gap"] = confidence.sum(axis=1) / n_rows - out["accuracy"]
             out["ece"] = ece_of_bins(right, confidence, n_rows)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                gaps = np.abs(right - confidence) / total
-            out["mce"] = np.where(total > 0, gaps, 0.0).max(axis=1)
+            out["mce"] = mce_of_bins(right, confidence, total)
         if wanted("brier"):
             out["brier"] = groups.sums(streams("top.brier"), counts, "brier").sum(axis=1) / n_rows
         if wanted("nll"):
@@ -279,25 +277,14 @@ def _classwise_draws(sample: GroupedSample, resamples: int, streams, per_class: 
     for groups in sample.classes:
         hits, cell_total, value = groups.cells(rng, n_rows, resamples, "p")
         classwise_terms += weight * ece_of_bins(hits, value, n_rows)
-        frequency = hits.sum(axis=1, keepdims=True) / n_rows
-        safe = np.where(cell_total > 0, cell_total, 1.0)
-        reliability += weight * np.sum(np.where(cell_total > 0, (value - hits) ** 2 / safe, 0.0), axis=1) / n_rows
-        resolution += weight * np.sum(
-            np.where(cell_total > 0, cell_total * (hits / safe - frequency) ** 2, 0.0), axis=1) / n_rows
+        # This class's parts (a class axis of one); the uncertainty is drawn above.
+        class_reliability, class_resolution, _ = estimators.brier_parts_of_bins(
+            cell_total[:, None, :], value[:, None, :], hits[:, None, :], n_rows)
+        reliability += weight * class_reliability
+        resolution += weight * class_resolution
     out["classwise_ece"] = classwise_terms / sample.n_classes
     out["brier_reliability"], out["brier_resolution"] = reliability, resolution
     return {name: out[name] for name in GROUPED_FAMILIES["classwise"]}
-
-
-def debiased_ece_of_bins(right: np.ndarray, confidence: np.ndarray, total: np.ndarray, n_rows: int) -> np.ndarray:
-    """Debiased ECE (:func:`calaudit.stats.estimators.debiased_ece`) of each resample from its
-    per-bin rows right, confidence sums and rows, ``(B, bins)``."""
-    usable = total >= 2
-    safe = np.where(usable, total, 1.0)
-    acc, conf = right / safe, confidence / safe
-    variance = acc * (1.0 - acc) / np.where(usable, total - 1.0, 1.0)
-    squared = np.sum(np.where(usable, (total / n_rows) * ((acc - conf) ** 2 - variance), 0.0), axis=1)
-    return np.sqrt(np.maximum(squared, 0.0))
 
 
 #: Grid of the grouped smooth-ECE bootstrap: four times coarser than relplot's 1,001
@@ -323,7 +310,7 @@ class SmoothGroups:
 
     @staticmethod
     def grid_points(bandwidth: float) -> int:
-        return min(_COARSE_POINTS, max(2000, round(20 / bandwidth)) // 2 + 1)
+        return min(_COARSE_POINTS, estimators.smooth_grid_points(bandwidth))
 
     @classmethod
     def from_rows(cls, confidence: np.ndarray, correct: np.ndarray, bandwidth: float) -> SmoothGroups:

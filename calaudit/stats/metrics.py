@@ -131,29 +131,59 @@ def compute_metrics(y_true: np.ndarray, y_proba: np.ndarray, *, n_bins: int = DE
     equal_mass = BinStatistics.equal_mass(top.confidence, top.correct, n_bins)
     classwise = classwise_statistics(y_true, y_proba, n_bins, true_probability=top.true_probability)
     flat = y_proba.reshape(-1)
-    # sum_k (P_k - 1[y==k])^2 = sum_k P_k^2 - 2 P_y + 1, summed over rows with one dot product.
-    brier = (float(np.dot(flat, flat)) - 2.0 * float(top.true_probability.sum())) / n_rows + 1.0
-    brier = min(max(brier, 0.0), 2.0)  # the expansion can round a hair outside 0..2
-    accuracy = float(top.correct.mean())
-    values = {
-        "accuracy": accuracy,
-        "ece": float(top_label.weighted_error(n_rows)),
-        "ece_equal_mass": float(equal_mass.weighted_error(n_rows)),
-        "mce": float(top_label.max_error()),
-        "classwise_ece": float(classwise.weighted_error(n_rows).mean()),
-        "brier": brier,
-        "nll": float(-np.log(np.maximum(top.true_probability, NLL_EPS)).mean()),
-        "confidence_gap": float(top.confidence.mean()) - accuracy,
-    }
-    positive = None
+    positive = positive_squared_error = None
     if n_classes == 2:
         positive_outcome = (y_true == 1).astype(np.float64)
         positive = BinStatistics.equal_width(y_proba[:, 1], positive_outcome, n_bins)
         residual = y_proba[:, 1] - positive_outcome
-        values["brier_positive"] = float(np.dot(residual, residual)) / n_rows
-        values["positive_ece"] = float(positive.weighted_error(n_rows))
+        positive_squared_error = float(np.dot(residual, residual))
+    values = metrics_of_sums(
+        n_rows, n_right=float(top.correct.sum()), sum_confidence=float(top.confidence.sum()),
+        sum_squared_probability=float(np.dot(flat, flat)), sum_true_probability=float(top.true_probability.sum()),
+        sum_nll=float(-np.log(np.maximum(top.true_probability, NLL_EPS)).sum()), top_label=top_label,
+        classwise=classwise, positive=positive, positive_squared_error=positive_squared_error,
+    )
+    values["ece_equal_mass"] = float(equal_mass.weighted_error(n_rows))
     ordered = {name: values[name] for name in METRICS if name in values}
     return MetricSuite(ordered, top_bin_ids, top_label, equal_mass, classwise, positive, top)
+
+
+def brier_of_sums(sum_squared_probability: Any, sum_true_probability: Any, n_rows: int) -> Any:
+    """Multiclass Brier score from its sums: ``sum_k (P_k - 1[y == k])^2 = sum_k P_k^2 - 2 P_y + 1``,
+    so ``brier = (sum P^2 - 2 sum P_y) / N + 1``, clipped to 0..2 (the expansion can round
+    a hair outside); arrays of sums (a bootstrap's resamples) give one score each."""
+    return np.clip((sum_squared_probability - 2.0 * sum_true_probability) / n_rows + 1.0, 0.0, 2.0)
+
+
+def metrics_of_sums(
+    n_rows: int, *, n_right: float, sum_confidence: float, sum_squared_probability: float,
+    sum_true_probability: float, sum_nll: float, top_label: BinStatistics, classwise: BinStatistics,
+    positive: BinStatistics | None = None, positive_squared_error: float | None = None,
+) -> dict[str, float]:
+    """Every metric of section 4 of docs/metrics.md that sums give, each defined here
+    once: from the rows (:func:`compute_metrics`) or from streamed sums
+    (:meth:`calaudit.engine.statistics.StreamStatistics.metrics`) alike.
+
+    ``n_right``: rows whose top label is right; ``sum_confidence``: of the top-label
+    confidence; ``sum_squared_probability``: of every ``P[i, k]**2``;
+    ``sum_true_probability``: of ``P[i, y_i]``; ``sum_nll``: of ``-log(max(P[i, y_i],
+    eps))``; the equal-width bins of the top label and of every class column; for
+    ``K = 2`` column 1's bins and ``sum (P[i, 1] - y_i)**2``.
+    """
+    accuracy = n_right / n_rows
+    values = {
+        "accuracy": accuracy,
+        "ece": float(top_label.weighted_error(n_rows)),
+        "mce": float(top_label.max_error()),
+        "classwise_ece": float(classwise.weighted_error(n_rows).mean()),
+        "brier": float(brier_of_sums(sum_squared_probability, sum_true_probability, n_rows)),
+        "nll": sum_nll / n_rows,
+        "confidence_gap": sum_confidence / n_rows - accuracy,
+    }
+    if positive is not None:
+        values["brier_positive"] = positive_squared_error / n_rows
+        values["positive_ece"] = float(positive.weighted_error(n_rows))
+    return values
 
 
 # --- one function per metric, for notebooks and for the registry-driven tests -------
@@ -168,10 +198,18 @@ def validated_inputs(y_true: Any, y_proba: Any) -> tuple[np.ndarray, np.ndarray]
     return predictions.y_true, predictions.y_proba
 
 
+def _metric(name: str, y_true: Any, y_proba: Any, n_bins: int = DEFAULT_N_BINS, *, binary: bool = False) -> float:
+    """One metric of :func:`compute_metrics` on validated inputs: each standalone
+    function is the suite's definition, not a second implementation of it."""
+    y, proba = validated_inputs(y_true, y_proba)
+    if binary:
+        require_binary(proba)
+    return float(compute_metrics(y, proba, n_bins=n_bins).values[name])
+
+
 def accuracy_score(y_true: Sequence[Any] | np.ndarray, y_proba: Any) -> float:
     """Share of rows whose most probable class (ties: lowest index) is the true one."""
-    y, proba = validated_inputs(y_true, y_proba)
-    return float(TopLabel.of(y, proba).correct.mean())
+    return _metric("accuracy", y_true, y_proba)
 
 
 def expected_calibration_error(
@@ -182,22 +220,14 @@ def expected_calibration_error(
     Bins of the confidence ``c_i = max_k P[i,k]``: right-closed equal-width by default,
     or equal-mass (Nixon et al. 2019) with ``binning="equal-mass"``.
     """
-    y, proba = validated_inputs(y_true, y_proba)
-    top = TopLabel.of(y, proba)
-    if binning == "equal-width":
-        stats = BinStatistics.equal_width(top.confidence, top.correct, n_bins)
-    elif binning == "equal-mass":
-        stats = BinStatistics.equal_mass(top.confidence, top.correct, n_bins)
-    else:
+    if binning not in ("equal-width", "equal-mass"):
         raise ValueError(f"binning must be 'equal-width' or 'equal-mass', got {binning!r}")
-    return float(stats.weighted_error(y.shape[0]))
+    return _metric("ece" if binning == "equal-width" else "ece_equal_mass", y_true, y_proba, n_bins)
 
 
 def maximum_calibration_error(y_true: Any, y_proba: Any, *, n_bins: int = DEFAULT_N_BINS) -> float:
     """MCE: ``max_m |acc_m - conf_m|`` over non-empty equal-width bins (Naeini et al. 2015)."""
-    y, proba = validated_inputs(y_true, y_proba)
-    top = TopLabel.of(y, proba)
-    return float(BinStatistics.equal_width(top.confidence, top.correct, n_bins).max_error())
+    return _metric("mce", y_true, y_proba, n_bins)
 
 
 def classwise_calibration_error(y_true: Any, y_proba: Any, *, n_bins: int = DEFAULT_N_BINS) -> float:
@@ -205,44 +235,32 @@ def classwise_calibration_error(y_true: Any, y_proba: Any, *, n_bins: int = DEFA
 
     Bins of each column ``P[:, k]`` with outcome ``1[y == k]``.
     """
-    y, proba = validated_inputs(y_true, y_proba)
-    return float(classwise_statistics(y, proba, n_bins).weighted_error(y.shape[0]).mean())
+    return _metric("classwise_ece", y_true, y_proba, n_bins)
 
 
 def brier_loss(y_true: Any, y_proba: Any) -> float:
     """Multiclass Brier score ``mean_i sum_k (P[i,k] - 1[y_i == k])^2`` in 0..2 (Brier 1950)."""
-    y, proba = validated_inputs(y_true, y_proba)
-    onehot = np.zeros_like(proba)
-    onehot[np.arange(y.shape[0]), y] = 1.0
-    return float(((proba - onehot) ** 2).sum(axis=1).mean())
+    return _metric("brier", y_true, y_proba)
 
 
 def brier_positive_loss(y_true: Any, y_proba: Any) -> float:
     """Binary Brier score ``mean_i (P[i,1] - y_i)^2`` (scikit-learn's ``brier_score_loss``)."""
-    y, proba = validated_inputs(y_true, y_proba)
-    require_binary(proba)
-    return float(((proba[:, 1] - (y == 1)) ** 2).mean())
+    return _metric("brier_positive", y_true, y_proba, binary=True)
 
 
 def nll_loss(y_true: Any, y_proba: Any) -> float:
     """Negative log-likelihood ``-mean_i log(max(P[i, y_i], eps))``, ``eps = 2**-52``."""
-    y, proba = validated_inputs(y_true, y_proba)
-    return float(-np.log(np.maximum(proba[np.arange(y.shape[0]), y], NLL_EPS)).mean())
+    return _metric("nll", y_true, y_proba)
 
 
 def confidence_gap(y_true: Any, y_proba: Any) -> float:
     """``mean(c) - mean(a)``: above 0 the model is overconfident, below 0 underconfident."""
-    y, proba = validated_inputs(y_true, y_proba)
-    top = TopLabel.of(y, proba)
-    return float(top.confidence.mean() - top.correct.mean())
+    return _metric("confidence_gap", y_true, y_proba)
 
 
 def positive_calibration_error(y_true: Any, y_proba: Any, *, n_bins: int = DEFAULT_N_BINS) -> float:
     """Binary only: equal-width ECE of ``P[:, 1]`` against ``y`` (scikit-learn's ``calibration_curve`` bins)."""
-    y, proba = validated_inputs(y_true, y_proba)
-    require_binary(proba)
-    stats = BinStatistics.equal_width(proba[:, 1], (y == 1).astype(np.float64), n_bins)
-    return float(stats.weighted_error(y.shape[0]))
+    return _metric("positive_ece", y_true, y_proba, n_bins, binary=True)
 
 
 def require_binary(proba: np.ndarray) -> None:
