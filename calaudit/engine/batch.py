@@ -4,7 +4,7 @@ a CSV file, :mod:`.scoring` for a model run over a data directory)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,12 @@ class Batch:
     batch's block of the file starts, not necessarily its first row's position.
     ``labels_read_as`` says whether its labels were class names or indices (``None``
     when the class names are numbers): the consumer holds the batches to one.
+    ``columns`` holds the values of the other columns the reader was asked for (group
+    columns, ids, votes: ``extra_cols``), one read-only numpy array of ``n`` values per
+    column name (text as ``object`` arrays, as written; a missing value is ``None`` or
+    NaN). ``kept`` holds, with a time filter, the position in the block read of each
+    row kept (``None``: every row), so :meth:`file_rows` names each row's place in
+    its file.
     """
 
     y: np.ndarray
@@ -46,10 +52,26 @@ class Batch:
     time: np.ndarray | None = None
     #: How its labels were read (names or indices), for :class:`calaudit.predictions.labels.LabelReadings`.
     labels_read_as: LabelReading | None = None
+    columns: Mapping[str, np.ndarray] | None = None
+    kept: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_rows(self) -> int:
         return int(self.y.shape[0])
+
+    def column(self, name: str) -> np.ndarray:
+        """The values of the extra column ``name`` (a ``KeyError`` naming it when the
+        reader was not asked for it)."""
+        if self.columns is None or name not in self.columns:
+            raise KeyError(f"column {name!r} was not read into the batches (extra_cols)")
+        return self.columns[name]
+
+    def file_rows(self) -> np.ndarray:
+        """Each row's position in its file (counted from 0; int64): the same for a row
+        however the dataset is split into batches or partitions."""
+        if self.kept is not None:
+            return self.first_row + np.asarray(self.kept, dtype=np.int64)
+        return np.arange(self.first_row, self.first_row + self.n_rows, dtype=np.int64)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ class CsvPredictionFile:
     row_sum_tolerance: float
     batch_rows: int
     fmt: str
+    #: Other columns read into :attr:`Batch.columns`, as the text the file holds.
+    extra_columns: tuple[str, ...] = ()
 
     # The same reading of the same attributes as a Parquet dataset's.
     n_classes = PredictionDataset.n_classes
@@ -76,11 +78,11 @@ class CsvPredictionFile:
         """The file's rows as validated batches of at most ``batch_rows`` rows."""
         path = Path(self.source)
         columns = list(self.probability_columns)
-        dtype = {**{c: "float64" for c in columns}, self.label_column: str}
+        dtype = {**{c: str for c in self.extra_columns}, **{c: "float64" for c in columns}, self.label_column: str}
         line_of = CsvLineIndex(path, compressed=self.fmt == "csv.gz").line_of
         first = 0
         blocks = iter_csv_blocks(path, self.fmt, chunksize=self.batch_rows, dtype=dtype,
-                                 usecols=[self.label_column, *columns])
+                                 usecols=list(dict.fromkeys([self.label_column, *columns, *self.extra_columns])))
         while True:
             try:
                 frame = next(blocks, None)
@@ -113,8 +115,16 @@ class CsvPredictionFile:
             row_sum_tolerance=self.row_sum_tolerance, proba_location=proba_location, label_location=label_location,
         )
         reading = batch_reading(labels, predictions.y_true, self.class_names, label_location, file=shown, row=first)
+        extras = None
+        if self.extra_columns:  # as written; an empty field is a missing value
+            extras = {}
+            for name in self.extra_columns:
+                values = frame[name].to_numpy(dtype=object)
+                values = np.where(values == "", None, values)
+                values.flags.writeable = False
+                extras[name] = values
         return Batch(predictions.y_true, predictions.y_proba, shown, 0, first, predictions.max_row_sum_deviation,
-                     predictions.clipped_values, labels_read_as=reading)
+                     predictions.clipped_values, labels_read_as=reading, columns=extras)
 
 
 def open_csv_predictions(
@@ -127,10 +137,12 @@ def open_csv_predictions(
     logits: bool = False,
     row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    extra_cols: Sequence[str] = (),
 ) -> CsvPredictionFile:
     """Open a CSV prediction file for :meth:`CsvPredictionFile.batches` (options as for
     :func:`calaudit.loaders.table.load_prediction_file`; human-label columns are not
-    streamed). Reads the header only (and counts the lines of an uncompressed file)."""
+    streamed). Reads the header only (and counts the lines of an uncompressed file).
+    ``extra_cols`` are read into :attr:`Batch.columns` as the text the file holds."""
     check_scan_options(batch_rows, prob_cols, score_col)
     path = Path(path)
     shown = str(path)
@@ -143,10 +155,15 @@ def open_csv_predictions(
     probability_columns, derived = select_probability_columns(shown, columns, prob_cols, score_col, label_col)
     names = tuple(resolve_class_names(shown, class_names, derived, single_score=score_col is not None))
     check_unique_class_names(names, shown)
+    for name in extra_cols:
+        if name not in columns:
+            raise InvalidInputError(f"{shown}: no column {name}; expected one of its columns "
+                                    f"({', '.join(columns[:12])}{', ...' if len(columns) > 12 else ''})")
     return CsvPredictionFile(
         source=shown, files=(shown,), n_rows=line_count(path) if fmt == "csv" else None, class_names=names,
         probability_columns=tuple(probability_columns), label_column=label_col, score_column=score_col,
         logits=logits, row_sum_tolerance=row_sum_tolerance, batch_rows=int(batch_rows), fmt=fmt,
+        extra_columns=tuple(dict.fromkeys(str(name) for name in extra_cols)),
     )
 
 

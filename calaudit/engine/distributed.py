@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -208,6 +208,7 @@ def dask_statistics(
     dataset: PredictionDataset, *, n_bins: int, fine_bins: int = FINE_BINS, scheduler: str | None = None,
     progress: Callable[[int], None] | None = None, partition_rows: int = DEFAULT_PARTITION_ROWS,
     connect_timeout: float = CONNECT_TIMEOUT, window: Any = None, routing: bool = False,
+    observers: Mapping[str, Callable[[], Any]] | None = None,
 ) -> tuple[StreamStatistics, dict[str, Any]]:
     """Merged statistics of every row of ``dataset``, read and reduced on a Dask cluster.
 
@@ -217,6 +218,14 @@ def dask_statistics(
     every task also counts its rows per fine confidence bin
     (:class:`~calaudit.engine.routing_bins.RoutingHistogram`), returned merged as
     ``info["routing_bins"]``.
+
+    ``observers`` maps names to factories (picklable: a class or a
+    :func:`functools.partial` of one) of whatever else a capability keeps per row
+    (segments by group value, human votes, a sample for the baselines): each task
+    calls every factory once and passes its batches through the object's
+    ``observe(batches)`` (a generator that yields them on); the objects are merged
+    with ``merge(other)`` (which returns the merged object) in the same fixed tree as the statistics and returned as
+    ``info["observed"][name]``.
 
     Returns what :func:`calaudit.engine.stream.stream_statistics` returns (the same
     ``info`` keys), plus ``workers`` (when the reduction started), ``partitions``,
@@ -235,7 +244,8 @@ def dask_statistics(
     with quiet_logs(), _client(address, setting, connect_timeout) as client:
         workers = len(client.nthreads())
         statistics, info = _reduce(client, partitions, n_bins, fine_bins, progress, address, setting,
-                                   task=partial(_partition_statistics, window=window, routing=routing))
+                                   task=partial(_partition_statistics, window=window, routing=routing,
+                                                observers=dict(observers or {})))
     info.update(workers=workers, partitions=len(partitions), partition_rows=partition_rows,
                 scheduler=address or "local")
     return statistics, info
@@ -485,7 +495,8 @@ def _raise_task_failure(future: Any, address: str | None, setting: str | None) -
 
 
 def _partition_statistics(partition: Partition, n_bins: int, fine_bins: int, version: str,
-                          window: Any = None, routing: bool = False) -> Partial:
+                          window: Any = None, routing: bool = False,
+                          observers: Mapping[str, Callable[[], Any]] | None = None) -> Partial:
     """A worker's task: the statistics of one partition, by the stream engine (and its
     windows' with ``window``); ``None`` when it yields no row (a time filter kept none
     of its rows)."""
@@ -509,7 +520,12 @@ def _partition_statistics(partition: Partition, n_bins: int, fine_bins: int, ver
 
         histogram = RoutingHistogram()
         batches = histogram.observe(batches)
+    observed = {name: factory() for name, factory in (observers or {}).items()}
+    for observer in observed.values():
+        batches = observer.observe(batches)
     statistics, info = stream_statistics(batches, n_bins=n_bins, fine_bins=fine_bins, check_labels=False)
+    if observed:
+        info["observed"] = observed
     if windows is not None:
         info["windows"] = windows
     if histogram is not None:
@@ -565,6 +581,9 @@ def _merge_info(infos: Iterable[dict[str, Any]]) -> dict[str, Any]:
                                       else merged["routing_bins"].merge(info["routing_bins"]))
         if "windows" in info:  # per-window statistics of --window
             merged["windows"] = info["windows"] if "windows" not in merged else merged["windows"].merge(info["windows"])
+        for name, observer in info.get("observed", {}).items():  # the capabilities' own per-row state
+            observed = merged.setdefault("observed", {})
+            observed[name] = observer if name not in observed else observed[name].merge(observer)
         if "label_readings" in info:  # checked by the client once every partition is in
             merged["label_readings"] = info["label_readings"].merge(merged.get("label_readings", LabelReadings()))
         kernel = info.get("kernel")

@@ -110,6 +110,8 @@ class PredictionDataset:
     time_column: str | None = None
     since: np.datetime64 | None = None
     until: np.datetime64 | None = None
+    #: Other columns read into :attr:`Batch.columns` (group columns, ids, votes).
+    extra_columns: tuple[str, ...] = ()
 
     @property
     def n_classes(self) -> int:
@@ -177,7 +179,8 @@ class PredictionDataset:
         import pyarrow as pa
         import pyarrow.dataset as ds
 
-        columns = [self.label_column, *self.probability_columns, *[c for c in [self.time_column] if c is not None]]
+        columns = list(dict.fromkeys([self.label_column, *self.probability_columns,
+                                      *[c for c in [self.time_column] if c is not None], *self.extra_columns]))
         try:
             fragment = ds.ParquetFileFormat().make_fragment(
                 part.path, self._filesystem, partition_expression=part.partition_expression)
@@ -244,7 +247,8 @@ class PredictionDataset:
             y.flags.writeable = False
             if times is not None:
                 times.flags.writeable = False
-            return Batch(y, proba, file, group, file_row, deviation, 0, times, reading(y))
+            return Batch(y, proba, file, group, file_row, deviation, 0, times, reading(y),
+                         columns=self._extras(block), kept=kept)
         scores, texts = parquet_scores(Path(file), block, columns, location=proba_location)
         missing = np.isnan(scores)
         if missing.any():
@@ -260,7 +264,13 @@ class PredictionDataset:
             times.flags.writeable = False
         return Batch(predictions.y_true, predictions.y_proba, file, group, file_row,
                      predictions.max_row_sum_deviation, predictions.clipped_values, times,
-                     reading(predictions.y_true))
+                     reading(predictions.y_true), columns=self._extras(block), kept=kept)
+
+    def _extras(self, block: Any) -> dict[str, np.ndarray] | None:
+        """The values of :attr:`extra_columns` in ``block`` (read-only numpy arrays)."""
+        if not self.extra_columns:
+            return None
+        return {name: column_values(block.column(name)) for name in self.extra_columns}
 
     def _fused(self, block: Any, columns: list[str]) -> tuple[np.ndarray, float] | None:
         """The compiled validation of float probability columns
@@ -314,6 +324,7 @@ def open_prediction_dataset(
     time_col: str | None = None,
     since: Any = None,
     until: Any = None,
+    extra_cols: Sequence[str] = (),
 ) -> PredictionDataset:
     """Open a Parquet prediction dataset for :meth:`PredictionDataset.batches`.
 
@@ -340,6 +351,10 @@ def open_prediction_dataset(
     the bounds are never validated and every message still names the row's position
     in its file. A text time column has no statistics to prune by: every row group
     is read.
+
+    ``extra_cols`` name other columns every file must have (or a hive partition key),
+    read into :attr:`Batch.columns` for what keeps statistics per row (segments by
+    group value, ids, votes): :func:`column_values` says how they are read.
 
     Only the footers are read here. Raises :class:`calaudit.errors.InvalidInputError`
     (one line naming the file) for a file that is not Parquet or whose columns differ,
@@ -369,6 +384,10 @@ def open_prediction_dataset(
         _check_types(part, label_col, columns)
         if time_col is not None:
             _check_time_column(part, time_col, columns)
+        for name in extra_cols:
+            if name not in part.schema.names:
+                raise InvalidInputError(f"{part.path}: no column {name}; expected it in every file of the dataset "
+                                        "(or as a hive partition key)")
 
     n_rows = sum(sum(part.row_group_rows) for part in parts)
     if n_rows == 0:
@@ -391,7 +410,30 @@ def open_prediction_dataset(
         probability_columns=tuple(columns), label_column=label_col, score_column=score_col, logits=logits,
         row_sum_tolerance=row_sum_tolerance, batch_rows=int(batch_rows), _parts=parts,
         _filesystem=dataset.filesystem, time_column=time_col, since=since, until=until,
+        extra_columns=tuple(dict.fromkeys(str(name) for name in extra_cols)),
     )
+
+
+def column_values(column: Any) -> np.ndarray:
+    """A pyarrow column as a read-only numpy array: numbers as numbers (NaN for a
+    missing value in an integer column), text and everything else as an ``object``
+    array of Python values (``None`` where missing); dictionary-encoded columns
+    (hive partition keys) are decoded."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+            or pa.types.is_boolean(column.type)) and column.null_count == 0:
+        values = column.to_numpy(zero_copy_only=False)
+    elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    else:
+        values = column.to_numpy(zero_copy_only=False)
+    values.flags.writeable = False
+    return values
 
 
 def _time_bounds(time_col: str | None, since: Any, until: Any, label_col: str, prob_cols: Sequence[str] | None,
