@@ -21,7 +21,7 @@ from .model import model_load_options
 
 #: Options a streamed audit cannot honour yet, with the option's name.
 NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_segments", "--find-segments"),
-                ("votes_cols", "--votes-cols"), ("soft_cols", "--soft-cols"), ("save_predictions", "--save-predictions"))
+                ("save_predictions", "--save-predictions"))
 
 
 #: Options only a streamed audit honours (windows over time).
@@ -82,7 +82,7 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
 
 
 #: What a streamed audit leaves out (``execution.not_streamed``).
-LEFT_OUT = ["baselines", "segments", "temperature-scaled routing", "human labels"]
+LEFT_OUT = ["baselines", "segments", "temperature-scaled routing"]
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],
@@ -100,7 +100,11 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
         from ..engine.distributed import require_dask
 
         require_dask()
-    dataset, fmt = _open_dataset(input_path, options)
+    from .stream_human import finish_human, human_plan
+
+    human = human_plan(input_path, options, root=dataset_root(input_path))
+    dataset, fmt = _open_dataset(input_path, options, **(human.scan_options() if human else {}))
+    observers = human.observers() if human else {}
     routing = _routing_histogram(dataset.n_rows)
     check_batch_budget(options, dataset.n_classes)
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:
@@ -110,12 +114,17 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
 
                 statistics, info = dask_statistics(dataset, n_bins=options["n_bins"], scheduler=options["scheduler"],
                                                    progress=bar.update,
-                                                   window=windows.size if windows is not None else None, routing=True)
+                                                   window=windows.size if windows is not None else None, routing=True,
+                                                   observers=observers)
                 if windows is not None:  # the workers' windows, merged
                     windows = info.pop("windows", None) or windows
                 routing = info.pop("routing_bins")
+                observed = info.pop("observed", {})
             else:
                 batches = windows.observe(dataset.batches()) if windows is not None else dataset.batches()
+                observed = {name: factory() for name, factory in observers.items()}
+                for observer in observed.values():
+                    batches = observer.observe(batches)
                 statistics, info = stream_statistics(routing.observe(batches), n_bins=options["n_bins"],
                                                      progress=bar.update, expected_rows=dataset.n_rows)
         except InvalidInputError:
@@ -128,7 +137,8 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
                  **{key: info[key] for key in ("batches", "largest_batch_rows", "kernel", "workers", "partitions",
                                                "scheduler", "partition_rows") if key in info}}
     source = {"kind": "predictions-dataset", "path": text, "format": fmt, "files": len(dataset.files),
-              "label_column": options["label_col"], "probability_columns": list(dataset.probability_columns)}
+              "label_column": options["label_col"], "probability_columns": list(dataset.probability_columns),
+              **(human.source_details() if human else {})}
     diagnostics = {"max_row_sum_deviation": info["max_row_sum_deviation"],
                    "renormalised": info["max_row_sum_deviation"] > 0.0, "clipped_values": info["clipped_values"],
                    "transform": dataset.transform}
@@ -137,6 +147,9 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
                               options=recorded_options, execution=execution, diagnostics=diagnostics,
                               seed=options["seed"], resamples=options["resamples"])
     result = replace(result, routing=decided)
+    if human is not None:
+        result = finish_human(result, human, observed["human"], dataset=dataset, engine=engine, options=options,
+                              bar=lambda length, label: progress_bar(options, length, label))
     if windows is not None:
         from ..engine.windows import window_extras
         from .progress import step_progress
@@ -200,8 +213,9 @@ def _filter_hint(options: dict[str, Any]) -> str:
     return ""
 
 
-def _open_dataset(input_path: Path, options: dict[str, Any]) -> tuple[Any, str]:
-    """The batches' source: a CSV file, or Parquet files (a directory, a glob, a file)."""
+def _open_dataset(input_path: Path, options: dict[str, Any], **more: Any) -> tuple[Any, str]:
+    """The batches' source: a CSV file, or Parquet files (a directory, a glob, a file);
+    ``more``: the scanners' options of a capability (``extra_cols``, ...)."""
     settings = dict(label_col=options["label_col"], prob_cols=options["prob_cols"], score_col=options["score_col"],
                     class_names=options["classes"], logits=options["logits"],
                     row_sum_tolerance=options["row_sum_tol"], batch_rows=options["batch_rows"])
@@ -216,10 +230,10 @@ def _open_dataset(input_path: Path, options: dict[str, Any]) -> tuple[Any, str]:
                                    "stream (or convert it to Parquet)")
         from ..engine.csv_scan import open_csv_predictions
 
-        return open_csv_predictions(input_path, **settings), "csv.gz" if name.endswith(".gz") else "csv"
+        return open_csv_predictions(input_path, **settings, **more), "csv.gz" if name.endswith(".gz") else "csv"
     from ..engine.scan import open_prediction_dataset
 
-    return open_prediction_dataset(str(input_path), **settings, **time), "parquet"
+    return open_prediction_dataset(str(input_path), **settings, **time, **more), "parquet"
 
 
 def progress_bar(options: dict[str, Any], length: int, label: str) -> Any:
@@ -251,6 +265,10 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
     ``--save-predictions`` is written batch by batch, atomically
     (:mod:`calaudit.engine.writer`)."""
     refuse_unstreamed({**options, "save_predictions": None})
+    for key, name in (("votes_cols", "--votes-cols"), ("soft_cols", "--soft-cols")):
+        if options.get(key):  # a model run's human labels are read in memory only, so far
+            raise click.UsageError(f"{name} is not available in a streamed model run yet; audit the model in "
+                                   "memory (--engine memory), or save its predictions and stream those")
     from contextlib import nullcontext
 
     from ..engine.scoring import open_model_scoring

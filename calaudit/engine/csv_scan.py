@@ -15,8 +15,9 @@ found by a second pass that holds one block at a time.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,8 @@ class CsvPredictionFile:
     fmt: str
     #: Other columns read into :attr:`Batch.columns`, as the text the file holds.
     extra_columns: tuple[str, ...] = ()
+    #: Without a label column: what gives each block's labels (as for a Parquet dataset).
+    labels_from: Any = field(default=None, repr=False)
 
     # The same reading of the same attributes as a Parquet dataset's.
     n_classes = PredictionDataset.n_classes
@@ -78,11 +81,12 @@ class CsvPredictionFile:
         """The file's rows as validated batches of at most ``batch_rows`` rows."""
         path = Path(self.source)
         columns = list(self.probability_columns)
-        dtype = {**{c: str for c in self.extra_columns}, **{c: "float64" for c in columns}, self.label_column: str}
+        label = [self.label_column] if self.labels_from is None else []
+        dtype = {**{c: str for c in [*self.extra_columns, *label]}, **{c: "float64" for c in columns}}
         line_of = CsvLineIndex(path, compressed=self.fmt == "csv.gz").line_of
         first = 0
         blocks = iter_csv_blocks(path, self.fmt, chunksize=self.batch_rows, dtype=dtype,
-                                 usecols=list(dict.fromkeys([self.label_column, *columns, *self.extra_columns])))
+                                 usecols=list(dict.fromkeys([*label, *columns, *self.extra_columns])))
         while True:
             try:
                 frame = next(blocks, None)
@@ -108,13 +112,6 @@ class CsvPredictionFile:
         if missing.any():
             row, col = divmod(int(np.argmax(missing.ravel())), scores.shape[1])
             raise_missing_score(path, self.fmt, columns[col], row, proba_location, col, None)
-        labels = frame[self.label_column].to_numpy(dtype=object)
-        labels = np.where(labels == "", None, labels)  # an empty field is a missing label
-        predictions = Predictions.from_arrays(
-            labels, scores, owned=True, class_names=self.class_names, logits=self.logits,
-            row_sum_tolerance=self.row_sum_tolerance, proba_location=proba_location, label_location=label_location,
-        )
-        reading = batch_reading(labels, predictions.y_true, self.class_names, label_location, file=shown, row=first)
         extras = None
         if self.extra_columns:  # as written; an empty field is a missing value
             extras = {}
@@ -123,6 +120,17 @@ class CsvPredictionFile:
                 values = np.where(values == "", None, values)
                 values.flags.writeable = False
                 extras[name] = values
+        if self.labels_from is not None:  # no label column: the labels come from other columns (the votes)
+            labels = self.labels_from(extras, lambda: scores.copy(),
+                                      lambda names: _OffsetLocation(shown, list(names), True, line_of, first))
+        else:
+            labels = frame[self.label_column].to_numpy(dtype=object)
+            labels = np.where(labels == "", None, labels)  # an empty field is a missing label
+        predictions = Predictions.from_arrays(
+            labels, scores, owned=True, class_names=self.class_names, logits=self.logits,
+            row_sum_tolerance=self.row_sum_tolerance, proba_location=proba_location, label_location=label_location,
+        )
+        reading = batch_reading(labels, predictions.y_true, self.class_names, label_location, file=shown, row=first)
         return Batch(predictions.y_true, predictions.y_proba, shown, 0, first, predictions.max_row_sum_deviation,
                      predictions.clipped_values, labels_read_as=reading, columns=extras)
 
@@ -138,11 +146,15 @@ def open_csv_predictions(
     row_sum_tolerance: float = DEFAULT_ROW_SUM_TOLERANCE,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     extra_cols: Sequence[str] = (),
+    labels_from: Any = None,
+    exclude_cols: Sequence[str] = (),
 ) -> CsvPredictionFile:
     """Open a CSV prediction file for :meth:`CsvPredictionFile.batches` (options as for
     :func:`calaudit.loaders.table.load_prediction_file`; human-label columns are not
     streamed). Reads the header only (and counts the lines of an uncompressed file).
-    ``extra_cols`` are read into :attr:`Batch.columns` as the text the file holds."""
+    ``extra_cols`` are read into :attr:`Batch.columns` as the text the file holds;
+    ``labels_from`` and ``exclude_cols`` as for
+    :func:`calaudit.engine.scan.open_prediction_dataset`."""
     check_scan_options(batch_rows, prob_cols, score_col)
     path = Path(path)
     shown = str(path)
@@ -151,8 +163,10 @@ def open_csv_predictions(
     if fmt not in ("csv", "csv.gz"):
         raise InvalidInputError(f"{shown}: unknown file type {path.suffix!r}; expected .csv or .csv.gz")
     columns = read_columns(path, fmt)
-    require_label_column(shown, columns, label_col)
-    probability_columns, derived = select_probability_columns(shown, columns, prob_cols, score_col, label_col)
+    if labels_from is None:
+        require_label_column(shown, columns, label_col)
+    probability_columns, derived = select_probability_columns(shown, columns, prob_cols, score_col, label_col,
+                                                              exclude=tuple(exclude_cols))
     names = tuple(resolve_class_names(shown, class_names, derived, single_score=score_col is not None))
     check_unique_class_names(names, shown)
     for name in extra_cols:
@@ -163,7 +177,7 @@ def open_csv_predictions(
         source=shown, files=(shown,), n_rows=line_count(path) if fmt == "csv" else None, class_names=names,
         probability_columns=tuple(probability_columns), label_column=label_col, score_column=score_col,
         logits=logits, row_sum_tolerance=row_sum_tolerance, batch_rows=int(batch_rows), fmt=fmt,
-        extra_columns=tuple(dict.fromkeys(str(name) for name in extra_cols)),
+        extra_columns=tuple(dict.fromkeys(str(name) for name in extra_cols)), labels_from=labels_from,
     )
 
 

@@ -112,6 +112,9 @@ class PredictionDataset:
     until: np.datetime64 | None = None
     #: Other columns read into :attr:`Batch.columns` (group columns, ids, votes).
     extra_columns: tuple[str, ...] = ()
+    #: Without a label column: what gives each block's labels (the plurality vote,
+    #: :class:`calaudit.engine.human_stream.PluralityLabeller`); ``None``: the label column.
+    labels_from: Any = field(default=None, repr=False)
 
     @property
     def n_classes(self) -> int:
@@ -179,7 +182,8 @@ class PredictionDataset:
         import pyarrow as pa
         import pyarrow.dataset as ds
 
-        columns = list(dict.fromkeys([self.label_column, *self.probability_columns,
+        label = [self.label_column] if self.labels_from is None else []
+        columns = list(dict.fromkeys([*label, *self.probability_columns,
                                       *[c for c in [self.time_column] if c is not None], *self.extra_columns]))
         try:
             fragment = ds.ParquetFileFormat().make_fragment(
@@ -231,8 +235,13 @@ class PredictionDataset:
         columns = list(self.probability_columns)
         proba_location = BatchLocation(file, columns, True, None, group, group_row, file_row, kept=kept)
         label_location = BatchLocation(file, [self.label_column], True, None, group, group_row, file_row, kept=kept)
-        # parquet_labels names only a file: name the row group too (bytes that are no UTF-8 text).
-        labels = parquet_labels(f"{file}: row group {group + 1:,}", block, self.label_column)  # type: ignore[arg-type]
+        extras = self._extras(block)
+        if self.labels_from is not None:  # no label column: the labels come from other columns (the votes)
+            labels = self.labels_from(
+                extras, lambda: parquet_scores(Path(file), block, columns, location=proba_location)[0],
+                lambda names: BatchLocation(file, list(names), True, None, group, group_row, file_row, kept=kept))
+        else:  # parquet_labels names only a file: name the row group too (bytes that are no UTF-8 text).
+            labels = parquet_labels(f"{file}: row group {group + 1:,}", block, self.label_column)  # type: ignore[arg-type]
         first_row = file_row + (int(kept[0]) if kept is not None else 0)
 
         def reading(y: np.ndarray) -> LabelReading | None:
@@ -248,7 +257,7 @@ class PredictionDataset:
             if times is not None:
                 times.flags.writeable = False
             return Batch(y, proba, file, group, file_row, deviation, 0, times, reading(y),
-                         columns=self._extras(block), kept=kept)
+                         columns=extras, kept=kept)
         scores, texts = parquet_scores(Path(file), block, columns, location=proba_location)
         missing = np.isnan(scores)
         if missing.any():
@@ -264,7 +273,7 @@ class PredictionDataset:
             times.flags.writeable = False
         return Batch(predictions.y_true, predictions.y_proba, file, group, file_row,
                      predictions.max_row_sum_deviation, predictions.clipped_values, times,
-                     reading(predictions.y_true), columns=self._extras(block), kept=kept)
+                     reading(predictions.y_true), columns=extras, kept=kept)
 
     def _extras(self, block: Any) -> dict[str, np.ndarray] | None:
         """The values of :attr:`extra_columns` in ``block`` (read-only numpy arrays)."""
@@ -325,6 +334,8 @@ def open_prediction_dataset(
     since: Any = None,
     until: Any = None,
     extra_cols: Sequence[str] = (),
+    labels_from: Any = None,
+    exclude_cols: Sequence[str] = (),
 ) -> PredictionDataset:
     """Open a Parquet prediction dataset for :meth:`PredictionDataset.batches`.
 
@@ -355,6 +366,12 @@ def open_prediction_dataset(
     ``extra_cols`` name other columns every file must have (or a hive partition key),
     read into :attr:`Batch.columns` for what keeps statistics per row (segments by
     group value, ids, votes): :func:`column_values` says how they are read.
+    ``exclude_cols`` (the human labels) are never taken by a ``prob_cols`` glob.
+    ``labels_from`` (a picklable callable) gives the labels of a dataset without a
+    label column: called per block with the ``extra_cols`` values, a function
+    returning the block's probability columns as read (before validation) and a
+    function making a :class:`~calaudit.errors.Location` for named columns of the
+    block, it returns the block's labels as class names.
 
     Only the footers are read here. Raises :class:`calaudit.errors.InvalidInputError`
     (one line naming the file) for a file that is not Parquet or whose columns differ,
@@ -371,17 +388,19 @@ def open_prediction_dataset(
 
     first = parts[0]
     first_columns = list(first.schema.names)
-    _check_columns(first.path, first_columns, label_col)
-    columns, derived = select_probability_columns(first.path, first_columns, prob_cols, score_col, label_col)
+    _check_columns(first.path, first_columns, label_col, labels_from is None)
+    columns, derived = select_probability_columns(first.path, first_columns, prob_cols, score_col, label_col,
+                                                  exclude=tuple(exclude_cols))
     names = tuple(resolve_class_names(first.path, class_names, derived, single_score=score_col is not None))
     check_unique_class_names(names, first.path)
     for part in parts:
         file_columns = list(part.schema.names)
         if part is not first:
-            _check_columns(part.path, file_columns, label_col)
-            own, _ = select_probability_columns(part.path, file_columns, prob_cols, score_col, label_col)
+            _check_columns(part.path, file_columns, label_col, labels_from is None)
+            own, _ = select_probability_columns(part.path, file_columns, prob_cols, score_col, label_col,
+                                                exclude=tuple(exclude_cols))
             _require_same_columns(part.path, own, columns, first.path)
-        _check_types(part, label_col, columns)
+        _check_types(part, label_col if labels_from is None else None, columns)
         if time_col is not None:
             _check_time_column(part, time_col, columns)
         for name in extra_cols:
@@ -410,7 +429,7 @@ def open_prediction_dataset(
         probability_columns=tuple(columns), label_column=label_col, score_column=score_col, logits=logits,
         row_sum_tolerance=row_sum_tolerance, batch_rows=int(batch_rows), _parts=parts,
         _filesystem=dataset.filesystem, time_column=time_col, since=since, until=until,
-        extra_columns=tuple(dict.fromkeys(str(name) for name in extra_cols)),
+        extra_columns=tuple(dict.fromkeys(str(name) for name in extra_cols)), labels_from=labels_from,
     )
 
 
@@ -523,9 +542,10 @@ def _read_footer(fragment: Any, dataset: Any) -> _ParquetFile:
                         fragment.partition_expression)
 
 
-def _check_columns(file: str, columns: list[str], label_col: str) -> None:
-    """The label column is there, and no column name appears twice."""
-    require_label_column(file, columns, label_col)
+def _check_columns(file: str, columns: list[str], label_col: str, labelled: bool = True) -> None:
+    """The label column is there (when ``labelled``), and no column name appears twice."""
+    if labelled:
+        require_label_column(file, columns, label_col)
     seen: set[str] = set()
     for column in columns:
         if column in seen:
@@ -546,12 +566,13 @@ def _require_same_columns(file: str, own: list[str], expected: list[str], first_
         )
 
 
-def _check_types(part: _ParquetFile, label_col: str, columns: list[str]) -> None:
+def _check_types(part: _ParquetFile, label_col: str | None, columns: list[str]) -> None:
     """Refuse, from the schema alone, a label or probability column of a type that
     cannot be read (lists, structs, timestamps as probabilities): the readers' own
     checks run on an empty table of the file's columns."""
     empty = part.schema.empty_table()
-    parquet_labels(part.path, empty, label_col)  # type: ignore[arg-type]
+    if label_col is not None:
+        parquet_labels(part.path, empty, label_col)  # type: ignore[arg-type]
     parquet_scores(Path(part.path), empty, columns)
 
 

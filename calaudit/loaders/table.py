@@ -192,6 +192,11 @@ def _not_human(
     return reserved
 
 
+#: The columns that never hold human labels (public for the streamed reader, which
+#: chooses the human columns from a dataset's schema as a file's header is read here).
+not_human_columns = _not_human
+
+
 def _human_from_file(
     path: Path, fmt: str, human_columns: HumanColumns, values: np.ndarray, in_class_order: list[str],
     texts: dict[str, np.ndarray], location: Location, row_sum_tolerance: float,

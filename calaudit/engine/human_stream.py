@@ -1,0 +1,425 @@
+"""Human votes and soft labels on a stream: what each batch adds to the human analysis.
+
+The in-memory analysis (:mod:`calaudit.human`) holds every row's human distribution.
+A streamed or distributed audit holds, per part of the rows (all, hard, easy), only
+sums that merge by addition, so the result is the same whatever the batches, the
+files' order or the Dask partitions:
+
+* **exact** (equal to the in-memory analysis to rounding): every human metric is a mean
+  of a per-row term (:func:`calaudit.human.metrics.row_terms`; agreement a ratio of two
+  sums), so the sums of the terms give them on all rows and on the hard and easy
+  parts; the parts' accuracy, ECE and NLL come from their own
+  :class:`~calaudit.engine.statistics.StreamStatistics`; the mean confidence, human
+  share and model share are sums; the tied rows a count; the vote counts' minimum,
+  median and maximum come from the counts of each distinct number of votes
+  (:class:`ValueCounts`, exact up to 65,536 distinct numbers, then rounded to fewer
+  significant digits, said in ``execution``). The hard/easy split is per row (the
+  entropy of its human distribution against the threshold of
+  :mod:`calaudit.human.split`); ``--hard-split median`` needs the median entropy of all
+  rows first, so it reads the data twice (the first pass counts the distinct entropies
+  the same way, exact while they are few, as vote counts give), the second splits.
+* **the plurality label** of a dataset without a label column is computed per row
+  (:class:`PluralityLabeller`): the tie-break of
+  :func:`calaudit.predictions.human_labels.plurality_labels` is a hash of the row's
+  votes, its scores as read, the class names and the seed, so it never depends on the
+  row's position, batch or partition.
+* **intervals**: rows are put in :data:`GROUPS` groups by a hash of their file and
+  position in it (:mod:`calaudit.engine.row_hash`; the same in every partitioning), and
+  each group keeps its rows and the sums of their terms. The row bootstrap becomes the
+  bootstrap of the groups (:mod:`calaudit.engine.human_intervals`). With vote counts
+  each row's votes are also redrawn :data:`calaudit.human.intervals.REDRAWS` times (the
+  in-memory ``grouped`` nested method, batch by batch): each group keeps the sums of its
+  rows' redraw means and variances, for the interval with annotator noise. The redraws
+  are seeded by ``--seed`` and the batch's first row, so they repeat for the same
+  dataset and ``--batch-rows``.
+
+Memory: ``GROUPS x 23`` float64 per part (under 1 MB) and the parts' statistics,
+whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import Location
+from ..human.intervals import RowSupport, redraw_moments
+from ..human.metrics import TERM_NAMES, row_terms
+from ..human.split import TOLERANCE, entropy_rows
+from ..loaders.human_columns import human_labels, missing_cell_message
+from ..predictions.human_labels import HumanLabels, plurality_labels
+from .row_hash import file_label, mix, position_keys
+from .statistics import StreamStatistics
+
+#: Groups of rows the streamed human bootstrap resamples (by a hash of each row).
+GROUPS = 4096
+#: Per-row terms kept per group: the plain terms, then (with vote counts, all rows only)
+#: the redraw means of every term, the variances of the mean terms and the (agree,
+#: counted) covariance, as :func:`calaudit.human.intervals.redraw_moments` gives them.
+N_TERMS = len(TERM_NAMES)
+NESTED_COLUMNS = N_TERMS + 5 + 3
+_GROUP_SALT = 0x4855_4D41_4E47  # "HUMANG"
+_REDRAW_SALT = 0x5245_4452_4157  # "REDRAW"
+
+
+@dataclass(frozen=True)
+class HumanReading:
+    """How a batch's human columns become :class:`HumanLabels`: the columns in the class
+    order of the probabilities, their kind (``votes`` or ``soft``), the row-sum tolerance
+    of soft labels, and whether the batches are CSV text (an empty field is an empty
+    cell there, a null elsewhere)."""
+
+    kind: str
+    columns: tuple[str, ...]
+    row_sum_tolerance: float
+    csv: bool = False
+
+    def read(self, values: Mapping[str, np.ndarray] | None, location: Location) -> HumanLabels:
+        """The validated labels of one batch; a cell that is no number, a bad count or a
+        soft label off 1 is one line naming the file, row and column (as in memory)."""
+        import pandas as pd
+
+        if values is None:
+            raise ValueError("the batches carry no human columns (extra_cols)")
+        first = values[self.columns[0]]
+        matrix = np.empty((first.shape[0], len(self.columns)))
+        for j, name in enumerate(self.columns):  # a loop over the K columns, not the rows
+            column = values[name]
+            if column.dtype.kind in "biuf":
+                matrix[:, j] = column
+            else:  # text (CSV) or Python objects: numbers as pandas reads them, else missing
+                matrix[:, j] = pd.to_numeric(pd.Series(column, dtype=object), errors="coerce").to_numpy(
+                    dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(matrix)
+        if missing.any():
+            row, col = divmod(int(np.argmax(missing.ravel())), matrix.shape[1])
+            raw = values[self.columns[col]][row]
+            if raw is None and self.csv:
+                raw = ""  # an empty field
+            raise_missing(location, row, col, self.kind, raw)
+        return human_labels(matrix, self.kind, location=location, row_sum_tolerance=self.row_sum_tolerance)
+
+
+def raise_missing(location: Location, row: int, col: int, kind: str, raw: object) -> None:
+    from ..errors import InvalidInputError
+
+    raise InvalidInputError(missing_cell_message(location.cell(row, col), kind, raw))
+
+
+def plurality_class_indices(human: HumanLabels, *, seed: int, class_names: Sequence[object] | None = None,
+                            scores: Callable[[], np.ndarray] | np.ndarray | None = None,
+                            ids: np.ndarray | None = None) -> np.ndarray:
+    """Each row's plurality class, a tie broken as
+    :func:`calaudit.predictions.human_labels.plurality_labels` breaks it (keyed by
+    ``ids`` when given, else by the votes and ``scores``, the scores as read), from this
+    batch alone: only the tied rows are hashed, and ``scores`` (or a function giving
+    them) is asked for only when a row is tied."""
+    distribution = human.distribution
+    labels = np.argmax(distribution, axis=1).astype(np.intp)
+    tied = np.flatnonzero(human.tied())
+    if tied.size == 0:
+        return labels
+    values = None
+    if ids is None and scores is not None:
+        values = np.asarray(scores() if callable(scores) else scores)[tied]
+    labels[tied] = plurality_labels(
+        distribution[tied], seed=seed, votes=None if human.votes is None else human.votes[tied],
+        ids=None if ids is None else np.asarray(ids, dtype=object)[tied], class_names=class_names,
+        tolerance=human.tie_tolerance, row_values=values)
+    return labels
+
+
+@dataclass(frozen=True)
+class PluralityLabeller:
+    """The labels of a dataset without a label column: each row's plurality vote, ties
+    broken per row (:func:`plurality_class_indices`); the scanners' ``labels_from``."""
+
+    reading: HumanReading
+    class_names: tuple[str, ...]
+    seed: int
+
+    def __call__(self, values: Mapping[str, np.ndarray] | None, scores: Callable[[], np.ndarray],
+                 location: Callable[[Sequence[str]], Location]) -> np.ndarray:
+        human = self.reading.read(values, location(self.reading.columns))
+        indices = plurality_class_indices(human, seed=self.seed, class_names=self.class_names, scores=scores)
+        return np.asarray(self.class_names, dtype=object)[indices]
+
+
+# ------------------------------------------------------------------ locations of a batch's rows
+
+
+@dataclass(frozen=True)
+class _CsvRows(Location):
+    """Rows of one CSV batch, numbered in the whole file (with their lines)."""
+
+    offset: int = 0
+
+    def row(self, index: int) -> str:
+        return super().row(index + self.offset)
+
+
+@dataclass(frozen=True)
+class _ParquetRows(Location):
+    """Rows of one Parquet batch, named by row group and row, as the scan names them."""
+
+    group: int = 0
+    first_row: int = 0
+    kept: Any = None
+
+    def row(self, index: int) -> str:
+        if self.kept is not None:
+            index = int(self.kept[index])
+        import pyarrow.parquet as pq
+
+        try:  # the error path only: where the row group starts in the file
+            metadata = pq.ParquetFile(self.source).metadata
+            start = sum(metadata.row_group(g).num_rows for g in range(self.group))
+        except Exception:  # noqa: BLE001 - the file went away: name the row of the file only
+            return f"row {self.first_row + index + 1:,} of the file"
+        return (f"row group {self.group + 1:,}, row {self.first_row - start + index + 1:,} "
+                f"(row {self.first_row + index + 1:,} of the file)")
+
+
+def batch_location(batch: Any, columns: Sequence[str], csv: bool) -> Location:
+    """A :class:`Location` naming the rows of ``batch`` in their file, for ``columns``."""
+    if csv:
+        from ..loaders.csv_reader import CsvLineIndex
+
+        index = CsvLineIndex(Path(batch.file), compressed=str(batch.file).lower().endswith(".gz"))
+        return _CsvRows(batch.file, list(columns), True, index.line_of, batch.first_row)
+    return _ParquetRows(batch.file, list(columns), True, None, batch.row_group, batch.first_row, batch.kept)
+
+
+# ------------------------------------------------------------------ mergeable counts
+
+
+class ValueCounts:
+    """How many rows hold each distinct value (vote totals, entropies), merged by
+    addition: exact quantiles while at most ``cap`` distinct values are seen; beyond
+    that, values are rounded to fewer significant digits (``digits``, from 15 down)
+    until they fit, and the quantiles are as close as that rounding."""
+
+    CAP = 1 << 16
+
+    def __init__(self, cap: int = CAP) -> None:
+        self.cap = cap
+        self.values = np.empty(0)
+        self.counts = np.empty(0, dtype=np.int64)
+        self.digits: int | None = None  # None: exact
+        self.low = np.inf
+        self.high = -np.inf
+        self._pending: list[np.ndarray] = []
+        self._pending_size = 0
+
+    def add(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        if values.size == 0:
+            return
+        self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+        self._pending.append(values)
+        self._pending_size += values.size
+        if self._pending_size >= self.cap:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        found, counts = np.unique(_rounded(np.concatenate(self._pending), self.digits), return_counts=True)
+        self._pending, self._pending_size = [], 0
+        self._combine(found, counts)
+
+    def _combine(self, values: np.ndarray, counts: np.ndarray) -> None:
+        values = np.concatenate([self.values, values])
+        counts = np.concatenate([self.counts, counts])
+        while True:
+            unique, inverse = np.unique(_rounded(values, self.digits), return_inverse=True)
+            if unique.size <= self.cap:
+                break
+            self.digits = 15 if self.digits is None else self.digits - 1
+        self.values = unique
+        self.counts = np.bincount(inverse.ravel(), weights=counts, minlength=unique.size).astype(np.int64)
+
+    def merge(self, other: ValueCounts) -> ValueCounts:
+        merged = ValueCounts(self.cap)
+        for source in (self, other):
+            source._flush()
+        merged.digits = _coarser(self.digits, other.digits)
+        merged.low, merged.high = min(self.low, other.low), max(self.high, other.high)
+        merged._combine(np.concatenate([self.values, other.values]), np.concatenate([self.counts, other.counts]))
+        return merged
+
+    @property
+    def exact(self) -> bool:
+        self._flush()
+        return self.digits is None
+
+    @property
+    def total(self) -> int:
+        self._flush()
+        return int(self.counts.sum())
+
+    def median(self) -> float:
+        """``numpy.median`` of the values counted (the mean of the two middle ones for an
+        even count)."""
+        self._flush()
+        n = int(self.counts.sum())
+        if n == 0:
+            return float("nan")
+        ends = np.cumsum(self.counts)
+        below, above = self.values[np.searchsorted(ends, [(n - 1) // 2, n // 2], side="right")]
+        return float(np.mean([below, above]))
+
+
+def _coarser(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _rounded(values: np.ndarray, digits: int | None) -> np.ndarray:
+    """``values`` to ``digits`` significant digits (``None``: as they are)."""
+    if digits is None:
+        return values
+    magnitude = np.floor(np.log10(np.where(values != 0, np.abs(values), 1.0)))
+    scale = 10.0 ** (digits - 1 - magnitude)
+    return np.round(values * scale) / scale
+
+
+# ------------------------------------------------------------------ the observer
+
+
+@dataclass(frozen=True)
+class HumanSettings:
+    """What every task of a streamed human analysis needs (picklable, sent to Dask).
+
+    ``threshold`` is the hard/easy threshold in nats, ``None`` while it waits for the
+    median of the first pass; ``parts_only`` marks the second pass of
+    ``--hard-split median`` (the parts alone). ``root`` names the files in the rows'
+    hashes (:func:`calaudit.engine.row_hash.file_label`). ``noise`` redraws the votes
+    for the interval with annotator noise (vote counts and resamples only).
+    """
+
+    reading: HumanReading
+    n_bins: int
+    seed: int
+    threshold: float | None
+    root: str | None
+    noise: bool = True
+    parts_only: bool = False
+    groups: int = GROUPS
+
+
+class PartSums:
+    """The mergeable sums of one part of the rows (all, hard or easy)."""
+
+    def __init__(self, groups: int, nested: bool, statistics: bool) -> None:
+        self.rows = 0
+        self.sums = np.zeros(N_TERMS)
+        #: Sums of the top confidence, the human plurality share and the model's share of it.
+        self.shares = np.zeros(3)
+        #: Per group: rows, then the term sums (and with ``nested`` the redraw moments).
+        self.groups = np.zeros((groups, 1 + N_TERMS + (NESTED_COLUMNS if nested else 0)))
+        self.keeps_statistics = statistics
+        self.statistics: StreamStatistics | None = None
+
+    def add(self, table: np.ndarray, shares: np.ndarray, group: np.ndarray, nested: np.ndarray | None,
+            y: np.ndarray | None, proba: np.ndarray | None, n_bins: int) -> None:
+        n = table.shape[0]
+        if n == 0:
+            return
+        self.rows += n
+        self.sums += table.sum(axis=0)
+        self.shares += shares.sum(axis=0)
+        size = self.groups.shape[0]
+        self.groups[:, 0] += np.bincount(group, minlength=size)
+        columns = table if nested is None else np.column_stack([table, nested])
+        for j in range(columns.shape[1]):  # a loop over the columns, each a bincount over the rows
+            self.groups[:, 1 + j] += np.bincount(group, weights=columns[:, j], minlength=size)
+        if self.keeps_statistics:
+            found = StreamStatistics.from_batch(y, proba, n_bins=n_bins)
+            self.statistics = found if self.statistics is None else self.statistics.merge(found)
+
+    def merge(self, other: PartSums) -> PartSums:
+        merged = PartSums(self.groups.shape[0], False, self.keeps_statistics)
+        merged.rows = self.rows + other.rows
+        merged.sums = self.sums + other.sums
+        merged.shares = self.shares + other.shares
+        merged.groups = self.groups + other.groups
+        found = [s for s in (self.statistics, other.statistics) if s is not None]
+        merged.statistics = StreamStatistics.merge_all(found) if found else None
+        return merged
+
+
+class HumanObserver:
+    """Reads each batch's human columns into the mergeable sums of the human analysis:
+    an observer of :func:`calaudit.engine.distributed.dask_statistics` (``observe``,
+    ``merge``) and of a single-process stream alike."""
+
+    def __init__(self, settings: HumanSettings) -> None:
+        self.settings = settings
+        nested = settings.reading.kind == "votes" and settings.noise
+        self.all = PartSums(settings.groups, nested, statistics=False)
+        split = settings.threshold is not None
+        self.hard = PartSums(settings.groups, False, statistics=True) if split else None
+        self.easy = PartSums(settings.groups, False, statistics=True) if split else None
+        self.tied_rows = 0
+        self.vote_totals = ValueCounts()
+        self.entropies = ValueCounts()
+
+    def observe(self, batches: Iterable[Any]) -> Iterator[Any]:
+        for batch in batches:
+            self.add(batch)
+            yield batch
+
+    def add(self, batch: Any) -> None:
+        settings = self.settings
+        reading = settings.reading
+        human = reading.read(batch.columns, batch_location(batch, reading.columns, reading.csv))
+        proba, distribution = batch.proba, human.distribution
+        terms = row_terms(proba, distribution, tie_tolerance=human.tie_tolerance)
+        table = np.column_stack([terms[name] for name in TERM_NAMES])
+        shares = np.column_stack([proba.max(axis=1), distribution.max(axis=1),
+                                  model_share_rows(proba, distribution, human.tie_tolerance)])
+        keys = position_keys(file_label(batch.file, settings.root), batch.file_rows())
+        group = (mix(keys, _GROUP_SALT) % np.uint64(settings.groups)).astype(np.intp)
+        entropy = entropy_rows(distribution)
+        if not settings.parts_only:
+            self.tied_rows += human.tied_rows
+            if human.votes is not None:
+                self.vote_totals.add(human.votes.sum(axis=1))
+            if settings.threshold is None:
+                self.entropies.add(entropy)
+            nested = None
+            if self.all.groups.shape[1] > 1 + N_TERMS:  # votes redrawn, seeded by the batch's first row
+                rng = np.random.default_rng([settings.seed, _REDRAW_SALT, int(keys[0] >> np.uint64(32)),
+                                             int(keys[0] & np.uint64(0xFFFFFFFF))])
+                mean, variance, pair = redraw_moments(rng, RowSupport(proba, human.votes), proba.shape[0])
+                nested = np.column_stack([mean, variance, pair])
+            self.all.add(table, shares, group, nested, None, None, settings.n_bins)
+        if settings.threshold is not None:
+            hard = (entropy >= settings.threshold - TOLERANCE) & (entropy > TOLERANCE)
+            for part, mask in ((self.hard, hard), (self.easy, ~hard)):
+                if mask.any():
+                    part.add(table[mask], shares[mask], group[mask], None, batch.y[mask], proba[mask],
+                             settings.n_bins)
+
+    def merge(self, other: HumanObserver) -> HumanObserver:
+        merged = HumanObserver.__new__(HumanObserver)
+        merged.settings = self.settings
+        merged.all = self.all.merge(other.all)
+        merged.hard = self.hard.merge(other.hard) if self.hard is not None else None
+        merged.easy = self.easy.merge(other.easy) if self.easy is not None else None
+        merged.tied_rows = self.tied_rows + other.tied_rows
+        merged.vote_totals = self.vote_totals.merge(other.vote_totals)
+        merged.entropies = self.entropies.merge(other.entropies)
+        return merged
+
+
+def model_share_rows(proba: np.ndarray, distribution: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per row, the mean probability the model gave the most common human answer(s), as
+    :func:`calaudit.human.analysis.model_share` averages it."""
+    top = distribution.max(axis=1, keepdims=True)
+    at_top = distribution >= top - tolerance
+    return np.einsum("ij,ij->i", proba, at_top) / np.count_nonzero(at_top, axis=1)
