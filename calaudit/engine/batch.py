@@ -98,3 +98,25 @@ def check_scan_options(batch_rows: Any, prob_cols: Sequence[str] | None, score_c
         raise UsageError(f"batch_rows is {batch_rows!r}; expected a whole number of rows, at least 1")
     if prob_cols and score_col:
         raise UsageError("give either --prob-cols or --score-col, not both")
+
+
+def column_values(column: Any) -> np.ndarray:
+    """A pyarrow column as a read-only numpy array: numbers as numbers (NaN for a
+    missing value in an integer column), text and everything else as an ``object``
+    array of Python values (``None`` where missing); dictionary-encoded columns
+    (hive partition keys) are decoded."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+            or pa.types.is_boolean(column.type)) and column.null_count == 0:
+        values = column.to_numpy(zero_copy_only=False)
+    elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    else:
+        values = column.to_numpy(zero_copy_only=False)
+    values.flags.writeable = False
+    return values

@@ -58,7 +58,7 @@ from ..predictions.labels import LabelReading, batch_reading, check_unique_class
 from ..predictions.transforms import NO_TRANSFORM, SIGMOID, SOFTMAX
 from ..predictions.validation import DEFAULT_ROW_SUM_TOLERANCE
 from ..predictions.value import Predictions
-from .batch import DEFAULT_BATCH_ROWS, Batch, BatchLocation, check_scan_options
+from .batch import DEFAULT_BATCH_ROWS, Batch, BatchLocation, check_scan_options, column_values
 
 #: Batches pyarrow decodes ahead of the one being validated. At least 1: pyarrow 26
 #: can hang with no readahead at all.
@@ -367,11 +367,8 @@ def open_prediction_dataset(
     read into :attr:`Batch.columns` for what keeps statistics per row (segments by
     group value, ids, votes): :func:`column_values` says how they are read.
     ``exclude_cols`` (the human labels) are never taken by a ``prob_cols`` glob.
-    ``labels_from`` (a picklable callable) gives the labels of a dataset without a
-    label column: called per block with the ``extra_cols`` values, a function
-    returning the block's probability columns as read (before validation) and a
-    function making a :class:`~calaudit.errors.Location` for named columns of the
-    block, it returns the block's labels as class names.
+    ``labels_from(extras, scores, location)`` (picklable) gives a block's labels as class
+    names without a label column (``scores()``: the scores as read; ``location(cols)``).
 
     Only the footers are read here. Raises :class:`calaudit.errors.InvalidInputError`
     (one line naming the file) for a file that is not Parquet or whose columns differ,
@@ -431,28 +428,6 @@ def open_prediction_dataset(
         _filesystem=dataset.filesystem, time_column=time_col, since=since, until=until,
         extra_columns=tuple(dict.fromkeys(str(name) for name in extra_cols)), labels_from=labels_from,
     )
-
-
-def column_values(column: Any) -> np.ndarray:
-    """A pyarrow column as a read-only numpy array: numbers as numbers (NaN for a
-    missing value in an integer column), text and everything else as an ``object``
-    array of Python values (``None`` where missing); dictionary-encoded columns
-    (hive partition keys) are decoded."""
-    import pyarrow as pa
-
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    if (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
-            or pa.types.is_boolean(column.type)) and column.null_count == 0:
-        values = column.to_numpy(zero_copy_only=False)
-    elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    else:
-        values = column.to_numpy(zero_copy_only=False)
-    values.flags.writeable = False
-    return values
 
 
 def _time_bounds(time_col: str | None, since: Any, until: Any, label_col: str, prob_cols: Sequence[str] | None,
