@@ -18,7 +18,9 @@ the in-memory ``normal`` method assumes above 50,000 rows.
 The interval **with annotator noise** adds, to each resample's sums of the drawn groups'
 redraw means, normal noise whose variance is the drawn groups' summed redraw variances:
 the in-memory ``grouped`` nested method (:mod:`calaudit.human.intervals`) with groups for
-rows. The shift (nested minus plain resample means) is reported and removed before the
+rows, and with :data:`~calaudit.engine.human_stream.REDRAWS` redraws per row instead of
+32 (the means' leftover vote noise, ``1 / REDRAWS`` of the variance, is taken out of the
+added noise, so the total is unbiased). The shift (nested minus plain resample means) is reported and removed before the
 interval is read off, as in memory.
 """
 
@@ -35,7 +37,7 @@ from ..human.metrics import HUMAN_METRICS
 from ..human.results import HumanAnalysis, HumanPart, HumanSplit
 from ..predictions.human_labels import TIE_RULE
 from ..stats.bootstrap import INTERVAL_METHOD, BootstrapResult
-from .human_stream import N_TERMS, HumanObserver, PartSums
+from .human_stream import N_TERMS, REDRAWS, HumanObserver, PartSums
 
 #: The interval method's name in the result (``BootstrapResult.method``).
 METHOD = "grouped"
@@ -55,9 +57,10 @@ def human_metrics_of(part: PartSums) -> dict[str, float]:
 
 
 def grouped_human_intervals(part: PartSums, estimates: dict[str, float], *, resamples: int, level: float,
-                            seed: int, annotator_noise: bool) -> HumanIntervals:
-    """Plain and (with ``annotator_noise`` and redraw moments in ``part``) nested
-    intervals of the human metrics from the part's group sums (module docstring)."""
+                            seed: int, annotator_noise: bool, redraws: int = REDRAWS) -> HumanIntervals:
+    """Plain and (with ``annotator_noise`` and redraw moments in ``part``, from
+    ``redraws`` redraws per row) nested intervals of the human metrics from the part's
+    group sums (module docstring)."""
     wanted = {name: float(estimates[name]) for name in HUMAN_METRICS
               if name in estimates and np.isfinite(estimates[name])}
     keep = part.groups[:, 0] > 0
@@ -78,7 +81,7 @@ def grouped_human_intervals(part: PartSums, estimates: dict[str, float], *, resa
         plain.append((drawn @ plain_terms) * scale[:, None])
         if noisy:
             moments = drawn @ groups[:, 1 + N_TERMS :]
-            nested.append(_with_noise(rng, moments) * scale[:, None])
+            nested.append(_with_noise(rng, moments, redraws) * scale[:, None])
     plain_sums = np.concatenate(plain)
     plain_result = intervals_from_sums(plain_sums, n_rows, wanted, METHOD, resamples, level, seed)
     if not noisy:
@@ -94,12 +97,14 @@ def grouped_human_intervals(part: PartSums, estimates: dict[str, float], *, resa
     return HumanIntervals(plain_result, nested_result, shift)
 
 
-def _with_noise(rng: np.random.Generator, moments: np.ndarray) -> np.ndarray:
+def _with_noise(rng: np.random.Generator, moments: np.ndarray, redraws: int) -> np.ndarray:
     """The resampled redraw-mean sums plus normal noise of the drawn rows' summed redraw
     variance (and the (agree, counted) covariance), as
-    :mod:`calaudit.human.intervals` adds it in its ``grouped`` nested method."""
+    :mod:`calaudit.human.intervals` adds it in its ``grouped`` nested method. A mean of
+    ``redraws`` redraws already carries ``1 / redraws`` of that variance, so the noise
+    adds the rest: ``(1 - 1 / redraws)`` of it."""
     sums = moments[:, :N_TERMS].copy()
-    spread = moments[:, N_TERMS:]
+    spread = moments[:, N_TERMS:] * (1.0 - 1.0 / redraws)
     noise = rng.standard_normal((sums.shape[0], _N_MEAN + 2))
     sums[:, :_N_MEAN] += np.sqrt(np.maximum(spread[:, :_N_MEAN], 0.0)) * noise[:, :_N_MEAN]
     var_agree, cov, var_counted = (np.maximum(spread[:, _N_MEAN], 0.0), spread[:, _N_MEAN + 1],
@@ -148,7 +153,7 @@ def streamed_human_analysis(observed: HumanObserver, parts: HumanObserver | None
     plain = noisy = shift = None
     if resamples:
         found = grouped_human_intervals(whole, values, resamples=resamples, level=level, seed=seed,
-                                        annotator_noise=True)
+                                        annotator_noise=True, redraws=observed.settings.redraws)
         plain, noisy, shift = found.plain, found.with_annotator_noise, found.annotator_noise_shift
     split_from = parts if parts is not None else observed
     hard, easy = (_part(name, part, whole.rows, resamples=resamples, level=level, seed=seed)
@@ -182,8 +187,8 @@ def human_execution(observed: HumanObserver, *, passes: int, median_exact: bool 
             bounded.append(f"median votes per item: values rounded to {observed.vote_totals.digits} significant "
                            "digits (too many distinct counts to keep)")
         if observed.settings.noise:
-            bounded.append("interval with annotator noise: 32 vote redraws per row, seeded by --seed and each "
-                           "batch's first row (the in-memory grouped method)")
+            bounded.append(f"interval with annotator noise: {observed.settings.redraws} vote redraws per row, "
+                           "seeded by --seed and each batch's first row (the in-memory grouped method)")
     info: dict[str, Any] = {"exact": exact, "bounded": bounded, "groups": observed.settings.groups,
                             "passes": passes}
     if median_exact is not None:

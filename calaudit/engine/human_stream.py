@@ -27,9 +27,10 @@ files' order or the Dask partitions:
   position in it (:mod:`calaudit.engine.row_hash`; the same in every partitioning), and
   each group keeps its rows and the sums of their terms. The row bootstrap becomes the
   bootstrap of the groups (:mod:`calaudit.engine.human_intervals`). With vote counts
-  each row's votes are also redrawn :data:`calaudit.human.intervals.REDRAWS` times (the
-  in-memory ``grouped`` nested method, batch by batch): each group keeps the sums of its
-  rows' redraw means and variances, for the interval with annotator noise. The redraws
+  each row's votes are also redrawn (the
+  in-memory ``grouped`` nested method, batch by batch, with :data:`REDRAWS` redraws):
+  each group keeps the sums of its rows' redraw means and variances, for the interval
+  with annotator noise. The redraws
   are seeded by ``--seed`` and the batch's first row, so they repeat for the same
   dataset and ``--batch-rows``.
 
@@ -47,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Location
-from ..human.intervals import RowSupport, redraw_moments
+from ..human.intervals import RowSupport
 from ..human.metrics import TERM_NAMES, row_terms
 from ..human.split import TOLERANCE, entropy_rows
 from ..loaders.human_columns import human_labels, missing_cell_message
@@ -57,6 +58,12 @@ from .statistics import StreamStatistics
 
 #: Groups of rows the streamed human bootstrap resamples (by a hash of each row).
 GROUPS = 4096
+#: Vote redraws per row for the interval with annotator noise. Few suffice: a group
+#: sums its rows' redraw variances (unbiased, ddof 1), and the redraw means' own noise
+#: (the variance over ``REDRAWS``) is taken out of the added noise
+#: (:func:`calaudit.engine.human_result.grouped_human_intervals`).
+REDRAWS = 4
+_REDRAW_CELLS = 1 << 20
 #: Per-row terms kept per group: the plain terms, then (with vote counts, all rows only)
 #: the redraw means of every term, the variances of the mean terms and the (agree,
 #: counted) covariance, as :func:`calaudit.human.intervals.redraw_moments` gives them.
@@ -309,6 +316,7 @@ class HumanSettings:
     noise: bool = True
     parts_only: bool = False
     groups: int = GROUPS
+    redraws: int = REDRAWS
 
 
 class PartSums:
@@ -395,8 +403,7 @@ class HumanObserver:
             if self.all.groups.shape[1] > 1 + N_TERMS:  # votes redrawn, seeded by the batch's first row
                 rng = np.random.default_rng([settings.seed, _REDRAW_SALT, int(keys[0] >> np.uint64(32)),
                                              int(keys[0] & np.uint64(0xFFFFFFFF))])
-                mean, variance, pair = redraw_moments(rng, RowSupport(proba, human.votes), proba.shape[0])
-                nested = np.column_stack([mean, variance, pair])
+                nested = redraw_moments(rng, RowSupport(proba, human.votes), proba.shape[0], settings.redraws)
             self.all.add(table, shares, group, nested, None, None, settings.n_bins)
         if settings.threshold is not None:
             hard = (entropy >= settings.threshold - TOLERANCE) & (entropy > TOLERANCE)
@@ -415,6 +422,27 @@ class HumanObserver:
         merged.vote_totals = self.vote_totals.merge(other.vote_totals)
         merged.entropies = self.entropies.merge(other.entropies)
         return merged
+
+
+def redraw_moments(rng: np.random.Generator, support: RowSupport, n_rows: int, redraws: int) -> np.ndarray:
+    """Per row, over ``redraws`` redraws of its votes: the mean of every term, the
+    variance of the mean terms and the (agree, counted) covariance (ddof 1), ``(N, 15)``
+    as :func:`calaudit.human.intervals.redraw_moments` gives them (with its 32 redraws)."""
+    out = np.empty((n_rows, NESTED_COLUMNS))
+    block = max(1, _REDRAW_CELLS // (redraws * support.width))
+    agree, counted = N_TERMS - 2, N_TERMS - 1
+    for start in range(0, n_rows, block):  # blocks of rows, each vectorised
+        stop = min(start + block, n_rows)
+        rows = np.repeat(np.arange(start, stop), redraws)
+        drawn = support.terms(rows, support.redraw(rng, rows)).reshape(stop - start, redraws, -1)
+        mean = drawn.mean(axis=1)
+        a = drawn[:, :, agree] - mean[:, agree, None]
+        c = drawn[:, :, counted] - mean[:, counted, None]
+        out[start:stop, :N_TERMS] = mean
+        out[start:stop, N_TERMS : N_TERMS + 5] = drawn[:, :, : N_TERMS - 2].var(axis=1, ddof=1)
+        out[start:stop, N_TERMS + 5 :] = np.column_stack([(a * a).sum(axis=1), (a * c).sum(axis=1),
+                                                          (c * c).sum(axis=1)]) / (redraws - 1)
+    return out
 
 
 def model_share_rows(proba: np.ndarray, distribution: np.ndarray, tolerance: float) -> np.ndarray:
