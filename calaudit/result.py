@@ -381,7 +381,7 @@ class AuditResult:
                                       "what a perfectly calibrated model with these confidences would show")
         floor = self.human.noise_floor if self.human is not None else None
         if floor is not None:
-            words = (f"what a model equal to the crowd's split would show at {floor.votes_per_item:g} votes per item "
+            words = (f"what a model equal to the crowd's split would show with {floor.votes_per_item:g} votes per item "
                      "(median)")
             floors.update({name: GateFloor(value.value, words) for name, value in floor.metrics.items()})
         return floors
