@@ -397,3 +397,19 @@ def test_terminal_markdown_and_report_show_the_floor(crowd_audits):
     assert sentence in page and "A model that knew people's split would show (every item)" in page
     soft = terminal.render(crowd_audits[1])
     assert "Noise floor" not in soft and "Read against it" not in soft
+
+
+def test_the_report_with_the_floor_renders_in_a_real_browser(tmp_path, crowd_audits):
+    """The human section with its floor column and sentences, in headless Chromium: no
+    console error, no request leaving the page, the charts drawn."""
+    from browser import inspect_page
+
+    from calaudit.reporters import html as html_reporter
+
+    path = tmp_path / "crowd.html"
+    path.write_text(html_reporter.render(crowd_audits[0]), encoding="utf-8")
+    assert 'class="human-floor-cell"' in path.read_text(encoding="utf-8")
+    page = inspect_page(path, None)
+    assert page.console_errors == [], page.console_messages
+    assert page.requests == [] and page.dialogs == []
+    assert page.svg_count >= 2

@@ -45,7 +45,7 @@ class FloorText:
     sentences: list[str]
     cells: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     column: str = "A model that knew people's split would show"
-    part_label: str = "a model that knew people's split"
+    part_label: str = "knowing people's split"
 
 
 def depth_text(floor: NoiseFloor) -> str:
