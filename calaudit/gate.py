@@ -231,7 +231,7 @@ GATE_ON = ("point", "lower", "upper")
 @dataclass(frozen=True)
 class GateFloor:
     """A metric's noise floor as the gate reads it: its value and what it is, in words
-    ("what a model equal to the crowd's split would show at 5 votes per item (median)")."""
+    ("what a model equal to the crowd's split would show with 5 votes per item (median)")."""
 
     value: float
     words: str
