@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .baselines.comparison import Comparison
 from .display import html_of
-from .gate import GateResult
+from .gate import GateFloor, GateResult
 from .human.results import HumanAnalysis
 from .stats.bootstrap import BootstrapResult, Interval
 from .stats.metric_info import METRICS
@@ -370,6 +370,21 @@ class AuditResult:
         if human is None or name not in human.intervals:
             return None
         return human.intervals[name].low, human.intervals[name].high
+
+    def gated_floors(self) -> dict[str, GateFloor]:
+        """The noise floor of each gated metric that has one: the human metrics' (what a
+        model equal to the crowd's split would show at these vote depths) and the ECE's
+        (a perfectly calibrated model with these confidences)."""
+        floors = {}
+        if self.noise is not None:
+            floors["ece"] = GateFloor(self.noise.ece_noise_floor,
+                                      "what a perfectly calibrated model with these confidences would show")
+        floor = self.human.noise_floor if self.human is not None else None
+        if floor is not None:
+            words = (f"what a model equal to the crowd's split would show with {floor.votes_per_item:g} votes per item "
+                     "(median)")
+            floors.update({name: GateFloor(value.value, words) for name, value in floor.metrics.items()})
+        return floors
 
     def to_frame(self) -> pd.DataFrame:
         """The top-label reliability table as a DataFrame."""

@@ -22,7 +22,7 @@ COMPUTING = {
     "calaudit.decisions.compare", "calaudit.decisions.segments", "calaudit.decisions.segment_test",
     "calaudit.decisions.segment_levels", "calaudit.decisions.routing", "calaudit.decisions.sequences",
     "calaudit.decisions.analysis",
-    "calaudit.human.metrics", "calaudit.human.intervals", "calaudit.human.analysis",
+    "calaudit.human.metrics", "calaudit.human.intervals", "calaudit.human.analysis", "calaudit.human.noise_floor",
     "calaudit.baselines.comparison", "calaudit.baselines.recalibration", "calaudit.baselines.label_smoothing",
     "calaudit.baselines.softmax_regression",
     "calaudit.engine.statistics", "calaudit.engine.kernel", "calaudit.engine.stream", "calaudit.engine.resample",

@@ -189,7 +189,7 @@ def test_check_json_stdout_has_the_gate(results):
     assert [(c["metric"], c["limit"], c["passed"]) for c in doc["gate"]["checks"]] == [
         ("ece", 0.05, False), ("mce", 0.99, True)]
     assert set(doc["gate"]["checks"][0]) == {"name", "metric", "value", "comparison", "limit", "passed", "source",
-                                             "message"}
+                                             "message", "noise_floor"}
     assert original["gate"] is None  # the input file is not modified
 
 

@@ -144,7 +144,8 @@ def test_gate_round_trips_through_dict():
     gate = evaluate_gate(dict(MULTICLASS), shorthand("max_ece", 0.0625) + fail_if("brier_positive>0.1"))
     data = gate.to_dict()
     assert data["passed"] is False
-    assert set(data["checks"][0]) == {"name", "metric", "value", "comparison", "limit", "passed", "source", "message"}
+    assert set(data["checks"][0]) == {"name", "metric", "value", "comparison", "limit", "passed", "source", "message",
+                                      "noise_floor"}
     assert GateResult.from_dict(data) == gate
 
 

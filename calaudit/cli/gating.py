@@ -33,7 +33,7 @@ def apply_gate(result: Any, options: dict[str, Any]) -> Any:
     metrics = result.gated_metrics()
     intervals = {name: interval for name in metrics if (interval := result.gated_interval(name)) is not None}
     gate = evaluate_gate(metrics, thresholds, regressions=regressions, baseline_metrics=baseline,
-                         intervals=intervals, gate_on=options["gate_on"])
+                         intervals=intervals, gate_on=options["gate_on"], floors=result.gated_floors())
     return dataclasses.replace(result, gate=gate)
 
 

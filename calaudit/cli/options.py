@@ -93,8 +93,9 @@ def threshold_options(command: Any) -> Any:
                      help="Fail when accuracy is below this."),
         click.option("--fail-if", multiple=True, metavar="'METRIC>VALUE'", envvar="CALAUDIT_FAIL_IF",
                      type=cli_types.CONDITION, show_envvar=True,
-                     help="Fail when the condition holds (>, >=, <, <=). Repeatable; separate several in the "
-                          "environment variable with ';'."),
+                     help="Fail when the condition holds (>, >=, <, <=), e.g. 'ece>0.05'; 'human_tvd - "
+                          "noise_floor > 0.1' reads the figure against what chance alone gives. Repeatable; "
+                          "separate several in the environment variable with ';'."),
         click.option("--gate-on", type=click.Choice(["point", "lower", "upper"]), default="point",
                      show_default=True, envvar="CALAUDIT_GATE_ON", show_envvar=True,
                      help="Judge thresholds on the measured value, or on the bootstrap interval: 'lower' fails "

@@ -100,7 +100,8 @@ class NameList(click.types.StringParamType):
 
 
 class Condition(click.types.StringParamType):
-    """A ``--fail-if`` condition (``'ece>0.05'``), checked by :func:`calaudit.gate.condition_parts`.
+    """A ``--fail-if`` condition (``'ece>0.05'``, ``'human_tvd - noise_floor > 0.1'``),
+    checked by :func:`calaudit.gate.condition_rule`.
 
     Conditions may contain spaces (``'ece > 0.05'``): the environment variable separates
     several with ``;`` instead of click's default whitespace. The value is kept as
@@ -113,11 +114,11 @@ class Condition(click.types.StringParamType):
         return [part.strip() for part in rv.split(";") if part.strip()]
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from ..gate import RuleError, condition_parts  # the gate imports numpy: only when used
+        from ..gate import RuleError, condition_rule  # the gate imports numpy: only when used
 
         text = super().convert(value, param, ctx)
         try:
-            condition_parts(text)
+            condition_rule(text)
         except RuleError as exc:
             self.fail(f"{text!r}: {exc}", param, ctx)
         return text

@@ -1,7 +1,9 @@
 """The human-label analysis of one audit: metrics against what people said, their two
-intervals, and the hard/easy split (docs/metrics.md, section 13)."""
+intervals, the hard/easy split and the noise floor (docs/metrics.md, section 13)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -29,8 +31,14 @@ def analyse_human(
         found = human_intervals(proba, human, estimates=values, resamples=resamples, level=level, seed=seed)
         plain, noisy, shift = found.plain, found.with_annotator_noise, found.annotator_noise_shift
     hard, threshold = hard_rows(human.distribution, hard_split)
+    floors = {}
+    if human.votes is not None:  # soft labels carry no counts to redraw
+        from .noise_floor import noise_floor
+
+        floors = noise_floor(human.votes, seed=seed, groups={"hard": hard, "easy": ~hard})
     parts = [
-        _part(name, mask, predictions, n_bins=n_bins, resamples=resamples, level=level, seed=seed)
+        replace(_part(name, mask, predictions, n_bins=n_bins, resamples=resamples, level=level, seed=seed),
+                noise_floor=floors.get(name))
         for name, mask in (("hard", hard), ("easy", ~hard))
     ]
     counts = human.n_annotators
@@ -39,14 +47,15 @@ def analyse_human(
         n_annotators = {"min": float(counts.min()), "median": float(np.median(counts)), "max": float(counts.max())}
     notes = []
     if human.kind == "soft":
-        notes.append("soft labels carry no vote counts, so no interval with annotator noise can be drawn")
+        notes.append("soft labels carry no vote counts, so no interval with annotator noise can be drawn and no "
+                     "noise floor simulated")
     if "human_plurality_agreement" not in values:
         notes.append("every row's plurality vote is tied, so plurality agreement is undefined")
     return HumanAnalysis(
         kind=human.kind, columns=human.columns, n_annotators=n_annotators, metrics=values, intervals=plain,
         intervals_with_annotator_noise=noisy, annotator_noise_shift=shift,
         split=HumanSplit(str(hard_split), threshold), hard=parts[0], easy=parts[1], tied_rows=human.tied_rows,
-        label_from=human.label_from, tie_rule=TIE_RULE, notes=tuple(notes),
+        label_from=human.label_from, tie_rule=TIE_RULE, notes=tuple(notes), noise_floor=floors.get("all"),
     )
 
 

@@ -18,6 +18,7 @@ from ..report import decision_narrative, narrative
 from ..report.charts import report_charts
 from ..report.decision_charts import decision_charts
 from ..report.human_charts import human_charts
+from ..report.human_floor import floor_text
 from ..report.human_narrative import human_report
 from ..report.templating import environment
 from ..report.window_charts import window_charts, window_section
@@ -183,6 +184,7 @@ def render(result: AuditResult) -> str:
         "charts": {**report_charts(result), **decision_charts(result), **human_charts(result),
                    **window_charts(result)},
         "human_report": human_report(result),
+        "human_floor": floor_text(result),
         "windows_section": window_section(result),
         "segment_sections": decision_narrative.segment_sections(result.groups),
         "routing_text": decision_narrative.routing_text(result.routing) if result.routing is not None else None,

@@ -93,7 +93,11 @@ def _human_lines(result: AuditResult) -> list[str]:
             noisy = f" | {_cell(row.all_noise)}" if human.show_noise else ""
             lines.append(f"| {_cell(row.name)} ({_cell(row.label.lower())}) | {_cell(row.all)}{noisy} | "
                          f"{_cell(row.hard)} | {_cell(row.easy)} |")
-        sentences = (*human.sentences, *([human.noise] if human.noise else []), human.split, *human.parts,
+        from ..report.human_floor import floor_text
+
+        floor = floor_text(result)
+        sentences = (*human.sentences, *(floor.sentences if floor is not None else []),
+                     *([human.noise] if human.noise else []), human.split, *human.parts,
                      *([human.label_note] if human.label_note else []))
         lines += ["", *[f"- {_cell(text)}" for text in sentences]]
     if report.annotation:

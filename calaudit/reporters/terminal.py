@@ -182,8 +182,11 @@ def _part_line(part: Any, title: str, votes: str) -> str:
     for name in ("ece", "nll", "human_tvd"):
         if name in part.metrics:
             interval = part.intervals.intervals.get(name) if part.intervals else None
-            shown = f" ({_interval_text(interval)})" if interval is not None else ""
-            figures.append(f"{name} {part.metrics[name]:.4f}{shown}")
+            shown = _interval_text(interval) if interval is not None else ""
+            floor = part.noise_floor.value(name) if getattr(part, "noise_floor", None) is not None else None
+            if floor is not None:
+                shown += f"{'; ' if shown else ''}noise floor {floor:.4f}"
+            figures.append(f"{name} {part.metrics[name]:.4f}" + (f" ({shown})" if shown else ""))
     return (f"  {title}: {part.n:,} cases ({_percent(part.share)}); the model was {_percent(part.confidence)} sure, "
             f"the most common answer got {_percent(part.human_share)} {votes} and the model gave it "
             f"{_percent(part.model_share)}" + (f"; {', '.join(figures)}" if figures else "") + ".")
@@ -194,6 +197,7 @@ def human_lines(result: AuditResult) -> list[str]:
     interval allowing for vote noise; the hard/easy split; tied votes), then what
     annotation bought and the label-smoothing sweep's best amount. Each part is
     preceded by a blank line; nothing without human labels or those baselines."""
+    from ..report.human_floor import terminal_floor_lines
     from ..report.human_narrative import HUMAN_METRICS, METRIC_WORDS, split_words
 
     lines: list[str] = []
@@ -208,11 +212,12 @@ def human_lines(result: AuditResult) -> list[str]:
         columns = ", ".join(human.columns)
         level = f"{human.intervals.level * 100:.0f}% interval" if human.intervals else ""
         noise = "With vote noise" if human.intervals_with_annotator_noise is not None else ""
+        floor = getattr(human, "noise_floor", None)
         lines += [
             "",
             f"How does it compare with what people said? Human labels: {given}" + (f"; columns {columns}." if columns
                                                                                  else "."),
-            f"  {'Measure':<27} {'Value':>9}  {level:<19} {noise:<19} Meaning",
+            f"  {'Measure':<27} {'Value':>9}  {level:<19} {noise:<19} " + ("Noise floor " if floor else "") + "Meaning",
         ]
         for name in HUMAN_METRICS:
             if name not in human.metrics:
@@ -220,8 +225,10 @@ def human_lines(result: AuditResult) -> list[str]:
             plain = human.intervals.intervals.get(name) if human.intervals else None
             noisy = (human.intervals_with_annotator_noise.intervals.get(name)
                      if human.intervals_with_annotator_noise else None)
+            floor_value = floor.value(name) if floor else None
+            floor_cell = (f"{floor_value:>11.4f} " if floor_value is not None else " " * 12) if floor else ""
             lines.append(f"  {name:<27} {human.metrics[name]:>9.4f}  {_interval_text(plain):<19} "
-                         f"{_interval_text(noisy):<19} {METRIC_WORDS[name][0].lower()}")
+                         f"{_interval_text(noisy):<19} {floor_cell}{METRIC_WORDS[name][0].lower()}")
         votes = "of the votes" if human.kind != "soft" else "of people's answers"
         rule = split_words(human.split)
         lines.append(f"  Hard/easy split: {rule} (rule {human.split.rule}, threshold {human.split.threshold:.4f}).")
@@ -233,6 +240,7 @@ def human_lines(result: AuditResult) -> list[str]:
             tied += f"; labels are the plurality vote (ties: {human.tie_rule})"
         lines.append(f"  {tied}.")
         lines += [f"  Note: {note}." if not note.endswith(".") else f"  Note: {note}" for note in human.notes]
+        lines += terminal_floor_lines(human)
     comparison = result.baselines
     annotation = comparison.annotation if comparison is not None else None
     if annotation is not None:
