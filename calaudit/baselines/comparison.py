@@ -146,7 +146,7 @@ class Comparison:
     results: tuple[BaselineResult, ...]
     sweep: SmoothingSweep | None = None
     annotation: AnnotationValue | None = None
-    #: A streamed run's sample the baselines were fitted on (:mod:`.streamed`:
+    #: A streamed run's sample the baselines were fitted on (:mod:`calaudit.engine.baseline_maps`:
     #: ``statement`` "fitted on 200,000 of 30,000,000 rows", ``rows``, ``of_rows``, the
     #: rule); ``None`` when every row was cross-fitted in memory.
     sample: dict[str, Any] | None = None

@@ -46,7 +46,7 @@ def _nll(z: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> flo
 def fit_temperature(z: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
     """``T`` minimising the NLL of ``softmax(z / T)``, searched on ``log T`` in [-5, 5];
     ``weights`` (one per row) make it the weighted mean NLL (a streamed baseline's
-    stratified sample: :mod:`.streamed`)."""
+    stratified sample: :mod:`calaudit.engine.baseline_maps`)."""
     from scipy.optimize import minimize_scalar
 
     found = minimize_scalar(lambda log_t: _nll(z / np.exp(log_t), y, weights), bounds=(-5.0, 5.0),

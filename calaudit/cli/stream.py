@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 from .model import model_load_options
 
 #: Options a streamed audit cannot honour yet, with the option's name.
-NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_segments", "--find-segments"),
+NOT_STREAMED = (("group_by", "--group-by"), ("find_segments", "--find-segments"),
                 ("votes_cols", "--votes-cols"), ("soft_cols", "--soft-cols"), ("save_predictions", "--save-predictions"))
 
 
@@ -73,16 +73,12 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
     """A usage error for an option a streamed audit cannot honour yet."""
     for key, name in NOT_STREAMED:
         if options.get(key):
-            # Temperature-scaled routing fits a temperature on the rows: not from counts.
-            also = (" (nor the temperature-scaled review routing it adds: the temperature is fitted on the rows; "
-                    "streamed routing uses the model's own confidences)"
-                    if key == "baselines" and {"temperature", "all"} & set(options[key]) else "")
-            raise click.UsageError(f"{name} is not available in a streamed audit yet{also}; audit a prediction "
+            raise click.UsageError(f"{name} is not available in a streamed audit yet; audit a prediction "
                                    "file (--engine memory) for it")
 
 
 #: What a streamed audit leaves out (``execution.not_streamed``).
-LEFT_OUT = ["baselines", "segments", "temperature-scaled routing", "human labels"]
+LEFT_OUT = ["segments", "human labels"]
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],
@@ -92,8 +88,10 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     ``reason`` is :func:`stream_reason`'s."""
     refuse_unstreamed(options)
     from ..engine.stream import audit_statistics, stream_statistics
+    from .stream_baselines import streamed_baselines
 
     text = str(input_path)
+    baselines = streamed_baselines(options, input_path, dataset_root(input_path))  # a sample, then a second pass
     engine = "dask" if options["engine"] == "dask" else "stream"
     windows = _window_statistics(options)
     if engine == "dask":
@@ -110,12 +108,16 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
 
                 statistics, info = dask_statistics(dataset, n_bins=options["n_bins"], scheduler=options["scheduler"],
                                                    progress=bar.update,
-                                                   window=windows.size if windows is not None else None, routing=True)
+                                                   window=windows.size if windows is not None else None, routing=True,
+                                                   observers=baselines.observers() if baselines else None)
+                if baselines is not None:
+                    baselines.adopt(info)
                 if windows is not None:  # the workers' windows, merged
                     windows = info.pop("windows", None) or windows
                 routing = info.pop("routing_bins")
             else:
                 batches = windows.observe(dataset.batches()) if windows is not None else dataset.batches()
+                batches = baselines.observe(batches) if baselines is not None else batches
                 statistics, info = stream_statistics(routing.observe(batches), n_bins=options["n_bins"],
                                                      progress=bar.update, expected_rows=dataset.n_rows)
         except InvalidInputError:
@@ -137,6 +139,8 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
                               options=recorded_options, execution=execution, diagnostics=diagnostics,
                               seed=options["seed"], resamples=options["resamples"])
     result = replace(result, routing=decided)
+    if baselines is not None:
+        result = baselines.finish(result, dataset, statistics, options, engine, progress_bar)
     if windows is not None:
         from ..engine.windows import window_extras
         from .progress import step_progress
@@ -251,6 +255,9 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
     ``--save-predictions`` is written batch by batch, atomically
     (:mod:`calaudit.engine.writer`)."""
     refuse_unstreamed({**options, "save_predictions": None})
+    from .stream_baselines import refuse_model_baselines
+
+    refuse_model_baselines(options)
     from contextlib import nullcontext
 
     from ..engine.scoring import open_model_scoring

@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.row_hash import uniform
+from ..baselines import recalibration
+from ..baselines.comparison import COMPARED, BaselineResult, Comparison
 from ..errors import UsageError
-from . import recalibration
-from .comparison import COMPARED, BaselineResult, Comparison
+from .row_hash import uniform
 
 #: The baselines a streamed audit fits on its sample, in the report's order.
 STREAMED = ("temperature", "vector", "isotonic", "histogram")
@@ -131,7 +131,7 @@ class BaselineEvaluation:
 
     def __init__(self, maps: BaselineMaps, *, n_bins: int, fine_bins: int | None = None, routing: bool = False,
                  expected_rows: int | None = None) -> None:
-        from ..engine.statistics import FINE_BINS
+        from .statistics import FINE_BINS
 
         self.maps, self.n_bins = maps, n_bins
         self.fine_bins = FINE_BINS if fine_bins is None else fine_bins
@@ -142,8 +142,8 @@ class BaselineEvaluation:
 
     def observe(self, batches: Iterable[Any]) -> Iterator[Any]:
         """Yield ``batches`` unchanged, scoring each by every baseline on the way."""
-        from ..engine.kernel import Accumulator
-        from ..engine.routing_bins import RoutingHistogram
+        from .kernel import Accumulator
+        from .routing_bins import RoutingHistogram
 
         accumulators = {key: Accumulator(n_bins=self.n_bins, fine_bins=self.fine_bins, rows=self.expected_rows)
                         for key in self.maps.maps}
@@ -181,8 +181,8 @@ class BaselineEvaluation:
 def measured(statistics: Any) -> tuple[dict[str, float], Any]:
     """The compared metrics and the reliability table of a baseline's statistics
     (``ece_equal_mass`` from the fine histogram, within the bound the audit states)."""
-    from ..engine.sketch import sketch_figures
     from ..stats.reliability import reliability_table
+    from .sketch import sketch_figures
 
     exact = statistics.metrics()
     sketch = sketch_figures(statistics.fine_outcome_count, statistics.fine_moments, statistics.n_bins,
@@ -194,7 +194,7 @@ def measured(statistics: Any) -> tuple[dict[str, float], Any]:
 
 def sample_statement(sample: Any, rows: int) -> dict[str, Any]:
     """What the result says of the sample (``baselines.sample``, ``execution.baselines``)."""
-    from ..engine.row_sample import water_level
+    from .row_sample import water_level
 
     sampled = sample.sampled_counts()
     whole = int(np.count_nonzero((sampled == sample.counts) & (sample.counts > 0)))
