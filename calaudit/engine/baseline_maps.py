@@ -108,6 +108,10 @@ def fit_baselines(sample: Any, methods: Sequence[str], *, folds: int, seed: int)
     on all of it and per fold (module docstring). A usage error when the sample is too
     small to cross-fit."""
     y, proba, weights = sample.y, sample.proba, sample.weights()
+    classes = int(np.count_nonzero(sample.counts))
+    if sample.cap < classes:
+        raise UsageError(f"--baseline-sample {sample.cap:,} cannot hold a row of each of the {classes:,} classes; "
+                         f"give --baseline-sample {max(classes * 100, 2 * folds):,} or more")
     if y.shape[0] < 2 * folds:
         raise UsageError(f"the baseline sample holds {y.shape[0]:,} rows, too few for {folds}-fold cross-fitting; "
                          "give a larger --baseline-sample or fewer --folds")

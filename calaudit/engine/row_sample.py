@@ -139,8 +139,10 @@ class RowSample:
         kept = np.bincount(self._rows["y"], minlength=self.counts.shape[0])
         full = kept >= level
         last = np.searchsorted(self._rows["y"], np.arange(self.counts.shape[0]), side="right") - 1
-        self._limit = np.where(full & (last >= 0), self._rows["number"][np.maximum(last, 0)], _NO_ROW)
-        self._limit = self._limit.astype(np.uint64)
+        numbers = self._rows["number"]
+        largest = numbers[np.maximum(last, 0)] if numbers.size else np.zeros(last.shape[0], dtype=np.uint64)
+        # (A level of 0 keeps nothing: every class is full, and its limit 0 passes only a 0.)
+        self._limit = np.where(full & (last >= 0), largest, np.where(full, np.uint64(0), _NO_ROW)).astype(np.uint64)
 
     # ------------------------------------------------------------ merging
 
