@@ -326,7 +326,7 @@ def test_the_cli_states_what_the_fit_saw_and_stream_and_dask_agree(tmp_path):
     level = max(L for L in range(int(counts.max()) + 1) if np.minimum(counts, L).sum() <= 800)
     fitted = int(np.minimum(counts, level).sum())
     streamed, stdout = run_json(tmp_path, root, "--baseline", "all", "--baseline-sample", "800", "--batch-rows",
-                                "7", "--report", tmp_path / "r.html")
+                                "64", "--report", tmp_path / "r.html")
     statement = f"fitted on {fitted:,} of 3,000 rows"
     assert streamed["baselines"]["sample"]["statement"] == statement
     assert streamed["execution"]["baselines"]["statement"] == statement
