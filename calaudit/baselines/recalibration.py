@@ -49,8 +49,17 @@ def fit_temperature(z: np.ndarray, y: np.ndarray, weights: np.ndarray | None = N
     stratified sample: :mod:`calaudit.engine.baseline_maps`)."""
     from scipy.optimize import minimize_scalar
 
-    found = minimize_scalar(lambda log_t: _nll(z / np.exp(log_t), y, weights), bounds=(-5.0, 5.0),
-                            method="bounded", options={"xatol": 1e-6})
+    # softmax(z / T) = softmax((z - max z) / T) for T > 0, and the shifted rows' largest
+    # score is 0 at any T: shift once, not at every step of the search.
+    shifted = z - z.max(axis=1, keepdims=True)
+    true = shifted[np.arange(shifted.shape[0]), y]
+
+    def nll(log_t: float) -> float:
+        scale = np.exp(-log_t)
+        terms = np.log(np.exp(shifted * scale).sum(axis=1)) - true * scale
+        return float(np.mean(terms) if weights is None else np.average(terms, weights=weights))
+
+    found = minimize_scalar(nll, bounds=(-5.0, 5.0), method="bounded", options={"xatol": 1e-6})
     return float(np.exp(found.x))
 
 

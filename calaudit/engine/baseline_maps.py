@@ -90,11 +90,10 @@ class BaselineMaps:
         fold = fold_of(keys, self.folds, self.seed)
         proba = np.asarray(batch.proba)
         out: dict[str, np.ndarray] = {}
-        outside = ~inside
         for key, (whole, per_fold) in self.maps.items():
-            scored = np.empty_like(proba)
-            if outside.any():
-                scored[outside] = apply_map(key, whole, proba[outside])
+            # Most rows are outside the sample: score all by the whole-sample map, then
+            # the sampled rows again by their folds' maps.
+            scored = apply_map(key, whole, proba)
             for k, fitted in enumerate(per_fold):
                 rows = inside & (fold == k)
                 if rows.any():

@@ -20,7 +20,7 @@ so a fit on the weighted sample estimates the fit on every row.
 only lower ``L``: a part of the stream that keeps its own bottom ``L_part >= L`` rows
 per class keeps every row the whole stream's sample needs. :meth:`RowSample.merge`
 takes the union and prunes it to the merged counts' level, so the memory of an
-observer is at most ``cap`` rows (plus a batch's candidates), whatever the stream.
+observer is at most ``cap`` rows (plus the candidates of the last batches, at most as many again), whatever the stream.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class RowSample:
                 "proba": np.array(batch.proba[keep], dtype=np.float64), "keys": keys[keep],
                 **{f"column:{name}": np.asarray(batch.column(name))[keep] for name in self.column_names}}
         self._append(rows)
-        if self._pending > max(self.cap // 4, 4096):
+        if self._pending > max(self.cap, 4096):  # memory: at most twice the cap, plus a batch
             self._prune()
 
     def _append(self, rows: dict[str, np.ndarray]) -> None:
@@ -129,7 +129,10 @@ class RowSample:
             return
         rows = self._rows
         level = water_level(self.counts, self.cap)
-        order = np.lexsort((rows["tie"], rows["number"], rows["y"]))
+        order = np.argsort(rows["number"], kind="stable")
+        if np.any(rows["number"][order][1:] == rows["number"][order][:-1]):  # repeated ids: by position
+            order = np.lexsort((rows["tie"], rows["number"]))
+        order = order[np.argsort(rows["y"][order], kind="stable")]  # by class, then number, then position
         y = rows["y"][order]
         starts = np.searchsorted(y, np.arange(self.counts.shape[0]))
         rank = np.arange(y.shape[0]) - starts[y]
