@@ -30,7 +30,8 @@ def log_scores(proba: np.ndarray, logits: np.ndarray | None) -> np.ndarray:
     return logits if logits is not None else np.log(np.maximum(proba, EPS))
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of scores (each row shifted by its largest first)."""
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
@@ -84,7 +85,7 @@ def fit_temperature_soft(z: np.ndarray, targets: np.ndarray) -> float:
 def temperature_soft(train_z: np.ndarray, train_targets: np.ndarray, test_z: np.ndarray) -> tuple[np.ndarray, dict]:
     """Temperature scaling fitted on one fold's human distributions, applied to the held-out scores."""
     t = fit_temperature_soft(train_z, train_targets)
-    return _softmax(test_z / t), {"temperature": t}
+    return softmax(test_z / t), {"temperature": t}
 
 
 def fit_vector_scaling(z: np.ndarray, y: np.ndarray, *, l2: float = 1e-4,
@@ -101,7 +102,7 @@ def fit_vector_scaling(z: np.ndarray, y: np.ndarray, *, l2: float = 1e-4,
     def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = params[:k], params[k:]
         scores = z * w + b
-        p = _softmax(scores)
+        p = softmax(scores)
         loss = _nll(scores, y, weights) + l2 * (np.sum((w - 1.0) ** 2) + np.sum(b**2))
         residual = (p - onehot) / n if share is None else (p - onehot) * share
         grad_w = np.sum(residual * z, axis=0) + 2 * l2 * (w - 1.0)
@@ -187,12 +188,12 @@ Method = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], 
 
 def _temperature(train_p, train_z, train_y, test_p, test_z):
     t = fit_temperature(train_z, train_y)
-    return _softmax(test_z / t), {"temperature": t}
+    return softmax(test_z / t), {"temperature": t}
 
 
 def _vector(train_p, train_z, train_y, test_p, test_z):
     w, b = fit_vector_scaling(train_z, train_y)
-    return _softmax(test_z * w + b), {}
+    return softmax(test_z * w + b), {}
 
 
 def _isotonic(train_p, train_z, train_y, test_p, test_z):

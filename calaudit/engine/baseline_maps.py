@@ -70,7 +70,7 @@ def apply_map(key: str, fitted: Any, proba: np.ndarray) -> np.ndarray:
     """A fitted map (:func:`_fit`) applied to probabilities."""
     if key in ("temperature", "vector"):
         z = np.log(np.maximum(proba, recalibration.EPS))
-        return recalibration._softmax(z / fitted if key == "temperature" else z * fitted[0] + fitted[1])
+        return recalibration.softmax(z / fitted if key == "temperature" else z * fitted[0] + fitted[1])
     if key == "isotonic":
         return recalibration.apply_isotonic(fitted, proba)
     return recalibration.apply_histogram(fitted, proba)
