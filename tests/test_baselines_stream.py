@@ -389,3 +389,17 @@ def test_baselines_a_stream_cannot_fit_are_one_line_usage_errors(tmp_path):
     pd.DataFrame({"label": y, **{c: p[:, i] for i, c in enumerate(PROBS)}}).to_csv(path, index=False)
     line = error_line(invoke("run", path, "--baseline", "temperature", "--baseline-sample", "10"), 2)
     assert "--baseline-sample is for streamed audits" in line
+
+
+def test_the_default_cap_holds_the_sample_to_a_budget_of_probabilities_and_the_memory_limit():
+    import click
+
+    from calaudit.cli.stream_baselines import sample_cap
+
+    defaults = {"baseline_sample": None, "memory_limit": None}
+    assert sample_cap(defaults, 10) == 200_000
+    assert sample_cap(defaults, 1000) == 10_000  # 10 million probabilities
+    assert sample_cap({**defaults, "baseline_sample": 5000}, 1000) == 5000
+    with pytest.raises(click.UsageError, match=r"--baseline-sample 5,000,000: a sample of 1,000 classes would need "
+                                               r"about .*over the memory limit of 1\.0 GB"):
+        sample_cap({"baseline_sample": 5_000_000, "memory_limit": 1 << 30}, 1000)

@@ -49,7 +49,7 @@ from .outputs import check_outputs, data_input, write_outputs
               help="Rows per batch of a streamed audit.")
 @click.option("--baseline-sample", type=click.IntRange(min=1), metavar="N",
               help="Streamed audits: fit --baseline on a sample of at most N rows, stratified by true class, and "
-                   "measure it on every row (default 200,000).")
+                   "measure it on every row (default 200,000, or 10 million probabilities: fewer rows above 50 classes).")
 @click.option("--memory-limit", metavar="SIZE", type=cli_types.MemorySize(),
               help="Stream a prediction file whose in-memory audit would need more than SIZE (8GB, 512MB, 30%; "
                    "default: a quarter of this machine's memory).")

@@ -78,7 +78,7 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
 
 
 #: What a streamed audit leaves out (``execution.not_streamed``).
-LEFT_OUT = ["segments", "human labels"]
+LEFT_OUT = ["segments", "human labels", "retraining baselines (label-smoothing, soft-labels)"]
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],
@@ -91,7 +91,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     from .stream_baselines import streamed_baselines
 
     text = str(input_path)
-    baselines = streamed_baselines(options, input_path, dataset_root(input_path))  # a sample, then a second pass
+    streamed_baselines(options, input_path, dataset_root(input_path))  # usage errors before reading
     engine = "dask" if options["engine"] == "dask" else "stream"
     windows = _window_statistics(options)
     if engine == "dask":
@@ -99,6 +99,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
 
         require_dask()
     dataset, fmt = _open_dataset(input_path, options)
+    baselines = streamed_baselines(options, input_path, dataset_root(input_path), dataset.n_classes)
     routing = _routing_histogram(dataset.n_rows)
     check_batch_budget(options, dataset.n_classes)
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:

@@ -58,11 +58,8 @@ class StreamedBaselines:
     """The baselines of one streamed run: the sample observer of the first pass, then
     the fits and the second pass (:meth:`finish`)."""
 
-    def __init__(self, keys: list[str], options: dict[str, Any], root: str | None) -> None:
-        from ..engine.row_sample import DEFAULT_CAP
-
+    def __init__(self, keys: list[str], options: dict[str, Any], root: str | None, cap: int) -> None:
         self.keys, self.options = keys, options
-        cap = options.get("baseline_sample") or DEFAULT_CAP
         self.factory = partial(_sample, cap=int(cap), seed=int(options["seed"]), root=root)
         self.sample: Any = None
 
@@ -132,11 +129,34 @@ def _recalibrated(histogram: Any, routing: Any, options: dict[str, Any]) -> Any:
     return route_slices(histogram.top_slices(), wanted, level=routing.level, scores=SAMPLE_SCORES)
 
 
-def streamed_baselines(options: dict[str, Any], input_path: Path, root: Path) -> StreamedBaselines | None:
-    """The run's streamed baselines, or ``None`` without ``--baseline``; ``root`` is the
-    directory a dataset reads from (rows are keyed by their file's path under it), or
+def streamed_baselines(options: dict[str, Any], input_path: Path, root: Path,
+                       n_classes: int | None = None) -> StreamedBaselines | None:
+    """The run's streamed baselines, or ``None`` without ``--baseline`` (without
+    ``n_classes``, only the usage errors are checked). ``root`` is the directory a
+    dataset reads from (rows are keyed by their file's path under it), or
     ``input_path`` itself for a single file (keyed by its name)."""
     keys = streamed_baseline_keys(options)
-    if not keys:
+    if not keys or n_classes is None:
         return None
-    return StreamedBaselines(keys, options, None if root == input_path else str(root))
+    return StreamedBaselines(keys, options, None if root == input_path else str(root),
+                             sample_cap(options, n_classes))
+
+
+def sample_cap(options: dict[str, Any], n_classes: int) -> int:
+    """The sample's cap: ``--baseline-sample``, else :data:`~calaudit.engine.row_sample.DEFAULT_CAP`
+    rows or :data:`~calaudit.engine.row_sample.DEFAULT_CELLS` probabilities, whichever
+    is fewer rows. The sample holds up to twice its cap while it is pruned: a cap whose
+    rows would exceed ``--memory-limit`` is a usage error."""
+    from ..engine.budget import default_memory_limit, format_size
+    from ..engine.row_sample import DEFAULT_CAP, DEFAULT_CELLS, sample_bytes
+
+    given = options.get("baseline_sample")
+    cap = int(given) if given else max(1, min(DEFAULT_CAP, DEFAULT_CELLS // max(n_classes, 1)))
+    limit = options.get("memory_limit") or default_memory_limit()
+    needed = sample_bytes(cap, n_classes)
+    if needed > limit:
+        raise click.UsageError(
+            f"--baseline-sample {cap:,}: a sample of {n_classes:,} classes would need about {format_size(needed)}, "
+            f"over the memory limit of {format_size(limit)}; give a smaller --baseline-sample (at most "
+            f"{max(1, cap * limit // needed):,}) or a larger --memory-limit")
+    return cap

@@ -32,8 +32,17 @@ import numpy as np
 
 from .row_hash import file_label, mix, position_keys, text_keys
 
-#: Rows a sample holds at most unless told otherwise.
+#: Rows a sample holds at most unless told otherwise ...
 DEFAULT_CAP = 200_000
+#: ... or this many probabilities (80 MB), whichever is fewer rows: 200,000 rows of up
+#: to 50 classes, 10,000 rows of 1,000 classes.
+DEFAULT_CELLS = 10_000_000
+
+
+def sample_bytes(cap: int, n_classes: int) -> int:
+    """The most memory a sample of ``cap`` rows of ``n_classes`` holds: twice the cap
+    (kept rows and candidates between prunes) of probabilities and four 8-byte columns."""
+    return 2 * int(cap) * (int(n_classes) + 4) * 8
 #: What the numbers are mixed with besides the seed (so the sample is not the same
 #: draw as another capability's halves or weights of the same seed).
 SAMPLE_SALT = 0x5A3D_17C3
