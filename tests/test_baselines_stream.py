@@ -336,6 +336,7 @@ def test_the_cli_states_what_the_fit_saw_and_stream_and_dask_agree(tmp_path):
     assert "baselines" not in streamed["execution"]["not_streamed"]
     assert streamed["baselines"]["results"][1]["details"]["fitted_on"] == statement
     assert f"Baselines {statement}" in stdout
+    assert "Not run on a streamed audit: label-smoothing (retrains a reference model" in stdout
     report = (tmp_path / "r.html").read_text()
     assert f"each fix was fitted on {fitted:,} of the 3,000 rows" in report and "tried on all 3,000" in report
     vendor = streamed["baselines"]["results"][0]["metrics"]
@@ -403,3 +404,21 @@ def test_the_default_cap_holds_the_sample_to_a_budget_of_probabilities_and_the_m
     with pytest.raises(click.UsageError, match=r"--baseline-sample 5,000,000: a sample of 1,000 classes would need "
                                                r"about .*over the memory limit of 1\.0 GB"):
         sample_cap({"baseline_sample": 5_000_000, "memory_limit": 1 << 30}, 1000)
+
+
+def test_repeated_ids_share_a_number_and_are_taken_by_position_within_the_cap():
+    from calaudit.engine.baseline_maps import fold_of
+    from calaudit.engine.row_sample import RowSample
+
+    y, p = rows(900, 4, skew=False)
+    ids = np.array(["same"] * 600 + [f"other-{i}" for i in range(300)], dtype=object)
+    sample = RowSample(cap=120, seed=2, id_col="id")
+    for _ in sample.observe(batches_of(y, p, "a.parquet", [5, 400, 401, 650], ids)):
+        pass
+    assert sample.n_rows <= 120 and np.array_equal(sample.sampled_counts(), np.full(4, 30))
+    membership = sample.membership()
+    inside = np.concatenate([membership.of_batch(b)[0] for b in batches_of(y, p, "a.parquet", [77], ids)])
+    assert inside.sum() == sample.n_rows  # exactly the sampled rows, repeated ids or not
+    assert np.allclose(np.sort(p[inside, 1]), np.sort(sample.proba[:, 1]))
+    folds = fold_of(text_keys(ids), 5, 2)
+    assert np.unique(folds[:600]).size == 1  # one id, one fold: a fold's map never saw its twin

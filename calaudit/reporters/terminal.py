@@ -174,6 +174,9 @@ def _baseline_lines(result: AuditResult) -> list[str]:
         lines.append("  Temperature scaling never changes a decision: the most probable class stays the same.")
     if comparison.features:
         lines.append(f"  The retrained reference model learned from {comparison.features}.")
+    left_out = ((result.extras.get("execution") or {}).get("baselines") or {}).get("left_out") or {}
+    for key, why in left_out.items():  # a streamed run's --baseline all
+        lines.append(f"  Not run on a streamed audit: {key} ({why}).")
     return lines
 
 
