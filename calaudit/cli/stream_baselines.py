@@ -102,6 +102,11 @@ class StreamedBaselines:
                 evaluation = make()
                 for batch in evaluation.observe(dataset.batches()):
                     bar.update(batch.n_rows)
+        if evaluation.rows != statistics.n_rows:  # the files changed between the passes
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError(f"{dataset.source}: the baselines' second pass read {evaluation.rows:,} rows, the "
+                                    f"audit's {statistics.n_rows:,}; expected the files not to change during the audit")
         comparison = streamed_comparison(statistics, evaluation, self.sample, self.keys, folds=folds, seed=seed)
         left_out = {key: why for key, why in LEFT_OUT.items() if "all" in (options.get("baselines") or ())}
         execution = {**result.extras["execution"],
