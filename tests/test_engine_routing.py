@@ -322,11 +322,15 @@ def test_the_default_targets_and_the_report_of_a_streamed_run(tmp_path):
     assert "Review thresholds come from exact counts in 18,994 confidence bins" in report
 
 
-def test_temperature_scaled_routing_stays_a_usage_error_in_a_stream(tmp_path):
+def test_temperature_scaled_routing_in_a_stream_comes_from_the_baselines_second_pass(tmp_path):
     grid_dataset(tmp_path / "logs", days=1, rows=50)
-    line = error_line(invoke("run", tmp_path / "logs", "--baseline", "temperature", "--target-accuracy", "0.9"), 2)
-    assert "--baseline is not available in a streamed audit yet" in line
-    assert "temperature-scaled review routing" in line and "fitted on the rows" in line
+    out = tmp_path / "t.json"
+    ok("run", tmp_path / "logs", "--baseline", "temperature", "--target-accuracy", "0.9", "--bootstrap", "0",
+       "--json", out)
+    data = json.loads(out.read_text())
+    after = data["routing"]["recalibrated"]
+    assert after["scores"] == "temperature-scaled (fitted on a sample, cross-fitted)"
+    assert after["n_samples"] == data["n_samples"] and [t["target"] for t in after["targets"]] == [0.9]
 
 
 def test_a_model_scored_batch_by_batch_routes_as_the_in_memory_run_with_one_candidate_per_bin(tmp_path):

@@ -319,7 +319,7 @@ def test_options_a_streamed_model_run_cannot_honour_are_usage_errors(tmp_path):
     data = arrays_data(tmp_path)
     model = model_file(tmp_path)
     line = error_line(invoke("run", model, data, "--engine", "stream", "--baseline", "temperature"), 2)
-    assert "--baseline is not available in a streamed audit yet" in line
+    assert "--baseline is not available on a streamed model run" in line and "--save-predictions" in line
     np.save(data / "votes.npy", np.ones((N, K)))
     line = error_line(invoke("run", model, data, "--engine", "stream"), 2)
     assert "votes.npy" in line and "streamed audit" in line

@@ -146,12 +146,17 @@ class Comparison:
     results: tuple[BaselineResult, ...]
     sweep: SmoothingSweep | None = None
     annotation: AnnotationValue | None = None
+    #: A streamed run's sample the baselines were fitted on (:mod:`calaudit.engine.baseline_maps`:
+    #: ``statement`` "fitted on 200,000 of 30,000,000 rows", ``rows``, ``of_rows``, the
+    #: rule); ``None`` when every row was cross-fitted in memory.
+    sample: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"folds": self.folds, "seed": self.seed, "features": self.features,
                 "results": [r.to_dict() for r in self.results],
                 "smoothing_sweep": self.sweep.to_dict() if self.sweep else None,
-                "annotation": self.annotation.to_dict() if self.annotation else None}
+                "annotation": self.annotation.to_dict() if self.annotation else None,
+                "sample": dict(self.sample) if self.sample else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Comparison:
@@ -159,7 +164,8 @@ class Comparison:
         return cls(data["folds"], data["seed"], data["features"],
                    tuple(BaselineResult.from_dict(r) for r in data["results"]),
                    SmoothingSweep.from_dict(sweep) if sweep else None,
-                   AnnotationValue.from_dict(annotation) if annotation else None)
+                   AnnotationValue.from_dict(annotation) if annotation else None,
+                   dict(data["sample"]) if data.get("sample") else None)
 
 
 def _measure(y: np.ndarray, proba: np.ndarray, n_bins: int) -> tuple[dict[str, float], Any]:

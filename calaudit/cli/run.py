@@ -47,6 +47,9 @@ from .outputs import check_outputs, data_input, write_outputs
                    "cluster (auto: stream a directory or a glob of Parquet files, and a file over --memory-limit).")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=65536, show_default=True,
               help="Rows per batch of a streamed audit.")
+@click.option("--baseline-sample", type=click.IntRange(min=1), metavar="N",
+              help="Streamed audits: fit --baseline on a sample of at most N rows, stratified by true class, and "
+                   "measure it on every row (default 200,000, or 10 million probabilities: fewer rows above 50 classes).")
 @click.option("--memory-limit", metavar="SIZE", type=cli_types.MemorySize(),
               help="Stream a prediction file whose in-memory audit would need more than SIZE (8GB, 512MB, 30%; "
                    "default: a quarter of this machine's memory).")
@@ -122,6 +125,9 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
             raise click.UsageError(f"{input_path} is a prediction file; DATA is only for ONNX models")
         if options["save_predictions"] is not None:
             raise click.UsageError("--save-predictions is for ONNX models; the prediction file already holds them")
+    if options["baseline_sample"] is not None:  # only a streamed audit samples rows for its baselines
+        raise click.UsageError("--baseline-sample is for streamed audits (--engine stream or dask); an in-memory "
+                               "audit cross-fits the baselines on every row")
     check_outputs(ctx, options, [("the model" if is_model else "the prediction file", input_path),
                                   data_input(data_path)])
     if is_model:

@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 from .model import model_load_options
 
 #: Options a streamed audit cannot honour yet, with the option's name.
-NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_segments", "--find-segments"),
+NOT_STREAMED = (("group_by", "--group-by"), ("find_segments", "--find-segments"),
                 ("save_predictions", "--save-predictions"))
 
 
@@ -73,16 +73,12 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
     """A usage error for an option a streamed audit cannot honour yet."""
     for key, name in NOT_STREAMED:
         if options.get(key):
-            # Temperature-scaled routing fits a temperature on the rows: not from counts.
-            also = (" (nor the temperature-scaled review routing it adds: the temperature is fitted on the rows; "
-                    "streamed routing uses the model's own confidences)"
-                    if key == "baselines" and {"temperature", "all"} & set(options[key]) else "")
-            raise click.UsageError(f"{name} is not available in a streamed audit yet{also}; audit a prediction "
+            raise click.UsageError(f"{name} is not available in a streamed audit yet; audit a prediction "
                                    "file (--engine memory) for it")
 
 
 #: What a streamed audit leaves out (``execution.not_streamed``).
-LEFT_OUT = ["baselines", "segments", "temperature-scaled routing"]
+LEFT_OUT = ["segments", "retraining baselines (label-smoothing, soft-labels)"]
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],
@@ -92,8 +88,10 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     ``reason`` is :func:`stream_reason`'s."""
     refuse_unstreamed(options)
     from ..engine.stream import audit_statistics, stream_statistics
+    from .stream_baselines import streamed_baselines
 
     text = str(input_path)
+    streamed_baselines(options, input_path, dataset_root(input_path))  # usage errors before reading
     engine = "dask" if options["engine"] == "dask" else "stream"
     windows = _window_statistics(options)
     if engine == "dask":
@@ -104,7 +102,9 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
 
     human = human_plan(input_path, options, root=dataset_root(input_path))
     dataset, fmt = _open_dataset(input_path, options, **(human.scan_options() if human else {}))
-    observers = human.observers() if human else {}
+    baselines = streamed_baselines(options, input_path, dataset_root(input_path), dataset.n_classes)
+    # What each capability keeps per row, merged like the statistics (engine.distributed's observers).
+    observers = {**(human.observers() if human else {}), **(baselines.observers() if baselines else {})}
     routing = _routing_histogram(dataset.n_rows)
     check_batch_budget(options, dataset.n_classes)
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:
@@ -147,6 +147,9 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
                               options=recorded_options, execution=execution, diagnostics=diagnostics,
                               seed=options["seed"], resamples=options["resamples"])
     result = replace(result, routing=decided)
+    if baselines is not None:
+        baselines.adopt({"observed": observed})
+        result = baselines.finish(result, dataset, statistics, options, engine, progress_bar)
     if human is not None:
         result = finish_human(result, human, observed["human"], dataset=dataset, engine=engine, options=options,
                               bar=lambda length, label: progress_bar(options, length, label))
@@ -269,6 +272,9 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
         if options.get(key):  # a model run's human labels are read in memory only, so far
             raise click.UsageError(f"{name} is not available in a streamed model run yet; audit the model in "
                                    "memory (--engine memory), or save its predictions and stream those")
+    from .stream_baselines import refuse_model_baselines
+
+    refuse_model_baselines(options)
     from contextlib import nullcontext
 
     from ..engine.scoring import open_model_scoring

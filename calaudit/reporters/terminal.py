@@ -156,9 +156,15 @@ def render(result: AuditResult) -> str:
 
 def _baseline_lines(result: AuditResult) -> list[str]:
     comparison = result.baselines
+    sample = comparison.sample
+    lead = (f"Could it be better? Baselines on the same rows, each row scored out of fold ({comparison.folds} folds, "
+            f"seed {comparison.seed}):")
+    if sample:  # a streamed run: fitted on a sample, measured on every row
+        lead = (f"Could it be better? Baselines {sample['statement']} (a sample stratified by true class, seed "
+                f"{comparison.seed}) and measured on all {sample['of_rows']:,}; no row is scored by a fit that saw "
+                f"it ({comparison.folds} folds within the sample):")
     lines = [
-        f"Could it be better? Baselines on the same rows, each row scored out of fold ({comparison.folds} folds, "
-        f"seed {comparison.seed}):",
+        lead,
         f"  {'Model':<50} {'Accuracy':>9} {'ECE':>8} {'NLL':>8} {'Brier':>8}",
     ]
     for entry in comparison.results:
@@ -168,6 +174,9 @@ def _baseline_lines(result: AuditResult) -> list[str]:
         lines.append("  Temperature scaling never changes a decision: the most probable class stays the same.")
     if comparison.features:
         lines.append(f"  The retrained reference model learned from {comparison.features}.")
+    left_out = ((result.extras.get("execution") or {}).get("baselines") or {}).get("left_out") or {}
+    for key, why in left_out.items():  # a streamed run's --baseline all
+        lines.append(f"  Not run on a streamed audit: {key} ({why}).")
     return lines
 
 

@@ -1,0 +1,167 @@
+"""``--baseline`` on a streamed audit (``calaudit run DIR --baseline temperature``): the
+recalibrations fitted on a stratified sample kept during the audit's pass, then
+measured on every row in a second pass, in this process or on Dask
+(:mod:`calaudit.engine.baseline_maps`; docs/streaming.md, "Baselines").
+
+The retraining baselines stay in-memory only: ``label-smoothing`` retrains a reference
+model and ``soft-labels`` needs human labels; named on a stream, they are a usage
+error saying so, and ``all`` takes the recalibrations (``execution.baselines.left_out``
+names the rest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import click
+
+#: ``all`` on a stream: what it leaves out, and why (``execution.baselines.left_out``).
+LEFT_OUT = {"label-smoothing": "retrains a reference model; not fitted on a sample yet (audit a prediction file "
+                               "with --engine memory for it)"}
+
+
+def streamed_baseline_keys(options: dict[str, Any]) -> list[str]:
+    """The recalibrations ``--baseline`` asks for on a stream; a usage error for a
+    retraining baseline named on its own."""
+    from ..engine.baseline_maps import STREAMED
+
+    chosen = tuple(options.get("baselines") or ())
+    if "label-smoothing" in chosen:
+        raise click.UsageError(
+            "--baseline label-smoothing is not available in a streamed audit: it retrains a reference model (on the "
+            "vendor's log-probabilities when there are no features), which is not fitted on a sample yet; audit a "
+            "prediction file (--engine memory) for it, or stream --baseline temperature, vector, isotonic or "
+            "histogram")
+    if "soft-labels" in chosen:
+        raise click.UsageError(
+            "--baseline soft-labels is not available in a streamed audit: it retrains a reference model on human "
+            "labels (votes_<class> or soft_<class> columns); audit a prediction file with them (--engine memory) "
+            "for it")
+    if "all" in chosen:
+        return list(STREAMED)
+    return [key for key in STREAMED if key in chosen]
+
+
+def refuse_model_baselines(options: dict[str, Any]) -> None:
+    """A streamed ONNX model run has no second pass over saved scores: a usage error."""
+    if options.get("baselines"):
+        raise click.UsageError(
+            "--baseline is not available on a streamed model run (the baselines' second pass would run the model "
+            "again); save its predictions (--save-predictions preds.parquet) and run calaudit run preds.parquet "
+            "--baseline ...")
+
+
+class StreamedBaselines:
+    """The baselines of one streamed run: the sample observer of the first pass, then
+    the fits and the second pass (:meth:`finish`)."""
+
+    def __init__(self, keys: list[str], options: dict[str, Any], root: str | None, cap: int) -> None:
+        self.keys, self.options = keys, options
+        self.factory = partial(_sample, cap=int(cap), seed=int(options["seed"]), root=root)
+        self.sample: Any = None
+
+    def observe(self, batches: Any) -> Any:
+        """The first pass in this process: ``batches``, sampled on the way."""
+        self.sample = self.factory()
+        return self.sample.observe(batches)
+
+    def observers(self) -> dict[str, Any]:
+        """The first pass on Dask: the sample as an observer (``info["observed"]``)."""
+        return {"baseline_sample": self.factory}
+
+    def adopt(self, info: dict[str, Any]) -> None:
+        """The merged sample of a Dask pass."""
+        self.sample = info.get("observed", {}).pop("baseline_sample")
+
+    def finish(self, result: Any, dataset: Any, statistics: Any, options: dict[str, Any], engine: str,
+               progress_bar: Any) -> Any:
+        """``result`` with the baselines (and the temperature-scaled routing): fitted
+        on the sample, measured in a second pass over ``dataset``."""
+        from ..engine.baseline_maps import BaselineEvaluation, fit_baselines, streamed_comparison
+        from .progress import step_progress
+
+        folds, seed = int(options["folds"]), int(options["seed"])
+        with step_progress(options) as progress:
+            progress("Fitting the baselines on the sample", 0, 1)
+            maps = fit_baselines(self.sample, self.keys, folds=folds, seed=seed)
+            progress("Fitting the baselines on the sample", 1, 1)
+        routing = "temperature" in self.keys and result.routing is not None
+        make = partial(BaselineEvaluation, maps, n_bins=options["n_bins"], fine_bins=statistics.fine_bins,
+                       routing=routing, expected_rows=statistics.n_rows)
+        with progress_bar(options, statistics.n_rows, "Scoring the baselines") as bar:
+            if engine == "dask":
+                from ..engine.distributed import dask_statistics
+
+                _, info = dask_statistics(dataset, n_bins=options["n_bins"], scheduler=options["scheduler"],
+                                          progress=bar.update, observers={"baselines": make})
+                evaluation = info["observed"]["baselines"]
+            else:
+                evaluation = make()
+                for batch in evaluation.observe(dataset.batches()):
+                    bar.update(batch.n_rows)
+        if evaluation.rows != statistics.n_rows:  # the files changed between the passes
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError(f"{dataset.source}: the baselines' second pass read {evaluation.rows:,} rows, the "
+                                    f"audit's {statistics.n_rows:,}; expected the files not to change during the audit")
+        comparison = streamed_comparison(statistics, evaluation, self.sample, self.keys, folds=folds, seed=seed)
+        left_out = {key: why for key, why in LEFT_OUT.items() if "all" in (options.get("baselines") or ())}
+        execution = {**result.extras["execution"],
+                     "baselines": {**comparison.sample, "fitted": list(self.keys), "folds": folds,
+                                   "evaluated_on": f"every row ({statistics.n_rows:,}), in a second pass",
+                                   "left_out": left_out}}
+        result = replace(result, baselines=comparison, extras={**result.extras, "execution": execution})
+        if routing and evaluation.routing is not None:
+            result = replace(result, routing=replace(result.routing, recalibrated=_recalibrated(
+                evaluation.routing, result.routing, options)))
+        return result
+
+
+def _sample(**settings: Any) -> Any:
+    from ..engine.row_sample import RowSample
+
+    return RowSample(**settings)
+
+
+def _recalibrated(histogram: Any, routing: Any, options: dict[str, Any]) -> Any:
+    from ..decisions.routing import route_slices
+    from ..engine.baseline_maps import SAMPLE_SCORES
+
+    wanted = tuple(target.target for target in routing.targets)  # the vendor routing's targets
+    return route_slices(histogram.top_slices(), wanted, level=routing.level, scores=SAMPLE_SCORES)
+
+
+def streamed_baselines(options: dict[str, Any], input_path: Path, root: Path,
+                       n_classes: int | None = None) -> StreamedBaselines | None:
+    """The run's streamed baselines, or ``None`` without ``--baseline`` (without
+    ``n_classes``, only the usage errors are checked). ``root`` is the directory a
+    dataset reads from (rows are keyed by their file's path under it), or
+    ``input_path`` itself for a single file (keyed by its name)."""
+    keys = streamed_baseline_keys(options)
+    if not keys or n_classes is None:
+        return None
+    return StreamedBaselines(keys, options, None if root == input_path else str(root),
+                             sample_cap(options, n_classes))
+
+
+def sample_cap(options: dict[str, Any], n_classes: int) -> int:
+    """The sample's cap: ``--baseline-sample``, else :data:`~calaudit.engine.row_sample.DEFAULT_CAP`
+    rows or :data:`~calaudit.engine.row_sample.DEFAULT_CELLS` probabilities, whichever
+    is fewer rows. The sample holds up to twice its cap while it is pruned: a cap whose
+    rows would exceed ``--memory-limit`` is a usage error."""
+    from ..engine.budget import default_memory_limit, format_size
+    from ..engine.row_sample import DEFAULT_CAP, DEFAULT_CELLS, sample_bytes
+
+    given = options.get("baseline_sample")
+    cap = int(given) if given else max(1, min(DEFAULT_CAP, DEFAULT_CELLS // max(n_classes, 1)))
+    limit = options.get("memory_limit") or default_memory_limit()
+    needed = sample_bytes(cap, n_classes)
+    if needed > limit:
+        raise click.UsageError(
+            f"--baseline-sample {cap:,}: a sample of {n_classes:,} classes would need about {format_size(needed)}, "
+            f"over the memory limit of {format_size(limit)}; give a smaller --baseline-sample (at most "
+            f"{max(1, cap * limit // needed):,}) or a larger --memory-limit")
+    return cap
