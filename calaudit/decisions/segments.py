@@ -21,7 +21,6 @@ how a column becomes segments, and which columns cannot, is
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
@@ -36,6 +35,7 @@ from ..stats import bootstrap as bootstrap_module
 from ..stats.binning import equal_width_bin_ids
 from ..stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from ..stats.metrics import DEFAULT_N_BINS, TopLabel, compute_metrics
+from .segment_groups import ColumnLevels, Options, analysis_of_levels, exact_equal_mass, ordered, segment_seed
 from .segment_levels import (  # noqa: F401 - re-exported
     DEFAULT_GROUP_MAX_LEVELS,
     MISSING,
@@ -47,6 +47,7 @@ from .segment_levels import (  # noqa: F401 - re-exported
     levels_or_none,
     quartile_levels,
 )
+from .segment_stats import LevelStatistics
 from .segment_test import (  # noqa: F401 - re-exported
     BENJAMINI_HOCHBERG,
     HOLM,
@@ -116,21 +117,9 @@ def _positive(what: str, value: Any) -> int:
 # ------------------------------------------------------------------ measuring a segment
 
 
-@dataclass(frozen=True)
-class _Options:
-    n_bins: int
-    min_group_size: int
-    resamples: int
-    seed: int
-    level: float
-    alpha: float
-    found_by: str
-
-
-def _segment_seed(seed: int, column: str, value: str) -> int:
-    """A bootstrap seed of its own for each segment, whatever the order of segments."""
-    words = [seed, zlib.crc32(column.encode("utf-8")), zlib.crc32(value.encode("utf-8"))]
-    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint32)[0])
+_Options = Options
+_segment_seed = segment_seed
+_ordered = ordered
 
 
 def _measured(predictions: Predictions, rows: np.ndarray, column: str, value: str, rest: BinCounts,
@@ -157,22 +146,6 @@ def _measured(predictions: Predictions, rows: np.ndarray, column: str, value: st
         p_adjusted=None if p_adjusted is None else float(p_adjusted),
         flagged=bool(p_adjusted is not None and p_adjusted <= options.alpha),
     )
-
-
-def _ordered(segments: list[Segment]) -> tuple[Segment, ...]:
-    """Judged segments worst first (flagged ones first, then by ECE), too-small last
-    (largest first)."""
-    judged = sorted((s for s in segments if not s.too_small),
-                    key=lambda s: (not s.flagged, -s.metrics.get("ece", 0.0), s.column, s.value))
-    small = sorted((s for s in segments if s.too_small), key=lambda s: (-s.n, s.column, s.value))
-    return tuple(judged + small)
-
-
-def _rows_by_code(codes: np.ndarray, n_codes: int) -> list[np.ndarray]:
-    """The rows of each code, in row order (one stable sort, not one scan per code)."""
-    order = np.argsort(codes, kind="stable")
-    bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=n_codes))))
-    return [order[bounds[i]:bounds[i + 1]] for i in range(n_codes)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,52 +226,16 @@ def group_segments(
     resamples = _check_options(n_bins, min_group_size, bootstrap, seed, level, alpha)
     options = _Options(int(n_bins), int(min_group_size), resamples, int(seed), float(level), float(alpha),
                        "group-by")
-    n_rows = predictions.n_samples
-    top = TopLabel.of(predictions.y_true, predictions.y_proba)
-    bin_ids = equal_width_bin_ids(top.confidence, options.n_bins)
-    everything = _Rows.of(top, bin_ids, options.n_bins)
-    columns = [str(name) for name in groups]
-    coded = group_levels(groups, n_rows, max_levels)
-    # Every segment of every column: one stack of bin sums, tested together.
-    entries: list[tuple[str, str, int]] = []  # (column, value, code)
-    parts: list[BinCounts] = []
-    for name, levels in coded.items():
-        parts.append(everything.counts(levels.codes, len(levels.texts)))
-        entries += [(name, text, code) for code, text in enumerate(levels.texts)]
-    stacked = BinCounts.stack(parts, options.n_bins)
-    rest = everything.rests(stacked)
-    sizes = stacked.n.astype(np.int64)
-    judged = sizes >= options.min_group_size
-    testable = np.flatnonzero(judged & (rest.n > 0))
-    max_simulations = simulations_for(testable.size, options.alpha)
-    rng = np.random.default_rng(np.random.SeedSequence([options.seed, 1]))
-    outcome = worse_than_rest_test(stacked.take(testable), rest.take(testable), rng=rng,
-                                   max_simulations=max_simulations, progress=_step(progress, "Testing segments"))
-    p_values = np.full(len(entries), np.nan)
-    adjusted = np.full(len(entries), np.nan)
-    p_values[testable] = outcome.p_value
-    adjusted[testable] = holm(outcome.p_value)
-    rows_of = {name: _rows_by_code(levels.codes, len(levels.texts)) for name, levels in coded.items()}
-    segments = []
-    to_measure, measured = int(judged.sum()), 0
-    for index, (name, text, code) in enumerate(entries):
-        if not judged[index]:
-            if sizes[index] > 0:
-                segments.append(Segment(name, text, int(sizes[index]), "group-by", True))
-            continue
-        tested = not np.isnan(p_values[index])
-        segments.append(_measured(predictions, rows_of[name][code], name, text, rest.take([index]),
-                                  p_values[index] if tested else None, adjusted[index] if tested else None,
-                                  options))
-        measured += 1
-        if progress is not None:
-            progress("Measuring segments", measured, to_measure)
-    return SegmentAnalysis(
-        found_by="group-by", columns=tuple(columns), min_group_size=options.min_group_size, alpha=options.alpha,
-        correction=HOLM, test=TEST, tested=int(testable.size), segments=_ordered(segments),
-        details={"levels": {name: len(levels.texts) for name, levels in coded.items()},
-                 "max_simulations": max_simulations, "stop_after": STOP_AFTER},
-    )
+    y, proba = predictions.y_true, predictions.y_proba
+    coded = group_levels(groups, predictions.n_samples, max_levels)
+    top = TopLabel.of(y, proba)
+    columns = {}
+    for name, levels in coded.items():  # one pass over the rows per column, every level at once
+        n_levels = len(levels.texts)
+        statistics = LevelStatistics.of_codes(levels.codes, n_levels, y, proba, n_bins=options.n_bins, top=top)
+        equal_mass = exact_equal_mass(levels.codes, n_levels, top.confidence, top.correct, options.n_bins)
+        columns[name] = ColumnLevels(levels.texts, statistics, equal_mass)
+    return analysis_of_levels(columns, options, progress=progress)
 
 
 # ------------------------------------------------------------------ --find-segments
