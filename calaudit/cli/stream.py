@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 from .model import model_load_options
 
 #: Options a streamed audit cannot honour yet, with the option's name.
-NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_segments", "--find-segments"),
+NOT_STREAMED = (("baselines", "--baseline"), ("find_segments", "--find-segments"),
                 ("votes_cols", "--votes-cols"), ("soft_cols", "--soft-cols"), ("save_predictions", "--save-predictions"))
 
 
@@ -82,7 +82,7 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
 
 
 #: What a streamed audit leaves out (``execution.not_streamed``).
-LEFT_OUT = ["baselines", "segments", "temperature-scaled routing", "human labels"]
+LEFT_OUT = ["baselines", "segment search (--find-segments)", "temperature-scaled routing", "human labels"]
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],
@@ -100,8 +100,12 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
         from ..engine.distributed import require_dask
 
         require_dask()
-    dataset, fmt = _open_dataset(input_path, options)
+    from .stream_segments import observer_factory
+
+    grouping = observer_factory(options)
+    dataset, fmt = _open_dataset(input_path, options, extra_cols=list(grouping.args[0]) if grouping else None)
     routing = _routing_histogram(dataset.n_rows)
+    observer = grouping() if grouping else None
     check_batch_budget(options, dataset.n_classes)
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:
         try:
@@ -110,12 +114,16 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
 
                 statistics, info = dask_statistics(dataset, n_bins=options["n_bins"], scheduler=options["scheduler"],
                                                    progress=bar.update,
-                                                   window=windows.size if windows is not None else None, routing=True)
+                                                   window=windows.size if windows is not None else None, routing=True,
+                                                   observers={"group_by": grouping} if grouping else None)
+                if grouping:
+                    observer = info.pop("observed")["group_by"]
                 if windows is not None:  # the workers' windows, merged
                     windows = info.pop("windows", None) or windows
                 routing = info.pop("routing_bins")
             else:
                 batches = windows.observe(dataset.batches()) if windows is not None else dataset.batches()
+                batches = observer.observe(batches) if observer is not None else batches
                 statistics, info = stream_statistics(routing.observe(batches), n_bins=options["n_bins"],
                                                      progress=bar.update, expected_rows=dataset.n_rows)
         except InvalidInputError:
@@ -137,6 +145,12 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
                               options=recorded_options, execution=execution, diagnostics=diagnostics,
                               seed=options["seed"], resamples=options["resamples"])
     result = replace(result, routing=decided)
+    if observer is not None:
+        from .stream_segments import group_analysis
+
+        analysis, segments = group_analysis(observer, options, int(result.options["bootstrap"]))
+        result = replace(result, groups=(analysis,),
+                         extras={**result.extras, "execution": {**result.extras["execution"], "segments": segments}})
     if windows is not None:
         from ..engine.windows import window_extras
         from .progress import step_progress
@@ -200,9 +214,10 @@ def _filter_hint(options: dict[str, Any]) -> str:
     return ""
 
 
-def _open_dataset(input_path: Path, options: dict[str, Any]) -> tuple[Any, str]:
-    """The batches' source: a CSV file, or Parquet files (a directory, a glob, a file)."""
-    settings = dict(label_col=options["label_col"], prob_cols=options["prob_cols"], score_col=options["score_col"],
+def _open_dataset(input_path: Path, options: dict[str, Any], extra_cols: list[str] | None = None) -> tuple[Any, str]:
+    """The batches' source: a CSV file, or Parquet files (a directory, a glob, a file),
+    reading ``extra_cols`` into the batches too."""
+    settings = dict(extra_cols=tuple(extra_cols or ()), label_col=options["label_col"], prob_cols=options["prob_cols"], score_col=options["score_col"],
                     class_names=options["classes"], logits=options["logits"],
                     row_sum_tolerance=options["row_sum_tol"], batch_rows=options["batch_rows"])
     name = input_path.name.lower()
@@ -251,6 +266,9 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
     ``--save-predictions`` is written batch by batch, atomically
     (:mod:`calaudit.engine.writer`)."""
     refuse_unstreamed({**options, "save_predictions": None})
+    if options.get("group_by"):  # a model run's segment columns are beside its data, not in its scores
+        raise click.UsageError("--group-by is not available when a model is run batch by batch yet; save the "
+                               "predictions (--save-predictions) and audit that file with --group-by")
     from contextlib import nullcontext
 
     from ..engine.scoring import open_model_scoring

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..result import Segment, SegmentAnalysis
 from .segment_draws import basic_intervals, level_draws
+from .segment_levels import MISSING
 from .segment_stats import LevelStatistics, metric_names
 from .segment_test import HOLM, STOP_AFTER, TEST, BinCounts, holm, simulations_for, worse_than_rest_test
 
@@ -101,9 +102,22 @@ def exact_equal_mass(codes: np.ndarray, n_levels: int, confidence: np.ndarray, c
     return EqualMass(count, moments, ece)
 
 
+def in_text_order(column: ColumnLevels) -> ColumnLevels:
+    """The column's levels in the order of their texts, ``"(missing)"`` last: the order
+    the test draws in, the same whichever order the rows (or a stream's partitions) came in."""
+    texts = column.texts
+    order = np.array(sorted(range(len(texts)), key=lambda i: (texts[i] == MISSING, texts[i])), dtype=np.intp)
+    mass = column.equal_mass
+    return ColumnLevels(tuple(texts[i] for i in order), column.statistics.take(order),
+                        EqualMass(mass.count[order], mass.moments[order], mass.ece[order],
+                                  None if mass.bound is None else mass.bound[order]))
+
+
 def analysis_of_levels(columns: Mapping[str, ColumnLevels], options: Options, *, progress: Progress | None = None,
                        details: dict[str, Any] | None = None) -> SegmentAnalysis:
-    """The ``--group-by`` analysis of every column's levels (module docstring)."""
+    """The ``--group-by`` analysis of every column's levels (module docstring); levels
+    are taken in the order of their texts (:func:`in_text_order`)."""
+    columns = {name: in_text_order(column) for name, column in columns.items()}
     entries: list[tuple[str, str, int]] = []  # (column, value, level)
     parts: list[BinCounts] = []
     rests: list[BinCounts] = []

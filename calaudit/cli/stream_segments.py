@@ -1,0 +1,66 @@
+"""``--group-by`` in a streamed run (``--engine stream`` or ``dask``): the options turned
+into a :class:`~calaudit.engine.segment_observer.GroupByObserver` and its analysis.
+
+:mod:`calaudit.cli.stream` asks for the group columns in the batches (``extra_cols``),
+wraps the batches (or hands the factory to the Dask workers), and attaches the analysis
+to the result; ``execution.segments`` says what is exact and what is bounded.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import click
+
+
+def group_by_columns(options: dict[str, Any]) -> list[str]:
+    """The ``--group-by`` columns, each once; a usage error for a column the audit
+    measures (the label, a probability or score column), as in memory."""
+    names = list(dict.fromkeys(options.get("group_by") or ()))
+    measured = {options.get("label_col")} | set(options.get("prob_cols") or ()) | {options.get("score_col")}
+    for name in names:
+        if name == options.get("label_col"):
+            raise click.UsageError(
+                f"--group-by {name}: {name!r} is the true class, not a segment of the cases; calibration class by "
+                "class is the classwise ECE, already in the audit: group by a column that describes the cases")
+        if name in measured:
+            raise click.UsageError(
+                f"--group-by {name}: {name!r} is one of the model's probability columns, not a segment of the "
+                "cases; the reliability table already groups the cases by the model's score")
+    return names
+
+
+def observer_factory(options: dict[str, Any]) -> Any:
+    """A picklable factory of the run's observer (``None`` without ``--group-by``)."""
+    names = group_by_columns(options)
+    if not names:
+        return None
+    from ..engine.segment_observer import GroupByObserver
+
+    return partial(GroupByObserver, names, options["n_bins"], options["max_levels"])
+
+
+def group_analysis(observer: Any, options: dict[str, Any], resamples: int, level: float = 0.95) -> tuple[Any, dict]:
+    """The ``--group-by`` analysis of the merged observer, and ``execution.segments``."""
+    from ..decisions.segment_groups import Options
+    from ..decisions.segments import DEFAULT_ALPHA, DEFAULT_MIN_GROUP_SIZE
+    from ..engine.segment_observer import streamed_group_analysis
+    from .progress import step_progress
+
+    settings = Options(int(options["n_bins"]), int(options.get("min_group_size") or DEFAULT_MIN_GROUP_SIZE),
+                       int(resamples), int(options["seed"]), float(level), DEFAULT_ALPHA, "group-by")
+    with step_progress(options) as progress:
+        analysis = streamed_group_analysis(observer, settings, progress=progress)
+    details = analysis.details
+    execution = {
+        "group_by": list(analysis.columns),
+        "exact": ["n", "accuracy", "ece", "mce", "classwise_ece", "brier", "nll", "confidence_gap", "brier_positive",
+                  "positive_ece", "rest_ece", "p_value", "p_adjusted", "intervals except ece_equal_mass's"],
+        "approximate": ["ece_equal_mass"],
+        "ece_equal_mass_bound": details["ece_equal_mass_bound"],
+        "bounded_by": f"--max-levels {options['max_levels']:,} levels per column; per level "
+                      f"{details['fine_bins_per_level']:,} fine bins of the confidence",
+        "statistics_bytes": details["statistics_bytes"],
+    }
+    return analysis, execution
