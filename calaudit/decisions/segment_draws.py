@@ -37,7 +37,7 @@ def _bin_draws(rng: np.random.Generator, n: int, count: np.ndarray, moments: np.
     the drawn group counts' matrix ``(resamples, groups)`` with the groups' keys."""
     flat = count.reshape(-1)
     keys = np.flatnonzero(flat)
-    counts = rng.multinomial(n, flat[keys] / n, size=resamples).astype(np.float64)
+    counts = multinomial_counts(rng, n, flat[keys], resamples)
     bins = keys // 2
     occupied, which = np.unique(bins, return_inverse=True)
     onehot = np.zeros((keys.size, occupied.size))
@@ -54,6 +54,26 @@ def _bin_draws(rng: np.random.Generator, n: int, count: np.ndarray, moments: np.
         spread = counts @ (onehot * variance[:, None])
         value = centre + np.sqrt(spread) * rng.standard_normal(centre.shape)
     return right, total, value, counts
+
+
+#: A family of ``G`` groups and ``n`` rows draws its counts row by row when ``n`` is at
+#: most this many times ``G`` (an index per resampled row: cheaper than ``G`` binomials then).
+ROWS_PER_GROUP = 4
+
+
+def multinomial_counts(rng: np.random.Generator, n: int, rows: np.ndarray, resamples: int) -> np.ndarray:
+    """``resamples`` draws of the multinomial law of ``n`` rows over groups of ``rows``
+    rows each (float64 ``(resamples, groups)``). Few rows per group: each resampled
+    row is a uniform index into the ``n`` rows laid out group by group (the bootstrap's
+    own definition); else numpy's multinomial (one binomial per group). Both draw the
+    same law; which one is used depends on ``n`` and the groups only."""
+    groups = rows.shape[0]
+    if n > ROWS_PER_GROUP * groups:
+        return rng.multinomial(n, rows / n, size=resamples).astype(np.float64)
+    layout = np.repeat(np.arange(groups, dtype=np.intp), rows.astype(np.intp))
+    picked = layout[rng.integers(0, n, size=(resamples, n))]
+    picked += (np.arange(resamples, dtype=np.intp) * groups)[:, None]
+    return np.bincount(picked.reshape(-1), minlength=resamples * groups).reshape(resamples, groups).astype(np.float64)
 
 
 def _total_draw(rng: np.random.Generator, counts: np.ndarray, rows: np.ndarray, total: np.ndarray,
