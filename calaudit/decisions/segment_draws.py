@@ -13,13 +13,14 @@ The draws are the method's, two steps cheaper:
   the Brier and NLL totals as one normal over all groups: the same law with fewer
   draws (a sum of independent normals is normal).
 
-Each segment has its own random stream (seeded from the run's seed and the segment's
-column and value), so its intervals do not depend on which other segments are measured;
+Each segment has its own random streams, one per family (seeded from the run's seed,
+the segment's column and value, and the family's name), so its intervals do not depend on which other segments are measured;
 an in-memory and a streamed run draw the same numbers from the same sums.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Collection
 
 import numpy as np
@@ -66,9 +67,12 @@ def multinomial_counts(rng: np.random.Generator, n: int, rows: np.ndarray, resam
     rows each (float64 ``(resamples, groups)``). Few rows per group: each resampled
     row is a uniform index into the ``n`` rows laid out group by group (the bootstrap's
     own definition); else numpy's multinomial (one binomial per group). Both draw the
-    same law; which one is used depends on ``n`` and the groups only."""
+    same law; which one is used depends on ``n`` and the groups only (and on whether
+    the groups hold whole rows)."""
     groups = rows.shape[0]
-    if n > ROWS_PER_GROUP * groups:
+    # Shared rows (a stream's equal-mass bins share a cut fine bin by rank) are no
+    # layout of whole rows: those take the binomials.
+    if n > ROWS_PER_GROUP * groups or not np.array_equal(rows, np.round(rows)):
         return rng.multinomial(n, rows / n, size=resamples).astype(np.float64)
     layout = np.repeat(np.arange(groups, dtype=np.intp), rows.astype(np.intp))
     picked = layout[rng.integers(0, n, size=(resamples, n))]
@@ -91,7 +95,12 @@ def level_draws(stats: LevelStatistics, level: int, mass_count: np.ndarray, mass
     ``mass_count`` ``(n_bins, 2)`` and ``mass_moments`` ``(n_bins, 2, 2)``: the level's
     equal-mass bins by outcome, with the sums of ``c`` and ``c**2`` (exact from the rows
     in memory, shared by rank from the fine histogram in a stream)."""
-    rng = np.random.default_rng(seed)
+    def stream(family: str) -> np.random.Generator:
+        # One generator per family: the equal-mass draws, which a stream makes from shared
+        # rows, leave the other families' draws as in memory.
+        return np.random.default_rng([seed, zlib.crc32(family.encode())])
+
+    rng = stream("top")
     n = int(stats.top_count[level].sum())
     out: dict[str, np.ndarray] = {}
     top_count, top_moments = stats.top_count[level], stats.top_moments[level]
@@ -108,13 +117,14 @@ def level_draws(stats: LevelStatistics, level: int, mass_count: np.ndarray, mass
     out["brier"] = _total_draw(rng, counts, rows, flat[:, 2], flat[:, 3]) / n
     out["nll"] = _total_draw(rng, counts, rows, flat[:, 4], flat[:, 5]) / n
     if "ece_equal_mass" in names:
-        mass_right, _, mass_confidence, _ = _bin_draws(rng, n, np.asarray(mass_count), mass_moments, resamples)
+        mass_right, _, mass_confidence, _ = _bin_draws(stream("mass"), n, np.asarray(mass_count), mass_moments, resamples)
         out["ece_equal_mass"] = np.abs(mass_right - mass_confidence).sum(axis=1) / n
     if "classwise_ece" in names:
         n_classes = stats.n_classes
         classes = range(n_classes) if n_classes > 2 else (1,)
         weight = 1.0 if n_classes > 2 else 2.0  # binary: class 0's column mirrors class 1's
         terms = np.zeros(resamples)
+        rng = stream("classwise")
         for k in classes:  # one family per class column, as the audit's grouped bootstrap draws them
             hits, _, value, _ = _bin_draws(rng, n, stats.class_count[level, k], stats.class_moments[level, k],
                                            resamples)
@@ -122,6 +132,7 @@ def level_draws(stats: LevelStatistics, level: int, mass_count: np.ndarray, mass
         out["classwise_ece"] = terms / n_classes
     if stats.n_classes == 2 and ("positive_ece" in names or "brier_positive" in names):
         count = stats.class_count[level, 1]
+        rng = stream("positive")
         hits, _, value, counts = _bin_draws(rng, n, count, stats.class_moments[level, 1], resamples)
         out["positive_ece"] = np.abs(hits - value).sum(axis=1) / n
         keys = np.flatnonzero(count.reshape(-1))
