@@ -35,6 +35,7 @@ from ..stats import bootstrap as bootstrap_module
 from ..stats.binning import equal_width_bin_ids
 from ..stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from ..stats.metrics import DEFAULT_N_BINS, TopLabel, compute_metrics
+from ..stats.row_hash import mix, position_keys, uniform
 from .segment_groups import ColumnLevels, Options, analysis_of_levels, exact_equal_mass, ordered, segment_seed
 from .segment_levels import (  # noqa: F401 - re-exported
     DEFAULT_GROUP_MAX_LEVELS,
@@ -241,12 +242,34 @@ def group_segments(
 # ------------------------------------------------------------------ --find-segments
 
 
-def search_split(n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The search half and the measure half of ``n_rows`` rows (sorted row indices),
-    split at random with ``seed``: the search half has ``n_rows // 2`` rows."""
-    order = np.random.default_rng(np.random.SeedSequence([seed, 2])).permutation(n_rows)
-    half = n_rows // 2
-    return np.sort(order[:half]), np.sort(order[half:])
+#: Salt of the search/measure split's hash (with the run's seed).
+SPLIT_SALT = 2
+
+
+def search_half(keys: np.ndarray, seed: int) -> np.ndarray:
+    """Which rows are in the search half: ``uniform(keys, seed) < 1/2`` on a hash of each
+    row's identity (:mod:`calaudit.stats.row_hash`), salted with the seed. A row's half
+    depends on its key and the seed only, so a stream, a Dask run and an in-memory run
+    of the same rows split them alike, whatever the batches or partitions."""
+    return uniform(mix(np.asarray(keys, dtype=np.uint64), SPLIT_SALT), int(seed)) < 0.5
+
+
+def position_row_keys(n_rows: int, label: str = "") -> np.ndarray:
+    """The keys of rows known by their position: a single file's rows (``label`` ``""``),
+    or those of the file ``label`` of a dataset (its path relative to the dataset)."""
+    return position_keys(label, np.arange(n_rows, dtype=np.int64))
+
+
+def search_split(n_rows: int, seed: int, keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The search half and the measure half of ``n_rows`` rows (sorted row indices) by
+    :func:`search_half` of ``keys`` (default: each row's position, :func:`position_row_keys`).
+    Each row falls in either half with probability 1/2, whatever its values: the
+    halves' sizes are binomial, about ``n_rows / 2`` each."""
+    keys = position_row_keys(n_rows) if keys is None else keys
+    if keys.shape[0] != n_rows:
+        raise ValueError(f"{keys.shape[0]} row keys for {n_rows} rows")
+    inside = search_half(keys, seed)
+    return np.flatnonzero(inside), np.flatnonzero(~inside)
 
 
 @dataclass(frozen=True, eq=False)
@@ -325,6 +348,7 @@ def find_segments(
     max_levels: int = DEFAULT_MAX_LEVELS,
     max_selected: int = DEFAULT_MAX_SELECTED,
     progress: Progress | None = None,
+    row_keys: np.ndarray | None = None,
 ) -> SegmentAnalysis:
     """Search ``columns`` for the worst-calibrated segments (``found_by="search"``).
 
@@ -333,7 +357,8 @@ def find_segments(
     skipped, and said so in ``details``), a numeric column cut
     at its quartiles (one with at most ``NUMERIC_AS_LEVELS`` distinct values is
     taken value by value), and every pair of levels from two columns (``"a & b"`` /
-    ``"x & y"``). The rows are split at random (``search_split``): each candidate with
+    ``"x & y"``). The rows are split by a seeded hash of each row's identity
+    (``row_keys``, uint64 per row: default its position, :func:`search_split`): each candidate with
     at least ``min_group_size`` rows of the search half is tested there
     (:func:`worse_than_rest_test`) and the p-values screened with Benjamini-Hochberg at
     ``alpha``; at most ``max_selected`` survivors, worst first (largest ECE above what
@@ -350,7 +375,7 @@ def find_segments(
     options = _Options(int(n_bins), int(min_group_size), resamples, int(seed), float(level), float(alpha),
                        "search")
     n_rows = predictions.n_samples
-    search_rows, measure_rows = search_split(n_rows, options.seed)
+    search_rows, measure_rows = search_split(n_rows, options.seed, row_keys)
     top = TopLabel.of(predictions.y_true, predictions.y_proba)
     bin_ids = equal_width_bin_ids(top.confidence, options.n_bins)
     names: list[str] = []
@@ -443,8 +468,8 @@ def find_segments(
         if progress is not None:
             progress("Measuring segments", int(judged[:position + 1].sum()), int(judged.sum()))
     details = {
-        "split": "random halves of the rows (seeded): candidates tested on the search half, the kept ones "
-                 "measured on the measure half",
+        "split": "halves by a seeded hash of each row's position (or id): candidates tested on the search "
+                 "half, the kept ones measured on the measure half",
         "search_rows": int(search_rows.size),
         "measure_rows": int(measure_rows.size),
         "columns_searched": names,

@@ -51,13 +51,13 @@ def _number_text(text: str) -> str | None:
     """The in-memory text of a CSV value that reads as a number, else ``None``."""
     import pandas as pd
 
-    from ..decisions.segment_levels import _value_text
+    from ..decisions.segment_levels import value_text
     from ..predictions.labels import csv_texts
 
     number = pd.to_numeric(pd.Series([text]), errors="coerce").iloc[0]
     if pd.isna(number):
         return None
-    return _value_text(number, csv_texts(np.array([number]))[0])
+    return value_text(number, csv_texts(np.array([number]))[0])
 
 
 class _Column:
@@ -211,10 +211,10 @@ class GroupByObserver:
 
 def sketched_equal_mass(statistics: LevelStatistics) -> EqualMass:
     """Each level's equal-mass bins from its fine histogram: a fine bin a boundary cuts
-    is shared by rank (:func:`calaudit.engine.resample._rank_shared_sums`), the ECE's
+    is shared by rank (:func:`calaudit.engine.resample.rank_shared_sums`), the ECE's
     distance to the exact one bounded as the audit's sketch bounds it."""
-    from .resample import _rank_shared_sums
-    from .sketch import _ece_bound, _equal_mass_sketch
+    from .resample import rank_shared_sums
+    from .sketch import equal_mass_ece_bound
 
     n_levels, n_bins = statistics.n_levels, statistics.n_bins
     count = np.zeros((n_levels, n_bins, 2))
@@ -224,11 +224,11 @@ def sketched_equal_mass(statistics: LevelStatistics) -> EqualMass:
     sizes = statistics.n
     for level in np.flatnonzero(sizes > 0):  # levels, not rows
         fine_count, fine_moments = statistics.fine_count[level], statistics.fine_moments[level]
-        shared, sums = _rank_shared_sums(fine_count, fine_moments, n_bins)
+        shared, sums = rank_shared_sums(fine_count, fine_moments, n_bins)
         count[level] = shared.reshape(n_bins, 2)
         moments[level] = sums.reshape(n_bins, 2, 2)
         ece[level] = np.abs(count[level, :, 1] - moments[level, :, :, 0].sum(axis=1)).sum() / sizes[level]
-        bound[level] = _ece_bound(_equal_mass_sketch(fine_count, fine_moments, n_bins), int(sizes[level]))
+        bound[level] = equal_mass_ece_bound(fine_count, fine_moments, n_bins, int(sizes[level]))
     return EqualMass(count, moments, ece, bound)
 
 
