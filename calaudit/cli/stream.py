@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 from .model import model_load_options
 
 #: Options a streamed audit cannot honour yet, with the option's name.
-NOT_STREAMED = (("baselines", "--baseline"), ("find_segments", "--find-segments"),
+NOT_STREAMED = (("baselines", "--baseline"),
                 ("votes_cols", "--votes-cols"), ("soft_cols", "--soft-cols"), ("save_predictions", "--save-predictions"))
 
 
@@ -82,7 +82,7 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
 
 
 #: What a streamed audit leaves out (``execution.not_streamed``).
-LEFT_OUT = ["baselines", "segment search (--find-segments)", "temperature-scaled routing", "human labels"]
+LEFT_OUT = ["baselines", "temperature-scaled routing", "human labels"]
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],
@@ -103,9 +103,20 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     from .stream_segments import observer_factory
 
     grouping = observer_factory(options)
-    dataset, fmt = _open_dataset(input_path, options, extra_cols=list(grouping.args[0]) if grouping else None)
+    extra = list(grouping.args[0]) if grouping else []
+    searching = None
+    if options.get("find_segments"):
+        from .stream_segments import search_columns, search_factory
+
+        first, _ = _open_dataset(input_path, options)
+        columns = search_columns(first, options)
+        searching = search_factory(columns, options, len(first.files), str(dataset_root(input_path)))
+        extra = list(dict.fromkeys(extra + columns))
+    dataset, fmt = _open_dataset(input_path, options, extra_cols=extra)
     routing = _routing_histogram(dataset.n_rows)
     observer = grouping() if grouping else None
+    search = searching() if searching else None
+    observers = {name: factory for name, factory in (("group_by", grouping), ("search", searching)) if factory}
     check_batch_budget(options, dataset.n_classes)
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:
         try:
@@ -115,15 +126,16 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
                 statistics, info = dask_statistics(dataset, n_bins=options["n_bins"], scheduler=options["scheduler"],
                                                    progress=bar.update,
                                                    window=windows.size if windows is not None else None, routing=True,
-                                                   observers={"group_by": grouping} if grouping else None)
-                if grouping:
-                    observer = info.pop("observed")["group_by"]
+                                                   observers=observers or None)
+                observed = info.pop("observed", {})
+                observer, search = observed.get("group_by"), observed.get("search")
                 if windows is not None:  # the workers' windows, merged
                     windows = info.pop("windows", None) or windows
                 routing = info.pop("routing_bins")
             else:
                 batches = windows.observe(dataset.batches()) if windows is not None else dataset.batches()
                 batches = observer.observe(batches) if observer is not None else batches
+                batches = search.observe(batches) if search is not None else batches
                 statistics, info = stream_statistics(routing.observe(batches), n_bins=options["n_bins"],
                                                      progress=bar.update, expected_rows=dataset.n_rows)
         except InvalidInputError:
@@ -151,6 +163,24 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
         analysis, segments = group_analysis(observer, options, int(result.options["bootstrap"]))
         result = replace(result, groups=(analysis,),
                          extras={**result.extras, "execution": {**result.extras["execution"], "segments": segments}})
+    if search is not None:
+        from .stream_segments import search_analysis
+
+        def reread(factory: Any) -> Any:  # steps 2 and 3 of the search: the data read again
+            if engine == "dask":
+                from ..engine.distributed import dask_statistics
+
+                _, found = dask_statistics(dataset, n_bins=options["n_bins"], scheduler=options["scheduler"],
+                                           observers={"search": factory})
+                return found["observed"]["search"]
+            reading = factory()
+            for _ in reading.observe(dataset.batches()):
+                pass
+            return reading
+
+        analysis, searched = search_analysis(search, reread, options, int(result.options["bootstrap"]))
+        result = replace(result, groups=(*result.groups, analysis), extras={
+            **result.extras, "execution": {**result.extras["execution"], "segment_search": searched}})
     if windows is not None:
         from ..engine.windows import window_extras
         from .progress import step_progress
@@ -266,9 +296,10 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
     ``--save-predictions`` is written batch by batch, atomically
     (:mod:`calaudit.engine.writer`)."""
     refuse_unstreamed({**options, "save_predictions": None})
-    if options.get("group_by"):  # a model run's segment columns are beside its data, not in its scores
-        raise click.UsageError("--group-by is not available when a model is run batch by batch yet; save the "
-                               "predictions (--save-predictions) and audit that file with --group-by")
+    for key, name in (("group_by", "--group-by"), ("find_segments", "--find-segments")):
+        if options.get(key):  # a model run's segment columns are beside its data, not in its scores
+            raise click.UsageError(f"{name} is not available when a model is run batch by batch yet; save the "
+                                   f"predictions (--save-predictions) and audit that file with {name}")
     from contextlib import nullcontext
 
     from ..engine.scoring import open_model_scoring

@@ -64,3 +64,42 @@ def group_analysis(observer: Any, options: dict[str, Any], resamples: int, level
         "statistics_bytes": details["statistics_bytes"],
     }
     return analysis, execution
+
+
+def search_columns(dataset: Any, options: dict[str, Any]) -> list[str]:
+    """The columns ``--find-segments`` searches in a stream: every column but the label,
+    the probability or score columns and the time column (as in memory: the prediction
+    file's other columns), hive partition keys included."""
+    measured = {dataset.label_column, *dataset.probability_columns, options.get("score_col"), options.get("time_col")}
+    return [name for name in dataset.column_names if name not in measured]
+
+
+def search_factory(columns: list[str], options: dict[str, Any], n_files: int, root: str) -> Any:
+    """A picklable factory of step 1 of the streamed search (:mod:`calaudit.engine.segment_search`)."""
+    from ..decisions.segments import DEFAULT_MAX_LEVELS
+    from ..engine.segment_search import ColumnsObserver, RowKeys
+
+    return partial(ColumnsObserver, columns, DEFAULT_MAX_LEVELS, RowKeys(n_files == 1, root, int(options["seed"])))
+
+
+def search_analysis(observer: Any, reread: Any, options: dict[str, Any], resamples: int,
+                    level: float = 0.95) -> tuple[Any, dict]:
+    """The streamed ``--find-segments`` analysis and ``execution.segment_search``."""
+    from ..decisions.segment_groups import Options
+    from ..decisions.segments import DEFAULT_ALPHA, DEFAULT_MAX_SELECTED, DEFAULT_MIN_GROUP_SIZE
+    from ..engine.segment_search import streamed_search
+    from .progress import step_progress
+
+    settings = Options(int(options["n_bins"]), int(options.get("min_group_size") or DEFAULT_MIN_GROUP_SIZE),
+                       int(resamples), int(options["seed"]), float(level), DEFAULT_ALPHA, "search")
+    with step_progress(options) as progress:
+        analysis = streamed_search(observer, reread, settings, max_selected=DEFAULT_MAX_SELECTED, progress=progress)
+    details = analysis.details
+    execution = {
+        "reads": details["reads"],
+        "exact": ["the halves", "the candidates and their search-half tests", "the kept segments' n, metrics but "
+                  "ece_equal_mass, rest_ece, p-values, flags and intervals but ece_equal_mass's"],
+        "approximate": ["ece_equal_mass of the kept segments (from a fine histogram)"],
+        "bounded_by": details["bounded"],
+    }
+    return analysis, execution

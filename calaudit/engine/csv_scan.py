@@ -69,6 +69,8 @@ class CsvPredictionFile:
     fmt: str
     #: Other columns read into :attr:`Batch.columns`, as the text the file holds.
     extra_columns: tuple[str, ...] = ()
+    #: Every column of the header (what the segment search may read).
+    column_names: tuple[str, ...] = ()
 
     # The same reading of the same attributes as a Parquet dataset's.
     n_classes = PredictionDataset.n_classes
@@ -163,7 +165,7 @@ def open_csv_predictions(
         source=shown, files=(shown,), n_rows=line_count(path) if fmt == "csv" else None, class_names=names,
         probability_columns=tuple(probability_columns), label_column=label_col, score_column=score_col,
         logits=logits, row_sum_tolerance=row_sum_tolerance, batch_rows=int(batch_rows), fmt=fmt,
-        extra_columns=tuple(dict.fromkeys(str(name) for name in extra_cols)),
+        extra_columns=tuple(dict.fromkeys(str(name) for name in extra_cols)), column_names=tuple(columns),
     )
 
 

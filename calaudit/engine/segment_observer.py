@@ -36,7 +36,7 @@ from ..decisions.segment_stats import LEVEL_FINE_BINS, LevelStatistics
 from ..errors import UsageError
 
 
-def _normalised(values: np.ndarray) -> np.ndarray:
+def normalised_values(values: np.ndarray) -> np.ndarray:
     """A batch's values as the in-memory reader holds them: blank text is missing."""
     if values.dtype.kind != "O":
         return values
@@ -47,7 +47,7 @@ def _normalised(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _number_text(text: str) -> str | None:
+def number_text(text: str) -> str | None:
     """The in-memory text of a CSV value that reads as a number, else ``None``."""
     import pandas as pd
 
@@ -77,7 +77,7 @@ class _Column:
             level = self.index.get(text)
             if level is None:
                 level = self.index[text] = len(self.as_number)
-                self.as_number.append(_number_text(text) if is_text else text)
+                self.as_number.append(number_text(text) if is_text else text)
                 self.is_text.append(is_text)
             out.append(level)
         if has_missing:
@@ -138,7 +138,7 @@ class GroupByObserver:
 
     def add(self, batch: Any) -> None:
         for name in self.columns:
-            values = _normalised(np.asarray(batch.column(name)))
+            values = normalised_values(np.asarray(batch.column(name)))
             levels = levels_or_none(name, values, batch.n_rows, None)
             column = self.state[name]
             if levels is None:  # every value missing in this batch
