@@ -5,10 +5,11 @@ whole column to choose its candidates, the search half's reliability curve befor
 tests, and the screen's outcome before it measures. A stream reads the data three times:
 
 1. :class:`ColumnsObserver` (during the audit's own pass): each column's distinct
-   values (at most ``max(max_levels, 10)`` are kept; more: the column is skipped, or
-   cut at its quartiles if numeric), its rows, whether it holds numbers and whether a
-   whole-number column repeats a value (the id rule, exact up to
-   :data:`DISTINCT_CAP` distinct numbers), the search half's rows of smallest hash for
+   values (the texts of at most ``max(max_levels, 10)`` are kept; more: the column is
+   skipped, or cut at its quartiles if numeric), its rows, whether it holds numbers,
+   and its number of distinct values (hashes of the texts, or the numbers: the id
+   rule, exact up to :data:`DISTINCT_CAP` distinct values; past it a text column is
+   skipped for its many values and a number column taken as an id), the search half's rows of smallest hash for
    the quartile cuts (:data:`~calaudit.decisions.segment_search.QUARTILE_SAMPLE`), and
    the search half's reliability-curve sums;
 2. :class:`CandidateObserver`: every level's and every pair of levels' bin sums on the
@@ -79,6 +80,12 @@ def _batch_texts(name: str, values: np.ndarray, n_rows: int) -> tuple[np.ndarray
     return levels.codes, list(levels.texts[:levels.distinct]), is_text, levels.numbers
 
 
+def _capped_union(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """The distinct values of both, or ``None`` past :data:`DISTINCT_CAP`."""
+    merged = np.union1d(a, b)
+    return merged if merged.size <= DISTINCT_CAP else None
+
+
 class _ColumnFacts:
     """Step 1's facts of one column (mergeable)."""
 
@@ -89,11 +96,17 @@ class _ColumnFacts:
         self.present = 0
         self.numbers_only = True  # every value present is a number (or text that reads as one)
         self.distinct_numbers: np.ndarray | None = np.zeros(0)  # None: more than DISTINCT_CAP
+        self.distinct_texts: np.ndarray | None = np.zeros(0, dtype=np.uint64)  # hashes; None: more than DISTINCT_CAP
         self.sample_keys = np.zeros(0, dtype=np.uint64)
         self.sample_values = np.zeros(0)
 
     def add(self, texts: list[str], is_text: bool, present: int) -> None:
         self.present += present
+        if texts and self.distinct_texts is not None:
+            import pandas as pd
+
+            hashes = np.asarray(pd.util.hash_array(np.asarray(texts, dtype=object), categorize=False), np.uint64)
+            self.distinct_texts = _capped_union(self.distinct_texts, hashes)
         for text in texts:
             if text in self.texts or self.overflow:
                 continue
@@ -106,8 +119,7 @@ class _ColumnFacts:
         """A batch's numbers (NaN: missing), ``keys`` the sample hash of its search-half rows (else 0)."""
         present = np.isfinite(numbers)
         if self.distinct_numbers is not None:
-            merged = np.union1d(self.distinct_numbers, numbers[present])
-            self.distinct_numbers = merged if merged.size <= DISTINCT_CAP else None
+            self.distinct_numbers = _capped_union(self.distinct_numbers, numbers[present])
         chosen = keys > 0  # the search half's rows, missing values too (as in memory: then dropped)
         self.keep_sample(keys[chosen], numbers[chosen])
 
@@ -128,11 +140,9 @@ class _ColumnFacts:
         out.overflow = self.overflow or other.overflow or len(out.texts) > out.cap
         out.present = self.present + other.present
         out.numbers_only = self.numbers_only and other.numbers_only
-        if self.distinct_numbers is None or other.distinct_numbers is None:
-            out.distinct_numbers = None
-        else:
-            merged = np.union1d(self.distinct_numbers, other.distinct_numbers)
-            out.distinct_numbers = merged if merged.size <= DISTINCT_CAP else None
+        for name in ("distinct_numbers", "distinct_texts"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            setattr(out, name, None if mine is None or theirs is None else _capped_union(mine, theirs))
         out.sample_keys, out.sample_values = self.sample_keys, self.sample_values
         out.keep_sample(other.sample_keys, other.sample_values)
         return out
@@ -222,10 +232,13 @@ class ColumnsObserver:
             if facts.present == 0:
                 skipped[name] = "empty in every row"
                 continue
-            many = facts.overflow and not numeric
+            many = False  # more distinct text values than DISTINCT_CAP: skipped, not counted
             if numeric and facts.overflow:
                 numbers = facts.distinct_numbers  # None: more than DISTINCT_CAP, taken as an id
                 distinct = len(numbers) if numbers is not None else facts.present
+            elif facts.overflow:
+                many = facts.distinct_texts is None
+                distinct = DISTINCT_CAP if many else len(facts.distinct_texts)
             why = None if many else _id_like(distinct, facts.present, numeric, facts.distinct_numbers)
             if why is not None:
                 skipped[name] = why
@@ -237,7 +250,7 @@ class ColumnsObserver:
                 features.append(Feature(name, tuple(texts), None, np.asarray(cuts[name]), True))
                 continue
             if many or distinct > self.max_levels:
-                shown = f"more than {facts.cap:,}" if many else f"{distinct:,}"
+                shown = f"more than {DISTINCT_CAP:,}" if many else f"{distinct:,}"
                 skipped[name] = f"{shown} distinct values (at most {self.max_levels:,} are searched)"
                 continue
             all_texts = texts + ([MISSING] if self.has_missing[name] else [])
