@@ -109,8 +109,9 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
         from .stream_segments import search_columns, search_factory
 
         first, _ = _open_dataset(input_path, options)
-        columns = search_columns(first, options)
-        searching = search_factory(columns, options, len(first.files), str(dataset_root(input_path)))
+        root = str(dataset_root(input_path))
+        columns = search_columns(first, options, root)
+        searching = search_factory(columns, options, len(first.files), root)
         extra = list(dict.fromkeys(extra + columns))
     dataset, fmt = _open_dataset(input_path, options, extra_cols=extra)
     routing = _routing_histogram(dataset.n_rows)

@@ -66,12 +66,23 @@ def group_analysis(observer: Any, options: dict[str, Any], resamples: int, level
     return analysis, execution
 
 
-def search_columns(dataset: Any, options: dict[str, Any]) -> list[str]:
+def search_columns(dataset: Any, options: dict[str, Any], root: str) -> list[str]:
     """The columns ``--find-segments`` searches in a stream: every column but the label,
     the probability or score columns and the time column (as in memory: the prediction
-    file's other columns), hive partition keys included."""
+    file's other columns), hive partition keys included (``key=value`` folders of the
+    first file's path under ``root``)."""
+    import os
+
+    names = getattr(dataset, "column_names", ())
+    if not names:  # Parquet: the first file's schema, then its hive keys
+        import pyarrow.parquet as pq
+
+        first = dataset.files[0]
+        names = list(pq.read_schema(first).names)
+        folders = os.path.relpath(os.path.dirname(first), root).replace(os.sep, "/").split("/")
+        names += [folder.split("=", 1)[0] for folder in folders if "=" in folder]
     measured = {dataset.label_column, *dataset.probability_columns, options.get("score_col"), options.get("time_col")}
-    return [name for name in dataset.column_names if name not in measured]
+    return [name for name in dict.fromkeys(names) if name not in measured]
 
 
 def search_factory(columns: list[str], options: dict[str, Any], n_files: int, root: str) -> Any:

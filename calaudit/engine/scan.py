@@ -114,12 +114,6 @@ class PredictionDataset:
     extra_columns: tuple[str, ...] = ()
 
     @property
-    def column_names(self) -> tuple[str, ...]:
-        """The first file's columns, hive partition keys included (what the segment
-        search may read)."""
-        return tuple(str(name) for name in self._parts[0].schema.names)
-
-    @property
     def n_classes(self) -> int:
         return len(self.class_names)
 
