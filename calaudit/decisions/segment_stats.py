@@ -194,6 +194,16 @@ class LevelStatistics:
             values[f.name] = value
         return LevelStatistics(**values)
 
+    def add_into(self, other: LevelStatistics, positions: np.ndarray) -> None:
+        """``other``'s level ``i`` added into this level ``positions[i]``, in place (the
+        owner of these sums only: a stream's observer)."""
+        self.check_compatible(other)
+        positions = np.asarray(positions, dtype=np.intp)
+        for name in _ARRAYS:
+            getattr(self, name)[positions] += getattr(other, name)
+        np.maximum(self.curve_bin, other.curve_bin, out=self.curve_bin)
+        np.add(self.curve_fit, other.curve_fit, out=self.curve_fit)
+
     def added(self, other: LevelStatistics, positions: np.ndarray) -> LevelStatistics:
         """``other``'s level ``i`` added into this level ``positions[i]`` (distinct
         positions below ``n_levels``); returns new sums, the inputs are left as they are."""

@@ -37,13 +37,18 @@ from ..errors import UsageError
 
 
 def normalised_values(values: np.ndarray) -> np.ndarray:
-    """A batch's values as the in-memory reader holds them: blank text is missing."""
+    """A batch's values as the in-memory reader holds them: blank text is missing
+    (judged once per distinct value, not per row)."""
     if values.dtype.kind != "O":
         return values
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    blank = np.array([isinstance(u, str) and not u.strip() for u in uniques] + [True], dtype=bool)
+    if not blank[:-1].any():
+        return values
     out = np.array(values, dtype=object)
-    blank = np.fromiter(((v is None) or (isinstance(v, str) and not v.strip()) or
-                         (isinstance(v, float) and v != v) for v in out), dtype=bool, count=out.shape[0])
-    out[blank] = None
+    out[blank[codes]] = None
     return out
 
 
@@ -91,6 +96,22 @@ class _Column:
     @property
     def n_levels(self) -> int:
         return len(self.as_number)
+
+    def add(self, part: LevelStatistics, positions: np.ndarray) -> None:
+        """``part``'s levels added at ``positions``, in place; the sums' room doubles as
+        levels appear (``statistics`` may hold more levels than :attr:`n_levels`: the
+        ones past it are empty)."""
+        total = self.statistics
+        if total is None:
+            total = LevelStatistics.empty(0, part.n_bins, part.n_classes, part.fine_bins)
+        if total.n_levels < self.n_levels:
+            total = total.grown(max(self.n_levels, 2 * total.n_levels))
+        total.add_into(part, positions)
+        self.statistics = total
+
+    def sums(self) -> LevelStatistics:
+        """The sums of the levels seen, without the spare room."""
+        return self.statistics.take(np.arange(self.n_levels))
 
     def distinct(self) -> int:
         """Distinct values so far as the column would read if it ended now (the missing level aside)."""
@@ -151,10 +172,7 @@ class GroupByObserver:
             self._check_cap(name, column)
             part = LevelStatistics.of_codes(codes, positions.size, batch.y, batch.proba, n_bins=self.n_bins,
                                             fine_bins=self.fine_bins)
-            total = column.statistics
-            if total is None:
-                total = LevelStatistics.empty(0, self.n_bins, part.n_classes, self.fine_bins)
-            column.statistics = total.grown(column.n_levels).added(part, positions)
+            column.add(part, positions)
 
     def _check_cap(self, name: str, column: _Column) -> None:
         if column.n_levels - (1 if column.missing >= 0 else 0) <= self.max_levels:
@@ -179,10 +197,7 @@ class GroupByObserver:
                 if source.missing >= 0:
                     positions[source.missing] = column.positions((), False, True)[0]
                 merged._check_cap(name, column)
-                total = column.statistics
-                if total is None:
-                    total = LevelStatistics.empty(0, self.n_bins, source.statistics.n_classes, self.fine_bins)
-                column.statistics = total.grown(column.n_levels).added(source.statistics, positions)
+                column.add(source.sums(), positions)
         return merged
 
     def columns_levels(self) -> dict[str, ColumnLevels]:
@@ -200,13 +215,13 @@ class GroupByObserver:
 
                 raise InvalidInputError(f"segment column {name!r} is empty in every row; expected segment values "
                                         "for --group-by")
-            statistics = column.statistics.merged_levels(groups, len(texts))
+            statistics = column.sums().merged_levels(groups, len(texts))
             out[name] = ColumnLevels(tuple(texts), statistics, sketched_equal_mass(statistics))
         return out
 
     @property
     def nbytes(self) -> int:
-        return sum(c.statistics.nbytes for c in self.state.values() if c.statistics is not None)
+        return sum(c.sums().nbytes for c in self.state.values() if c.statistics is not None)
 
 
 def sketched_equal_mass(statistics: LevelStatistics) -> EqualMass:
