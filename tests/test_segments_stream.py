@@ -334,3 +334,12 @@ def test_the_hash_split_search_keeps_its_error_control_on_null_data():
     # the noise of a few dozen), and p-values not piled below 1/2 (the test is, if anything, conservative).
     measure_p = np.array(measure_p)
     assert np.mean(measure_p <= 0.05) <= 0.12 and np.mean(measure_p) > 0.4
+
+
+def test_group_by_sums_past_the_memory_limit_are_refused_before_reading(tmp_path):
+    frame(200).to_csv(tmp_path / "p.csv", index=False)
+    line = error_line(invoke("run", tmp_path / "p.csv", "--engine", "stream", "--group-by", "channel",
+                             "--memory-limit", "1MB"), 2)
+    assert "--group-by" in line and "--max-levels" in line and "--memory-limit" in line
+    assert invoke("run", tmp_path / "p.csv", "--engine", "stream", "--group-by", "channel", "--max-levels", "10",
+                  "--memory-limit", "1MB", "-q").exit_code == 0

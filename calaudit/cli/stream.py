@@ -114,6 +114,9 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
         searching = search_factory(columns, options, len(first.files), root)
         extra = list(dict.fromkeys(extra + columns))
     dataset, fmt = _open_dataset(input_path, options, extra_cols=extra)
+    from .stream_segments import check_segment_budget
+
+    check_segment_budget(options, dataset.n_classes)
     routing = _routing_histogram(dataset.n_rows)
     observer = grouping() if grouping else None
     search = searching() if searching else None

@@ -41,6 +41,25 @@ def observer_factory(options: dict[str, Any]) -> Any:
     return partial(GroupByObserver, names, options["n_bins"], options["max_levels"])
 
 
+def check_segment_budget(options: dict[str, Any], n_classes: int) -> None:
+    """Refuse, before reading, ``--group-by`` columns whose per-value sums at the level
+    cap would pass the memory limit (levels x classes x bins: a many-class model)."""
+    names = group_by_columns(options)
+    if not names:
+        return
+    from ..decisions.segment_stats import level_bytes
+    from ..engine.budget import default_memory_limit, format_size
+
+    limit = options.get("memory_limit") or default_memory_limit()
+    levels = int(options["max_levels"]) + 1  # the missing values' segment too
+    needed = len(names) * levels * level_bytes(int(options["n_bins"]), n_classes)
+    if needed > limit:
+        raise click.UsageError(
+            f"--group-by: {len(names)} column(s) of up to {levels - 1:,} values each (--max-levels) would hold about "
+            f"{format_size(needed)} of sums for {n_classes:,} classes, over the memory limit of {format_size(limit)} "
+            "(--memory-limit); lower --max-levels, group by fewer columns, or raise --memory-limit")
+
+
 def group_analysis(observer: Any, options: dict[str, Any], resamples: int, level: float = 0.95) -> tuple[Any, dict]:
     """The ``--group-by`` analysis of the merged observer, and ``execution.segments``."""
     from ..decisions.segment_groups import Options

@@ -303,6 +303,12 @@ class LevelStatistics:
         return float(intercept), float(slope)
 
 
+def level_bytes(n_bins: int, n_classes: int, fine_bins: int = LEVEL_FINE_BINS) -> int:
+    """Bytes of one level's sums (:class:`LevelStatistics`), whatever the rows."""
+    cells = CURVE_GROUPS + n_bins - 1
+    return 8 * (n_bins * 2 * 7 + n_classes * n_bins * 2 * 3 + n_bins * 2 * 2 + 4 + fine_bins * 2 * 3 + cells * 2)
+
+
 def metric_names(n_classes: int) -> tuple[str, ...]:
     """The metrics a segment reports, in the registry's order."""
     names = [name for name in SEGMENT_METRICS if n_classes == 2 or name not in ("brier_positive", "positive_ece")]

@@ -97,7 +97,7 @@ class _Column:
     def n_levels(self) -> int:
         return len(self.as_number)
 
-    def add(self, part: LevelStatistics, positions: np.ndarray) -> None:
+    def add(self, part: LevelStatistics, positions: np.ndarray, most: int | None = None) -> None:
         """``part``'s levels added at ``positions``, in place; the sums' room doubles as
         levels appear (``statistics`` may hold more levels than :attr:`n_levels`: the
         ones past it are empty)."""
@@ -105,7 +105,8 @@ class _Column:
         if total is None:
             total = LevelStatistics.empty(0, part.n_bins, part.n_classes, part.fine_bins)
         if total.n_levels < self.n_levels:
-            total = total.grown(max(self.n_levels, 2 * total.n_levels))
+            room = max(self.n_levels, 2 * total.n_levels)
+            total = total.grown(room if most is None else max(self.n_levels, min(room, most)))
         total.add_into(part, positions)
         self.statistics = total
 
@@ -172,7 +173,7 @@ class GroupByObserver:
             self._check_cap(name, column)
             part = LevelStatistics.of_codes(codes, positions.size, batch.y, batch.proba, n_bins=self.n_bins,
                                             fine_bins=self.fine_bins)
-            column.add(part, positions)
+            column.add(part, positions, most=self.max_levels + 1)
 
     def _check_cap(self, name: str, column: _Column) -> None:
         if column.n_levels - (1 if column.missing >= 0 else 0) <= self.max_levels:
@@ -197,7 +198,7 @@ class GroupByObserver:
                 if source.missing >= 0:
                     positions[source.missing] = column.positions((), False, True)[0]
                 merged._check_cap(name, column)
-                column.add(source.sums(), positions)
+                column.add(source.sums(), positions, most=self.max_levels + 1)
         return merged
 
     def columns_levels(self) -> dict[str, ColumnLevels]:
