@@ -343,3 +343,22 @@ def test_group_by_sums_past_the_memory_limit_are_refused_before_reading(tmp_path
     assert "--group-by" in line and "--max-levels" in line and "--memory-limit" in line
     assert invoke("run", tmp_path / "p.csv", "--engine", "stream", "--group-by", "channel", "--max-levels", "10",
                   "--memory-limit", "1MB", "-q").exit_code == 0
+
+
+def test_class_sums_of_many_levels_and_classes_equal_the_dense_ones(monkeypatch):
+    """Many levels x classes: each block of rows sums over its own cells only; the
+    same sums as one dense bincount per block."""
+    from calaudit.decisions import segment_stats
+
+    rng = np.random.default_rng(1)
+    n, k, levels = 3000, 50, 300
+    p = rng.dirichlet(np.ones(k), n)
+    y, codes = rng.integers(0, k, n), rng.integers(0, levels, n)
+    dense = segment_stats._class_sums(codes, levels, y, p, 15)
+    monkeypatch.setattr(segment_stats, "_BLOCK_CELLS", 1 << 12)  # small blocks: the sparse path
+    sparse = segment_stats._class_sums(codes, levels, y, p, 15)
+    assert np.array_equal(dense[0], sparse[0])
+    np.testing.assert_allclose(dense[1], sparse[1], rtol=0, atol=1e-12)
+    hits = np.zeros((levels, k))
+    np.add.at(hits, (codes, y), 1)
+    assert np.array_equal(dense[0][..., 1].sum(axis=2), hits)  # the true class's cells, per level

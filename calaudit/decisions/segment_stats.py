@@ -333,8 +333,14 @@ def _class_sums(codes: np.ndarray, n_levels: int, y: np.ndarray, proba: np.ndarr
         outcome = (y[start:stop, None] == klass[None, :]).astype(np.intp)
         keys = (((codes[start:stop, None] * n_classes + klass[None, :]) * n_bins + bins) * 2 + outcome).reshape(-1)
         flat = p.reshape(-1)
-        count += np.bincount(keys, minlength=size)
-        sum_p += np.bincount(keys, weights=flat, minlength=size)
-        sum_p2 += np.bincount(keys, weights=flat * flat, minlength=size)
+        if size <= 8 * keys.shape[0]:  # the cells fit a few blocks: dense bincounts
+            count += np.bincount(keys, minlength=size)
+            sum_p += np.bincount(keys, weights=flat, minlength=size)
+            sum_p2 += np.bincount(keys, weights=flat * flat, minlength=size)
+        else:  # many levels x classes: sums over the block's own cells, not every cell per block
+            cells, inverse = np.unique(keys, return_inverse=True)
+            count[cells] += np.bincount(inverse, minlength=cells.size)
+            sum_p[cells] += np.bincount(inverse, weights=flat, minlength=cells.size)
+            sum_p2[cells] += np.bincount(inverse, weights=flat * flat, minlength=cells.size)
     shape = (n_levels, n_classes, n_bins, 2)
     return count.reshape(shape), np.stack([sum_p, sum_p2], axis=-1).reshape(shape + (2,))
