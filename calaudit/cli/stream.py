@@ -20,8 +20,7 @@ from ..errors import InvalidInputError
 from .model import model_load_options
 
 #: Options a streamed audit cannot honour yet, with the option's name.
-NOT_STREAMED = (("group_by", "--group-by"), ("find_segments", "--find-segments"),
-                ("save_predictions", "--save-predictions"))
+NOT_STREAMED = (("save_predictions", "--save-predictions"),)
 
 
 #: Options only a streamed audit honours (windows over time).
@@ -78,7 +77,7 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
 
 
 #: What a streamed audit leaves out (``execution.not_streamed``).
-LEFT_OUT = ["segments", "retraining baselines (label-smoothing, soft-labels)"]
+LEFT_OUT = ["retraining baselines (label-smoothing, soft-labels)"]
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],
@@ -99,12 +98,29 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
 
         require_dask()
     from .stream_human import finish_human, human_plan
+    from .stream_segments import check_segment_budget, observer_factory
 
-    human = human_plan(input_path, options, root=dataset_root(input_path))
-    dataset, fmt = _open_dataset(input_path, options, **(human.scan_options() if human else {}))
-    baselines = streamed_baselines(options, input_path, dataset_root(input_path), dataset.n_classes)
+    root = dataset_root(input_path)
+    human = human_plan(input_path, options, root=root)
+    scan = dict(human.scan_options()) if human else {}
+    grouping = observer_factory(options)
+    extra = list(grouping.args[0]) if grouping else []
+    searching = None
+    if options.get("find_segments"):
+        from .stream_segments import search_columns, search_factory
+
+        first, _ = _open_dataset(input_path, options, **scan)
+        columns = search_columns(first, options, str(root))
+        searching = search_factory(columns, options, len(first.files), str(root))
+        extra = list(dict.fromkeys(extra + columns))
+    if extra:
+        scan["extra_cols"] = list(dict.fromkeys([*scan.get("extra_cols", ()), *extra]))
+    dataset, fmt = _open_dataset(input_path, options, **scan)
+    check_segment_budget(options, dataset.n_classes)
+    baselines = streamed_baselines(options, input_path, root, dataset.n_classes)
     # What each capability keeps per row, merged like the statistics (engine.distributed's observers).
-    observers = {**(human.observers() if human else {}), **(baselines.observers() if baselines else {})}
+    observers = {**(human.observers() if human else {}), **(baselines.observers() if baselines else {}),
+                 **{name: factory for name, factory in (("group_by", grouping), ("search", searching)) if factory}}
     routing = _routing_histogram(dataset.n_rows)
     check_batch_budget(options, dataset.n_classes)
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:
@@ -153,6 +169,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     if human is not None:
         result = finish_human(result, human, observed["human"], dataset=dataset, engine=engine, options=options,
                               bar=lambda length, label: progress_bar(options, length, label))
+    result = _segments(result, observed, dataset, options, engine)
     if windows is not None:
         from ..engine.windows import window_extras
         from .progress import step_progress
@@ -161,6 +178,37 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
             result = replace(result, extras={**result.extras, **window_extras(
                 windows, column=options["time_col"], since=dataset.since, until=dataset.until,
                 resamples=int(result.options["bootstrap"]), seed=options["seed"], progress=progress)})
+    return result
+
+
+def _segments(result: Any, observed: dict[str, Any], dataset: Any, options: dict[str, Any], engine: str) -> Any:
+    """``result`` with the streamed ``--group-by`` segments and the ``--find-segments``
+    search (:mod:`.stream_segments`) from the observers of the audit's pass."""
+    observer, search = observed.get("group_by"), observed.get("search")
+    if observer is not None:
+        from .stream_segments import group_analysis
+
+        analysis, segments = group_analysis(observer, options, int(result.options["bootstrap"]))
+        result = replace(result, groups=(analysis,),
+                         extras={**result.extras, "execution": {**result.extras["execution"], "segments": segments}})
+    if search is not None:
+        from .stream_segments import search_analysis
+
+        def reread(factory: Any) -> Any:  # steps 2 and 3 of the search: the data read again
+            if engine == "dask":
+                from ..engine.distributed import dask_statistics
+
+                _, found = dask_statistics(dataset, n_bins=options["n_bins"], scheduler=options["scheduler"],
+                                           observers={"search": factory})
+                return found["observed"]["search"]
+            reading = factory()
+            for _ in reading.observe(dataset.batches()):
+                pass
+            return reading
+
+        analysis, searched = search_analysis(search, reread, options, int(result.options["bootstrap"]))
+        result = replace(result, groups=(*result.groups, analysis), extras={
+            **result.extras, "execution": {**result.extras["execution"], "segment_search": searched}})
     return result
 
 
@@ -272,6 +320,10 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
         if options.get(key):  # a model run's human labels are read in memory only, so far
             raise click.UsageError(f"{name} is not available in a streamed model run yet; audit the model in "
                                    "memory (--engine memory), or save its predictions and stream those")
+    for key, name in (("group_by", "--group-by"), ("find_segments", "--find-segments")):
+        if options.get(key):  # a model run's segment columns are beside its data, not in its scores
+            raise click.UsageError(f"{name} is not available when a model is run batch by batch yet; save the "
+                                   f"predictions (--save-predictions) and audit that file with {name}")
     from .stream_baselines import refuse_model_baselines
 
     refuse_model_baselines(options)

@@ -56,7 +56,7 @@ class Levels:
 _NUMERIC_KINDS = {"integer", "floating", "mixed-integer-float", "decimal"}
 
 
-def _value_text(value: Any, csv_text: str) -> str:
+def value_text(value: Any, csv_text: str) -> str:
     """A segment value's text: pandas' CSV text, but integral floats as integers
     (an integer column with gaps reaches pandas as float)."""
     if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer() \
@@ -112,7 +112,7 @@ def levels_or_none(name: str, values: Any, n_rows: int, text_limit: int | None) 
         return Levels(codes, (), numbers, has_missing, len(uniques))
     # The distinct values keep their dtype: a datetime64 value read through an object
     # array would turn into a count of nanoseconds.
-    texts = [_value_text(value, text) for value, text in zip(uniques, csv_texts(uniques))]
+    texts = [value_text(value, text) for value, text in zip(uniques, csv_texts(uniques))]
     # Values that read alike (3 and 3.0) are one segment.
     merged: dict[str, int] = {}
     remap = np.array([merged.setdefault(text, len(merged)) for text in texts], dtype=np.intp)

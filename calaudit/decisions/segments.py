@@ -21,21 +21,29 @@ how a column becomes segments, and which columns cannot, is
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from itertools import combinations
 from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
 from ..predictions.value import Predictions
-from ..result import Segment, SegmentAnalysis
+from ..result import Segment, SegmentAnalysis  # noqa: F401 - Segment re-exported
 from ..stats import bootstrap as bootstrap_module
 from ..stats.binning import equal_width_bin_ids
 from ..stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
-from ..stats.metrics import DEFAULT_N_BINS, TopLabel, compute_metrics
+from ..stats.metrics import DEFAULT_N_BINS, TopLabel
+from ..stats.row_hash import mix, position_keys, uniform
+from .segment_groups import (
+    ColumnLevels,
+    EqualMass,
+    Options,
+    analysis_of_levels,
+    exact_equal_mass,
+    ordered,
+    segment_seed,
+)
 from .segment_levels import (  # noqa: F401 - re-exported
     DEFAULT_GROUP_MAX_LEVELS,
     MISSING,
@@ -47,6 +55,8 @@ from .segment_levels import (  # noqa: F401 - re-exported
     levels_or_none,
     quartile_levels,
 )
+from .segment_search import candidate_counts, quartile_sample, search_analysis
+from .segment_stats import LevelStatistics
 from .segment_test import (  # noqa: F401 - re-exported
     BENJAMINI_HOCHBERG,
     HOLM,
@@ -116,63 +126,9 @@ def _positive(what: str, value: Any) -> int:
 # ------------------------------------------------------------------ measuring a segment
 
 
-@dataclass(frozen=True)
-class _Options:
-    n_bins: int
-    min_group_size: int
-    resamples: int
-    seed: int
-    level: float
-    alpha: float
-    found_by: str
-
-
-def _segment_seed(seed: int, column: str, value: str) -> int:
-    """A bootstrap seed of its own for each segment, whatever the order of segments."""
-    words = [seed, zlib.crc32(column.encode("utf-8")), zlib.crc32(value.encode("utf-8"))]
-    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint32)[0])
-
-
-def _measured(predictions: Predictions, rows: np.ndarray, column: str, value: str, rest: BinCounts,
-              p_value: float | None, p_adjusted: float | None, options: _Options) -> Segment:
-    """A judged segment: the metrics of its rows, their intervals, its test."""
-    y, proba = predictions.y_true[rows], predictions.y_proba[rows]
-    suite = compute_metrics(y, proba, n_bins=options.n_bins)
-    intervals = None
-    if options.resamples:
-        # Grouped resampling (calaudit.stats.bootstrap, whose tests check it against the exact
-        # method): the exact one refits every estimator per resample, seconds a segment.
-        drawn = bootstrap_module.bootstrap(
-            y, proba, suite, n_bins=options.n_bins, smooth_bandwidth=_SMOOTH_BANDWIDTH, reference=suite.values,
-            resamples=options.resamples, level=options.level, seed=_segment_seed(options.seed, column, value),
-            method="grouped", names=frozenset(suite.values),
-        )
-        intervals = dict(drawn.intervals)
-    rest_ece = rest.ece()[0] if rest.n[0] > 0 else None
-    return Segment(
-        column=column, value=value, n=int(rows.size), found_by=options.found_by, too_small=False,
-        metrics=dict(suite.values), intervals=intervals, mean_confidence=float(suite.top.confidence.mean()),
-        rest_ece=None if rest_ece is None else float(rest_ece),
-        p_value=None if p_value is None else float(p_value),
-        p_adjusted=None if p_adjusted is None else float(p_adjusted),
-        flagged=bool(p_adjusted is not None and p_adjusted <= options.alpha),
-    )
-
-
-def _ordered(segments: list[Segment]) -> tuple[Segment, ...]:
-    """Judged segments worst first (flagged ones first, then by ECE), too-small last
-    (largest first)."""
-    judged = sorted((s for s in segments if not s.too_small),
-                    key=lambda s: (not s.flagged, -s.metrics.get("ece", 0.0), s.column, s.value))
-    small = sorted((s for s in segments if s.too_small), key=lambda s: (-s.n, s.column, s.value))
-    return tuple(judged + small)
-
-
-def _rows_by_code(codes: np.ndarray, n_codes: int) -> list[np.ndarray]:
-    """The rows of each code, in row order (one stable sort, not one scan per code)."""
-    order = np.argsort(codes, kind="stable")
-    bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=n_codes))))
-    return [order[bounds[i]:bounds[i + 1]] for i in range(n_codes)]
+_Options = Options
+_segment_seed = segment_seed
+_ordered = ordered
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,126 +209,64 @@ def group_segments(
     resamples = _check_options(n_bins, min_group_size, bootstrap, seed, level, alpha)
     options = _Options(int(n_bins), int(min_group_size), resamples, int(seed), float(level), float(alpha),
                        "group-by")
-    n_rows = predictions.n_samples
-    top = TopLabel.of(predictions.y_true, predictions.y_proba)
-    bin_ids = equal_width_bin_ids(top.confidence, options.n_bins)
-    everything = _Rows.of(top, bin_ids, options.n_bins)
-    columns = [str(name) for name in groups]
-    coded = group_levels(groups, n_rows, max_levels)
-    # Every segment of every column: one stack of bin sums, tested together.
-    entries: list[tuple[str, str, int]] = []  # (column, value, code)
-    parts: list[BinCounts] = []
-    for name, levels in coded.items():
-        parts.append(everything.counts(levels.codes, len(levels.texts)))
-        entries += [(name, text, code) for code, text in enumerate(levels.texts)]
-    stacked = BinCounts.stack(parts, options.n_bins)
-    rest = everything.rests(stacked)
-    sizes = stacked.n.astype(np.int64)
-    judged = sizes >= options.min_group_size
-    testable = np.flatnonzero(judged & (rest.n > 0))
-    max_simulations = simulations_for(testable.size, options.alpha)
-    rng = np.random.default_rng(np.random.SeedSequence([options.seed, 1]))
-    outcome = worse_than_rest_test(stacked.take(testable), rest.take(testable), rng=rng,
-                                   max_simulations=max_simulations, progress=_step(progress, "Testing segments"))
-    p_values = np.full(len(entries), np.nan)
-    adjusted = np.full(len(entries), np.nan)
-    p_values[testable] = outcome.p_value
-    adjusted[testable] = holm(outcome.p_value)
-    rows_of = {name: _rows_by_code(levels.codes, len(levels.texts)) for name, levels in coded.items()}
-    segments = []
-    to_measure, measured = int(judged.sum()), 0
-    for index, (name, text, code) in enumerate(entries):
-        if not judged[index]:
-            if sizes[index] > 0:
-                segments.append(Segment(name, text, int(sizes[index]), "group-by", True))
-            continue
-        tested = not np.isnan(p_values[index])
-        segments.append(_measured(predictions, rows_of[name][code], name, text, rest.take([index]),
-                                  p_values[index] if tested else None, adjusted[index] if tested else None,
-                                  options))
-        measured += 1
-        if progress is not None:
-            progress("Measuring segments", measured, to_measure)
-    return SegmentAnalysis(
-        found_by="group-by", columns=tuple(columns), min_group_size=options.min_group_size, alpha=options.alpha,
-        correction=HOLM, test=TEST, tested=int(testable.size), segments=_ordered(segments),
-        details={"levels": {name: len(levels.texts) for name, levels in coded.items()},
-                 "max_simulations": max_simulations, "stop_after": STOP_AFTER},
-    )
+    y, proba = predictions.y_true, predictions.y_proba
+    coded = group_levels(groups, predictions.n_samples, max_levels)
+    top = TopLabel.of(y, proba)
+    columns = {}
+    for name, levels in coded.items():  # one pass over the rows per column, every level at once
+        n_levels = len(levels.texts)
+        statistics = LevelStatistics.of_codes(levels.codes, n_levels, y, proba, n_bins=options.n_bins, top=top)
+        equal_mass = exact_equal_mass(levels.codes, n_levels, top.confidence, top.correct, options.n_bins)
+        columns[name] = ColumnLevels(levels.texts, statistics, equal_mass)
+    return analysis_of_levels(columns, options, progress=progress)
 
 
 # ------------------------------------------------------------------ --find-segments
 
 
-def search_split(n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The search half and the measure half of ``n_rows`` rows (sorted row indices),
-    split at random with ``seed``: the search half has ``n_rows // 2`` rows."""
-    order = np.random.default_rng(np.random.SeedSequence([seed, 2])).permutation(n_rows)
-    half = n_rows // 2
-    return np.sort(order[:half]), np.sort(order[half:])
+#: Salt of the search/measure split's hash (with the run's seed).
+SPLIT_SALT = 2
 
 
-@dataclass(frozen=True, eq=False)
-class _Candidates:
-    """Candidates of the search: (column a, level a, column b or -1, level b) each."""
-
-    first: np.ndarray
-    first_level: np.ndarray
-    second: np.ndarray
-    second_level: np.ndarray
-    counts: BinCounts
+def search_half(keys: np.ndarray, seed: int) -> np.ndarray:
+    """Which rows are in the search half: ``uniform(keys, seed) < 1/2`` on a hash of each
+    row's identity (:mod:`calaudit.stats.row_hash`), salted with the seed. A row's half
+    depends on its key and the seed only, so a stream, a Dask run and an in-memory run
+    of the same rows split them alike, whatever the batches or partitions."""
+    return uniform(mix(np.asarray(keys, dtype=np.uint64), SPLIT_SALT), int(seed)) < 0.5
 
 
-def _candidates(features: list[Levels], search_rows: np.ndarray, search: _Rows, min_group_size: int,
-                told: Callable[[int, int], None] | None = None) -> tuple[_Candidates, dict[str, int]]:
-    """Bin sums on the search half of every level and of every pair of levels from two
-    columns (one bincount per column pair on the combined key), keeping those with at
-    least ``min_group_size`` rows, some rest, and rows unlike either level alone."""
-    n_search = search.size
-    codes = [f.codes[search_rows] for f in features]
-    singles = [search.counts(code, len(f.texts)) for code, f in zip(codes, features)]
-    sizes = [s.n for s in singles]
-    found: dict[str, list[Any]] = {"first": [], "first_level": [], "second": [], "second_level": [], "counts": []}
-    skipped = {"too_small": 0, "same_rows_as_one_level": 0, "every_row": 0}
+def position_row_keys(n_rows: int, label: str = "") -> np.ndarray:
+    """The keys of rows known by their position: a single file's rows (``label`` ``""``),
+    or those of the file ``label`` of a dataset (its path relative to the dataset)."""
+    return position_keys(label, np.arange(n_rows, dtype=np.int64))
 
-    def keep(first: int, first_level: np.ndarray, second: int, second_level: np.ndarray, counts: BinCounts,
-             duplicate: np.ndarray) -> None:
-        n = counts.n
-        present = n > 0
-        small = present & (n < min_group_size)
-        whole = n >= n_search
-        chosen = present & ~small & ~whole & ~duplicate
-        skipped["too_small"] += int(small.sum())
-        skipped["every_row"] += int((whole & ~small).sum())
-        skipped["same_rows_as_one_level"] += int((duplicate & present & ~small & ~whole).sum())
-        index = np.flatnonzero(chosen)
-        found["first"].append(np.full(index.size, first))
-        found["first_level"].append(first_level[index])
-        found["second"].append(np.full(index.size, second))
-        found["second_level"].append(second_level[index])
-        found["counts"].append(counts.take(index))
 
-    for i, counts in enumerate(singles):
-        levels = np.arange(len(features[i].texts))
-        keep(i, levels, -1, np.full(levels.size, -1), counts, np.zeros(levels.size, dtype=bool))
-    pairs = len(features) * (len(features) - 1) // 2
-    for done, (i, j) in enumerate(combinations(range(len(features)), 2)):
-        if told is not None:
-            told(done, pairs)
-        width = len(features[j].texts)
-        counts = search.counts(codes[i] * width + codes[j], len(features[i].texts) * width)
-        level_i, level_j = np.divmod(np.arange(len(features[i].texts) * width), width)
-        # A pair holding exactly the rows of one of its levels repeats that level.
-        duplicate = (counts.n == sizes[i][level_i]) | (counts.n == sizes[j][level_j])
-        keep(i, level_i, j, level_j, counts, duplicate)
-    if told is not None:
-        told(pairs, pairs)
-    candidates = _Candidates(
-        *(np.concatenate(found[key]).astype(np.intp) if found[key] else np.zeros(0, dtype=np.intp)
-          for key in ("first", "first_level", "second", "second_level")),
-        BinCounts.stack(found["counts"], search.n_bins),
-    )
-    return candidates, skipped
+def search_split(n_rows: int, seed: int, keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The search half and the measure half of ``n_rows`` rows (sorted row indices) by
+    :func:`search_half` of ``keys`` (default: each row's position, :func:`position_row_keys`).
+    Each row falls in either half with probability 1/2, whatever its values: the
+    halves' sizes are binomial, about ``n_rows / 2`` each."""
+    keys = position_row_keys(n_rows) if keys is None else keys
+    if keys.shape[0] != n_rows:
+        raise ValueError(f"{keys.shape[0]} row keys for {n_rows} rows")
+    inside = search_half(keys, seed)
+    return np.flatnonzero(inside), np.flatnonzero(~inside)
+
+
+def in_text_order(levels: Levels) -> Levels:
+    """A column's levels renumbered in the order of their texts (``"(missing)"`` last):
+    the order the candidates are tested in, whatever the order of the rows."""
+    texts = levels.texts
+    order = sorted(range(len(texts)), key=lambda i: (texts[i] == MISSING, texts[i]))
+    renumber = np.empty(len(texts), dtype=np.intp)
+    renumber[order] = np.arange(len(texts))
+    return Levels(renumber[levels.codes], tuple(texts[i] for i in order), levels.numbers, levels.has_missing,
+                  levels.distinct)
+
+
+#: Salt of the hash that picks the rows the quartile cuts are read from.
+SAMPLE_SALT = 7
 
 
 def find_segments(
@@ -388,6 +282,7 @@ def find_segments(
     max_levels: int = DEFAULT_MAX_LEVELS,
     max_selected: int = DEFAULT_MAX_SELECTED,
     progress: Progress | None = None,
+    row_keys: np.ndarray | None = None,
 ) -> SegmentAnalysis:
     """Search ``columns`` for the worst-calibrated segments (``found_by="search"``).
 
@@ -396,7 +291,8 @@ def find_segments(
     skipped, and said so in ``details``), a numeric column cut
     at its quartiles (one with at most ``NUMERIC_AS_LEVELS`` distinct values is
     taken value by value), and every pair of levels from two columns (``"a & b"`` /
-    ``"x & y"``). The rows are split at random (``search_split``): each candidate with
+    ``"x & y"``). The rows are split by a seeded hash of each row's identity
+    (``row_keys``, uint64 per row: default its position, :func:`search_split`): each candidate with
     at least ``min_group_size`` rows of the search half is tested there
     (:func:`worse_than_rest_test`) and the p-values screened with Benjamini-Hochberg at
     ``alpha``; at most ``max_selected`` survivors, worst first (largest ECE above what
@@ -413,7 +309,8 @@ def find_segments(
     options = _Options(int(n_bins), int(min_group_size), resamples, int(seed), float(level), float(alpha),
                        "search")
     n_rows = predictions.n_samples
-    search_rows, measure_rows = search_split(n_rows, options.seed)
+    keys = position_row_keys(n_rows) if row_keys is None else np.asarray(row_keys, dtype=np.uint64)
+    search_rows, measure_rows = search_split(n_rows, options.seed, keys)
     top = TopLabel.of(predictions.y_true, predictions.y_proba)
     bin_ids = equal_width_bin_ids(top.confidence, options.n_bins)
     names: list[str] = []
@@ -431,7 +328,8 @@ def find_segments(
             skipped_columns[name] = why
             continue
         if levels.numbers is not None and levels.distinct > min(NUMERIC_AS_LEVELS, max_levels):
-            levels, cuts[name] = quartile_levels(levels.numbers, search_rows)
+            sample = search_rows[quartile_sample(mix(keys[search_rows], SAMPLE_SALT))]
+            levels, cuts[name] = quartile_levels(levels.numbers, sample)
         elif levels.distinct > max_levels:
             skipped_columns[name] = f"{levels.distinct:,} distinct values (at most {max_levels:,} are searched)"
             continue
@@ -439,92 +337,40 @@ def find_segments(
             skipped_columns[name] = "the same value in every row"
             continue
         names.append(name)
-        features.append(levels)
+        features.append(levels if name in cuts else in_text_order(levels))
     search = _Rows.of(top, bin_ids, options.n_bins, search_rows)
-    candidates, not_tested = _candidates(features, search_rows, search, options.min_group_size,
-                                         _step(progress, "Pairing columns"))
-    tested = candidates.counts.count.shape[0]
-    screen = worse_than_rest_test(
-        candidates.counts, search.rests(candidates.counts),
-        rng=np.random.default_rng(np.random.SeedSequence([options.seed, 3])),
-        max_simulations=simulations_for(tested, options.alpha), screen_alpha=options.alpha,
-        progress=_step(progress, "Testing candidate segments"),
-    )
-    screen_adjusted = benjamini_hochberg(screen.p_value)
-    passed = np.flatnonzero(screen_adjusted <= options.alpha)
-    search_ece = candidates.counts.ece()
-    excess = search_ece - screen.null_ece
-    kept = passed[np.argsort(-excess[passed], kind="stable")][:max_selected]
+    codes = [f.codes[search_rows] for f in features]
+    singles = [search.counts(code, len(f.texts)) for code, f in zip(codes, features)]
 
-    def describe(index: int) -> tuple[str, str]:
-        first, second = candidates.first[index], candidates.second[index]
-        column, value = names[first], features[first].texts[candidates.first_level[index]]
-        if second < 0:
-            return column, value
-        return f"{column} & {names[second]}", f"{value} & {features[second].texts[candidates.second_level[index]]}"
+    def pair_counts(i: int, j: int) -> BinCounts:
+        width = len(features[j].texts)
+        return search.counts(codes[i] * width + codes[j], len(features[i].texts) * width)
 
-    def measure_mask(index: int) -> np.ndarray:
-        first, second = candidates.first[index], candidates.second[index]
-        inside = features[first].codes[measure_rows] == candidates.first_level[index]
-        if second >= 0:
-            inside &= features[second].codes[measure_rows] == candidates.second_level[index]
-        return inside
+    candidates, not_tested = candidate_counts(singles, pair_counts, search.size, options.min_group_size,
+                                              options.n_bins, _step(progress, "Pairing columns"))
+    y, proba = predictions.y_true[measure_rows], predictions.y_proba[measure_rows]
+    measure_top = TopLabel.of(y, proba)
 
-    # The measure half: the kept candidates' bin sums and tests against its rest.
-    measure = _Rows.of(top, bin_ids, options.n_bins, measure_rows)
-    masks = [measure_mask(index) for index in kept]
-    measure_counts = BinCounts.stack([measure.counts(mask.astype(np.intp), 2).take([1]) for mask in masks],
-                                     options.n_bins)
-    measure_rest = measure.rests(measure_counts)
-    measure_sizes = measure_counts.n.astype(np.int64)
-    judged = measure_sizes >= options.min_group_size
-    testable = np.flatnonzero(judged & (measure_rest.n > 0))
-    final = worse_than_rest_test(
-        measure_counts.take(testable), measure_rest.take(testable),
-        rng=np.random.default_rng(np.random.SeedSequence([options.seed, 4])),
-        max_simulations=simulations_for(testable.size, options.alpha),
-    )
-    p_values = np.full(len(kept), np.nan)
-    adjusted = np.full(len(kept), np.nan)
-    p_values[testable] = final.p_value
-    adjusted[testable] = holm(final.p_value)
-    segments = []
-    kept_details = []
-    for position, index in enumerate(kept):
-        column, value = describe(int(index))
-        kept_details.append({"column": column, "value": value, "search_n": int(candidates.counts.n[index]),
-                             "search_ece": float(search_ece[index]), "search_null_ece": float(screen.null_ece[index]),
-                             "search_p_value": float(screen.p_value[index]),
-                             "search_p_adjusted": float(screen_adjusted[index])})
-        if not judged[position]:
-            segments.append(Segment(column, value, int(measure_sizes[position]), "search", True))
-            continue
-        tested_here = not np.isnan(p_values[position])
-        segments.append(_measured(
-            predictions, measure_rows[masks[position]], column, value, measure_rest.take([position]),
-            p_values[position] if tested_here else None, adjusted[position] if tested_here else None, options))
-        if progress is not None:
-            progress("Measuring segments", int(judged[:position + 1].sum()), int(judged.sum()))
+    def measure(kept: list[tuple[int, int, int, int]]) -> list[tuple[LevelStatistics, EqualMass]]:
+        out = []
+        for first, first_level, second, second_level in kept:  # at most max_selected segments
+            inside = features[first].codes[measure_rows] == first_level
+            if second >= 0:
+                inside &= features[second].codes[measure_rows] == second_level
+            code = inside.astype(np.intp)
+            out.append((LevelStatistics.of_codes(code, 2, y, proba, n_bins=options.n_bins, top=measure_top),
+                        exact_equal_mass(code, 2, measure_top.confidence, measure_top.correct, options.n_bins)))
+        return out
+
     details = {
-        "split": "random halves of the rows (seeded): candidates tested on the search half, the kept ones "
-                 "measured on the measure half",
+        "split": "halves by a seeded hash of each row's position in its file: candidates tested on the search "
+                 "half, the kept ones measured on the measure half",
         "search_rows": int(search_rows.size),
         "measure_rows": int(measure_rows.size),
-        "columns_searched": names,
         "columns_skipped": skipped_columns,
         "columns_skipped_as_ids": [name for name, why in skipped_columns.items() if why.startswith("looks like an id")],
         "quartile_cuts": cuts,
-        "candidates_tested": int(tested),
-        "candidates_not_tested": not_tested,
-        "screen_correction": BENJAMINI_HOCHBERG,
-        "screen_passed": int(passed.size),
-        "max_selected": max_selected,
-        "kept": len(kept),
-        "kept_on_search_half": kept_details,
-        "measure_tested": int(testable.size),
-        "measure_correction": HOLM,
     }
-    return SegmentAnalysis(
-        found_by="search", columns=tuple(names), min_group_size=options.min_group_size, alpha=options.alpha,
-        correction=HOLM, test=TEST, tested=int(tested), segments=_ordered(segments), details=details,
-    )
+    return search_analysis(names, [f.texts for f in features], candidates, not_tested,
+                           search.counts(np.zeros(search.size, dtype=np.intp), 1), measure, options,
+                           max_selected=max_selected, details=details, progress=progress)

@@ -72,6 +72,8 @@ class CsvPredictionFile:
     extra_columns: tuple[str, ...] = ()
     #: Without a label column: what gives each block's labels (as for a Parquet dataset).
     labels_from: Any = field(default=None, repr=False)
+    #: Every column of the header (what the segment search may read).
+    column_names: tuple[str, ...] = ()
 
     # The same reading of the same attributes as a Parquet dataset's.
     n_classes = PredictionDataset.n_classes
@@ -178,6 +180,7 @@ def open_csv_predictions(
         probability_columns=tuple(probability_columns), label_column=label_col, score_column=score_col,
         logits=logits, row_sum_tolerance=row_sum_tolerance, batch_rows=int(batch_rows), fmt=fmt,
         extra_columns=tuple(dict.fromkeys(str(name) for name in extra_cols)), labels_from=labels_from,
+        column_names=tuple(columns),
     )
 
 

@@ -286,3 +286,9 @@ def _smooth_groups(fine_count: np.ndarray, fine_moments: np.ndarray, bandwidth: 
     groups = Groups.from_sums(per_cell(rows), {"frac": (per_cell(frac), None), "residual": (per_cell(residual), None),
                                                 "frac_residual": (per_cell(frac_residual), None)})
     return SmoothGroups(groups, points, bandwidth)
+
+
+def rank_shared_sums(fine_count: np.ndarray, fine_sums: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and sums per (equal-mass bin, outcome) of a fine histogram, a cut fine bin
+    shared by rank (:func:`_rank_shared_sums`): the streamed segments' equal-mass groups."""
+    return _rank_shared_sums(fine_count, fine_sums, n_bins)

@@ -492,3 +492,10 @@ def sketch_figures(count: np.ndarray, moments: np.ndarray, n_bins: int, *, n_row
               "calibration_slope": slope_bound, "calibration_intercept": intercept_bound}
     return SketchFigures(values, bounds, curve.bandwidth, curve, sketch.statistics, sketch.boundary_rows, total,
                          int(count.shape[0]))
+
+
+def equal_mass_ece_bound(count: np.ndarray, moments: np.ndarray, n_bins: int, n_rows: int) -> float:
+    """The bound on ``ece_equal_mass`` of a fine histogram (``count`` ``(F, 2)``, ``moments``
+    ``(F, 2, >=2)``: sums of ``c`` and ``c**2``) that :func:`sketch_figures` states, alone
+    (the streamed segments' per-level histograms)."""
+    return _ece_bound(_equal_mass_sketch(count, moments, n_bins), n_rows)

@@ -21,7 +21,8 @@ What a streamed audit gives (``execution`` in the JSON says so):
 
 Review routing comes from exact counts per fine confidence bin
 (:mod:`calaudit.engine.routing_bins`). Not streamed: baselines (and the
-temperature-scaled routing they add), segments and human labels (the CLI refuses them).
+temperature-scaled routing they add) and human labels (the CLI refuses them); segments are
+observers of the batches (:mod:`calaudit.engine.segment_observer`, :mod:`calaudit.engine.segment_search`).
 """
 
 from __future__ import annotations
