@@ -143,8 +143,6 @@ def _compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path 
 
     loaded = [break_ties_by_id(predictions, options["id_col"], options["seed"]) for predictions in loaded]
     aligned, alignment = align_predictions(loaded, display, id_col=options["id_col"])
-    if votes is not None:
-        alignment["votes"] = {**alignment.get("votes", {}), **votes.record(), "from": [votes.path]}
     exclude = (options["id_col"],) if options["id_col"] else ()
     audits = [apply_gate(audit_with_options(ctx, predictions, own, data_path, exclude, name=name), options)
               for predictions, own, name in zip(aligned, each, display)]
@@ -152,7 +150,7 @@ def _compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path 
     return compare_audits(
         aligned, display, audits, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
         level=0.95, alignment=alignment, options=recorded_options(ctx, options), progress=progress,
-        ensemble=ensemble,
+        ensemble=ensemble, votes=votes.record() if votes is not None else None,
     )
 
 

@@ -43,8 +43,7 @@ def align_predictions(
     both files and both values otherwise); inputs without them get those of the
     others (:func:`_share_votes`).
     Returns the aligned sets and the alignment record (``{"by": "id", "column":
-    id_col}`` or ``{"by": "order"}``, with ``votes`` when human labels were found:
-    their ``kind`` and the inputs that carried them, ``from``). Inputs are never modified: a set that needs no
+    id_col}`` or ``{"by": "order"}``). Inputs are never modified: a set that needs no
     change is returned as it is (its arrays are read-only), any other is a new
     :class:`Predictions` built on reindexed copies.
     """
@@ -67,7 +66,7 @@ def align_predictions(
             _check_labels_by_id(first, p, first_ids, order, where[0], shown)
             aligned.append(p)
             orders.append(order)
-        return _share_votes(aligned, where, orders, first_ids, {"by": "id", "column": id_col})
+        return _share_votes(aligned, where, orders, first_ids), {"by": "id", "column": id_col}
     for p, shown in zip(predictions[1:], where[1:]):
         if p.n_samples != first.n_samples:
             raise InvalidInputError(
@@ -84,7 +83,7 @@ def align_predictions(
                 "them by an id column)"
             )
         aligned.append(p)
-    return _share_votes(aligned, where, [np.arange(first.n_samples)] * len(aligned), None, {"by": "order"})
+    return _share_votes(aligned, where, [np.arange(first.n_samples)] * len(aligned), None), {"by": "order"}
 
 
 # ------------------------------------------------------------------ ids
@@ -312,7 +311,7 @@ _SHOWN_CLASSES = 6
 
 
 def _share_votes(aligned: list[Predictions], where: Sequence[str], orders: Sequence[np.ndarray],
-                 ids: np.ndarray | None, record: dict[str, Any]) -> tuple[list[Predictions], dict[str, Any]]:
+                 ids: np.ndarray | None) -> list[Predictions]:
     """Every aligned set with the same human labels. The inputs that carry votes (or
     soft labels) must agree item by item with the first of them; the others take its
     labels (their own label column stays their labels). ``orders[i][row]`` is the
@@ -320,7 +319,7 @@ def _share_votes(aligned: list[Predictions], where: Sequence[str], orders: Seque
     when rows match by order), for the messages."""
     carriers = [i for i, p in enumerate(aligned) if p.human is not None]
     if not carriers:
-        return aligned, record
+        return aligned
     first = carriers[0]
     reference = aligned[first].human
     for i in carriers[1:]:
@@ -329,7 +328,7 @@ def _share_votes(aligned: list[Predictions], where: Sequence[str], orders: Seque
     shared = [p if p.human is not None else dataclasses.replace(p, human=dataclasses.replace(reference,
                                                                                             label_from="labels"))
               for p in aligned]
-    return shared, {**record, "votes": {"kind": reference.kind, "from": [where[i] for i in carriers]}}
+    return shared
 
 
 def _check_same_human(a: HumanLabels, b: HumanLabels, at_a: tuple[str, np.ndarray], at_b: tuple[str, np.ndarray],

@@ -56,6 +56,7 @@ def compare_audits(
     options: dict[str, Any] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     ensemble: tuple[Predictions, AuditResult] | None = None,
+    votes: dict[str, Any] | None = None,
 ) -> ComparisonResult:
     """Compare models audited on the same rows.
 
@@ -80,6 +81,9 @@ def compare_audits(
     audit (same options), adds :attr:`ComparisonResult.ensemble`: each model's paired
     differences against it, drawn with the others, and, with human labels, whether
     the models disagree where people do (:func:`calaudit.decisions.ensemble.disagreement`).
+    The JSON's ``votes`` says where the human labels came from: ``votes`` (what
+    :meth:`calaudit.loaders.votes_file.VotesFile.record` gives for ``--votes FILE``),
+    else the inputs' own columns.
     """
     if bootstrap is None:
         from ..stats import bootstrap as bootstrap_module
@@ -140,6 +144,9 @@ def compare_audits(
                                            metrics=compared, resamples=int(bootstrap), seed=seed, without=without)
     if without:
         extras["differences_without_interval"] = without
+    if first.human is not None:
+        extras["votes"] = {"kind": first.human.kind, "columns": list(first.human.columns),
+                           **(votes if votes is not None else {"source": "the inputs' own columns"})}
     return ComparisonResult(
         models=models,
         differences=differences,
