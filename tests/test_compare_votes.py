@@ -231,7 +231,7 @@ def test_votes_that_differ_between_inputs_are_refused_naming_the_id_the_files_an
     changed.iloc[where, changed.columns.get_loc("votes_neg")] = before[0] + 1
     changed.iloc[where, changed.columns.get_loc("votes_pos")] = before[2] + 2
     paths = [_write(tmp_path / "a.csv", a), _write(tmp_path / "b.csv", changed)]
-    done = _run("compare", *paths, "--id-col", "id", cwd=tmp_path)
+    done = _run("compare", *paths, "--id-col", "id", "--bootstrap", "200", cwd=tmp_path)
     line = error_line(done, 3)
     assert f"id '{ids[11]}'" in line and "a.csv" in line and "b.csv" in line
     assert (f"neg={before[0]}, neu={before[1]}, pos={before[2]}" in line

@@ -25,15 +25,15 @@ def _rounded(value: float) -> float:
     return 0.0 if abs(value) <= ROUNDING else value
 
 
-def _difference_lines(differences, shown: list[str], width: int) -> list[str]:
-    lines = [f"  {'a - b':<{2 * width + 3}} {'Metric':<20} {'Difference':>11}  {'Interval':<21} Verdict"]
+def _difference_lines(differences, shown: list[str], width: int, column: int) -> list[str]:
+    lines = [f"  {'a - b':<{2 * width + 3}} {'Metric':<{column}} {'Difference':>11}  {'Interval':<21} Verdict"]
     for item in differences:
         if item.metric not in shown:
             continue
         pair = f"{item.a} - {item.b}"
         verdict = "beyond chance" if item.distinguishable else "cannot tell apart"
         difference, low, high = (_rounded(value) for value in (item.difference, item.low, item.high))
-        lines.append(f"  {pair:<{2 * width + 3}} {item.metric:<20} {difference:>+11.4f}  "
+        lines.append(f"  {pair:<{2 * width + 3}} {item.metric:<{column}} {difference:>+11.4f}  "
                      f"{low:+.4f} to {high:+.4f}   {verdict}")
     return lines
 
@@ -47,8 +47,8 @@ def _human_lines(comparison: ComparisonResult) -> list[str]:
     width = max(12, *(len(row.name) for row in rows))
     floors = any(cell[4] is not None for row in rows for cell in row.cells)
     lines = ["", f"Against what people said: {votes_words(comparison)}.",
-             f"  {'Model':<{width}} {'Measure':<26} {'Value':>8}  {'95% interval':<19} {'With vote noise':<19}"
-             + (" Knowing the crowd's split" if floors else "")]
+             (f"  {'Model':<{width}} {'Measure':<26} {'Value':>8}  {'95% interval':<19} {'With vote noise':<19}"
+              + (" Knowing the crowd's split" if floors else "")).rstrip()]
     for row in rows:
         for metric, value, plain, noisy, floor in row.cells:
             if value is None:
@@ -88,24 +88,27 @@ def render(comparison: ComparisonResult) -> str:
     width = max(12, *(len(name) for name in headers))
     metrics = [m for m in TABLE_METRICS if all(m in audit.metrics for audit in audits)]
     human = [m for m in HUMAN_TABLE if all(audit.human is not None and m in audit.human.metrics for audit in audits)]
-    lines.append(f"{'Metric':<20}" + "".join(f" {name:>{width}}" for name in headers))
+    shown = metrics + human
+    column = max(16, *(len(metric) + 1 for metric in shown)) if shown else 16
+    lines.append(f"{'Metric':<{column}}" + "".join(f" {name:>{width}}" for name in headers))
     for metric in metrics:
-        lines.append(f"{metric:<20}" + "".join(f" {audit.metrics[metric]:>{width}.4f}" for audit in audits))
+        lines.append(f"{metric:<{column}}" + "".join(f" {audit.metrics[metric]:>{width}.4f}" for audit in audits))
     for metric in human:
-        lines.append(f"{metric:<20}" + "".join(f" {audit.human.metrics[metric]:>{width}.4f}" for audit in audits))
+        lines.append(f"{metric:<{column}}" + "".join(f" {audit.human.metrics[metric]:>{width}.4f}"
+                                                     for audit in audits))
     if ensemble is not None:
         lines.append(f"{ENSEMBLE_HEADER}: {ensemble_note(comparison)}")
     lines += _human_lines(comparison)
-    shown = metrics + human
     lines += [
         "",
         f"Paired differences (a - b, same {comparison.resamples:,} bootstrap resamples for every model, "
         f"{comparison.level * 100:.0f}% interval, seed {comparison.seed}):",
-        *_difference_lines(comparison.differences, shown, width),
+        *_difference_lines(comparison.differences, shown, width, column),
     ]
     if ensemble is not None:
         lines += ["", "Each model against the ensemble (model - ensemble, the same resamples):",
-                  *_difference_lines(ensemble.differences, [m for m in shown if m in ENSEMBLE_METRICS], width)]
+                  *_difference_lines(ensemble.differences, [m for m in shown if m in ENSEMBLE_METRICS], width,
+                                     column)]
     answer = disagreement_answer(comparison)
     if answer is not None:
         lines += ["", f"Where people disagree, do the models disagree too? {answer}"]
