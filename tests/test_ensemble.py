@@ -171,3 +171,22 @@ def test_disagreement_figures_against_scipy_and_hand_counts():
     document = found.to_dict()
     assert {"value", "low", "high", "method"} <= set(document) and document["hard"]["rule"] == "70/30"
     assert "spearman" in document["method"] and "total variation" in document["measure"]
+
+
+def test_beyond_the_budget_the_interval_is_fisher_z_with_the_bonett_wright_error(monkeypatch):
+    from calaudit.decisions import ensemble
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=400)
+    y = 0.5 * x + rng.normal(size=400)
+    boot = bootstrap_spearman(x, y, resamples=400, seed=0)
+    monkeypatch.setattr(ensemble, "BOOTSTRAP_BUDGET", 1000)
+    value, low, high = bootstrap_spearman(x, y, resamples=400, seed=0)
+    rho = scipy.stats.spearmanr(x, y).statistic
+    half = scipy.stats.norm.ppf(0.975) * np.sqrt((1 + rho ** 2 / 2) / (400 - 3))
+    assert value == pytest.approx(rho, abs=1e-12)
+    assert (low, high) == pytest.approx((np.tanh(np.arctanh(rho) - half), np.tanh(np.arctanh(rho) + half)), abs=1e-12)
+    assert abs(low - boot[1]) < 0.03 and abs(high - boot[2]) < 0.03  # the two agree at this size
+    found = disagreement([rng.dirichlet(np.ones(3), 400) for _ in range(2)], rng.dirichlet(np.ones(3), 400),
+                         np.zeros(400, dtype=bool), rule="70/30", resamples=400, seed=0)
+    assert "Fisher z" in found.method and found.hard.value is None

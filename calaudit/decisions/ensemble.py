@@ -18,7 +18,9 @@ reads directly in points of probability.)
 **Do the models disagree where people do?** Spearman's rank correlation between
 model disagreement and the entropy of each item's human distribution
 (:func:`disagreement`), on every item and on the hard ones, with a percentile
-bootstrap interval over items. The resamples are vectorised without sorting each one
+bootstrap interval over items (beyond :data:`BOOTSTRAP_BUDGET` resampled cells, the
+Fisher z interval with the Bonett-Wright standard error, which the bootstrap
+approaches on that many items). The resamples are vectorised without sorting each one
 (:func:`resampled_spearman`): every value's average rank in a resample follows from
 how often each item was drawn, once the items are sorted by value a single time.
 """
@@ -38,6 +40,14 @@ from .comparison_result import Disagreement, DisagreementPart
 MEASURE = "mean pairwise total variation distance between the models' probabilities"
 METHOD = ("spearman rank correlation (average ranks for ties) between model disagreement and the entropy of "
           "the human distribution; percentile bootstrap interval over items")
+#: How the interval was made beyond :data:`BOOTSTRAP_BUDGET` (``method`` says which).
+FISHER_METHOD = ("spearman rank correlation (average ranks for ties) between model disagreement and the entropy of "
+                 "the human distribution; Fisher z interval with the Bonett-Wright standard error "
+                 "sqrt((1 + rho^2 / 2) / (n - 3)) (too many items to resample)")
+#: Resampled cells (resamples x items) the bootstrap of the correlation may cost (a few
+#: seconds); beyond it, the interval is the Fisher z one, which the bootstrap approaches
+#: at such sizes.
+BOOTSTRAP_BUDGET = 5e7
 #: Cells (resamples x items) of one block of the vectorised bootstrap.
 _BLOCK_CELLS = 1 << 21
 
@@ -149,6 +159,9 @@ def bootstrap_spearman(x: np.ndarray, y: np.ndarray, *, resamples: int, seed: in
         return None, None, None
     if resamples <= 0:
         return value, None, None
+    if resamples * n > BOOTSTRAP_BUDGET:
+        low, high = fisher_interval(value, n, level)
+        return value, low, high
     rng = np.random.default_rng(seed)
     block = max(1, _BLOCK_CELLS // n)
     values = np.concatenate([resampled_spearman(x, y, rng.integers(0, n, (min(block, resamples - start), n)))
@@ -159,6 +172,18 @@ def bootstrap_spearman(x: np.ndarray, y: np.ndarray, *, resamples: int, seed: in
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(finite, [tail, 1.0 - tail])
     return value, float(min(low, value)), float(max(high, value))
+
+
+def fisher_interval(value: float, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """``tanh(atanh(rho) -+ z SE)`` with ``SE = sqrt((1 + rho^2 / 2) / (n - 3))``, the
+    Bonett & Wright (2000) standard error of Spearman's rho on the Fisher z scale."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    centre = np.arctanh(np.clip(value, -1 + 1e-12, 1 - 1e-12))
+    spread = z * np.sqrt((1.0 + value * value / 2.0) / max(n - 3, 1))
+    low, high = float(np.tanh(centre - spread)), float(np.tanh(centre + spread))
+    return min(low, value), max(high, value)
 
 
 def disagreement(
@@ -174,6 +199,7 @@ def disagreement(
     spread = model_disagreement(probas)
     entropy = entropy_rows(np.asarray(distribution, dtype=np.float64))
     parts = []
+    method = METHOD if resamples * spread.shape[0] <= BOOTSTRAP_BUDGET else FISHER_METHOD
     for name, mask in (("all", np.ones(spread.shape[0], dtype=bool)), ("hard", np.asarray(hard, dtype=bool))):
         value, low, high = bootstrap_spearman(spread[mask], entropy[mask], resamples=resamples, seed=seed,
                                               level=level)
@@ -183,4 +209,4 @@ def disagreement(
     most[np.argsort(-spread, kind="stable")[:n_hard]] = True  # ties by item order
     overlap = {"hard_items": n_hard, "among_most_disagreed": int(np.count_nonzero(most & hard)),
                "expected_by_chance": n_hard * n_hard / spread.shape[0] if spread.shape[0] else 0.0}
-    return Disagreement(MEASURE, METHOD, float(level), int(resamples), int(seed), rule, parts[0], parts[1], overlap)
+    return Disagreement(MEASURE, method, float(level), int(resamples), int(seed), rule, parts[0], parts[1], overlap)
