@@ -96,13 +96,13 @@ def rank_by_people(
         if len(group) > 1:
             figures = ", ".join(_nats(values[name]) for name in group[:-1]) + f" and {_nats(values[group[-1]])}"
             sentences.append(f"On how people's votes split, {_listed(group)} cannot be told apart on {n_samples:,} "
-                             f"items ({figures} nats of surprise at people's answers).")
+                             f"items (surprise at people's answers {figures} on average).")
         if k + 1 < len(groups):
             closer, further = group[-1], groups[k + 1][0]
             low, high = _pair(values[closer], values[further])
             sentences.append(
                 f"{closer} is closer than {further} to how people disagree: it is less surprised by the answers "
-                f"people gave ({low} against {high} nats on average; the gap is beyond chance on {n_samples:,} "
+                f"people gave ({low} against {high} on average; the gap is beyond chance on {n_samples:,} "
                 "shared items)."
             )
     calibrated = list(calibration.order)
