@@ -174,7 +174,7 @@ def run_capturing(predictions: Predictions, methods: list[str], **kwargs) -> tup
 #: The entropy (nats) of a 70/30 split, the default --hard-split.
 SPLIT_70_30 = 0.6108643020548935
 FREE_KEYS = ["retrained-hard", "label-smoothing-0.02", "label-smoothing-0.05", "label-smoothing-0.1",
-             "label-smoothing-0.2", "temperature", "temperature-soft"]
+             "label-smoothing-0.2", "temperature", "temperature-soft", "synthetic-soft-labels"]
 
 
 def contested(proba: np.ndarray, count: int) -> np.ndarray:
@@ -329,7 +329,8 @@ def test_soft_labels_runs_every_free_alternative_on_the_same_folds(planted_run):
     predictions, result, seen = planted_run
     keys = [r.key for r in result.results]
     assert keys == ["vendor", "temperature", "temperature-soft", "retrained-hard", "label-smoothing-0.02",
-                    "label-smoothing-0.05", "label-smoothing-0.1", "label-smoothing-0.2", "soft-labels"]
+                    "label-smoothing-0.05", "label-smoothing-0.1", "label-smoothing-0.2", "synthetic-soft-labels",
+                    "soft-labels"]
     entries = {r.key: r for r in result.results}
     assert entries["soft-labels"].name == "Retrained reference model, human soft labels"
     assert entries["soft-labels"].kind == "retraining"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,7 @@ from ..errors import UsageError
 from ..stats.bootstrap import EXACT_BUDGET, basic_interval, resampled_metrics
 from ..stats.metrics import compute_metrics
 from ..stats.reliability import ReliabilityTable, reliability_table
-from . import label_smoothing, recalibration
+from . import label_smoothing, recalibration, synthetic
 from .folds import StepCounter, stratified_folds
 
 BASELINES = ("label-smoothing", "temperature", "vector", "isotonic", "histogram", "soft-labels")
@@ -106,13 +106,17 @@ class AnnotationValue:
     ``n_hard`` contested rows (chosen from the items, not their own votes: ``rows``
     says how) for the model retrained on human soft labels against the best of the
     free alternatives (hard labels, each label-smoothing amount, temperature scaling
-    on hard labels and on the human distributions): ``difference = soft_labels -
+    on hard labels and on the human distributions, synthetic soft labels from a
+    bootstrap ensemble): ``difference = soft_labels -
     best_free`` (below 0: annotation helped) with a paired row-bootstrap interval.
     ``conclusion`` is ``"better"`` when the whole interval is below 0 as the report
     prints it, ``"worse"`` when above (:func:`annotation_conclusion`: a difference
     that is numerically nothing, or not beyond chance, is neither), ``"no clear
-    difference"`` otherwise, and ``"not tested"`` without resamples. ``ece_*`` give the majority-label ECE of both on the hard rows of the
-    human split (``human.hard``).
+    difference"`` otherwise, and ``"not tested"`` without resamples. ``ece_*`` give
+    the majority-label ECE of both on the hard rows of the human split
+    (``human.hard``). ``synthetic``: the same comparison against the synthetic soft
+    labels alone (:mod:`calaudit.baselines.synthetic`), on the same rows and
+    resamples (its ``best_free_key`` is ``synthetic-soft-labels``).
     """
 
     measure: str
@@ -129,13 +133,17 @@ class AnnotationValue:
     ece_best_free: float | None
     rows: str = ("as many items as the human split calls hard, those whose split the cross-fitted soft-label "
                  "model, from the features alone, predicts to be the most spread out")
+    synthetic: AnnotationValue | None = None  # the same question against the synthetic soft labels alone
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out["synthetic"] = self.synthetic.to_dict() if self.synthetic is not None else None
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnnotationValue:
-        return cls(**data)
+        versus = data.get("synthetic")
+        return cls(**{**data, "synthetic": cls.from_dict(versus) if versus else None})
 
 
 @dataclass(frozen=True)
@@ -196,8 +204,10 @@ def run_baselines(
     when ``resamples > 0``). ``soft-labels`` (needs ``predictions.human``) retrains
     the reference model on the human distributions and runs, on the same folds, every
     free alternative it is weighed against: hard labels, label smoothing, temperature
-    scaling fitted on the hard labels and on the human distributions
-    (:attr:`Comparison.annotation`, :func:`annotation_value`).
+    scaling fitted on the hard labels and on the human distributions, and synthetic
+    soft labels from a bootstrap ensemble of the reference model
+    (:mod:`calaudit.baselines.synthetic`; :attr:`Comparison.annotation`,
+    :func:`annotation_value`).
 
     With human labels every result carries its human metrics (``"all"``) and its
     metrics on the hard and easy rows (``hard_mask`` and its complement; by default
@@ -262,7 +272,8 @@ def run_baselines(
                 f"(N x K, at most {MAX_TARGET_CELLS:,}); audit a sample of at most "
                 f"{MAX_TARGET_CELLS // n_classes:,} rows for it"
             )
-        fitted = StepCounter(progress, "Retraining the reference model", (len(amounts) + int(soft)) * n_folds)
+        fits = (len(amounts) + int(soft) + int(soft) * (synthetic.HEADS + 1)) * n_folds
+        fitted = StepCounter(progress, "Retraining the reference model", fits)
         retrained = _cross_fitted_retraining(features, y, fold_of, n_classes, amounts, model=model, seed=seed,
                                              targets=distribution if soft else None, on_fit=fitted)
         for eps, out in zip(amounts, retrained):
@@ -271,6 +282,9 @@ def run_baselines(
                     else f"Retrained reference model, label smoothing {eps:g}")
             runs.append((key, name, "retraining", out, {"smoothing": eps, "model": model, "features": features_used}))
         if soft:
+            made = synthetic.cross_fitted_synthetic(features, y, fold_of, n_classes, model=model, seed=seed,
+                                                    on_fit=fitted)
+            runs.append((synthetic.KEY, synthetic.NAME, "retraining", made, synthetic.details(model, features_used)))
             runs.append(("soft-labels", "Retrained reference model, human soft labels", "retraining", retrained[-1],
                          {"smoothing": None, "targets": "human distribution", "model": model,
                           "features": features_used}))
@@ -292,9 +306,10 @@ def run_baselines(
     if soft:
         contested = contested_rows(outputs["soft-labels"], int(np.count_nonzero(hard)))
         if contested.any():
-            free = [smoothing_key(eps) for eps in amounts] + ["temperature", recalibration.TEMPERATURE_SOFT[0]]
+            free = [smoothing_key(eps) for eps in amounts] + ["temperature", recalibration.TEMPERATURE_SOFT[0],
+                                                               synthetic.KEY]
             annotation = annotation_value(results, outputs, distribution, contested, free, resamples=resamples,
-                                          level=level, seed=seed)
+                                          level=level, seed=seed, versus=synthetic.KEY)
     return Comparison(folds, seed, features_used, tuple(results), sweep, annotation)
 
 
@@ -331,7 +346,7 @@ def smoothing_key(eps: float) -> str:
 def annotation_value(
     results: Sequence[BaselineResult], outputs: dict[str, np.ndarray], distribution: np.ndarray,
     hard: np.ndarray, free: Sequence[str], *, resamples: int, level: float, seed: int,
-    measure: str = ANNOTATION_MEASURE,
+    measure: str = ANNOTATION_MEASURE, versus: str | None = None,
 ) -> AnnotationValue:
     """What retraining on human soft labels bought on the contested rows ``hard``,
     against the best free alternative (:class:`AnnotationValue`).
@@ -364,8 +379,23 @@ def annotation_value(
     the free side a little (its value is the minimum of several noisy figures): the
     comparison is conservative for annotation, so a ``"better"`` conclusion stands
     all the more. Without resamples there is no interval and the conclusion is
-    ``"not tested"``.
+    ``"not tested"``. ``versus`` (a result key: the synthetic soft labels) adds the
+    same comparison against that alternative alone, on the same rows and resamples
+    (:attr:`AnnotationValue.synthetic`).
     """
+    value = _annotation_value(results, outputs, distribution, hard, free, resamples=resamples, level=level,
+                              seed=seed, measure=measure)
+    if versus is not None and versus in outputs:
+        value = replace(value, synthetic=_annotation_value(results, outputs, distribution, hard, [versus],
+                                                           resamples=resamples, level=level, seed=seed,
+                                                           measure=measure))
+    return value
+
+
+def _annotation_value(
+    results: Sequence[BaselineResult], outputs: dict[str, np.ndarray], distribution: np.ndarray,
+    hard: np.ndarray, free: Sequence[str], *, resamples: int, level: float, seed: int, measure: str,
+) -> AnnotationValue:
     from ..human.metrics import HUMAN_METRICS, row_terms
 
     soft_terms = row_terms(outputs["soft-labels"][hard], distribution[hard])[measure]

@@ -37,6 +37,11 @@ from .run import audit_with_options, recorded_options
 @click.option("--logits-for", "logits_for", multiple=True, type=cli_types.NAME, metavar="NAME",
               help="The scores of this input are logits (its display name, file name or path; repeatable). "
                    "--logits says it of every input.")
+@click.option("--votes", "votes_path", type=click.Path(path_type=Path, readable=False), metavar="FILE",
+              help="Human votes (or soft labels) by item id for every input: a table with the --id-col column and "
+                   "votes_<class> (or soft_<class>, or --votes-cols / --soft-cols) columns.")
+@click.option("--ensemble/--no-ensemble", default=True, show_default=True,
+              help="Also audit the mean of the models' probabilities, shown beside them (never ranked).")
 @prediction_file_options
 @human_options
 @audit_options
@@ -82,11 +87,14 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
         raise click.UsageError(f"{first} is an ONNX model: give the data it runs over with --data DIR")
     if not any(models) and data_path is not None:
         raise click.UsageError("--data is only for ONNX models; every INPUT is a prediction file")
+    if options["votes_path"] is not None and options["id_col"] is None:
+        raise click.UsageError("--votes needs --id-col: the votes are matched to every input's rows by their id")
     if options["resamples"] == 0:
         raise click.UsageError("--bootstrap 0 leaves nothing to compare: the comparison is the paired interval "
                                "(use at least 200 resamples, or leave the default)")
+    votes_input = [("the votes", options["votes_path"])] if options["votes_path"] is not None else []
     check_outputs(ctx, {**options, "save_predictions": None},
-                   [*[("an input", path) for path in input_paths], data_input(data_path)])
+                   [*[("an input", path) for path in input_paths], data_input(data_path), *votes_input])
     flags, every = logits_per_input(ctx, options, input_paths, display)
     each = [{**options, "logits": flag} for flag in flags]
     with step_progress(options) as progress:
@@ -111,8 +119,13 @@ def _compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path 
     from ..errors import ProbabilitiesAsLogitsError
     from .logits import compare_remedy
 
+    votes = _read_votes(options)
+    # With --votes, the inputs' own human columns (if any) are found by their default
+    # names: --votes-cols / --soft-cols name the votes file's.
+    reading = [{**own, "votes_cols": None, "soft_cols": None, "votes_later": True} if votes is not None else own
+               for own in each]
     loaded = []
-    for done, (path, is_model, name, own) in enumerate(zip(input_paths, models, display, each)):
+    for done, (path, is_model, name, own) in enumerate(zip(input_paths, models, display, reading)):
         progress("Reading the models", done, len(input_paths))
         try:
             loaded.append(run_model(path, data_path, {**own, "save_predictions": None, "embedding_output": None},
@@ -120,6 +133,10 @@ def _compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path 
         except ProbabilitiesAsLogitsError as exc:
             raise compare_remedy(exc, name, every) from None
     progress("Reading the models", len(input_paths), len(input_paths))
+    if votes is not None:
+        from ..decisions.alignment import attach_votes
+
+        loaded = attach_votes(loaded, display, votes, id_col=options["id_col"], seed=options["seed"])
     # A tied plurality vote is settled by the item's id (or row number, by which files
     # without ids are aligned): the same label in every file, whatever its scores.
     from ..loaders.human_columns import break_ties_by_id
@@ -129,10 +146,37 @@ def _compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path 
     exclude = (options["id_col"],) if options["id_col"] else ()
     audits = [apply_gate(audit_with_options(ctx, predictions, own, data_path, exclude, name=name), options)
               for predictions, own, name in zip(aligned, each, display)]
+    ensemble = _ensemble(aligned, display, options, progress) if options["ensemble"] else None
     return compare_audits(
         aligned, display, audits, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
         level=0.95, alignment=alignment, options=recorded_options(ctx, options), progress=progress,
+        ensemble=ensemble, votes=votes.record() if votes is not None else None,
     )
+
+
+def _read_votes(options: dict[str, Any]) -> Any:
+    """The --votes file, read and validated (``None`` without one)."""
+    if options["votes_path"] is None:
+        return None
+    from ..loaders.votes_file import read_votes_file
+
+    return read_votes_file(options["votes_path"], id_col=options["id_col"], votes_cols=options["votes_cols"],
+                           soft_cols=options["soft_cols"], row_sum_tolerance=options["row_sum_tol"])
+
+
+def _ensemble(aligned: list[Any], display: list[str], options: dict[str, Any], progress: Any) -> tuple[Any, Any]:
+    """The mean of the models' probabilities and its audit, with the models' bins,
+    resamples, seed and hard/easy split (no baselines, segments, routing or gate: it
+    is shown beside the models, not judged as one)."""
+    from ..auditing import audit_predictions
+    from ..decisions.ensemble import ensemble_predictions
+    from .progress import labelled
+
+    predictions = ensemble_predictions(aligned, display)
+    audit = audit_predictions(predictions, n_bins=options["n_bins"], bootstrap=options["resamples"],
+                              seed=options["seed"], hard_split=options.get("hard_split") or "70/30",
+                              progress=labelled(progress, "ensemble"))
+    return predictions, audit
 
 
 def _display_name(path: Path) -> str:

@@ -33,6 +33,7 @@ def load_file(input_path: Path, options: dict[str, Any]) -> Any:
         soft_cols=options.get("soft_cols"),
         seed=options["seed"],
         id_col=options.get("id_col"),  # compare: ids are text, as written
+        votes_later=bool(options.get("votes_later")),  # compare --votes: labels may come with the votes
     )
     _refuse_missing_label_column(input_path, predictions, options["label_col"])
     return predictions

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, one_line
+from ..predictions.human_labels import HumanLabels
 from ..predictions.labels import label_texts
 from ..predictions.value import Predictions
 
@@ -37,6 +38,10 @@ def align_predictions(
     same classes in another order; different sets of classes are an error.
 
     ``names`` are the display names, used for sets that have no file (Python arrays).
+    Human labels (votes or soft labels) travel with their rows and classes. Inputs
+    that carry them must carry the same ones for the same item (one line naming the id,
+    both files and both values otherwise); inputs without them get those of the
+    others (:func:`_share_votes`).
     Returns the aligned sets and the alignment record (``{"by": "id", "column":
     id_col}`` or ``{"by": "order"}``). Inputs are never modified: a set that needs no
     change is returned as it is (its arrays are read-only), any other is a new
@@ -52,6 +57,7 @@ def align_predictions(
     if id_col is not None:
         first_ids = _ids(first, id_col, where[0])
         _check_unique(first_ids, first, where[0], id_col)
+        orders = [np.arange(first.n_samples)]
         for p, shown in zip(predictions[1:], where[1:]):
             ids = _ids(p, id_col, shown)
             _check_unique(ids, p, shown, id_col)
@@ -59,7 +65,8 @@ def align_predictions(
             p = _reorder_classes(_take_rows(p, order), first, shown, where[0])
             _check_labels_by_id(first, p, first_ids, order, where[0], shown)
             aligned.append(p)
-        return aligned, {"by": "id", "column": id_col}
+            orders.append(order)
+        return _share_votes(aligned, where, orders, first_ids), {"by": "id", "column": id_col}
     for p, shown in zip(predictions[1:], where[1:]):
         if p.n_samples != first.n_samples:
             raise InvalidInputError(
@@ -76,7 +83,7 @@ def align_predictions(
                 "them by an id column)"
             )
         aligned.append(p)
-    return aligned, {"by": "order"}
+    return _share_votes(aligned, where, [np.arange(first.n_samples)] * len(aligned), None), {"by": "order"}
 
 
 # ------------------------------------------------------------------ ids
@@ -225,6 +232,7 @@ def _take_rows(p: Predictions, order: np.ndarray) -> Predictions:
         p, y_true=_frozen(p.y_true[order]), y_proba=_frozen(p.y_proba[order]), extra_columns=extra,
         logits=_frozen(p.logits[order]) if p.logits is not None else None,
         features=_frozen(p.features[order]) if p.features is not None else None,
+        human=p.human.take(order) if p.human is not None else None,
     )
 
 
@@ -252,6 +260,17 @@ def _reorder_classes(p: Predictions, first: Predictions, shown: str, first_shown
     return dataclasses.replace(
         p, y_true=_frozen(remap[p.y_true]), y_proba=_frozen(np.ascontiguousarray(p.y_proba[:, columns])),
         class_names=first.class_names, logits=logits,
+        human=reorder_human(p.human, columns) if p.human is not None else None,
+    )
+
+
+def reorder_human(human: HumanLabels, columns: np.ndarray) -> HumanLabels:
+    """``human`` with its class columns taken in ``columns`` order (a permutation)."""
+    names = tuple(human.columns[k] for k in columns) if len(human.columns) == columns.size else human.columns
+    return dataclasses.replace(
+        human, distribution=_frozen(np.ascontiguousarray(human.distribution[:, columns])),
+        votes=_frozen(np.ascontiguousarray(human.votes[:, columns])) if human.votes is not None else None,
+        columns=names,
     )
 
 
@@ -280,3 +299,129 @@ def _label(p: Predictions, row: int) -> str:
 def _preview(names: Sequence[str]) -> str:
     shown = ", ".join(one_line(str(name)) for name in names[:_PREVIEW])
     return shown + (f", ... ({len(names)} in all)" if len(names) > _PREVIEW else "")
+
+
+# ------------------------------------------------------------------ human labels
+
+#: Two soft labels of the same item in two inputs are the same when every share is
+#: within this of the other's (files written with different float precision).
+SOFT_MATCH = 1e-6
+#: Classes named in a message about votes that disagree.
+_SHOWN_CLASSES = 6
+
+
+def _share_votes(aligned: list[Predictions], where: Sequence[str], orders: Sequence[np.ndarray],
+                 ids: np.ndarray | None) -> list[Predictions]:
+    """Every aligned set with the same human labels. The inputs that carry votes (or
+    soft labels) must agree item by item with the first of them; the others take its
+    labels (their own label column stays their labels). ``orders[i][row]`` is the
+    file row of aligned row ``row`` of input ``i``, ``ids`` the items' ids (``None``
+    when rows match by order), for the messages."""
+    carriers = [i for i, p in enumerate(aligned) if p.human is not None]
+    if not carriers:
+        return aligned
+    first = carriers[0]
+    reference = aligned[first].human
+    for i in carriers[1:]:
+        _check_same_human(reference, aligned[i].human, (where[first], orders[first]), (where[i], orders[i]), ids,
+                          aligned[first].class_names)
+    shared = [p if p.human is not None else dataclasses.replace(p, human=dataclasses.replace(reference,
+                                                                                            label_from="labels"))
+              for p in aligned]
+    return shared
+
+
+def _check_same_human(a: HumanLabels, b: HumanLabels, at_a: tuple[str, np.ndarray], at_b: tuple[str, np.ndarray],
+                      ids: np.ndarray | None, class_names: Sequence[str]) -> None:
+    """One line naming the first item whose votes differ between two inputs (rows in
+    the same order, classes in the same order)."""
+    what = {"votes": "vote counts", "soft": "soft labels"}
+    if a.kind != b.kind:
+        raise InvalidInputError(
+            f"{at_b[0]} carries {what.get(b.kind, b.kind)} but {at_a[0]} carries {what.get(a.kind, a.kind)}; "
+            "expected one kind of human labels for the items in every input"
+        )
+    if a.votes is not None and b.votes is not None:
+        differ = np.any(a.votes != b.votes, axis=1)
+        values_a, values_b = a.votes, b.votes
+    else:
+        differ = np.any(np.abs(a.distribution - b.distribution) > SOFT_MATCH, axis=1)
+        values_a, values_b = a.distribution, b.distribution
+    if not differ.any():
+        return
+    row = int(np.argmax(differ))
+    item = f"id {one_line(ids[row])!r}" if ids is not None else f"row {row + 1}"
+    shown = np.flatnonzero(values_a[row] != values_b[row]) if len(class_names) > _SHOWN_CLASSES else \
+        np.arange(len(class_names))
+    count = int(differ.sum())
+    more = f"; {count:,} items differ" if count > 1 else ""
+    noun = "votes" if a.kind == "votes" else "soft labels"
+    raise InvalidInputError(
+        f"{item}: {noun} {_values(values_a[row], shown, class_names)} in {at_a[0]} ({_file_row(at_a, row)}) but "
+        f"{_values(values_b[row], shown, class_names)} in {at_b[0]} ({_file_row(at_b, row)}){more}; expected the "
+        f"same {noun} for the same item in every input"
+    )
+
+
+def _values(values: np.ndarray, shown: np.ndarray, class_names: Sequence[str]) -> str:
+    parts = [f"{one_line(str(class_names[k]))}={_number(values[k])}" for k in shown[:_SHOWN_CLASSES]]
+    return ", ".join(parts) + (", ..." if shown.size > _SHOWN_CLASSES else "")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{float(value):.10g}"
+
+
+def _file_row(at: tuple[str, np.ndarray], row: int) -> str:
+    return f"row {int(at[1][row]) + 1}"
+
+
+def attach_votes(predictions: Sequence[Predictions], names: Sequence[str], votes: Any, *, id_col: str,
+                 seed: int) -> list[Predictions]:
+    """Each set with the human labels of a votes file
+    (:class:`calaudit.loaders.votes_file.VotesFile`) matched by its ``id_col``, in its
+    own row and class order, before the sets are aligned.
+
+    Every id of a set must have votes in the file (the file may hold more items), and
+    the file's classes must be the set's. A set that carries votes of its own must
+    carry the same ones (one line naming the id, both files and both values). A set
+    read without labels (``load_prediction_file(votes_later=True)``) takes the
+    plurality vote as its labels, a tie broken by a draw keyed by the id and ``seed``
+    (as :func:`calaudit.loaders.human_columns.break_ties_by_id` does)."""
+    import pandas as pd
+
+    from ..predictions.human_labels import match_columns
+
+    index = pd.Index(votes.ids)
+    out = []
+    for p, name in zip(predictions, names):
+        shown = _where(p, name)
+        ids = _ids(p, id_col, shown)
+        _check_unique(ids, p, shown, id_col)
+        rows = np.asarray(index.get_indexer(pd.Index(ids)), dtype=np.intp)
+        if (rows < 0).any():
+            row = int(np.argmax(rows < 0))
+            raise InvalidInputError(
+                f"{shown}: id {one_line(ids[row])!r} ({_row(p, row)}) has no votes in {votes.path}; expected the "
+                f"votes of every item ({int((rows >= 0).sum()):,} of {ids.size:,} ids of {shown} are in it)"
+            )
+        columns = match_columns(p.class_names, votes.class_names, source=votes.path, what="votes")
+        human = reorder_human(votes.human.take(rows), columns)
+        if p.human is not None:
+            identity = np.arange(ids.size)
+            _check_same_human(human, p.human, (votes.path, rows), (shown, identity), ids, p.class_names)
+            out.append(p)
+            continue
+        pending = p.source.details.get("labels_pending", False)
+        if pending:
+            labels = human.plurality_labels(seed=seed, class_names=p.class_names, ids=ids)
+            labels.flags.writeable = False
+            human = dataclasses.replace(human, label_from="plurality")
+            details = {key: value for key, value in p.source.details.items() if key != "labels_pending"}
+            details.update({"human_columns": list(human.columns), "human_kind": human.kind,
+                            "label_from": "plurality", "votes_file": votes.path})
+            out.append(dataclasses.replace(p, y_true=labels, human=human,
+                                           source=dataclasses.replace(p.source, details=details)))
+        else:
+            out.append(dataclasses.replace(p, human=human))
+    return out

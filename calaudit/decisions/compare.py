@@ -30,7 +30,7 @@ from ..stats.bootstrap import DEFAULT_LEVEL, Interval, basic_interval, exact_blo
 from ..stats.limits import MAX_BINS, MAX_RESAMPLES, MAX_SEED, MIN_RESAMPLES
 from ..stats.metric_info import METRICS
 from ..stats.metrics import compute_metrics
-from .comparison_result import ROUNDING, ComparedModel, ComparisonResult, Difference, Ranking
+from .comparison_result import ROUNDING, ComparedModel, ComparisonResult, Difference, EnsembleResult, Ranking
 
 #: The metric models are ranked on.
 RANKING_METRIC = "ece"
@@ -55,6 +55,8 @@ def compare_audits(
     alignment: dict[str, Any],
     options: dict[str, Any] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    ensemble: tuple[Predictions, AuditResult] | None = None,
+    votes: dict[str, Any] | None = None,
 ) -> ComparisonResult:
     """Compare models audited on the same rows.
 
@@ -70,6 +72,18 @@ def compare_audits(
     ``bootstrap=0`` is a :class:`calaudit.errors.UsageError`, as are fewer than two
     models and two models with the same name. ``progress(label, done, total)`` is told
     of the paired resamples drawn.
+
+    With human labels on every set (each audit's ``human``), the differences include
+    :data:`calaudit.decisions.compare_human.HUMAN_DIFFERENCES` on the same resamples, and
+    the ranking says which model is closest to how people disagree
+    (:func:`calaudit.decisions.compare_human.rank_by_people`). ``ensemble``, the
+    predictions of :func:`calaudit.decisions.ensemble.ensemble_predictions` and their
+    audit (same options), adds :attr:`ComparisonResult.ensemble`: each model's paired
+    differences against it, drawn with the others, and, with human labels, whether
+    the models disagree where people do (:func:`calaudit.decisions.ensemble.disagreement`).
+    The JSON's ``votes`` says where the human labels came from: ``votes`` (what
+    :meth:`calaudit.loaders.votes_file.VotesFile.record` gives for ``--votes FILE``),
+    else the inputs' own columns.
     """
     if bootstrap is None:
         from ..stats import bootstrap as bootstrap_module
@@ -91,21 +105,48 @@ def compare_audits(
             raise ValueError(f"the predictions of {name!r} are not aligned with those of {names[0]!r}")
         if audit.n_samples != p.n_samples or audit.n_bins != n_bins:
             raise ValueError(f"the audit of {name!r} is not of its predictions with {n_bins} bins")
-    references = [dict(audit.metrics) for audit in audits]
+    from .compare_human import HUMAN_DIFFERENCES, HUMAN_RANKING_METRIC, human_references, human_terms, rank_by_people
+
+    every = [*predictions, ensemble[0]] if ensemble is not None else list(predictions)
+    every_audit = [*audits, ensemble[1]] if ensemble is not None else list(audits)
+    if ensemble is not None and (ensemble[0].n_samples != first.n_samples or ensemble[1].n_bins != n_bins):
+        raise ValueError("the ensemble is not of the compared rows, or was audited with other bins")
+    references = [dict(audit.metrics) for audit in every_audit]
     bandwidths = [audit.smooth_reliability.bandwidth if audit.smooth_reliability is not None else None
-                  for audit in audits]
-    draws = paired_draws(predictions, n_bins=n_bins, resamples=int(bootstrap), seed=seed, references=references,
-                         bandwidths=bandwidths, progress=progress)
-    differences, without = paired_differences(names, references, draws, level=level)
+                  for audit in every_audit]
+    human = human_references(every_audit)
+    terms = human_terms(every) if human is not None else None
+    draws = paired_draws(every, n_bins=n_bins, resamples=int(bootstrap), seed=seed, references=references,
+                         bandwidths=bandwidths, progress=progress, terms=terms)
+    compared = {metric: info for metric, info in METRICS.items() if info.interval}
+    if human is not None:
+        from ..human.metrics import HUMAN_METRICS
+
+        compared.update({metric: HUMAN_METRICS[metric] for metric in HUMAN_DIFFERENCES})
+        references = [{**reference, **extra} for reference, extra in zip(references, human)]
+    count = len(predictions)
+    differences, without = paired_differences(names, references[:count], draws[:count], level=level,
+                                              metrics=compared)
     # Models whose ECE is within chance of a perfectly calibrated model's (the audit's noise floor).
     within_noise = [name for name, audit in zip(names, audits)
                     if audit.noise is not None and not audit.noise.distinguishable]
     ranking = rank_models(names, {name: ref[RANKING_METRIC] for name, ref in zip(names, references)},
                           differences, first.n_samples, within_noise=within_noise)
+    if human is not None:
+        by_people = rank_by_people(names, {name: ref[HUMAN_RANKING_METRIC] for name, ref in zip(names, references)},
+                                   differences, first.n_samples, ranking)
+        ranking = Ranking(ranking.metric, ranking.order, f"{ranking.sentence} {by_people.sentence}", by_people)
     models = tuple(ComparedModel(name, _input(p), audit) for p, name, audit in zip(predictions, names, audits))
     extras: dict[str, Any] = {}
+    ensemble_result = None
+    if ensemble is not None:
+        ensemble_result = _ensemble_result(predictions, names, ensemble[1], references, draws, level=level,
+                                           metrics=compared, resamples=int(bootstrap), seed=seed, without=without)
     if without:
         extras["differences_without_interval"] = without
+    if first.human is not None:
+        extras["votes"] = {"kind": first.human.kind, "columns": list(first.human.columns),
+                           **(votes if votes is not None else {"source": "the inputs' own columns"})}
     return ComparisonResult(
         models=models,
         differences=differences,
@@ -119,7 +160,33 @@ def compare_audits(
         tool_version=__version__,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         extras=extras,
+        ensemble=ensemble_result,
     )
+
+
+def _ensemble_result(predictions: Sequence[Predictions], names: Sequence[str], audit: AuditResult,
+                     references: Sequence[dict[str, float]], draws: Sequence[dict[str, np.ndarray]], *,
+                     level: float, metrics: dict[str, Any], resamples: int, seed: int,
+                     without: list[dict[str, str]]) -> EnsembleResult:
+    """Each model against the ensemble (the last of ``references`` and ``draws``) and,
+    with human labels, whether the models disagree where people do."""
+    from .ensemble import disagreement
+
+    count = len(predictions)
+    label = EnsembleResult.name
+    pairs = [(k, count) for k in range(count)]
+    differences, missing = paired_differences([*names, label], references, draws, level=level, metrics=metrics,
+                                              pairs=pairs)
+    without.extend(missing)
+    agreement = None
+    human = predictions[0].human
+    if human is not None and audit.human is not None:
+        from ..human.split import hard_rows
+
+        hard, _ = hard_rows(human.distribution, audit.human.split.rule)
+        agreement = disagreement([p.y_proba for p in predictions], human.distribution, hard,
+                                 rule=audit.human.split.rule, resamples=resamples, seed=seed, level=level)
+    return EnsembleResult(tuple(names), audit, differences, agreement)
 
 
 def _check_options(n_bins: int, bootstrap: int, seed: int, level: float) -> None:
@@ -154,6 +221,7 @@ def paired_draws(
     bandwidths: Sequence[float | None] | None = None,
     metrics: frozenset[str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    terms: Sequence[dict[str, np.ndarray]] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Each model's metrics on the same ``resamples`` resamples of the rows.
 
@@ -164,7 +232,9 @@ def paired_draws(
     resamples. ``references`` are each model's full-data metrics (the calibration
     slope's fit starts there), ``bandwidths`` the smooth ECE's bandwidth on the full
     data (found when not given). ``metrics`` limits what is computed (``{"ece"}``
-    costs a small part of every metric). ``progress("Paired bootstrap", done, resamples)``
+    costs a small part of every metric). ``terms`` are, per model, ``(N,)`` per-row
+    terms whose means are more metrics (the human metrics against the votes): each
+    is averaged over the same drawn rows. ``progress("Paired bootstrap", done, resamples)``
     is told after each block.
 
     Returns, per model, ``{metric: (resamples,) values}``.
@@ -189,9 +259,12 @@ def paired_draws(
         if progress is not None:
             progress("Paired bootstrap", start, resamples)
         rows = rng.integers(0, n_rows, (min(block, resamples - start), n_rows))
-        for part, (p, suite, bandwidth, reference) in zip(parts, models):
-            part.append(resampled_metrics(rows, p.y_true, p.y_proba, suite, n_bins=n_bins,
-                                          smooth_bandwidth=bandwidth, reference=reference, names=metrics))
+        for k, (part, (p, suite, bandwidth, reference)) in enumerate(zip(parts, models)):
+            values = resampled_metrics(rows, p.y_true, p.y_proba, suite, n_bins=n_bins,
+                                       smooth_bandwidth=bandwidth, reference=reference, names=metrics)
+            if terms is not None:
+                values.update({name: term[rows].mean(axis=1) for name, term in terms[k].items()})
+            part.append(values)
     if progress is not None:
         progress("Paired bootstrap", resamples, resamples)
     return [{name: np.concatenate([piece[name] for piece in part]) for name in part[0]} for part in parts]
@@ -217,13 +290,24 @@ def difference_interval(
     finite = difference[np.isfinite(difference)]
     if finite.size < 0.5 * difference.size or finite.size == 0:
         return None
-    info = METRICS.get(metric) if metric is not None else None
+    info = _info(metric)
     span = (info.high - info.low) if info is not None else np.inf
     bounds = (-span, span)
     if metric in PERCENTILE_DIFFERENCES:
         return percentile_interval(finite, float(estimate), level=level, bounds=bounds)
     interval, _ = basic_interval(finite, float(estimate), level=level, bounds=bounds)
     return interval
+
+
+def _info(metric: str | None) -> Any:
+    """A metric's registry entry (the audit's metrics, then the human ones), or None."""
+    if metric is None:
+        return None
+    if metric in METRICS:
+        return METRICS[metric]
+    from ..human.metrics import HUMAN_METRICS
+
+    return HUMAN_METRICS.get(metric)
 
 
 def percentile_interval(resampled: np.ndarray, estimate: float, *, level: float = DEFAULT_LEVEL,
@@ -243,35 +327,40 @@ def paired_differences(
     draws: Sequence[dict[str, np.ndarray]],
     *,
     level: float = DEFAULT_LEVEL,
+    metrics: dict[str, Any] | None = None,
+    pairs: Sequence[tuple[int, int]] | None = None,
 ) -> tuple[tuple[Difference, ...], list[dict[str, str]]]:
-    """Every ``metric(a) - metric(b)`` for ``a`` before ``b`` in ``names``, with its paired
-    interval: the metrics with an interval (:data:`calaudit.stats.metric_info.METRICS`) that both
-    models have, in the registry's order.
+    """Every ``metric(a) - metric(b)`` for ``a`` before ``b`` in ``names`` (or the index
+    ``pairs`` given), with its paired interval: the metrics with an interval
+    (:data:`calaudit.stats.metric_info.METRICS`, or ``metrics``, name to registry entry)
+    that both models have, in the registry's order.
 
     Returns the differences and the pairs left without an interval (``a``, ``b``,
     ``metric``, ``reason``): a metric undefined on most resamples of either model.
     """
     differences = []
     without = []
-    for i in range(len(names)):
-        for j in range(i + 1, len(names)):
-            for metric, info in METRICS.items():
-                if not info.interval or metric not in draws[i] or metric not in draws[j]:
-                    continue
-                value_a, value_b = references[i].get(metric), references[j].get(metric)
-                if value_a is None or value_b is None or not np.isfinite(value_a) or not np.isfinite(value_b):
-                    continue
-                estimate = float(value_a) - float(value_b)
-                interval = difference_interval(estimate, draws[i][metric], draws[j][metric], level=level,
-                                               metric=metric)
-                if interval is None:
-                    without.append({"a": names[i], "b": names[j], "metric": metric,
-                                    "reason": "undefined on most resamples"})
-                    continue
-                distinguishable = interval.low > ROUNDING or interval.high < -ROUNDING
-                differences.append(Difference(
-                    names[i], names[j], metric, estimate, interval.low, interval.high, bool(distinguishable),
-                    PERCENTILE if metric in PERCENTILE_DIFFERENCES else BASIC))
+    compared = metrics if metrics is not None else {name: info for name, info in METRICS.items() if info.interval}
+    if pairs is None:
+        pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
+    for i, j in pairs:
+        for metric in compared:
+            if metric not in draws[i] or metric not in draws[j]:
+                continue
+            value_a, value_b = references[i].get(metric), references[j].get(metric)
+            if value_a is None or value_b is None or not np.isfinite(value_a) or not np.isfinite(value_b):
+                continue
+            estimate = float(value_a) - float(value_b)
+            interval = difference_interval(estimate, draws[i][metric], draws[j][metric], level=level,
+                                           metric=metric)
+            if interval is None:
+                without.append({"a": names[i], "b": names[j], "metric": metric,
+                                "reason": "undefined on most resamples"})
+                continue
+            distinguishable = interval.low > ROUNDING or interval.high < -ROUNDING
+            differences.append(Difference(
+                names[i], names[j], metric, estimate, interval.low, interval.high, bool(distinguishable),
+                PERCENTILE if metric in PERCENTILE_DIFFERENCES else BASIC))
     return tuple(differences), without
 
 

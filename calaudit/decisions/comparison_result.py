@@ -46,14 +46,21 @@ class Difference:
 @dataclass(frozen=True)
 class Ranking:
     """Models ordered by ``metric`` (best first) and the plain sentence that ranks
-    them, saying which differences are beyond chance."""
+    them, saying which differences are beyond chance. With human votes, ``human`` is
+    the order by closeness to how people disagree (its own metric, order and
+    sentences), and ``sentence`` holds both."""
 
     metric: str
     order: tuple[str, ...]
     sentence: str
+    human: Ranking | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "order": list(self.order), "sentence": self.sentence}
+        out: dict[str, Any] = {"metric": self.metric, "order": list(self.order), "sentence": self.sentence}
+        if self.human is not None:
+            out["human"] = self.human.to_dict()
+            out["orders_differ"] = list(self.human.order) != list(self.order)
+        return out
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,83 @@ class ComparedModel:
             "groups": [s.to_dict() for analysis in audit.groups for s in analysis.segments],
             "routing": audit.routing.to_dict() if audit.routing is not None else None,
             "gate": audit.gate.to_dict() if audit.gate is not None else None,
+            "human": audit.human.to_dict() if audit.human is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class DisagreementPart:
+    """The rank correlation on one set of items (``all`` or ``hard``): ``value`` and
+    its bootstrap interval ``[low, high]`` (``None`` where undefined: fewer than three
+    items, or every item with the same disagreement or entropy)."""
+
+    name: str
+    n: int
+    value: float | None
+    low: float | None
+    high: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """Do the models disagree where people disagree? (docs/metrics.md, section 10).
+
+    ``all`` and ``hard``: Spearman's rank correlation between each item's model
+    disagreement (``measure``) and the entropy of its human distribution, on every
+    item and on the hard ones (the human split, ``rule``), with a ``level`` percentile
+    bootstrap interval over items (``resamples``, ``seed``). ``overlap``: of the
+    ``hard`` items people disagree on, how many are among as many items the models
+    disagree on most (``among_most_disagreed``), and how many chance alone would
+    put there (``expected_by_chance`` = hard x hard / N).
+    """
+
+    measure: str
+    method: str
+    level: float
+    resamples: int
+    seed: int
+    rule: str
+    all: DisagreementPart
+    hard: DisagreementPart
+    overlap: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.all.value, "low": self.all.low, "high": self.all.high, "method": self.method,
+                "measure": self.measure, "n": self.all.n, "level": self.level, "resamples": self.resamples,
+                "seed": self.seed, "hard": {**self.hard.to_dict(), "rule": self.rule}, "overlap": dict(self.overlap)}
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    """The mean of the compared models' probabilities, audited like a model (never
+    ranked with them): its audit, each model's paired differences against it
+    (``a`` the model, ``b`` :attr:`name`), and, with human votes, whether the models
+    disagree where people do."""
+
+    members: tuple[str, ...]
+    audit: AuditResult
+    differences: tuple[Difference, ...]
+    disagreement: Disagreement | None
+    name: str = "ensemble"
+    method: str = "the mean of the compared models' probabilities, item by item"
+
+    def to_dict(self) -> dict[str, Any]:
+        audit = self.audit
+        return {
+            "name": self.name,
+            "members": list(self.members),
+            "method": self.method,
+            "n_samples": audit.n_samples,
+            "metrics": dict(audit.metrics),
+            "intervals": audit.intervals.to_dict()["metrics"] if audit.intervals is not None else None,
+            "verdict": audit.verdict.to_dict() if audit.verdict is not None else None,
+            "reliability": audit.reliability.to_dict(),
+            "human": audit.human.to_dict() if audit.human is not None else None,
+            "differences": [item.to_dict() for item in self.differences],
+            "disagreement": self.disagreement.to_dict() if self.disagreement is not None else None,
         }
 
 
@@ -102,6 +186,7 @@ class ComparisonResult:
     tool_version: str
     created_at: str
     extras: dict[str, Any] = field(default_factory=dict)
+    ensemble: EnsembleResult | None = None
 
     @property
     def gates(self) -> dict[str, GateResult]:
@@ -136,6 +221,7 @@ class ComparisonResult:
             "models": [model.to_dict() for model in self.models],
             "differences": [item.to_dict() for item in self.differences],
             "ranking": self.ranking.to_dict(),
+            "ensemble": self.ensemble.to_dict() if self.ensemble is not None else None,
             "options": dict(self.options),
             **self.extras,
         }

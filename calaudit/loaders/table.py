@@ -78,6 +78,7 @@ def load_prediction_file(
     soft_cols: Sequence[str] | None = None,
     seed: int = 0,
     id_col: str | None = None,
+    votes_later: bool = False,
 ) -> Predictions:
     """Read a prediction file into validated :class:`Predictions`.
 
@@ -91,6 +92,10 @@ def load_prediction_file(
     ``id_col`` (``compare --id-col``) is kept in ``extra_columns`` as text, the cells
     as written (``0001`` stays ``0001``; a Parquet integer ``7`` is ``7``), an empty
     cell ``None``; the other columns keep the types pandas infers.
+    ``votes_later`` (``compare --votes``) reads a file with neither a label column nor
+    human columns: its labels are then placeholders (the first class;
+    ``Source.details`` says ``labels_pending``) until the votes, matched by id,
+    replace them (:func:`calaudit.decisions.alignment.attach_votes`).
     Raises :class:`calaudit.InvalidInputError` with a one-line message naming the
     file, row, column and value for anything unusable.
     """
@@ -109,7 +114,7 @@ def load_prediction_file(
         reserved=_not_human(columns, label_col, prob_cols, score_col),
     )
     has_label = label_col in columns
-    if not has_label and human_columns is None:
+    if not has_label and human_columns is None and not votes_later:
         require_label_column(shown, columns, label_col)
     human_in_file = list(human_columns.columns) if human_columns is not None else []
     probability_columns, derived_names = select_probability_columns(
@@ -150,6 +155,9 @@ def load_prediction_file(
         if labels is None:
             human, plurality = plurality_label_indices(human, seed, names, scores)
             labels = np.asarray(names, dtype=object)[plurality]
+    pending = labels is None  # votes_later: the labels come with the votes
+    if pending:
+        labels = np.asarray(names, dtype=object)[np.zeros(scores.shape[0], dtype=np.intp)]
     details = {
         "label_column": read_label,
         "probability_columns": list(probability_columns),
@@ -157,6 +165,7 @@ def load_prediction_file(
         "logits": logits,
         "extra_columns": list(extra.columns),
         **human_details(human),
+        **({"labels_pending": True} if pending else {}),
     }
     predictions = Predictions.from_arrays(
         labels,

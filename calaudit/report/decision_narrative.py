@@ -420,13 +420,17 @@ def compare_title(comparison: ComparisonResult) -> str:
     return f"Which model's confidence can we trust? {join_names([m.name for m in comparison.models])} compared"
 
 
+#: Which way is better for the human metrics a comparison differences (lower: closer to people).
+HUMAN_BETTER = {"human_cross_entropy": "lower", "human_tvd": "lower"}
+
+
 def difference_reading(difference: Difference) -> str:
     """'beyond chance: A is lower (better)' or 'cannot tell apart'."""
     if not difference.distinguishable:
         return "cannot tell apart"
     higher, lower = ((difference.a, difference.b) if difference.difference > 0 else (difference.b, difference.a))
     info = METRICS.get(difference.metric)
-    better = info.better if info is not None else None
+    better = info.better if info is not None else HUMAN_BETTER.get(difference.metric)
     if better == "lower":
         return f"beyond chance: {lower} is lower (better)"
     if better == "higher":

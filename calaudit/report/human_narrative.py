@@ -556,17 +556,28 @@ class HumanReport:
     annotation: str | None
     annotation_conclusion: str | None
     sweep: str | None
+    synthetic: str | None = None  # people against the synthetic soft labels (:mod:`.synthetic_narrative`)
+    synthetic_conclusion: str | None = None
 
 
 def human_report(result: AuditResult) -> HumanReport:
-    """The human section, the annotation paragraph and the sweep sentence of a result."""
+    """The human section, the annotation paragraphs and the sweep sentence of a result."""
+    from .synthetic_narrative import synthetic_paragraph
+
     comparison = result.baselines
     level = level_text(result.intervals.level if result.intervals else None)
     annotation = comparison.annotation if comparison is not None else None
+    kind = result.human.kind if result.human is not None else "votes"
     return HumanReport(
         human=human_text(result),
-        annotation=(annotation_paragraph(annotation, level, result.human.kind if result.human is not None else "votes")
-                    if annotation is not None else None),
+        annotation=annotation_paragraph(annotation, level, kind) if annotation is not None else None,
         annotation_conclusion=annotation.conclusion if annotation is not None else None,
         sweep=sweep_sentence(comparison, level) if comparison is not None else None,
+        synthetic=synthetic_paragraph(annotation, level, kind, _heads(comparison)) if annotation is not None else None,
+        synthetic_conclusion=annotation.synthetic.conclusion if getattr(annotation, "synthetic", None) else None,
     )
+
+
+def _heads(comparison: Comparison) -> int | None:
+    entry = next((e for e in comparison.results if e.key == "synthetic-soft-labels"), None)
+    return entry.details.get("heads") if entry is not None else None

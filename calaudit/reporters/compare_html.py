@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..report import decision_narrative
+from ..report import compare_narrative, decision_narrative
 from ..report.decision_charts import compare_charts
+from ..report.human_narrative import METRIC_WORDS
 from ..report.templating import environment
 from ..stats.metric_info import BETTER_WORDS, METRICS
 from .html import GLOSSARY, VERDICT_ICONS, created_display, plotly_source
@@ -21,8 +22,11 @@ from .html import GLOSSARY, VERDICT_ICONS, created_display, plotly_source
 if TYPE_CHECKING:
     from ..decisions.comparison_result import ComparisonResult
 
+#: Each human metric in words, for the comparison's table (name for readers, meaning).
+HUMAN_WORDS = {name: (words[0], words[1]) for name, words in METRIC_WORDS.items() if name.startswith("human_")}
+
 #: The differences shown on the main page (the appendix lists every metric).
-KEY_METRICS = ("ece", "accuracy", "classwise_ece", "brier", "nll")
+KEY_METRICS = ("ece", "accuracy", "classwise_ece", "brier", "nll", "human_cross_entropy", "human_tvd")
 #: Glossary entries of the comparison report, added to the run report's.
 COMPARE_GLOSSARY = (
     ("Paired bootstrap", "The same rows are drawn again at random, with replacement, many times; every model is "
@@ -30,11 +34,23 @@ COMPARE_GLOSSARY = (
      "disagreement does."),
     ("Beyond chance", "The interval of the difference between two models excludes 0: chance alone on this many "
      "rows would not produce a difference that large."),
+    ("Ensemble", "The average of the compared models' probabilities on each item, checked like a model."),
+    ("Model disagreement", "On one item, how much of their probability two models put on different answers "
+     "(half the sum of the differences), averaged over every pair of models."),
+    ("Rank correlation (Spearman)", "Whether two figures rise together from item to item: the items are ranked by "
+     "each figure and the ranks compared; 1 is the same order, 0 no link, -1 the reverse order."),
 )
 
 
+def _audits(comparison: ComparisonResult) -> list[Any]:
+    """Every model's audit, then the ensemble's (its column comes last)."""
+    audits = [model.audit for model in comparison.models]
+    return audits + ([comparison.ensemble.audit] if comparison.ensemble is not None else [])
+
+
 def _metric_rows(comparison: ComparisonResult) -> list[dict[str, Any]]:
-    """One row per metric, in the first model's order, with every model's value and interval."""
+    """One row per metric, in the first model's order, with every model's value and
+    interval (and the ensemble's, last)."""
     names: list[str] = []
     for model in comparison.models:
         names += [name for name in model.audit.metrics if name not in names]
@@ -46,13 +62,14 @@ def _metric_rows(comparison: ComparisonResult) -> list[dict[str, Any]]:
             "title": info.title if info else name,
             "better": BETTER_WORDS.get(info.better, info.better) if info else "",
             "meaning": info.meaning if info else "",
-            "cells": [(model.audit.metrics.get(name), model.audit.interval(name)) for model in comparison.models],
+            "cells": [(audit.metrics.get(name), audit.interval(name)) for audit in _audits(comparison)],
         })
     return rows
 
 
-def _difference_rows(comparison: ComparisonResult) -> list[dict[str, Any]]:
-    return [{"item": item, "reading": decision_narrative.difference_reading(item)} for item in comparison.differences]
+def _difference_rows(comparison: ComparisonResult, differences: Any = None) -> list[dict[str, Any]]:
+    items = comparison.differences if differences is None else differences
+    return [{"item": item, "reading": decision_narrative.difference_reading(item)} for item in items]
 
 
 def _alignment_text(alignment: dict[str, Any]) -> str:
@@ -103,5 +120,16 @@ def render(comparison: ComparisonResult) -> str:
         "plotly_js": plotly_source(),
         "provenance": _provenance(comparison),
         "glossary": GLOSSARY + COMPARE_GLOSSARY,
+        "ensemble_label": compare_narrative.ENSEMBLE_LABEL,
+        "ensemble_note": compare_narrative.ensemble_note(comparison),
+        "ensemble_differences": (_difference_rows(comparison, comparison.ensemble.differences)
+                                 if comparison.ensemble is not None else []),
+        "human_rows": compare_narrative.human_rows(comparison),
+        "human_words": HUMAN_WORDS,
+        "votes_words": compare_narrative.votes_words(comparison),
+        "calibration_sentence": compare_narrative.calibration_sentence(comparison),
+        "human_ranking": comparison.ranking.human.sentence if comparison.ranking.human is not None else None,
+        "disagreement": compare_narrative.disagreement_answer(comparison),
+        "disagreement_figures": compare_narrative.disagreement_figures(comparison),
     }
     return environment().get_template("compare.html.j2").render(**context)

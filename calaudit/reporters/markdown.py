@@ -102,6 +102,8 @@ def _human_lines(result: AuditResult) -> list[str]:
         lines += ["", *[f"- {_cell(text)}" for text in sentences]]
     if report.annotation:
         lines += ["", f"**What does annotation buy?** {_cell(report.annotation)}"]
+        if report.synthetic:
+            lines += ["", _cell(report.synthetic)]
     if report.sweep:
         lines += ["", f"**How much label smoothing?** {_cell(report.sweep)}"]
     return lines

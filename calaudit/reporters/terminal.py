@@ -261,6 +261,11 @@ def human_lines(result: AuditResult) -> list[str]:
             f"{a.soft_labels:.4f}, best free fix ({a.best_free_name}) {a.best_free:.4f}; difference "
             f"{a.difference:+.4f} ({a.low:+.4f} to {a.high:+.4f}): {a.conclusion}.",
         ]
+        if a.synthetic is not None:
+            v = a.synthetic
+            lines.append(f"  Against synthetic soft labels alone ({v.best_free_name}), on the same items: "
+                         f"{v.best_free:.4f}; difference {v.difference:+.4f} ({v.low:+.4f} to {v.high:+.4f}): "
+                         f"{v.conclusion}.")
     sweep = comparison.sweep if comparison is not None else None
     if sweep is not None and sweep.amounts:
         shown = []
