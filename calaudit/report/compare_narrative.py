@@ -49,6 +49,9 @@ def noise_floor(human: Any, name: str) -> float | None:
     floor = getattr(human, "noise_floor", None)
     if not floor:
         return None
+    if hasattr(floor, "value") and callable(floor.value):  # calaudit.human.results.NoiseFloor
+        entry = floor.value(name)
+        return float(entry) if entry is not None and math.isfinite(entry) else None
     entry = floor.get(name) if hasattr(floor, "get") else None
     if isinstance(entry, dict):
         entry = entry.get("value", entry.get("mean"))
