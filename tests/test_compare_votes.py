@@ -210,6 +210,10 @@ def test_votes_file_applies_to_every_input_and_the_json_holds_the_human_figures(
     assert "Where people disagree, do the models disagree too?" in shown
     assert "[ensemble]" in shown and "human_cross_entropy" in shown
     assert document["ranking"]["human"]["sentence"] in shown
+    # Each model's figure is read against the noise floor (one per vote depth: the same for every model).
+    floor = document["models"][0]["human"]["noise_floor"]["metrics"]["human_tvd"]["value"]
+    assert 0 < floor < min(model["human"]["metrics"]["human_tvd"] for model in document["models"])
+    assert "Knowing the crowd's split" in shown and f"{floor:.4f}" in shown
 
 
 def test_votes_needs_an_id_column_and_every_id_needs_votes(tmp_path):
