@@ -9,6 +9,7 @@ import click
 
 from ..errors import ExitCode, one_line
 from . import types as cli_types
+from .compare_stream import engine_options
 from .gating import apply_gate
 from .group import debug_option
 from .inputs import load_file, run_model
@@ -51,6 +52,7 @@ from .run import audit_with_options, recorded_options
 @baseline_options
 @decision_options
 @threshold_options
+@engine_options
 @debug_option
 @click.pass_context
 def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path | None, names: tuple[str, ...],
@@ -60,14 +62,18 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
     \b
     calaudit compare vendor_a.csv vendor_b.csv --id-col item_id
     calaudit compare a.onnx b.onnx --data data/ --name "Vendor A" --name "Vendor B"
+    calaudit compare logs_a/ logs_b/ --id-col item_id          (streamed: Parquet datasets)
+    calaudit compare logs/ --model-cols A='a_prob_*' --model-cols B='b_prob_*'
 
     Every model is audited with the same options; a paired bootstrap (the same
     resampled rows for every model) gives each difference an interval. Thresholds
     (--max-ece, ...) apply to every model: exit 1 if any model breaches one.
     """
+    from .compare_stream import compare_stream_reason, expand_model_columns, streamed_comparison, streamed_inputs
     from .logits import logits_per_input
     from .progress import step_progress
 
+    input_paths, names, columns = expand_model_columns(input_paths, names, options["model_cols"])
     if len(input_paths) < 2:
         raise click.UsageError("compare needs at least two inputs: calaudit compare INPUT INPUT [INPUT...]")
     if names and len(names) != len(input_paths):
@@ -85,12 +91,16 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
     if options["resamples"] == 0:
         raise click.UsageError("--bootstrap 0 leaves nothing to compare: the comparison is the paired interval "
                                "(use at least 200 resamples, or leave the default)")
+    reason = compare_stream_reason(input_paths, options)
     check_outputs(ctx, {**options, "save_predictions": None},
-                   [*[("an input", path) for path in input_paths], data_input(data_path)])
+                  [*[("an input", path) for path in input_paths], data_input(data_path)] if reason is None
+                  else streamed_inputs(input_paths))
     flags, every = logits_per_input(ctx, options, input_paths, display)
-    each = [{**options, "logits": flag} for flag in flags]
+    each = [{**options, "logits": flag, **({"prob_cols": cols} if cols else {})} for flag, cols in zip(flags, columns)]
     with step_progress(options) as progress:
-        comparison = _compare(ctx, input_paths, data_path, display, models, each, every, options, progress)
+        comparison = (_compare(ctx, input_paths, data_path, display, models, each, every, options, progress)
+                      if reason is None else streamed_comparison(input_paths, display, each, columns, options,
+                                                                 recorded_options(ctx, options), reason, progress))
     _write_comparison(comparison, options)
     failed = [(name, gate) for name, gate in comparison.gates.items() if not gate.passed]
     if failed:
