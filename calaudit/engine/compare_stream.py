@@ -237,13 +237,15 @@ def _dask_alignment(client: Any, inputs: Sequence[CompareInput], planned: list[l
     for p in range(partitions):
         pieces = [client.submit(_piece, read, p, pure=False) for read in reads]
         checks.append(client.submit(_check_pieces, len(inputs), *pieces, pure=False))
-    from distributed import wait
+    from distributed import as_completed
 
-    wait(checks)
-    for future in [*reads, *checks]:
-        if future.status != "finished":
-            _raise_task_failure(future, address, setting)
-    return merged_problems(client.gather(checks), len(inputs))
+    try:
+        for future in as_completed(checks, loop=client.loop):
+            if future.status != "finished":
+                _raise_task_failure(future, address, setting)
+        return merged_problems(client.gather(checks), len(inputs))
+    finally:
+        client.cancel([*reads, *checks])
 
 
 def _partition_records(partition: Any, input_index: int, file_index: int, id_col: str, labels: np.ndarray,

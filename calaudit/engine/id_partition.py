@@ -58,7 +58,7 @@ def records_of(batch: Any, id_col: str, input_index: int, file_index: int, label
     missing = keys == empty_key()
     if missing.any():
         row = int(batch.file_rows()[int(np.argmax(missing))])
-        raise InvalidInputError(f"{one_line(batch.file)}: row {row + 1:,}: no id in column {one_line(id_col)!r}; "
+        raise InvalidInputError(f"{one_line(batch.file)}: row {row + 1}: no id in column {one_line(id_col)!r}; "
                                 "expected an id on every row")
     records = np.empty(batch.n_rows, dtype=RECORD)
     records["key"] = keys
@@ -198,8 +198,8 @@ def raise_first_problem(found: dict[str, Any], *, shown: Sequence[str], files: S
     if kind == 0:
         (file_a, row_a), (file_b, row_b) = place(m, other), place(m, position)
         first_id, repeat_id = name_of(m, other), name_of(m, position)
-        where = (f"row {row_a + 1:,} and row {row_b + 1:,}" if file_a == file_b
-                 else f"{one_line(file_a)} row {row_a + 1:,} and {one_line(file_b)} row {row_b + 1:,}")
+        where = (f"row {row_a + 1} and row {row_b + 1}" if file_a == file_b
+                 else f"{one_line(file_a)} row {row_a + 1} and {one_line(file_b)} row {row_b + 1}")
         head = one_line(file_b) if file_a == file_b else shown[m]
         if first_id != repeat_id:
             raise InvalidInputError(
@@ -211,15 +211,15 @@ def raise_first_problem(found: dict[str, Any], *, shown: Sequence[str], files: S
     if kind == 1:
         file, row = place(m, position)
         raise InvalidInputError(
-            f"{one_line(file)}: id {name_of(m, position)!r} (row {row + 1:,}) is not in {shown[0]}; expected the "
+            f"{one_line(file)}: id {name_of(m, position)!r} (row {row + 1}) is not in {shown[0]}; expected the "
             f"same ids in every input ({matched})")
     if kind == 2:
         file, row = place(0, position)
         raise InvalidInputError(
-            f"{shown[m]}: no row has id {name_of(0, position)!r} (row {row + 1:,} of {one_line(file)}); expected "
+            f"{shown[m]}: no row has id {name_of(0, position)!r} (row {row + 1} of {one_line(file)}); expected "
             f"the same ids in every input ({matched})")
     (file_a, row_a), (file_b, row_b) = place(0, position), place(m, other)
     raise InvalidInputError(
         f"id {name_of(0, position)!r}: label {one_line(class_names[label])!r} in {one_line(file_a)} "
-        f"(row {row_a + 1:,}) but {one_line(class_names[other_label])!r} in {one_line(file_b)} (row {row_b + 1:,}); "
+        f"(row {row_a + 1}) but {one_line(class_names[other_label])!r} in {one_line(file_b)} (row {row_b + 1}); "
         "expected the same true label for the same id")

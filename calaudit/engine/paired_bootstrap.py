@@ -218,7 +218,9 @@ def resampled_metrics(moments: PairedMoments, weights: np.ndarray) -> dict[str, 
             classes = (weights @ moments.classes.reshape(moments.buckets, -1)).reshape(shape)
             count, value, outcome = classes[..., 0], classes[..., 1], classes[..., 2]
             values["classwise_ece"] = ece_of_bins(outcome, value, rows[:, None]).mean(axis=1)
-            reliability, resolution, uncertainty = brier_parts_of_bins(count, value, outcome, rows[:, None, None])
+            share = rows[:, None, None]  # the parts of bins scaled to shares of the resample's rows, N = 1
+            reliability, resolution, uncertainty = brier_parts_of_bins(count / share, value / share,
+                                                                       outcome / share, 1.0)
             values.update(brier_reliability=reliability, brier_resolution=resolution,
                           brier_uncertainty=uncertainty)
             if moments.n_classes == 2:
