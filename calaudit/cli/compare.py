@@ -137,12 +137,23 @@ def _compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path 
     loaded = [break_ties_by_id(predictions, options["id_col"], options["seed"]) for predictions in loaded]
     aligned, alignment = align_predictions(loaded, display, id_col=options["id_col"])
     exclude = (options["id_col"],) if options["id_col"] else ()
-    audits = [apply_gate(audit_with_options(ctx, predictions, own, data_path, exclude, name=name), options)
+    # A model whose audit would resample its rows exactly takes its intervals from the
+    # paired draws, which are those very resamples (decisions/compare_intervals.py).
+    from ..decisions.compare_intervals import paired_intervals_reusable
+    from ..stats import bootstrap as bootstrap_module
+
+    resamples = options["resamples"] if options["resamples"] is not None else bootstrap_module.DEFAULT_RESAMPLES
+    audits = [audit_with_options(ctx, predictions, own, data_path, exclude, name=name,
+                                 intervals=not paired_intervals_reusable(*predictions.y_proba.shape, resamples))
               for predictions, own, name in zip(aligned, each, display)]
-    return compare_audits(
+    comparison = compare_audits(
         aligned, display, audits, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
         level=0.95, alignment=alignment, options=recorded_options(ctx, options), progress=progress,
     )
+    from dataclasses import replace
+
+    return replace(comparison, models=tuple(replace(model, audit=apply_gate(model.audit, options))
+                                            for model in comparison.models))
 
 
 def _display_name(path: Path) -> str:

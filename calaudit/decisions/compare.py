@@ -96,6 +96,12 @@ def compare_audits(
                   for audit in audits]
     draws = paired_draws(predictions, n_bins=n_bins, resamples=int(bootstrap), seed=seed, references=references,
                          bandwidths=bandwidths, progress=progress)
+    # Audits made without their intervals (intervals=False) take them from these draws: the same rows.
+    from .compare_intervals import with_paired_intervals
+
+    audits = [with_paired_intervals(audit, draw, resamples=int(bootstrap), level=level, seed=seed)
+              if audit.intervals is None and audit.options.get("bootstrap") else audit
+              for audit, draw in zip(audits, draws)]
     differences, without = paired_differences(names, references, draws, level=level)
     # Models whose ECE is within chance of a perfectly calibrated model's (the audit's noise floor).
     within_noise = [name for name, audit in zip(names, audits)
