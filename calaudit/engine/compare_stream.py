@@ -98,7 +98,7 @@ def stream_models(
     buckets, classes = bucket_plan(n_classes, n_bins, len(inputs))
     factory = partial(PairedMoments, n_classes=n_classes, n_bins=n_bins, buckets=buckets, seed=seed,
                       classes=classes, id_col=id_col)
-    total = sum(int(item.dataset.n_rows or 0) for item in inputs)
+    total = sum(_rows_estimate(item.dataset) for item in inputs)
     partitions = partition_count(total) if separate else 0
     record = {"paired_bootstrap": {"method": "poisson-hash-buckets", "buckets": buckets,
                                    "weights_from": f"id column {id_col}" if id_col else "file and row"},
@@ -114,6 +114,16 @@ def stream_models(
     for item, order, done in zip(inputs, orders, passes):
         done.moments = done.moments.in_class_order(np.argsort(order))
     return passes, record
+
+
+def _rows_estimate(dataset: Any) -> int:
+    """The rows of a dataset from its metadata; for a file that cannot say (a gzipped
+    CSV), an upper bound from its size (a prediction row takes more than 8 bytes)."""
+    if dataset.n_rows is not None:
+        return int(dataset.n_rows)
+    import os
+
+    return sum(os.path.getsize(file) for file in dataset.files) // 8
 
 
 def _stream_models(inputs: Sequence[CompareInput], orders: list[np.ndarray], factory: Callable[..., PairedMoments],

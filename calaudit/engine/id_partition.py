@@ -45,6 +45,23 @@ def partition_count(total_rows: int) -> int:
     return int(min(MAX_PARTITIONS, max(1, -(-int(total_rows) // PARTITION_ROWS))))
 
 
+class _LastKeys:
+    """The keys of the last id column hashed (the paired sums and the spill both need
+    a batch's keys: hashed once). The column is held, so its ``id`` stays its own."""
+
+    column: Any = None
+    keys: Any = None
+
+
+def batch_keys(batch: Any, id_col: str) -> np.ndarray:
+    """:func:`text_keys` of the batch's ``id_col`` values, hashed once per batch."""
+    column = batch.column(id_col)
+    if _LastKeys.column is not column:
+        _LastKeys.keys = text_keys(column)
+        _LastKeys.column = column
+    return _LastKeys.keys
+
+
 def empty_key() -> np.uint64:
     """The key of a missing id (``None``, NaN or empty text: :func:`text_keys` gives them all this key)."""
     return text_keys(np.array([""], dtype=object))[0]
@@ -54,7 +71,7 @@ def records_of(batch: Any, id_col: str, input_index: int, file_index: int, label
                shown: str) -> np.ndarray:
     """The records of one batch (``labels``: each class index of the input in the first
     input's class order); a row without an id is an error naming the file and row."""
-    keys = text_keys(batch.column(id_col))
+    keys = batch_keys(batch, id_col)
     missing = keys == empty_key()
     if missing.any():
         row = int(batch.file_rows()[int(np.argmax(missing))])
@@ -129,7 +146,13 @@ def partition_problems(records: np.ndarray, n_inputs: int) -> dict[str, Any]:
     found: dict[str, Any] = {"first_ids": 0, "matched": [0] * n_inputs, "problems": []}
     if records.size == 0:
         return found
-    order = np.lexsort((records["position"], records["input"], records["key"]))
+    source, position = records["input"], records["position"]
+    # Records arrive by input, and by position within an input (spilled, or gathered on
+    # Dask, in file order): a stable sort by key then orders them by (key, input, position).
+    arrived_in_order = bool(np.all((source[1:] > source[:-1]) | (
+        (source[1:] == source[:-1]) & (position[1:] >= position[:-1]))))
+    order = (np.argsort(records["key"], kind="stable") if arrived_in_order
+             else np.lexsort((position, source, records["key"])))
     r = records[order]
     key, source, position, label = r["key"], r["input"], r["position"], r["label"]
     new_run = np.ones(r.size, dtype=bool)
@@ -143,8 +166,10 @@ def partition_problems(records: np.ndarray, n_inputs: int) -> dict[str, Any]:
             at = mine[np.argmin(position[mine])]
             first = run_start[at]
             problems.append((m, 0, int(position[at]), int(key[at]), int(position[first]), 0, 0))
-    unique = r[new_run]
-    keys, inverse = np.unique(unique["key"], return_inverse=True)
+    unique = r[new_run]  # one record per (key, input), sorted by key
+    new_key = np.ones(unique.size, dtype=bool)
+    new_key[1:] = unique["key"][1:] != unique["key"][:-1]
+    keys, inverse = unique["key"][new_key], np.cumsum(new_key) - 1
     present = np.zeros((keys.size, n_inputs), dtype=bool)
     labels = np.full((keys.size, n_inputs), -1, dtype=np.int64)
     where = np.zeros((keys.size, n_inputs), dtype=np.int64)

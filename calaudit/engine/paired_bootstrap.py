@@ -45,7 +45,7 @@ from ..stats.binning import ece_of_bins, equal_width_bin_ids, mce_of_bins
 from ..stats.estimators import brier_parts_of_bins
 from ..stats.metric_info import NLL_EPS
 from ..stats.metrics import TopLabel, brier_of_sums
-from .row_hash import file_label, mix, position_keys, text_keys, uniform
+from .row_hash import file_label, mix, position_keys, uniform
 
 __all__ = ["MAX_BUCKETS", "PairedMoments", "bucket_plan", "bucket_weights", "paired_stream_draws",
            "poisson_quantile", "row_buckets"]
@@ -122,7 +122,9 @@ class PairedMoments:
 
     def keys(self, batch: Any) -> np.ndarray:
         if self.id_col is not None:
-            return text_keys(batch.column(self.id_col))
+            from .id_partition import batch_keys
+
+            return batch_keys(batch, self.id_col)
         return position_keys(file_label(batch.file, self.root), batch.file_rows())
 
     def observe(self, batches: Iterable[Any]) -> Iterator[Any]:
