@@ -107,19 +107,22 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
                         columns: list[Any], options: dict[str, Any], recorded: dict[str, Any], reason: str,
                         progress: Any) -> Any:
     """The comparison of the inputs read batch by batch (in this process or on Dask)."""
-    from ..decisions.compare import _check_options
     from ..engine.compare_stream import CompareInput, stream_models, streamed_comparison as compare_passes
     from ..engine.stream import audit_statistics
     from ..stats import bootstrap as bootstrap_module
     from .gating import apply_gate
-    from .stream import LEFT_OUT, _streamed_routing, check_batch_budget, progress_bar
+    from ..engine.routing_bins import streamed_routing
+    from ..stats.limits import MAX_RESAMPLES, MIN_RESAMPLES
+    from .stream import LEFT_OUT, check_batch_budget, progress_bar
 
     for key, name in NOT_STREAMED:
         if options.get(key):
             raise click.UsageError(f"{name} is not available in a streamed comparison yet; compare prediction "
                                    "files (--engine memory) for it")
     resamples = options["resamples"] if options["resamples"] is not None else bootstrap_module.DEFAULT_RESAMPLES
-    _check_options(options["n_bins"], resamples, options["seed"], 0.95)
+    if not MIN_RESAMPLES <= resamples <= MAX_RESAMPLES:
+        raise click.UsageError(f"--bootstrap must be from {MIN_RESAMPLES} to {MAX_RESAMPLES:,} resamples to compare "
+                               f"models, got {resamples}: the comparison is the paired interval")
     engine = "dask" if options["engine"] == "dask" else "stream"
     id_col = options["id_col"]
     separate = len(set(input_paths)) > 1
@@ -149,7 +152,8 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
         diagnostics = {"max_row_sum_deviation": info["max_row_sum_deviation"],
                        "renormalised": info["max_row_sum_deviation"] > 0.0,
                        "clipped_values": info["clipped_values"], "transform": item.dataset.transform}
-        decided, execution["routing"] = _streamed_routing(done.routing, options)
+        decided, execution["routing"] = streamed_routing(
+            done.routing, tuple(dict.fromkeys(options.get("target_accuracy") or ())))
         audit = audit_statistics(done.statistics, class_names=tuple(item.dataset.class_names), source=source,
                                  options=recorded, execution=execution, diagnostics=diagnostics,
                                  seed=options["seed"], resamples=resamples)

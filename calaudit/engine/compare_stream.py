@@ -62,11 +62,14 @@ class ModelPass:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+def _preview(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(one_line(str(name)) for name in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 def class_orders(inputs: Sequence[CompareInput]) -> list[np.ndarray]:
     """For each input, the first input's index of each of its classes; different sets
     of classes are one line naming both inputs (the in-memory alignment's wording)."""
-    from ..decisions.alignment import _preview
-
     first = tuple(inputs[0].dataset.class_names)
     orders = []
     for item in inputs:
@@ -198,44 +201,28 @@ def _dask_models(inputs: Sequence[CompareInput], orders: list[np.ndarray], facto
     counts ride along as observers); for separate inputs, the ids' records made on the
     workers, grouped by partition there and checked by one task per partition: only
     the problems found reach the client."""
-    from .distributed import (
-        CONNECT_TIMEOUT,
-        _client,
-        _partition_statistics,
-        _reduce,
-        plan_partitions,
-        quiet_logs,
-        require_dask,
-        scheduler_setting,
-    )
-    from .statistics import FINE_BINS
+    from .dask_session import dask_session
+    from .distributed import plan_partitions
 
-    require_dask()
-    address, setting = scheduler_setting(scheduler)
     passes = []
-    with quiet_logs(), _client(address, setting, CONNECT_TIMEOUT) as client:
-        workers = len(client.nthreads())
-        planned = []
+    with dask_session(scheduler) as session:
         for item in inputs:
-            plan = plan_partitions(item.dataset)
-            if not plan:
-                raise InvalidInputError(f"{item.shown}: no rows were read: there is nothing to audit")
-            planned.append(plan)
-            task = partial(_partition_statistics, routing=True,
-                           observers={"paired": partial(factory, root=item.root)})
-            statistics, info = _reduce(client, plan, n_bins, FINE_BINS, progress, address, setting, task=task)
-            info.update(workers=workers, partitions=len(plan), scheduler=address or "local")
+            observers = {"paired": partial(factory, root=item.root)}
+            statistics, info = _read(item, lambda: session.statistics(item.dataset, n_bins=n_bins, progress=progress,
+                                                                      routing=True, observers=observers))
             passes.append(ModelPass(statistics, info, info.pop("observed")["paired"], info.pop("routing_bins")))
         if separate:
-            found = _dask_alignment(client, inputs, planned, orders, id_col, partitions, address, setting)
+            planned = [plan_partitions(item.dataset) for item in inputs]
+            found = _dask_alignment(session, inputs, planned, orders, id_col, partitions)
             _raise(found, inputs, [list(item.dataset.files) for item in inputs], id_col)
     return passes
 
 
-def _dask_alignment(client: Any, inputs: Sequence[CompareInput], planned: list[list[Any]], orders: list[np.ndarray],
-                    id_col: str | None, partitions: int, address: str | None, setting: str | None) -> dict[str, Any]:
+def _dask_alignment(session: Any, inputs: Sequence[CompareInput], planned: list[list[Any]],
+                    orders: list[np.ndarray], id_col: str | None, partitions: int) -> dict[str, Any]:
     from .._version import __version__
-    from .distributed import _raise_task_failure
+
+    client = session.client
 
     reads = []
     for m, (item, plan) in enumerate(zip(inputs, planned)):
@@ -252,7 +239,7 @@ def _dask_alignment(client: Any, inputs: Sequence[CompareInput], planned: list[l
     try:
         for future in as_completed(checks, loop=client.loop):
             if future.status != "finished":
-                _raise_task_failure(future, address, setting)
+                session.raise_failure(future)
         return merged_problems(client.gather(checks), len(inputs))
     finally:
         client.cancel([*reads, *checks])
