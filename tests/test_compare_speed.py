@@ -48,7 +48,7 @@ def test_compare_reads_each_models_intervals_off_the_paired_draws(tmp_path, monk
         return original(rows, *args)
 
     monkeypatch.setattr(bootstrap_module, "_exact_block", recording)
-    result = invoke("compare", *paths, "--id-col", "id", "--bootstrap", 300, "--json", "-", "--engine", "memory")
+    result = invoke("compare", *paths, "--id-col", "id", "--bootstrap", 300, "--json", "-")
     assert result.exit_code == 0, result.output
     # The rows were resampled once: 300 resamples measured for each of the two models.
     assert sum(blocks) == 2 * 300
