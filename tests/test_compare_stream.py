@@ -69,8 +69,7 @@ def hive(root: Path, frame: pd.DataFrame) -> Path:
     return root
 
 
-@pytest.fixture
-def inputs(tmp_path):
+def made(root: Path) -> tuple[list[Path], list[Path]]:
     """The same three models as CSV files (the in-memory reference) and as hive datasets,
     each input's rows shuffled; ids are text with leading zeros."""
     ids, y, probs = models()
@@ -79,10 +78,30 @@ def inputs(tmp_path):
     csvs, datasets = [], []
     for m, p in enumerate(probs):
         frame = table(text, y, p, order=rng.permutation(N))
-        csvs.append(tmp_path / f"vendor{m}.csv")
+        csvs.append(root / f"vendor{m}.csv")
         frame.to_csv(csvs[-1], index=False)
-        datasets.append(hive(tmp_path / f"vendor{m}", frame))
+        datasets.append(hive(root / f"vendor{m}", frame))
     return csvs, datasets
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """Inputs a test may damage."""
+    return made(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """Inputs no test changes, with the in-memory compare of the CSV files and the
+    streamed compare of the datasets (tiny batches)."""
+    csvs, datasets = made(tmp_path_factory.mktemp("inputs"))
+    spill_root = tmp_path_factory.mktemp("spill")
+    saved, tempfile.tempdir = tempfile.tempdir, str(spill_root)
+    try:
+        streamed = compare_json(*datasets, *names(datasets), "--engine", "stream", "--batch-rows", 7)
+    finally:
+        tempfile.tempdir = saved
+    return csvs, datasets, compare_json(*csvs, "--engine", "memory"), streamed, spill_root
 
 
 def compare_json(*args) -> dict:
@@ -110,13 +129,8 @@ def names(datasets) -> list[str]:
     return [arg for k in range(len(datasets)) for arg in ("--name", f"vendor{k}")]
 
 
-def test_streamed_compare_of_hive_datasets_equals_the_in_memory_compare(inputs, tmp_path, monkeypatch):
-    csvs, datasets = inputs
-    spill_root = tmp_path / "tmp"
-    spill_root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spill_root))
-    memory = compare_json(*csvs, "--engine", "memory")
-    streamed = compare_json(*datasets, *names(datasets), "--engine", "stream", "--batch-rows", 7)
+def test_streamed_compare_of_hive_datasets_equals_the_in_memory_compare(pristine):
+    csvs, datasets, memory, streamed, spill_root = pristine
     assert_same_figures(streamed, memory)
     assert streamed["alignment"] == {"by": "id", "column": "id"}
     execution = streamed["execution"]
@@ -133,15 +147,24 @@ def test_streamed_compare_of_hive_datasets_equals_the_in_memory_compare(inputs, 
     assert_same_figures(auto, memory)
 
 
-def test_dask_compare_equals_the_streamed_one(inputs):
+def test_dask_compare_equals_the_streamed_one(pristine, tmp_path):
+    import shutil
+
     import distributed
 
-    _, datasets = inputs
+    _, datasets, _, streamed, _ = pristine
+    damaged = tmp_path / "damaged"
+    shutil.copytree(datasets[1], damaged)
+    frame = pd.read_parquet(damaged / "region=us" / "part-0.parquet")
+    frame.loc[3, "id"] = "zz"
+    frame.to_parquet(damaged / "region=us" / "part-0.parquet", index=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
                                   silence_logs=logging.ERROR) as cluster:
         on_dask = compare_json(*datasets, *names(datasets), "--engine", "dask", "--scheduler",
                                cluster.scheduler_address)
-    streamed = compare_json(*datasets, *names(datasets), "--engine", "stream", "--batch-rows", 11)
+        line = error_line(invoke("compare", datasets[0], damaged, "--id-col", "id", "--bootstrap", 200, "--engine",
+                                 "dask", "--scheduler", cluster.scheduler_address), 3)
+    assert "region=us" in line and "id 'zz' (row 4) is not in" in line, line
     assert_same_figures(on_dask, streamed)
     assert on_dask["execution"]["engine"] == "dask"
     # The Poisson weights come from the ids: the same draws whoever reads the rows.
@@ -330,14 +353,22 @@ def test_models_as_column_groups_of_one_input_in_memory_and_streamed(tmp_path):
     assert streamed["execution"]["paired_bootstrap"]["weights_from"] == "file and row"
 
 
+def test_a_file_over_the_memory_limit_streams(pristine):
+    csvs, _, memory, _, _ = pristine
+    got = compare_json(*csvs, "--memory-limit", "1KB", "--batch-rows", 50)
+    assert got["execution"]["engine"] == "stream" and "--memory-limit" in got["execution"]["reason"]
+    assert_same_figures(got, memory)
+
+
 @pytest.mark.parametrize("args, expected", [
     (["--model-cols", "A=a_*", "--model-cols", "B=b_*", "EXTRA"], "--model-cols names the models of one INPUT"),
+    (["SECOND", "--engine", "dask", "--id-col", "id"], "--engine dask reads Parquet files"),
     (["--model-cols", "A", "--model-cols", "B=b_*"], "--model-cols 'A': expected NAME=COLS"),
     (["SECOND", "--engine", "stream"], "a streamed comparison of separate inputs matches rows by id"),
     (["SECOND", "--scheduler", "tcp://localhost:1"], "--scheduler is for --engine dask"),
 ])
-def test_usage_errors(inputs, args, expected):
-    csvs, _ = inputs
+def test_usage_errors(pristine, args, expected):
+    csvs = pristine[0]
     args = [csvs[1] if a == "SECOND" else (csvs[2] if a == "EXTRA" else a) for a in args]
     line = error_line(invoke("compare", csvs[0], *args, "--bootstrap", 200), 2)
     assert expected in line, line
