@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..stats.binning import ece_of_bins, equal_width_bin_ids, mce_of_bins
+from ..stats.binning import EqualWidthBinner, ece_of_bins, equal_width_bin_ids, mce_of_bins
 from ..stats.estimators import brier_parts_of_bins
 from ..stats.metric_info import NLL_EPS
 from ..stats.metrics import TopLabel, brier_of_sums
@@ -103,7 +103,7 @@ class PairedMoments:
     ``top`` ``(G, n_bins, 3)``: per equal-width bin of the top-label confidence, rows,
     sum of the confidence, rows right; ``sums`` ``(G, 4)``: of ``sum_k P**2``, of
     ``P_y``, of ``-log(max(P_y, eps))`` and (``K = 2``) of ``(P_1 - y)**2``;
-    ``classes`` ``(G, K, n_bins, 3)`` (when kept): per class column and bin, rows, sum
+    ``classes`` ``(3, G, K, n_bins)`` (when kept): per class column and bin, rows, sum
     of ``P_k``, rows of that class. A row's bucket comes from ``text_keys`` of its
     ``id_col`` value, or without one from its file (relative to ``root``) and position.
     """
@@ -114,7 +114,7 @@ class PairedMoments:
         self.id_col, self.root, self.keeps_classes = id_col, root, bool(classes)
         self.top = np.zeros((self.buckets, self.n_bins, 3))
         self.sums = np.zeros((self.buckets, 4))
-        self.classes = np.zeros((self.buckets, self.n_classes, self.n_bins, 3)) if classes else None
+        self.classes = np.zeros((3, self.buckets, self.n_classes, self.n_bins)) if classes else None
 
     def _like(self) -> PairedMoments:
         return PairedMoments(n_classes=self.n_classes, n_bins=self.n_bins, buckets=self.buckets, seed=self.seed,
@@ -157,18 +157,18 @@ class PairedMoments:
         n_rows, n_classes = proba.shape
         n_bins = self.n_bins
         size = self.buckets * n_classes * n_bins
-        flat = self.classes.reshape(size, 3)
+        flat = self.classes.reshape(3, size)
         step = max(1, _CLASS_BLOCK // n_classes)
+        binner = EqualWidthBinner(n_bins, min(n_rows, step) * n_classes)
         for start in range(0, n_rows, step):  # blocks of rows: no N x K keys at once
-            block = proba[start:start + step]
-            ids = equal_width_bin_ids(block, n_bins).reshape(block.shape)
+            block = proba[start:start + step].reshape(-1)
+            # Each cell's key (bucket, class, bin): the bin ids with the rest folded in as offsets.
             base = (bucket[start:start + step, None] * n_classes + np.arange(n_classes)) * n_bins
-            keys = (base + ids).reshape(-1)
-            flat[:, 0] += np.bincount(keys, minlength=size)
-            flat[:, 1] += np.bincount(keys, weights=block.reshape(-1), minlength=size)
+            keys = binner.bin_ids(block, offsets=base.reshape(-1) - 1)
+            flat[0] += np.bincount(keys, minlength=size)
+            flat[1] += np.bincount(keys, weights=block, minlength=size)
             labels = y[start:start + step]
-            rows = np.arange(labels.shape[0])
-            flat[:, 2] += np.bincount(base[rows, labels] + ids[rows, labels], minlength=size)
+            flat[2] += np.bincount(keys[np.arange(labels.shape[0]) * n_classes + labels], minlength=size)
 
     def merge(self, other: PairedMoments) -> PairedMoments:
         if (other.buckets, other.n_classes, other.n_bins, other.seed, other.keeps_classes) != (
@@ -186,7 +186,7 @@ class PairedMoments:
         moved = self._like()
         moved.top, moved.sums = self.top, self.sums
         if self.classes is not None:
-            moved.classes = self.classes[:, np.asarray(order, dtype=np.intp)]
+            moved.classes = self.classes[:, :, np.asarray(order, dtype=np.intp)]
         # Binary: (P_1 - y_1)**2 = (P_0 - y_0)**2, so the Brier sums hold in either order.
         return moved
 
@@ -216,9 +216,9 @@ def resampled_metrics(moments: PairedMoments, weights: np.ndarray) -> dict[str, 
         if moments.n_classes == 2:
             values["brier_positive"] = sums[:, 3] / rows
         if moments.classes is not None:
-            shape = (-1, moments.n_classes, n_bins, 3)
-            classes = (weights @ moments.classes.reshape(moments.buckets, -1)).reshape(shape)
-            count, value, outcome = classes[..., 0], classes[..., 1], classes[..., 2]
+            shape = (-1, moments.n_classes, n_bins)
+            count, value, outcome = ((weights @ part.reshape(moments.buckets, -1)).reshape(shape)
+                                     for part in moments.classes)
             values["classwise_ece"] = ece_of_bins(outcome, value, rows[:, None]).mean(axis=1)
             share = rows[:, None, None]  # the parts of bins scaled to shares of the resample's rows, N = 1
             reliability, resolution, uncertainty = brier_parts_of_bins(count / share, value / share,
