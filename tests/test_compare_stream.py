@@ -374,3 +374,23 @@ def test_usage_errors(pristine, args, expected):
     args = [csvs[1] if a == "SECOND" else (csvs[2] if a == "EXTRA" else a) for a in args]
     line = error_line(invoke("compare", csvs[0], *args, "--bootstrap", 200), 2)
     assert expected in line, line
+
+
+def test_the_first_problem_is_the_same_however_many_partitions(inputs, monkeypatch):
+    """Several problems at once: the one reported does not depend on how the ids were
+    partitioned, and is the one the in-memory alignment reports."""
+    import calaudit.engine.id_partition as id_partition
+
+    csvs, _ = inputs
+    frame = pd.read_csv(csvs[1], dtype={"id": str}, keep_default_na=False)
+    frame.loc[40, "label"] = CLASSES[(CLASSES.index(frame.loc[40, "label"]) + 1) % 3]
+    frame.loc[200, "id"] = frame.loc[300, "id"]  # a duplicate, and the id it replaced goes missing
+    frame.loc[100, "id"] = "new"
+    frame.to_csv(csvs[1], index=False)
+    args = ("compare", csvs[0], csvs[1], "--id-col", "id", "--bootstrap", 200, "--engine", "stream")
+    one = error_line(invoke(*args), 3)
+    monkeypatch.setattr(id_partition, "PARTITION_ROWS", 37)
+    many = error_line(invoke(*args, "--batch-rows", 19), 3)
+    assert one == many and "duplicate id" in one, (one, many)
+    memory = error_line(invoke(*args[:-2], "--engine", "memory"), 3)
+    assert memory == one
