@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, one_line
 from .id_partition import (
+    RECORD,
     IdSpill,
     merged_problems,
     partition_count,
@@ -59,7 +60,6 @@ class ModelPass:
     info: dict[str, Any]
     moments: PairedMoments
     routing: Any
-    facts: dict[str, Any] = field(default_factory=dict)
 
 
 def _preview(names: Sequence[str], limit: int = 8) -> str:
@@ -114,7 +114,7 @@ def stream_models(
     else:
         passes = _stream_models(inputs, orders, factory, id_col=id_col, separate=separate, partitions=partitions,
                                 n_bins=n_bins, progress=progress)
-    for item, order, done in zip(inputs, orders, passes):
+    for order, done in zip(orders, passes):
         done.moments = done.moments.in_class_order(np.argsort(order))
     return passes, record
 
@@ -261,13 +261,7 @@ def _partition_records(partition: Any, input_index: int, file_index: int, id_col
             records = records_of(batch, id_col, input_index, file_index, labels, shown)
             for p, piece in enumerate(split_by_partition(records, partitions)):
                 pieces[p].append(piece)
-    return [np.concatenate(piece) if piece else np.empty(0, dtype=records_dtype()) for piece in pieces]
-
-
-def records_dtype() -> np.dtype:
-    from .id_partition import RECORD
-
-    return RECORD
+    return [np.concatenate(piece) if piece else np.empty(0, dtype=RECORD) for piece in pieces]
 
 
 def _piece(records: list[np.ndarray], p: int) -> np.ndarray:
@@ -275,11 +269,7 @@ def _piece(records: list[np.ndarray], p: int) -> np.ndarray:
 
 
 def _check_pieces(n_inputs: int, *pieces: np.ndarray) -> dict[str, Any]:
-    return partition_problems(np.concatenate(pieces) if pieces else np.empty(0, dtype=records_dtype()), n_inputs)
-
-
-def describe(inputs: Sequence[CompareInput]) -> str:
-    return ", ".join(one_line(item.shown) for item in inputs)
+    return partition_problems(np.concatenate(pieces) if pieces else np.empty(0, dtype=RECORD), n_inputs)
 
 
 # ------------------------------------------------------------------ the comparison
