@@ -39,7 +39,7 @@ def _files(tmp_path, n=180):
 
 def test_compare_reads_each_models_intervals_off_the_paired_draws(tmp_path, monkeypatch):
     paths = _files(tmp_path)
-    runs = [json.loads(invoke("run", path, "--bootstrap", 300, "--json", "-").stdout) for path in paths]
+    runs = [json.loads(invoke("run", path, "--bootstrap", 200, "--json", "-").stdout) for path in paths]
     blocks = []
     original = bootstrap_module._exact_block
 
@@ -48,10 +48,10 @@ def test_compare_reads_each_models_intervals_off_the_paired_draws(tmp_path, monk
         return original(rows, *args)
 
     monkeypatch.setattr(bootstrap_module, "_exact_block", recording)
-    result = invoke("compare", *paths, "--id-col", "id", "--bootstrap", 300, "--json", "-")
+    result = invoke("compare", *paths, "--id-col", "id", "--bootstrap", 200, "--json", "-")
     assert result.exit_code == 0, result.output
-    # The rows were resampled once: 300 resamples measured for each of the two models.
-    assert sum(blocks) == 2 * 300
+    # The rows were resampled once: 200 resamples measured for each of the two models.
+    assert sum(blocks) == 2 * 200
     compared = json.loads(result.stdout)
     for model, run in zip(compared["models"], runs):
         assert model["intervals"] == run["intervals"]["metrics"]  # to the last bit

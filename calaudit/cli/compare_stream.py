@@ -21,7 +21,8 @@ NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_
 
 
 def engine_options(command: Any) -> Any:
-    """``--engine``, ``--batch-rows``, ``--memory-limit`` and ``--scheduler``, as ``calaudit run`` has them."""
+    """``--engine``, ``--batch-rows``, ``--memory-limit`` and ``--scheduler``, as ``calaudit run`` has them,
+    and ``--model-cols`` (models as column groups of one input)."""
     options = [
         click.option("--engine", type=click.Choice(["auto", "memory", "stream", "dask"]), default="auto",
                      show_default=True,
