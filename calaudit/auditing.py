@@ -141,6 +141,7 @@ def audit_predictions(
     baseline_model: str = "logistic",
     hard_split: str = "70/30",
     progress: Callable[[str, int, int], None] | None = None,
+    intervals: bool = True,
 ) -> AuditResult:
     """Audit already validated :class:`Predictions` (what every loader returns).
 
@@ -154,7 +155,9 @@ def audit_predictions(
 
     ``bootstrap`` resamples (0: none; ``None``: :data:`calaudit.stats.bootstrap.DEFAULT_RESAMPLES`,
     1,000) give a ``level`` interval for every metric; ``seed`` makes them, and the
-    calibration test's simulations, reproducible.
+    calibration test's simulations, reproducible. ``intervals=False`` leaves the
+    metrics' intervals to the caller (``calaudit compare`` reads them off its paired
+    draws, the same resamples), the human and baseline intervals still drawn.
 
     ``progress(label, done, total)``, when given, is told how the long steps advance
     (the resamples, each baseline fit); the CLI draws it as a progress bar.
@@ -183,9 +186,9 @@ def audit_predictions(
         check_hard_split(hard_split, predictions.n_classes)
     y, proba = predictions.y_true, predictions.y_proba
     figures = memory_figures(y, proba, n_bins=n_bins, seed=seed)
-    intervals = None
-    if bootstrap:
-        intervals = memory_intervals(figures, y, proba, n_bins=n_bins, resamples=int(bootstrap), level=level,
+    found_intervals = None
+    if bootstrap and intervals:
+        found_intervals = memory_intervals(figures, y, proba, n_bins=n_bins, resamples=int(bootstrap), level=level,
                                      seed=seed, progress=progress)
     human = hard_mask = None
     if predictions.human is not None:
@@ -206,7 +209,7 @@ def audit_predictions(
     return result_from_statistics(
         figures.statistics, class_names=predictions.class_names, values=figures.values,
         undefined=figures.undefined, consistency=figures.consistency, smooth_curve=figures.smooth_curve,
-        intervals=intervals, source=predictions.source.to_dict(),
+        intervals=found_intervals, source=predictions.source.to_dict(),
         options={"n_bins": n_bins, "bootstrap": int(bootstrap), "seed": seed, "level": level, **(options or {})},
         diagnostics={
             "max_row_sum_deviation": predictions.max_row_sum_deviation,
@@ -214,5 +217,5 @@ def audit_predictions(
             "clipped_values": predictions.clipped_values,
             "transform": predictions.transform,
         },
-        extras={"execution": memory_execution(figures, intervals)}, baselines=comparison, human=human,
+        extras={"execution": memory_execution(figures, found_intervals)}, baselines=comparison, human=human,
     )

@@ -9,6 +9,7 @@ import click
 
 from ..errors import ExitCode, one_line
 from . import types as cli_types
+from .compare_stream import engine_options
 from .gating import apply_gate
 from .group import debug_option
 from .inputs import load_file, run_model
@@ -56,6 +57,7 @@ from .run import audit_with_options, recorded_options
 @baseline_options
 @decision_options
 @threshold_options
+@engine_options
 @debug_option
 @click.pass_context
 def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path | None, names: tuple[str, ...],
@@ -65,14 +67,18 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
     \b
     calaudit compare vendor_a.csv vendor_b.csv --id-col item_id
     calaudit compare a.onnx b.onnx --data data/ --name "Vendor A" --name "Vendor B"
+    calaudit compare logs_a/ logs_b/ --id-col item_id          (streamed: Parquet datasets)
+    calaudit compare logs/ --model-cols A='a_prob_*' --model-cols B='b_prob_*'
 
     Every model is audited with the same options; a paired bootstrap (the same
     resampled rows for every model) gives each difference an interval. Thresholds
     (--max-ece, ...) apply to every model: exit 1 if any model breaches one.
     """
+    from .compare_stream import compare_stream_reason, expand_model_columns, streamed_comparison, streamed_inputs
     from .logits import logits_per_input
     from .progress import step_progress
 
+    input_paths, names, columns = expand_model_columns(input_paths, names, options["model_cols"])
     if len(input_paths) < 2:
         raise click.UsageError("compare needs at least two inputs: calaudit compare INPUT INPUT [INPUT...]")
     if names and len(names) != len(input_paths):
@@ -92,13 +98,17 @@ def compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path |
     if options["resamples"] == 0:
         raise click.UsageError("--bootstrap 0 leaves nothing to compare: the comparison is the paired interval "
                                "(use at least 200 resamples, or leave the default)")
+    reason = compare_stream_reason(input_paths, options)
     votes_input = [("the votes", options["votes_path"])] if options["votes_path"] is not None else []
     check_outputs(ctx, {**options, "save_predictions": None},
-                   [*[("an input", path) for path in input_paths], data_input(data_path), *votes_input])
+                  [*[("an input", path) for path in input_paths], data_input(data_path), *votes_input]
+                  if reason is None else [*streamed_inputs(input_paths), *votes_input])
     flags, every = logits_per_input(ctx, options, input_paths, display)
-    each = [{**options, "logits": flag} for flag in flags]
+    each = [{**options, "logits": flag, **({"prob_cols": cols} if cols else {})} for flag, cols in zip(flags, columns)]
     with step_progress(options) as progress:
-        comparison = _compare(ctx, input_paths, data_path, display, models, each, every, options, progress)
+        comparison = (_compare(ctx, input_paths, data_path, display, models, each, every, options, progress)
+                      if reason is None else streamed_comparison(input_paths, display, each, columns, options,
+                                                                 recorded_options(ctx, options), reason, progress))
     _write_comparison(comparison, options)
     failed = [(name, gate) for name, gate in comparison.gates.items() if not gate.passed]
     if failed:
@@ -144,14 +154,25 @@ def _compare(ctx: click.Context, input_paths: tuple[Path, ...], data_path: Path 
     loaded = [break_ties_by_id(predictions, options["id_col"], options["seed"]) for predictions in loaded]
     aligned, alignment = align_predictions(loaded, display, id_col=options["id_col"])
     exclude = (options["id_col"],) if options["id_col"] else ()
-    audits = [apply_gate(audit_with_options(ctx, predictions, own, data_path, exclude, name=name), options)
+    # A model whose audit would resample its rows exactly takes its intervals from the
+    # paired draws, which are those very resamples (decisions/compare_intervals.py).
+    from ..decisions.compare_intervals import paired_intervals_reusable
+    from ..stats import bootstrap as bootstrap_module
+
+    resamples = options["resamples"] if options["resamples"] is not None else bootstrap_module.DEFAULT_RESAMPLES
+    audits = [audit_with_options(ctx, predictions, own, data_path, exclude, name=name,
+                                 intervals=not paired_intervals_reusable(*predictions.y_proba.shape, resamples))
               for predictions, own, name in zip(aligned, each, display)]
     ensemble = _ensemble(aligned, display, options, progress) if options["ensemble"] else None
-    return compare_audits(
+    comparison = compare_audits(
         aligned, display, audits, n_bins=options["n_bins"], bootstrap=options["resamples"], seed=options["seed"],
         level=0.95, alignment=alignment, options=recorded_options(ctx, options), progress=progress,
         ensemble=ensemble, votes=votes.record() if votes is not None else None,
     )
+    from dataclasses import replace
+
+    return replace(comparison, models=tuple(replace(model, audit=apply_gate(model.audit, options))
+                                            for model in comparison.models))
 
 
 def _read_votes(options: dict[str, Any]) -> Any:
@@ -172,10 +193,16 @@ def _ensemble(aligned: list[Any], display: list[str], options: dict[str, Any], p
     from ..decisions.ensemble import ensemble_predictions
     from .progress import labelled
 
+    from ..decisions.compare_intervals import paired_intervals_reusable
+    from ..stats import bootstrap as bootstrap_module
+
     predictions = ensemble_predictions(aligned, display)
+    resamples = options["resamples"] if options["resamples"] is not None else bootstrap_module.DEFAULT_RESAMPLES
+    # Its intervals, like the models', are read off the paired draws when they are its exact resamples.
     audit = audit_predictions(predictions, n_bins=options["n_bins"], bootstrap=options["resamples"],
                               seed=options["seed"], hard_split=options.get("hard_split") or "70/30",
-                              progress=labelled(progress, "ensemble"))
+                              progress=labelled(progress, "ensemble"),
+                              intervals=not paired_intervals_reusable(*predictions.y_proba.shape, resamples))
     return predictions, audit
 
 

@@ -156,9 +156,10 @@ def recorded_options(ctx: click.Context, options: dict[str, Any]) -> dict[str, A
 
 
 def audit_with_options(ctx: click.Context, predictions: Any, options: dict[str, Any], data_path: Path | None,
-           exclude: tuple[str, ...] = (), name: str | None = None) -> Any:
+           exclude: tuple[str, ...] = (), name: str | None = None, intervals: bool = True) -> Any:
     """One model's audit with the command's options: metrics, baselines, segments, routing.
-    Its long steps show progress bars on a terminal's stderr, led by ``name`` when given."""
+    Its long steps show progress bars on a terminal's stderr, led by ``name`` when given;
+    ``intervals=False`` leaves the metrics' intervals to the caller (compare)."""
     from ..auditing import audit_predictions
     from .progress import labelled, step_progress
 
@@ -170,7 +171,7 @@ def audit_with_options(ctx: click.Context, predictions: Any, options: dict[str, 
             options=recorded_options(ctx, options),
             baselines=baseline_keys(options["baselines"], human=predictions.human is not None),
             folds=options["folds"], smoothing=options["smoothing"] or None, baseline_model=options["baseline_model"],
-            hard_split=options.get("hard_split") or "70/30", progress=progress,
+            hard_split=options.get("hard_split") or "70/30", progress=progress, intervals=intervals,
         )
         return _add_decisions(result, predictions, options, columns, progress)
 

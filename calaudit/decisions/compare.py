@@ -118,6 +118,15 @@ def compare_audits(
     terms = human_terms(every) if human is not None else None
     draws = paired_draws(every, n_bins=n_bins, resamples=int(bootstrap), seed=seed, references=references,
                          bandwidths=bandwidths, progress=progress, terms=terms)
+    # Audits made without their intervals (intervals=False) take them from these draws: the same rows.
+    from .compare_intervals import with_paired_intervals
+
+    audits = [with_paired_intervals(audit, draw, resamples=int(bootstrap), level=level, seed=seed)
+              if audit.intervals is None and audit.options.get("bootstrap") else audit
+              for audit, draw in zip(audits, draws)]
+    if ensemble is not None and ensemble[1].intervals is None and ensemble[1].options.get("bootstrap"):
+        ensemble = (ensemble[0], with_paired_intervals(ensemble[1], draws[-1], resamples=int(bootstrap), level=level,
+                                                       seed=seed))
     compared = {metric: info for metric, info in METRICS.items() if info.interval}
     if human is not None:
         from ..human.metrics import HUMAN_METRICS

@@ -590,3 +590,8 @@ def _merge_info(infos: Iterable[dict[str, Any]]) -> dict[str, Any]:
         if kernel is not None:  # the workers' kernels (numba where installed there)
             merged["kernel"] = kernel if merged.get("kernel") in (None, kernel) else "mixed"
     return merged
+
+
+#: For a capability that runs several reductions on one cluster (:mod:`calaudit.engine.dask_session`).
+open_client, reduce_partitions, partition_task, raise_task_failure = (_client, _reduce, _partition_statistics,
+                                                                      _raise_task_failure)

@@ -108,7 +108,7 @@ def _part_intervals(y, proba, suite, human, majority, humans, *, n_bins, resampl
 
     # The smoothing bandwidth only matters for smooth ECE, which a part does not report.
     boot = run_bootstrap(y, proba, suite, n_bins=n_bins, smooth_bandwidth=0.1, reference=majority,
-                         resamples=resamples, level=level, seed=seed)
+                         resamples=resamples, level=level, seed=seed, names=frozenset(PART_METRICS))
     kept = {name: boot.intervals[name] for name in PART_METRICS if name in boot.intervals}
     widened = [name for name in boot.widened if name in kept]
     human_part = human_intervals(proba, human, estimates=humans, resamples=resamples, level=level, seed=seed,

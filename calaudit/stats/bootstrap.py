@@ -146,7 +146,8 @@ def bootstrap(
 
     told(0)
     if method == "exact":
-        samples = _exact_draws(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth, resamples, reference, told)
+        samples = _exact_draws(rng, y_true, y_proba, suite, n_bins, smooth_bandwidth, resamples, reference, told,
+                               names=names)
     else:
         # Blocks of resamples keep the (resamples x groups) draws small whatever --bootstrap says.
         draws = _grouped_draws if names is None else partial(_grouped_draws, names=names)
@@ -158,11 +159,20 @@ def bootstrap(
         samples = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     if names is not None:
         samples = {name: values for name, values in samples.items() if name in names}
+    return intervals_of_samples(samples, {**suite.values, **reference}, method=method, resamples=resamples,
+                                level=level, seed=seed)
+
+
+def intervals_of_samples(samples: dict[str, np.ndarray], estimates: dict[str, float], *, method: str,
+                         resamples: int, level: float, seed: int) -> BootstrapResult:
+    """The basic interval of every metric of ``samples`` (its values on each resample)
+    around its value in ``estimates``: none for a metric without a finite estimate or
+    undefined on more than half the resamples."""
     intervals = {}
     widened = []
     for name, values in samples.items():
         info = METRICS.get(name)
-        estimate = reference.get(name, suite.values.get(name))
+        estimate = estimates.get(name)
         if info is None or estimate is None or not np.isfinite(estimate):
             continue
         finite = values[np.isfinite(values)]
@@ -179,8 +189,9 @@ def bootstrap(
 
 
 def _exact_draws(rng, y, proba, suite, n_bins, bandwidth, resamples, reference,
-                 told=lambda done: None) -> dict[str, np.ndarray]:
-    """Every metric on every resample, computed for a block of resamples at once.
+                 told=lambda done: None, names: frozenset[str] | None = None) -> dict[str, np.ndarray]:
+    """Every metric on every resample (those in ``names`` and what they share, when
+    given: the same values, from the same rows), for a block of resamples at once.
 
     Each formula is the definition of docs/metrics.md applied along the rows of a
     ``(resamples, N)`` matrix of drawn row indices; ``tests/test_bootstrap.py`` checks
@@ -191,7 +202,8 @@ def _exact_draws(rng, y, proba, suite, n_bins, bandwidth, resamples, reference,
     parts: list[dict[str, np.ndarray]] = []
     for start in range(0, resamples, block):  # blocks of resamples, each vectorised
         rows = rng.integers(0, n_rows, (min(block, resamples - start), n_rows))
-        parts.append(_exact_block(rows, y, proba, suite, n_bins, bandwidth, reference))
+        wanted = () if names is None else (frozenset(names),)
+        parts.append(_exact_block(rows, y, proba, suite, n_bins, bandwidth, reference, *wanted))
         told(start + rows.shape[0])
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
@@ -227,7 +239,8 @@ def resampled_metrics(
         top = suite.top
         out = _top_label_block(top.confidence[rows], top.correct[rows], suite.top_bin_ids[rows], n_bins)
     else:
-        out = _exact_block(rows, y_true, y_proba, suite, n_bins, smooth_bandwidth, reference)
+        wanted = () if names is None else (frozenset(names),)
+        out = _exact_block(rows, y_true, y_proba, suite, n_bins, smooth_bandwidth, reference, *wanted)
     return out if names is None else {name: values for name, values in out.items() if name in names}
 
 
@@ -252,7 +265,14 @@ def _binned(keys: np.ndarray, n_cells: int, *weights: np.ndarray) -> list[np.nda
     return out
 
 
-def _exact_block(rows, y, proba, suite: MetricSuite, n_bins, bandwidth, reference) -> dict[str, np.ndarray]:
+def _exact_block(rows, y, proba, suite: MetricSuite, n_bins, bandwidth, reference,
+                 names: frozenset[str] | None = None) -> dict[str, np.ndarray]:
+    """Every metric on each resample of ``rows``; with ``names``, the costly families
+    (equal-mass sorting, classwise cells, smoothing, the logistic fits) only when one
+    of their metrics is named."""
+    def wanted(*metrics: str) -> bool:
+        return names is None or any(name in names for name in metrics)
+
     resamples, n_rows = rows.shape
     n_classes = proba.shape[1]
     top = suite.top
@@ -261,6 +281,27 @@ def _exact_block(rows, y, proba, suite: MetricSuite, n_bins, bandwidth, referenc
     squares = np.einsum("ij,ij->i", proba, proba)
     out["brier"] = brier_of_sums(squares[rows].sum(axis=1), top.true_probability[rows].sum(axis=1), n_rows)
     out["nll"] = -np.log(np.maximum(top.true_probability, NLL_EPS))[rows].mean(axis=1)
+    if wanted("ece_equal_mass", "ece_debiased"):
+        _equal_mass_block(out, conf, correct, n_bins)
+    if wanted("classwise_ece", "brier_reliability", "brier_resolution", "brier_uncertainty"):
+        _classwise_block(out, rows, y, proba, n_bins)
+    if n_classes == 2 and wanted("positive_ece", "brier_positive"):
+        positive, outcome = proba[:, 1][rows], (y == 1).astype(np.float64)[rows]
+        _, pos_sum, pos_hits = _binned(equal_width_bin_ids(proba[:, 1], n_bins)[rows], n_bins, positive, outcome)
+        out["positive_ece"] = ece_of_bins(pos_hits, pos_sum, n_rows)
+        out["brier_positive"] = ((positive - outcome) ** 2).mean(axis=1)
+    if wanted("smooth_ece"):
+        out["smooth_ece"] = _smooth_batch(conf, correct, bandwidth)
+    if wanted("calibration_slope", "calibration_intercept"):
+        full = np.array([reference.get("calibration_intercept", np.nan), reference.get("calibration_slope", np.nan)])
+        params = estimators.logistic_fit(estimators.logit(top.confidence)[rows], correct, np.ones_like(correct),
+                                         start=full)
+        out["calibration_slope"], out["calibration_intercept"] = params[:, 1], params[:, 0]
+    return out
+
+
+def _equal_mass_block(out: dict[str, np.ndarray], conf: np.ndarray, correct: np.ndarray, n_bins: int) -> None:
+    resamples, n_rows = conf.shape
     # Equal-mass bins are recomputed on each resample: stable sort, then array_split.
     order = np.argsort(conf, axis=1, kind="stable")
     sorted_conf = np.take_along_axis(conf, order, axis=1)
@@ -275,6 +316,12 @@ def _exact_block(rows, y, proba, suite: MetricSuite, n_bins, bandwidth, referenc
     out["ece_equal_mass"] = ece_of_bins(mass_right, mass_conf, n_rows)
     out["ece_debiased"] = debiased_ece_of_bins(
         mass_right, mass_conf, np.broadcast_to(sizes.astype(np.float64), mass_conf.shape), n_rows)
+
+
+def _classwise_block(out: dict[str, np.ndarray], rows: np.ndarray, y: np.ndarray, proba: np.ndarray,
+                     n_bins: int) -> None:
+    resamples, n_rows = rows.shape
+    n_classes = proba.shape[1]
     # Classwise: one key per (row, class) cell.
     class_keys = equal_width_bin_ids(proba.ravel(), n_bins).reshape(proba.shape) + np.arange(n_classes) * n_bins
     hit_keys = class_keys[np.arange(proba.shape[0]), y]
@@ -287,16 +334,6 @@ def _exact_block(rows, y, proba, suite: MetricSuite, n_bins, bandwidth, referenc
     out["classwise_ece"] = ece_of_bins(cell_hits, cell_value, n_rows).mean(axis=1)
     out["brier_reliability"], out["brier_resolution"], out["brier_uncertainty"] = estimators.brier_parts_of_bins(
         cell_count, cell_value, cell_hits, n_rows)
-    if n_classes == 2:
-        positive, outcome = proba[:, 1][rows], (y == 1).astype(np.float64)[rows]
-        _, pos_sum, pos_hits = _binned(equal_width_bin_ids(proba[:, 1], n_bins)[rows], n_bins, positive, outcome)
-        out["positive_ece"] = ece_of_bins(pos_hits, pos_sum, n_rows)
-        out["brier_positive"] = ((positive - outcome) ** 2).mean(axis=1)
-    out["smooth_ece"] = _smooth_batch(conf, correct, bandwidth)
-    full = np.array([reference.get("calibration_intercept", np.nan), reference.get("calibration_slope", np.nan)])
-    params = estimators.logistic_fit(estimators.logit(top.confidence)[rows], correct, np.ones_like(correct), start=full)
-    out["calibration_slope"], out["calibration_intercept"] = params[:, 1], params[:, 0]
-    return out
 
 
 def _smooth_batch(confidence: np.ndarray, correct: np.ndarray, bandwidth: float) -> np.ndarray:

@@ -56,6 +56,13 @@ def text_keys(values: np.ndarray) -> np.ndarray:
 
     from ..predictions.labels import label_texts
 
+    array = np.asarray(values)
+    # Fast paths, the same keys: whole numbers are written as str() writes them, and
+    # text is its own text (no factorising, no CSV round trip).
+    if array.dtype.kind in "iu":
+        return np.asarray(pd.util.hash_array(array.astype(str).astype(object), categorize=False), dtype=np.uint64)
+    if array.dtype.kind == "O" and pd.api.types.infer_dtype(array, skipna=False) == "string":
+        return np.asarray(pd.util.hash_array(array, categorize=False), dtype=np.uint64)
     codes, texts = label_texts(np.asarray(values, dtype=object) if np.asarray(values).dtype.kind == "O"
                                else np.asarray(values))
     table = pd.util.hash_array(np.asarray([*texts, ""], dtype=object), categorize=False)

@@ -1,0 +1,323 @@
+"""``calaudit compare`` on datasets larger than memory, in one process or on Dask.
+
+Each model is read batch by batch into its own exact
+:class:`~calaudit.engine.statistics.StreamStatistics` (its audit, as ``calaudit run``
+streams it) and its per-bucket sums for the paired bootstrap
+(:class:`~calaudit.engine.paired_bootstrap.PairedMoments`, weights from a hash of the
+id, so the draws are paired without joining the rows). Models given as separate
+datasets are checked to hold the same ids with the same labels by hash partitions
+(:mod:`calaudit.engine.id_partition`): spilled to a temporary directory in one
+process, grouped on the workers on Dask. Models given as column groups of one
+dataset share their rows: nothing to match.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, one_line
+from .id_partition import (
+    RECORD,
+    IdSpill,
+    merged_problems,
+    partition_count,
+    partition_problems,
+    raise_first_problem,
+    read_partition,
+    records_of,
+    split_by_partition,
+)
+from .paired_bootstrap import PairedMoments, bucket_plan
+
+__all__ = ["CompareInput", "ModelPass", "class_orders", "stream_models"]
+
+
+@dataclass(frozen=True)
+class CompareInput:
+    """One model's predictions: its display name, the opened dataset (Parquet or CSV,
+    opened with the id column among its extra columns), and how messages name it."""
+
+    name: str
+    dataset: Any
+    shown: str
+    root: str | None = None
+    fmt: str = "parquet"
+
+
+@dataclass
+class ModelPass:
+    """What one model's pass gave: exact statistics, the reading's facts, the paired
+    sums (in the first input's class order) and the routing counts."""
+
+    statistics: Any
+    info: dict[str, Any]
+    moments: PairedMoments
+    routing: Any
+
+
+def _preview(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(one_line(str(name)) for name in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def class_orders(inputs: Sequence[CompareInput]) -> list[np.ndarray]:
+    """For each input, the first input's index of each of its classes; different sets
+    of classes are one line naming both inputs (the in-memory alignment's wording)."""
+    first = tuple(inputs[0].dataset.class_names)
+    orders = []
+    for item in inputs:
+        names = tuple(item.dataset.class_names)
+        if set(names) != set(first) or len(names) != len(first):
+            extra = [n for n in names if n not in first]
+            lacking = [n for n in first if n not in names]
+            parts = []
+            if extra:
+                parts.append(f"has classes {_preview(extra)} that {inputs[0].shown} does not have")
+            if lacking:
+                parts.append(f"lacks classes {_preview(lacking)} that {inputs[0].shown} has")
+            raise InvalidInputError(f"{item.shown} {' and '.join(parts)}; expected the same classes in every input")
+        position = {name: k for k, name in enumerate(first)}
+        orders.append(np.array([position[name] for name in names], dtype=np.int32))
+    return orders
+
+
+def stream_models(
+    inputs: Sequence[CompareInput], *, id_col: str | None, separate: bool, n_bins: int, seed: int,
+    engine: str = "stream", scheduler: str | None = None, progress: Callable[[int], None] | None = None,
+) -> tuple[list[ModelPass], dict[str, Any]]:
+    """Every model's pass, and what the comparison's ``execution`` records (buckets,
+    partitions). ``separate``: the inputs are different datasets, matched by ``id_col``
+    (checked here; the first problem is an :class:`InvalidInputError`); otherwise they
+    are column groups of one dataset (the same rows). ``progress`` is told of the rows read."""
+    orders = class_orders(inputs)
+    n_classes = len(inputs[0].dataset.class_names)
+    buckets, classes = bucket_plan(n_classes, n_bins, len(inputs))
+    factory = partial(PairedMoments, n_classes=n_classes, n_bins=n_bins, buckets=buckets, seed=seed,
+                      classes=classes, id_col=id_col)
+    total = sum(_rows_estimate(item.dataset) for item in inputs)
+    partitions = partition_count(total) if separate else 0
+    record = {"paired_bootstrap": {"method": "poisson-hash-buckets", "buckets": buckets,
+                                   "weights_from": f"id column {id_col}" if id_col else "file and row"},
+              "id_partitions": partitions}
+    if not classes:
+        record["paired_bootstrap"]["class_bins"] = "left out (too many classes for the memory budget)"
+    if engine == "dask":
+        passes = _dask_models(inputs, orders, factory, id_col=id_col, separate=separate, partitions=partitions,
+                              n_bins=n_bins, scheduler=scheduler, progress=progress)
+    else:
+        passes = _stream_models(inputs, orders, factory, id_col=id_col, separate=separate, partitions=partitions,
+                                n_bins=n_bins, progress=progress)
+    for order, done in zip(orders, passes):
+        done.moments = done.moments.in_class_order(np.argsort(order))
+    return passes, record
+
+
+def _rows_estimate(dataset: Any) -> int:
+    """The rows of a dataset from its metadata; for a file that cannot say (a gzipped
+    CSV), an upper bound from its size (a prediction row takes more than 8 bytes)."""
+    if dataset.n_rows is not None:
+        return int(dataset.n_rows)
+    import os
+
+    return sum(os.path.getsize(file) for file in dataset.files) // 8
+
+
+def _stream_models(inputs: Sequence[CompareInput], orders: list[np.ndarray], factory: Callable[..., PairedMoments],
+                   *, id_col: str | None, separate: bool, partitions: int, n_bins: int,
+                   progress: Callable[[int], None] | None) -> list[ModelPass]:
+    from .routing_bins import RoutingHistogram
+    from .stream import stream_statistics
+
+    directory = tempfile.mkdtemp(prefix="calaudit-compare-") if separate else None
+    try:
+        passes, spills = [], []
+        for m, item in enumerate(inputs):
+            moments = factory(root=item.root)
+            routing = RoutingHistogram(item.dataset.n_rows)
+            batches = routing.observe(moments.observe(item.dataset.batches()))
+            if directory is not None:
+                spill = IdSpill(directory, partitions, m, id_col, orders[m], item.shown)
+                spills.append(spill)
+                batches = spill.observe(batches)
+            statistics, info = _read(item, lambda: stream_statistics(batches, n_bins=n_bins, progress=progress,
+                                                                    expected_rows=item.dataset.n_rows))
+            passes.append(ModelPass(statistics, info, moments, routing))
+        if directory is not None:
+            found = merged_problems((partition_problems(read_partition(directory, p), len(inputs))
+                                     for p in range(partitions)), len(inputs))
+            _raise(found, inputs, [spill.files for spill in spills], id_col)
+        return passes
+    finally:
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _read(item: CompareInput, run: Callable[[], Any]) -> Any:
+    try:
+        return run()
+    except InvalidInputError:
+        raise
+    except ValueError as exc:  # "no rows were read"
+        raise InvalidInputError(f"{item.shown}: {exc}") from None
+
+
+def _raise(found: dict[str, Any], inputs: Sequence[CompareInput], files: Sequence[Sequence[str]],
+           id_col: str | None) -> None:
+    raise_first_problem(found, shown=[item.shown for item in inputs], files=files, id_col=id_col or "",
+                        class_names=tuple(inputs[0].dataset.class_names),
+                        id_text=lambda m, file, row: id_text(inputs[m].dataset, id_col, file, row))
+
+
+def id_text(dataset: Any, id_col: str, file: str, row: int) -> str:
+    """The id of row ``row`` (from 0) of ``file`` as a CSV file holds it, read again
+    (for a message only)."""
+    from ..predictions.labels import label_texts
+
+    batches = dataset.file_batches(file) if hasattr(dataset, "file_batches") else dataset.batches()
+    for batch in batches:
+        if batch.file != file:
+            continue
+        hit = np.flatnonzero(batch.file_rows() == row)
+        if hit.size:
+            codes, texts = label_texts(np.asarray(batch.column(id_col)[hit[:1]], dtype=object))
+            return str(texts[codes[0]]) if codes[0] >= 0 else ""
+    return f"row {row + 1}"
+
+
+# ------------------------------------------------------------------ Dask
+
+
+def _dask_models(inputs: Sequence[CompareInput], orders: list[np.ndarray], factory: Callable[..., PairedMoments],
+                 *, id_col: str | None, separate: bool, partitions: int, n_bins: int, scheduler: str | None,
+                 progress: Callable[[int], None] | None) -> list[ModelPass]:
+    """Each model's statistics reduced on the cluster (the paired sums and the routing
+    counts ride along as observers); for separate inputs, the ids' records made on the
+    workers, grouped by partition there and checked by one task per partition: only
+    the problems found reach the client."""
+    from .dask_session import dask_session
+    from .distributed import plan_partitions
+
+    passes = []
+    with dask_session(scheduler) as session:
+        for item in inputs:
+            observers = {"paired": partial(factory, root=item.root)}
+            statistics, info = _read(item, lambda: session.statistics(item.dataset, n_bins=n_bins, progress=progress,
+                                                                      routing=True, observers=observers))
+            passes.append(ModelPass(statistics, info, info.pop("observed")["paired"], info.pop("routing_bins")))
+        if separate:
+            planned = [plan_partitions(item.dataset) for item in inputs]
+            found = _dask_alignment(session, inputs, planned, orders, id_col, partitions)
+            _raise(found, inputs, [list(item.dataset.files) for item in inputs], id_col)
+    return passes
+
+
+def _dask_alignment(session: Any, inputs: Sequence[CompareInput], planned: list[list[Any]],
+                    orders: list[np.ndarray], id_col: str | None, partitions: int) -> dict[str, Any]:
+    from .._version import __version__
+
+    client = session.client
+
+    reads = []
+    for m, (item, plan) in enumerate(zip(inputs, planned)):
+        files = list(item.dataset.files)
+        for part in plan:
+            reads.append(client.submit(_partition_records, part, m, files.index(part.file), id_col, orders[m],
+                                       item.shown, partitions, __version__, pure=False))
+    checks = []
+    for p in range(partitions):
+        pieces = [client.submit(_piece, read, p, pure=False) for read in reads]
+        checks.append(client.submit(_check_pieces, len(inputs), *pieces, pure=False))
+    from distributed import as_completed
+
+    try:
+        for future in as_completed(checks, loop=client.loop):
+            if future.status != "finished":
+                session.raise_failure(future)
+        return merged_problems(client.gather(checks), len(inputs))
+    finally:
+        client.cancel([*reads, *checks])
+
+
+def _partition_records(partition: Any, input_index: int, file_index: int, id_col: str, labels: np.ndarray,
+                       shown: str, partitions: int, version: str) -> list[np.ndarray]:
+    """A worker's task: one partition's id records, grouped by hash partition."""
+    from .._version import __version__
+
+    if version != __version__:
+        from ..errors import UsageError
+
+        raise UsageError(f"a Dask worker runs calaudit {__version__}, this client {version}; "
+                         f"install calaudit {version} on every worker")
+    pieces: list[list[np.ndarray]] = [[] for _ in range(partitions)]
+    for batch in partition.batches():
+        if batch.n_rows:
+            records = records_of(batch, id_col, input_index, file_index, labels, shown)
+            for p, piece in enumerate(split_by_partition(records, partitions)):
+                pieces[p].append(piece)
+    return [np.concatenate(piece) if piece else np.empty(0, dtype=RECORD) for piece in pieces]
+
+
+def _piece(records: list[np.ndarray], p: int) -> np.ndarray:
+    return records[p]
+
+
+def _check_pieces(n_inputs: int, *pieces: np.ndarray) -> dict[str, Any]:
+    return partition_problems(np.concatenate(pieces) if pieces else np.empty(0, dtype=RECORD), n_inputs)
+
+
+# ------------------------------------------------------------------ the comparison
+
+
+def streamed_comparison(
+    names: Sequence[str], inputs: Sequence[str], audits: Sequence[Any], passes: Sequence[ModelPass], *,
+    resamples: int, seed: int, level: float, alignment: dict[str, Any], options: dict[str, Any],
+    extras: dict[str, Any], progress: Callable[[str, int, int], None] | None = None,
+) -> Any:
+    """The :class:`~calaudit.decisions.comparison_result.ComparisonResult` of streamed
+    models: each model's audit (``audits``, of its exact statistics), the paired
+    differences from the Poisson bucket draws (:mod:`calaudit.engine.paired_bootstrap`;
+    the point differences are the audits' exact figures), and the ranking. Metrics the
+    draws do not resample (the sketch's) are listed without an interval."""
+    from datetime import datetime, timezone
+
+    from .._version import __version__
+    from ..decisions.compare import RANKING_METRIC, paired_differences, rank_models
+    from ..decisions.comparison_result import ComparedModel, ComparisonResult
+    from .paired_bootstrap import paired_stream_draws
+
+    references = [dict(audit.metrics) for audit in audits]
+    draws = paired_stream_draws([done.moments for done in passes], resamples=resamples, seed=seed,
+                                progress=progress)
+    differences, without = paired_differences(names, references, draws, level=level)
+    from ..stats.metric_info import METRICS
+
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            for metric, info in METRICS.items():
+                if (info.interval and metric not in draws[i] and metric in references[i]
+                        and metric in references[j]):
+                    without.append({"a": names[i], "b": names[j], "metric": metric,
+                                    "reason": "not resampled in a streamed comparison (its figure comes from the "
+                                              "fine histogram, or the class bins were left out)"})
+    within_noise = [name for name, audit in zip(names, audits)
+                    if audit.noise is not None and not audit.noise.distinguishable]
+    n_samples = audits[0].n_samples
+    ranking = rank_models(names, {name: ref[RANKING_METRIC] for name, ref in zip(names, references)},
+                          differences, n_samples, within_noise=within_noise)
+    if without:
+        extras = {**extras, "differences_without_interval": without}
+    return ComparisonResult(
+        models=tuple(ComparedModel(name, source, audit) for name, source, audit in zip(names, inputs, audits)),
+        differences=differences, ranking=ranking, n_samples=n_samples, alignment=dict(alignment),
+        resamples=int(resamples), level=float(level), seed=int(seed), options=dict(options),
+        tool_version=__version__,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        extras=extras,
+    )
