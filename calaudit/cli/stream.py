@@ -78,7 +78,7 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
 
 
 #: What a streamed audit leaves out (``execution.not_streamed``).
-LEFT_OUT = ["segments", "retraining baselines (label-smoothing, soft-labels)"]
+LEFT_OUT = ["segments", "the soft-labels baseline (retrained on human labels)"]
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],

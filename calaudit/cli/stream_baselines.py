@@ -1,12 +1,12 @@
 """``--baseline`` on a streamed audit (``calaudit run DIR --baseline temperature``): the
-recalibrations fitted on a stratified sample kept during the audit's pass, then
-measured on every row in a second pass, in this process or on Dask
-(:mod:`calaudit.engine.baseline_maps`; docs/streaming.md, "Baselines").
+recalibrations and the label-smoothing reference heads fitted on a stratified sample
+kept during the audit's pass, then measured on every row in a second pass, in this
+process or on Dask (:mod:`calaudit.engine.baseline_maps`, :mod:`calaudit.engine.retrain_maps`;
+docs/streaming.md, "Baselines").
 
-The retraining baselines stay in-memory only: ``label-smoothing`` retrains a reference
-model and ``soft-labels`` needs human labels; named on a stream, they are a usage
-error saying so, and ``all`` takes the recalibrations (``execution.baselines.left_out``
-names the rest).
+``soft-labels`` (retrained on human labels) stays in-memory only: named on a stream, it
+is a usage error saying so, and ``all`` takes the others (``execution.baselines.left_out``
+names it).
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ from typing import Any
 import click
 
 #: ``all`` on a stream: what it leaves out, and why (``execution.baselines.left_out``).
-LEFT_OUT = {"label-smoothing": "retrains a reference model; not fitted on a sample yet (audit a prediction file "
-                               "with --engine memory for it)"}
+LEFT_OUT = {"soft-labels": "retrains a reference model on human labels; not fitted on a sample yet (audit a "
+                           "prediction file with --engine memory for it)"}
+#: The label-smoothing heads are fitted (folds + 1) x amounts times: without
+#: ``--baseline-sample`` the sample of a run that retrains holds at most this many
+#: probabilities (100,000 rows of 10 classes) ...
+RETRAIN_CELLS = 1_000_000
 
 
 def streamed_baseline_keys(options: dict[str, Any]) -> list[str]:
@@ -29,20 +33,19 @@ def streamed_baseline_keys(options: dict[str, Any]) -> list[str]:
     from ..engine.baseline_maps import STREAMED
 
     chosen = tuple(options.get("baselines") or ())
-    if "label-smoothing" in chosen:
+    retrains = "label-smoothing" in chosen or "all" in chosen
+    if retrains and options.get("baseline_model", "logistic") != "logistic":
         raise click.UsageError(
-            "--baseline label-smoothing is not available in a streamed audit: it retrains a reference model (on the "
-            "vendor's log-probabilities when there are no features), which is not fitted on a sample yet; audit a "
-            "prediction file (--engine memory) for it, or stream --baseline temperature, vector, isotonic or "
-            "histogram")
+            f"--baseline-model {options['baseline_model']} is not available in a streamed audit: the streamed "
+            "label-smoothing baseline retrains the logistic reference model on a sample; drop --baseline-model, or "
+            "audit a prediction file (--engine memory) for the MLP")
     if "soft-labels" in chosen:
         raise click.UsageError(
             "--baseline soft-labels is not available in a streamed audit: it retrains a reference model on human "
             "labels (votes_<class> or soft_<class> columns); audit a prediction file with them (--engine memory) "
             "for it")
-    if "all" in chosen:
-        return list(STREAMED)
-    return [key for key in STREAMED if key in chosen]
+    keys = [key for key in STREAMED if key in chosen or "all" in chosen]
+    return keys + (["label-smoothing"] if retrains else [])
 
 
 def refuse_model_baselines(options: dict[str, Any]) -> None:
@@ -60,6 +63,7 @@ class StreamedBaselines:
 
     def __init__(self, keys: list[str], options: dict[str, Any], root: str | None, cap: int) -> None:
         self.keys, self.options = keys, options
+        self.recalibrations = [key for key in keys if key != "label-smoothing"]
         self.factory = partial(_sample, cap=int(cap), seed=int(options["seed"]), root=root)
         self.sample: Any = None
 
@@ -80,13 +84,19 @@ class StreamedBaselines:
                progress_bar: Any) -> Any:
         """``result`` with the baselines (and the temperature-scaled routing): fitted
         on the sample, measured in a second pass over ``dataset``."""
+        from ..baselines.folds import StepCounter
         from ..engine.baseline_maps import BaselineEvaluation, fit_baselines, streamed_comparison
+        from ..engine.retrain_maps import sweep_amounts
         from .progress import step_progress
 
         folds, seed = int(options["folds"]), int(options["seed"])
+        amounts = sweep_amounts(options.get("smoothing"))
+        retrains = "label-smoothing" in self.keys
         with step_progress(options) as progress:
             progress("Fitting the baselines on the sample", 0, 1)
-            maps = fit_baselines(self.sample, self.keys, folds=folds, seed=seed)
+            on_fit = StepCounter(progress, "Retraining the reference model on the sample",
+                                 (folds + 1) * len(amounts)) if retrains else None
+            maps = fit_baselines(self.sample, self.keys, folds=folds, seed=seed, amounts=amounts, on_fit=on_fit)
             progress("Fitting the baselines on the sample", 1, 1)
         routing = "temperature" in self.keys and result.routing is not None
         make = partial(BaselineEvaluation, maps, n_bins=options["n_bins"], fine_bins=statistics.fine_bins,
@@ -107,8 +117,13 @@ class StreamedBaselines:
 
             raise InvalidInputError(f"{dataset.source}: the baselines' second pass read {evaluation.rows:,} rows, the "
                                     f"audit's {statistics.n_rows:,}; expected the files not to change during the audit")
-        comparison = streamed_comparison(statistics, evaluation, self.sample, self.keys, folds=folds, seed=seed)
-        left_out = {key: why for key, why in LEFT_OUT.items() if "all" in (options.get("baselines") or ())}
+        comparison = streamed_comparison(statistics, evaluation, self.sample, self.recalibrations, folds=folds,
+                                         seed=seed)
+        if retrains:
+            comparison = _with_retraining(comparison, evaluation, amounts, result, options)
+        # ``all`` leaves out soft-labels on a stream; without human labels it would not run in memory either.
+        human = bool(result.source.get("human_columns")) if isinstance(result.source, dict) else False
+        left_out = {key: why for key, why in LEFT_OUT.items() if "all" in (options.get("baselines") or ()) and human}
         execution = {**result.extras["execution"],
                      "baselines": {**comparison.sample, "fitted": list(self.keys), "folds": folds,
                                    "evaluated_on": f"every row ({statistics.n_rows:,}), in a second pass",
@@ -118,6 +133,17 @@ class StreamedBaselines:
             result = replace(result, routing=replace(result.routing, recalibrated=_recalibrated(
                 evaluation.routing, result.routing, options)))
         return result
+
+
+def _with_retraining(comparison: Any, evaluation: Any, amounts: Any, result: Any, options: dict[str, Any]) -> Any:
+    """``comparison`` with the label-smoothing heads' results (after the recalibrations,
+    as in memory) and, without ``--smoothing``, the sweep with its ECE intervals."""
+    from ..engine.retrain_maps import FEATURES, retrained_results
+
+    found, sweep = retrained_results(evaluation, amounts, comparison.sample, sweep=not options.get("smoothing"),
+                                     resamples=int(result.options["bootstrap"]),
+                                     level=float(result.options.get("level", 0.95)), seed=int(options["seed"]))
+    return replace(comparison, results=(*comparison.results, *found), sweep=sweep, features=FEATURES)
 
 
 def _sample(**settings: Any) -> Any:
@@ -144,19 +170,28 @@ def streamed_baselines(options: dict[str, Any], input_path: Path, root: Path,
     if not keys or n_classes is None:
         return None
     return StreamedBaselines(keys, options, None if root == input_path else str(root),
-                             sample_cap(options, n_classes))
+                             sample_cap(options, n_classes, retrains="label-smoothing" in keys))
 
 
-def sample_cap(options: dict[str, Any], n_classes: int) -> int:
+def sample_cap(options: dict[str, Any], n_classes: int, *, retrains: bool = False) -> int:
     """The sample's cap: ``--baseline-sample``, else :data:`~calaudit.engine.row_sample.DEFAULT_CAP`
-    rows or :data:`~calaudit.engine.row_sample.DEFAULT_CELLS` probabilities, whichever
-    is fewer rows. The sample holds up to twice its cap while it is pruned: a cap whose
-    rows would exceed ``--memory-limit`` is a usage error."""
+    rows or :data:`~calaudit.engine.row_sample.DEFAULT_CELLS` probabilities (with
+    ``retrains``, the label-smoothing baseline: :data:`RETRAIN_CELLS`), whichever is
+    fewer rows. The sample holds up to twice its cap while it is pruned: a cap whose
+    rows would exceed ``--memory-limit`` is a usage error, and so is one whose targets
+    exceed the in-memory retraining's limit (N x K cells) with ``retrains``."""
+    from ..baselines.comparison import MAX_TARGET_CELLS
     from ..engine.budget import default_memory_limit, format_size
     from ..engine.row_sample import DEFAULT_CAP, DEFAULT_CELLS, sample_bytes
 
     given = options.get("baseline_sample")
-    cap = int(given) if given else max(1, min(DEFAULT_CAP, DEFAULT_CELLS // max(n_classes, 1)))
+    cells = RETRAIN_CELLS if retrains else DEFAULT_CELLS
+    cap = int(given) if given else max(1, min(DEFAULT_CAP, cells // max(n_classes, 1)))
+    if retrains and cap * n_classes > MAX_TARGET_CELLS:
+        raise click.UsageError(
+            f"--baseline-sample {cap:,}: the label-smoothing baseline would train on {cap * n_classes:,} row-class "
+            f"targets (N x K, at most {MAX_TARGET_CELLS:,}); give --baseline-sample {MAX_TARGET_CELLS // n_classes:,} "
+            "or fewer")
     limit = options.get("memory_limit") or default_memory_limit()
     needed = sample_bytes(cap, n_classes)
     if needed > limit:

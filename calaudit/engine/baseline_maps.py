@@ -67,7 +67,10 @@ def _fit(key: str, proba: np.ndarray, y: np.ndarray, weights: np.ndarray) -> Any
 
 
 def apply_map(key: str, fitted: Any, proba: np.ndarray) -> np.ndarray:
-    """A fitted map (:func:`_fit`) applied to probabilities."""
+    """A fitted map (:func:`_fit`, or a retrained head of :mod:`.retrain_maps`) applied
+    to probabilities."""
+    if hasattr(fitted, "apply"):
+        return fitted.apply(proba)
     if key in ("temperature", "vector"):
         z = np.log(np.maximum(proba, recalibration.EPS))
         return recalibration.softmax(z / fitted if key == "temperature" else z * fitted[0] + fitted[1])
@@ -102,10 +105,12 @@ class BaselineMaps:
         return out
 
 
-def fit_baselines(sample: Any, methods: Sequence[str], *, folds: int, seed: int) -> BaselineMaps:
+def fit_baselines(sample: Any, methods: Sequence[str], *, folds: int, seed: int,
+                  amounts: Sequence[float] | None = None, on_fit: Any = None) -> BaselineMaps:
     """Fit ``methods`` on the weighted ``sample`` (:class:`~calaudit.engine.row_sample.RowSample`),
-    on all of it and per fold (module docstring). A usage error when the sample is too
-    small to cross-fit."""
+    on all of it and per fold (module docstring); ``label-smoothing`` retrains a head per
+    smoothing amount of ``amounts`` (:mod:`.retrain_maps`, ``on_fit`` told of each fit).
+    A usage error when the sample is too small to cross-fit."""
     y, proba, weights = sample.y, sample.proba, sample.weights()
     classes = int(np.count_nonzero(sample.counts))
     if sample.cap < classes:
@@ -119,11 +124,18 @@ def fit_baselines(sample: Any, methods: Sequence[str], *, folds: int, seed: int)
         if not (fold != k).any():
             raise UsageError(f"every row of the baseline sample fell in fold {k + 1} of {folds}; give a larger "
                              "--baseline-sample or fewer --folds")
-    maps = {}
+    maps: dict[str, tuple[Any, list[Any]]] = {}
     for key in methods:
+        if key == "label-smoothing":
+            continue
         whole = _fit(key, proba, y, weights)
         per_fold = [_fit(key, proba[fold != k], y[fold != k], weights[fold != k]) for k in range(folds)]
         maps[key] = (whole, per_fold)
+    if "label-smoothing" in methods:
+        from .retrain_maps import fit_retraining, sweep_amounts
+
+        maps.update(fit_retraining(sample, amounts if amounts is not None else sweep_amounts(None), fold=fold,
+                                   folds=folds, on_fit=on_fit))
     return BaselineMaps(maps, sample.membership(), folds, seed)
 
 
@@ -221,6 +233,8 @@ def streamed_comparison(vendor: Any, evaluation: BaselineEvaluation, sample: Any
     metrics, curve = measured(vendor)
     results = [BaselineResult("vendor", "The vendor's model", "vendor", metrics, curve, {})]
     for key in methods:
+        if key not in recalibration.METHODS:  # the retraining baselines: .retrain_maps
+            continue
         name, _ = recalibration.METHODS[key]
         metrics, curve = measured(evaluation.statistics[key])
         whole, per_fold = evaluation.maps.maps[key]
