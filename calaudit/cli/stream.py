@@ -78,7 +78,7 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
 
 
 #: What a streamed audit leaves out (``execution.not_streamed``).
-LEFT_OUT = ["segments", "the soft-labels baseline (retrained on human labels)"]
+LEFT_OUT = ["segments"]
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],
@@ -102,7 +102,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
 
     human = human_plan(input_path, options, root=dataset_root(input_path))
     dataset, fmt = _open_dataset(input_path, options, **(human.scan_options() if human else {}))
-    baselines = streamed_baselines(options, input_path, dataset_root(input_path), dataset.n_classes)
+    baselines = streamed_baselines(options, input_path, dataset_root(input_path), dataset.n_classes, human=human)
     # What each capability keeps per row, merged like the statistics (engine.distributed's observers).
     observers = {**(human.observers() if human else {}), **(baselines.observers() if baselines else {})}
     routing = _routing_histogram(dataset.n_rows)

@@ -4,9 +4,10 @@ kept during the audit's pass, then measured on every row in a second pass, in th
 process or on Dask (:mod:`calaudit.engine.baseline_maps`, :mod:`calaudit.engine.retrain_maps`;
 docs/streaming.md, "Baselines").
 
-``soft-labels`` (retrained on human labels) stays in-memory only: named on a stream, it
-is a usage error saying so, and ``all`` takes the others (``execution.baselines.left_out``
-names it).
+With human votes or soft labels in the dataset, ``soft-labels`` streams too (the sample
+keeps each row's human columns, and a third pass asks what annotation bought:
+:mod:`calaudit.engine.soft_stream`, :mod:`.stream_soft`), and every baseline is measured
+against the people on all, hard and easy rows.
 """
 
 from __future__ import annotations
@@ -18,34 +19,33 @@ from typing import Any
 
 import click
 
-#: ``all`` on a stream: what it leaves out, and why (``execution.baselines.left_out``).
-LEFT_OUT = {"soft-labels": "retrains a reference model on human labels; not fitted on a sample yet (audit a "
-                           "prediction file with --engine memory for it)"}
-#: The label-smoothing heads are fitted (folds + 1) x amounts times: without
-#: ``--baseline-sample`` the sample of a run that retrains holds at most this many
-#: probabilities (100,000 rows of 10 classes) ...
-RETRAIN_CELLS = 1_000_000
+#: The label-smoothing heads are fitted (folds + 1) x amounts times, a fixed cost
+#: whatever the rows: without ``--baseline-sample`` the sample of a run that retrains
+#: holds at most this many probabilities (25,000 rows of 10 classes).
+RETRAIN_CELLS = 250_000
 
 
-def streamed_baseline_keys(options: dict[str, Any]) -> list[str]:
-    """The recalibrations ``--baseline`` asks for on a stream; a usage error for a
-    retraining baseline named on its own."""
+def streamed_baseline_keys(options: dict[str, Any], human: bool | None = None) -> list[str]:
+    """The baselines ``--baseline`` asks for on a stream, in the in-memory order (the
+    recalibrations, ``label-smoothing``, ``soft-labels``; ``soft-labels`` adds the
+    temperature and the sweep it is weighed against). ``human``: whether the run has
+    human labels (``None``: not known yet); ``soft-labels`` named without them is a
+    usage error, and ``all`` without them leaves it out, as in memory."""
+    from ..baselines.comparison import SOFT_LABELS_NEED_HUMAN
     from ..engine.baseline_maps import STREAMED
 
     chosen = tuple(options.get("baselines") or ())
-    retrains = "label-smoothing" in chosen or "all" in chosen
+    soft = "soft-labels" in chosen or ("all" in chosen and bool(human))
+    if "soft-labels" in chosen and human is False:
+        raise click.UsageError(SOFT_LABELS_NEED_HUMAN)
+    retrains = "label-smoothing" in chosen or "all" in chosen or soft
     if retrains and options.get("baseline_model", "logistic") != "logistic":
         raise click.UsageError(
             f"--baseline-model {options['baseline_model']} is not available in a streamed audit: the streamed "
             "label-smoothing baseline retrains the logistic reference model on a sample; drop --baseline-model, or "
             "audit a prediction file (--engine memory) for the MLP")
-    if "soft-labels" in chosen:
-        raise click.UsageError(
-            "--baseline soft-labels is not available in a streamed audit: it retrains a reference model on human "
-            "labels (votes_<class> or soft_<class> columns); audit a prediction file with them (--engine memory) "
-            "for it")
-    keys = [key for key in STREAMED if key in chosen or "all" in chosen]
-    return keys + (["label-smoothing"] if retrains else [])
+    keys = [key for key in STREAMED if key in chosen or "all" in chosen or (soft and key == "temperature")]
+    return keys + (["label-smoothing"] if retrains else []) + (["soft-labels"] if soft else [])
 
 
 def refuse_model_baselines(options: dict[str, Any]) -> None:
@@ -61,11 +61,14 @@ class StreamedBaselines:
     """The baselines of one streamed run: the sample observer of the first pass, then
     the fits and the second pass (:meth:`finish`)."""
 
-    def __init__(self, keys: list[str], options: dict[str, Any], root: str | None, cap: int) -> None:
-        self.keys, self.options = keys, options
-        self.recalibrations = [key for key in keys if key != "label-smoothing"]
-        self.factory = partial(_sample, cap=int(cap), seed=int(options["seed"]), root=root)
+    def __init__(self, keys: list[str], options: dict[str, Any], root: str | None, cap: int,
+                 human: Any = None) -> None:
+        self.keys, self.options, self.root, self.human = keys, options, root, human
+        self.recalibrations = [key for key in keys if key not in ("label-smoothing", "soft-labels")]
+        columns = human.columns if human is not None and "soft-labels" in keys else ()
+        self.factory = partial(_sample, cap=int(cap), seed=int(options["seed"]), root=root, columns=columns)
         self.sample: Any = None
+        self.human_observed: Any = None
 
     def observe(self, batches: Any) -> Any:
         """The first pass in this process: ``batches``, sampled on the way."""
@@ -77,8 +80,9 @@ class StreamedBaselines:
         return {"baseline_sample": self.factory}
 
     def adopt(self, info: dict[str, Any]) -> None:
-        """The merged sample of a Dask pass."""
+        """The sample of the first pass (merged, on Dask), and its human observer."""
         self.sample = info.get("observed", {}).pop("baseline_sample")
+        self.human_observed = info.get("observed", {}).get("human")
 
     def finish(self, result: Any, dataset: Any, statistics: Any, options: dict[str, Any], engine: str,
                progress_bar: Any) -> Any:
@@ -91,16 +95,27 @@ class StreamedBaselines:
 
         folds, seed = int(options["folds"]), int(options["seed"])
         amounts = sweep_amounts(options.get("smoothing"))
-        retrains = "label-smoothing" in self.keys
+        retrains, soft = "label-smoothing" in self.keys, "soft-labels" in self.keys
+        targets = None
+        if soft:
+            from ..engine.soft_stream import sample_distribution
+
+            targets, _ = sample_distribution(self.sample, self.human.settings.reading)
         with step_progress(options) as progress:
             progress("Fitting the baselines on the sample", 0, 1)
             on_fit = StepCounter(progress, "Retraining the reference model on the sample",
-                                 (folds + 1) * len(amounts)) if retrains else None
-            maps = fit_baselines(self.sample, self.keys, folds=folds, seed=seed, amounts=amounts, on_fit=on_fit)
+                                 (folds + 1) * (len(amounts) + int(soft))) if retrains else None
+            maps = fit_baselines(self.sample, self.keys, folds=folds, seed=seed, amounts=amounts, on_fit=on_fit,
+                                 targets=targets)
             progress("Fitting the baselines on the sample", 1, 1)
         routing = "temperature" in self.keys and result.routing is not None
+        parts = None
+        if self.human is not None:
+            from .stream_soft import part_settings
+
+            parts = part_settings(self.human, self.human_observed, options)
         make = partial(BaselineEvaluation, maps, n_bins=options["n_bins"], fine_bins=statistics.fine_bins,
-                       routing=routing, expected_rows=statistics.n_rows)
+                       routing=routing, expected_rows=statistics.n_rows, human=parts)
         with progress_bar(options, statistics.n_rows, "Scoring the baselines") as bar:
             if engine == "dask":
                 from ..engine.distributed import dask_statistics
@@ -121,13 +136,17 @@ class StreamedBaselines:
                                          seed=seed)
         if retrains:
             comparison = _with_retraining(comparison, evaluation, amounts, result, options)
-        # ``all`` leaves out soft-labels on a stream; without human labels it would not run in memory either.
-        human = bool(result.source.get("human_columns")) if isinstance(result.source, dict) else False
-        left_out = {key: why for key, why in LEFT_OUT.items() if "all" in (options.get("baselines") or ()) and human}
+        passes = {}
+        if parts is not None:
+            from .stream_soft import with_human
+
+            comparison, passes = with_human(comparison, evaluation, maps, self, dataset=dataset, engine=engine,
+                                            amounts=amounts, result=result, options=options,
+                                            progress_bar=progress_bar)
         execution = {**result.extras["execution"],
                      "baselines": {**comparison.sample, "fitted": list(self.keys), "folds": folds,
-                                   "evaluated_on": f"every row ({statistics.n_rows:,}), in a second pass",
-                                   "left_out": left_out}}
+                                   "evaluated_on": f"every row ({statistics.n_rows:,}), in a second pass", **passes,
+                                   "left_out": {}}}
         result = replace(result, baselines=comparison, extras={**result.extras, "execution": execution})
         if routing and evaluation.routing is not None:
             result = replace(result, routing=replace(result.routing, recalibrated=_recalibrated(
@@ -140,7 +159,8 @@ def _with_retraining(comparison: Any, evaluation: Any, amounts: Any, result: Any
     as in memory) and, without ``--smoothing``, the sweep with its ECE intervals."""
     from ..engine.retrain_maps import FEATURES, retrained_results
 
-    found, sweep = retrained_results(evaluation, amounts, comparison.sample, sweep=not options.get("smoothing"),
+    found, sweep = retrained_results(evaluation, [a for a in amounts], comparison.sample,
+                                     sweep=not options.get("smoothing"),
                                      resamples=int(result.options["bootstrap"]),
                                      level=float(result.options.get("level", 0.95)), seed=int(options["seed"]))
     return replace(comparison, results=(*comparison.results, *found), sweep=sweep, features=FEATURES)
@@ -161,19 +181,20 @@ def _recalibrated(histogram: Any, routing: Any, options: dict[str, Any]) -> Any:
 
 
 def streamed_baselines(options: dict[str, Any], input_path: Path, root: Path,
-                       n_classes: int | None = None) -> StreamedBaselines | None:
+                       n_classes: int | None = None, human: Any = None) -> StreamedBaselines | None:
     """The run's streamed baselines, or ``None`` without ``--baseline`` (without
     ``n_classes``, only the usage errors are checked). ``root`` is the directory a
     dataset reads from (rows are keyed by their file's path under it), or
     ``input_path`` itself for a single file (keyed by its name)."""
-    keys = streamed_baseline_keys(options)
+    keys = streamed_baseline_keys(options, None if n_classes is None else human is not None)
     if not keys or n_classes is None:
         return None
     return StreamedBaselines(keys, options, None if root == input_path else str(root),
-                             sample_cap(options, n_classes, retrains="label-smoothing" in keys))
+                             sample_cap(options, n_classes, retrains="label-smoothing" in keys,
+                                        human_columns=len(human.columns) if "soft-labels" in keys else 0), human)
 
 
-def sample_cap(options: dict[str, Any], n_classes: int, *, retrains: bool = False) -> int:
+def sample_cap(options: dict[str, Any], n_classes: int, *, retrains: bool = False, human_columns: int = 0) -> int:
     """The sample's cap: ``--baseline-sample``, else :data:`~calaudit.engine.row_sample.DEFAULT_CAP`
     rows or :data:`~calaudit.engine.row_sample.DEFAULT_CELLS` probabilities (with
     ``retrains``, the label-smoothing baseline: :data:`RETRAIN_CELLS`), whichever is
@@ -193,7 +214,7 @@ def sample_cap(options: dict[str, Any], n_classes: int, *, retrains: bool = Fals
             f"targets (N x K, at most {MAX_TARGET_CELLS:,}); give --baseline-sample {MAX_TARGET_CELLS // n_classes:,} "
             "or fewer")
     limit = options.get("memory_limit") or default_memory_limit()
-    needed = sample_bytes(cap, n_classes)
+    needed = sample_bytes(cap, n_classes + human_columns)  # the human columns kept for soft-labels
     if needed > limit:
         raise click.UsageError(
             f"--baseline-sample {cap:,}: a sample of {n_classes:,} classes would need about {format_size(needed)}, "

@@ -75,10 +75,11 @@ def standardiser(z: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def fit_path(z: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, amounts: Sequence[float], *,
-             on_fit: Callable[[], None] | None = None) -> list[SoftmaxHead]:
+             targets: np.ndarray | None = None, on_fit: Callable[[], None] | None = None) -> list[SoftmaxHead]:
     """The heads of one set of training rows (log-probabilities ``z``, labels ``y``,
-    ``weights``), one per amount of ``amounts``, each fit warm-started from the
-    previous one (:func:`calaudit.baselines.label_smoothing.fit_predict_path`)."""
+    ``weights``), one per amount of ``amounts``, then, with ``targets`` (the people's
+    distributions), one on those; each fit warm-started from the previous one
+    (:func:`calaudit.baselines.label_smoothing.fit_predict_path`)."""
     from ..baselines import softmax_regression
 
     mean, scale = standardiser(z, weights)
@@ -86,8 +87,8 @@ def fit_path(z: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, 
     heads: list[SoftmaxHead] = []
     previous = None
     with label_smoothing._blas_threads(x.shape[0] * x.shape[1] * n_classes):
-        for eps in amounts:
-            q = label_smoothing.smoothed_targets(y, n_classes, float(eps))
+        target_sets = [label_smoothing.smoothed_targets(y, n_classes, float(eps)) for eps in amounts]
+        for q in [*target_sets, *([] if targets is None else [np.asarray(targets, dtype=np.float64)])]:
             if np.all(q == q[:1]):  # one class: the constant model that fits every row
                 heads.append(SoftmaxHead(mean, scale, None, q[0] / q[0].sum()))
             else:
@@ -109,17 +110,22 @@ def sweep_amounts(smoothing: Sequence[float] | None) -> tuple[float, ...]:
 
 
 def fit_retraining(sample: Any, amounts: Sequence[float], *, fold: np.ndarray, folds: int,
+                   targets: np.ndarray | None = None,
                    on_fit: Callable[[], None] | None = None) -> dict[str, tuple[SoftmaxHead, list[SoftmaxHead]]]:
     """Every amount's heads on the weighted ``sample``: ``{key: (whole, per_fold)}``
-    (keys :func:`calaudit.baselines.comparison.smoothing_key`), ``fold`` each sampled
-    row's fold (:func:`.baseline_maps.fold_of`). ``on_fit`` is told of each fit."""
+    (keys :func:`calaudit.baselines.comparison.smoothing_key`, and ``soft-labels`` for
+    the heads fitted on ``targets``, the sampled rows' human distributions), ``fold``
+    each sampled row's fold (:func:`.baseline_maps.fold_of`). ``on_fit`` is told of
+    each fit."""
     y, weights = sample.y, sample.weights()
     n_classes = int(sample.counts.shape[0])
     z = np.log(np.maximum(sample.proba, recalibration.EPS))
-    whole = fit_path(z, y, weights, n_classes, amounts, on_fit=on_fit)
-    per_fold = [fit_path(z[fold != k], y[fold != k], weights[fold != k], n_classes, amounts, on_fit=on_fit)
+    whole = fit_path(z, y, weights, n_classes, amounts, targets=targets, on_fit=on_fit)
+    per_fold = [fit_path(z[fold != k], y[fold != k], weights[fold != k], n_classes, amounts,
+                         targets=None if targets is None else targets[fold != k], on_fit=on_fit)
                 for k in range(folds)]
-    return {smoothing_key(eps): (whole[i], [path[i] for path in per_fold]) for i, eps in enumerate(amounts)}
+    keys = [smoothing_key(eps) for eps in amounts] + ([] if targets is None else ["soft-labels"])
+    return {key: (whole[i], [path[i] for path in per_fold]) for i, key in enumerate(keys)}
 
 
 def retrained_results(evaluation: Any, amounts: Sequence[float], statement: dict[str, Any], *, sweep: bool,
