@@ -136,9 +136,7 @@ def run_with_intervals(tmp_path, *args, name="out.json"):
     return json.loads(out.read_text()), result.stdout
 
 
-def test_the_cli_streams_the_sweep_with_intervals_states_the_sample_and_dask_agrees(tmp_path):
-    import distributed
-
+def test_the_cli_streams_the_sweep_with_intervals_and_states_the_sample(tmp_path):
     root, data = hive(tmp_path / "ds", n=2400)
     counts = data["label"].value_counts().to_numpy()
     level = max(L for L in range(int(counts.max()) + 1) if np.minimum(counts, L).sum() <= 600)
@@ -160,14 +158,7 @@ def test_the_cli_streams_the_sweep_with_intervals_states_the_sample_and_dask_agr
     assert results["retrained-hard"]["metrics"]["ece"] < results["vendor"]["metrics"]["ece"]  # overconfident vendor
     assert "baselines" not in " ".join(doc["execution"]["not_streamed"])
     assert "label-smoothing" in doc["execution"]["baselines"]["fitted"]
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as lc:
-        on_dask, _ = run_with_intervals(tmp_path, *args, "--engine", "dask", "--scheduler", lc.scheduler_address,
-                                        name="dask.json")
-    for mine, theirs in zip(doc["baselines"]["results"], on_dask["baselines"]["results"]):
-        assert mine["key"] == theirs["key"]
-        for name in EXACT:
-            assert theirs["metrics"][name] == pytest.approx(mine["metrics"][name], abs=1e-9)
-    assert on_dask["baselines"]["smoothing_sweep"]["best"] == sweep["best"]
+    # (Dask: the soft-labels CLI test below compares the retrained heads' figures on a LocalCluster.)
 
 
 def test_all_and_given_amounts_on_a_stream_and_what_stays_refused(tmp_path):
@@ -184,7 +175,7 @@ def test_all_and_given_amounts_on_a_stream_and_what_stays_refused(tmp_path):
     line = error_line(invoke("run", root, "--baseline", "label-smoothing", "--baseline-sample", "2000000"), 2)
     assert "--baseline-sample 2,000,000: the label-smoothing baseline would train on 8,000,000 row-class" in line
     line = error_line(invoke("run", root, "--baseline", "soft-labels"), 2)
-    assert "--baseline soft-labels is not available in a streamed audit" in line
+    assert "--baseline soft-labels needs human labels: votes_<class> or soft_<class> columns" in line
 
 
 def test_the_default_sample_of_a_retraining_run_is_held_to_its_fits_budget():
@@ -192,4 +183,167 @@ def test_the_default_sample_of_a_retraining_run_is_held_to_its_fits_budget():
 
     defaults = {"baseline_sample": None, "memory_limit": None}
     assert sample_cap(defaults, 10, retrains=True) == RETRAIN_CELLS // 10 < sample_cap(defaults, 10)
-    assert sample_cap(defaults, 2, retrains=True) == 200_000
+    assert sample_cap({**defaults, "baseline_sample": 90_000}, 10, retrains=True) == 90_000  # as given
+
+
+# ------------------------------------------------------------------ soft labels (human votes)
+
+VOTES = ["votes_a", "votes_b", "votes_c", "votes_d"]
+FREE = ("retrained-hard", "label-smoothing-0.05", "label-smoothing-0.2", "temperature", "temperature-soft")
+
+
+def voted(n: int, seed: int):
+    """Overconfident vendor probabilities, each item's true split, 5 votes drawn from it
+    and the label one more draw from it."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, 4)) * 2.0
+    p = np.exp(logits)
+    p /= p.sum(axis=1, keepdims=True)
+    split = p ** 0.4
+    split /= split.sum(axis=1, keepdims=True)
+    votes = np.array([rng.multinomial(5, row) for row in split])
+    y = (rng.random(n)[:, None] > split.cumsum(axis=1)).sum(axis=1).clip(0, 3).astype(np.intp)
+    return y, p, votes
+
+
+def voted_batches(y, p, votes, cuts):
+    from calaudit.engine.batch import Batch
+
+    edges = sorted({0, len(y), *cuts})
+    for a, b in zip(edges, edges[1:]):
+        yield Batch(y[a:b], p[a:b], "/d/x.parquet", 0, a, columns={c: votes[a:b, j] for j, c in enumerate(VOTES)})
+
+
+def test_with_every_row_sampled_soft_labels_are_the_in_memory_fits_and_every_human_figure_exact():
+    from calaudit.baselines import recalibration, softmax_regression
+    from calaudit.baselines.comparison import BaselineResult, _human_parts
+    from calaudit.engine.baseline_maps import BaselineEvaluation, fit_baselines
+    from calaudit.engine.human_stream import HumanReading
+    from calaudit.engine.row_sample import RowSample
+    from calaudit.engine.soft_stream import (
+        AnnotationPass,
+        HumanPartSettings,
+        contested_cut,
+        sample_distribution,
+        streamed_annotation,
+    )
+    from calaudit.human.metrics import row_terms
+    from calaudit.human.split import hard_rows
+
+    n = 600
+    y, p, votes = voted(n, 21)
+    H = votes / votes.sum(axis=1, keepdims=True)
+    reading = HumanReading("votes", tuple(VOTES), 1e-6)
+    sample = RowSample(cap=10_000, seed=0, root="/d", columns=VOTES)
+    for _ in sample.observe(voted_batches(y, p, votes, (50, 333))):
+        pass
+    targets, tolerance = sample_distribution(sample, reading)
+    keys = ["temperature", "label-smoothing", "soft-labels"]
+    maps = fit_baselines(sample, keys, folds=3, seed=0, amounts=AMOUNTS, targets=targets)
+    hard, threshold = hard_rows(H, "70/30")
+    settings = HumanPartSettings(reading, threshold, 15)
+    evaluation = BaselineEvaluation(maps, n_bins=15, human=settings)
+    for _ in evaluation.observe(voted_batches(y, p, votes, (7, 300, 301))):
+        pass
+    z = np.log(np.maximum(p, 1e-12))
+    fold = hash_folds(n, 3, 0)
+    by_row = np.argsort(sample_rows_of(sample, n))  # the sample is sorted by class: back to row order
+    assert np.allclose(targets[by_row], H)
+    out = {key: np.empty_like(p) for key in ("soft-labels", *FREE)}
+    for k in range(3):
+        train, test = fold != k, fold == k
+        head = maps.maps["soft-labels"][1][k]
+        cold = softmax_regression.fit(standardised(z[train], np.ones(train.sum())), H[train])
+        assert np.allclose(head.fit.coef, cold.coef, atol=1e-5)
+        assert maps.maps["temperature-soft"][1][k].temperature == pytest.approx(
+            recalibration.fit_temperature_soft(z[train], H[train]), rel=1e-4)
+        for key in out:
+            out[key][test] = maps.maps[key][1][k].apply(p[test]) if key != "temperature" else \
+                recalibration.softmax(z[test] / maps.maps[key][1][k])
+    for key in ("vendor", *out):
+        proba = p if key == "vendor" else out[key]
+        expected = _human_parts(y, proba, H, hard, 15, tolerance)
+        got = evaluation.human.figures(key)
+        assert set(got) == set(expected) == {"all", "hard", "easy"}
+        for part in expected:
+            assert set(got[part]) == set(expected[part]), (key, part)
+            for name, value in expected[part].items():
+                assert got[part][name] == pytest.approx(value, abs=1e-9), (key, part, name)
+    # What annotation bought: the contested rows and the difference, by hand.
+    n_hard = int(hard.sum())
+    entropy = -(out["soft-labels"] * np.log(np.maximum(out["soft-labels"], 1e-300))).sum(axis=1)
+    contested = np.zeros(n, dtype=bool)
+    contested[np.argsort(-entropy, kind="stable")[:n_hard]] = True
+    cut = contested_cut(evaluation.human.predicted, n_hard)
+    assert cut[1] == 1.0 and evaluation.human.predicted.digits is None  # distinct entropies: exact
+    found = AnnotationPass(maps, ["soft-labels", *FREE], reading, cut, None, "/d")
+    for _ in found.observe(voted_batches(y, p, votes, (99, 500))):
+        pass
+    terms = {key: row_terms(out[key][contested], H[contested])["human_cross_entropy"] for key in out}
+    best = min(FREE, key=lambda key: terms[key].mean())
+    results = [BaselineResult(key, key.upper(), "x", {}, None, {}, evaluation.human.figures(key)) for key in out]
+    value = streamed_annotation(found, results, n_hard, resamples=200, level=0.95, seed=0)
+    assert value.best_free_key == best and value.n_hard == n_hard
+    assert value.soft_labels == pytest.approx(terms["soft-labels"].mean(), abs=1e-9)
+    assert value.difference == pytest.approx(terms["soft-labels"].mean() - terms[best].mean(), abs=1e-9)
+    assert value.low <= value.difference <= value.high and value.high > value.low
+    assert value.ece_soft_labels == evaluation.human.figures("soft-labels")["hard"]["ece"]
+
+
+def sample_rows_of(sample, n):
+    positions = position_keys(file_label("/d/x.parquet", "/d"), np.arange(n))
+    by_key = {int(key): row for row, key in enumerate(positions)}
+    return np.array([by_key[int(key)] for key in sample.keys], dtype=np.intp)
+
+
+def voted_hive(root, n, seed):
+    import pandas as pd
+
+    y, p, votes = voted(n, seed)
+    names = np.array(["a", "b", "c", "d"])
+    data = pd.DataFrame({"label": names[y], **{c: p[:, i] for i, c in enumerate(PROBS)},
+                         **{c: votes[:, i] for i, c in enumerate(VOTES)}})
+    data = data.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    for region, part in (("eu", data[: n // 3]), ("us", data[n // 3:])):
+        (root / f"region={region}").mkdir(parents=True)
+        part.to_parquet(root / f"region={region}" / "part-0.parquet", row_group_size=71, index=False)
+    return root
+
+
+def test_the_cli_streams_soft_labels_with_what_annotation_buys_and_dask_agrees(tmp_path):
+    import distributed
+
+    root = voted_hive(tmp_path / "ds", 1500, 22)
+    args = (root, "--baseline", "soft-labels", "--baseline-sample", "900", "--folds", "3", "--smoothing", "0.1",
+            "--bootstrap", "200", "--hard-split", "median")
+    doc, stdout = run_with_intervals(tmp_path, *args, "--batch-rows", "61", "--report", tmp_path / "r.html")
+    keys = [r["key"] for r in doc["baselines"]["results"]]
+    assert keys == ["vendor", "temperature", "temperature-soft", "retrained-hard", "label-smoothing-0.1",
+                    "soft-labels"]
+    results = {r["key"]: r for r in doc["baselines"]["results"]}
+    assert results["soft-labels"]["details"]["fitted_on"] == doc["baselines"]["sample"]["statement"]
+    annotation = doc["baselines"]["annotation"]
+    assert annotation["n_hard"] == doc["human"]["hard"]["n"] > 0  # as many as the (median) split calls hard
+    for name in ("ece", "nll"):  # the vendor's hard-row figures in the baselines: the human analysis's own
+        assert results["vendor"]["human"]["hard"][name] == pytest.approx(doc["human"]["hard"]["metrics"][name],
+                                                                          abs=1e-9)
+    assert annotation["best_free_key"] in keys[1:-1] and annotation["low"] <= annotation["difference"] <= \
+        annotation["high"]
+    assert "What does annotation buy?" in stdout and "third pass" in doc["execution"]["baselines"]["annotation"]
+    # The vendor's human figures in the baselines are the human analysis's own.
+    for name, value in results["vendor"]["human"]["all"].items():
+        assert value == pytest.approx(doc["human"]["metrics"][name], abs=1e-9), name
+    assert "annotation" in (tmp_path / "r.html").read_text().lower()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as lc:
+        on_dask, _ = run_with_intervals(tmp_path, *args, "--engine", "dask", "--scheduler", lc.scheduler_address,
+                                        name="dask.json")
+    for mine, theirs in zip(doc["baselines"]["results"], on_dask["baselines"]["results"]):
+        for name in EXACT:
+            assert theirs["metrics"][name] == pytest.approx(mine["metrics"][name], abs=1e-9)
+        for part, values in mine["human"].items():
+            for name, value in values.items():
+                assert theirs["human"][part][name] == pytest.approx(value, abs=1e-9), (mine["key"], part, name)
+    for name in ("n_hard", "best_free_key", "conclusion"):
+        assert on_dask["baselines"]["annotation"][name] == annotation[name]
+    for name in ("soft_labels", "best_free", "difference"):
+        assert on_dask["baselines"]["annotation"][name] == pytest.approx(annotation[name], abs=1e-9)
