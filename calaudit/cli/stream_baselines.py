@@ -12,6 +12,7 @@ against the people on all, hard and easy rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -157,13 +158,54 @@ class StreamedBaselines:
 def _with_retraining(comparison: Any, evaluation: Any, amounts: Any, result: Any, options: dict[str, Any]) -> Any:
     """``comparison`` with the label-smoothing heads' results (after the recalibrations,
     as in memory) and, without ``--smoothing``, the sweep with its ECE intervals."""
-    from ..engine.retrain_maps import FEATURES, retrained_results
+    from ..engine.retrain_maps import FEATURES
 
     found, sweep = retrained_results(evaluation, [a for a in amounts], comparison.sample,
                                      sweep=not options.get("smoothing"),
                                      resamples=int(result.options["bootstrap"]),
                                      level=float(result.options.get("level", 0.95)), seed=int(options["seed"]))
     return replace(comparison, results=(*comparison.results, *found), sweep=sweep, features=FEATURES)
+
+
+def retrained_results(evaluation: Any, amounts: Sequence[float], statement: dict[str, Any], *, sweep: bool,
+                      resamples: int, level: float, seed: int) -> tuple[list[Any], Any]:
+    """Each amount's :class:`~calaudit.baselines.comparison.BaselineResult` from the
+    second pass's statistics, and the :class:`~calaudit.baselines.comparison.SmoothingSweep`
+    when ``sweep`` (the ECE intervals: the streamed grouped bootstrap, ``resamples`` > 0)."""
+    import numpy as np
+
+    from ..baselines.comparison import BaselineResult, SmoothingSweep, smoothing_key
+    from ..engine.baseline_maps import measured
+    from ..engine.resample import stream_intervals
+    from ..engine.retrain_maps import FEATURES
+
+    results, intervals = [], {}
+    for eps in amounts:
+        key = smoothing_key(eps)
+        statistics = evaluation.statistics[key]
+        metrics, curve = measured(statistics)
+        interval = None
+        if sweep and resamples > 0 and np.isfinite(metrics["ece"]):
+            found = stream_intervals(statistics, reference={"ece": metrics["ece"]}, metrics=("ece",),
+                                     resamples=resamples, level=level, seed=seed).intervals.get("ece")
+            if found is not None:
+                interval = intervals[key] = (float(found.low), float(found.high))
+        name = ("Retrained reference model, hard labels" if eps == 0.0
+                else f"Retrained reference model, label smoothing {eps:g}")
+        details = {"smoothing": float(eps), "model": "logistic", "features": FEATURES, "on": "log-probabilities",
+                   "fitted_on": statement["statement"], "sample_rows": statement["rows"], "rows": statement["of_rows"]}
+        results.append(BaselineResult(key, name, "retraining", metrics, curve, details, {}, interval))
+    found_sweep = None
+    if sweep:
+        keys = tuple(smoothing_key(eps) for eps in amounts)
+        ece = tuple(result.metrics["ece"] for result in results)
+        found_sweep = SmoothingSweep(
+            tuple(float(a) for a in amounts), keys, ece,
+            tuple(intervals[key][0] if key in intervals else None for key in keys),
+            tuple(intervals[key][1] if key in intervals else None for key in keys),
+            tuple(result.metrics["confidence_gap"] for result in results),
+            float(amounts[int(np.argmin(ece))]))  # ties: the smallest amount
+    return results, found_sweep
 
 
 def _sample(**settings: Any) -> Any:

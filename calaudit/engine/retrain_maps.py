@@ -24,7 +24,7 @@ the recalibrations are fitted on (:class:`~calaudit.engine.row_sample.RowSample`
   the figures are exact on the stream given the heads.
 * **The sweep's intervals** are the streamed grouped bootstrap of each amount's ECE on
   its statistics (:func:`calaudit.engine.resample.stream_intervals`), as the vendor's
-  intervals are on a stream.
+  intervals are on a stream (:func:`calaudit.cli.stream_baselines.retrained_results`).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def fit_path(z: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, 
     x = (z - mean) / scale
     heads: list[SoftmaxHead] = []
     previous = None
-    with label_smoothing._blas_threads(x.shape[0] * x.shape[1] * n_classes):
+    with label_smoothing.blas_threads(x.shape[0] * x.shape[1] * n_classes):
         target_sets = [label_smoothing.smoothed_targets(y, n_classes, float(eps)) for eps in amounts]
         for q in [*target_sets, *([] if targets is None else [np.asarray(targets, dtype=np.float64)])]:
             if np.all(q == q[:1]):  # one class: the constant model that fits every row
@@ -126,41 +126,3 @@ def fit_retraining(sample: Any, amounts: Sequence[float], *, fold: np.ndarray, f
                 for k in range(folds)]
     keys = [smoothing_key(eps) for eps in amounts] + ([] if targets is None else ["soft-labels"])
     return {key: (whole[i], [path[i] for path in per_fold]) for i, key in enumerate(keys)}
-
-
-def retrained_results(evaluation: Any, amounts: Sequence[float], statement: dict[str, Any], *, sweep: bool,
-                      resamples: int, level: float, seed: int) -> tuple[list[Any], Any]:
-    """Each amount's :class:`~calaudit.baselines.comparison.BaselineResult` from the
-    second pass's statistics, and the :class:`~calaudit.baselines.comparison.SmoothingSweep`
-    when ``sweep`` (the ECE intervals: the streamed grouped bootstrap, ``resamples`` > 0)."""
-    from ..baselines.comparison import BaselineResult, SmoothingSweep
-    from .baseline_maps import measured
-    from .resample import stream_intervals
-
-    results, intervals = [], {}
-    for eps in amounts:
-        key = smoothing_key(eps)
-        statistics = evaluation.statistics[key]
-        metrics, curve = measured(statistics)
-        interval = None
-        if sweep and resamples > 0 and np.isfinite(metrics["ece"]):
-            found = stream_intervals(statistics, reference={"ece": metrics["ece"]}, metrics=("ece",),
-                                     resamples=resamples, level=level, seed=seed).intervals.get("ece")
-            if found is not None:
-                interval = intervals[key] = (float(found.low), float(found.high))
-        name = ("Retrained reference model, hard labels" if eps == 0.0
-                else f"Retrained reference model, label smoothing {eps:g}")
-        details = {"smoothing": float(eps), "model": "logistic", "features": FEATURES, "on": "log-probabilities",
-                   "fitted_on": statement["statement"], "sample_rows": statement["rows"], "rows": statement["of_rows"]}
-        results.append(BaselineResult(key, name, "retraining", metrics, curve, details, {}, interval))
-    found_sweep = None
-    if sweep:
-        keys = tuple(smoothing_key(eps) for eps in amounts)
-        ece = tuple(result.metrics["ece"] for result in results)
-        found_sweep = SmoothingSweep(
-            tuple(float(a) for a in amounts), keys, ece,
-            tuple(intervals[key][0] if key in intervals else None for key in keys),
-            tuple(intervals[key][1] if key in intervals else None for key in keys),
-            tuple(result.metrics["confidence_gap"] for result in results),
-            float(amounts[int(np.argmin(ece))]))  # ties: the smallest amount
-    return results, found_sweep

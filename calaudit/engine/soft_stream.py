@@ -43,13 +43,12 @@ from ..baselines import recalibration
 from ..errors import Location
 from ..human.metrics import TERM_NAMES, row_terms
 from ..human.split import TOLERANCE, entropy_rows
-from .human_stream import PartSums, ValueCounts, _rounded, batch_location, model_share_rows
+from .human_stream import PartSums, ValueCounts, batch_location, model_share_rows, rounded
 from .row_hash import file_label, mix, position_keys
 
 #: Groups of rows the annotation interval resamples.
 GROUPS = 4096
 _GROUP_SALT = 0x414E_4E4F_5441  # "ANNOTA"
-_MEASURE = TERM_NAMES.index("human_cross_entropy")
 
 
 @dataclass(frozen=True)
@@ -170,7 +169,7 @@ def contested_cut(predicted: ValueCounts, count: int) -> tuple[float, float] | N
     ``count`` rows are taken; ``None`` when ``count`` is 0."""
     if count <= 0:
         return None
-    predicted._flush()
+    predicted.total  # noqa: B018 - flushes the pending values
     values, counts = predicted.values, predicted.counts
     above = np.cumsum(counts[::-1])[::-1] - counts  # rows above each value
     index = int(np.flatnonzero(above < count)[0])  # the largest value whose rows above fall short
@@ -199,7 +198,7 @@ class AnnotationPass:
         reading = self.reading
         human = reading.read(batch.columns, batch_location(batch, reading.columns, reading.csv))
         scored = self.maps.scored(batch, keys=self.keys)
-        entropy = _rounded(entropy_rows(scored[self.keys[0]]), self.digits)
+        entropy = rounded(entropy_rows(scored[self.keys[0]]), self.digits)
         value, share = self.cut
         weight = (entropy > value) + share * (entropy == value)
         self.rows += batch.n_rows
