@@ -347,3 +347,33 @@ def test_the_cli_streams_soft_labels_with_what_annotation_buys_and_dask_agrees(t
         assert on_dask["baselines"]["annotation"][name] == annotation[name]
     for name in ("soft_labels", "best_free", "difference"):
         assert on_dask["baselines"]["annotation"][name] == pytest.approx(annotation[name], abs=1e-9)
+
+
+@pytest.mark.parametrize("cap", [200, 1 << 16])
+def test_the_contested_rows_are_exactly_the_hard_count_rounded_or_not(cap):
+    """The cut from the counted entropies, then (as the third pass does) the rows above
+    it and the share of those at it: their weights add up to the count, and without
+    rounding they are the top rows."""
+    from calaudit.engine.human_stream import ValueCounts, rounded
+    from calaudit.engine.soft_stream import AnnotationPass, contested_cut
+
+    rng = np.random.default_rng(cap)
+    values = np.concatenate([rng.gamma(2.0, 0.3, 3000), np.full(40, 0.5)])  # a block of ties
+    counts = ValueCounts(cap)
+    for part in np.array_split(values, 7):
+        counts.add(part)
+    assert (counts.digits is None) == (cap > 200)
+    for count in (1, 137, 3000, 3040):
+        value, _ = contested_cut(counts, count)
+        shown = rounded(values, counts.digits)
+        found = AnnotationPass(None, ["soft"], None, (value, 0.0), counts.digits, None, groups=1)
+        for rows, sums in ((shown > value, found.above), (shown == value, found.at)):
+            sums[0] += [rows.sum(), values[rows].sum()]
+        taken = found.contested(count)[0]
+        assert taken[0] == pytest.approx(count, abs=1e-9)
+        top = np.sort(values)[::-1][:count]
+        if counts.digits is None:  # exact: the top rows (ties shared)
+            assert taken[1] == pytest.approx(top.sum(), rel=1e-12)
+        else:  # rounded: the mean within the rounding of the values
+            assert abs(taken[1] / count - top.mean()) <= 10.0 ** (1 - counts.digits)
+    assert contested_cut(counts, 0) is None

@@ -24,9 +24,10 @@ annotation helped. A stream does the same in three passes:
 3. **The annotation pass** (:class:`AnnotationPass`): the contested items are as many
    as the hard ones, those whose split the soft-label model predicts to be the most
    spread out: every row above the cut of the counted entropies, and of the rows at the
-   cut the share that completes the count (each such row weighs that share; exact
-   while the rows have at most 65,536 distinct predicted entropies, else the entropies
-   are rounded as the counts say). Each candidate's ``human_cross_entropy`` on them is
+   cut the share that completes the count (each such row weighs that share; the pass
+   counts the rows above and at the cut itself, so the weights add up to the count;
+   exact while the rows have at most 65,536 distinct predicted entropies, else the
+   entropies are rounded as the counts say). Each candidate's ``human_cross_entropy`` on them is
    summed in 4,096 groups of rows (a hash of each row's file and position), and the
    paired interval of ``soft_labels - best_free`` is the bootstrap of the groups.
 """
@@ -177,15 +178,17 @@ def contested_cut(predicted: ValueCounts, count: int) -> tuple[float, float] | N
 
 
 class AnnotationPass:
-    """The third pass: per group of rows, the contested rows' weight and each
-    candidate's summed ``human_cross_entropy`` on them (``keys``: the soft-label model
-    first, then the free fixes). Merges by addition."""
+    """The third pass: per group of rows, the rows above the cut's and the rows at the
+    cut's count and each candidate's summed ``human_cross_entropy`` (``keys``: the
+    soft-label model first, then the free fixes); :meth:`contested` weighs them. Merges
+    by addition."""
 
     def __init__(self, maps: Any, keys: Sequence[str], reading: Any, cut: tuple[float, float], digits: int | None,
                  root: str | None, groups: int = GROUPS) -> None:
         self.maps, self.keys, self.reading, self.cut, self.digits, self.root = maps, tuple(keys), reading, cut, \
             digits, root
-        self.sums = np.zeros((groups, 1 + len(self.keys)))
+        self.above = np.zeros((groups, 1 + len(self.keys)))
+        self.at = np.zeros((groups, 1 + len(self.keys)))
         self.rows = 0
 
     def observe(self, batches: Iterable[Any]) -> Iterator[Any]:
@@ -199,23 +202,30 @@ class AnnotationPass:
         human = reading.read(batch.columns, batch_location(batch, reading.columns, reading.csv))
         scored = self.maps.scored(batch, keys=self.keys)
         entropy = rounded(entropy_rows(scored[self.keys[0]]), self.digits)
-        value, share = self.cut
-        weight = (entropy > value) + share * (entropy == value)
+        value = self.cut[0]
         self.rows += batch.n_rows
-        if not weight.any():
-            return
-        size = self.sums.shape[0]
+        size = self.above.shape[0]
         keys = position_keys(file_label(batch.file, self.root), batch.file_rows())
         group = (mix(keys, _GROUP_SALT) % np.uint64(size)).astype(np.intp)
-        self.sums[:, 0] += np.bincount(group, weights=weight, minlength=size)
-        for j, key in enumerate(self.keys):
-            terms = row_terms(scored[key], human.distribution, tie_tolerance=human.tie_tolerance)
-            self.sums[:, 1 + j] += np.bincount(group, weights=weight * terms["human_cross_entropy"], minlength=size)
+        terms = [row_terms(scored[key], human.distribution, tie_tolerance=human.tie_tolerance)["human_cross_entropy"]
+                 for key in self.keys]
+        for sums, rows in ((self.above, entropy > value), (self.at, entropy == value)):
+            if rows.any():
+                sums[:, 0] += np.bincount(group[rows], minlength=size)
+                for j, term in enumerate(terms):
+                    sums[:, 1 + j] += np.bincount(group[rows], weights=term[rows], minlength=size)
+
+    def contested(self, count: int) -> np.ndarray:
+        """The group sums of the contested rows: every row above the cut and, of those
+        at it, the share that brings the rows to ``count`` (as this pass counted them)."""
+        above, at = float(self.above[:, 0].sum()), float(self.at[:, 0].sum())
+        share = min(max((count - above) / at, 0.0), 1.0) if at > 0 else 0.0
+        return self.above + share * self.at
 
     def merge(self, other: AnnotationPass) -> AnnotationPass:
         merged = AnnotationPass(self.maps, self.keys, self.reading, self.cut, self.digits, self.root,
-                                self.sums.shape[0])
-        merged.sums = self.sums + other.sums
+                                self.above.shape[0])
+        merged.above, merged.at = self.above + other.above, self.at + other.at
         merged.rows = self.rows + other.rows
         return merged
 
@@ -223,7 +233,7 @@ class AnnotationPass:
 def streamed_annotation(found: AnnotationPass, results: Sequence[Any], n_hard: int, *, resamples: int,
                         level: float, seed: int) -> Any:
     """What annotation bought (:class:`~calaudit.baselines.comparison.AnnotationValue`)
-    from the annotation pass's group sums: the free fix with the lowest mean
+    from the annotation pass's group sums of the ``n_hard`` contested rows: the free fix with the lowest mean
     ``human_cross_entropy`` on the contested rows, the difference, and its interval by
     the bootstrap of the groups (each resample draws the non-empty groups with
     replacement and takes the ratio of the drawn sums)."""
@@ -231,7 +241,8 @@ def streamed_annotation(found: AnnotationPass, results: Sequence[Any], n_hard: i
     from ..human.metrics import HUMAN_METRICS
     from ..stats.bootstrap import basic_interval
 
-    sums = found.sums[found.sums[:, 0] > 0]
+    sums = found.contested(n_hard)
+    sums = sums[sums[:, 0] > 0]
     total = sums[:, 0].sum()
     means = sums[:, 1:].sum(axis=0) / total
     free = found.keys[1:]
