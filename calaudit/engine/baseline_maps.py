@@ -93,12 +93,20 @@ class BaselineMaps:
         fold = fold_of(row_keys, self.folds, self.seed)
         proba = np.asarray(batch.proba)
         out: dict[str, np.ndarray] = {}
+        z = None  # the log-probabilities every retrained head reads, computed once
         for key, (whole, per_fold) in self.maps.items():
             if keys is not None and key not in keys:
                 continue
             # Most rows are outside the sample: score all by the whole-sample map, then
             # the sampled rows again by their folds' maps.
-            scored = apply_map(key, whole, proba)
+            if getattr(whole, "weights", None) is not None:
+                if z is None:
+                    from .retrain_maps import log_probabilities
+
+                    z = log_probabilities(proba)
+                scored = whole.apply(proba, z)
+            else:
+                scored = apply_map(key, whole, proba)
             for k, fitted in enumerate(per_fold):
                 rows = inside & (fold == k)
                 if rows.any():

@@ -46,23 +46,50 @@ FEATURES = "the vendor model's log-probabilities (no features given)"
 class SoftmaxHead:
     """A retrained reference head: ``(log p - mean) / scale`` through a fitted softmax
     regression (``fit``), or, when every training row had the same target, that target
-    (``constant``: the only model such rows support)."""
+    (``constant``: the only model such rows support). ``weights`` and ``bias`` are the
+    standardisation folded into the fit's scores (one product per batch):
+    ``scores = log p @ weights + bias`` over the fit's classes (:meth:`of`)."""
 
     mean: np.ndarray
     scale: np.ndarray
     fit: Any  # calaudit.baselines.softmax_regression.SoftmaxFit, or None
     constant: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    bias: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, mean: np.ndarray, scale: np.ndarray, fit: Any) -> SoftmaxHead:
+        coef = fit.coef / scale[:, None]
+        bias = fit.intercept - (mean / scale) @ fit.coef
+        if fit.binary:  # the first class's score is 0
+            coef, bias = np.hstack([np.zeros((coef.shape[0], 1)), coef]), np.concatenate([[0.0], bias])
+        return cls(mean, scale, fit, None, np.ascontiguousarray(coef), bias)
 
     def features(self, proba: np.ndarray) -> np.ndarray:
-        """The standardised log-probabilities the head reads."""
-        return (np.log(np.maximum(proba, recalibration.EPS)) - self.mean) / self.scale
+        """The standardised log-probabilities the fit reads."""
+        return (log_probabilities(proba) - self.mean) / self.scale
 
-    def apply(self, proba: np.ndarray) -> np.ndarray:
-        """The head's probabilities for rows of vendor probabilities."""
+    def apply(self, proba: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+        """The head's probabilities for rows of vendor probabilities (``z``: their
+        :func:`log_probabilities`, when already computed)."""
         proba = np.asarray(proba, dtype=np.float64)
         if self.constant is not None:
             return np.repeat(self.constant[None, :], proba.shape[0], axis=0)
-        return self.fit.predict_proba(self.features(proba))
+        s = (log_probabilities(proba) if z is None else z) @ self.weights
+        s += self.bias
+        s -= s.max(axis=1, keepdims=True)
+        np.exp(s, out=s)
+        s /= s.sum(axis=1, keepdims=True)
+        if s.shape[1] == self.fit.n_classes:
+            return s
+        out = np.zeros((s.shape[0], self.fit.n_classes))
+        out[:, self.fit.classes] = s
+        return out
+
+
+def log_probabilities(proba: np.ndarray) -> np.ndarray:
+    """What the heads read: ``log max(p, EPS)``, as the in-memory retraining's features."""
+    return np.log(np.maximum(np.asarray(proba, dtype=np.float64), recalibration.EPS))
 
 
 def standardiser(z: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +122,7 @@ def fit_path(z: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, 
                 previous = softmax_regression.fit(x, q * weights[:, None], C=label_smoothing.LOGISTIC_C,
                                                   tol=label_smoothing.LOGISTIC_TOL,
                                                   max_iter=label_smoothing.LOGISTIC_MAX_ITER, start=previous)
-                heads.append(SoftmaxHead(mean, scale, previous))
+                heads.append(SoftmaxHead.of(mean, scale, previous))
             if on_fit is not None:
                 on_fit()
     return heads
