@@ -103,12 +103,16 @@ class StreamedBaselines:
 
             targets, _ = sample_distribution(self.sample, self.human.settings.reading)
         with step_progress(options) as progress:
-            progress("Fitting the baselines on the sample", 0, 1)
-            on_fit = StepCounter(progress, "Retraining the reference model on the sample",
-                                 (folds + 1) * (len(amounts) + int(soft))) if retrains else None
+            if retrains:  # the retraining's fits dominate: counted one by one
+                on_fit = StepCounter(progress, "Fitting the baselines on the sample",
+                                     (folds + 1) * (len(amounts) + int(soft)))
+            else:
+                on_fit = None
+                progress("Fitting the baselines on the sample", 0, 1)
             maps = fit_baselines(self.sample, self.keys, folds=folds, seed=seed, amounts=amounts, on_fit=on_fit,
                                  targets=targets)
-            progress("Fitting the baselines on the sample", 1, 1)
+            if on_fit is None:
+                progress("Fitting the baselines on the sample", 1, 1)
         routing = "temperature" in self.keys and result.routing is not None
         parts = None
         if self.human is not None:
@@ -160,7 +164,7 @@ def _with_retraining(comparison: Any, evaluation: Any, amounts: Any, result: Any
     as in memory) and, without ``--smoothing``, the sweep with its ECE intervals."""
     from ..engine.retrain_maps import FEATURES
 
-    found, sweep = retrained_results(evaluation, [a for a in amounts], comparison.sample,
+    found, sweep = retrained_results(evaluation, list(amounts), comparison.sample,
                                      sweep=not options.get("smoothing"),
                                      resamples=int(result.options["bootstrap"]),
                                      level=float(result.options.get("level", 0.95)), seed=int(options["seed"]))
