@@ -333,7 +333,7 @@ def test_the_cli_streams_soft_labels_with_what_annotation_buys_and_dask_agrees(t
     # The vendor's human figures in the baselines are the human analysis's own.
     for name, value in results["vendor"]["human"]["all"].items():
         assert value == pytest.approx(doc["human"]["metrics"][name], abs=1e-9), name
-    assert "annotation" in (tmp_path / "r.html").read_text().lower()
+    assert "What does annotation buy?" in (tmp_path / "r.html").read_text()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as lc:
         on_dask, _ = run_with_intervals(tmp_path, *args, "--engine", "dask", "--scheduler", lc.scheduler_address,
                                         name="dask.json")
