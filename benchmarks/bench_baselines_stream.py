@@ -2,12 +2,14 @@
 
     python benchmarks/bench_baselines_stream.py                     # 3e6 rows x 10 classes (docs/speed.md)
     python benchmarks/bench_baselines_stream.py --rows 1000000 --repeat 2
+    python benchmarks/bench_baselines_stream.py --baseline label-smoothing --repeat 1
 
 One generated dataset (``--dir``, kept between runs; the generator of
 ``bench_stream.py``: float32 probabilities, labels drawn from them, hive-partitioned).
 In one process and in rounds (the order alternating), ``calaudit run DIR`` plain and
 with ``--baseline temperature`` (the sample kept during the audit's pass, the fits, a
-second pass over every row, the temperature-scaled routing), both with the defaults
+second pass over every row, the temperature-scaled routing; or ``--baseline
+label-smoothing``: the sweep's heads retrained on the sample), both with the defaults
 (1,000 bootstrap resamples). Printed: the median of each round's ratio (with / without)
 and where the extra time goes; then the temperature the run fitted on its sample
 against ``fit_temperature`` on every row in memory.
@@ -64,28 +66,33 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--baseline", choices=("temperature", "label-smoothing"), default="temperature")
     options = parser.parse_args()
     root = options.dir / f"rows{options.rows}-k{options.classes}"
     generate(root, options.rows, options.classes, file_rows=1_000_000, group_rows=250_000)
     out = Path(tempfile.mkdtemp()) / "r.json"
     plain = ["run", str(root), "--json", str(out), "-q"]
-    baseline = plain + ["--baseline", "temperature"]
+    baseline = plain + ["--baseline", options.baseline]
     run(plain)  # warm-up: imports, the kernel's cache
     rounds = []
     for index in range(options.repeat):
         first, second = (plain, baseline) if index % 2 == 0 else (baseline, plain)
         times = {id(first): run(first), id(second): run(second)}
         rounds.append((times[id(plain)], times[id(baseline)]))
-        print(f"round {index + 1}: plain {rounds[-1][0]:.2f} s, --baseline temperature {rounds[-1][1]:.2f} s "
+        print(f"round {index + 1}: plain {rounds[-1][0]:.2f} s, --baseline {options.baseline} {rounds[-1][1]:.2f} s "
               f"({rounds[-1][1] / rounds[-1][0]:.2f}x)")
     result = json.loads(out.read_text())
     sample = result["baselines"]["sample"]
-    temperature = result["baselines"]["results"][1]["details"]["temperature"]
     print(f"\n{options.rows:,} rows x {options.classes} classes, {options.repeat} rounds")
-    print(f"plain: median {median(r[0] for r in rounds):.2f} s; with --baseline temperature: "
+    print(f"plain: median {median(r[0] for r in rounds):.2f} s; with --baseline {options.baseline}: "
           f"median {median(r[1] for r in rounds):.2f} s")
     print(f"ratio (with / without), median of rounds: {median(r[1] / r[0] for r in rounds):.2f}x")
     print(f"the fit: {sample['statement']}")
+    if options.baseline != "temperature":
+        sweep = result["baselines"]["smoothing_sweep"]
+        print("sweep ECE: " + ", ".join(f"{a:g}: {e:.4f}" for a, e in zip(sweep["amounts"], sweep["ece"])))
+        return
+    temperature = result["baselines"]["results"][1]["details"]["temperature"]
     full = full_temperature(root)
     print(f"temperature: {temperature:.5f} from the sample, {full:.5f} on every row in memory "
           f"(relative difference {abs(temperature / full - 1):.2%})")

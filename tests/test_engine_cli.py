@@ -64,8 +64,8 @@ def test_a_glob_of_files_streams_the_same_rows(tmp_path):
 
 def test_options_a_stream_cannot_honour_yet_are_usage_errors(tmp_path):
     _write_dataset(tmp_path / "logs", days=1)
-    line = error_line(invoke("run", tmp_path / "logs", "--baseline", "label-smoothing"), 2)
-    assert "--baseline label-smoothing is not available in a streamed audit" in line
+    line = error_line(invoke("run", tmp_path / "logs", "--baseline", "soft-labels"), 2)
+    assert "--baseline soft-labels needs human labels" in line  # label-smoothing streams: test_retrain_stream.py
     # Segments stream now (tests/test_segments_stream.py): the hive key is a group column.
     assert invoke("run", tmp_path / "logs", "--group-by", "day", "-q").exit_code == 0
 

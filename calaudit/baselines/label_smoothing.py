@@ -147,7 +147,7 @@ def _logistic_path(
     out: list[np.ndarray] = []
     previous = None
     n_classes = max(np.shape(q)[1] for q in target_sets)
-    with _blas_threads(train_s.shape[0] * train_s.shape[1] * n_classes):
+    with blas_threads(train_s.shape[0] * train_s.shape[1] * n_classes):
         for q in target_sets:
             q = np.asarray(q, dtype=np.float64)
             if np.all(q == q[:1]):
@@ -161,7 +161,7 @@ def _logistic_path(
     return out
 
 
-def _blas_threads(work: int):
+def blas_threads(work: int):
     """One BLAS thread while fitting when a product of the fit (``work`` = rows x
     features x classes multiply-adds) is small: L-BFGS takes some hundred dependent
     steps of a few milliseconds each, and threads handed so little work spin rather

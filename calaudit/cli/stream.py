@@ -77,7 +77,9 @@ def refuse_unstreamed(options: dict[str, Any]) -> None:
 
 
 #: What a streamed audit leaves out (``execution.not_streamed``).
-LEFT_OUT = ["retraining baselines (label-smoothing, soft-labels)"]
+LEFT_OUT: list[str] = []
+#: What a streamed model run leaves out (stream its saved predictions for them).
+MODEL_LEFT_OUT = ["human labels", "segments", "baselines"]
 
 
 def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_options: dict[str, Any],
@@ -117,7 +119,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
         scan["extra_cols"] = list(dict.fromkeys([*scan.get("extra_cols", ()), *extra]))
     dataset, fmt = _open_dataset(input_path, options, **scan)
     check_segment_budget(options, dataset.n_classes)
-    baselines = streamed_baselines(options, input_path, root, dataset.n_classes)
+    baselines = streamed_baselines(options, input_path, root, dataset.n_classes, human=human)
     # What each capability keeps per row, merged like the statistics (engine.distributed's observers).
     observers = {**(human.observers() if human else {}), **(baselines.observers() if baselines else {}),
                  **{name: factory for name, factory in (("group_by", grouping), ("search", searching)) if factory}}
@@ -365,7 +367,7 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
                                                  expected_rows=scoring.n_rows)
     execution = {"engine": engine, "reason": reason, "batch_rows": options["batch_rows"],
                  "inference_batch_size": scoring.inference_batch_size, "rows": statistics.n_rows,
-                 "fine_bins": statistics.fine_bins, "not_streamed": LEFT_OUT, **extra,
+                 "fine_bins": statistics.fine_bins, "not_streamed": MODEL_LEFT_OUT, **extra,
                  **{key: info[key] for key in ("batches", "largest_batch_rows", "kernel") if key in info}}
     diagnostics = {"max_row_sum_deviation": info["max_row_sum_deviation"],
                    "renormalised": info["max_row_sum_deviation"] > 0.0, "clipped_values": info["clipped_values"],

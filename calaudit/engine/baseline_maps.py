@@ -67,7 +67,10 @@ def _fit(key: str, proba: np.ndarray, y: np.ndarray, weights: np.ndarray) -> Any
 
 
 def apply_map(key: str, fitted: Any, proba: np.ndarray) -> np.ndarray:
-    """A fitted map (:func:`_fit`) applied to probabilities."""
+    """A fitted map (:func:`_fit`, or a retrained head of :mod:`.retrain_maps`) applied
+    to probabilities."""
+    if hasattr(fitted, "apply"):
+        return fitted.apply(proba)
     if key in ("temperature", "vector"):
         z = np.log(np.maximum(proba, recalibration.EPS))
         return recalibration.softmax(z / fitted if key == "temperature" else z * fitted[0] + fitted[1])
@@ -83,17 +86,27 @@ class BaselineMaps:
     def __init__(self, maps: dict[str, tuple[Any, list[Any]]], membership: Any, folds: int, seed: int) -> None:
         self.maps, self.membership, self.folds, self.seed = maps, membership, folds, seed
 
-    def scored(self, batch: Any) -> dict[str, np.ndarray]:
-        """Each baseline's probabilities for the batch's rows (sampled rows by their
-        fold's map, the others by the whole-sample map)."""
-        inside, keys = self.membership.of_batch(batch)
-        fold = fold_of(keys, self.folds, self.seed)
+    def scored(self, batch: Any, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Each baseline's (or those of ``keys``) probabilities for the batch's rows
+        (sampled rows by their fold's map, the others by the whole-sample map)."""
+        inside, row_keys = self.membership.of_batch(batch)
+        fold = fold_of(row_keys, self.folds, self.seed)
         proba = np.asarray(batch.proba)
         out: dict[str, np.ndarray] = {}
+        z = None  # the log-probabilities every retrained head reads, computed once
         for key, (whole, per_fold) in self.maps.items():
+            if keys is not None and key not in keys:
+                continue
             # Most rows are outside the sample: score all by the whole-sample map, then
             # the sampled rows again by their folds' maps.
-            scored = apply_map(key, whole, proba)
+            if getattr(whole, "weights", None) is not None:
+                if z is None:
+                    from .retrain_maps import log_probabilities
+
+                    z = log_probabilities(proba)
+                scored = whole.apply(proba, z)
+            else:
+                scored = apply_map(key, whole, proba)
             for k, fitted in enumerate(per_fold):
                 rows = inside & (fold == k)
                 if rows.any():
@@ -102,10 +115,14 @@ class BaselineMaps:
         return out
 
 
-def fit_baselines(sample: Any, methods: Sequence[str], *, folds: int, seed: int) -> BaselineMaps:
+def fit_baselines(sample: Any, methods: Sequence[str], *, folds: int, seed: int,
+                  amounts: Sequence[float] | None = None, on_fit: Any = None,
+                  targets: np.ndarray | None = None) -> BaselineMaps:
     """Fit ``methods`` on the weighted ``sample`` (:class:`~calaudit.engine.row_sample.RowSample`),
-    on all of it and per fold (module docstring). A usage error when the sample is too
-    small to cross-fit."""
+    on all of it and per fold (module docstring); ``label-smoothing`` retrains a head per
+    smoothing amount of ``amounts`` (:mod:`.retrain_maps`, ``on_fit`` told of each fit);
+    ``soft-labels`` also a head and a temperature fitted on ``targets``, the sampled
+    rows' human distributions (:mod:`.soft_stream`). A usage error when the sample is too small to cross-fit."""
     y, proba, weights = sample.y, sample.proba, sample.weights()
     classes = int(np.count_nonzero(sample.counts))
     if sample.cap < classes:
@@ -119,11 +136,27 @@ def fit_baselines(sample: Any, methods: Sequence[str], *, folds: int, seed: int)
         if not (fold != k).any():
             raise UsageError(f"every row of the baseline sample fell in fold {k + 1} of {folds}; give a larger "
                              "--baseline-sample or fewer --folds")
-    maps = {}
+    maps: dict[str, tuple[Any, list[Any]]] = {}
     for key in methods:
+        if key in ("label-smoothing", "soft-labels"):
+            continue
         whole = _fit(key, proba, y, weights)
         per_fold = [_fit(key, proba[fold != k], y[fold != k], weights[fold != k]) for k in range(folds)]
         maps[key] = (whole, per_fold)
+    soft = "soft-labels" in methods
+    if soft:
+        from .soft_stream import TemperatureMap, fit_soft_temperature
+
+        z = np.log(np.maximum(proba, recalibration.EPS))
+        maps[recalibration.TEMPERATURE_SOFT[0]] = (
+            TemperatureMap(fit_soft_temperature(z, targets, weights)),
+            [TemperatureMap(fit_soft_temperature(z[fold != k], targets[fold != k], weights[fold != k]))
+             for k in range(folds)])
+    if soft or "label-smoothing" in methods:
+        from .retrain_maps import fit_retraining, sweep_amounts
+
+        maps.update(fit_retraining(sample, amounts if amounts is not None else sweep_amounts(None), fold=fold,
+                                   folds=folds, targets=targets if soft else None, on_fit=on_fit))
     return BaselineMaps(maps, sample.membership(), folds, seed)
 
 
@@ -133,10 +166,12 @@ class BaselineEvaluation:
     Pickles and merges once :meth:`observe` has run."""
 
     def __init__(self, maps: BaselineMaps, *, n_bins: int, fine_bins: int | None = None, routing: bool = False,
-                 expected_rows: int | None = None) -> None:
+                 expected_rows: int | None = None, human: Any = None) -> None:
         from .statistics import FINE_BINS
 
-        self.maps, self.n_bins = maps, n_bins
+        self.maps, self.n_bins, self.human_settings = maps, n_bins, human
+        #: With ``human`` (:class:`.soft_stream.HumanPartSettings`): every baseline's human figures.
+        self.human: Any = None
         self.fine_bins = FINE_BINS if fine_bins is None else fine_bins
         self.expected_rows, self.want_routing = expected_rows, routing
         self.statistics: dict[str, Any] = {}
@@ -151,10 +186,17 @@ class BaselineEvaluation:
         accumulators = {key: Accumulator(n_bins=self.n_bins, fine_bins=self.fine_bins, rows=self.expected_rows)
                         for key in self.maps.maps}
         routing = RoutingHistogram(self.expected_rows) if self.want_routing else None
+        if self.human_settings is not None:
+            from .soft_stream import HumanParts
+
+            self.human = HumanParts(self.human_settings)
         try:
             for batch in batches:
                 if batch.n_rows:
-                    for key, scored in self.maps.scored(batch).items():
+                    found = self.maps.scored(batch)
+                    if self.human is not None:
+                        self.human.add(batch, {"vendor": np.asarray(batch.proba), **found})
+                    for key, scored in found.items():
                         accumulators[key].add(batch.y, scored)
                         if routing is not None and key == "temperature":
                             routing.add(batch.y, scored)
@@ -171,8 +213,11 @@ class BaselineEvaluation:
 
     def merge(self, other: BaselineEvaluation) -> BaselineEvaluation:
         merged = BaselineEvaluation(self.maps, n_bins=self.n_bins, fine_bins=self.fine_bins,
-                                    routing=self.want_routing, expected_rows=self.expected_rows)
+                                    routing=self.want_routing, expected_rows=self.expected_rows,
+                                    human=self.human_settings)
         merged.rows = self.rows + other.rows
+        humans = [part.human for part in (self, other) if part.human is not None]
+        merged.human = humans[0] if len(humans) == 1 else (humans[0].merge(humans[1]) if humans else None)
         for key in dict.fromkeys([*self.statistics, *other.statistics]):
             parts = [part.statistics[key] for part in (self, other) if key in part.statistics]
             merged.statistics[key] = parts[0] if len(parts) == 1 else parts[0].merge(parts[1])
@@ -221,6 +266,8 @@ def streamed_comparison(vendor: Any, evaluation: BaselineEvaluation, sample: Any
     metrics, curve = measured(vendor)
     results = [BaselineResult("vendor", "The vendor's model", "vendor", metrics, curve, {})]
     for key in methods:
+        if key not in recalibration.METHODS:  # the retraining baselines: .retrain_maps
+            continue
         name, _ = recalibration.METHODS[key]
         metrics, curve = measured(evaluation.statistics[key])
         whole, per_fold = evaluation.maps.maps[key]

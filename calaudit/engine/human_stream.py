@@ -235,7 +235,7 @@ class ValueCounts:
     def _flush(self) -> None:
         if not self._pending:
             return
-        found, counts = np.unique(_rounded(np.concatenate(self._pending), self.digits), return_counts=True)
+        found, counts = np.unique(rounded(np.concatenate(self._pending), self.digits), return_counts=True)
         self._pending, self._pending_size = [], 0
         self._combine(found, counts)
 
@@ -243,7 +243,7 @@ class ValueCounts:
         values = np.concatenate([self.values, values])
         counts = np.concatenate([self.counts, counts])
         while True:
-            unique, inverse = np.unique(_rounded(values, self.digits), return_inverse=True)
+            unique, inverse = np.unique(rounded(values, self.digits), return_inverse=True)
             if unique.size <= self.cap:
                 break
             self.digits = 15 if self.digits is None else self.digits - 1
@@ -285,7 +285,7 @@ def _coarser(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else min(a, b)
 
 
-def _rounded(values: np.ndarray, digits: int | None) -> np.ndarray:
+def rounded(values: np.ndarray, digits: int | None) -> np.ndarray:
     """``values`` to ``digits`` significant digits (``None``: as they are)."""
     if digits is None:
         return values
