@@ -134,7 +134,8 @@ def finish_human(result: Any, plan: HumanPlan, observed: Any, *, dataset: Any, e
     threshold, parts, passes, median_exact = plan.settings.threshold, None, 1, None
     if threshold is None:  # --hard-split median: the median entropy of every row, then the parts
         threshold, median_exact = observed.entropies.median(), observed.entropies.exact
-        settings = replace(plan.settings, threshold=threshold, parts_only=True)
+        settings = replace(plan.settings, threshold=threshold, parts_only=True, floor_budget=float("inf"),
+                           floor_simulations=observed.floor.runs if observed.floor is not None else 0)
         parts = _second_pass(settings, dataset, engine, options, bar)
         passes = 2
     analysis = streamed_human_analysis(observed, parts, rule=plan.rule, threshold=float(threshold),

@@ -54,7 +54,11 @@ from ..human.split import TOLERANCE, entropy_rows
 from ..loaders.human_columns import human_labels, missing_cell_message
 from ..predictions.human_labels import HumanLabels, plurality_labels
 from .row_hash import file_label, mix, position_keys
+from ..human.noise_floor import BUDGET as FLOOR_BUDGET
+from ..human.noise_floor import SIMULATIONS as FLOOR_SIMULATIONS
+from .human_floor import FloorSums
 from .statistics import StreamStatistics
+from .value_counts import ValueCounts
 
 #: Groups of rows the streamed human bootstrap resamples (by a hash of each row).
 GROUPS = 4096
@@ -201,99 +205,6 @@ def batch_location(batch: Any, columns: Sequence[str], csv: bool) -> Location:
     return _ParquetRows(batch.file, list(columns), True, None, batch.row_group, batch.first_row, batch.kept)
 
 
-# ------------------------------------------------------------------ mergeable counts
-
-
-class ValueCounts:
-    """How many rows hold each distinct value (vote totals, entropies), merged by
-    addition: exact quantiles while at most ``cap`` distinct values are seen; beyond
-    that, values are rounded to fewer significant digits (``digits``, from 15 down)
-    until they fit, and the quantiles are as close as that rounding."""
-
-    CAP = 1 << 16
-
-    def __init__(self, cap: int = CAP) -> None:
-        self.cap = cap
-        self.values = np.empty(0)
-        self.counts = np.empty(0, dtype=np.int64)
-        self.digits: int | None = None  # None: exact
-        self.low = np.inf
-        self.high = -np.inf
-        self._pending: list[np.ndarray] = []
-        self._pending_size = 0
-
-    def add(self, values: np.ndarray) -> None:
-        values = np.asarray(values, dtype=np.float64)
-        if values.size == 0:
-            return
-        self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
-        self._pending.append(values)
-        self._pending_size += values.size
-        if self._pending_size >= self.cap:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        found, counts = np.unique(_rounded(np.concatenate(self._pending), self.digits), return_counts=True)
-        self._pending, self._pending_size = [], 0
-        self._combine(found, counts)
-
-    def _combine(self, values: np.ndarray, counts: np.ndarray) -> None:
-        values = np.concatenate([self.values, values])
-        counts = np.concatenate([self.counts, counts])
-        while True:
-            unique, inverse = np.unique(_rounded(values, self.digits), return_inverse=True)
-            if unique.size <= self.cap:
-                break
-            self.digits = 15 if self.digits is None else self.digits - 1
-        self.values = unique
-        self.counts = np.bincount(inverse.ravel(), weights=counts, minlength=unique.size).astype(np.int64)
-
-    def merge(self, other: ValueCounts) -> ValueCounts:
-        merged = ValueCounts(self.cap)
-        for source in (self, other):
-            source._flush()
-        merged.digits = _coarser(self.digits, other.digits)
-        merged.low, merged.high = min(self.low, other.low), max(self.high, other.high)
-        merged._combine(np.concatenate([self.values, other.values]), np.concatenate([self.counts, other.counts]))
-        return merged
-
-    @property
-    def exact(self) -> bool:
-        self._flush()
-        return self.digits is None
-
-    @property
-    def total(self) -> int:
-        self._flush()
-        return int(self.counts.sum())
-
-    def median(self) -> float:
-        """``numpy.median`` of the values counted (the mean of the two middle ones for an
-        even count)."""
-        self._flush()
-        n = int(self.counts.sum())
-        if n == 0:
-            return float("nan")
-        ends = np.cumsum(self.counts)
-        below, above = self.values[np.searchsorted(ends, [(n - 1) // 2, n // 2], side="right")]
-        return float(np.mean([below, above]))
-
-
-def _coarser(a: int | None, b: int | None) -> int | None:
-    return b if a is None else a if b is None else min(a, b)
-
-
-def _rounded(values: np.ndarray, digits: int | None) -> np.ndarray:
-    """``values`` to ``digits`` significant digits (``None``: as they are)."""
-    if digits is None:
-        return values
-    magnitude = np.floor(np.log10(np.where(values != 0, np.abs(values), 1.0)))
-    scale = 10.0 ** (digits - 1 - magnitude)
-    return np.round(values * scale) / scale
-
-
 # ------------------------------------------------------------------ the observer
 
 
@@ -306,6 +217,9 @@ class HumanSettings:
     ``--hard-split median`` (the parts alone). ``root`` names the files in the rows'
     hashes (:func:`calaudit.engine.row_hash.file_label`). ``noise`` redraws the votes
     for the interval with annotator noise (vote counts and resamples only).
+    ``floor_simulations`` and ``floor_budget`` set the noise floor's simulations
+    (:mod:`calaudit.engine.human_floor`; vote counts only): the in-memory rule, or a
+    fixed number with an infinite budget (the second pass of ``--hard-split median``).
     """
 
     reading: HumanReading
@@ -317,6 +231,8 @@ class HumanSettings:
     parts_only: bool = False
     groups: int = GROUPS
     redraws: int = REDRAWS
+    floor_simulations: int = FLOOR_SIMULATIONS
+    floor_budget: float = FLOOR_BUDGET
 
 
 class PartSums:
@@ -375,6 +291,11 @@ class HumanObserver:
         self.tied_rows = 0
         self.vote_totals = ValueCounts()
         self.entropies = ValueCounts()
+        #: The noise floor's sums (vote counts only): every row in the first pass, and the
+        #: hard and easy parts wherever the split is known.
+        parts = (() if settings.parts_only else ("all",)) + (("hard", "easy") if split else ())
+        self.floor = (FloorSums(parts, seed=settings.seed, simulations=settings.floor_simulations,
+                                budget=settings.floor_budget) if settings.reading.kind == "votes" else None)
 
     def observe(self, batches: Iterable[Any]) -> Iterator[Any]:
         for batch in batches:
@@ -405,12 +326,16 @@ class HumanObserver:
                                              int(keys[0] & np.uint64(0xFFFFFFFF))])
                 nested = redraw_moments(rng, RowSupport(proba, human.votes), proba.shape[0], settings.redraws)
             self.all.add(table, shares, group, nested, None, None, settings.n_bins)
+        masks = {"all": np.ones(proba.shape[0], dtype=bool)}
         if settings.threshold is not None:
             hard = (entropy >= settings.threshold - TOLERANCE) & (entropy > TOLERANCE)
+            masks.update(hard=hard, easy=~hard)
             for part, mask in ((self.hard, hard), (self.easy, ~hard)):
                 if mask.any():
                     part.add(table[mask], shares[mask], group[mask], None, batch.y[mask], proba[mask],
                              settings.n_bins)
+        if self.floor is not None:
+            self.floor.add(human.votes, keys, masks)
 
     def merge(self, other: HumanObserver) -> HumanObserver:
         merged = HumanObserver.__new__(HumanObserver)
@@ -421,6 +346,7 @@ class HumanObserver:
         merged.tied_rows = self.tied_rows + other.tied_rows
         merged.vote_totals = self.vote_totals.merge(other.vote_totals)
         merged.entropies = self.entropies.merge(other.entropies)
+        merged.floor = self.floor.merge(other.floor) if self.floor is not None else None
         return merged
 
 

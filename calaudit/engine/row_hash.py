@@ -19,32 +19,13 @@ by a fixed key, not by Python's per-process string hashing).
 
 from __future__ import annotations
 
-import os
-from pathlib import PurePath
-
 import numpy as np
 
-#: splitmix64's constants (Steele, Lea and Flood 2014).
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
+# The position keys and the mixing live one level down, where the in-memory analyses
+# can use them too (the human noise floor seeds its redraws by row).
+from ..stats.row_keys import file_label, mix, position_keys, uniform
 
-
-def mix(keys: np.ndarray, salt: int) -> np.ndarray:
-    """``keys`` (uint64) combined with ``salt`` (any integer: a seed, a draw number)
-    through splitmix64's finaliser: a new uint64 per key, as good as independent for
-    different salts."""
-    offset = np.uint64((int(salt) * int(_GOLDEN)) % (1 << 64))
-    with np.errstate(over="ignore"):
-        z = np.asarray(keys, dtype=np.uint64) + offset
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
-
-
-def uniform(keys: np.ndarray, salt: int) -> np.ndarray:
-    """A number in [0, 1) per key (53 random bits of :func:`mix`)."""
-    return (mix(keys, salt) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+__all__ = ["file_label", "mix", "position_keys", "text_keys", "uniform"]
 
 
 def text_keys(values: np.ndarray) -> np.ndarray:
@@ -60,26 +41,3 @@ def text_keys(values: np.ndarray) -> np.ndarray:
                                else np.asarray(values))
     table = pd.util.hash_array(np.asarray([*texts, ""], dtype=object), categorize=False)
     return np.asarray(table, dtype=np.uint64)[codes]  # code -1 (missing) takes the last: ""
-
-
-def file_label(file: str, root: str | None) -> str:
-    """How a file is named in its rows' keys: its path relative to the dataset's root
-    directory, or its name when there is no root (a single file). Forward slashes on
-    every system."""
-    if root is not None:
-        try:
-            relative = os.path.relpath(file, root)
-        except ValueError:  # another drive (Windows)
-            relative = os.path.basename(file)
-        if not relative.startswith(".."):
-            return PurePath(relative).as_posix()
-    return os.path.basename(file)
-
-
-def position_keys(label: str, rows: np.ndarray) -> np.ndarray:
-    """A uint64 key per row of the file named ``label`` (:func:`file_label`), from its
-    position in the file (``rows``, counted from 0)."""
-    import pandas as pd
-
-    base = np.asarray(pd.util.hash_array(np.asarray([label], dtype=object), categorize=False), dtype=np.uint64)[0]
-    return mix(np.asarray(rows, dtype=np.uint64), int(base))

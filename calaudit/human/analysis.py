@@ -33,9 +33,14 @@ def analyse_human(
     hard, threshold = hard_rows(human.distribution, hard_split)
     floors = {}
     if human.votes is not None:  # soft labels carry no counts to redraw
+        from ..stats.row_keys import file_label, position_keys
         from .noise_floor import noise_floor
 
-        floors = noise_floor(human.votes, seed=seed, groups={"hard": hard, "easy": ~hard})
+        # Each row's redraws are seeded by its file and position, as a streamed audit seeds
+        # them: the same file gives the same floor in memory and streamed.
+        path = predictions.source.path
+        keys = position_keys(file_label(path, None) if path else "", np.arange(proba.shape[0]))
+        floors = noise_floor(human.votes, seed=seed, groups={"hard": hard, "easy": ~hard}, keys=keys)
     parts = [
         replace(_part(name, mask, predictions, n_bins=n_bins, resamples=resamples, level=level, seed=seed),
                 noise_floor=floors.get(name))

@@ -289,8 +289,9 @@ class _Support:
         return rng.multinomial(self.votes[rows], self.h[rows])
 
     def terms(self, rows: np.ndarray, drawn: np.ndarray) -> np.ndarray:
-        """The per-row terms (:data:`TERM_NAMES` columns) of ``rows`` with the human
-        distribution made from ``drawn`` counts on the voted classes: ``(M, 7)``.
+        """The per-row terms (:data:`TERM_NAMES` columns) of ``rows`` (indices, or a
+        slice) with the human distribution made from ``drawn`` counts on the voted
+        classes: ``(M, 7)``.
 
         The same definitions as :func:`calaudit.human.metrics.row_terms` (a test checks
         them against it), arranged for small whole counts ``c`` out of ``n`` votes:
@@ -302,7 +303,7 @@ class _Support:
         h = drawn / votes[:, None]
         p, log_p = self.p[rows], self.log_p[rows]
         ones = np.ones(self.width)  # row sums as matrix-vector products: faster on a few columns
-        out = np.empty((rows.shape[0], len(TERM_NAMES)))
+        out = np.empty((votes.shape[0], len(TERM_NAMES)))
         out[:, 0] = np.minimum(0.5 * (np.abs(p - h) @ ones + self.outside[rows]), 1.0)
         cross_entropy = -np.einsum("ij,ij->i", h, log_p)
         entropy_h = np.log(votes) - (self._count_log_count(drawn) @ ones) / votes
