@@ -81,7 +81,7 @@ def floor_simulations(load: float, simulations: int = SIMULATIONS, budget: float
     get: ``simulations``, fewer above ``budget`` load-simulations, never fewer than
     :data:`MIN_SIMULATIONS` (nor than asked when fewer are asked). Never grows with the
     load."""
-    if load <= 0:
+    if load <= 0 or budget == float("inf"):
         return int(simulations)
     return int(min(simulations, max(MIN_SIMULATIONS, budget // load)))
 
@@ -152,15 +152,19 @@ def _block_sums(compact: np.ndarray, n_votes: np.ndarray, row_keys: np.ndarray, 
     first = (np.cumsum(n_votes) - n_votes)[owner]
     cell = np.repeat(np.arange(n_rows * width), compact.ravel())  # row by row, class by class: as owner
     shift = np.uint64(32)
-    all_rows = slice(0, n_rows)
+    # Simulations in chunks (a few votes: many simulations at once), each vectorised.
+    chunk = max(1, _BLOCK_VOTES // max(owner.size, 1))
     out = np.empty((simulations, weights.shape[0], len(TERM_NAMES)))
-    for run in range(simulations):  # simulations in turn; each vectorised over the block's votes
+    for begin in range(0, simulations, chunk):
+        runs = np.arange(begin, min(begin + chunk, simulations), dtype=np.uint64)
         with np.errstate(over="ignore"):
-            drawn = finalise(vote_keys + np.uint64((run * int(GOLDEN)) % (1 << 64)))
+            drawn = finalise(vote_keys[None, :] + runs[:, None] * GOLDEN)  # (runs, votes)
         pick = ((drawn >> shift) * total) >> shift
-        index = cell[first + pick.astype(np.intp)]
-        redrawn = np.bincount(index, minlength=n_rows * width).reshape(n_rows, width)
-        out[run] = weights @ support.terms(all_rows, redrawn)
+        index = cell[first + pick.astype(np.intp)] + (np.arange(runs.size) * (n_rows * width))[:, None]
+        redrawn = np.bincount(index.ravel(), minlength=runs.size * n_rows * width).reshape(-1, width)
+        rows = slice(0, n_rows) if runs.size == 1 else np.tile(np.arange(n_rows), runs.size)
+        terms = support.terms(rows, redrawn).reshape(runs.size, n_rows, -1)
+        out[begin : begin + runs.size] = weights @ terms  # (runs, parts, terms)
     return out
 
 

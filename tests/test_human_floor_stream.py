@@ -1,0 +1,230 @@
+"""The human noise floor on a stream and on Dask (engine/human_floor.py; issue 22,
+section 3, on production logs): each row's redraws are seeded by its file and position,
+so the streamed floor equals the in-memory floor of the same file, in any batching and
+any Dask partitioning; shuffled rows draw other redraws, so they agree within the
+simulation error only."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from clitools import invoke
+
+from calaudit.engine.batch import Batch
+from calaudit.engine.human_stream import HumanObserver, HumanReading, HumanSettings
+from calaudit.engine.row_hash import file_label, position_keys
+from calaudit.human.noise_floor import noise_floor
+from calaudit.human.split import hard_rows
+
+NAMES = ("cat", "dog", "fox")
+PARTS = ("all", "hard", "easy")
+
+
+def crowd(n: int, seed: int, votes=(3, 4, 5, 7)):
+    """Probabilities and vote counts, with a varying number of votes per item."""
+    rng = np.random.default_rng(seed)
+    truth = rng.dirichlet(np.full(3, 0.6), size=n)
+    counts = rng.multinomial(rng.choice(votes, size=n), truth)
+    logits = 2.5 * np.log(np.maximum(truth, 0.02)) + rng.normal(0, 0.5, size=(n, 3))
+    proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return proba / proba.sum(axis=1, keepdims=True), counts
+
+
+def table(proba, counts) -> pd.DataFrame:
+    data = {"label": np.asarray(NAMES, dtype=object)[counts.argmax(axis=1)]}
+    data.update({f"prob_{c}": proba[:, i] for i, c in enumerate(NAMES)})
+    data.update({f"votes_{c}": counts[:, i] for i, c in enumerate(NAMES)})
+    return pd.DataFrame(data)
+
+
+def run_json(path, *args) -> dict:
+    result = invoke("run", path, "--json", "-", "-q", "--bootstrap", "0", *args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return json.loads(result.stdout)
+
+
+def floors(data: dict) -> dict:
+    human = data["human"]
+    return {"all": human["noise_floor"], "hard": human["hard"]["noise_floor"], "easy": human["easy"]["noise_floor"]}
+
+
+def assert_same_floor(found: dict, expected: dict) -> None:
+    """Every part's floor equal to 1e-9 (values and ranges), the same simulations, rows
+    and vote depth."""
+    for part in PARTS:
+        a, b = found[part], expected[part]
+        assert a is not None and b is not None, part
+        for key in ("simulations", "rows", "votes_per_item", "seed", "level"):
+            assert a[key] == b[key], (part, key)
+        assert a["metrics"].keys() == b["metrics"].keys(), part
+        for name, value in b["metrics"].items():
+            for end in ("value", "low", "high"):
+                assert a["metrics"][name][end] == pytest.approx(value[end], abs=1e-9), (part, name, end)
+
+
+def as_json(found: dict) -> dict:
+    return {part: floor.to_dict() for part, floor in found.items()}
+
+
+@pytest.mark.parametrize("split", ["70/30", "median"])
+def test_a_streamed_csv_has_the_in_memory_floor_with_tiny_batches(tmp_path, split):
+    """The floor was null on a stream. Now: the in-memory floor of the same file, to
+    1e-9, on every row and on the hard and easy parts, batches of 7 rows; with
+    ``--hard-split median`` the parts come from the second pass."""
+    proba, counts = crowd(400, seed=1)
+    path = tmp_path / "p.csv"
+    table(proba, counts).to_csv(path, index=False)
+    memory = run_json(path, "--engine", "memory", "--hard-split", split)
+    streamed = run_json(path, "--engine", "stream", "--batch-rows", "7", "--hard-split", split)
+    assert streamed["execution"]["engine"] == "stream"
+    assert_same_floor(floors(streamed), floors(memory))
+    assert floors(streamed)["hard"]["rows"] + floors(streamed)["easy"]["rows"] == 400
+    assert any("noise floor (200 simulations" in line for line in streamed["execution"]["human"]["exact"])
+    if split == "median":
+        assert streamed["execution"]["human"]["passes"] == 2
+
+
+def test_shuffled_rows_give_the_floor_within_the_simulation_error(tmp_path):
+    """A shuffled file pairs rows with other redraws (they are seeded by position): the
+    floor moves by simulation error only, and equals the in-memory floor of the
+    shuffled file exactly."""
+    proba, counts = crowd(600, seed=2)
+    frame = table(proba, counts)
+    original, shuffled = tmp_path / "p.csv", tmp_path / "shuffled.csv"
+    frame.to_csv(original, index=False)
+    frame.sample(frac=1.0, random_state=3).to_csv(shuffled, index=False)
+    memory = floors(run_json(original, "--engine", "memory"))
+    streamed = floors(run_json(shuffled, "--engine", "stream", "--batch-rows", "13"))
+    assert_same_floor(streamed, floors(run_json(shuffled, "--engine", "memory")))
+    moved = 0
+    for part in PARTS:
+        runs = memory[part]["simulations"]
+        for name, value in memory[part]["metrics"].items():
+            other = streamed[part]["metrics"][name]
+            spread = (value["high"] - value["low"]) / 3.92  # one simulation's sd (a near-normal mean of rows)
+            error = spread * np.sqrt(2.0 / runs)  # two independent means of `runs` simulations
+            assert abs(other["value"] - value["value"]) <= 4.5 * error + 1e-12, (part, name)
+            moved += other["value"] != value["value"]
+    assert moved > 0  # other redraws, not the same ones
+
+
+def hive(root: Path, frame: pd.DataFrame, cuts=(130, 260, 333)) -> list[tuple[Path, slice]]:
+    edges = [0, *cuts, len(frame)]
+    files = []
+    for i, (a, b) in enumerate(zip(edges, edges[1:])):
+        folder = root / f"day=2026-11-{min(i, 2) + 1:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"part-{i}.parquet"
+        frame.iloc[a:b].to_parquet(path, index=False, row_group_size=40)
+        files.append((path, slice(a, b)))
+    return files
+
+
+def test_dask_and_the_stream_on_a_hive_dataset_give_the_in_memory_floor(tmp_path):
+    """On a hive dataset (4 files, row groups of 40) the stream with batches of 16 and
+    Dask (one task per file or row group) give the floor that the in-memory
+    simulation gives when each row is keyed by its file and position."""
+    from distributed import LocalCluster
+
+    proba, counts = crowd(420, seed=4)
+    files = hive(tmp_path / "logs", table(proba, counts))
+    stream = floors(run_json(tmp_path / "logs", "--engine", "stream", "--batch-rows", "16"))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster:
+        dask_run = run_json(tmp_path / "logs", "--engine", "dask", "--scheduler", cluster.scheduler_address,
+                            "--batch-rows", "16")
+    assert dask_run["execution"]["engine"] == "dask" and dask_run["execution"]["partitions"] >= 4
+    keys = np.concatenate([position_keys(file_label(str(path), str(tmp_path / "logs")), np.arange(rows.stop - rows.start))
+                           for path, rows in files])
+    hard, _ = hard_rows(counts / counts.sum(axis=1, keepdims=True), "70/30")
+    expected = as_json(noise_floor(counts, seed=0, groups={"hard": hard, "easy": ~hard}, keys=keys))
+    assert_same_floor(stream, expected)
+    assert_same_floor(floors(dask_run), expected)
+
+
+# --------------------------------------------------------------------------- the observer
+
+
+def observe(proba, counts, size: int, *, budget: float, start: int = 0, threshold=0.611) -> HumanObserver:
+    reading = HumanReading("votes", tuple(f"v{k}" for k in range(3)), 0.01)
+    settings = HumanSettings(reading, n_bins=10, seed=5, threshold=threshold, root=None, noise=False,
+                             floor_budget=budget)
+    observer = HumanObserver(settings)
+    y = proba.argmax(axis=1)
+    for first in range(0, proba.shape[0], size):
+        part = slice(first, first + size)
+        observer.add(Batch(y[part], proba[part], "logs.parquet", 0, start + first,
+                           columns={f"v{k}": counts[part, k] for k in range(3)}))
+    return observer
+
+
+def test_the_stream_drops_simulations_as_rows_arrive_and_ends_with_the_in_memory_number():
+    """Above the budget the in-memory floor runs fewer simulations; a stream cannot know
+    its rows in advance, so it drops simulations as its load grows (keeping sums that
+    miss no row) and a merge keeps what both sides hold: the same number, and the same
+    floor, as the in-memory run on all the rows."""
+    from calaudit.human.noise_floor import MIN_SIMULATIONS, floor_load, floor_simulations
+
+    proba, counts = crowd(900, seed=6)
+    load = floor_load(counts.sum(axis=1))
+    budget = 60.0 * load  # 60 simulations of all the rows; the first batches could afford 200
+    assert floor_simulations(load, budget=budget) == 60 > MIN_SIMULATIONS
+    keys = position_keys("logs.parquet", np.arange(900))
+    hard, _ = hard_rows(counts / counts.sum(axis=1, keepdims=True), "0.611")
+    expected = as_json(noise_floor(counts, seed=5, groups={"hard": hard, "easy": ~hard}, keys=keys, budget=budget))
+    assert expected["all"]["simulations"] == 60
+    whole = observe(proba, counts, 7, budget=budget)
+    assert whole.floor.runs == 60
+    assert_same_floor(as_json(whole.floor.floors()), expected)
+    # Two partitions (as Dask has them), each affording more simulations on its own.
+    left = observe(proba[:250], counts[:250], 11, budget=budget)
+    right = observe(proba[250:], counts[250:], 50, budget=budget, start=250)
+    assert left.floor.runs > right.floor.runs > 60
+    merged = right.merge(left)
+    assert merged.floor.runs == 60
+    assert_same_floor(as_json(merged.floor.floors()), expected)
+
+
+def test_soft_labels_stream_without_a_floor_and_say_why(tmp_path):
+    proba, counts = crowd(200, seed=7)
+    frame = table(proba, counts).drop(columns=[f"votes_{c}" for c in NAMES])
+    shares = counts / counts.sum(axis=1, keepdims=True)
+    for i, name in enumerate(NAMES):
+        frame[f"soft_{name}"] = shares[:, i]
+    path = tmp_path / "soft.csv"
+    frame.to_csv(path, index=False)
+    streamed = run_json(path, "--engine", "stream", "--batch-rows", "9")
+    memory = run_json(path, "--engine", "memory")
+    assert floors(streamed) == floors(memory) == {"all": None, "hard": None, "easy": None}
+    assert streamed["human"]["notes"] == memory["human"]["notes"]
+    assert any("no noise floor" in note for note in streamed["human"]["notes"])
+
+
+# --------------------------------------------------------------------------- what people read
+
+
+def test_the_terminal_and_the_gate_read_a_streamed_figure_against_its_floor(tmp_path):
+    """End to end on a streamed run: the terminal's sentence and a gate on
+    ``human_tvd - noise_floor`` (it failed with "no noise floor" before)."""
+    proba, counts = crowd(500, seed=8)
+    path = tmp_path / "p.csv"
+    table(proba, counts).to_csv(path, index=False)
+    data = run_json(path, "--engine", "stream", "--batch-rows", "64")
+    tvd, floor = data["human"]["metrics"]["human_tvd"], data["human"]["noise_floor"]["metrics"]["human_tvd"]["value"]
+    shown = invoke("run", path, "--engine", "stream", "--bootstrap", "0")
+    assert shown.exit_code == 0, shown.output
+    assert f"Read against it: human_tvd {tvd:.4f}, where a model that knew the crowd's split would show" in shown.stdout
+    assert f"{floor:.4f}" in shown.stdout
+    excess = tvd - floor
+    passed = invoke("run", path, "--engine", "stream", "--bootstrap", "0", "-q",
+                    "--fail-if", f"human_tvd - noise_floor > {excess + 0.01}")
+    assert passed.exit_code == 0, passed.output
+    failed = invoke("run", path, "--engine", "stream", "--bootstrap", "0", "-q",
+                    "--fail-if", f"human_tvd - noise_floor > {excess - 0.01}")
+    assert failed.exit_code == 1, failed.output
+    assert "human_tvd - noise_floor = " in failed.stderr and "has no noise floor" not in failed.stderr
