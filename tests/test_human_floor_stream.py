@@ -228,3 +228,36 @@ def test_the_terminal_and_the_gate_read_a_streamed_figure_against_its_floor(tmp_
                     "--fail-if", f"human_tvd - noise_floor > {excess - 0.01}")
     assert failed.exit_code == 1, failed.output
     assert "human_tvd - noise_floor = " in failed.stderr and "has no noise floor" not in failed.stderr
+
+
+# --------------------------------------------------------------------------- many votes
+
+
+def test_rows_with_many_votes_are_redrawn_class_by_class_at_the_binomials_expectation():
+    """Above MANY_VOTES a row is redrawn from the normal approximation of each class's
+    binomial (a per-vote draw would cost its count; counts reach 1e9): with two classes
+    the row's TVD is |X/n - p|, X ~ Binomial(n, p), whose mean and spread over the
+    simulations come out of the binomial pmf; at 1e9 votes the floor is about 1e-5 and
+    computed at once."""
+    from scipy import stats
+
+    from calaudit.human.noise_floor import MANY_VOTES
+
+    rng = np.random.default_rng(9)
+    n = rng.choice([MANY_VOTES + 1, 3000, 20000], size=300)
+    first = rng.binomial(n, rng.uniform(0.02, 0.98, size=300))
+    counts = np.column_stack([first, n - first])
+    row_mean, row_var = np.empty(300), np.empty(300)
+    for i, (votes, k) in enumerate(zip(n, first)):
+        x = np.arange(votes + 1)
+        weight = stats.binom.pmf(x, votes, k / votes)
+        deviation = np.abs(x / votes - k / votes)
+        row_mean[i] = weight @ deviation
+        row_var[i] = weight @ (deviation - row_mean[i]) ** 2
+    expected, spread = row_mean.mean(), np.sqrt(row_var.sum()) / 300
+    floor = noise_floor(counts, seed=2, simulations=200)["all"].metrics["human_tvd"]
+    assert abs(floor.value - expected) < 4 * spread / np.sqrt(200)
+    assert abs((floor.high - floor.low) / 3.92 - spread) < 0.15 * spread
+    huge = noise_floor(np.array([[10**9 - 3 * 10**8, 3 * 10**8], [10**9, 0]]), seed=0, simulations=50)["all"]
+    tvd = huge.metrics["human_tvd"].value
+    assert 0.5 * np.sqrt(2 * 0.21 / (np.pi * 1e9)) * 0.5 < tvd < 0.5 * np.sqrt(2 * 0.21 / (np.pi * 1e9)) * 1.5

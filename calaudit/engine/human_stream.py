@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Location
-from ..human.intervals import RowSupport
+from ..human.intervals import RowSupport, redrawn_terms
 from ..human.metrics import TERM_NAMES, row_terms
 from ..human.split import TOLERANCE, entropy_rows
 from ..loaders.human_columns import human_labels, missing_cell_message
@@ -359,8 +359,7 @@ def redraw_moments(rng: np.random.Generator, support: RowSupport, n_rows: int, r
     agree, counted = N_TERMS - 2, N_TERMS - 1
     for start in range(0, n_rows, block):  # blocks of rows, each vectorised
         stop = min(start + block, n_rows)
-        rows = np.repeat(np.arange(start, stop), redraws)
-        drawn = support.terms(rows, support.redraw(rng, rows)).reshape(stop - start, redraws, -1)
+        drawn = redrawn_terms(rng, support, start, stop, redraws)
         mean = drawn.mean(axis=1)
         a = drawn[:, :, agree] - mean[:, agree, None]
         c = drawn[:, :, counted] - mean[:, counted, None]

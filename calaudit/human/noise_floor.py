@@ -71,9 +71,16 @@ ROW_LOAD = 4
 #: run: about 2 seconds (200 simulations up to 33,000 rows at 5 votes, 20 from 333,000;
 #: at 50 votes, 200 up to 5,500 rows, 20 from 55,000).
 BUDGET = 6e7
+#: Rows with more votes than this are redrawn class by class from the normal
+#: approximation of each class's binomial (cost: one draw per class, whatever the count;
+#: at this many votes the approximation is far inside the simulations' own error);
+#: the others vote by vote, exactly.
+MANY_VOTES = 1000
 #: Votes hashed at once (a block of rows): the temporaries stay small.
 _BLOCK_VOTES = 1 << 16
+_BLOCK_ROWS = 1 << 13
 _FLOOR_SALT = 0x464C_4F4F_5253  # "FLOORS"
+_AGREE, _COUNTED = TERM_NAMES.index("agree"), TERM_NAMES.index("counted")
 
 
 def floor_simulations(load: float, simulations: int = SIMULATIONS, budget: float = BUDGET) -> int:
@@ -123,7 +130,21 @@ def floor_sums(votes: np.ndarray, keys: np.ndarray, *, seed: int, simulations: i
     if n_rows == 0 or simulations == 0:
         return out
     compact, n_votes = _voted_columns(counts)
+    # A unanimous row redraws to itself: the model equal to its split scores 0 on every
+    # mean term and agrees, in every simulation. Only the other rows are redrawn.
+    unanimous = compact[:, 0] == n_votes
+    out[:, :, _AGREE] += weights[:, unanimous].sum(axis=1)
+    out[:, :, _COUNTED] += weights[:, unanimous].sum(axis=1)
     row_keys = mix(mix(np.asarray(keys, dtype=np.uint64), _FLOOR_SALT), int(seed))
+    many = ~unanimous & (n_votes > MANY_VOTES)
+    rows = np.flatnonzero(many)
+    for start in range(0, rows.size, _BLOCK_ROWS):  # rows with many votes: a draw per class, not per vote
+        block = rows[start : start + _BLOCK_ROWS]
+        out += _many_votes_sums(compact[block], n_votes[block], row_keys[block], weights[:, block],
+                                int(simulations))
+    varied = ~unanimous & ~many
+    compact, n_votes, weights, row_keys = compact[varied], n_votes[varied], weights[:, varied], row_keys[varied]
+    n_rows = compact.shape[0]
     ends = np.cumsum(n_votes)
     start = 0
     while start < n_rows:  # blocks of about _BLOCK_VOTES votes, each vectorised over its rows
@@ -159,12 +180,49 @@ def _block_sums(compact: np.ndarray, n_votes: np.ndarray, row_keys: np.ndarray, 
         runs = np.arange(begin, min(begin + chunk, simulations), dtype=np.uint64)
         with np.errstate(over="ignore"):
             drawn = finalise(vote_keys[None, :] + runs[:, None] * GOLDEN)  # (runs, votes)
-        pick = ((drawn >> shift) * total) >> shift
-        index = cell[first + pick.astype(np.intp)] + (np.arange(runs.size) * (n_rows * width))[:, None]
+        drawn >>= shift
+        drawn *= total
+        drawn >>= shift  # the pick, below 2**32: as int64, plus the row's first vote
+        pick = drawn.view(np.int64)
+        pick += first
+        index = cell[pick]
+        if runs.size > 1:
+            index += (np.arange(runs.size) * (n_rows * width))[:, None]
         redrawn = np.bincount(index.ravel(), minlength=runs.size * n_rows * width).reshape(-1, width)
         rows = slice(0, n_rows) if runs.size == 1 else np.tile(np.arange(n_rows), runs.size)
         terms = support.terms(rows, redrawn).reshape(runs.size, n_rows, -1)
         out[begin : begin + runs.size] = weights @ terms  # (runs, parts, terms)
+    return out
+
+
+def _many_votes_sums(compact: np.ndarray, n_votes: np.ndarray, row_keys: np.ndarray, weights: np.ndarray,
+                     simulations: int) -> np.ndarray:
+    """:func:`floor_sums` of rows with more than :data:`MANY_VOTES` votes: each class's
+    count drawn in turn from the normal approximation of its binomial (``m`` votes
+    left, share ``q`` of what is left: ``round(m q + sqrt(m q (1 - q)) z)``, kept in
+    ``[0, m]``), ``z`` from a hash of the row's key, the simulation and the class."""
+    from scipy.special import ndtri
+
+    support = RowSupport(compact / n_votes[:, None], compact)
+    n_rows, width = compact.shape[0], support.width
+    split = compact[:, :width] / n_votes[:, None]
+    left_share = np.cumsum(split[:, ::-1], axis=1)[:, ::-1]  # the share of the classes from k on
+    out = np.empty((simulations, weights.shape[0], len(TERM_NAMES)))
+    for run in range(simulations):
+        remaining = n_votes.astype(np.float64)
+        drawn = np.zeros((n_rows, width), dtype=np.int64)
+        for column in range(width - 1):  # a loop over the (few) voted classes
+            share = np.divide(split[:, column], left_share[:, column], out=np.zeros(n_rows),
+                              where=left_share[:, column] > 0)
+            share = np.minimum(share, 1.0)
+            salt = (run * width + column) * int(GOLDEN) % (1 << 64)
+            uniform = ((finalise(row_keys + np.uint64(salt)) >> np.uint64(11)).astype(np.float64) + 0.5) / (1 << 53)
+            count = np.rint(remaining * share + np.sqrt(remaining * share * (1.0 - share)) * ndtri(uniform))
+            count = np.clip(count, 0.0, remaining)
+            drawn[:, column] = count
+            remaining -= count
+        drawn[:, width - 1] = remaining
+        out[run] = weights @ support.terms(slice(0, n_rows), drawn)
     return out
 
 
