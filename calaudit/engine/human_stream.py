@@ -33,6 +33,9 @@ files' order or the Dask partitions:
   with annotator noise. The redraws
   are seeded by ``--seed`` and the batch's first row, so they repeat for the same
   dataset and ``--batch-rows``.
+* **the noise floor** (vote counts): each batch adds its rows' terms to every
+  simulation's sums, per part (:class:`calaudit.engine.human_floor.FloorSums`); the
+  redraws are seeded per row, so the floor is the in-memory one in any partitioning.
 
 Memory: ``GROUPS x 23`` float64 per part (under 1 MB) and the parts' statistics,
 whatever the number of rows.
