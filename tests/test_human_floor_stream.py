@@ -89,6 +89,15 @@ def test_a_streamed_csv_has_the_in_memory_floor_with_tiny_batches(tmp_path, spli
         assert streamed["execution"]["human"]["passes"] == 2
 
 
+def test_a_single_parquet_file_streamed_has_its_in_memory_floor(tmp_path):
+    """A single file's rows are keyed by its name, streamed or in memory."""
+    proba, counts = crowd(150, seed=3)
+    path = tmp_path / "p.parquet"
+    table(proba, counts).to_parquet(path, index=False, row_group_size=40)
+    memory = run_json(path, "--engine", "memory")
+    assert_same_floor(floors(run_json(path, "--engine", "stream", "--batch-rows", "16")), floors(memory))
+
+
 def test_shuffled_rows_give_the_floor_within_the_simulation_error(tmp_path):
     """A shuffled file pairs rows with other redraws (they are seeded by position): the
     floor moves by simulation error only, and equals the in-memory floor of the
