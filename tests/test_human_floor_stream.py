@@ -148,8 +148,8 @@ def test_dask_and_the_stream_on_a_hive_dataset_give_the_in_memory_floor(tmp_path
         dask_run = run_json(tmp_path / "logs", "--engine", "dask", "--scheduler", cluster.scheduler_address,
                             "--batch-rows", "16")
     assert dask_run["execution"]["engine"] == "dask" and dask_run["execution"]["partitions"] >= 4
-    keys = np.concatenate([position_keys(file_label(str(path), str(tmp_path / "logs")), np.arange(rows.stop - rows.start))
-                           for path, rows in files])
+    keys = np.concatenate([position_keys(file_label(str(path), str(tmp_path / "logs")),
+                                         np.arange(rows.stop - rows.start)) for path, rows in files])
     hard, _ = hard_rows(counts / counts.sum(axis=1, keepdims=True), "70/30")
     expected = as_json(noise_floor(counts, seed=0, groups={"hard": hard, "easy": ~hard}, keys=keys))
     assert_same_floor(stream, expected)
