@@ -104,7 +104,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
 
     human = human_plan(input_path, options, root=dataset_root(input_path))
     dataset, fmt = _open_dataset(input_path, options, **(human.scan_options() if human else {}))
-    observers = human.observers() if human else {}
+    observers = human.observers(dataset) if human else {}
     routing = _routing_histogram(dataset.n_rows)
     check_batch_budget(options, dataset.n_classes)
     with progress_bar(options, dataset.n_rows, "Reading predictions") as bar:

@@ -38,10 +38,21 @@ class HumanPlan:
         return {"extra_cols": list(self.columns), "exclude_cols": list(self.file_columns),
                 "labels_from": self.labels_from}
 
-    def observers(self) -> dict[str, Any]:
+    def observers(self, dataset: Any = None) -> dict[str, Any]:
+        """The observer of every task. When the rows are known before reading (a Parquet
+        dataset without a time filter: its metadata count), the noise floor starts at
+        the number of simulations those rows allow at one vote each: never fewer than
+        the rows' real load gives (every row has a vote), so the result is unchanged,
+        and no task spends simulations it drops later."""
         from ..engine.human_stream import HumanObserver
+        from ..human.noise_floor import ROW_LOAD, floor_simulations
 
-        return {NAME: partial(HumanObserver, self.settings)}
+        settings = self.settings
+        rows = None if dataset is None or settings.reading.csv else getattr(dataset, "n_rows", None)
+        if rows and getattr(dataset, "since", None) is None and getattr(dataset, "until", None) is None:
+            settings = replace(settings, floor_simulations=floor_simulations(
+                rows * (1 + ROW_LOAD), settings.floor_simulations, settings.floor_budget))
+        return {NAME: partial(HumanObserver, settings)}
 
     @property
     def label_from(self) -> str:
