@@ -89,12 +89,15 @@ def test_a_streamed_csv_has_the_in_memory_floor_with_tiny_batches(tmp_path, spli
         assert streamed["execution"]["human"]["passes"] == 2
 
 
-def test_a_single_parquet_file_streamed_has_its_in_memory_floor(tmp_path):
-    """A single file's rows are keyed by its name, streamed or in memory."""
+def test_a_single_parquet_file_streamed_has_the_in_memory_floor_of_its_rows(tmp_path):
+    """One file's rows are keyed by their positions alone, streamed or in memory: a
+    Parquet file streamed has the floor of the same rows in memory under another name
+    (two models' files with the same votes get the same floor)."""
     proba, counts = crowd(150, seed=3)
-    path = tmp_path / "p.parquet"
+    path, other = tmp_path / "p.parquet", tmp_path / "vendor-b.csv"
     table(proba, counts).to_parquet(path, index=False, row_group_size=40)
-    memory = run_json(path, "--engine", "memory")
+    table(proba[:, ::-1], counts).to_csv(other, index=False)  # another model, the same votes
+    memory = run_json(other, "--engine", "memory")
     assert_same_floor(floors(run_json(path, "--engine", "stream", "--batch-rows", "16")), floors(memory))
 
 
@@ -183,9 +186,8 @@ def test_the_stream_drops_simulations_as_rows_arrive_and_ends_with_the_in_memory
     load = floor_load(counts.sum(axis=1))
     budget = 60.0 * load  # 60 simulations of all the rows; the first batches could afford 200
     assert floor_simulations(load, budget=budget) == 60 > MIN_SIMULATIONS
-    keys = position_keys("logs.parquet", np.arange(900))
     hard, _ = hard_rows(counts / counts.sum(axis=1, keepdims=True), "0.611")
-    expected = as_json(noise_floor(counts, seed=5, groups={"hard": hard, "easy": ~hard}, keys=keys, budget=budget))
+    expected = as_json(noise_floor(counts, seed=5, groups={"hard": hard, "easy": ~hard}, budget=budget))
     assert expected["all"]["simulations"] == 60
     whole = observe(proba, counts, 7, budget=budget)
     assert whole.floor.runs == 60

@@ -2,10 +2,11 @@
 (:mod:`calaudit.human.noise_floor`), summed batch by batch.
 
 A simulated figure is a sum over rows of per-row terms, and each row's redraws are
-seeded by its file and position (never by its batch), so every batch adds its rows'
-terms to each simulation's sums, per part (all, hard, easy), and partial sums merge by
-addition: the floor is the same in any batching, row-group split or Dask partitioning,
-and equal (to rounding) to the in-memory floor of the same file.
+seeded by its position (and file, in a dataset of several files; never by its batch),
+so every batch adds its rows' terms to each simulation's sums, per part (all, hard,
+easy), and partial sums merge by addition: the floor is the same in any batching,
+row-group split or Dask partitioning, and one file's equals (to rounding) the in-memory
+floor of its rows.
 
 The number of simulations follows the in-memory rule
 (:func:`calaudit.human.noise_floor.floor_simulations`: 200, fewer as the rows' load grows,

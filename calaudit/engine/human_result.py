@@ -196,8 +196,8 @@ def human_execution(observed: HumanObserver, *, passes: int, median_exact: bool 
                            "digits (too many distinct counts to keep)")
         if observed.floor is not None:
             exact.append(f"noise floor ({observed.floor.runs} simulations, the in-memory rule; each row's votes "
-                         "redrawn from a hash of --seed and its file and position, so it equals the in-memory "
-                         "floor of the same file)")
+                         "redrawn from a hash of --seed and its position (and file, in a dataset of several "
+                         "files): one file's floor equals the in-memory floor of its rows)")
         if observed.settings.noise:
             bounded.append(f"interval with annotator noise: {observed.settings.redraws} vote redraws per row, "
                            "seeded by --seed and each batch's first row (the in-memory grouped method)")

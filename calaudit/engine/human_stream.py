@@ -337,8 +337,9 @@ class HumanObserver:
                 if mask.any():
                     part.add(table[mask], shares[mask], group[mask], None, batch.y[mask], proba[mask],
                              settings.n_bins)
-        if self.floor is not None:
-            self.floor.add(human.votes, keys, masks)
+        if self.floor is not None:  # one file: keyed by position alone, as noise_floor keys memory's rows
+            floor_keys = keys if settings.root is not None else position_keys("", batch.file_rows())
+            self.floor.add(human.votes, floor_keys, masks)
 
     def merge(self, other: HumanObserver) -> HumanObserver:
         merged = HumanObserver.__new__(HumanObserver)

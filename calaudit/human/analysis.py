@@ -33,14 +33,12 @@ def analyse_human(
     hard, threshold = hard_rows(human.distribution, hard_split)
     floors = {}
     if human.votes is not None:  # soft labels carry no counts to redraw
-        from ..stats.row_keys import file_label, position_keys
         from .noise_floor import noise_floor
 
-        # Each row's redraws are seeded by its file and position, as a streamed audit seeds
-        # them: the same file gives the same floor in memory and streamed.
-        path = predictions.source.path
-        keys = position_keys(file_label(path, None) if path else "", np.arange(proba.shape[0]))
-        floors = noise_floor(human.votes, seed=seed, groups={"hard": hard, "easy": ~hard}, keys=keys)
+        # Each row's redraws are seeded by its position (noise_floor's default keys), as a
+        # streamed audit of one file seeds them: the same rows give the same floor in
+        # memory and streamed, whatever the file's name (and for every model of a compare).
+        floors = noise_floor(human.votes, seed=seed, groups={"hard": hard, "easy": ~hard})
     parts = [
         replace(_part(name, mask, predictions, n_bins=n_bins, resamples=resamples, level=level, seed=seed),
                 noise_floor=floors.get(name))

@@ -32,8 +32,10 @@ is the redrawn plurality.
 **Seeded by row, so it streams.** Every vote of a redraw is one of the row's own votes
 picked at random (a draw from its split), the pick made from a hash of the row's key,
 the vote's number, ``seed`` and the simulation's number (:mod:`calaudit.stats.row_keys`,
-splitmix64): the key is the row's file and position in it, so a row's redraws are the
-same in memory, in any batching of a stream and in any Dask partitioning. A simulated
+splitmix64): the key is the row's position (and, in a dataset of several files, its
+file), so a row's redraws are the same in memory, in any batching of a stream and in any
+Dask partitioning, and two files with the same votes in the same order (two models'
+predictions) get the same floor. A simulated
 figure is a sum over rows of their terms, so :func:`floor_sums` of separate batches
 add up, and :func:`floor_from_sums` reads the floor off the merged sums: one
 implementation for the in-memory audit (:func:`noise_floor`, every row as one batch)
