@@ -70,8 +70,8 @@ MIN_SIMULATIONS = 20
 #: What scoring a row costs, in hashed votes (the load of :func:`floor_simulations`).
 ROW_LOAD = 4
 #: Load (votes + ROW_LOAD per row) x simulations drawn before fewer simulations are
-#: run: about 2 seconds (200 simulations up to 33,000 rows at 5 votes, 20 from 333,000;
-#: at 50 votes, 200 up to 5,500 rows, 20 from 55,000).
+#: run: about 0.6 s on one core (200 simulations up to 33,000 rows at 5 votes, 20 from
+#: 333,000; at 50 votes, 200 up to 5,500 rows, 20 from 55,000).
 BUDGET = 6e7
 #: Rows with more votes than this are redrawn class by class from the normal
 #: approximation of each class's binomial (cost: one draw per class, whatever the count;
