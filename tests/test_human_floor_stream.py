@@ -269,6 +269,17 @@ def test_rows_with_many_votes_are_redrawn_class_by_class_at_the_binomials_expect
     floor = noise_floor(counts, seed=2, simulations=200)["all"].metrics["human_tvd"]
     assert abs(floor.value - expected) < 4 * spread / np.sqrt(200)
     assert abs((floor.high - floor.low) / 3.92 - spread) < 0.15 * spread
+    # A row's draws are its own: the sums of two batches of different widths add up to
+    # the sums of all the rows.
+    from calaudit.human.noise_floor import floor_sums
+
+    wide = np.column_stack([counts, np.zeros(300, dtype=np.int64)])
+    wide[200:, 2] = rng.integers(1, 900, size=100)  # three voted classes in the second batch only
+    keys = position_keys("", np.arange(300))
+    whole = floor_sums(wide, keys, seed=4, simulations=30)
+    halves = (floor_sums(wide[:150], keys[:150], seed=4, simulations=30)
+              + floor_sums(wide[150:], keys[150:], seed=4, simulations=30))
+    assert np.allclose(whole, halves, rtol=1e-12, atol=1e-9)
     huge = noise_floor(np.array([[10**9 - 3 * 10**8, 3 * 10**8], [10**9, 0]]), seed=0, simulations=50)["all"]
     tvd = huge.metrics["human_tvd"].value
     assert 0.5 * np.sqrt(2 * 0.21 / (np.pi * 1e9)) * 0.5 < tvd < 0.5 * np.sqrt(2 * 0.21 / (np.pi * 1e9)) * 1.5

@@ -217,8 +217,8 @@ def _many_votes_sums(compact: np.ndarray, n_votes: np.ndarray, row_keys: np.ndar
             share = np.divide(split[:, column], left_share[:, column], out=np.zeros(n_rows),
                               where=left_share[:, column] > 0)
             share = np.minimum(share, 1.0)
-            salt = (run * width + column) * int(GOLDEN) % (1 << 64)
-            uniform = ((finalise(row_keys + np.uint64(salt)) >> np.uint64(11)).astype(np.float64) + 0.5) / (1 << 53)
+            keys = mix(mix(row_keys, run), column)  # the row's own: not the block's width
+            uniform = ((keys >> np.uint64(11)).astype(np.float64) + 0.5) / (1 << 53)
             count = np.rint(remaining * share + np.sqrt(remaining * share * (1.0 - share)) * ndtri(uniform))
             count = np.clip(count, 0.0, remaining)
             drawn[:, column] = count
