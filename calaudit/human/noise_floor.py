@@ -158,39 +158,103 @@ def floor_sums(votes: np.ndarray, keys: np.ndarray, *, seed: int, simulations: i
     return out
 
 
+class _VotePicks:
+    """Redraws of rows with few votes, vote by vote: each redrawn vote is one of the
+    row's own votes, picked by a hash of the row's key, the vote's number and the
+    simulation's (Lemire's multiply-shift on 32 bits), and goes to the picked vote's
+    class. ``compact`` is ``(n, width)`` left-packed counts, ``n_votes`` their sums."""
+
+    def __init__(self, compact: np.ndarray, n_votes: np.ndarray, row_keys: np.ndarray) -> None:
+        self.n_rows, self.width = compact.shape
+        owner = np.repeat(np.arange(self.n_rows), n_votes)  # each vote's row
+        starts = np.cumsum(n_votes) - n_votes
+        number = np.arange(owner.size, dtype=np.uint64) - starts.astype(np.uint64)[owner]
+        with np.errstate(over="ignore"):
+            self.vote_keys = finalise(row_keys[owner] + number * GOLDEN)  # one key per (row, vote)
+        self.total = n_votes.astype(np.uint64)[owner]
+        self.first = starts[owner]
+        # The row's votes listed class by class: the (rows, width) cell of each.
+        self.cell = np.repeat(np.arange(self.n_rows * self.width), compact.ravel())
+
+    @property
+    def votes(self) -> int:
+        return int(self.vote_keys.size)
+
+    def counts(self, runs: np.ndarray) -> np.ndarray:
+        """The redrawn counts of every row in each of ``runs`` (simulation numbers):
+        ``(len(runs) * n, width)``, simulation by simulation."""
+        shift = np.uint64(32)
+        with np.errstate(over="ignore"):
+            drawn = finalise(self.vote_keys[None, :] + np.asarray(runs, dtype=np.uint64)[:, None] * GOLDEN)
+        drawn >>= shift
+        drawn *= self.total
+        drawn >>= shift  # the pick, below 2**32: as int64, plus the row's first vote
+        pick = drawn.view(np.int64)
+        pick += self.first
+        index = self.cell[pick]
+        if len(runs) > 1:
+            index += (np.arange(len(runs)) * (self.n_rows * self.width))[:, None]
+        size = len(runs) * self.n_rows * self.width
+        return np.bincount(index.ravel(), minlength=size).reshape(-1, self.width)
+
+
+def _normal_counts(compact: np.ndarray, n_votes: np.ndarray, row_keys: np.ndarray, run: int) -> np.ndarray:
+    """A redraw of rows with many votes: each class's count drawn in turn from the
+    normal approximation of its binomial (``m`` votes left, share ``q`` of what is left:
+    ``round(m q + sqrt(m q (1 - q)) z)``, kept in ``[0, m]``), ``z`` from a hash of the
+    row's key, the simulation and the class: ``(n, width)``."""
+    from scipy.special import ndtri
+
+    n_rows, width = compact.shape
+    split = compact / n_votes[:, None]
+    left_share = np.cumsum(split[:, ::-1], axis=1)[:, ::-1]  # the share of the classes from k on
+    remaining = n_votes.astype(np.float64)
+    drawn = np.zeros((n_rows, width), dtype=np.int64)
+    for column in range(width - 1):  # a loop over the (few) voted classes
+        share = np.divide(split[:, column], left_share[:, column], out=np.zeros(n_rows),
+                          where=left_share[:, column] > 0)
+        share = np.minimum(share, 1.0)
+        keys = mix(mix(row_keys, run), column)  # the row's own: not the block's width
+        uniform = ((keys >> np.uint64(11)).astype(np.float64) + 0.5) / (1 << 53)
+        count = np.clip(np.rint(remaining * share + np.sqrt(remaining * share * (1.0 - share)) * ndtri(uniform)),
+                        0.0, remaining)
+        drawn[:, column] = count
+        remaining -= count
+    drawn[:, width - 1] = remaining
+    return drawn
+
+
+def hashed_redraws(compact: np.ndarray, n_votes: np.ndarray, row_keys: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """Redraws of each row's votes from its own split, seeded by the row's key (uint64)
+    and the simulations' numbers ``runs``, whatever other rows come with it:
+    ``(len(runs), n, width)`` counts on the row's ``compact`` (left-packed) voted classes.
+    Vote by vote (exact) up to :data:`MANY_VOTES` votes, above class by class from the
+    binomials' normal approximation. For a few redraws of a block of rows (the streamed
+    intervals' annotator noise); the floor keeps its picks across simulations."""
+    n_rows, width = compact.shape
+    out = np.empty((len(runs), n_rows, width), dtype=np.int64)
+    many = n_votes > MANY_VOTES
+    few = ~many
+    if few.any():
+        out[:, few] = _VotePicks(compact[few], n_votes[few], row_keys[few]).counts(runs).reshape(len(runs), -1, width)
+    if many.any():
+        for j, run in enumerate(runs):
+            out[j, many] = _normal_counts(compact[many], n_votes[many], row_keys[many], int(run))
+    return out
+
+
 def _block_sums(compact: np.ndarray, n_votes: np.ndarray, row_keys: np.ndarray, weights: np.ndarray,
                 simulations: int) -> np.ndarray:
-    """:func:`floor_sums` of one block of rows."""
+    """:func:`floor_sums` of one block of rows with few votes."""
     support = RowSupport(compact / n_votes[:, None], compact)
     n_rows, width = compact.shape[0], support.width  # the block's own widest row
-    compact = compact[:, :width]
-    owner = np.repeat(np.arange(n_rows), n_votes)  # each vote's row
-    number = np.arange(owner.size, dtype=np.uint64) - (np.cumsum(n_votes) - n_votes).astype(np.uint64)[owner]
-    with np.errstate(over="ignore"):
-        vote_keys = finalise(row_keys[owner] + number * GOLDEN)  # one key per (row, vote)
-    # A pick is one of the row's n votes, uniform (Lemire's multiply-shift on 32 bits),
-    # and the redrawn vote goes to the picked vote's class: the row's votes are listed
-    # class by class (``cell``: the row's cell of the (rows, width) counts).
-    total = n_votes.astype(np.uint64)[owner]
-    first = (np.cumsum(n_votes) - n_votes)[owner]
-    cell = np.repeat(np.arange(n_rows * width), compact.ravel())  # row by row, class by class: as owner
-    shift = np.uint64(32)
+    picks = _VotePicks(compact[:, :width], n_votes, row_keys)
     # Simulations in chunks (a few votes: many simulations at once), each vectorised.
-    chunk = max(1, _BLOCK_VOTES // max(owner.size, 1))
+    chunk = max(1, _BLOCK_VOTES // max(picks.votes, 1))
     out = np.empty((simulations, weights.shape[0], len(TERM_NAMES)))
     for begin in range(0, simulations, chunk):
         runs = np.arange(begin, min(begin + chunk, simulations), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            drawn = finalise(vote_keys[None, :] + runs[:, None] * GOLDEN)  # (runs, votes)
-        drawn >>= shift
-        drawn *= total
-        drawn >>= shift  # the pick, below 2**32: as int64, plus the row's first vote
-        pick = drawn.view(np.int64)
-        pick += first
-        index = cell[pick]
-        if runs.size > 1:
-            index += (np.arange(runs.size) * (n_rows * width))[:, None]
-        redrawn = np.bincount(index.ravel(), minlength=runs.size * n_rows * width).reshape(-1, width)
+        redrawn = picks.counts(runs)
         rows = slice(0, n_rows) if runs.size == 1 else np.tile(np.arange(n_rows), runs.size)
         terms = support.terms(rows, redrawn).reshape(runs.size, n_rows, -1)
         out[begin : begin + runs.size] = weights @ terms  # (runs, parts, terms)
@@ -199,32 +263,14 @@ def _block_sums(compact: np.ndarray, n_votes: np.ndarray, row_keys: np.ndarray, 
 
 def _many_votes_sums(compact: np.ndarray, n_votes: np.ndarray, row_keys: np.ndarray, weights: np.ndarray,
                      simulations: int) -> np.ndarray:
-    """:func:`floor_sums` of rows with more than :data:`MANY_VOTES` votes: each class's
-    count drawn in turn from the normal approximation of its binomial (``m`` votes
-    left, share ``q`` of what is left: ``round(m q + sqrt(m q (1 - q)) z)``, kept in
-    ``[0, m]``), ``z`` from a hash of the row's key, the simulation and the class."""
-    from scipy.special import ndtri
-
+    """:func:`floor_sums` of rows with more than :data:`MANY_VOTES` votes, redrawn
+    class by class (:func:`_normal_counts`)."""
     support = RowSupport(compact / n_votes[:, None], compact)
-    n_rows, width = compact.shape[0], support.width
-    split = compact[:, :width] / n_votes[:, None]
-    left_share = np.cumsum(split[:, ::-1], axis=1)[:, ::-1]  # the share of the classes from k on
+    width = support.width
     out = np.empty((simulations, weights.shape[0], len(TERM_NAMES)))
     for run in range(simulations):
-        remaining = n_votes.astype(np.float64)
-        drawn = np.zeros((n_rows, width), dtype=np.int64)
-        for column in range(width - 1):  # a loop over the (few) voted classes
-            share = np.divide(split[:, column], left_share[:, column], out=np.zeros(n_rows),
-                              where=left_share[:, column] > 0)
-            share = np.minimum(share, 1.0)
-            keys = mix(mix(row_keys, run), column)  # the row's own: not the block's width
-            uniform = ((keys >> np.uint64(11)).astype(np.float64) + 0.5) / (1 << 53)
-            count = np.rint(remaining * share + np.sqrt(remaining * share * (1.0 - share)) * ndtri(uniform))
-            count = np.clip(count, 0.0, remaining)
-            drawn[:, column] = count
-            remaining -= count
-        drawn[:, width - 1] = remaining
-        out[run] = weights @ support.terms(slice(0, n_rows), drawn)
+        drawn = _normal_counts(compact[:, :width], n_votes, row_keys, run)
+        out[run] = weights @ support.terms(slice(0, compact.shape[0]), drawn)
     return out
 
 
