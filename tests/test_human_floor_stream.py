@@ -101,6 +101,24 @@ def test_a_single_parquet_file_streamed_has_the_in_memory_floor_of_its_rows(tmp_
     assert_same_floor(floors(run_json(path, "--engine", "stream", "--batch-rows", "16")), floors(memory))
 
 
+def test_the_interval_with_annotator_noise_is_the_same_in_any_batching(tmp_path):
+    """The vote redraws behind the streamed interval with annotator noise are seeded per
+    row, as the floor's are (they were seeded by each batch's first row, so the interval
+    moved with --batch-rows)."""
+    proba, counts = crowd(300, seed=5)
+    path = tmp_path / "p.csv"
+    table(proba, counts).to_csv(path, index=False)
+    found = [json.loads(invoke("run", path, "--json", "-", "-q", "--engine", "stream", "--batch-rows", size,
+                               "--bootstrap", "200").stdout)["human"] for size in ("7", "64")]
+    noisy = [human["intervals_with_annotator_noise"]["metrics"] for human in found]
+    assert noisy[0].keys() == noisy[1].keys() and noisy[0]
+    for name, interval in noisy[0].items():
+        for end in ("low", "high"):
+            assert noisy[1][name][end] == pytest.approx(interval[end], abs=1e-9), (name, end)
+    for name, shift in found[0]["annotator_noise_shift"].items():
+        assert found[1]["annotator_noise_shift"][name] == pytest.approx(shift, abs=1e-9), name
+
+
 def test_shuffled_rows_give_the_floor_within_the_simulation_error(tmp_path):
     """A shuffled file pairs rows with other redraws (they are seeded by position): the
     floor moves by simulation error only, and equals the in-memory floor of the

@@ -200,7 +200,7 @@ def human_execution(observed: HumanObserver, *, passes: int, median_exact: bool 
                          "files): one file's floor equals the in-memory floor of its rows)")
         if observed.settings.noise:
             bounded.append(f"interval with annotator noise: {observed.settings.redraws} vote redraws per row, "
-                           "seeded by --seed and each batch's first row (the in-memory grouped method)")
+                           "each row's from a hash of --seed and its file and position (the in-memory grouped method)")
     info: dict[str, Any] = {"exact": exact, "bounded": bounded, "groups": observed.settings.groups,
                             "passes": passes}
     if median_exact is not None:

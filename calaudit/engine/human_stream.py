@@ -30,9 +30,9 @@ files' order or the Dask partitions:
   each row's votes are also redrawn (the
   in-memory ``grouped`` nested method, batch by batch, with :data:`REDRAWS` redraws):
   each group keeps the sums of its rows' redraw means and variances, for the interval
-  with annotator noise. The redraws
-  are seeded by ``--seed`` and the batch's first row, so they repeat for the same
-  dataset and ``--batch-rows``.
+  with annotator noise. Each row's redraws come from a hash of ``--seed`` and its file
+  and position (:func:`calaudit.human.noise_floor.hashed_redraws`), so they are the
+  same in any batching or partitioning.
 * **the noise floor** (vote counts): each batch adds its rows' terms to every
   simulation's sums, per part (:class:`calaudit.engine.human_floor.FloorSums`); the
   redraws are seeded per row, so the floor is the in-memory one in any partitioning.
@@ -51,13 +51,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import Location
-from ..human.intervals import RowSupport, redrawn_terms
+from ..human.intervals import RowSupport
 from ..human.metrics import TERM_NAMES, row_terms
 from ..human.split import TOLERANCE, entropy_rows
 from ..loaders.human_columns import human_labels, missing_cell_message
 from ..predictions.human_labels import HumanLabels, plurality_labels
 from .row_hash import file_label, mix, position_keys
 from ..human.noise_floor import BUDGET as FLOOR_BUDGET
+from ..human.noise_floor import hashed_redraws
 from ..human.noise_floor import SIMULATIONS as FLOOR_SIMULATIONS
 from .human_floor import FloorSums
 from .statistics import StreamStatistics
@@ -324,10 +325,9 @@ class HumanObserver:
             if settings.threshold is None:
                 self.entropies.add(entropy)
             nested = None
-            if self.all.groups.shape[1] > 1 + N_TERMS:  # votes redrawn, seeded by the batch's first row
-                rng = np.random.default_rng([settings.seed, _REDRAW_SALT, int(keys[0] >> np.uint64(32)),
-                                             int(keys[0] & np.uint64(0xFFFFFFFF))])
-                nested = redraw_moments(rng, RowSupport(proba, human.votes), proba.shape[0], settings.redraws)
+            if self.all.groups.shape[1] > 1 + N_TERMS:  # votes redrawn, each row by its key and --seed
+                nested = redraw_moments(mix(mix(keys, _REDRAW_SALT), settings.seed), RowSupport(proba, human.votes),
+                                        settings.redraws)
             self.all.add(table, shares, group, nested, None, None, settings.n_bins)
         masks = {"all": np.ones(proba.shape[0], dtype=bool)}
         if settings.threshold is not None:
@@ -354,16 +354,25 @@ class HumanObserver:
         return merged
 
 
-def redraw_moments(rng: np.random.Generator, support: RowSupport, n_rows: int, redraws: int) -> np.ndarray:
+def redraw_moments(row_keys: np.ndarray, support: RowSupport, redraws: int) -> np.ndarray:
     """Per row, over ``redraws`` redraws of its votes: the mean of every term, the
     variance of the mean terms and the (agree, counted) covariance (ddof 1), ``(N, 15)``
-    as :func:`calaudit.human.intervals.redraw_moments` gives them (with its 32 redraws)."""
+    as :func:`calaudit.human.intervals.redraw_moments` gives them (with its 32 redraws).
+    Each row's redraws come from a hash of its key (``row_keys``, uint64, already mixed
+    with the seed): the same in any batching (:func:`calaudit.human.noise_floor.hashed_redraws`)."""
+    n_rows = support.votes.shape[0]
     out = np.empty((n_rows, NESTED_COLUMNS))
-    block = max(1, _REDRAW_CELLS // (redraws * support.width))
+    block = max(1, _REDRAW_CELLS // (redraws * 16))
     agree, counted = N_TERMS - 2, N_TERMS - 1
+    runs = np.arange(redraws, dtype=np.uint64)
     for start in range(0, n_rows, block):  # blocks of rows, each vectorised
         stop = min(start + block, n_rows)
-        drawn = redrawn_terms(rng, support, start, stop, redraws)
+        votes = support.votes[start:stop]
+        compact = np.rint(support.h[start:stop] * votes[:, None]).astype(np.int64)  # the voted classes' counts
+        counts = hashed_redraws(compact, votes, row_keys[start:stop], runs)
+        drawn = np.empty((stop - start, redraws, N_TERMS))
+        for draw in range(redraws):  # a loop over the few redraws, each on a slice of the rows
+            drawn[:, draw] = support.terms(slice(start, stop), counts[draw])
         mean = drawn.mean(axis=1)
         a = drawn[:, :, agree] - mean[:, agree, None]
         c = drawn[:, :, counted] - mean[:, counted, None]

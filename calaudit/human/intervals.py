@@ -411,6 +411,5 @@ def _grouped_nested(rng, table: np.ndarray, support: _Support, resamples: int,
 # Public names for the streamed human analysis (calaudit.engine.human_stream), which
 # resamples mergeable per-group sums with the same arithmetic.
 RowSupport = _Support
-redrawn_terms = _redrawn_terms
 metrics_from_sums = _metrics_from_sums
 intervals_from_sums = _result
