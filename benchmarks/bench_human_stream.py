@@ -7,8 +7,17 @@ votes and soft labels").
 2. Coverage: how often the streamed plain interval holds the figure's expected value
    at this annotation depth (the metric on 2,000,000 items), over repeated data sets of
    2,000 items, beside the in-memory interval's coverage on the same data sets.
+3. Cost (docs/speed.md, "Human votes streamed"): in one process and in rounds (the
+   order rotating), ``calaudit run DIR --engine stream`` on a Parquet dataset of
+   1,000,000 rows x 3 classes with 5 votes per item, beside the same dataset without
+   the vote columns (the plain streamed audit), with ``--bootstrap 0`` (the human
+   metrics, hard/easy parts and the noise floor) and with the default 1,000 resamples
+   (also the intervals and their vote redraws). CPU seconds (user + system) of the
+   run, the ratio to the plain audit's and the microseconds added per row.
 
-Run: ``python benchmarks/bench_human_stream.py [replicates]`` (about two minutes).
+Run: ``python benchmarks/bench_human_stream.py [replicates]`` (about two minutes), or
+``python benchmarks/bench_human_stream.py speed [rows] [rounds]`` for the cost alone
+(the data are written under the system's temporary directory).
 """
 
 from __future__ import annotations
@@ -84,7 +93,62 @@ def coverage(replicates: int, n: int = 2000, resamples: int = 400) -> None:
         print(f"  {name:28s} {np.mean(held['stream'][name]):.3f}   {np.mean(held['memory'][name]):.3f}")
 
 
+def speed(rows: int = 1_000_000, repeat: int = 3) -> None:
+    import resource
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from calaudit.cli import cli
+
+    root = Path(tempfile.gettempdir()) / f"calaudit-bench-human-{rows}"
+    rng = np.random.default_rng(0)
+    proba, counts = crowd(rows, rng)
+    labels = counts.argmax(axis=1).astype(np.int32)
+    for name, votes in (("plain", False), ("votes", True)):
+        columns = {"label": labels, **{f"prob_c{k}": proba[:, k].astype(np.float32) for k in range(K)}}
+        if votes:
+            columns.update({f"votes_c{k}": counts[:, k].astype(np.int32) for k in range(K)})
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for part in range(4):  # four files, row groups of 250,000 rows at most
+            rows_of = slice(part * rows // 4, (part + 1) * rows // 4)
+            pq.write_table(pa.table({key: value[rows_of] for key, value in columns.items()}),
+                           root / name / f"part-{part}.parquet", row_group_size=250_000)
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def run(name: str, extra: list[str]) -> None:
+        out = root / "audit.json"
+        cli.main(args=["run", str(root / name), "--engine", "stream", "--json", str(out), "-q", *extra],
+                 prog_name="calaudit", standalone_mode=False)
+
+    runs = {(name, boot): [] for name in ("plain", "votes") for boot in ("0", "1000")}
+    order = list(runs)
+    run("votes", ["--bootstrap", "0"])  # warm up: imports, numba's cache
+    for index in range(repeat):
+        for key in order[index % len(order):] + order[:index % len(order)]:
+            start = cpu()
+            wall = time.perf_counter()
+            run(key[0], ["--bootstrap", key[1]])
+            runs[key].append((cpu() - start, time.perf_counter() - wall))
+    print(f"\nCost on {rows:,} rows x {K} classes, {VOTES} votes per item, median of {repeat} rounds (CPU s; wall s)")
+    for boot in ("0", "1000"):
+        plain = float(np.median([c for c, _ in runs[("plain", boot)]]))
+        human = float(np.median([c for c, _ in runs[("votes", boot)]]))
+        walls = [float(np.median([w for _, w in runs[(name, boot)]])) for name in ("plain", "votes")]
+        print(f"  --bootstrap {boot:>4}: plain {plain:.2f} ({walls[0]:.2f}), with votes {human:.2f} ({walls[1]:.2f}): "
+              f"{human / plain:.1f}x, {(human - plain) / rows * 1e6:.1f} us per row added")
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "speed":
+        speed(*(int(value) for value in sys.argv[2:4]))
+        sys.exit(0)
     widths(5_000)
     widths(200_000)
     coverage(int(sys.argv[1]) if len(sys.argv) > 1 else 300)

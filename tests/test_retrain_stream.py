@@ -354,7 +354,7 @@ def test_the_contested_rows_are_exactly_the_hard_count_rounded_or_not(cap):
     """The cut from the counted entropies, then (as the third pass does) the rows above
     it and the share of those at it: their weights add up to the count, and without
     rounding they are the top rows."""
-    from calaudit.engine.human_stream import ValueCounts, rounded
+    from calaudit.engine.value_counts import ValueCounts, rounded
     from calaudit.engine.soft_stream import AnnotationPass, contested_cut
 
     rng = np.random.default_rng(cap)

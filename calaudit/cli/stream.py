@@ -121,7 +121,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
     check_segment_budget(options, dataset.n_classes)
     baselines = streamed_baselines(options, input_path, root, dataset.n_classes, human=human)
     # What each capability keeps per row, merged like the statistics (engine.distributed's observers).
-    observers = {**(human.observers() if human else {}), **(baselines.observers() if baselines else {}),
+    observers = {**(human.observers(dataset) if human else {}), **(baselines.observers() if baselines else {}),
                  **{name: factory for name, factory in (("group_by", grouping), ("search", searching)) if factory}}
     routing = _routing_histogram(dataset.n_rows)
     check_batch_budget(options, dataset.n_classes)

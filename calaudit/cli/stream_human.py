@@ -38,10 +38,21 @@ class HumanPlan:
         return {"extra_cols": list(self.columns), "exclude_cols": list(self.file_columns),
                 "labels_from": self.labels_from}
 
-    def observers(self) -> dict[str, Any]:
+    def observers(self, dataset: Any = None) -> dict[str, Any]:
+        """The observer of every task. When the rows are known before reading (a Parquet
+        dataset without a time filter: its metadata count), the noise floor starts at
+        the number of simulations those rows allow at one vote each: never fewer than
+        the rows' real load gives (every row has a vote), so the result is unchanged,
+        and no task spends simulations it drops later."""
         from ..engine.human_stream import HumanObserver
+        from ..human.noise_floor import ROW_LOAD, floor_simulations
 
-        return {NAME: partial(HumanObserver, self.settings)}
+        settings = self.settings
+        rows = None if dataset is None or settings.reading.csv else getattr(dataset, "n_rows", None)
+        if rows and getattr(dataset, "since", None) is None and getattr(dataset, "until", None) is None:
+            settings = replace(settings, floor_simulations=floor_simulations(
+                rows * (1 + ROW_LOAD), settings.floor_simulations, settings.floor_budget))
+        return {NAME: partial(HumanObserver, settings)}
 
     @property
     def label_from(self) -> str:
@@ -87,7 +98,8 @@ def human_plan(input_path: Path, options: dict[str, Any], *, root: Path | None) 
                                                                    options["seed"])
     settings = HumanSettings(reading, n_bins=options["n_bins"], seed=options["seed"],
                              threshold=None if kind == "median" else value,
-                             root=None if csv or root is None else str(root), noise=options.get("resamples") != 0)
+                             root=None if csv or root is None or root.is_file() else str(root),
+                             noise=options.get("resamples") != 0)
     return HumanPlan(chosen.kind, in_class_order, tuple(chosen.columns), labeller, settings, rule)
 
 
@@ -134,7 +146,8 @@ def finish_human(result: Any, plan: HumanPlan, observed: Any, *, dataset: Any, e
     threshold, parts, passes, median_exact = plan.settings.threshold, None, 1, None
     if threshold is None:  # --hard-split median: the median entropy of every row, then the parts
         threshold, median_exact = observed.entropies.median(), observed.entropies.exact
-        settings = replace(plan.settings, threshold=threshold, parts_only=True)
+        settings = replace(plan.settings, threshold=threshold, parts_only=True, floor_budget=float("inf"),
+                           floor_simulations=observed.floor.runs if observed.floor is not None else 0)
         parts = _second_pass(settings, dataset, engine, options, bar)
         passes = 2
     analysis = streamed_human_analysis(observed, parts, rule=plan.rule, threshold=float(threshold),

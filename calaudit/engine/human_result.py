@@ -27,6 +27,7 @@ interval is read off, as in memory.
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -156,7 +157,13 @@ def streamed_human_analysis(observed: HumanObserver, parts: HumanObserver | None
                                         annotator_noise=True, redraws=observed.settings.redraws)
         plain, noisy, shift = found.plain, found.with_annotator_noise, found.annotator_noise_shift
     split_from = parts if parts is not None else observed
-    hard, easy = (_part(name, part, whole.rows, resamples=resamples, level=level, seed=seed)
+    floors = {}
+    if observed.floor is not None:  # vote counts: the noise floor of every row, then of the parts
+        floors = observed.floor.floors()
+        if parts is not None and parts.floor is not None:
+            floors.update(parts.floor.floors())
+    hard, easy = (replace(_part(name, part, whole.rows, resamples=resamples, level=level, seed=seed),
+                          noise_floor=floors.get(name))
                   for name, part in (("hard", split_from.hard), ("easy", split_from.easy)))
     n_annotators = None
     if kind == "votes":
@@ -164,14 +171,15 @@ def streamed_human_analysis(observed: HumanObserver, parts: HumanObserver | None
         n_annotators = {"min": float(totals.low), "median": totals.median(), "max": float(totals.high)}
     notes = []
     if kind == "soft":
-        notes.append("soft labels carry no vote counts, so no interval with annotator noise can be drawn")
+        notes.append("soft labels carry no vote counts, so no interval with annotator noise can be drawn and no "
+                     "noise floor simulated")
     if "human_plurality_agreement" not in values:
         notes.append("every row's plurality vote is tied, so plurality agreement is undefined")
     return HumanAnalysis(
         kind=kind, columns=columns, n_annotators=n_annotators, metrics=values, intervals=plain,
         intervals_with_annotator_noise=noisy, annotator_noise_shift=shift, split=HumanSplit(str(rule), threshold),
         hard=hard, easy=easy, tied_rows=observed.tied_rows, label_from=label_from, tie_rule=TIE_RULE,
-        notes=tuple(notes),
+        notes=tuple(notes), noise_floor=floors.get("all"),
     )
 
 
@@ -186,9 +194,13 @@ def human_execution(observed: HumanObserver, *, passes: int, median_exact: bool 
         if not observed.vote_totals.exact:
             bounded.append(f"median votes per item: values rounded to {observed.vote_totals.digits} significant "
                            "digits (too many distinct counts to keep)")
+        if observed.floor is not None:
+            exact.append(f"noise floor ({observed.floor.runs} simulations, the in-memory rule; each row's votes "
+                         "redrawn from a hash of --seed and its position (and file, in a dataset of several "
+                         "files): one file's floor equals the in-memory floor of its rows)")
         if observed.settings.noise:
             bounded.append(f"interval with annotator noise: {observed.settings.redraws} vote redraws per row, "
-                           "seeded by --seed and each batch's first row (the in-memory grouped method)")
+                           "each row's from a hash of --seed and its file and position (the in-memory grouped method)")
     info: dict[str, Any] = {"exact": exact, "bounded": bounded, "groups": observed.settings.groups,
                             "passes": passes}
     if median_exact is not None:

@@ -30,9 +30,12 @@ files' order or the Dask partitions:
   each row's votes are also redrawn (the
   in-memory ``grouped`` nested method, batch by batch, with :data:`REDRAWS` redraws):
   each group keeps the sums of its rows' redraw means and variances, for the interval
-  with annotator noise. The redraws
-  are seeded by ``--seed`` and the batch's first row, so they repeat for the same
-  dataset and ``--batch-rows``.
+  with annotator noise. Each row's redraws come from a hash of ``--seed`` and its file
+  and position (:func:`calaudit.human.noise_floor.hashed_redraws`), so they are the
+  same in any batching or partitioning.
+* **the noise floor** (vote counts): each batch adds its rows' terms to every
+  simulation's sums, per part (:class:`calaudit.engine.human_floor.FloorSums`); the
+  redraws are seeded per row, so the floor is the in-memory one in any partitioning.
 
 Memory: ``GROUPS x 23`` float64 per part (under 1 MB) and the parts' statistics,
 whatever the number of rows.
@@ -54,7 +57,12 @@ from ..human.split import TOLERANCE, entropy_rows
 from ..loaders.human_columns import human_labels, missing_cell_message
 from ..predictions.human_labels import HumanLabels, plurality_labels
 from .row_hash import file_label, mix, position_keys
+from ..human.noise_floor import BUDGET as FLOOR_BUDGET
+from ..human.noise_floor import hashed_redraws
+from ..human.noise_floor import SIMULATIONS as FLOOR_SIMULATIONS
+from .human_floor import FloorSums
 from .statistics import StreamStatistics
+from .value_counts import ValueCounts
 
 #: Groups of rows the streamed human bootstrap resamples (by a hash of each row).
 GROUPS = 4096
@@ -201,99 +209,6 @@ def batch_location(batch: Any, columns: Sequence[str], csv: bool) -> Location:
     return _ParquetRows(batch.file, list(columns), True, None, batch.row_group, batch.first_row, batch.kept)
 
 
-# ------------------------------------------------------------------ mergeable counts
-
-
-class ValueCounts:
-    """How many rows hold each distinct value (vote totals, entropies), merged by
-    addition: exact quantiles while at most ``cap`` distinct values are seen; beyond
-    that, values are rounded to fewer significant digits (``digits``, from 15 down)
-    until they fit, and the quantiles are as close as that rounding."""
-
-    CAP = 1 << 16
-
-    def __init__(self, cap: int = CAP) -> None:
-        self.cap = cap
-        self.values = np.empty(0)
-        self.counts = np.empty(0, dtype=np.int64)
-        self.digits: int | None = None  # None: exact
-        self.low = np.inf
-        self.high = -np.inf
-        self._pending: list[np.ndarray] = []
-        self._pending_size = 0
-
-    def add(self, values: np.ndarray) -> None:
-        values = np.asarray(values, dtype=np.float64)
-        if values.size == 0:
-            return
-        self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
-        self._pending.append(values)
-        self._pending_size += values.size
-        if self._pending_size >= self.cap:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        found, counts = np.unique(rounded(np.concatenate(self._pending), self.digits), return_counts=True)
-        self._pending, self._pending_size = [], 0
-        self._combine(found, counts)
-
-    def _combine(self, values: np.ndarray, counts: np.ndarray) -> None:
-        values = np.concatenate([self.values, values])
-        counts = np.concatenate([self.counts, counts])
-        while True:
-            unique, inverse = np.unique(rounded(values, self.digits), return_inverse=True)
-            if unique.size <= self.cap:
-                break
-            self.digits = 15 if self.digits is None else self.digits - 1
-        self.values = unique
-        self.counts = np.bincount(inverse.ravel(), weights=counts, minlength=unique.size).astype(np.int64)
-
-    def merge(self, other: ValueCounts) -> ValueCounts:
-        merged = ValueCounts(self.cap)
-        for source in (self, other):
-            source._flush()
-        merged.digits = _coarser(self.digits, other.digits)
-        merged.low, merged.high = min(self.low, other.low), max(self.high, other.high)
-        merged._combine(np.concatenate([self.values, other.values]), np.concatenate([self.counts, other.counts]))
-        return merged
-
-    @property
-    def exact(self) -> bool:
-        self._flush()
-        return self.digits is None
-
-    @property
-    def total(self) -> int:
-        self._flush()
-        return int(self.counts.sum())
-
-    def median(self) -> float:
-        """``numpy.median`` of the values counted (the mean of the two middle ones for an
-        even count)."""
-        self._flush()
-        n = int(self.counts.sum())
-        if n == 0:
-            return float("nan")
-        ends = np.cumsum(self.counts)
-        below, above = self.values[np.searchsorted(ends, [(n - 1) // 2, n // 2], side="right")]
-        return float(np.mean([below, above]))
-
-
-def _coarser(a: int | None, b: int | None) -> int | None:
-    return b if a is None else a if b is None else min(a, b)
-
-
-def rounded(values: np.ndarray, digits: int | None) -> np.ndarray:
-    """``values`` to ``digits`` significant digits (``None``: as they are)."""
-    if digits is None:
-        return values
-    magnitude = np.floor(np.log10(np.where(values != 0, np.abs(values), 1.0)))
-    scale = 10.0 ** (digits - 1 - magnitude)
-    return np.round(values * scale) / scale
-
-
 # ------------------------------------------------------------------ the observer
 
 
@@ -306,6 +221,9 @@ class HumanSettings:
     ``--hard-split median`` (the parts alone). ``root`` names the files in the rows'
     hashes (:func:`calaudit.engine.row_hash.file_label`). ``noise`` redraws the votes
     for the interval with annotator noise (vote counts and resamples only).
+    ``floor_simulations`` and ``floor_budget`` set the noise floor's simulations
+    (:mod:`calaudit.engine.human_floor`; vote counts only): the in-memory rule, or a
+    fixed number with an infinite budget (the second pass of ``--hard-split median``).
     """
 
     reading: HumanReading
@@ -317,6 +235,8 @@ class HumanSettings:
     parts_only: bool = False
     groups: int = GROUPS
     redraws: int = REDRAWS
+    floor_simulations: int = FLOOR_SIMULATIONS
+    floor_budget: float = FLOOR_BUDGET
 
 
 class PartSums:
@@ -375,6 +295,11 @@ class HumanObserver:
         self.tied_rows = 0
         self.vote_totals = ValueCounts()
         self.entropies = ValueCounts()
+        #: The noise floor's sums (vote counts only): every row in the first pass, and the
+        #: hard and easy parts wherever the split is known.
+        parts = (() if settings.parts_only else ("all",)) + (("hard", "easy") if split else ())
+        self.floor = (FloorSums(parts, seed=settings.seed, simulations=settings.floor_simulations,
+                                budget=settings.floor_budget) if settings.reading.kind == "votes" else None)
 
     def observe(self, batches: Iterable[Any]) -> Iterator[Any]:
         for batch in batches:
@@ -400,17 +325,21 @@ class HumanObserver:
             if settings.threshold is None:
                 self.entropies.add(entropy)
             nested = None
-            if self.all.groups.shape[1] > 1 + N_TERMS:  # votes redrawn, seeded by the batch's first row
-                rng = np.random.default_rng([settings.seed, _REDRAW_SALT, int(keys[0] >> np.uint64(32)),
-                                             int(keys[0] & np.uint64(0xFFFFFFFF))])
-                nested = redraw_moments(rng, RowSupport(proba, human.votes), proba.shape[0], settings.redraws)
+            if self.all.groups.shape[1] > 1 + N_TERMS:  # votes redrawn, each row by its key and --seed
+                nested = redraw_moments(mix(mix(keys, _REDRAW_SALT), settings.seed), RowSupport(proba, human.votes),
+                                        settings.redraws)
             self.all.add(table, shares, group, nested, None, None, settings.n_bins)
+        masks = {"all": np.ones(proba.shape[0], dtype=bool)}
         if settings.threshold is not None:
             hard = (entropy >= settings.threshold - TOLERANCE) & (entropy > TOLERANCE)
+            masks.update(hard=hard, easy=~hard)
             for part, mask in ((self.hard, hard), (self.easy, ~hard)):
                 if mask.any():
                     part.add(table[mask], shares[mask], group[mask], None, batch.y[mask], proba[mask],
                              settings.n_bins)
+        if self.floor is not None:  # one file: keyed by position alone, as noise_floor keys memory's rows
+            floor_keys = keys if settings.root is not None else position_keys("", batch.file_rows())
+            self.floor.add(human.votes, floor_keys, masks)
 
     def merge(self, other: HumanObserver) -> HumanObserver:
         merged = HumanObserver.__new__(HumanObserver)
@@ -421,20 +350,29 @@ class HumanObserver:
         merged.tied_rows = self.tied_rows + other.tied_rows
         merged.vote_totals = self.vote_totals.merge(other.vote_totals)
         merged.entropies = self.entropies.merge(other.entropies)
+        merged.floor = self.floor.merge(other.floor) if self.floor is not None else None
         return merged
 
 
-def redraw_moments(rng: np.random.Generator, support: RowSupport, n_rows: int, redraws: int) -> np.ndarray:
+def redraw_moments(row_keys: np.ndarray, support: RowSupport, redraws: int) -> np.ndarray:
     """Per row, over ``redraws`` redraws of its votes: the mean of every term, the
     variance of the mean terms and the (agree, counted) covariance (ddof 1), ``(N, 15)``
-    as :func:`calaudit.human.intervals.redraw_moments` gives them (with its 32 redraws)."""
+    as :func:`calaudit.human.intervals.redraw_moments` gives them (with its 32 redraws).
+    Each row's redraws come from a hash of its key (``row_keys``, uint64, already mixed
+    with the seed): the same in any batching (:func:`calaudit.human.noise_floor.hashed_redraws`)."""
+    n_rows = support.votes.shape[0]
     out = np.empty((n_rows, NESTED_COLUMNS))
-    block = max(1, _REDRAW_CELLS // (redraws * support.width))
+    block = max(1, _REDRAW_CELLS // (redraws * 16))
     agree, counted = N_TERMS - 2, N_TERMS - 1
+    runs = np.arange(redraws, dtype=np.uint64)
     for start in range(0, n_rows, block):  # blocks of rows, each vectorised
         stop = min(start + block, n_rows)
-        rows = np.repeat(np.arange(start, stop), redraws)
-        drawn = support.terms(rows, support.redraw(rng, rows)).reshape(stop - start, redraws, -1)
+        votes = support.votes[start:stop]
+        compact = np.rint(support.h[start:stop] * votes[:, None]).astype(np.int64)  # the voted classes' counts
+        counts = hashed_redraws(compact, votes, row_keys[start:stop], runs)
+        drawn = np.empty((stop - start, redraws, N_TERMS))
+        for draw in range(redraws):  # a loop over the few redraws, each on a slice of the rows
+            drawn[:, draw] = support.terms(slice(start, stop), counts[draw])
         mean = drawn.mean(axis=1)
         a = drawn[:, :, agree] - mean[:, agree, None]
         c = drawn[:, :, counted] - mean[:, counted, None]

@@ -44,7 +44,8 @@ from ..baselines import recalibration
 from ..errors import Location
 from ..human.metrics import TERM_NAMES, row_terms
 from ..human.split import TOLERANCE, entropy_rows
-from .human_stream import PartSums, ValueCounts, batch_location, model_share_rows, rounded
+from .human_stream import PartSums, batch_location, model_share_rows
+from .value_counts import ValueCounts, rounded
 from .row_hash import file_label, mix, position_keys
 
 #: Groups of rows the annotation interval resamples.

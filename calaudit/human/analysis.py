@@ -35,6 +35,9 @@ def analyse_human(
     if human.votes is not None:  # soft labels carry no counts to redraw
         from .noise_floor import noise_floor
 
+        # Each row's redraws are seeded by its position (noise_floor's default keys), as a
+        # streamed audit of one file seeds them: the same rows give the same floor in
+        # memory and streamed, whatever the file's name (and for every model of a compare).
         floors = noise_floor(human.votes, seed=seed, groups={"hard": hard, "easy": ~hard})
     parts = [
         replace(_part(name, mask, predictions, n_bins=n_bins, resamples=resamples, level=level, seed=seed),

@@ -258,6 +258,7 @@ class _Support:
         self.log_p = np.zeros((n_rows, width))
         self.h = np.zeros((n_rows, width))
         self.votes = votes.sum(axis=1).astype(np.int64)
+        self.log_votes = np.log(np.maximum(self.votes, 1))
         # A table of c log c only for small counts: its size follows the largest count, so
         # beyond the limit the logs are computed (memory never grows with a count's size).
         most = int(self.votes.max(initial=0))
@@ -289,8 +290,9 @@ class _Support:
         return rng.multinomial(self.votes[rows], self.h[rows])
 
     def terms(self, rows: np.ndarray, drawn: np.ndarray) -> np.ndarray:
-        """The per-row terms (:data:`TERM_NAMES` columns) of ``rows`` with the human
-        distribution made from ``drawn`` counts on the voted classes: ``(M, 7)``.
+        """The per-row terms (:data:`TERM_NAMES` columns) of ``rows`` (indices, or a
+        slice) with the human distribution made from ``drawn`` counts on the voted
+        classes: ``(M, 7)``.
 
         The same definitions as :func:`calaudit.human.metrics.row_terms` (a test checks
         them against it), arranged for small whole counts ``c`` out of ``n`` votes:
@@ -302,26 +304,29 @@ class _Support:
         h = drawn / votes[:, None]
         p, log_p = self.p[rows], self.log_p[rows]
         ones = np.ones(self.width)  # row sums as matrix-vector products: faster on a few columns
-        out = np.empty((rows.shape[0], len(TERM_NAMES)))
-        out[:, 0] = np.minimum(0.5 * (np.abs(p - h) @ ones + self.outside[rows]), 1.0)
-        cross_entropy = -np.einsum("ij,ij->i", h, log_p)
-        entropy_h = np.log(votes) - (self._count_log_count(drawn) @ ones) / votes
-        out[:, 1] = np.maximum(cross_entropy - entropy_h, 0.0)
-        out[:, 2] = cross_entropy
-        out[:, 3] = self.entropy_p[rows] - entropy_h
-        out[:, 4] = np.abs(out[:, 3])
+        out = np.empty((len(TERM_NAMES), votes.shape[0]))  # a row per term: contiguous writes
+        difference = p - h
+        out[0] = np.minimum(0.5 * (np.abs(difference, out=difference) @ ones + self.outside[rows]), 1.0)
+        cross_entropy = np.einsum("ij,ij->i", h, log_p)
+        np.negative(cross_entropy, out=out[2])
+        entropy_h = self.log_votes[rows] - (self._count_log_count(drawn) @ ones) / votes
+        np.maximum(out[2] - entropy_h, 0.0, out=out[1])
+        np.subtract(self.entropy_p[rows], entropy_h, out=out[3])
+        np.abs(out[3], out=out[4])
         # Ties by a loop over the (few) voted columns; the padding (0 votes) never reaches
-        # a row's largest count, which is at least 1.
+        # a row's largest count, which is at least 1. The model's top class agrees when it
+        # holds the largest count alone (its position among the voted classes; -1: none).
         top = drawn[:, 0].copy()
         for column in range(1, self.width):
             np.maximum(top, drawn[:, column], out=top)
         at_top = (drawn[:, 0] == top).astype(np.int64)
         for column in range(1, self.width):
             at_top += drawn[:, column] == top
-        counted = at_top == 1
-        out[:, _AGREE] = counted & (drawn.argmax(axis=1) == self.top[rows])
-        out[:, _COUNTED] = counted
-        return out
+        np.equal(at_top, 1, out=out[_COUNTED], casting="unsafe")
+        model_top = self.top[rows]
+        model_count = np.take_along_axis(drawn, np.maximum(model_top, 0)[:, None], axis=1)[:, 0]
+        out[_AGREE] = out[_COUNTED] * ((model_count == top) & (model_top >= 0))
+        return out.T
 
     def _count_log_count(self, counts: np.ndarray) -> np.ndarray:
         """``c log c`` (0 at c = 0), from a table of every count up to the most votes."""
@@ -353,8 +358,7 @@ def _redraw_moments(rng, support: _Support, n_rows: int) -> tuple[np.ndarray, np
     block = max(1, _BLOCK_CELLS // (REDRAWS * support.width))
     for start in range(0, n_rows, block):
         stop = min(start + block, n_rows)
-        rows = np.repeat(np.arange(start, stop), REDRAWS)
-        drawn = support.terms(rows, support.redraw(rng, rows)).reshape(stop - start, REDRAWS, -1)
+        drawn = _redrawn_terms(rng, support, start, stop, REDRAWS)
         mean[start:stop] = drawn.mean(axis=1)
         variance[start:stop] = drawn[:, :, :_N_MEAN].var(axis=1, ddof=1)
         agree = drawn[:, :, _AGREE] - mean[start:stop, _AGREE, None]
@@ -362,6 +366,18 @@ def _redraw_moments(rng, support: _Support, n_rows: int) -> tuple[np.ndarray, np
         pair[start:stop] = np.column_stack([(agree * agree).sum(axis=1), (agree * counted).sum(axis=1),
                                             (counted * counted).sum(axis=1)]) / (REDRAWS - 1)
     return mean, variance, pair
+
+
+def _redrawn_terms(rng, support: _Support, start: int, stop: int, redraws: int) -> np.ndarray:
+    """The terms of ``redraws`` redraws of each row from ``start`` to ``stop``: ``(rows,
+    redraws, 7)``. The redraws are drawn row by row (each row's in turn), and scored
+    redraw by redraw on a slice of the rows (no gathered copies of the rows' columns)."""
+    rows = np.repeat(np.arange(start, stop), redraws)
+    counts = support.redraw(rng, rows).reshape(stop - start, redraws, -1)
+    out = np.empty((stop - start, redraws, len(TERM_NAMES)))
+    for draw in range(redraws):  # a loop over the few redraws
+        out[:, draw] = support.terms(slice(start, stop), counts[:, draw])
+    return out
 
 
 def _grouped_nested(rng, table: np.ndarray, support: _Support, resamples: int,

@@ -12,8 +12,9 @@ from ..stats.bootstrap import BootstrapResult
 FLOOR_LEVEL = 0.95
 #: How a noise floor is computed, in words (the JSON's ``method``).
 FLOOR_METHOD = ("each item's votes redrawn from a multinomial with its plug-in split (its votes / its number of "
-                "votes) and the same number of votes; the plug-in split scored as the model against each redraw; "
-                "mean and 2.5th-97.5th percentiles over the simulations")
+                "votes) and the same number of votes (above 1,000 votes, each class's binomial by its normal "
+                "approximation), seeded by a hash of the seed and the item's position; the plug-in split scored as "
+                "the model against each redraw; mean and 2.5th-97.5th percentiles over the simulations")
 
 
 @dataclass(frozen=True)

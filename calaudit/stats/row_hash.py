@@ -25,7 +25,7 @@ from pathlib import PurePath
 import numpy as np
 
 #: splitmix64's constants (Steele, Lea and Flood 2014).
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
@@ -34,12 +34,21 @@ def mix(keys: np.ndarray, salt: int) -> np.ndarray:
     """``keys`` (uint64) combined with ``salt`` (any integer: a seed, a draw number)
     through splitmix64's finaliser: a new uint64 per key, as good as independent for
     different salts."""
-    offset = np.uint64((int(salt) * int(_GOLDEN)) % (1 << 64))
+    offset = np.uint64((int(salt) * int(GOLDEN)) % (1 << 64))
     with np.errstate(over="ignore"):
-        z = np.asarray(keys, dtype=np.uint64) + offset
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+        return finalise(np.asarray(keys, dtype=np.uint64) + offset)
+
+
+def finalise(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser of uint64 values (``z`` is overwritten when it is a
+    temporary the caller owns: pass a copy to keep it)."""
+    with np.errstate(over="ignore"):
+        z ^= z >> np.uint64(30)
+        z *= _M1
+        z ^= z >> np.uint64(27)
+        z *= _M2
+        z ^= z >> np.uint64(31)
+    return z
 
 
 def uniform(keys: np.ndarray, salt: int) -> np.ndarray:
