@@ -98,6 +98,8 @@ def render(comparison: ComparisonResult) -> str:
                                                      for audit in audits))
     if ensemble is not None:
         lines.append(f"{ENSEMBLE_HEADER}: {ensemble_note(comparison)}")
+    elif comparison.extras.get("ensemble_note"):  # a streamed comparison of separate datasets
+        lines.append(f"{ENSEMBLE_HEADER}: {comparison.extras['ensemble_note']}")
     lines += _human_lines(comparison)
     lines += [
         "",
@@ -112,6 +114,8 @@ def render(comparison: ComparisonResult) -> str:
     answer = disagreement_answer(comparison)
     if answer is not None:
         lines += ["", f"Where people disagree, do the models disagree too? {answer}"]
+    elif comparison.extras.get("disagreement_note"):  # a streamed comparison
+        lines += ["", f"Where people disagree, do the models disagree too? {comparison.extras['disagreement_note']}"]
     for model in models:
         audit = model.audit
         extra = [*(line for analysis in audit.groups for line in ["", *segment_lines(analysis)])]
