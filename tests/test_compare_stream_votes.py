@@ -133,8 +133,41 @@ def test_streamed_column_groups_with_votes_equal_the_in_memory_compare(wide):
         (m, "human_cross_entropy") for m in "ABC"}
     for d in ours["differences"]:
         assert d["difference"] == pytest.approx(against[(d["a"], d["metric"])]["difference"], abs=1e-9)
-    # The rank correlation is no sum: left out, saying why.
-    assert ours["disagreement"] is None and "not a sum" in streamed["disagreement_note"]
+    # Where people disagree, do the models? Every row is in the sample here: the in-memory figures, and
+    # intervals from the same number of resamples of the same items (in another order).
+    mine, expected = ours["disagreement"], theirs["disagreement"]
+    assert mine["method"].endswith(f"on every one of the {N} items")
+    assert mine["value"] == pytest.approx(expected["value"], abs=1e-9)
+    assert mine["hard"]["value"] == pytest.approx(expected["hard"]["value"], abs=1e-9)
+    assert mine["hard"]["n"] == expected["hard"]["n"] and mine["overlap"] == pytest.approx(expected["overlap"])
+    width = expected["high"] - expected["low"]
+    assert abs(mine["low"] - expected["low"]) < 0.3 * width and abs(mine["high"] - expected["high"]) < 0.3 * width
+
+
+def test_the_disagreement_correlation_streams_on_a_seeded_sample_of_rows(wide, monkeypatch):
+    """Beyond the sample's size, the correlation is Spearman's (scipy) on the rows with the
+    smallest hashed keys (the same ones in any batching), computed by hand here."""
+    from scipy.stats import spearmanr
+
+    import calaudit.engine.compare_ensemble as ensemble_module
+    from calaudit.engine.row_hash import mix, text_keys
+
+    root, frame, *_ = wide
+    monkeypatch.setattr(ensemble_module, "SAMPLE_ROWS", 120)
+    got = [compare_json(root / "wide", *GROUPS, "--engine", "stream", "--batch-rows", rows, "--id-col", "id")
+           for rows in (13, 1000)]
+    assert got[0]["ensemble"]["disagreement"] == got[1]["ensemble"]["disagreement"]
+    found = got[0]["ensemble"]["disagreement"]
+    assert "sample of 120 of 300 items" in found["method"]
+    keys = mix(text_keys(frame["id"].to_numpy(dtype=object)), 0x4449_5341_4752)
+    chosen = np.argsort(keys)[:120]
+    p = [frame[[f"{m}_prob_{c}" for c in CLASSES]].to_numpy()[chosen] for m in "abc"]
+    spread = np.mean([0.5 * np.abs(p[i] - p[j]).sum(axis=1) for i, j in ((0, 1), (0, 2), (1, 2))], axis=0)
+    votes = frame[[f"votes_{c}" for c in CLASSES]].to_numpy(dtype=float)[chosen]
+    shares = votes / votes.sum(axis=1, keepdims=True)
+    entropy = -np.sum(np.where(shares > 0, shares * np.log(np.where(shares > 0, shares, 1.0)), 0.0), axis=1)
+    assert found["n"] == 120
+    assert found["value"] == pytest.approx(spearmanr(spread, entropy).statistic, abs=1e-9)
 
 
 def test_streamed_human_paired_intervals_are_close_to_the_in_memory_ones(wide):

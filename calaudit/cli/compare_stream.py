@@ -142,8 +142,11 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
     from ..engine.compare_ensemble import NOT_JOINED
 
     wants_ensemble = bool(options.get("ensemble", True))
-    ensemble_observers = ({**(plans[0].observers() if plans[0] is not None else {})}
-                          if wants_ensemble and not separate else None)
+    ensemble_observers = None
+    if wants_ensemble and not separate:
+        from .compare_stream_votes import ensemble_observers as observers_of
+
+        ensemble_observers = observers_of(plans[0], options["seed"], id_col, inputs[0].root)
     with progress_bar(options, rows, "Reading the models") as bar:
         passes, record = stream_models(inputs, id_col=id_col, separate=separate, n_bins=options["n_bins"],
                                        seed=options["seed"], engine=engine, scheduler=options.get("scheduler"),
@@ -193,13 +196,15 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
                                    resamples), ensemble_pass)
     elif wants_ensemble:
         extras["ensemble_note"] = NOT_JOINED
+    comparison = compare_passes(display, [str(path) for path in input_paths], audits, passes, resamples=resamples,
+                                seed=options["seed"], level=0.95, alignment=alignment, options=recorded,
+                                extras=extras, progress=progress, ensemble=ensemble)
     if plans[0] is not None and ensemble is not None:
-        from .compare_stream_votes import DISAGREEMENT_NOTE
+        from .compare_stream_votes import with_disagreement
 
-        extras["disagreement_note"] = DISAGREEMENT_NOTE
-    return compare_passes(display, [str(path) for path in input_paths], audits, passes, resamples=resamples,
-                          seed=options["seed"], level=0.95, alignment=alignment, options=recorded, extras=extras,
-                          progress=progress, ensemble=ensemble)
+        comparison = with_disagreement(comparison, ensemble_pass, audits[0], resamples=resamples,
+                                       seed=options["seed"])
+    return comparison
 
 
 def _open(path: Path, own: dict[str, Any], columns: list[str] | None, id_col: str | None,

@@ -17,10 +17,6 @@ from typing import Any
 import click
 import numpy as np
 
-#: Why a streamed comparison gives no ``ensemble.disagreement`` (JSON ``disagreement_note``).
-DISAGREEMENT_NOTE = ("not computed in a streamed comparison: the rank correlation between model disagreement and "
-                     "vote entropy needs every item's values side by side, which a stream does not keep (it is "
-                     "not a sum); compare prediction files with --engine memory for it")
 
 
 @dataclass(frozen=True)
@@ -105,3 +101,31 @@ def ensemble_audit(done: Any, inputs: list[Any], display: list[str], plan: Any, 
 
     return finish_human(audit, plan, done.observed["human"], dataset=inputs[0].dataset, engine=engine,
                         options=options, bar=None)
+
+
+def ensemble_observers(plan: Any, seed: int, id_col: str | None, root: str | None) -> dict[str, Any]:
+    """What rides along the ensemble's pass: with votes, its human observer and the
+    sample of rows for the disagreement correlation."""
+    if plan is None:
+        return {}
+    from functools import partial
+
+    from ..engine.compare_ensemble import DisagreementSample
+
+    return {**plan.observers(), "disagreement": partial(DisagreementSample, plan.settings.reading, seed=seed,
+                                                        id_col=id_col, root=root)}
+
+
+def with_disagreement(comparison: Any, done: Any, audit: Any, *, resamples: int, seed: int) -> Any:
+    """``comparison`` with ``ensemble.disagreement`` from the ensemble pass's sample of
+    rows, split hard/easy by the models' threshold (the same votes)."""
+    from ..decisions.ensemble import disagreement_of
+    from ..human.split import TOLERANCE
+
+    sample = done.observed["disagreement"]
+    spread, entropy = sample.sample()
+    threshold = audit.human.split.threshold
+    hard = (entropy >= threshold - TOLERANCE) & (entropy > TOLERANCE)
+    found = disagreement_of(spread, entropy, hard, rule=audit.human.split.rule, resamples=resamples, seed=seed,
+                            level=comparison.level, sampled=sample.statement())
+    return replace(comparison, ensemble=replace(comparison.ensemble, disagreement=found))

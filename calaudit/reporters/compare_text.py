@@ -114,8 +114,6 @@ def render(comparison: ComparisonResult) -> str:
     answer = disagreement_answer(comparison)
     if answer is not None:
         lines += ["", f"Where people disagree, do the models disagree too? {answer}"]
-    elif comparison.extras.get("disagreement_note"):  # a streamed comparison
-        lines += ["", f"Where people disagree, do the models disagree too? {comparison.extras['disagreement_note']}"]
     for model in models:
         audit = model.audit
         extra = [*(line for analysis in audit.groups for line in ["", *segment_lines(analysis)])]
