@@ -139,11 +139,11 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
     for item in inputs:
         check_batch_budget(options, item.dataset.n_classes)
     rows = sum(int(item.dataset.n_rows or 0) for item in inputs)
-    from ..engine.compare_ensemble import NOT_JOINED
+    from ..engine.compare_ensemble import NOT_JOINED_ON_DASK
 
     wants_ensemble = bool(options.get("ensemble", True))
     ensemble_observers = None
-    if wants_ensemble and not separate:
+    if wants_ensemble and not (separate and engine == "dask"):
         from .compare_stream_votes import ensemble_observers as observers_of
 
         ensemble_observers = observers_of(plans[0], options["seed"], id_col, inputs[0].root)
@@ -155,7 +155,7 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
                                        readings=[plan.settings.reading if plan is not None else None
                                                  for plan in plans] if plans[0] is not None else None,
                                        ensemble=ensemble_observers)
-    ensemble_pass = passes.pop() if ensemble_observers is not None else None
+    ensemble_pass = passes.pop() if len(passes) > len(inputs) else None
     audits = []
     from .compare_stream_votes import ensemble_audit
     from .stream_human import finish_human
@@ -195,7 +195,7 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
         ensemble = (ensemble_audit(ensemble_pass, inputs, display, plans[0], options, recorded, engine, reason,
                                    resamples), ensemble_pass)
     elif wants_ensemble:
-        extras["ensemble_note"] = NOT_JOINED
+        extras["ensemble_note"] = NOT_JOINED_ON_DASK
     comparison = compare_passes(display, [str(path) for path in input_paths], audits, passes, resamples=resamples,
                                 seed=options["seed"], level=0.95, alignment=alignment, options=recorded,
                                 extras=extras, progress=progress, ensemble=ensemble)

@@ -120,7 +120,7 @@ def stream_models(
               "id_partitions": partitions}
     if not classes:
         record["paired_bootstrap"]["class_bins"] = "left out (too many classes for the memory budget)"
-    plans = _plans(inputs, orders, observers, readings, ensemble if not separate else None, buckets=buckets,
+    plans = _plans(inputs, orders, observers, readings, ensemble, buckets=buckets,
                    seed=seed, id_col=id_col, n_classes=n_classes)
     if engine == "dask":
         passes = _dask_models(inputs, orders, factory, id_col=id_col, separate=separate, partitions=partitions,
@@ -141,6 +141,8 @@ class _Plan:
     observers: list[dict[str, Callable[[], Any]]]
     votes: list[Any]
     ensemble: dict[str, Callable[[], Any]] | None
+    #: The first input's human reading (the joined ensemble's human columns), or None.
+    reading: Any = None
 
 
 def _plans(inputs: Sequence[CompareInput], orders: list[np.ndarray], observers: Any, readings: Any,
@@ -161,7 +163,7 @@ def _plans(inputs: Sequence[CompareInput], orders: list[np.ndarray], observers: 
             ensemble = {**ensemble, "human_buckets": partial(HumanBucketSums, readings[0], metrics=HUMAN_DIFFERENCES,
                                                              buckets=buckets, seed=seed, id_col=id_col,
                                                              root=inputs[0].root)}
-    return _Plan(every, votes, ensemble)
+    return _Plan(every, votes, ensemble, readings[0] if readings else None)
 
 
 def _rows_estimate(dataset: Any) -> int:
@@ -182,7 +184,7 @@ def _stream_models(inputs: Sequence[CompareInput], orders: list[np.ndarray], fac
 
     directory = tempfile.mkdtemp(prefix="calaudit-compare-") if separate else None
     try:
-        passes, spills = [], []
+        passes, spills, joins = [], [], []
         for m, item in enumerate(inputs):
             moments = factory(root=item.root)
             routing = RoutingHistogram(item.dataset.n_rows)
@@ -194,6 +196,12 @@ def _stream_models(inputs: Sequence[CompareInput], orders: list[np.ndarray], fac
                 spill = IdSpill(directory, partitions, m, id_col, orders[m], item.shown, plans.votes[m])
                 spills.append(spill)
                 batches = spill.observe(batches)
+                if plans.ensemble is not None:  # the rows to join for the ensemble
+                    from .compare_join import JoinSpill
+
+                    joins.append(JoinSpill(directory, partitions, m, id_col, orders[m], len(orders[0]),
+                                           plans.reading if m == 0 else None))
+                    batches = joins[-1].observe(batches)
             statistics, info = _read(item, lambda: stream_statistics(batches, n_bins=n_bins, progress=progress,
                                                                     expected_rows=item.dataset.n_rows))
             passes.append(ModelPass(statistics, info, moments, routing, observed))
@@ -201,6 +209,11 @@ def _stream_models(inputs: Sequence[CompareInput], orders: list[np.ndarray], fac
             found = merged_problems((partition_problems(read_partition(directory, p), len(inputs))
                                      for p in range(partitions)), len(inputs))
             _raise(found, inputs, [spill.files for spill in spills], id_col)
+            if plans.ensemble is not None:
+                from .compare_join import joined_batches
+
+                passes.append(_ensemble_pass(inputs, joined_batches(joins, plans.reading), factory, n_bins=n_bins,
+                                             observers=plans.ensemble))
         elif plans.ensemble is not None:
             passes.append(_stream_ensemble(inputs, orders, factory, n_bins=n_bins, observers=plans.ensemble))
         return passes
@@ -214,10 +227,17 @@ def _stream_ensemble(inputs: Sequence[CompareInput], orders: list[np.ndarray],
                      observers: dict[str, Callable[[], Any]]) -> ModelPass:
     """The pass of the models' mean, their batches read side by side (column groups)."""
     from .compare_ensemble import ensemble_batches
+
+    return _ensemble_pass(inputs, ensemble_batches([item.dataset.batches() for item in inputs], orders), factory,
+                          n_bins=n_bins, observers=observers)
+
+
+def _ensemble_pass(inputs: Sequence[CompareInput], batches: Any, factory: Callable[..., PairedMoments], *,
+                   n_bins: int, observers: dict[str, Callable[[], Any]]) -> ModelPass:
     from .stream import stream_statistics
 
     moments = factory(root=inputs[0].root)
-    batches = moments.observe(ensemble_batches([item.dataset.batches() for item in inputs], orders))
+    batches = moments.observe(batches)
     observed = {name: make() for name, make in observers.items()}
     for observer in observed.values():
         batches = observer.observe(batches)

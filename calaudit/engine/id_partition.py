@@ -54,8 +54,15 @@ class _LastKeys:
     keys: Any = None
 
 
+#: A batch made of joined rows (:mod:`calaudit.engine.compare_join`) carries its ids' keys in this column.
+KEYS_COLUMN = "\x00calaudit:id_keys"
+
+
 def batch_keys(batch: Any, id_col: str) -> np.ndarray:
-    """:func:`text_keys` of the batch's ``id_col`` values, hashed once per batch."""
+    """:func:`text_keys` of the batch's ``id_col`` values, hashed once per batch (or the
+    keys a batch of joined rows carries)."""
+    if batch.columns is not None and KEYS_COLUMN in batch.columns:
+        return batch.columns[KEYS_COLUMN]
     column = batch.column(id_col)
     if _LastKeys.column is not column:
         _LastKeys.keys = text_keys(column)
