@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .id_partition import _FILE_SHIFT, KEYS_COLUMN, batch_keys
+from .id_partition import FILE_SHIFT, KEYS_COLUMN, batch_keys
 
 __all__ = ["JoinSpill", "joined_batches"]
 
@@ -67,7 +67,7 @@ class JoinSpill:
         rows = np.empty(batch.n_rows, dtype=self.dtype)
         rows["key"] = batch_keys(batch, self.id_col)
         rows["label"] = self.order[batch.y]
-        rows["position"] = (np.int64(index) << _FILE_SHIFT) | batch.file_rows()
+        rows["position"] = (np.int64(index) << FILE_SHIFT) | batch.file_rows()
         proba = np.empty((batch.n_rows, self.n_classes))
         proba[:, self.order] = batch.proba
         rows["proba"] = proba
@@ -95,7 +95,7 @@ def joined_batches(spills: Sequence[JoinSpill], reading: Any) -> Iterator[Any]:
     from .compare_ensemble import SPREAD_COLUMN
 
     first = spills[0]
-    mask = (1 << _FILE_SHIFT) - 1
+    mask = (1 << FILE_SHIFT) - 1
     for p in range(first.partitions):
         found = []
         for spill in spills:
@@ -111,7 +111,7 @@ def joined_batches(spills: Sequence[JoinSpill], reading: Any) -> Iterator[Any]:
         mean /= mean.sum(axis=1, keepdims=True)
         spread = model_disagreement(probas)
         base = found[0]
-        file_index = base["position"] >> _FILE_SHIFT
+        file_index = base["position"] >> FILE_SHIFT
         for index in np.unique(file_index):  # a batch per file of the first input in this partition
             take = np.flatnonzero(file_index == index)
             take = take[np.argsort(base["position"][take], kind="stable")]

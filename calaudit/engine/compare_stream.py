@@ -120,6 +120,9 @@ def stream_models(
               "id_partitions": partitions}
     if not classes:
         record["paired_bootstrap"]["class_bins"] = "left out (too many classes for the memory budget)"
+    if ensemble is not None and not (separate and engine == "dask"):
+        record["ensemble"] = (f"joined by id on {partitions:,} spill partitions (float64 probabilities)" if separate
+                              else "the models' batches read side by side, one more pass over the input")
     plans = _plans(inputs, orders, observers, readings, ensemble, buckets=buckets,
                    seed=seed, id_col=id_col, n_classes=n_classes)
     if engine == "dask":

@@ -38,7 +38,9 @@ RECORD = np.dtype([("key", "<u8"), ("label", "<i4"), ("input", "<i4"), ("positio
 PARTITION_ROWS = 2**21
 #: Most partitions (spill files per input).
 MAX_PARTITIONS = 4096
-_FILE_SHIFT = 40
+#: Bits of a record's position that hold the row in its file (above them: the file's index).
+FILE_SHIFT = 40
+_FILE_SHIFT = FILE_SHIFT
 
 
 def partition_count(total_rows: int) -> int:
