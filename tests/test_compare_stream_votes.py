@@ -9,9 +9,12 @@
   bootstrap's; the ranking by people is the same;
 * the ensemble's probabilities are the row-wise mean of the models' (checked against
   numpy);
-* separate datasets matched by id: human figures as in memory; no ensemble, with the
-  reason in the JSON and the terminal; votes that differ for the same id are exit 3
-  naming the id.
+* separate datasets matched by id: human figures as in memory, and the ensemble joined
+  by id (spill partitions in one process, hash groups on the Dask workers) equal to
+  the in-memory ensemble; votes that differ for the same id are exit 3 naming the id,
+  in one process and on Dask;
+* the disagreement correlation on a bounded seeded sample of rows equals Spearman's on
+  those rows (scipy).
 """
 
 from __future__ import annotations
@@ -105,6 +108,13 @@ def wide(tmp_path_factory):
     return root, frame, y, probs, votes, memory, streamed
 
 
+@pytest.fixture(scope="module")
+def apart(wide, tmp_path_factory):
+    """The models as separate inputs (no test changes them) and their streamed compare."""
+    csvs, datasets = separate(tmp_path_factory.mktemp("apart"), wide[1])
+    return csvs, datasets, compare_json(*datasets, "--id-col", "id", "--engine", "stream", "--batch-rows", 11)
+
+
 def assert_same(got: dict, expected: dict) -> None:
     """Every exact figure of the models and the ensemble, and every point difference."""
     for mine, theirs in zip(got["models"], expected["models"]):
@@ -190,22 +200,32 @@ def test_streamed_human_paired_intervals_are_close_to_the_in_memory_ones(wide):
         assert (d["high"] - d["low"]) == pytest.approx(width, rel=0.35)
 
 
-def test_dask_column_groups_with_votes_equal_the_streamed_compare(wide, tmp_path):
+def test_dask_compare_with_votes_and_the_ensemble_equals_the_streamed_one(wide, apart, tmp_path):
     import distributed
 
     root, *_, streamed = wide
-    _, datasets = separate(tmp_path, wide[1])
+    _, datasets, streamed_apart = apart
+    _, damaged = separate(tmp_path, wide[1])
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
                                   silence_logs=logging.ERROR) as cluster:
         on_dask = compare_json(root / "wide", *GROUPS, "--engine", "dask", "--scheduler", cluster.scheduler_address)
-        # Separate datasets on Dask: no join yet, said in the JSON and on the terminal.
-        text = invoke("compare", *datasets, "--id-col", "id", "--bootstrap", 200, "--engine", "dask", "--scheduler",
-                      cluster.scheduler_address)
-        item = damage_votes(datasets[2])
-        line = error_line(invoke("compare", *datasets, "--id-col", "id", "--bootstrap", 200, "--engine", "dask",
+        # Separate datasets on Dask: the ensemble joined on the workers, as in one process.
+        joined = [compare_json(*datasets, "--id-col", "id", "--engine", "dask", "--scheduler",
+                               cluster.scheduler_address), streamed_apart]
+        item = damage_votes(damaged[2])
+        line = error_line(invoke("compare", *damaged, "--id-col", "id", "--bootstrap", 200, "--engine", "dask",
                                  "--scheduler", cluster.scheduler_address), 3)
     assert f"id {item!r}" in line and "human votes" in line and "vendor2" in line, line
-    assert text.exit_code == 0 and "[ensemble]: not computed: the models are separate datasets" in text.stdout
+    assert_same(*joined)
+    assert joined[0]["execution"]["ensemble"].endswith("grouped on the workers")
+    for metric in EXACT:
+        assert joined[0]["ensemble"]["metrics"][metric] == pytest.approx(joined[1]["ensemble"]["metrics"][metric],
+                                                                         abs=1e-9)
+    for metric in HUMAN:
+        assert joined[0]["ensemble"]["human"]["metrics"][metric] == pytest.approx(
+            joined[1]["ensemble"]["human"]["metrics"][metric], abs=1e-9)
+    assert joined[0]["ensemble"]["disagreement"]["value"] == pytest.approx(
+        joined[1]["ensemble"]["disagreement"]["value"], abs=1e-9)
     assert_same(on_dask, streamed)
     for metric in (*EXACT, ):
         assert on_dask["ensemble"]["metrics"][metric] == pytest.approx(streamed["ensemble"]["metrics"][metric],
@@ -218,13 +238,11 @@ def test_dask_column_groups_with_votes_equal_the_streamed_compare(wide, tmp_path
         assert (mine["low"], mine["high"]) == pytest.approx((theirs["low"], theirs["high"]), abs=1e-9)
 
 
-def test_separate_datasets_with_votes_stream_as_in_memory_with_the_joined_ensemble(wide, tmp_path):
+def test_separate_datasets_with_votes_stream_as_in_memory_with_the_joined_ensemble(apart):
     """Each input shuffled, the last with its columns in another order: the ensemble is
     joined by id on the spill partitions, and its figures are the in-memory ensemble's."""
-    _, frame, *_ = wide
-    csvs, datasets = separate(tmp_path, frame)
+    csvs, _, streamed = apart
     memory = compare_json(*csvs, "--id-col", "id", "--engine", "memory")
-    streamed = compare_json(*datasets, "--id-col", "id", "--engine", "stream", "--batch-rows", 11)
     assert_same(streamed, memory)
     ours, theirs = streamed["ensemble"], memory["ensemble"]
     for metric in EXACT:

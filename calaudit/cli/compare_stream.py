@@ -139,11 +139,9 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
     for item in inputs:
         check_batch_budget(options, item.dataset.n_classes)
     rows = sum(int(item.dataset.n_rows or 0) for item in inputs)
-    from ..engine.compare_ensemble import NOT_JOINED_ON_DASK
-
     wants_ensemble = bool(options.get("ensemble", True))
     ensemble_observers = None
-    if wants_ensemble and not (separate and engine == "dask"):
+    if wants_ensemble:
         from .compare_stream_votes import ensemble_observers as observers_of
 
         ensemble_observers = observers_of(plans[0], options["seed"], id_col, inputs[0].root)
@@ -194,8 +192,6 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
     if ensemble_pass is not None:
         ensemble = (ensemble_audit(ensemble_pass, inputs, display, plans[0], options, recorded, engine, reason,
                                    resamples), ensemble_pass)
-    elif wants_ensemble:
-        extras["ensemble_note"] = NOT_JOINED_ON_DASK
     comparison = compare_passes(display, [str(path) for path in input_paths], audits, passes, resamples=resamples,
                                 seed=options["seed"], level=0.95, alignment=alignment, options=recorded,
                                 extras=extras, progress=progress, ensemble=ensemble)

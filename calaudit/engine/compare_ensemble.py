@@ -13,9 +13,8 @@ the same rows. On Dask each task zips the same partition of every model
 (:class:`EnsemblePartition`).
 
 Separate datasets matched by id hold a model's rows in other files and orders: their
-mean needs a join, made in one process on the id check's hash partitions
-(:mod:`calaudit.engine.compare_join`); on Dask it is not made yet (``ensemble`` is
-``null`` with the reason, :data:`NOT_JOINED_ON_DASK`).
+mean needs a join, made on the id check's hash partitions
+(:mod:`calaudit.engine.compare_join`, and on Dask :mod:`calaudit.engine.compare_join_dask`).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NOT_JOINED_ON_DASK", "SAMPLE_ROWS", "DisagreementSample", "EnsemblePartition", "ensemble_batches",
+__all__ = ["SAMPLE_ROWS", "DisagreementSample", "EnsemblePartition", "ensemble_batches",
            "ensemble_partitions"]
 
 #: The ensemble's batches carry each row's model disagreement (mean pairwise TVD) in this column.
@@ -34,11 +33,6 @@ SPREAD_COLUMN = "\x00calaudit:model_disagreement"
 #: Rows the rank correlation of model disagreement and vote entropy is computed on, at most.
 SAMPLE_ROWS = 200_000
 _SAMPLE_SALT = 0x4449_5341_4752  # "DISAGR"
-
-#: Why a comparison of separate datasets on Dask has no ensemble (JSON ``ensemble_note``).
-NOT_JOINED_ON_DASK = ("not computed: the models are separate datasets matched by id, and on Dask the comparison does "
-                      "not join their rows yet (the ensemble is the row-by-row mean of the models); use --engine "
-                      "stream, or give the models as column groups of one dataset (--model-cols)")
 
 
 def ensemble_batches(iterators: Sequence[Iterator[Any]], orders: Sequence[np.ndarray]) -> Iterator[Any]:

@@ -27,10 +27,10 @@ import numpy as np
 
 from .id_partition import FILE_SHIFT, KEYS_COLUMN, batch_keys
 
-__all__ = ["JoinSpill", "joined_batches"]
+__all__ = ["JoinSpill", "by_partition", "join_partition", "join_rows", "join_dtype", "joined_batches"]
 
 
-def _dtype(n_classes: int, human: bool) -> np.dtype:
+def join_dtype(n_classes: int, human: bool) -> np.dtype:
     fields = [("key", "<u8"), ("label", "<i4"), ("position", "<i8"), ("proba", "<f8", (n_classes,))]
     if human:
         fields.append(("human", "<f8", (n_classes,)))
@@ -50,7 +50,7 @@ class JoinSpill:
                  n_classes: int, reading: Any = None) -> None:
         self.directory, self.partitions, self.input_index = directory, int(partitions), int(input_index)
         self.id_col, self.order, self.n_classes, self.reading = id_col, np.asarray(order), int(n_classes), reading
-        self.dtype = _dtype(self.n_classes, reading is not None)
+        self.dtype = join_dtype(self.n_classes, reading is not None)
         self.files: list[str] = []
         self._file_index: dict[str, int] = {}
 
@@ -64,61 +64,82 @@ class JoinSpill:
         index = self._file_index.setdefault(batch.file, len(self.files))
         if index == len(self.files):
             self.files.append(batch.file)
-        rows = np.empty(batch.n_rows, dtype=self.dtype)
-        rows["key"] = batch_keys(batch, self.id_col)
-        rows["label"] = self.order[batch.y]
-        rows["position"] = (np.int64(index) << FILE_SHIFT) | batch.file_rows()
-        proba = np.empty((batch.n_rows, self.n_classes))
-        proba[:, self.order] = batch.proba
-        rows["proba"] = proba
-        if self.reading is not None:
-            from .human_stream import batch_location
-
-            human = self.reading.read(batch.columns, batch_location(batch, self.reading.columns, self.reading.csv))
-            rows["human"] = human.votes if human.votes is not None else human.distribution
-        part = (rows["key"] % np.uint64(self.partitions)).astype(np.intp)
-        order = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[order], np.arange(self.partitions + 1))
-        ordered = rows[order]
-        for p in range(self.partitions):
-            if bounds[p + 1] > bounds[p]:
+        rows = join_rows(batch, index, self.id_col, self.order, self.n_classes, self.reading)
+        for p, piece in enumerate(by_partition(rows, self.partitions)):
+            if piece.size:
                 with open(_path(self.directory, self.input_index, p), "ab") as handle:
-                    ordered[bounds[p]:bounds[p + 1]].tofile(handle)
+                    piece.tofile(handle)
+
+
+def join_rows(batch: Any, file_index: int, id_col: str, order: np.ndarray, n_classes: int,
+              reading: Any = None) -> np.ndarray:
+    """One batch's rows to join: key, label and probabilities in the first input's class
+    order (``order``), position, and with ``reading`` the human labels."""
+    rows = np.empty(batch.n_rows, dtype=join_dtype(n_classes, reading is not None))
+    rows["key"] = batch_keys(batch, id_col)
+    rows["label"] = order[batch.y]
+    rows["position"] = (np.int64(file_index) << FILE_SHIFT) | batch.file_rows()
+    proba = np.empty((batch.n_rows, n_classes))
+    proba[:, order] = batch.proba
+    rows["proba"] = proba
+    if reading is not None:
+        from .human_stream import batch_location
+
+        human = reading.read(batch.columns, batch_location(batch, reading.columns, reading.csv))
+        rows["human"] = human.votes if human.votes is not None else human.distribution
+    return rows
+
+
+def by_partition(rows: np.ndarray, partitions: int) -> list[np.ndarray]:
+    """``rows`` grouped by ``key mod partitions``, each group in arrival order."""
+    part = (rows["key"] % np.uint64(partitions)).astype(np.intp)
+    order = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[order], np.arange(partitions + 1))
+    ordered = rows[order]
+    return [ordered[bounds[p]:bounds[p + 1]] for p in range(partitions)]
 
 
 def joined_batches(spills: Sequence[JoinSpill], reading: Any) -> Iterator[Any]:
     """The ensemble's batches, one partition at a time (module docstring). ``reading``:
     the first input's :class:`~calaudit.engine.human_stream.HumanReading` (``None``
     without votes), whose columns the batches carry."""
-    from ..decisions.ensemble import model_disagreement
-    from .batch import Batch
-    from .compare_ensemble import SPREAD_COLUMN
-
     first = spills[0]
-    mask = (1 << FILE_SHIFT) - 1
     for p in range(first.partitions):
         found = []
         for spill in spills:
             path = _path(spill.directory, spill.input_index, p)
-            rows = np.fromfile(path, dtype=spill.dtype) if os.path.exists(path) else np.empty(0, dtype=spill.dtype)
-            found.append(rows[np.argsort(rows["key"], kind="stable")])
-        if found[0].size == 0:
-            continue
-        if any(rows.size != found[0].size or not np.array_equal(rows["key"], found[0]["key"]) for rows in found):
-            raise ValueError("the joined partitions do not hold the same ids (the id check passed)")
-        probas = [rows["proba"] for rows in found]
-        mean = np.sum(probas, axis=0) / len(probas)
-        mean /= mean.sum(axis=1, keepdims=True)
-        spread = model_disagreement(probas)
-        base = found[0]
-        file_index = base["position"] >> FILE_SHIFT
-        for index in np.unique(file_index):  # a batch per file of the first input in this partition
-            take = np.flatnonzero(file_index == index)
-            take = take[np.argsort(base["position"][take], kind="stable")]
-            columns: dict[str, np.ndarray] = {KEYS_COLUMN: base["key"][take], SPREAD_COLUMN: spread[take]}
-            if reading is not None:
-                columns.update({name: base["human"][take, j] for j, name in enumerate(reading.columns)})
-            proba = np.ascontiguousarray(mean[take])
-            proba.flags.writeable = False
-            yield Batch(y=base["label"][take].astype(np.intp), proba=proba, file=first.files[int(index)],
-                        row_group=0, first_row=0, columns=columns, kept=base["position"][take] & mask)
+            found.append(np.fromfile(path, dtype=spill.dtype) if os.path.exists(path)
+                         else np.empty(0, dtype=spill.dtype))
+        yield from join_partition(found, first.files, reading)
+
+
+def join_partition(found: Sequence[np.ndarray], files: Sequence[str], reading: Any) -> Iterator[Any]:
+    """The ensemble's batches of one partition: ``found`` holds each input's rows of it
+    (:func:`join_rows`; the first input's with its human labels), ``files`` the first
+    input's files by index."""
+    from ..decisions.ensemble import model_disagreement
+    from .batch import Batch
+    from .compare_ensemble import SPREAD_COLUMN
+
+    found = [rows[np.argsort(rows["key"], kind="stable")] for rows in found]
+    if found[0].size == 0:
+        return
+    if any(rows.size != found[0].size or not np.array_equal(rows["key"], found[0]["key"]) for rows in found):
+        raise ValueError("the joined partitions do not hold the same ids (the id check passed)")
+    probas = [rows["proba"] for rows in found]
+    mean = np.sum(probas, axis=0) / len(probas)
+    mean /= mean.sum(axis=1, keepdims=True)
+    spread = model_disagreement(probas)
+    base = found[0]
+    mask = (1 << FILE_SHIFT) - 1
+    file_index = base["position"] >> FILE_SHIFT
+    for index in np.unique(file_index):  # a batch per file of the first input in this partition
+        take = np.flatnonzero(file_index == index)
+        take = take[np.argsort(base["position"][take], kind="stable")]
+        columns: dict[str, np.ndarray] = {KEYS_COLUMN: base["key"][take], SPREAD_COLUMN: spread[take]}
+        if reading is not None:
+            columns.update({name: base["human"][take, j] for j, name in enumerate(reading.columns)})
+        proba = np.ascontiguousarray(mean[take])
+        proba.flags.writeable = False
+        yield Batch(y=base["label"][take].astype(np.intp), proba=proba, file=files[int(index)],
+                    row_group=0, first_row=0, columns=columns, kept=base["position"][take] & mask)

@@ -120,9 +120,10 @@ def stream_models(
               "id_partitions": partitions}
     if not classes:
         record["paired_bootstrap"]["class_bins"] = "left out (too many classes for the memory budget)"
-    if ensemble is not None and not (separate and engine == "dask"):
-        record["ensemble"] = (f"joined by id on {partitions:,} spill partitions (float64 probabilities)" if separate
-                              else "the models' batches read side by side, one more pass over the input")
+    if ensemble is not None:
+        record["ensemble"] = (("joined by id on {:,} hash partitions (float64 probabilities), " + (
+            "grouped on the workers" if engine == "dask" else "spilled to a temporary directory")).format(partitions)
+            if separate else "the models' batches read side by side, one more pass over the input")
     plans = _plans(inputs, orders, observers, readings, ensemble, buckets=buckets,
                    seed=seed, id_col=id_col, n_classes=n_classes)
     if engine == "dask":
@@ -306,6 +307,15 @@ def _dask_models(inputs: Sequence[CompareInput], orders: list[np.ndarray], facto
             planned = [plan_partitions(item.dataset) for item in inputs]
             found = _dask_alignment(session, inputs, planned, orders, id_col, partitions, plans.votes)
             _raise(found, inputs, [list(item.dataset.files) for item in inputs], id_col)
+            if plans.ensemble is not None:
+                from .compare_join_dask import dask_joined_ensemble
+
+                every = {**plans.ensemble, "paired": partial(factory, root=inputs[0].root)}
+                statistics, info = _read(inputs[0], lambda: dask_joined_ensemble(
+                    session, planned, [list(item.dataset.files) for item in inputs], orders, id_col=id_col,
+                    partitions=partitions, reading=plans.reading, n_bins=n_bins, observers=every))
+                observed = info.pop("observed")
+                passes.append(ModelPass(statistics, info, observed.pop("paired"), None, observed))
         elif plans.ensemble is not None:
             passes.append(_dask_ensemble(session, inputs, orders, factory, n_bins=n_bins, observers=plans.ensemble))
     return passes

@@ -98,8 +98,6 @@ def render(comparison: ComparisonResult) -> str:
                                                      for audit in audits))
     if ensemble is not None:
         lines.append(f"{ENSEMBLE_HEADER}: {ensemble_note(comparison)}")
-    elif comparison.extras.get("ensemble_note"):  # a streamed comparison of separate datasets
-        lines.append(f"{ENSEMBLE_HEADER}: {comparison.extras['ensemble_note']}")
     lines += _human_lines(comparison)
     lines += [
         "",
