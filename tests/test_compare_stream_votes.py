@@ -110,9 +110,17 @@ def wide(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def apart(wide, tmp_path_factory):
-    """The models as separate inputs (no test changes them) and their streamed compare."""
+    """The models as separate inputs (no test changes them) and their streamed compare,
+    the ensemble's join cut into many small partitions."""
+    import calaudit.engine.compare_join as join_module
+
     csvs, datasets = separate(tmp_path_factory.mktemp("apart"), wide[1])
-    return csvs, datasets, compare_json(*datasets, "--id-col", "id", "--engine", "stream", "--batch-rows", 11)
+    saved, join_module.JOIN_BUDGET = join_module.JOIN_BUDGET, 4096
+    try:
+        streamed = compare_json(*datasets, "--id-col", "id", "--engine", "stream", "--batch-rows", 11)
+    finally:
+        join_module.JOIN_BUDGET = saved
+    return csvs, datasets, streamed
 
 
 def assert_same(got: dict, expected: dict) -> None:
@@ -243,6 +251,8 @@ def test_separate_datasets_with_votes_stream_as_in_memory_with_the_joined_ensemb
     joined by id on the spill partitions, and its figures are the in-memory ensemble's."""
     csvs, _, streamed = apart
     memory = compare_json(*csvs, "--id-col", "id", "--engine", "memory")
+    partitions = int(streamed["execution"]["ensemble"].split()[4].replace(",", ""))
+    assert partitions > 10, streamed["execution"]["ensemble"]
     assert_same(streamed, memory)
     ours, theirs = streamed["ensemble"], memory["ensemble"]
     for metric in EXACT:

@@ -27,7 +27,19 @@ import numpy as np
 
 from .id_partition import FILE_SHIFT, KEYS_COLUMN, batch_keys
 
-__all__ = ["JoinSpill", "by_partition", "join_partition", "join_rows", "join_dtype", "joined_batches"]
+#: Bytes of rows one partition of the join may hold in memory (over every input).
+JOIN_BUDGET = 256 * 2**20
+#: Most partitions of the join (spill files per input).
+MAX_JOIN_PARTITIONS = 4096
+
+__all__ = ["JOIN_BUDGET", "JoinSpill", "join_partition_count", "by_partition", "join_partition", "join_rows", "join_dtype", "joined_batches"]
+
+
+def join_partition_count(total_rows: int, n_classes: int, human: bool) -> int:
+    """Partitions of the join for ``total_rows`` rows over every input, each holding
+    about :data:`JOIN_BUDGET` bytes (the human labels counted for every row, a bound)."""
+    row = join_dtype(n_classes, human).itemsize
+    return int(min(MAX_JOIN_PARTITIONS, max(1, -(-int(total_rows) * row // JOIN_BUDGET))))
 
 
 def join_dtype(n_classes: int, human: bool) -> np.dtype:

@@ -120,12 +120,17 @@ def stream_models(
               "id_partitions": partitions}
     if not classes:
         record["paired_bootstrap"]["class_bins"] = "left out (too many classes for the memory budget)"
+    joins = 0
+    if ensemble is not None and separate:
+        from .compare_join import join_partition_count
+
+        joins = join_partition_count(total, n_classes, bool(readings and readings[0] is not None))
     if ensemble is not None:
         record["ensemble"] = (("joined by id on {:,} hash partitions (float64 probabilities), " + (
-            "grouped on the workers" if engine == "dask" else "spilled to a temporary directory")).format(partitions)
+            "grouped on the workers" if engine == "dask" else "spilled to a temporary directory")).format(joins)
             if separate else "the models' batches read side by side, one more pass over the input")
     plans = _plans(inputs, orders, observers, readings, ensemble, buckets=buckets,
-                   seed=seed, id_col=id_col, n_classes=n_classes)
+                   seed=seed, id_col=id_col, n_classes=n_classes, joins=joins)
     if engine == "dask":
         passes = _dask_models(inputs, orders, factory, id_col=id_col, separate=separate, partitions=partitions,
                               n_bins=n_bins, scheduler=scheduler, progress=progress, plans=plans)
@@ -147,10 +152,12 @@ class _Plan:
     ensemble: dict[str, Callable[[], Any]] | None
     #: The first input's human reading (the joined ensemble's human columns), or None.
     reading: Any = None
+    #: Hash partitions of the ensemble's join (separate inputs).
+    joins: int = 0
 
 
 def _plans(inputs: Sequence[CompareInput], orders: list[np.ndarray], observers: Any, readings: Any,
-           ensemble: Any, *, buckets: int, seed: int, id_col: str | None, n_classes: int) -> _Plan:
+           ensemble: Any, *, buckets: int, seed: int, id_col: str | None, n_classes: int, joins: int = 0) -> _Plan:
     from ..decisions.compare_human import HUMAN_DIFFERENCES
     from .compare_votes import HumanBucketSums, votes_hashes
 
@@ -167,7 +174,7 @@ def _plans(inputs: Sequence[CompareInput], orders: list[np.ndarray], observers: 
             ensemble = {**ensemble, "human_buckets": partial(HumanBucketSums, readings[0], metrics=HUMAN_DIFFERENCES,
                                                              buckets=buckets, seed=seed, id_col=id_col,
                                                              root=inputs[0].root)}
-    return _Plan(every, votes, ensemble, readings[0] if readings else None)
+    return _Plan(every, votes, ensemble, readings[0] if readings else None, joins)
 
 
 def _rows_estimate(dataset: Any) -> int:
@@ -203,7 +210,7 @@ def _stream_models(inputs: Sequence[CompareInput], orders: list[np.ndarray], fac
                 if plans.ensemble is not None:  # the rows to join for the ensemble
                     from .compare_join import JoinSpill
 
-                    joins.append(JoinSpill(directory, partitions, m, id_col, orders[m], len(orders[0]),
+                    joins.append(JoinSpill(directory, plans.joins, m, id_col, orders[m], len(orders[0]),
                                            plans.reading if m == 0 else None))
                     batches = joins[-1].observe(batches)
             statistics, info = _read(item, lambda: stream_statistics(batches, n_bins=n_bins, progress=progress,
@@ -313,7 +320,7 @@ def _dask_models(inputs: Sequence[CompareInput], orders: list[np.ndarray], facto
                 every = {**plans.ensemble, "paired": partial(factory, root=inputs[0].root)}
                 statistics, info = _read(inputs[0], lambda: dask_joined_ensemble(
                     session, planned, [list(item.dataset.files) for item in inputs], orders, id_col=id_col,
-                    partitions=partitions, reading=plans.reading, n_bins=n_bins, observers=every))
+                    partitions=plans.joins, reading=plans.reading, n_bins=n_bins, observers=every))
                 observed = info.pop("observed")
                 passes.append(ModelPass(statistics, info, observed.pop("paired"), None, observed))
         elif plans.ensemble is not None:
