@@ -273,3 +273,20 @@ def test_votes_that_differ_for_the_same_id_are_exit_3_naming_the_id(wide, tmp_pa
     item = damage_votes(datasets[2])
     line = error_line(invoke("compare", *datasets, "--id-col", "id", "--engine", "stream", "--bootstrap", 200), 3)
     assert f"id {item!r}" in line and "human votes" in line and "vendor2" in line, line
+
+
+def test_without_a_label_column_the_plurality_vote_ties_are_settled_by_the_id_as_in_memory(apart, tmp_path):
+    """Many items tie on 5 votes over 3 classes: the streamed label is the in-memory one
+    (a draw keyed by the id, the same in every input whatever its scores)."""
+    csvs, *_ = apart
+    unlabelled = []
+    for m in range(2):
+        frame = pd.read_csv(csvs[m], dtype={"id": str}).drop(columns=["label"])
+        frame.to_csv(tmp_path / f"u{m}.csv", index=False)
+        (tmp_path / f"u{m}").mkdir()
+        frame.to_parquet(tmp_path / f"u{m}" / "part-0.parquet", row_group_size=23, index=False)
+        unlabelled.append(tmp_path / f"u{m}")
+    memory = compare_json(*[tmp_path / f"u{m}.csv" for m in range(2)], "--id-col", "id", "--engine", "memory")
+    streamed = compare_json(*unlabelled, "--id-col", "id", "--engine", "stream", "--batch-rows", 9)
+    assert memory["models"][0]["human"]["tied_rows"] > 20
+    assert_same(streamed, memory)

@@ -70,9 +70,10 @@ def human_plans(input_paths: tuple[Path, ...], each: list[dict[str, Any]], colum
     if len(kinds) > 1:
         what = {"votes": "vote counts", "soft": "soft labels"}
         other = next(k for k in carriers if plans[k].kind != plans[carriers[0]].kind)
-        raise InvalidInputError(f"{input_paths[other]} carries {what[plans[other].kind]} but {input_paths[carriers[0]]} "
-                                f"carries {what[plans[carriers[0]].kind]}; expected one kind of human labels for the "
-                                "items in every input")
+        first = carriers[0]
+        raise InvalidInputError(f"{input_paths[other]} carries {what[plans[other].kind]} but {input_paths[first]} "
+                                f"carries {what[plans[first].kind]}; expected one kind of human labels for the items "
+                                "in every input")
     return plans
 
 

@@ -32,7 +32,8 @@ JOIN_BUDGET = 256 * 2**20
 #: Most partitions of the join (spill files per input).
 MAX_JOIN_PARTITIONS = 4096
 
-__all__ = ["JOIN_BUDGET", "JoinSpill", "join_partition_count", "by_partition", "join_partition", "join_rows", "join_dtype", "joined_batches"]
+__all__ = ["JOIN_BUDGET", "JoinSpill", "by_partition", "join_dtype", "join_partition", "join_partition_count",
+           "join_rows", "joined_batches"]
 
 
 def join_partition_count(total_rows: int, n_classes: int, human: bool) -> int:
