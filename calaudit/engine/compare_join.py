@@ -27,8 +27,11 @@ import numpy as np
 
 from .id_partition import FILE_SHIFT, KEYS_COLUMN, batch_keys
 
-#: Bytes of rows one partition of the join may hold in memory (over every input).
-JOIN_BUDGET = 256 * 2**20
+#: Bytes of rows one partition of the join may hold in memory (over every input; the
+#: join sorts a copy, so about three times this at the peak).
+JOIN_BUDGET = 64 * 2**20
+#: Rows per batch of the joined rows (as the scans' default batches).
+JOIN_BATCH_ROWS = 65536
 #: Most partitions of the join (spill files per input).
 MAX_JOIN_PARTITIONS = 4096
 
@@ -131,8 +134,6 @@ def join_partition(found: Sequence[np.ndarray], files: Sequence[str], reading: A
     (:func:`join_rows`; the first input's with its human labels), ``files`` the first
     input's files by index."""
     from ..decisions.ensemble import model_disagreement
-    from .batch import Batch
-    from .compare_ensemble import SPREAD_COLUMN
 
     found = [rows[np.argsort(rows["key"], kind="stable")] for rows in found]
     if found[0].size == 0:
@@ -144,15 +145,24 @@ def join_partition(found: Sequence[np.ndarray], files: Sequence[str], reading: A
     mean /= mean.sum(axis=1, keepdims=True)
     spread = model_disagreement(probas)
     base = found[0]
-    mask = (1 << FILE_SHIFT) - 1
     file_index = base["position"] >> FILE_SHIFT
-    for index in np.unique(file_index):  # a batch per file of the first input in this partition
-        take = np.flatnonzero(file_index == index)
-        take = take[np.argsort(base["position"][take], kind="stable")]
-        columns: dict[str, np.ndarray] = {KEYS_COLUMN: base["key"][take], SPREAD_COLUMN: spread[take]}
-        if reading is not None:
-            columns.update({name: base["human"][take, j] for j, name in enumerate(reading.columns)})
-        proba = np.ascontiguousarray(mean[take])
-        proba.flags.writeable = False
-        yield Batch(y=base["label"][take].astype(np.intp), proba=proba, file=files[int(index)],
-                    row_group=0, first_row=0, columns=columns, kept=base["position"][take] & mask)
+    for index in np.unique(file_index):  # batches per file of the first input in this partition
+        rows = np.flatnonzero(file_index == index)
+        rows = rows[np.argsort(base["position"][rows], kind="stable")]
+        for start in range(0, rows.size, JOIN_BATCH_ROWS):
+            yield _joined_batch(base, rows[start:start + JOIN_BATCH_ROWS], mean, spread, files[int(index)], reading)
+
+
+def _joined_batch(base: np.ndarray, take: np.ndarray, mean: np.ndarray, spread: np.ndarray, file: str,
+                  reading: Any) -> Any:
+    """The batch of rows ``take`` of a joined partition, named by the first input's file and rows."""
+    from .batch import Batch
+    from .compare_ensemble import SPREAD_COLUMN
+
+    columns: dict[str, np.ndarray] = {KEYS_COLUMN: base["key"][take], SPREAD_COLUMN: spread[take]}
+    if reading is not None:
+        columns.update({name: base["human"][take, j] for j, name in enumerate(reading.columns)})
+    proba = np.ascontiguousarray(mean[take])
+    proba.flags.writeable = False
+    return Batch(y=base["label"][take].astype(np.intp), proba=proba, file=file, row_group=0, first_row=0,
+                 columns=columns, kept=base["position"][take] & ((1 << FILE_SHIFT) - 1))
