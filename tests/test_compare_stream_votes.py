@@ -241,6 +241,8 @@ def test_dask_compare_with_votes_and_the_ensemble_equals_the_streamed_one(wide, 
     for metric in HUMAN:
         assert on_dask["ensemble"]["human"]["metrics"][metric] == pytest.approx(
             streamed["ensemble"]["human"]["metrics"][metric], abs=1e-9)
+    assert on_dask["ensemble"]["disagreement"]["value"] == pytest.approx(
+        streamed["ensemble"]["disagreement"]["value"], abs=1e-9)
     # The bucket weights come from the rows' files and positions: the same draws on Dask.
     for mine, theirs in zip(on_dask["differences"], streamed["differences"]):
         assert (mine["low"], mine["high"]) == pytest.approx((theirs["low"], theirs["high"]), abs=1e-9)
