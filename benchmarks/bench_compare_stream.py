@@ -3,12 +3,15 @@
     python benchmarks/bench_compare_stream.py                 # 3 x 1e5 rows (quick)
     python benchmarks/bench_compare_stream.py 3000000         # 3 x 3e6 rows (docs/speed.md)
     python benchmarks/bench_compare_stream.py 30000000        # 3 x 3e7 rows (the issue's memory goal)
+    python benchmarks/bench_compare_stream.py 1000000 --votes 5            # with 5 votes per item
+    python benchmarks/bench_compare_stream.py --votes 5 1000000 -- --no-ensemble
 
 Writes (once; kept between runs, in the system's temporary directory unless ``--dir``)
 three hive-partitioned Parquet datasets of N rows each, ``--classes`` float32
 probability columns, an int32 label and an int64 ``id``: the same ids and labels in
 every dataset, each model's rows in its own order (files in another order, rows
-shuffled within each file), as three vendors' logs would be. Then runs, in a fresh
+shuffled within each file), as three vendors' logs would be; with ``--votes V``, V
+crowd votes per item in ``votes_k`` columns (the same for an id in every dataset). Then runs, in a fresh
 process, ``calaudit compare A B C --id-col id --json FILE`` (the default 1,000
 resamples per model audit and for the paired bootstrap; options after ``--`` are
 added) and prints its wall-clock time, its peak RSS (``VmHWM``) and the goal: under
@@ -33,13 +36,13 @@ DEFAULT_DIR = Path(tempfile.gettempdir()) / "calaudit-bench-compare"
 MODELS = 3
 
 
-def generate(root: Path, rows: int, classes: int, file_rows: int) -> list[Path]:
+def generate(root: Path, rows: int, classes: int, file_rows: int, votes: int = 0) -> list[Path]:
     """The three datasets under ``root`` (written unless ``meta.json`` says they are there)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     meta = root / "meta.json"
-    shape = {"rows": rows, "classes": classes, "file_rows": file_rows, "version": 1}
+    shape = {"rows": rows, "classes": classes, "file_rows": file_rows, "version": 1, "votes": votes}
     paths = [root / f"model{m}" for m in range(MODELS)]
     if meta.exists() and json.loads(meta.read_text()) == shape:
         return paths
@@ -61,6 +64,10 @@ def generate(root: Path, rows: int, classes: int, file_rows: int) -> list[Path]:
             shuffle = np.random.default_rng(7 * (m + 1) + int(chunk)).permutation(stop - start)
             columns = {"id": pa.array(np.arange(start, stop, dtype=np.int64)[shuffle]), "label": pa.array(y[shuffle])}
             columns.update({f"prob_{k}": pa.array(p[shuffle, k]) for k in range(classes)})
+            if votes:  # the crowd's votes on the item: the same in every model
+                counts = np.random.default_rng(10**6 + int(chunk)).multinomial(votes, truth.astype(np.float64)
+                                                                              / truth.sum(axis=1, keepdims=True))
+                columns.update({f"votes_{k}": pa.array(counts[shuffle, k].astype(np.int32)) for k in range(classes)})
             part = path / f"part={place:04d}"
             part.mkdir(parents=True, exist_ok=True)
             pq.write_table(pa.table(columns), part / "data.parquet", row_group_size=262_144)
@@ -93,11 +100,12 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--file-rows", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--votes", type=int, default=0, help="crowd votes per item (default: none)")
     parser.add_argument("extra", nargs="*", help="options for calaudit compare, after --")
     args = parser.parse_args()
-    root = args.dir / f"rows{args.rows}_k{args.classes}"
+    root = args.dir / (f"rows{args.rows}_k{args.classes}" + (f"_v{args.votes}" if args.votes else ""))
     started = time.perf_counter()
-    paths = generate(root, args.rows, args.classes, args.file_rows)
+    paths = generate(root, args.rows, args.classes, args.file_rows, args.votes)
     size = sum(f.stat().st_size for f in root.rglob("*.parquet")) / 2**30
     print(f"{MODELS} datasets of {args.rows:,} rows x {args.classes} classes (float32), {size:.2f} GB of Parquet "
           f"in {root} (ready in {time.perf_counter() - started:.0f} s)")

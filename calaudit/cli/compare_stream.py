@@ -17,7 +17,7 @@ from . import types as cli_types
 
 #: Options a streamed comparison cannot honour, with the option's name.
 NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_segments", "--find-segments"),
-                ("votes_cols", "--votes-cols"), ("soft_cols", "--soft-cols"), ("votes_path", "--votes"))
+                ("votes_path", "--votes"))
 
 
 def engine_options(command: Any) -> Any:
@@ -130,17 +130,35 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
     if separate and id_col is None:
         raise click.UsageError("a streamed comparison of separate inputs matches rows by id: give --id-col COL "
                                "(or compare prediction files with --engine memory, which can match rows by order)")
-    inputs = [CompareInput(name, *_open(path, {**own, "batch_rows": options["batch_rows"]}, cols, id_col, engine))
-              for path, name, own, cols in zip(input_paths, display, each, columns)]
+    from .compare_stream_votes import human_plans
+
+    plans = human_plans(input_paths, each, columns, id_col, separate)
+    inputs = [CompareInput(name, *_open(path, {**own, "batch_rows": options["batch_rows"]}, cols, id_col, engine,
+                                        plan))
+              for path, name, own, cols, plan in zip(input_paths, display, each, columns, plans)]
     for item in inputs:
         check_batch_budget(options, item.dataset.n_classes)
     rows = sum(int(item.dataset.n_rows or 0) for item in inputs)
+    wants_ensemble = bool(options.get("ensemble", True))
+    ensemble_observers = None
+    if wants_ensemble:
+        from .compare_stream_votes import ensemble_observers as observers_of
+
+        ensemble_observers = observers_of(plans[0], options["seed"], id_col, inputs[0].root)
     with progress_bar(options, rows, "Reading the models") as bar:
         passes, record = stream_models(inputs, id_col=id_col, separate=separate, n_bins=options["n_bins"],
                                        seed=options["seed"], engine=engine, scheduler=options.get("scheduler"),
-                                       progress=bar.update)
+                                       progress=bar.update,
+                                       observers=[plan.observers() if plan is not None else {} for plan in plans],
+                                       readings=[plan.settings.reading if plan is not None else None
+                                                 for plan in plans] if plans[0] is not None else None,
+                                       ensemble=ensemble_observers)
+    ensemble_pass = passes.pop() if len(passes) > len(inputs) else None
     audits = []
-    for item, path, done in zip(inputs, input_paths, passes):
+    from .compare_stream_votes import ensemble_audit
+    from .stream_human import finish_human
+
+    for item, path, done, plan in zip(inputs, input_paths, passes, plans):
         info = done.info
         execution = {"engine": engine, "reason": reason, "batch_rows": options["batch_rows"],
                      "files": len(item.dataset.files), "rows": done.statistics.n_rows,
@@ -160,19 +178,33 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
                                  seed=options["seed"], resamples=resamples)
         from dataclasses import replace
 
-        audits.append(apply_gate(replace(audit, routing=decided), options))
+        audit = replace(audit, routing=decided)
+        if plan is not None:
+            audit = finish_human(audit, plan, done.observed["human"], dataset=item.dataset, engine=engine,
+                                 options=options, bar=lambda length, label: progress_bar(options, length, label))
+        audits.append(apply_gate(audit, options))
     if separate:
         alignment: dict[str, Any] = {"by": "id", "column": id_col}
     else:
         alignment = {"by": "order", "model_columns": {name: cols for name, cols in zip(display, columns)}}
-    extras = {"execution": {"engine": engine, "reason": reason, **record}}
-    return compare_passes(display, [str(path) for path in input_paths], audits, passes, resamples=resamples,
-                          seed=options["seed"], level=0.95, alignment=alignment, options=recorded, extras=extras,
-                          progress=progress)
+    extras: dict[str, Any] = {"execution": {"engine": engine, "reason": reason, **record}}
+    ensemble = None
+    if ensemble_pass is not None:
+        ensemble = (ensemble_audit(ensemble_pass, inputs, display, plans[0], options, recorded, engine, reason,
+                                   resamples), ensemble_pass)
+    comparison = compare_passes(display, [str(path) for path in input_paths], audits, passes, resamples=resamples,
+                                seed=options["seed"], level=0.95, alignment=alignment, options=recorded,
+                                extras=extras, progress=progress, ensemble=ensemble)
+    if plans[0] is not None and ensemble is not None:
+        from .compare_stream_votes import with_disagreement
+
+        comparison = with_disagreement(comparison, ensemble_pass, audits[0], resamples=resamples,
+                                       seed=options["seed"])
+    return comparison
 
 
 def _open(path: Path, own: dict[str, Any], columns: list[str] | None, id_col: str | None,
-          engine: str) -> tuple[Any, str, str | None, str]:
+          engine: str, plan: Any = None) -> tuple[Any, str, str | None, str]:
     """The dataset of one input (Parquet files or a CSV file, the id column among its
     extra columns), how messages name it, its root directory (for the rows' keys) and
     its format."""
@@ -181,6 +213,10 @@ def _open(path: Path, own: dict[str, Any], columns: list[str] | None, id_col: st
     settings = dict(label_col=own["label_col"], prob_cols=columns or own["prob_cols"], score_col=own["score_col"],
                     class_names=own["classes"], logits=own["logits"], row_sum_tolerance=own["row_sum_tol"],
                     batch_rows=own["batch_rows"], extra_cols=[id_col] if id_col else [])
+    if plan is not None:  # the human columns too (never taken for probabilities)
+        scan = plan.scan_options()
+        settings.update(extra_cols=list(dict.fromkeys([*settings["extra_cols"], *scan["extra_cols"]])),
+                        exclude_cols=scan["exclude_cols"], labels_from=scan["labels_from"])
     name = path.name.lower()
     if name.endswith((".csv", ".csv.gz")) and not path.is_dir():
         if engine == "dask":

@@ -198,8 +198,18 @@ def disagreement(
 
     spread = model_disagreement(probas)
     entropy = entropy_rows(np.asarray(distribution, dtype=np.float64))
+    return disagreement_of(spread, entropy, hard, rule=rule, resamples=resamples, seed=seed, level=level)
+
+
+def disagreement_of(spread: np.ndarray, entropy: np.ndarray, hard: np.ndarray, *, rule: str, resamples: int,
+                    seed: int, level: float = DEFAULT_LEVEL, sampled: str | None = None) -> Disagreement:
+    """:func:`disagreement` from each item's model disagreement ``spread`` and vote
+    ``entropy``; ``sampled`` says which items these are when they are a sample (added
+    to ``method``)."""
     parts = []
     method = METHOD if resamples * spread.shape[0] <= BOOTSTRAP_BUDGET else FISHER_METHOD
+    if sampled:
+        method = f"{method}; {sampled}"
     for name, mask in (("all", np.ones(spread.shape[0], dtype=bool)), ("hard", np.asarray(hard, dtype=bool))):
         value, low, high = bootstrap_spearman(spread[mask], entropy[mask], resamples=resamples, seed=seed,
                                               level=level)

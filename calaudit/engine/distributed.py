@@ -595,3 +595,5 @@ def _merge_info(infos: Iterable[dict[str, Any]]) -> dict[str, Any]:
 #: For a capability that runs several reductions on one cluster (:mod:`calaudit.engine.dask_session`).
 open_client, reduce_partitions, partition_task, raise_task_failure = (_client, _reduce, _partition_statistics,
                                                                       _raise_task_failure)
+#: Partials merged on a worker, for a capability's own reductions (:mod:`calaudit.engine.compare_join_dask`).
+merge_partials = _merge_partials

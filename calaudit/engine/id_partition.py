@@ -4,11 +4,11 @@
 every input holds each id once, the same ids, and the same true label per id, as
 :mod:`calaudit.decisions.alignment` does in memory. Each streamed batch's ids are
 hashed (:func:`calaudit.engine.row_hash.text_keys`: ids compared as the text a CSV
-file holds) and its rows' ``(key, label, input, position)`` records are appended to
+file holds) and its rows' ``(key, label, input, position, votes)`` records are appended to
 one of ``P`` spill files by ``key mod P`` (:class:`IdSpill`, an observer of the
 batches), in a temporary directory removed at the end. Each partition is then read
 and checked in memory (:func:`partition_problems`): a partition holds about
-:data:`PARTITION_ROWS` records of 24 bytes whatever the data's size. On Dask the same
+:data:`PARTITION_ROWS` records of 32 bytes whatever the data's size. On Dask the same
 records are made on the workers and grouped by partition there
 (:mod:`calaudit.engine.compare_stream`).
 
@@ -31,13 +31,16 @@ from .row_hash import text_keys
 __all__ = ["PARTITION_ROWS", "RECORD", "IdSpill", "partition_count", "partition_problems", "records_of"]
 
 #: One row of an input: its id's key, its label (a class index in the first input's
-#: order), the input, and its position (file index << 40 | row in the file).
-RECORD = np.dtype([("key", "<u8"), ("label", "<i4"), ("input", "<i4"), ("position", "<i8")])
-#: Records per partition aimed at (about 48 MB, sorted in memory).
+#: order), the input, its position (file index << 40 | row in the file) and a hash of
+#: its human votes (0: none; :func:`calaudit.engine.compare_votes.votes_hashes`).
+RECORD = np.dtype([("key", "<u8"), ("label", "<i4"), ("input", "<i4"), ("position", "<i8"), ("votes", "<u8")])
+#: Records per partition aimed at (about 64 MB, sorted in memory).
 PARTITION_ROWS = 2**21
 #: Most partitions (spill files per input).
 MAX_PARTITIONS = 4096
-_FILE_SHIFT = 40
+#: Bits of a record's position that hold the row in its file (above them: the file's index).
+FILE_SHIFT = 40
+_FILE_SHIFT = FILE_SHIFT
 
 
 def partition_count(total_rows: int) -> int:
@@ -53,8 +56,15 @@ class _LastKeys:
     keys: Any = None
 
 
+#: A batch made of joined rows (:mod:`calaudit.engine.compare_join`) carries its ids' keys in this column.
+KEYS_COLUMN = "\x00calaudit:id_keys"
+
+
 def batch_keys(batch: Any, id_col: str) -> np.ndarray:
-    """:func:`text_keys` of the batch's ``id_col`` values, hashed once per batch."""
+    """:func:`text_keys` of the batch's ``id_col`` values, hashed once per batch (or the
+    keys a batch of joined rows carries)."""
+    if batch.columns is not None and KEYS_COLUMN in batch.columns:
+        return batch.columns[KEYS_COLUMN]
     column = batch.column(id_col)
     if _LastKeys.column is not column:
         _LastKeys.keys = text_keys(column)
@@ -68,9 +78,10 @@ def empty_key() -> np.uint64:
 
 
 def records_of(batch: Any, id_col: str, input_index: int, file_index: int, labels: np.ndarray,
-               shown: str) -> np.ndarray:
+               shown: str, votes: Any = None) -> np.ndarray:
     """The records of one batch (``labels``: each class index of the input in the first
-    input's class order); a row without an id is an error naming the file and row."""
+    input's class order; ``votes(batch)``, when given, each row's votes hash); a row
+    without an id is an error naming the file and row."""
     keys = batch_keys(batch, id_col)
     missing = keys == empty_key()
     if missing.any():
@@ -82,6 +93,7 @@ def records_of(batch: Any, id_col: str, input_index: int, file_index: int, label
     records["label"] = labels[batch.y]
     records["input"] = input_index
     records["position"] = (np.int64(file_index) << _FILE_SHIFT) | batch.file_rows()
+    records["votes"] = votes(batch) if votes is not None else 0
     return records
 
 
@@ -101,9 +113,10 @@ class IdSpill:
     messages)."""
 
     def __init__(self, directory: str, partitions: int, input_index: int, id_col: str, labels: np.ndarray,
-                 shown: str) -> None:
+                 shown: str, votes: Any = None) -> None:
         self.directory, self.partitions, self.input_index = directory, int(partitions), int(input_index)
         self.id_col, self.labels, self.shown = id_col, np.asarray(labels, dtype=np.int32), shown
+        self.votes = votes
         self.files: list[str] = []
         self._file_index: dict[str, int] = {}
 
@@ -113,7 +126,8 @@ class IdSpill:
                 index = self._file_index.setdefault(batch.file, len(self.files))
                 if index == len(self.files):
                     self.files.append(batch.file)
-                records = records_of(batch, self.id_col, self.input_index, index, self.labels, self.shown)
+                records = records_of(batch, self.id_col, self.input_index, index, self.labels, self.shown,
+                                     self.votes)
                 for p, piece in enumerate(split_by_partition(records, self.partitions)):
                     if piece.size:
                         with open(spill_path(self.directory, p), "ab") as handle:
@@ -173,6 +187,8 @@ def partition_problems(records: np.ndarray, n_inputs: int) -> dict[str, Any]:
     present = np.zeros((keys.size, n_inputs), dtype=bool)
     labels = np.full((keys.size, n_inputs), -1, dtype=np.int64)
     where = np.zeros((keys.size, n_inputs), dtype=np.int64)
+    votes = np.zeros((keys.size, n_inputs), dtype=np.uint64)
+    votes[inverse, unique["input"]] = unique["votes"]
     present[inverse, unique["input"]] = True
     labels[inverse, unique["input"]] = unique["label"]
     where[inverse, unique["input"]] = unique["position"]
@@ -183,7 +199,9 @@ def partition_problems(records: np.ndarray, n_inputs: int) -> dict[str, Any]:
         if m == 0:
             continue
         for kind, rows, column in ((1, present[:, m] & ~present[:, 0], m), (2, present[:, 0] & ~present[:, m], 0),
-                                   (3, both & (labels[:, m] != labels[:, 0]), 0)):
+                                   (3, both & (labels[:, m] != labels[:, 0]), 0),
+                                   (4, both & (votes[:, m] != votes[:, 0]) & (votes[:, m] != 0) & (votes[:, 0] != 0),
+                                    0)):
             hits = np.flatnonzero(rows)
             if hits.size:
                 at = hits[np.argmin(where[hits, column])]
@@ -244,6 +262,10 @@ def raise_first_problem(found: dict[str, Any], *, shown: Sequence[str], files: S
             f"{shown[m]}: no row has id {name_of(0, position)!r} (row {row + 1} of {one_line(file)}); expected "
             f"the same ids in every input ({matched})")
     (file_a, row_a), (file_b, row_b) = place(0, position), place(m, other)
+    if kind == 4:
+        raise InvalidInputError(
+            f"id {name_of(0, position)!r}: the human votes in {one_line(file_a)} (row {row_a + 1}) differ from those "
+            f"in {one_line(file_b)} (row {row_b + 1}); expected the same votes for the same item in every input")
     raise InvalidInputError(
         f"id {name_of(0, position)!r}: label {one_line(class_names[label])!r} in {one_line(file_a)} "
         f"(row {row_a + 1}) but {one_line(class_names[other_label])!r} in {one_line(file_b)} (row {row_b + 1}); "
