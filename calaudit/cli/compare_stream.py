@@ -18,6 +18,8 @@ from . import types as cli_types
 #: Options a streamed comparison cannot honour, with the option's name.
 NOT_STREAMED = (("baselines", "--baseline"), ("group_by", "--group-by"), ("find_segments", "--find-segments"),
                 ("votes_path", "--votes"))
+#: What a streamed comparison leaves out (``execution.not_streamed``).
+COMPARE_LEFT_OUT = ["baselines", "segments", "--votes FILE (votes in the inputs themselves stream)"]
 
 
 def engine_options(command: Any) -> Any:
@@ -114,7 +116,7 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
     from .gating import apply_gate
     from ..engine.routing_bins import streamed_routing
     from ..stats.limits import MAX_RESAMPLES, MIN_RESAMPLES
-    from .stream import LEFT_OUT, check_batch_budget, progress_bar
+    from .stream import check_batch_budget, progress_bar
 
     for key, name in NOT_STREAMED:
         if options.get(key):
@@ -162,7 +164,7 @@ def streamed_comparison(input_paths: tuple[Path, ...], display: list[str], each:
         info = done.info
         execution = {"engine": engine, "reason": reason, "batch_rows": options["batch_rows"],
                      "files": len(item.dataset.files), "rows": done.statistics.n_rows,
-                     "fine_bins": done.statistics.fine_bins, "not_streamed": LEFT_OUT,
+                     "fine_bins": done.statistics.fine_bins, "not_streamed": COMPARE_LEFT_OUT,
                      **{key: info[key] for key in ("batches", "largest_batch_rows", "kernel", "workers",
                                                    "partitions", "scheduler") if key in info}}
         source = {"kind": "predictions-dataset", "path": str(path), "format": item.fmt,
