@@ -143,8 +143,8 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
                 observed = {name: factory() for name, factory in observers.items()}
                 for observer in observed.values():
                     batches = observer.observe(batches)
-                statistics, info = stream_statistics(routing.observe(batches), n_bins=options["n_bins"],
-                                                     progress=bar.update, expected_rows=dataset.n_rows)
+                statistics, info = stream_statistics(batches, n_bins=options["n_bins"], progress=bar.update,
+                                                     expected_rows=dataset.n_rows, routing=routing)
         except InvalidInputError:
             raise
         except ValueError as exc:  # "no rows were read"
@@ -362,9 +362,8 @@ def stream_model_result(model_path: Path, data_path: Path, options: dict[str, An
             extra = {key: info[key] for key in ("workers", "partitions", "partition_rows", "scheduler")}
             routing = info.pop("routing_bins")
         else:
-            statistics, info = stream_statistics(routing.observe(scoring.batches(writer=sink)),
-                                                 n_bins=options["n_bins"], progress=bar.update,
-                                                 expected_rows=scoring.n_rows)
+            statistics, info = stream_statistics(scoring.batches(writer=sink), n_bins=options["n_bins"],
+                                                 progress=bar.update, expected_rows=scoring.n_rows, routing=routing)
     execution = {"engine": engine, "reason": reason, "batch_rows": options["batch_rows"],
                  "inference_batch_size": scoring.inference_batch_size, "rows": statistics.n_rows,
                  "fine_bins": statistics.fine_bins, "not_streamed": MODEL_LEFT_OUT, **extra,

@@ -519,11 +519,11 @@ def _partition_statistics(partition: Partition, n_bins: int, fine_bins: int, ver
         from .routing_bins import RoutingHistogram
 
         histogram = RoutingHistogram()
-        batches = histogram.observe(batches)
     observed = {name: factory() for name, factory in (observers or {}).items()}
     for observer in observed.values():
         batches = observer.observe(batches)
-    statistics, info = stream_statistics(batches, n_bins=n_bins, fine_bins=fine_bins, check_labels=False)
+    statistics, info = stream_statistics(batches, n_bins=n_bins, fine_bins=fine_bins, check_labels=False,
+                                         routing=histogram)
     if observed:
         info["observed"] = observed
     if windows is not None:

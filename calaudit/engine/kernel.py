@@ -75,16 +75,21 @@ class Accumulator:
     With the compiled kernel the batches are added straight into the running output
     arrays (no copy per batch); with the numpy reference each batch's statistics are
     merged into the running total. ``rows``: the rows the stream is expected to hold,
-    if known (:func:`kernel_name`).
+    if known (:func:`kernel_name`). ``routing``: a
+    :class:`~calaudit.engine.routing_bins.RoutingHistogram` that every batch is added
+    to as well: by the compiled kernel in its own row loop (the rows' top labels and
+    confidences are computed once), else by :meth:`RoutingHistogram.add`. Read it
+    after :meth:`result` (or :meth:`close`): the helper thread writes it until then.
     """
 
-    def __init__(self, *, n_bins: int, fine_bins: int, rows: int | None = None) -> None:
+    def __init__(self, *, n_bins: int, fine_bins: int, rows: int | None = None, routing: Any = None) -> None:
         from ..stats.limits import MAX_BINS
         from .statistics import MAX_FINE_BINS, check_bins
 
         self.n_bins = check_bins("n_bins", n_bins, MAX_BINS)
         self.fine_bins = check_bins("fine_bins", fine_bins, MAX_FINE_BINS)
         self.kernel = kernel_name(rows)
+        self.routing = routing
         self.n_rows = 0
         self._outputs: _Outputs | None = None
         self._merged: Any = None  # the numpy reference's running StreamStatistics
@@ -124,11 +129,13 @@ class Accumulator:
                     from concurrent.futures import ThreadPoolExecutor
 
                     self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="calaudit-kernel")
-                self._pending = self._pool.submit(_run, self._outputs, y, proba)
+                self._pending = self._pool.submit(_run, self._outputs, y, proba, self.routing)
             self.n_rows += int(proba.shape[0])
             return
         part = StreamStatistics.from_batch(y, proba, n_bins=self.n_bins, fine_bins=self.fine_bins)
         self._merged = part if self._merged is None else StreamStatistics.merge_all((self._merged, part))
+        if self.routing is not None:
+            self.routing.add(y, proba)
 
     def result(self) -> Any:
         """The merged statistics, or ``None`` before the first batch."""
@@ -140,13 +147,25 @@ class Accumulator:
         return self._merged
 
 
-def _run(outputs: _Outputs, y: np.ndarray, proba: np.ndarray) -> None:
+def _run(outputs: _Outputs, y: np.ndarray, proba: np.ndarray, routing: Any = None) -> None:
     from .statistics import REPORT_BANDS
 
     n_bins, fine_bins = outputs.top_count.shape[0], outputs.fine_count.shape[0]
+    route = _no_routing() if routing is None else routing.kernel_arrays()
     _compiled()(np.ascontiguousarray(proba, dtype=np.float64), np.ascontiguousarray(y, dtype=np.int64),
                 _edge_below(n_bins), _edge_below(REPORT_BANDS), _edge_below(fine_bins), NLL_EPS, LOGIT_EPS,
-                *outputs.arrays)
+                *outputs.arrays, *route)
+
+
+@lru_cache(maxsize=1)
+def _no_routing() -> tuple[np.ndarray, ...]:
+    """The kernel's routing arguments when no histogram rides along: no bins (the
+    edges read-only, as :func:`calaudit.engine.routing_bins.routing_edges` is, so numba
+    compiles one signature)."""
+    edges, starts = np.zeros(1), np.zeros(2, dtype=np.int64)
+    edges.flags.writeable = starts.flags.writeable = False
+    i8, f8 = np.zeros(0, dtype=np.int64), np.zeros(0)
+    return edges, starts, i8, i8.copy(), f8, f8.copy()
 
 
 def fused_statistics(y: np.ndarray, proba: np.ndarray, *, n_bins: int, fine_bins: int) -> Any:
@@ -265,8 +284,10 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
             band_count, band_correct, band_sum_confidence,
             class_count, class_outcome, class_sum_probability, class_moments, class_predicted,
             positive_moments, fine_count, fine_correct, fine_sum_confidence, fine_moments, scalars,
-            class_split_count):
+            class_split_count, route_edges, route_starts, route_count, route_right, route_low, route_high):
     n_rows, n_classes = proba.shape
+    routed = route_count.shape[0] > 0  # the review-routing histogram rides along (no bins: it does not)
+    route_last = route_starts.shape[0] - 1
     n_bins = top_count.shape[0]
     n_bands = band_count.shape[0]
     n_fine = fine_count.shape[0]
@@ -337,6 +358,23 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
         clipped = min(max(c, logit_eps), 1.0 - logit_eps)
         log_clipped = log_confidence if clipped == c else np.log(clipped)
         fine_moments[b, correct, 2] += log_clipped - np.log1p(-clipped)
+        if routed:  # routing_bins._routing_pass's search: the first edge >= c, within c's equal-width bin
+            f = int(c * route_last)  # exact: route_last is a power of two
+            lo = route_starts[f]
+            hi = route_starts[f + 1] if f < route_last else lo
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if route_edges[mid] < c:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            b = lo - 1 if lo > 0 else 0
+            route_count[b] += 1
+            route_right[b] += correct
+            if c < route_low[b]:
+                route_low[b] = c
+            if c > route_high[b]:
+                route_high[b] = c
         if n_classes == 2:
             p = proba[i, 1]
             positive = 1.0 if label == 1 else 0.0

@@ -174,6 +174,12 @@ class RoutingHistogram:
         np.minimum.at(self.low, ids, confidence)
         np.maximum.at(self.high, ids, confidence)
 
+    def kernel_arrays(self) -> tuple[np.ndarray, ...]:
+        """What the statistics kernel takes to add rows here in its own row loop
+        (:class:`calaudit.engine.kernel.Accumulator` with ``routing=``): the edges, the
+        equal-width starts, then the count, right, low and high arrays it updates."""
+        return routing_edges(), _width_starts(), self.count, self.right, self.low, self.high
+
     def add_batch(self, batch: Any) -> None:
         self.add(batch.y, batch.proba)
 

@@ -269,8 +269,8 @@ def score_statistics(
         from .routing_bins import RoutingHistogram
 
         histogram = RoutingHistogram()
-        batches = histogram.observe(batches)
-    statistics, info = stream_statistics(batches, n_bins=n_bins, fine_bins=fine_bins, check_labels=check_labels)
+    statistics, info = stream_statistics(batches, n_bins=n_bins, fine_bins=fine_bins, check_labels=check_labels,
+                                         routing=histogram)
     if histogram is not None:
         info["routing_bins"] = histogram
     info.update(rows=[int(start), int(stop if stop is not None else scoring.n_rows)],

@@ -50,6 +50,7 @@ APPROXIMATE = SKETCH_METRICS
 def stream_statistics(
     batches: Iterable[Any], *, n_bins: int = DEFAULT_N_BINS, fine_bins: int = FINE_BINS,
     progress: Callable[[int], None] | None = None, check_labels: bool = True, expected_rows: int | None = None,
+    routing: Any = None,
 ) -> tuple[StreamStatistics, dict[str, Any]]:
     """Accumulate ``batches`` (each with ``y`` and ``proba``) into merged statistics;
     returns them and what the reading did (batches, rows, largest batch, and the
@@ -60,8 +61,10 @@ def stream_statistics(
     (:class:`calaudit.predictions.labels.LabelReadings`). With ``check_labels`` false (one task of
     a parallel reduction) ``info["label_readings"]`` keeps what was seen instead, for
     the merge to check. ``expected_rows`` (from the files' metadata, if known) picks
-    the kernel (:func:`calaudit.engine.kernel.kernel_name`)."""
-    accumulator = Accumulator(n_bins=n_bins, fine_bins=fine_bins, rows=expected_rows)
+    the kernel (:func:`calaudit.engine.kernel.kernel_name`). ``routing``: a
+    :class:`~calaudit.engine.routing_bins.RoutingHistogram` the batches are added to as
+    well, in the compiled kernel's pass when it runs (:class:`~calaudit.engine.kernel.Accumulator`)."""
+    accumulator = Accumulator(n_bins=n_bins, fine_bins=fine_bins, rows=expected_rows, routing=routing)
     readings = LabelReadings()
     info: dict[str, Any] = {"batches": 0, "largest_batch_rows": 0, "max_row_sum_deviation": 0.0,
                             "clipped_values": 0, "kernel": accumulator.kernel}
