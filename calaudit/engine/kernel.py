@@ -25,6 +25,7 @@ floats are added differs from the reference.
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from typing import Any
@@ -162,10 +163,10 @@ def _no_routing() -> tuple[np.ndarray, ...]:
     """The kernel's routing arguments when no histogram rides along: no bins (the
     edges read-only, as :func:`calaudit.engine.routing_bins.routing_edges` is, so numba
     compiles one signature)."""
-    edges, starts = np.zeros(1), np.zeros(2, dtype=np.int64)
-    edges.flags.writeable = starts.flags.writeable = False
+    edges, starts, tail = np.zeros(1), np.zeros(2, dtype=np.int64), np.zeros((1, 2), dtype=np.int64)
+    edges.flags.writeable = starts.flags.writeable = tail.flags.writeable = False
     i8, f8 = np.zeros(0, dtype=np.int64), np.zeros(0)
-    return edges, starts, i8, i8.copy(), f8, f8.copy()
+    return edges, starts, tail, i8, i8.copy(), f8, f8.copy()
 
 
 def fused_statistics(y: np.ndarray, proba: np.ndarray, *, n_bins: int, fine_bins: int) -> Any:
@@ -284,7 +285,7 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
             band_count, band_correct, band_sum_confidence,
             class_count, class_outcome, class_sum_probability, class_moments, class_predicted,
             positive_moments, fine_count, fine_correct, fine_sum_confidence, fine_moments, scalars,
-            class_split_count, route_edges, route_starts, route_count, route_right, route_low, route_high):
+            class_split_count, route_edges, route_starts, route_tail, route_count, route_right, route_low, route_high):
     n_rows, n_classes = proba.shape
     routed = route_count.shape[0] > 0  # the review-routing histogram rides along (no bins: it does not)
     route_last = route_starts.shape[0] - 1
@@ -359,9 +360,15 @@ def _kernel(proba, y, top_edges, band_edges, fine_edges, nll_eps, logit_eps,
         log_clipped = log_confidence if clipped == c else np.log(clipped)
         fine_moments[b, correct, 2] += log_clipped - np.log1p(-clipped)
         if routed:  # routing_bins._routing_pass's search: the first edge >= c, within c's equal-width bin
-            f = int(c * route_last)  # exact: route_last is a power of two
-            lo = route_starts[f]
-            hi = route_starts[f + 1] if f < route_last else lo
+            if 0.9921875 < c < 1.0:  # or, near 1, within the bucket of u = 1 - c (routing_bins._tail_bounds)
+                mantissa, exponent = math.frexp(1.0 - c)
+                bucket = (exponent + 52) * 128 + int(mantissa * 256.0) - 128
+                lo = route_tail[bucket, 0]
+                hi = route_tail[bucket, 1]
+            else:
+                f = int(c * route_last)  # exact: route_last is a power of two
+                lo = route_starts[f]
+                hi = route_starts[f + 1] if f < route_last else lo
             while lo < hi:
                 mid = (lo + hi) >> 1
                 if route_edges[mid] < c:

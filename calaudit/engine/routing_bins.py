@@ -113,6 +113,35 @@ def _width_starts() -> np.ndarray:
     return starts
 
 
+#: Buckets per halving of ``1 - c`` in :func:`_tail_bounds` (narrower than a log-scale bin).
+TAIL_BUCKETS = 128
+
+
+@lru_cache(maxsize=1)
+def _tail_bounds() -> np.ndarray:
+    """``bounds[k]``: indices ``lo <= hi`` of :func:`routing_edges` between which the
+    first edge ``>= c`` lies, for every ``c`` whose ``u = 1 - c`` (exact: ``c >= 0.5``)
+    is in bucket ``k = (e + 52) * 128 + floor(m * 256) - 128`` (``u = m * 2**e``,
+    ``m`` in [0.5, 1), :func:`math.frexp`), ``u`` in ``[2**-53, 2**-7)``: a search of
+    one or two edges where the last equal-width bin holds 2,900. Exact: the first edge
+    ``>= c`` is the first whose ``1 - edge`` (exact too) is ``<= u``, and that index
+    does not increase with ``u``, so the bucket's ends bound it."""
+    edges = routing_edges()
+    descending = 1.0 - edges  # exact where it matters (edges >= 0.5)
+    ascending = descending[::-1]
+    e = np.repeat(np.arange(-52, -6), TAIL_BUCKETS)
+    j = np.tile(np.arange(TAIL_BUCKETS), 52 - 6)
+    start = np.ldexp((TAIL_BUCKETS + j) / (2.0 * TAIL_BUCKETS), e)
+    stop = np.ldexp((TAIL_BUCKETS + j + 1) / (2.0 * TAIL_BUCKETS), e)
+
+    def first_within(u: np.ndarray) -> np.ndarray:  # first index i with 1 - edges[i] <= u
+        return edges.shape[0] - np.searchsorted(ascending, u, side="right")
+
+    bounds = np.column_stack((np.maximum(first_within(stop) - 1, 0), first_within(start))).astype(np.int64)
+    bounds.flags.writeable = False
+    return bounds
+
+
 class RoutingHistogram:
     """Rows, rows right, and the lowest and highest top-label confidence per bin of
     :func:`routing_edges` (module docstring). :meth:`add` takes a validated batch,
@@ -178,7 +207,7 @@ class RoutingHistogram:
         """What the statistics kernel takes to add rows here in its own row loop
         (:class:`calaudit.engine.kernel.Accumulator` with ``routing=``): the edges, the
         equal-width starts, then the count, right, low and high arrays it updates."""
-        return routing_edges(), _width_starts(), self.count, self.right, self.low, self.high
+        return routing_edges(), _width_starts(), _tail_bounds(), self.count, self.right, self.low, self.high
 
     def add_batch(self, batch: Any) -> None:
         self.add(batch.y, batch.proba)
