@@ -10,10 +10,13 @@ them, at exactly 1 and at exactly 1/K, with tied maxima.
 
 from __future__ import annotations
 
+import json
 import os
+from types import SimpleNamespace
 from unittest import mock
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -116,7 +119,7 @@ def test_edges_one_and_one_over_k_on_many_rows_and_the_statistics_are_unchanged(
     assert histogram.count[-1] == np.count_nonzero(c == 1.0) >= 300 and histogram.n_rows == c.size
     # The statistics themselves are those of the kernel without routing.
     with mock.patch.dict(os.environ, {"CALAUDIT_KERNEL": "numba"}):
-        alone, _ = stream_statistics(iter([type("B", (), {"y": y, "proba": proba})()]), n_bins=15,
+        alone, _ = stream_statistics([SimpleNamespace(y=y, proba=proba)], n_bins=15,
                                      routing=RoutingHistogram())
         plain = kernel_module.fused_statistics(y, proba, n_bins=15, fine_bins=alone.fine_bins)
     np.testing.assert_array_equal(alone.top_count, plain.top_count)
@@ -128,12 +131,11 @@ def test_stream_statistics_adds_to_the_histogram_it_is_given(kernel):
     rng = np.random.default_rng(3)
     proba = rng.dirichlet(np.full(5, 0.3), 2000)
     y = rng.integers(0, 5, 2000)
-    batch = type("B", (), {})
     parts = [(y[:700], proba[:700]), (y[700:], proba[700:])]
     histogram = RoutingHistogram()
     with mock.patch.dict(os.environ, {"CALAUDIT_KERNEL": kernel}):
         statistics, info = stream_statistics(
-            [type("B", (batch,), {"y": a, "proba": b})() for a, b in parts], n_bins=15, routing=histogram)
+            [SimpleNamespace(y=a, proba=b) for a, b in parts], n_bins=15, routing=histogram)
     assert info["kernel"] == kernel and statistics.n_rows == histogram.n_rows == 2000
     assert_same(histogram, numpy_reference(parts))
 
@@ -141,8 +143,6 @@ def test_stream_statistics_adds_to_the_histogram_it_is_given(kernel):
 def test_a_streamed_cli_run_makes_no_second_routing_pass(tmp_path, monkeypatch):
     rng = np.random.default_rng(8)
     proba = rng.dirichlet(np.full(3, 0.5), 3000)
-    import pandas as pd
-
     frame = pd.DataFrame({"label": rng.integers(0, 3, 3000), **{f"prob_{k}": proba[:, k] for k in range(3)}})
     frame.to_parquet(tmp_path / "logs.parquet", index=False)
     args = ("run", tmp_path / "logs.parquet", "--engine", "stream", "--batch-rows", "500", "--bootstrap", "0", "-q")
@@ -153,8 +153,6 @@ def test_a_streamed_cli_run_makes_no_second_routing_pass(tmp_path, monkeypatch):
     monkeypatch.setattr(RoutingHistogram, "add", lambda *a, **k: (_ for _ in ()).throw(AssertionError("second pass")))
     got = invoke(*args, "--json", tmp_path / "numba.json")
     assert got.exit_code == 0, (got.output, got.exception)
-    import json
-
     numba_run, numpy_run = (json.loads((tmp_path / f"{k}.json").read_text()) for k in ("numba", "numpy"))
     assert numba_run["execution"]["kernel"] == "numba" and numpy_run["execution"]["kernel"] == "numpy"
     assert numba_run["routing"] == numpy_run["routing"]
