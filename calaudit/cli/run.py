@@ -3,6 +3,7 @@ run over a data directory."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from .options import (
     prediction_file_options,
 )
 from .outputs import check_outputs, data_input, write_outputs
+from .run_ids import check_id_col, keyed_by, memory_row_keys
 
 
 @click.command()
@@ -38,6 +40,10 @@ from .outputs import check_outputs, data_input, write_outputs
 @model_input_options
 @baseline_options
 @decision_options
+@click.option("--id-col", type=cli_types.NAME, metavar="COL",
+              help="Prediction files: the id column; rows are then split into --find-segments' halves and the "
+                   "streamed baselines' sample and folds by their id, whatever their order (default: by file and "
+                   "row position).")
 @click.option("--save-predictions", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="ONNX models: write the probabilities and labels as a prediction file (.csv, .csv.gz, .parquet).")
 @click.option("--embedding-output", type=cli_types.NAME, metavar="NAME",
@@ -84,6 +90,10 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
         raise click.UsageError(f"--scheduler is for --engine dask, not {engine}; add --engine dask, or drop "
                                "--scheduler")
     is_model = input_path.suffix.lower() == ".onnx"
+    if is_model and options["id_col"] is not None:
+        raise click.UsageError("--id-col is for prediction files and datasets; save the model's predictions "
+                               "(--save-predictions) with an id column and audit that file with --id-col")
+    check_id_col(options)
     if not is_model and data_path is None:
         from .stream import dataset_root, stream_dataset_result, stream_reason
 
@@ -134,7 +144,8 @@ def run(ctx: click.Context, input_path: Path, data_path: Path | None, **options:
         predictions = run_model(input_path, data_path, options)
     else:
         predictions = load_file(input_path, options)
-    result = audit_with_options(ctx, predictions, options, data_path)
+    row_keys = None if is_model else memory_row_keys(predictions, options, input_path)
+    result = audit_with_options(ctx, predictions, options, data_path, row_keys=row_keys)
     result = apply_gate(result, options)
     write_outputs(result, options)
     exit_for_gate(ctx, result)
@@ -156,13 +167,17 @@ def recorded_options(ctx: click.Context, options: dict[str, Any]) -> dict[str, A
 
 
 def audit_with_options(ctx: click.Context, predictions: Any, options: dict[str, Any], data_path: Path | None,
-           exclude: tuple[str, ...] = (), name: str | None = None, intervals: bool = True) -> Any:
+           exclude: tuple[str, ...] = (), name: str | None = None, intervals: bool = True,
+           row_keys: Any = None) -> Any:
     """One model's audit with the command's options: metrics, baselines, segments, routing.
     Its long steps show progress bars on a terminal's stderr, led by ``name`` when given;
-    ``intervals=False`` leaves the metrics' intervals to the caller (compare)."""
+    ``intervals=False`` leaves the metrics' intervals to the caller (compare); ``row_keys``
+    (``run --id-col``) key the rows of the segment search's halves."""
     from ..auditing import audit_predictions
     from .progress import labelled, step_progress
 
+    if row_keys is not None:
+        exclude = (*exclude, options["id_col"])  # an id is not a segment
     columns = _decision_columns(predictions, options, data_path, exclude)  # refused before the audit's work
     with step_progress(options) as steps:
         progress = labelled(steps, name) if name else steps
@@ -173,7 +188,10 @@ def audit_with_options(ctx: click.Context, predictions: Any, options: dict[str, 
             folds=options["folds"], smoothing=options["smoothing"] or None, baseline_model=options["baseline_model"],
             hard_split=options.get("hard_split") or "70/30", progress=progress, intervals=intervals,
         )
-        return _add_decisions(result, predictions, options, columns, progress)
+        if row_keys is not None:
+            execution = {**result.extras.get("execution", {}), "row_keys": keyed_by(options)}
+            result = dataclasses.replace(result, extras={**result.extras, "execution": execution})
+        return _add_decisions(result, predictions, options, columns, progress, row_keys)
 
 
 def _decision_columns(predictions: Any, options: dict[str, Any], data_path: Path | None,
@@ -195,7 +213,7 @@ def _decision_columns(predictions: Any, options: dict[str, Any], data_path: Path
 
 
 def _add_decisions(result: Any, predictions: Any, options: dict[str, Any], columns: tuple[Any, Any],
-                   progress: Any) -> Any:
+                   progress: Any, row_keys: Any = None) -> Any:
     """Segments (--group-by, --find-segments) and review routing (--target-accuracy)."""
     from ..decisions.analysis import add_decisions
 
@@ -205,5 +223,5 @@ def _add_decisions(result: Any, predictions: Any, options: dict[str, Any], colum
         max_levels=options["max_levels"], progress=progress,
         targets=tuple(dict.fromkeys(options["target_accuracy"])),
         recalibrate="temperature" in baseline_keys(options["baselines"]), folds=options["folds"],
-        seed=options["seed"],
+        seed=options["seed"], row_keys=row_keys,
     )

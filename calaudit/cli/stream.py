@@ -115,10 +115,15 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
         columns = search_columns(first, options, str(root))
         searching = search_factory(columns, options, len(first.files), str(root))
         extra = list(dict.fromkeys(extra + columns))
+    if options.get("id_col"):  # run --id-col: the rows' keys (cli.run_ids)
+        extra = list(dict.fromkeys([*extra, options["id_col"]]))
     if extra:
         scan["extra_cols"] = list(dict.fromkeys([*scan.get("extra_cols", ()), *extra]))
     dataset, fmt = _open_dataset(input_path, options, **scan)
     check_segment_budget(options, dataset.n_classes)
+    from .run_ids import check_id_col, keyed_by
+
+    check_id_col(options, dataset.probability_columns)
     baselines = streamed_baselines(options, input_path, root, dataset.n_classes, human=human)
     # What each capability keeps per row, merged like the statistics (engine.distributed's observers).
     observers = {**(human.observers(dataset) if human else {}), **(baselines.observers() if baselines else {}),
@@ -151,7 +156,7 @@ def stream_dataset_result(input_path: Path, options: dict[str, Any], recorded_op
             raise InvalidInputError(f"{text}: {exc}{_filter_hint(options)}") from None
     execution = {"engine": engine, "reason": reason, "batch_rows": options["batch_rows"],
                  "files": len(dataset.files), "rows": statistics.n_rows, "fine_bins": statistics.fine_bins,
-                 "not_streamed": LEFT_OUT,
+                 "not_streamed": LEFT_OUT, "row_keys": keyed_by(options),
                  **{key: info[key] for key in ("batches", "largest_batch_rows", "kernel", "workers", "partitions",
                                                "scheduler", "partition_rows") if key in info}}
     source = {"kind": "predictions-dataset", "path": text, "format": fmt, "files": len(dataset.files),

@@ -67,7 +67,8 @@ class StreamedBaselines:
         self.keys, self.options, self.root, self.human = keys, options, root, human
         self.recalibrations = [key for key in keys if key not in ("label-smoothing", "soft-labels")]
         columns = human.columns if human is not None and "soft-labels" in keys else ()
-        self.factory = partial(_sample, cap=int(cap), seed=int(options["seed"]), root=root, columns=columns)
+        self.factory = partial(_sample, cap=int(cap), seed=int(options["seed"]), root=root, columns=columns,
+                               id_col=options.get("id_col"))  # run --id-col: rows keyed by their id
         self.sample: Any = None
         self.human_observed: Any = None
 

@@ -100,7 +100,8 @@ def search_columns(dataset: Any, options: dict[str, Any], root: str) -> list[str
         names = list(pq.read_schema(first).names)
         folders = os.path.relpath(os.path.dirname(first), root).replace(os.sep, "/").split("/")
         names += [folder.split("=", 1)[0] for folder in folders if "=" in folder]
-    measured = {dataset.label_column, *dataset.probability_columns, options.get("score_col"), options.get("time_col")}
+    measured = {dataset.label_column, *dataset.probability_columns, options.get("score_col"), options.get("time_col"),
+                options.get("id_col")}  # an id (--id-col) is not a segment
     return [name for name in dict.fromkeys(names) if name not in measured]
 
 
@@ -109,7 +110,8 @@ def search_factory(columns: list[str], options: dict[str, Any], n_files: int, ro
     from ..decisions.segments import DEFAULT_MAX_LEVELS
     from ..engine.segment_search import ColumnsObserver, RowKeys
 
-    return partial(ColumnsObserver, columns, DEFAULT_MAX_LEVELS, RowKeys(n_files == 1, root, int(options["seed"])))
+    return partial(ColumnsObserver, columns, DEFAULT_MAX_LEVELS, RowKeys(n_files == 1, root, int(options["seed"]),
+                                                                  options.get("id_col")))
 
 
 def search_analysis(observer: Any, reread: Any, options: dict[str, Any], resamples: int,

@@ -31,13 +31,15 @@ def add_decisions(
     recalibrate: bool = False,
     folds: int = 5,
     seed: int = 0,
+    row_keys: np.ndarray | None = None,
 ) -> AuditResult:
     """``result`` with its segments (``groups``: the ``--group-by`` columns; ``search``:
     the columns ``--find-segments`` searches) and its review routing (``targets``, the
     report's 90/95/99% when empty; with ``recalibrate``, also after cross-fitted
     temperature scaling). A ``groups`` column with more than ``max_levels`` distinct
     values is refused; ``progress(step, done, total)`` is told how the segment tests,
-    the search and the measuring advance.
+    the search and the measuring advance; ``row_keys`` (uint64 per row, default its
+    position) split the search's halves.
 
     Segments and routing use the audit's bins, resamples, seed and level.
     """
@@ -53,7 +55,7 @@ def add_decisions(
                                        progress=progress, **options))
     if search is not None:
         analyses.append(find_segments(predictions, search, min_group_size=min_group_size, progress=progress,
-                                      **options))
+                                      row_keys=row_keys, **options))
     routing = route_predictions(predictions, tuple(targets) or DEFAULT_TARGETS, level=options["level"],
                                 recalibrate=recalibrate, folds=folds, seed=seed)
     return dataclasses.replace(result, groups=tuple(analyses), routing=routing)

@@ -363,8 +363,9 @@ def find_segments(
         return out
 
     details = {
-        "split": "halves by a seeded hash of each row's position in its file: candidates tested on the search "
-                 "half, the kept ones measured on the measure half",
+        "split": "halves by a seeded hash of each row's " + ("position in its file" if row_keys is None else
+                 "key (its id with --id-col)") + ": candidates tested on the search half, the kept ones measured "
+                 "on the measure half",
         "search_rows": int(search_rows.size),
         "measure_rows": int(measure_rows.size),
         "columns_skipped": skipped_columns,

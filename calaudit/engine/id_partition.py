@@ -77,17 +77,23 @@ def empty_key() -> np.uint64:
     return text_keys(np.array([""], dtype=object))[0]
 
 
-def records_of(batch: Any, id_col: str, input_index: int, file_index: int, labels: np.ndarray,
-               shown: str, votes: Any = None) -> np.ndarray:
-    """The records of one batch (``labels``: each class index of the input in the first
-    input's class order; ``votes(batch)``, when given, each row's votes hash); a row
-    without an id is an error naming the file and row."""
+def checked_keys(batch: Any, id_col: str) -> np.ndarray:
+    """:func:`batch_keys`; a row without an id is an error naming the file and row."""
     keys = batch_keys(batch, id_col)
     missing = keys == empty_key()
     if missing.any():
         row = int(batch.file_rows()[int(np.argmax(missing))])
         raise InvalidInputError(f"{one_line(batch.file)}: row {row + 1}: no id in column {one_line(id_col)!r}; "
                                 "expected an id on every row")
+    return keys
+
+
+def records_of(batch: Any, id_col: str, input_index: int, file_index: int, labels: np.ndarray,
+               shown: str, votes: Any = None) -> np.ndarray:
+    """The records of one batch (``labels``: each class index of the input in the first
+    input's class order; ``votes(batch)``, when given, each row's votes hash); a row
+    without an id is an error naming the file and row."""
+    keys = checked_keys(batch, id_col)
     records = np.empty(batch.n_rows, dtype=RECORD)
     records["key"] = keys
     records["label"] = labels[batch.y]

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .row_hash import file_label, mix, position_keys, text_keys
+from .row_hash import file_label, mix, position_keys
 
 #: Rows a sample holds at most unless told otherwise ...
 DEFAULT_CAP = 200_000
@@ -71,7 +71,9 @@ def row_keys(batch: Any, *, id_col: str | None, root: str | None) -> tuple[np.nd
     positions = position_keys(file_label(batch.file, root), batch.file_rows())
     if id_col is None:
         return positions, positions
-    return text_keys(batch.column(id_col)), positions
+    from .id_partition import checked_keys
+
+    return checked_keys(batch, id_col), positions
 
 
 class RowSample:

@@ -402,8 +402,10 @@ def open_prediction_dataset(
             _check_time_column(part, time_col, columns)
         for name in extra_cols:
             if name not in part.schema.names:
+                names = list(part.schema.names)
                 raise InvalidInputError(f"{part.path}: no column {name}; expected it in every file of the dataset "
-                                        "(or as a hive partition key)")
+                                        f"(or as a hive partition key); its columns are {', '.join(names[:12])}"
+                                        f"{', ...' if len(names) > 12 else ''}")
 
     n_rows = sum(sum(part.row_group_rows) for part in parts)
     if n_rows == 0:

@@ -52,14 +52,20 @@ MAX_PAIR_CELLS = 1_000_000
 
 @dataclass(frozen=True)
 class RowKeys:
-    """How a stream names its rows: by position in the file, and the file's path within
-    the dataset when it has several files (``root``)."""
+    """How a stream names its rows: by their id (``id_col``: :func:`text_keys` of the id,
+    the same in any order of the rows), else by position in the file, and the file's
+    path within the dataset when it has several files (``root``)."""
 
     single_file: bool
     root: str | None
     seed: int
+    id_col: str | None = None
 
     def keys(self, batch: Any) -> np.ndarray:
+        if self.id_col is not None:
+            from .id_partition import checked_keys
+
+            return checked_keys(batch, self.id_col)
         label = "" if self.single_file else file_label(batch.file, self.root)
         return position_keys(label, batch.file_rows())
 
@@ -454,9 +460,10 @@ def streamed_search(columns: ColumnsObserver, reread: Any, options: Any, *, max_
         return [(stats, sketched_equal_mass(stats)) for stats in observed.statistics or []]
 
     details = {
-        "split": "halves by a seeded hash of each row's position in its file (and of the file's path in a "
-                 "dataset of several files): candidates tested on the search half, the kept ones measured on the "
-                 "measure half",
+        "split": (f"halves by a seeded hash of each row's id (column {rows.id_col})" if rows.id_col is not None
+                  else "halves by a seeded hash of each row's position in its file (and of the file's path in a "
+                  "dataset of several files)") + ": candidates tested on the search half, the kept ones measured "
+                 "on the measure half",
         "search_rows": columns.search_rows,
         "measure_rows": columns.measure_rows,
         "columns_skipped": skipped,

@@ -1,0 +1,110 @@
+"""``calaudit run --id-col``: rows keyed by their id, not their file and position.
+
+With the id column named, the ``--find-segments`` halves and the streamed baselines'
+sample and folds follow each row's id (ids compared as the text a CSV holds), so a
+shuffled copy of a log gives the same halves, segments and baseline fits, in memory,
+streamed in tiny batches and over a hive-partitioned Parquet dataset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clitools import error_line, invoke
+from test_segments_stream import assert_same_search, ok, search_frame, search_of, write_hive
+
+SEARCH = ("--find-segments", "--min-group-size", "20", "--bootstrap", "0", "--json", "-")
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    """The same rows in their order and shuffled (``ticket``: the id)."""
+    root = tmp_path_factory.mktemp("ids")
+    data = search_frame(900, seed=8)
+    data.to_csv(root / "a.csv", index=False)
+    data.sample(frac=1.0, random_state=2).to_csv(root / "b.csv", index=False)
+    return root, data
+
+
+def test_find_segments_halves_follow_the_id_in_memory_and_streamed(logs):
+    root, _ = logs
+    runs = {}
+    for name in ("a", "b"):
+        runs[name, "memory"] = ok("run", root / f"{name}.csv", "--id-col", "ticket", "--engine", "memory", *SEARCH)
+        runs[name, "stream"] = ok("run", root / f"{name}.csv", "--id-col", "ticket", "--engine", "stream",
+                                  "--batch-rows", "7", *SEARCH)
+    want = runs["a", "memory"]
+    analysis, found = search_of(want)
+    assert found, "the planted segment is found"  # the comparison below compares something
+    assert "ticket" not in analysis["details"]["columns_searched"]  # an id is not a segment
+    assert "id" in analysis["details"]["split"]
+    for key, got in runs.items():
+        assert_same_search(got, want)
+        assert search_of(got)[0]["details"]["search_rows"] == analysis["details"]["search_rows"], key
+        assert got["options"]["id_col"] == "ticket"
+        assert got["execution"]["row_keys"] == "id column ticket", key
+
+
+def test_the_halves_are_a_seeded_hash_of_the_id_text(logs):
+    """Independently: the search half is ``uniform(mix(text_keys(id), salt), seed) < 1/2``."""
+    from calaudit.decisions.segments import SPLIT_SALT
+    from calaudit.stats.row_hash import mix, text_keys, uniform
+
+    root, data = logs
+    got = ok("run", root / "b.csv", "--id-col", "ticket", "--engine", "stream", "--batch-rows", "7", "--seed", "5",
+             *SEARCH)
+    ids = data["ticket"].to_numpy(dtype=object)
+    search = uniform(mix(text_keys(ids), SPLIT_SALT), 5) < 0.5
+    assert search_of(got)[0]["details"]["search_rows"] == int(search.sum())
+
+
+def test_streamed_baseline_sample_follows_the_id(logs, tmp_path):
+    root, data = logs
+    args = ("--id-col", "ticket", "--baseline", "temperature", "--baseline", "isotonic", "--baseline-sample", "90",
+            "--bootstrap", "0", "--json", "-")
+    a = ok("run", root / "a.csv", "--engine", "stream", "--batch-rows", "7", *args)
+    b = ok("run", root / "b.csv", "--engine", "stream", "--batch-rows", "64", *args)
+    # A hive dataset of the shuffled rows, split over folders and files.
+    shuffled = data.sample(frac=1.0, random_state=4)
+    shuffled["region"] = np.where(np.arange(len(shuffled)) % 3 == 0, "eu", "us")
+    write_hive(tmp_path / "logs", shuffled)
+    c = ok("run", tmp_path / "logs", "--engine", "stream", "--batch-rows", "13", *args)
+    assert a["execution"]["baselines"]["key"] == "id column ticket"
+    assert a["execution"]["baselines"]["rows"] == 90 < a["n_samples"]
+    for other in (b, c):
+        for mine, theirs in zip(other["baselines"]["results"], a["baselines"]["results"], strict=True):
+            assert mine["key"] == theirs["key"]
+            for name, value in theirs["metrics"].items():
+                assert mine["metrics"][name] == pytest.approx(value, abs=1e-9), (mine["key"], name)
+
+
+def test_errors(logs, tmp_path):
+    root, data = logs
+    holed = data.copy()
+    holed.loc[holed.index[5], "ticket"] = None
+    holed.to_csv(tmp_path / "holed.csv", index=False)
+    for engine in ("memory", "stream"):
+        line = error_line(invoke("run", tmp_path / "holed.csv", "--id-col", "ticket", "--engine", engine,
+                                 "--find-segments", "--bootstrap", "0"), 3)
+        assert "holed.csv" in line and "row 6" in line and "ticket" in line, line
+        line = error_line(invoke("run", root / "a.csv", "--id-col", "item", "--engine", engine,
+                                 "--bootstrap", "0"), 3)
+        assert "a.csv" in line and "item" in line and "channel" in line, line  # names the columns it has
+        for column in ("label", "prob_c1"):
+            line = error_line(invoke("run", root / "a.csv", "--id-col", column, "--engine", engine), 2)
+            assert f"--id-col {column}" in line, line
+    line = error_line(invoke("run", tmp_path / "holed.csv", "--id-col", "ticket", "--engine", "stream",
+                             "--baseline", "temperature", "--bootstrap", "0"), 3)
+    assert "row 6" in line, line
+
+
+def test_repeated_ids_share_a_half(tmp_path):
+    """Rows of the same item (a repeated id) fall in the same half: the halves' sizes
+    come in whole items."""
+    data = search_frame(600, seed=9)
+    data["ticket"] = [f"T{i // 3}" for i in range(600)]  # every item three times
+    data.sample(frac=1.0, random_state=0).to_csv(tmp_path / "p.csv", index=False)
+    got = ok("run", tmp_path / "p.csv", "--id-col", "ticket", "--engine", "stream", "--batch-rows", "7", *SEARCH)
+    assert search_of(got)[0]["details"]["search_rows"] % 3 == 0
