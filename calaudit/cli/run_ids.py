@@ -43,10 +43,10 @@ def memory_row_keys(predictions: Any, options: dict[str, Any], shown: Path | str
     id_col = check_id_col(options, details.get("probability_columns", ()))
     if id_col is None:
         return None
-    from ..decisions.alignment import _ids
+    from ..decisions.alignment import item_ids
     from ..stats.row_hash import text_keys
 
-    return text_keys(_ids(predictions, id_col, str(shown)))
+    return text_keys(item_ids(predictions, id_col, str(shown)))
 
 
 def keyed_by(options: dict[str, Any]) -> str:

@@ -112,6 +112,12 @@ def _ids(p: Predictions, id_col: str, shown: str) -> np.ndarray:
     return np.asarray(texts, dtype=object)[codes]
 
 
+def item_ids(p: Predictions, id_col: str, shown: str) -> np.ndarray:
+    """Each row's id as text (``run --id-col``); no id column, or a row without an id,
+    is an :class:`~calaudit.errors.InvalidInputError` naming the file (and row)."""
+    return _ids(p, id_col, shown)
+
+
 def _written(p: Predictions, id_col: str, values: np.ndarray) -> np.ndarray:
     """``values`` as the text a CSV file holds. A CSV read without ``id_col`` (the
     Python API) has its ids as pandas inferred them (``0001`` read as the number 1):
