@@ -3,13 +3,12 @@
 With the id column named, the ``--find-segments`` halves and the streamed baselines'
 sample and folds follow each row's id (ids compared as the text a CSV holds), so a
 shuffled copy of a log gives the same halves, segments and baseline fits, in memory,
-streamed in tiny batches and over a hive-partitioned Parquet dataset.
+streamed in tiny batches and over a hive-partitioned Parquet dataset on Dask.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from clitools import error_line, invoke
@@ -29,48 +28,42 @@ def logs(tmp_path_factory):
 
 
 def test_find_segments_halves_follow_the_id_in_memory_and_streamed(logs):
-    root, _ = logs
-    runs = {}
-    for name in ("a", "b"):
-        runs[name, "memory"] = ok("run", root / f"{name}.csv", "--id-col", "ticket", "--engine", "memory", *SEARCH)
-        runs[name, "stream"] = ok("run", root / f"{name}.csv", "--id-col", "ticket", "--engine", "stream",
-                                  "--batch-rows", "7", *SEARCH)
-    want = runs["a", "memory"]
-    analysis, found = search_of(want)
-    assert found, "the planted segment is found"  # the comparison below compares something
-    assert "ticket" not in analysis["details"]["columns_searched"]  # an id is not a segment
-    assert "id" in analysis["details"]["split"]
-    for key, got in runs.items():
-        assert_same_search(got, want)
-        assert search_of(got)[0]["details"]["search_rows"] == analysis["details"]["search_rows"], key
-        assert got["options"]["id_col"] == "ticket"
-        assert got["execution"]["row_keys"] == "id column ticket", key
-
-
-def test_the_halves_are_a_seeded_hash_of_the_id_text(logs):
-    """Independently: the search half is ``uniform(mix(text_keys(id), salt), seed) < 1/2``."""
     from calaudit.decisions.segments import SPLIT_SALT
     from calaudit.stats.row_hash import mix, text_keys, uniform
 
     root, data = logs
-    got = ok("run", root / "b.csv", "--id-col", "ticket", "--engine", "stream", "--batch-rows", "7", "--seed", "5",
-             *SEARCH)
-    ids = data["ticket"].to_numpy(dtype=object)
-    search = uniform(mix(text_keys(ids), SPLIT_SALT), 5) < 0.5
-    assert search_of(got)[0]["details"]["search_rows"] == int(search.sum())
+    want = ok("run", root / "a.csv", "--id-col", "ticket", "--engine", "memory", *SEARCH)
+    runs = {"shuffled, in memory": ok("run", root / "b.csv", "--id-col", "ticket", "--engine", "memory", *SEARCH),
+            "shuffled, streamed": ok("run", root / "b.csv", "--id-col", "ticket", "--engine", "stream",
+                                     "--batch-rows", "7", *SEARCH)}
+    analysis, found = search_of(want)
+    assert found, "the planted segment is found"  # the comparison below compares something
+    assert "ticket" not in analysis["details"]["columns_searched"]  # an id is not a segment
+    assert "id" in analysis["details"]["split"]
+    # Independently: the search half is uniform(mix(text_keys(id), salt), seed) < 1/2.
+    search = uniform(mix(text_keys(data["ticket"].to_numpy(dtype=object)), SPLIT_SALT), 0) < 0.5
+    assert analysis["details"]["search_rows"] == int(search.sum())
+    for key, got in runs.items():
+        assert_same_search(got, want)
+        assert got["options"]["id_col"] == "ticket"
+        assert got["execution"]["row_keys"] == "id column ticket", key
 
 
-def test_streamed_baseline_sample_follows_the_id(logs, tmp_path):
+def test_streamed_baseline_sample_follows_the_id_on_a_stream_and_on_dask(logs, tmp_path):
+    from distributed import LocalCluster
+
     root, data = logs
     args = ("--id-col", "ticket", "--baseline", "temperature", "--baseline", "isotonic", "--baseline-sample", "90",
             "--bootstrap", "0", "--json", "-")
     a = ok("run", root / "a.csv", "--engine", "stream", "--batch-rows", "7", *args)
     b = ok("run", root / "b.csv", "--engine", "stream", "--batch-rows", "64", *args)
-    # A hive dataset of the shuffled rows, split over folders and files.
+    # A hive dataset of the shuffled rows, split over folders and files, on Dask.
     shuffled = data.sample(frac=1.0, random_state=4)
     shuffled["region"] = np.where(np.arange(len(shuffled)) % 3 == 0, "eu", "us")
     write_hive(tmp_path / "logs", shuffled)
-    c = ok("run", tmp_path / "logs", "--engine", "stream", "--batch-rows", "13", *args)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        c = ok("run", tmp_path / "logs", "--engine", "dask", "--scheduler", cluster.scheduler_address, *args)
+    assert c["execution"]["engine"] == "dask" and c["execution"]["partitions"] > 1
     assert a["execution"]["baselines"]["key"] == "id column ticket"
     assert a["execution"]["baselines"]["rows"] == 90 < a["n_samples"]
     for other in (b, c):
