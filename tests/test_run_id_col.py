@@ -1,9 +1,10 @@
 """``calaudit run --id-col``: rows keyed by their id, not their file and position.
 
-With the id column named, the ``--find-segments`` halves and the streamed baselines'
-sample and folds follow each row's id (ids compared as the text a CSV holds), so a
-shuffled copy of a log gives the same halves, segments and baseline fits, in memory,
-streamed in tiny batches and over a hive-partitioned Parquet dataset on Dask.
+With the id column named, the ``--find-segments`` halves, the streamed baselines'
+sample and folds and the streamed human intervals' groups follow each row's id (ids
+compared as the text a CSV holds), so a shuffled copy of a log gives the same halves,
+segments, baseline fits and human intervals, in memory, streamed in tiny batches and
+over a hive-partitioned Parquet dataset on Dask.
 """
 
 from __future__ import annotations
@@ -101,3 +102,27 @@ def test_repeated_ids_share_a_half(tmp_path):
     data.sample(frac=1.0, random_state=0).to_csv(tmp_path / "p.csv", index=False)
     got = ok("run", tmp_path / "p.csv", "--id-col", "ticket", "--engine", "stream", "--batch-rows", "7", *SEARCH)
     assert search_of(got)[0]["details"]["search_rows"] % 3 == 0
+
+
+def test_streamed_human_intervals_follow_the_id(tmp_path):
+    """The human block's bootstrap groups and vote redraws are keyed by the id: a
+    shuffled copy gives the same intervals (with and without annotator noise)."""
+    import json
+
+    from test_human_stream import crowd, table
+
+    proba, counts = crowd(400, seed=3)
+    data = table(proba, counts, label=proba.argmax(axis=1))
+    data["item"] = [f"q{i}" for i in range(400)]
+    data.to_csv(tmp_path / "a.csv", index=False)
+    data.sample(frac=1.0, random_state=5).to_csv(tmp_path / "b.csv", index=False)
+    runs = [json.loads(invoke("run", tmp_path / f"{name}.csv", "--id-col", "item", "--engine", "stream",
+                              "--batch-rows", rows, "--bootstrap", "200", "--json", "-", "-q").stdout)
+            for name, rows in (("a", "7"), ("b", "50"))]
+    blocks = [run["human"] for run in runs]
+    for key in ("intervals", "intervals_with_annotator_noise"):
+        assert blocks[0][key]["metrics"], key
+        for name, interval in blocks[0][key]["metrics"].items():
+            other = blocks[1][key]["metrics"][name]
+            assert other["low"] == pytest.approx(interval["low"], abs=1e-9), (key, name)
+            assert other["high"] == pytest.approx(interval["high"], abs=1e-9), (key, name)

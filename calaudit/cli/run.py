@@ -41,9 +41,9 @@ from .run_ids import check_id_col, keyed_by, memory_row_keys
 @baseline_options
 @decision_options
 @click.option("--id-col", type=cli_types.NAME, metavar="COL",
-              help="Prediction files: the id column; rows are then split into --find-segments' halves and the "
-                   "streamed baselines' sample and folds by their id, whatever their order (default: by file and "
-                   "row position).")
+              help="Prediction files: the id column; --find-segments' halves, a streamed run's baseline sample "
+                   "and folds and its human intervals' groups then follow each row's id, whatever the rows' order "
+                   "(default: their file and position; rows sharing an id stay together).")
 @click.option("--save-predictions", type=cli_types.NonEmptyPath(path_type=Path, dir_okay=False),
               help="ONNX models: write the probabilities and labels as a prediction file (.csv, .csv.gz, .parquet).")
 @click.option("--embedding-output", type=cli_types.NAME, metavar="NAME",

@@ -1,6 +1,6 @@
 """``calaudit run --id-col COL``: what keys each row for the row-level draws of a run
 (the ``--find-segments`` search and measure halves; a streamed audit's baseline sample
-and cross-fitting folds).
+and cross-fitting folds, and its human intervals' bootstrap groups and vote redraws).
 
 Without ``--id-col`` a row is keyed by its file and position in it
 (:func:`calaudit.stats.row_hash.position_keys`), so a shuffled copy of a log splits

@@ -99,7 +99,7 @@ def human_plan(input_path: Path, options: dict[str, Any], *, root: Path | None) 
     settings = HumanSettings(reading, n_bins=options["n_bins"], seed=options["seed"],
                              threshold=None if kind == "median" else value,
                              root=None if csv or root is None or root.is_file() else str(root),
-                             noise=options.get("resamples") != 0)
+                             noise=options.get("resamples") != 0, id_col=options.get("id_col"))
     return HumanPlan(chosen.kind, in_class_order, tuple(chosen.columns), labeller, settings, rule)
 
 

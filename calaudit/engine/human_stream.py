@@ -220,7 +220,9 @@ class HumanSettings:
     median of the first pass; ``parts_only`` marks the second pass of
     ``--hard-split median`` (the parts alone). ``root`` names the files in the rows'
     hashes (:func:`calaudit.engine.row_hash.file_label`). ``noise`` redraws the votes
-    for the interval with annotator noise (vote counts and resamples only).
+    for the interval with annotator noise (vote counts and resamples only). ``id_col``
+    (``run --id-col``) keys the rows' groups and redraws by their id instead of their
+    file and position (the noise floor's simulations keep the position, as in memory).
     ``floor_simulations`` and ``floor_budget`` set the noise floor's simulations
     (:mod:`calaudit.engine.human_floor`; vote counts only): the in-memory rule, or a
     fixed number with an infinite budget (the second pass of ``--hard-split median``).
@@ -237,6 +239,7 @@ class HumanSettings:
     redraws: int = REDRAWS
     floor_simulations: int = FLOOR_SIMULATIONS
     floor_budget: float = FLOOR_BUDGET
+    id_col: str | None = None  # run --id-col: groups and redraws keyed by the row's id
 
 
 class PartSums:
@@ -315,7 +318,12 @@ class HumanObserver:
         table = np.column_stack([terms[name] for name in TERM_NAMES])
         shares = np.column_stack([proba.max(axis=1), distribution.max(axis=1),
                                   model_share_rows(proba, distribution, human.tie_tolerance)])
-        keys = position_keys(file_label(batch.file, settings.root), batch.file_rows())
+        positions = position_keys(file_label(batch.file, settings.root), batch.file_rows())
+        keys = positions
+        if settings.id_col is not None:
+            from .id_partition import checked_keys
+
+            keys = checked_keys(batch, settings.id_col)
         group = (mix(keys, _GROUP_SALT) % np.uint64(settings.groups)).astype(np.intp)
         entropy = entropy_rows(distribution)
         if not settings.parts_only:
@@ -338,7 +346,7 @@ class HumanObserver:
                     part.add(table[mask], shares[mask], group[mask], None, batch.y[mask], proba[mask],
                              settings.n_bins)
         if self.floor is not None:  # one file: keyed by position alone, as noise_floor keys memory's rows
-            floor_keys = keys if settings.root is not None else position_keys("", batch.file_rows())
+            floor_keys = positions if settings.root is not None else position_keys("", batch.file_rows())
             self.floor.add(human.votes, floor_keys, masks)
 
     def merge(self, other: HumanObserver) -> HumanObserver:
