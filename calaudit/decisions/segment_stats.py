@@ -158,7 +158,7 @@ class LevelStatistics:
         fsize = n_levels * fine_bins * 2
         fine_count = np.bincount(fkey, minlength=fsize).astype(np.int64).reshape(n_levels, fine_bins, 2)
         fine_moments = sums(fkey, fsize, c, c * c).reshape(n_levels, fine_bins, 2, 2)
-        group = np.minimum((c * CURVE_GROUPS).astype(np.intp), CURVE_GROUPS - 1)
+        group = curve_groups(c)
         x = logit(c)
         cells = CURVE_GROUPS + n_bins - 1
         cell = group + bins
@@ -167,9 +167,7 @@ class LevelStatistics:
         curve_sum_x = np.bincount(ckey, weights=x, minlength=n_levels * cells).reshape(n_levels, cells)
         curve_bin = np.full(cells, -1, np.int64)
         curve_bin[cell] = bins
-        curve_fit = np.stack([np.bincount(group, minlength=CURVE_GROUPS).astype(np.float64),
-                              np.bincount(group, weights=x, minlength=CURVE_GROUPS),
-                              np.bincount(group, weights=top.correct, minlength=CURVE_GROUPS)])
+        curve_fit = curve_group_sums(group, x, top.correct)
         return cls(top_count, top_moments, class_count, class_moments, positive, row_sums, fine_count, fine_moments,
                    curve_count, curve_sum_x, curve_bin, curve_fit)
 
@@ -293,14 +291,33 @@ class LevelStatistics:
     def reliability_curve(self) -> tuple[float, float] | None:
         """The data's reliability curve (:func:`calaudit.decisions.segment_test.reliability_curve`'s
         fit, on the same 1,000 groups), or ``None`` where no fit exists."""
-        trials, sum_x, successes = self.curve_fit
-        used = trials > 0
-        if not used.any():
-            return None
-        intercept, slope = logistic_fit(sum_x[used] / trials[used], successes[used], trials[used])
-        if not (np.isfinite(intercept) and np.isfinite(slope)):
-            return None
-        return float(intercept), float(slope)
+        return curve_of_sums(*self.curve_fit)
+
+
+def curve_groups(confidence: np.ndarray) -> np.ndarray:
+    """Each row's narrow confidence group (of :data:`CURVE_GROUPS`) for the reliability curve."""
+    return np.minimum((confidence * CURVE_GROUPS).astype(np.intp), CURVE_GROUPS - 1)
+
+
+def curve_group_sums(group: np.ndarray, x: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """``(3, CURVE_GROUPS)``: per group the rows, the sum of ``x`` (the confidence's
+    logit) and the rows right, what :func:`curve_of_sums` fits."""
+    return np.stack([np.bincount(group, minlength=CURVE_GROUPS).astype(np.float64),
+                     np.bincount(group, weights=x, minlength=CURVE_GROUPS),
+                     np.bincount(group, weights=correct, minlength=CURVE_GROUPS)])
+
+
+def curve_of_sums(trials: np.ndarray, sum_x: np.ndarray, successes: np.ndarray) -> tuple[float, float] | None:
+    """``(intercept, slope)`` of the logistic reliability curve fitted on per-group sums
+    (rows, sum of the confidence's logit, rows right: the 1,000 narrow confidence groups of
+    :func:`calaudit.decisions.segment_test.reliability_curve`), or ``None`` where no fit exists."""
+    used = trials > 0
+    if not used.any():
+        return None
+    intercept, slope = logistic_fit(sum_x[used] / trials[used], successes[used], trials[used])
+    if not (np.isfinite(intercept) and np.isfinite(slope)):
+        return None
+    return float(intercept), float(slope)
 
 
 def level_bytes(n_bins: int, n_classes: int, fine_bins: int = LEVEL_FINE_BINS) -> int:

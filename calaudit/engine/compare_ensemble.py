@@ -80,15 +80,10 @@ class DisagreementSample:
         self.values = np.empty((0, 2))
 
     def _keys(self, batch: Any) -> np.ndarray:
-        from .row_hash import file_label, mix, position_keys
+        from .id_partition import keys_of_rows
+        from .row_hash import mix
 
-        if self.id_col is not None:
-            from .id_partition import batch_keys
-
-            keys = batch_keys(batch, self.id_col)
-        else:
-            keys = position_keys(file_label(batch.file, self.root), batch.file_rows())
-        return mix(keys, _SAMPLE_SALT + self.seed)
+        return mix(keys_of_rows(batch, id_col=self.id_col, root=self.root), _SAMPLE_SALT + self.seed)
 
     def observe(self, batches: Any) -> Iterator[Any]:
         from ..human.split import entropy_rows

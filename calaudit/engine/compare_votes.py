@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .paired_bootstrap import bucket_weights, row_buckets
-from .row_hash import file_label, mix, position_keys
+from .row_hash import mix
 
 __all__ = ["HumanBucketSums", "human_paired_draws", "votes_hashes"]
 
@@ -45,11 +45,9 @@ class HumanBucketSums:
         self.sums = np.zeros((self.buckets, len(self.metrics)))
 
     def keys(self, batch: Any) -> np.ndarray:
-        if self.id_col is not None:
-            from .id_partition import batch_keys
+        from .id_partition import keys_of_rows
 
-            return batch_keys(batch, self.id_col)
-        return position_keys(file_label(batch.file, self.root), batch.file_rows())
+        return keys_of_rows(batch, id_col=self.id_col, root=self.root)
 
     def observe(self, batches: Iterable[Any]) -> Iterator[Any]:
         from ..human.metrics import row_terms

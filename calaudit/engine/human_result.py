@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..human.analysis import PART_METRICS
-from ..human.intervals import HumanIntervals, intervals_from_sums, metrics_from_sums
+from ..human.intervals import HumanIntervals, add_redraw_noise, intervals_from_sums, metrics_from_sums
 from ..human.metrics import HUMAN_METRICS
 from ..human.results import HumanAnalysis, HumanPart, HumanSplit
 from ..predictions.human_labels import TIE_RULE
@@ -44,8 +44,6 @@ from .human_stream import N_TERMS, REDRAWS, HumanObserver, PartSums
 METHOD = "grouped"
 #: Cells (resamples x groups) drawn at once.
 _BLOCK_CELLS = 1 << 22
-_AGREE, _COUNTED = N_TERMS - 2, N_TERMS - 1
-_N_MEAN = N_TERMS - 2
 
 
 def human_metrics_of(part: PartSums) -> dict[str, float]:
@@ -104,18 +102,7 @@ def _with_noise(rng: np.random.Generator, moments: np.ndarray, redraws: int) -> 
     :mod:`calaudit.human.intervals` adds it in its ``grouped`` nested method. A mean of
     ``redraws`` redraws already carries ``1 / redraws`` of that variance, so the noise
     adds the rest: ``(1 - 1 / redraws)`` of it."""
-    sums = moments[:, :N_TERMS].copy()
-    spread = moments[:, N_TERMS:] * (1.0 - 1.0 / redraws)
-    noise = rng.standard_normal((sums.shape[0], _N_MEAN + 2))
-    sums[:, :_N_MEAN] += np.sqrt(np.maximum(spread[:, :_N_MEAN], 0.0)) * noise[:, :_N_MEAN]
-    var_agree, cov, var_counted = (np.maximum(spread[:, _N_MEAN], 0.0), spread[:, _N_MEAN + 1],
-                                   np.maximum(spread[:, _N_MEAN + 2], 0.0))
-    sd_agree = np.sqrt(var_agree)
-    slope = np.divide(cov, sd_agree, out=np.zeros_like(cov), where=sd_agree > 0)
-    rest = np.sqrt(np.maximum(var_counted - slope * slope, 0.0))
-    sums[:, _AGREE] += sd_agree * noise[:, _N_MEAN]
-    sums[:, _COUNTED] += slope * noise[:, _N_MEAN] + rest * noise[:, _N_MEAN + 1]
-    return sums
+    return add_redraw_noise(rng, moments[:, :N_TERMS].copy(), moments[:, N_TERMS:] * (1.0 - 1.0 / redraws))
 
 
 def _part(name: str, part: PartSums | None, total: int, *, resamples: int, level: float, seed: int) -> HumanPart:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, one_line
-from .row_hash import text_keys
+from .row_hash import file_label, position_keys, text_keys
 
 __all__ = ["PARTITION_ROWS", "RECORD", "IdSpill", "partition_count", "partition_problems", "records_of"]
 
@@ -70,6 +70,14 @@ def batch_keys(batch: Any, id_col: str) -> np.ndarray:
         _LastKeys.keys = text_keys(column)
         _LastKeys.column = column
     return _LastKeys.keys
+
+
+def keys_of_rows(batch: Any, *, id_col: str | None, root: str | None) -> np.ndarray:
+    """Each row's key: :func:`batch_keys` of its id with ``id_col``, else a hash of its
+    file (relative to ``root``) and position in it (:func:`position_keys`)."""
+    if id_col is not None:
+        return batch_keys(batch, id_col)
+    return position_keys(file_label(batch.file, root), batch.file_rows())
 
 
 def empty_key() -> np.uint64:

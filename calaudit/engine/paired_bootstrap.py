@@ -45,7 +45,7 @@ from ..stats.binning import EqualWidthBinner, ece_of_bins, equal_width_bin_ids, 
 from ..stats.estimators import brier_parts_of_bins
 from ..stats.metric_info import NLL_EPS
 from ..stats.metrics import TopLabel, brier_of_sums
-from .row_hash import file_label, mix, position_keys, uniform
+from .row_hash import mix, uniform
 
 __all__ = ["MAX_BUCKETS", "PairedMoments", "bucket_plan", "bucket_weights", "paired_stream_draws",
            "poisson_quantile", "row_buckets"]
@@ -121,11 +121,9 @@ class PairedMoments:
                              classes=self.keeps_classes, id_col=self.id_col, root=self.root)
 
     def keys(self, batch: Any) -> np.ndarray:
-        if self.id_col is not None:
-            from .id_partition import batch_keys
+        from .id_partition import keys_of_rows
 
-            return batch_keys(batch, self.id_col)
-        return position_keys(file_label(batch.file, self.root), batch.file_rows())
+        return keys_of_rows(batch, id_col=self.id_col, root=self.root)
 
     def observe(self, batches: Iterable[Any]) -> Iterator[Any]:
         for batch in batches:

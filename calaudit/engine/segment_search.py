@@ -34,11 +34,11 @@ import numpy as np
 
 from ..decisions.segment_levels import MISSING, NUMERIC_AS_LEVELS, levels_or_none, quartile_levels
 from ..decisions.segment_search import QUARTILE_SAMPLE
-from ..decisions.segment_stats import CURVE_GROUPS, LevelStatistics
+from ..decisions.segment_stats import CURVE_GROUPS, LevelStatistics, curve_group_sums, curve_groups, curve_of_sums
 from ..decisions.segment_test import BinCounts
 from ..errors import UsageError
 from ..stats.binning import equal_width_bin_ids
-from ..stats.estimators import logistic_fit, logit
+from ..stats.estimators import logit
 from ..stats.metrics import TopLabel
 from ..stats.row_hash import file_label, mix, position_keys
 from .segment_observer import normalised_values, number_text
@@ -179,10 +179,7 @@ class ColumnsObserver:
         self.measure_rows += int((~search).sum())
         top = TopLabel.of(batch.y, batch.proba)
         c, right = top.confidence[search], top.correct[search]
-        group = np.minimum((c * CURVE_GROUPS).astype(np.intp), CURVE_GROUPS - 1)
-        self.curve += np.stack([np.bincount(group, minlength=CURVE_GROUPS),
-                                np.bincount(group, weights=logit(c), minlength=CURVE_GROUPS),
-                                np.bincount(group, weights=right, minlength=CURVE_GROUPS)])
+        self.curve += curve_group_sums(curve_groups(c), logit(c), right)
         sample_keys = np.where(search, mix(keys, SAMPLE_SALT), np.uint64(0))
         for name in self.columns:
             codes, texts, is_text, numbers = _batch_texts(name, np.asarray(batch.column(name)), batch.n_rows)
@@ -214,14 +211,7 @@ class ColumnsObserver:
 
     def reliability_curve(self) -> tuple[float, float] | None:
         """The search half's curve, fitted as :func:`calaudit.decisions.segment_test.reliability_curve` fits it."""
-        trials, sum_x, successes = self.curve
-        used = trials > 0
-        if not used.any():
-            return None
-        intercept, slope = logistic_fit(sum_x[used] / trials[used], successes[used], trials[used])
-        if not (np.isfinite(intercept) and np.isfinite(slope)):
-            return None
-        return float(intercept), float(slope)
+        return curve_of_sums(*self.curve)
 
     def features(self) -> tuple[list[Feature], dict[str, str], dict[str, list[float]]]:
         """The searched columns (as in memory: ids, too many values, one value skipped;

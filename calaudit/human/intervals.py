@@ -395,17 +395,25 @@ def _grouped_nested(rng, table: np.ndarray, support: _Support, resamples: int,
         spread = np.broadcast_to(n_rows * np.concatenate([variance.mean(axis=0), pair.mean(axis=0)]),
                                  (resamples, _N_MEAN + 3))
     plain, nested = both[:, :n_terms], both[:, n_terms : 2 * n_terms].copy()
-    noise = rng.standard_normal((resamples, _N_MEAN + 2))
-    nested[:, :_N_MEAN] += np.sqrt(np.maximum(spread[:, :_N_MEAN], 0.0)) * noise[:, :_N_MEAN]
+    return plain, add_redraw_noise(rng, nested, spread)
+
+
+def add_redraw_noise(rng: np.random.Generator, sums: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """``sums`` (resamples x terms, :data:`calaudit.human.metrics.TERM_NAMES`) plus normal
+    noise with the vote redraws' ``spread`` per resample: the variance of each mean
+    term, then the (agree, counted) variances and covariance. Adds in place and
+    returns ``sums``."""
+    noise = rng.standard_normal((sums.shape[0], _N_MEAN + 2))
+    sums[:, :_N_MEAN] += np.sqrt(np.maximum(spread[:, :_N_MEAN], 0.0)) * noise[:, :_N_MEAN]
     var_agree, cov, var_counted = (np.maximum(spread[:, _N_MEAN], 0.0), spread[:, _N_MEAN + 1],
                                    np.maximum(spread[:, _N_MEAN + 2], 0.0))
     # (agree, counted) noise with that 2 x 2 covariance, by its Cholesky factor.
     sd_agree = np.sqrt(var_agree)
     slope = np.divide(cov, sd_agree, out=np.zeros_like(cov), where=sd_agree > 0)
     rest = np.sqrt(np.maximum(var_counted - slope * slope, 0.0))
-    nested[:, _AGREE] += sd_agree * noise[:, _N_MEAN]
-    nested[:, _COUNTED] += slope * noise[:, _N_MEAN] + rest * noise[:, _N_MEAN + 1]
-    return plain, nested
+    sums[:, _AGREE] += sd_agree * noise[:, _N_MEAN]
+    sums[:, _COUNTED] += slope * noise[:, _N_MEAN] + rest * noise[:, _N_MEAN + 1]
+    return sums
 
 
 # Public names for the streamed human analysis (calaudit.engine.human_stream), which
