@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .id_partition import FILE_SHIFT, KEYS_COLUMN, batch_keys
+from .id_partition import FILE_SHIFT, KEYS_COLUMN, batch_keys, split_by_partition
 
 #: Bytes of rows one partition of the join may hold in memory (over every input; the
 #: join sorts a copy, so about three times this at the peak).
@@ -35,7 +35,7 @@ JOIN_BATCH_ROWS = 65536
 #: Most partitions of the join (spill files per input).
 MAX_JOIN_PARTITIONS = 4096
 
-__all__ = ["JOIN_BUDGET", "JoinSpill", "by_partition", "join_dtype", "join_partition", "join_partition_count",
+__all__ = ["JOIN_BUDGET", "JoinSpill", "join_dtype", "join_partition", "join_partition_count",
            "join_rows", "joined_batches"]
 
 
@@ -81,7 +81,7 @@ class JoinSpill:
         if index == len(self.files):
             self.files.append(batch.file)
         rows = join_rows(batch, index, self.id_col, self.order, self.n_classes, self.reading)
-        for p, piece in enumerate(by_partition(rows, self.partitions)):
+        for p, piece in enumerate(split_by_partition(rows, self.partitions)):
             if piece.size:
                 with open(_path(self.directory, self.input_index, p), "ab") as handle:
                     piece.tofile(handle)
@@ -104,15 +104,6 @@ def join_rows(batch: Any, file_index: int, id_col: str, order: np.ndarray, n_cla
         human = reading.read(batch.columns, batch_location(batch, reading.columns, reading.csv))
         rows["human"] = human.votes if human.votes is not None else human.distribution
     return rows
-
-
-def by_partition(rows: np.ndarray, partitions: int) -> list[np.ndarray]:
-    """``rows`` grouped by ``key mod partitions``, each group in arrival order."""
-    part = (rows["key"] % np.uint64(partitions)).astype(np.intp)
-    order = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[order], np.arange(partitions + 1))
-    ordered = rows[order]
-    return [ordered[bounds[p]:bounds[p + 1]] for p in range(partitions)]
 
 
 def joined_batches(spills: Sequence[JoinSpill], reading: Any) -> Iterator[Any]:

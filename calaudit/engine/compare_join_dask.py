@@ -74,13 +74,14 @@ def dask_joined_ensemble(session: Any, planned: Sequence[Sequence[Any]], files: 
 def _join_pieces(partition: Any, file_index: int, id_col: str, order: np.ndarray, n_classes: int, reading: Any,
                  partitions: int) -> list[np.ndarray]:
     """A worker's task: one partition's rows to join, grouped by hash partition."""
-    from .compare_join import by_partition, join_dtype, join_rows
+    from .compare_join import join_dtype, join_rows
+    from .id_partition import split_by_partition
 
     pieces: list[list[np.ndarray]] = [[] for _ in range(partitions)]
     for batch in partition.batches():
         if batch.n_rows:
             rows = join_rows(batch, file_index, id_col, np.asarray(order), n_classes, reading)
-            for p, piece in enumerate(by_partition(rows, partitions)):
+            for p, piece in enumerate(split_by_partition(rows, partitions)):
                 pieces[p].append(piece)
     empty = np.empty(0, dtype=join_dtype(n_classes, reading is not None))
     return [np.concatenate(piece) if piece else empty for piece in pieces]
